@@ -1,0 +1,67 @@
+import jwt from 'jsonwebtoken';
+import { AppError, ErrorCode } from '../errors/app-error';
+import type { MemberRole } from './principal';
+
+/** Claims of our access tokens. `tid` is absent for platform admins. */
+export interface AccessClaims {
+  sub: string;
+  sid: string;
+  role: MemberRole | 'PLATFORM_ADMIN';
+  tid?: string;
+}
+
+export interface IssuedAccessToken {
+  token: string;
+  expiresAt: Date;
+}
+
+const ALGORITHM = 'HS256';
+
+/**
+ * Short-lived JWT access tokens: HS256 only (an `alg: none` or RS256 token is refused before
+ * its signature is even considered), and exp, iss and aud are always checked.
+ */
+export class AccessTokens {
+  constructor(
+    private readonly options: { secret: string; issuer: string; audience: string; ttlSeconds: number },
+  ) {}
+
+  issue(claims: AccessClaims, now = new Date()): IssuedAccessToken {
+    const issuedAt = Math.floor(now.getTime() / 1000);
+    const expiresAt = issuedAt + this.options.ttlSeconds;
+    const token = jwt.sign({ ...claims, iat: issuedAt, exp: expiresAt }, this.options.secret, {
+      algorithm: ALGORITHM,
+      issuer: this.options.issuer,
+      audience: this.options.audience,
+    });
+    return { token, expiresAt: new Date(expiresAt * 1000) };
+  }
+
+  verify(token: string): AccessClaims {
+    let payload: string | jwt.JwtPayload;
+    try {
+      payload = jwt.verify(token, this.options.secret, {
+        algorithms: [ALGORITHM],
+        issuer: this.options.issuer,
+        audience: this.options.audience,
+      });
+    } catch (error) {
+      const expired = error instanceof jwt.TokenExpiredError;
+      throw new AppError(ErrorCode.UNAUTHENTICATED, expired ? 'Access token expired' : 'Invalid access token', {
+        httpStatus: 401,
+      });
+    }
+    if (typeof payload === 'string' || typeof payload.sub !== 'string' || typeof payload.sid !== 'string' || typeof payload.role !== 'string') {
+      throw new AppError(ErrorCode.UNAUTHENTICATED, 'Invalid access token', { httpStatus: 401 });
+    }
+    if (payload.tid !== undefined && typeof payload.tid !== 'string') {
+      throw new AppError(ErrorCode.UNAUTHENTICATED, 'Invalid access token', { httpStatus: 401 });
+    }
+    return {
+      sub: payload.sub,
+      sid: payload.sid,
+      role: payload.role as AccessClaims['role'],
+      ...(payload.tid ? { tid: payload.tid } : {}),
+    };
+  }
+}

@@ -1,0 +1,97 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { PlatformDatabase } from '../database/platform-database';
+import { AppError, ErrorCode } from '../errors/app-error';
+import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory';
+import type { AccessTokens } from './access-tokens';
+import type { MemberRole, Principal } from './principal';
+import { assertTenantServes } from './session-service';
+
+const unauthenticated = (message: string) => new AppError(ErrorCode.UNAUTHENTICATED, message, { httpStatus: 401 });
+
+interface SessionState {
+  active: boolean;
+  user_id: string | null;
+  tenant_id: string | null;
+  admin_id: string | null;
+  role: MemberRole | null;
+}
+
+/**
+ * Turns a request's credentials into a Principal. A valid signature is not enough: the session
+ * must still be live (not logged out, not revoked for refresh-token reuse) and, for tenant
+ * users, the membership must still exist; its current role counts, not the token's. The tenant
+ * must be ACTIVE, and a tenant named by the request (X-Tenant header or host name) must be the
+ * token's tenant.
+ */
+export class Authenticator {
+  constructor(
+    private readonly deps: {
+      platform: PlatformDatabase;
+      directory: TenantDirectory;
+      accessTokens: AccessTokens;
+      tenantHostSuffix: string | undefined;
+    },
+  ) {}
+
+  async authenticate(headers: IncomingHttpHeaders): Promise<Principal> {
+    const authorization = headers.authorization;
+    if (!authorization) {
+      return { kind: 'anonymous' };
+    }
+    const match = /^Bearer\s+(\S+)$/i.exec(authorization);
+    if (!match?.[1]) throw unauthenticated('Authorization header must be "Bearer <token>"');
+    const claims = this.deps.accessTokens.verify(match[1]);
+    const session = await this.sessionState(claims.sid);
+    if (!session?.active) throw unauthenticated('Session ended; log in again');
+
+    if (claims.role === 'PLATFORM_ADMIN') {
+      if (session.admin_id !== claims.sub || claims.tid) throw unauthenticated('Invalid access token');
+      return { kind: 'platformAdmin', adminId: claims.sub, sessionId: claims.sid };
+    }
+    if (!claims.tid || session.user_id !== claims.sub || session.tenant_id !== claims.tid) {
+      throw unauthenticated('Invalid access token');
+    }
+    if (!session.role) throw unauthenticated('No longer a member of this tenant');
+    const tenant = await this.deps.directory.findById(claims.tid);
+    if (!tenant) throw unauthenticated('Invalid access token');
+    this.assertRequestNamesSameTenant(headers, tenant);
+    assertTenantServes(tenant);
+    return { kind: 'member', userId: claims.sub, sessionId: claims.sid, tenant, role: session.role };
+  }
+
+  /** One round trip: is the session live, and what is the member's role now. */
+  private async sessionState(sessionId: string): Promise<SessionState | undefined> {
+    if (!UUID.test(sessionId)) return undefined;
+    const result = await this.deps.platform.pool.query<SessionState>({
+      name: 'fleet-session-state',
+      text: `SELECT (s."revokedAt" IS NULL AND s."expiresAt" > now()) AS active,
+                    s."userId" AS user_id, s."tenantId" AS tenant_id, s."adminId" AS admin_id, m."role" AS role
+               FROM platform."Session" s
+               LEFT JOIN platform."Membership" m ON m."userId" = s."userId" AND m."tenantId" = s."tenantId"
+              WHERE s."id" = $1`,
+      values: [sessionId],
+    });
+    return result.rows[0];
+  }
+
+  private assertRequestNamesSameTenant(headers: IncomingHttpHeaders, tenant: TenantRecord): void {
+    const named = headers['x-tenant'];
+    const fromHeader = Array.isArray(named) ? named : named ? [named] : [];
+    for (const value of fromHeader) {
+      const wanted = value.trim().toLowerCase();
+      if (wanted !== tenant.slug && wanted !== tenant.id) {
+        throw new AppError(ErrorCode.FORBIDDEN, 'The X-Tenant header names another tenant than the credentials', { httpStatus: 403 });
+      }
+    }
+    const suffix = this.deps.tenantHostSuffix;
+    const host = headers.host?.split(':')[0]?.toLowerCase();
+    if (suffix && host?.endsWith(suffix)) {
+      const subdomain = host.slice(0, -suffix.length);
+      if (subdomain && subdomain !== tenant.slug) {
+        throw new AppError(ErrorCode.FORBIDDEN, 'The host names another tenant than the credentials', { httpStatus: 403 });
+      }
+    }
+  }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

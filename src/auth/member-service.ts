@@ -1,0 +1,157 @@
+import { z } from 'zod';
+import type { PlatformDatabase } from '../database/platform-database';
+import { AppError, ErrorCode, badInput, conflict, forbidden, notFound } from '../errors/app-error';
+import type { PasswordHasher } from './passwords';
+import { assertAcceptablePassword } from './passwords';
+import { ROLE_RANK, type MemberRole, type TenantPrincipal } from './principal';
+
+export interface MemberModel {
+  userId: string;
+  email: string;
+  name: string;
+  role: MemberRole;
+  joinedAt: Date;
+}
+
+const emailSchema = z.string().trim().toLowerCase().pipe(z.email());
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Membership management inside the caller's own tenant. Rules: you can only grant roles up to
+ * your own and only change members ranked at most like you (so only an OWNER touches OWNERs),
+ * and a tenant always keeps at least one OWNER.
+ */
+export class MemberService {
+  constructor(
+    private readonly deps: { platform: PlatformDatabase; passwords: PasswordHasher },
+  ) {}
+
+  async list(actor: TenantPrincipal): Promise<MemberModel[]> {
+    const memberships = await this.deps.platform.prisma.membership.findMany({
+      where: { tenantId: actor.tenant.id },
+      include: { user: true },
+      orderBy: { createdAt: 'asc' },
+    });
+    return memberships.map((membership) => ({
+      userId: membership.userId,
+      email: membership.user.email,
+      name: membership.user.name,
+      role: membership.role,
+      joinedAt: membership.createdAt,
+    }));
+  }
+
+  async findUser(userId: string): Promise<{ email: string; name: string } | null> {
+    if (!UUID.test(userId)) return null;
+    return this.deps.platform.prisma.user.findUnique({ where: { id: userId }, select: { email: true, name: true } });
+  }
+
+  async add(
+    actor: TenantPrincipal,
+    input: { email: string; name?: string | null; password?: string | null; role: MemberRole },
+  ): Promise<MemberModel> {
+    const email = emailSchema.safeParse(input.email);
+    if (!email.success) throw badInput('email is not a valid email address', 'email');
+    this.assertMayGrant(actor, input.role);
+    const { prisma } = this.deps.platform;
+    const existing = await prisma.user.findUnique({ where: { email: email.data } });
+    let userId: string;
+    if (existing) {
+      if (input.password && !(await this.deps.passwords.verify(input.password, existing.passwordHash))) {
+        throw conflict('A user with this email already exists with another password; leave password out to add them', 'password');
+      }
+      userId = existing.id;
+    } else {
+      const name = input.name?.trim();
+      if (!name) throw badInput('name is required for a new user', 'name');
+      if (!input.password) throw badInput('password is required for a new user', 'password');
+      assertAcceptablePassword(input.password);
+      const passwordHash = await this.deps.passwords.hash(input.password);
+      const created = await prisma.user.upsert({
+        where: { email: email.data },
+        create: { email: email.data, name, passwordHash },
+        update: {},
+      });
+      userId = created.id;
+    }
+    try {
+      await prisma.membership.create({ data: { userId, tenantId: actor.tenant.id, role: input.role } });
+    } catch (error) {
+      if ((error as { code?: string }).code === 'P2002') throw conflict('This user is already a member of the tenant', 'email');
+      throw error;
+    }
+    return this.getMember(actor.tenant.id, userId);
+  }
+
+  async changeRole(actor: TenantPrincipal, userId: string, role: MemberRole): Promise<MemberModel> {
+    this.assertMayGrant(actor, role);
+    await this.withOwnersLocked(actor.tenant.id, async (tx, owners) => {
+      const target = await this.targetMembership(tx, actor, userId);
+      if (target.role === 'OWNER' && role !== 'OWNER' && owners.length <= 1) {
+        throw conflict('The last OWNER cannot be demoted; make someone else OWNER first', 'role');
+      }
+      await tx.membership.update({ where: { id: target.id }, data: { role } });
+    });
+    return this.getMember(actor.tenant.id, userId);
+  }
+
+  async remove(actor: TenantPrincipal, userId: string): Promise<string> {
+    await this.withOwnersLocked(actor.tenant.id, async (tx, owners) => {
+      const target = await this.targetMembership(tx, actor, userId);
+      if (target.role === 'OWNER' && owners.length <= 1) {
+        throw conflict('The last OWNER cannot be removed', 'userId');
+      }
+      await tx.membership.delete({ where: { id: target.id } });
+      await tx.session.updateMany({
+        where: { userId, tenantId: actor.tenant.id, revokedAt: null },
+        data: { revokedAt: new Date(), revokedReason: 'membership removed' },
+      });
+    });
+    return userId;
+  }
+
+  private assertMayGrant(actor: TenantPrincipal, role: MemberRole): void {
+    if (ROLE_RANK[role] > ROLE_RANK[actor.role]) throw forbidden(`A ${actor.role} cannot grant the ${role} role`);
+  }
+
+  private async targetMembership(tx: Transaction, actor: TenantPrincipal, userId: string) {
+    const target = UUID.test(userId)
+      ? await tx.membership.findUnique({ where: { userId_tenantId: { userId, tenantId: actor.tenant.id } } })
+      : null;
+    if (!target) throw notFound('Member');
+    if (ROLE_RANK[target.role] > ROLE_RANK[actor.role]) throw forbidden(`A ${actor.role} cannot change a ${target.role}`);
+    return target;
+  }
+
+  /**
+   * Runs `work` in a transaction holding row locks on the tenant's OWNER memberships, so two
+   * concurrent demotions cannot each see "another owner remains" and leave none.
+   */
+  private async withOwnersLocked(
+    tenantId: string,
+    work: (tx: Transaction, owners: { id: string }[]) => Promise<void>,
+  ): Promise<void> {
+    await this.deps.platform.prisma.$transaction(async (tx) => {
+      const owners = await tx.$queryRaw<{ id: string }[]>`
+        SELECT "id" FROM platform."Membership" WHERE "tenantId" = ${tenantId}::uuid AND "role" = 'OWNER' FOR UPDATE`;
+      await work(tx, owners);
+    });
+  }
+
+  private async getMember(tenantId: string, userId: string): Promise<MemberModel> {
+    const membership = await this.deps.platform.prisma.membership.findUnique({
+      where: { userId_tenantId: { userId, tenantId } },
+      include: { user: true },
+    });
+    if (!membership) throw new AppError(ErrorCode.NOT_FOUND, 'Member not found');
+    return {
+      userId: membership.userId,
+      email: membership.user.email,
+      name: membership.user.name,
+      role: membership.role,
+      joinedAt: membership.createdAt,
+    };
+  }
+}
+
+type Transaction = Parameters<Parameters<PlatformDatabase['prisma']['$transaction']>[0]>[0];

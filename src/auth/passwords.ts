@@ -1,0 +1,36 @@
+import bcrypt from 'bcryptjs';
+import { badInput } from '../errors/app-error';
+
+/** bcrypt only looks at a password's first 72 bytes; longer ones are refused, not truncated. */
+const MAX_PASSWORD_BYTES = 72;
+const MIN_PASSWORD_LENGTH = 8;
+
+export function assertAcceptablePassword(password: string, field = 'password'): void {
+  if (password.length < MIN_PASSWORD_LENGTH) {
+    throw badInput(`${field} must be at least ${MIN_PASSWORD_LENGTH} characters`, field);
+  }
+  if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) {
+    throw badInput(`${field} must be at most ${MAX_PASSWORD_BYTES} bytes`, field);
+  }
+}
+
+export class PasswordHasher {
+  /** Compared against when the account does not exist, so both paths cost one bcrypt. */
+  private readonly decoy: Promise<string>;
+
+  constructor(private readonly rounds: number) {
+    this.decoy = bcrypt.hash('decoy-password-for-timing', rounds);
+  }
+
+  hash(password: string): Promise<string> {
+    return bcrypt.hash(password, this.rounds);
+  }
+
+  async verify(password: string, hash: string | null | undefined): Promise<boolean> {
+    if (!hash) {
+      await bcrypt.compare(password, await this.decoy);
+      return false;
+    }
+    return bcrypt.compare(password, hash);
+  }
+}

@@ -1,0 +1,163 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { PlatformDatabase } from '../database/platform-database';
+import { AppError, ErrorCode } from '../errors/app-error';
+import type { Logger } from '../observability/logger';
+import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory';
+import type { AccessTokens } from './access-tokens';
+import type { PasswordHasher } from './passwords';
+import type { MemberRole } from './principal';
+
+export interface AuthPayload {
+  accessToken: string;
+  refreshToken: string;
+  expiresAt: Date;
+}
+
+const REFRESH_TOKEN_PREFIX = 'rt_';
+
+function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+function newRefreshToken(): string {
+  return `${REFRESH_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
+}
+
+const invalidCredentials = () =>
+  new AppError(ErrorCode.UNAUTHENTICATED, 'Invalid email, password or tenant', { httpStatus: 401 });
+const invalidRefreshToken = () =>
+  new AppError(ErrorCode.UNAUTHENTICATED, 'Invalid or expired refresh token', { httpStatus: 401 });
+
+export function assertTenantServes(tenant: TenantRecord): void {
+  if (tenant.status === 'ACTIVE') return;
+  if (tenant.status === 'SUSPENDED') {
+    throw new AppError(ErrorCode.TENANT_SUSPENDED, `Tenant "${tenant.slug}" is suspended`, { httpStatus: 403 });
+  }
+  throw new AppError(ErrorCode.TENANT_NOT_READY, `Tenant "${tenant.slug}" is not ready (${tenant.status})`, { httpStatus: 503 });
+}
+
+/**
+ * Logins, refresh-token rotation and logout. A session is one refresh-token family: every
+ * refresh consumes its token and issues the next; presenting a consumed token again means it was
+ * stolen or replayed, and the whole family is revoked (access tokens carry the session id, so
+ * they stop working too).
+ */
+export class SessionService {
+  constructor(
+    private readonly deps: {
+      platform: PlatformDatabase;
+      directory: TenantDirectory;
+      passwords: PasswordHasher;
+      accessTokens: AccessTokens;
+      refreshTokenTtlSeconds: number;
+      logger: Logger;
+    },
+  ) {}
+
+  async login(input: { tenant: string; email: string; password: string }): Promise<AuthPayload> {
+    const email = input.email.trim().toLowerCase();
+    const slug = input.tenant.trim().toLowerCase();
+    const { prisma } = this.deps.platform;
+    const tenant = slug.length <= 40 ? await this.deps.directory.findBySlug(slug) : null;
+    const user = await prisma.user.findUnique({ where: { email } });
+    const passwordOk = await this.deps.passwords.verify(input.password, user?.passwordHash);
+    const membership =
+      user && tenant && passwordOk
+        ? await prisma.membership.findUnique({ where: { userId_tenantId: { userId: user.id, tenantId: tenant.id } } })
+        : null;
+    if (!user || !tenant || !passwordOk || !membership) throw invalidCredentials();
+    assertTenantServes(tenant);
+    return this.startSession({ userId: user.id, tenantId: tenant.id, role: membership.role });
+  }
+
+  async adminLogin(input: { email: string; password: string }): Promise<AuthPayload> {
+    const admin = await this.deps.platform.prisma.platformAdmin.findUnique({ where: { email: input.email.trim().toLowerCase() } });
+    const passwordOk = await this.deps.passwords.verify(input.password, admin?.passwordHash);
+    if (!admin || !passwordOk) {
+      throw new AppError(ErrorCode.UNAUTHENTICATED, 'Invalid email or password', { httpStatus: 401 });
+    }
+    return this.startSession({ adminId: admin.id });
+  }
+
+  async refresh(token: string): Promise<AuthPayload> {
+    const { prisma } = this.deps.platform;
+    if (!token.startsWith(REFRESH_TOKEN_PREFIX)) throw invalidRefreshToken();
+    const stored = await prisma.refreshToken.findUnique({ where: { tokenHash: hashToken(token) }, include: { session: true } });
+    if (!stored) throw invalidRefreshToken();
+    const { session } = stored;
+    const now = new Date();
+    if (stored.usedAt) {
+      await this.revokeSession(session.id, 'refresh token reuse');
+      this.deps.logger.warn({ sessionId: session.id }, 'refresh token reused; session revoked');
+      throw invalidRefreshToken();
+    }
+    if (session.revokedAt || session.expiresAt <= now || stored.expiresAt <= now) throw invalidRefreshToken();
+    // Consume atomically: of two concurrent refreshes with one token, one wins and the other
+    // counts as reuse.
+    const consumed = await prisma.refreshToken.updateMany({ where: { id: stored.id, usedAt: null }, data: { usedAt: now } });
+    if (consumed.count === 0) {
+      await this.revokeSession(session.id, 'refresh token reuse');
+      throw invalidRefreshToken();
+    }
+    let role: MemberRole | 'PLATFORM_ADMIN' = 'PLATFORM_ADMIN';
+    if (session.tenantId && session.userId) {
+      const tenant = await this.deps.directory.findById(session.tenantId);
+      const membership = await prisma.membership.findUnique({
+        where: { userId_tenantId: { userId: session.userId, tenantId: session.tenantId } },
+      });
+      if (!tenant || !membership) {
+        await this.revokeSession(session.id, 'membership removed');
+        throw invalidRefreshToken();
+      }
+      assertTenantServes(tenant);
+      role = membership.role;
+    }
+    return this.issueTokens(session.id, { userId: session.userId, tenantId: session.tenantId, adminId: session.adminId, role });
+  }
+
+  async logout(sessionId: string): Promise<void> {
+    await this.revokeSession(sessionId, 'logout');
+  }
+
+  async revokeSession(sessionId: string, reason: string): Promise<void> {
+    await this.deps.platform.prisma.session.updateMany({
+      where: { id: sessionId, revokedAt: null },
+      data: { revokedAt: new Date(), revokedReason: reason },
+    });
+  }
+
+  private async startSession(
+    who: { userId: string; tenantId: string; role: MemberRole } | { adminId: string },
+  ): Promise<AuthPayload> {
+    const session = await this.deps.platform.prisma.session.create({
+      data: {
+        ...('adminId' in who ? { adminId: who.adminId } : { userId: who.userId, tenantId: who.tenantId }),
+        expiresAt: new Date(Date.now() + this.deps.refreshTokenTtlSeconds * 1000),
+      },
+    });
+    return this.issueTokens(session.id, 'adminId' in who ? { adminId: who.adminId, role: 'PLATFORM_ADMIN' } : who);
+  }
+
+  private async issueTokens(
+    sessionId: string,
+    who: { userId?: string | null; tenantId?: string | null; adminId?: string | null; role: MemberRole | 'PLATFORM_ADMIN' },
+  ): Promise<AuthPayload> {
+    const refreshToken = newRefreshToken();
+    await this.deps.platform.prisma.refreshToken.create({
+      data: {
+        sessionId,
+        tokenHash: hashToken(refreshToken),
+        expiresAt: new Date(Date.now() + this.deps.refreshTokenTtlSeconds * 1000),
+      },
+    });
+    const subject = who.adminId ?? who.userId;
+    if (!subject) throw new Error('session without a subject');
+    const access = this.deps.accessTokens.issue({
+      sub: subject,
+      sid: sessionId,
+      role: who.role,
+      ...(who.tenantId ? { tid: who.tenantId } : {}),
+    });
+    return { accessToken: access.token, refreshToken, expiresAt: access.expiresAt };
+  }
+}

@@ -1,0 +1,161 @@
+import { z } from 'zod';
+
+/*
+ * All configuration comes from the environment, parsed once at start-up. Development defaults
+ * make the two-command quick start work; in production the secrets and the database must be
+ * given, and start-up fails with a list of what is missing.
+ */
+
+const DEV_JWT_SECRET = 'development-only-jwt-secret-change-me-0123456789';
+export const DEV_ADMIN_EMAIL = 'admin@example.com';
+export const DEV_ADMIN_PASSWORD = 'admin-password';
+
+const boolean = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+const positiveInt = z.coerce.number().int().positive();
+
+const environmentSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+  HOST: z.string().default('0.0.0.0'),
+  DATABASE_URL: z.string().url().optional(),
+  REDIS_URL: z.string().url().optional(),
+  JWT_SECRET: z.string().min(32, 'JWT_SECRET must be at least 32 characters').optional(),
+  JWT_ISSUER: z.string().default('fleet-graphql'),
+  JWT_AUDIENCE: z.string().default('fleet-graphql-api'),
+  ACCESS_TOKEN_TTL_SECONDS: positiveInt.default(900),
+  REFRESH_TOKEN_TTL_SECONDS: positiveInt.default(30 * 24 * 3600),
+  ADMIN_EMAIL: z.string().email().optional(),
+  ADMIN_PASSWORD: z.string().min(8, 'ADMIN_PASSWORD must be at least 8 characters').optional(),
+  /** Derives each tenant database role's password; defaults to JWT_SECRET. */
+  TENANT_DB_SECRET: z.string().min(32).optional(),
+  BCRYPT_ROUNDS: z.coerce.number().int().min(4).max(15).default(10),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  PLATFORM_POOL_MAX: positiveInt.default(10),
+  TENANT_CLIENT_CACHE_MAX: positiveInt.default(500),
+  TENANT_POOL_MAX: positiveInt.default(2),
+  TENANT_CONNECTION_BUDGET: positiveInt.default(40),
+  TENANT_IDLE_TIMEOUT_MS: positiveInt.default(10_000),
+  TENANT_CONNECT_TIMEOUT_MS: positiveInt.default(5_000),
+  TENANT_CACHE_MAX: positiveInt.default(10_000),
+  MIGRATOR: z.enum(['wasm', 'cli']).default('wasm'),
+  MIGRATE_CONCURRENCY: positiveInt.default(4),
+  EMBEDDED_PG_DIR: z.string().default('.data/postgres'),
+  EMBEDDED_PG_PORT: positiveInt.default(54329),
+  CORS_ORIGINS: z.string().optional(),
+  INTROSPECTION: boolean.optional(),
+  LANDING_PAGE: boolean.optional(),
+  TENANT_HOST_SUFFIX: z.string().optional(),
+});
+
+export type Environment = z.infer<typeof environmentSchema>;
+
+export interface Config {
+  env: 'development' | 'production' | 'test';
+  port: number;
+  host: string;
+  /** Absent: start an embedded PostgreSQL (development only). */
+  databaseUrl: string | undefined;
+  redisUrl: string | undefined;
+  auth: {
+    jwtSecret: string;
+    issuer: string;
+    audience: string;
+    accessTokenTtlSeconds: number;
+    refreshTokenTtlSeconds: number;
+    bcryptRounds: number;
+  };
+  bootstrapAdmin: { email: string; password: string };
+  tenantDbSecret: string;
+  logLevel: Environment['LOG_LEVEL'];
+  platformPoolMax: number;
+  tenantClients: {
+    /** Most tenant clients kept (LRU). */
+    cacheMax: number;
+    /** Connections one tenant's pool may open. */
+    poolMax: number;
+    /** Connections all tenant pools together may hold. */
+    connectionBudget: number;
+    idleTimeoutMs: number;
+    connectTimeoutMs: number;
+  };
+  tenantCacheMax: number;
+  migrator: 'wasm' | 'cli';
+  migrateConcurrency: number;
+  embeddedPostgres: { dataDir: string; port: number };
+  corsOrigins: string[];
+  introspection: boolean;
+  landingPage: boolean;
+  /** e.g. `.fleet.example.com`: a request to `acme.fleet.example.com` names tenant `acme`. */
+  tenantHostSuffix: string | undefined;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Apollo Sandbox, which admins use against a development server. */
+const SANDBOX_ORIGIN = 'https://studio.apollographql.com';
+
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = environmentSchema.safeParse(
+    Object.fromEntries(Object.entries(source).filter(([, value]) => value !== undefined && value !== '')),
+  );
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
+  }
+  const env = parsed.data;
+  const production = env.NODE_ENV === 'production';
+  if (production) {
+    const missing = (['DATABASE_URL', 'JWT_SECRET', 'ADMIN_EMAIL', 'ADMIN_PASSWORD'] as const).filter((key) => !env[key]);
+    if (missing.length > 0) {
+      throw new ConfigError(missing.map((key) => `${key} must be set when NODE_ENV=production`));
+    }
+  }
+  const jwtSecret = env.JWT_SECRET ?? DEV_JWT_SECRET;
+  return {
+    env: env.NODE_ENV,
+    port: env.PORT,
+    host: env.HOST,
+    databaseUrl: env.DATABASE_URL,
+    redisUrl: env.REDIS_URL,
+    auth: {
+      jwtSecret,
+      issuer: env.JWT_ISSUER,
+      audience: env.JWT_AUDIENCE,
+      accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
+      refreshTokenTtlSeconds: env.REFRESH_TOKEN_TTL_SECONDS,
+      bcryptRounds: env.BCRYPT_ROUNDS,
+    },
+    bootstrapAdmin: {
+      email: (env.ADMIN_EMAIL ?? DEV_ADMIN_EMAIL).toLowerCase(),
+      password: env.ADMIN_PASSWORD ?? DEV_ADMIN_PASSWORD,
+    },
+    tenantDbSecret: env.TENANT_DB_SECRET ?? jwtSecret,
+    logLevel: env.LOG_LEVEL,
+    platformPoolMax: env.PLATFORM_POOL_MAX,
+    tenantClients: {
+      cacheMax: env.TENANT_CLIENT_CACHE_MAX,
+      poolMax: env.TENANT_POOL_MAX,
+      connectionBudget: env.TENANT_CONNECTION_BUDGET,
+      idleTimeoutMs: env.TENANT_IDLE_TIMEOUT_MS,
+      connectTimeoutMs: env.TENANT_CONNECT_TIMEOUT_MS,
+    },
+    tenantCacheMax: env.TENANT_CACHE_MAX,
+    migrator: env.MIGRATOR,
+    migrateConcurrency: env.MIGRATE_CONCURRENCY,
+    embeddedPostgres: { dataDir: env.EMBEDDED_PG_DIR, port: env.EMBEDDED_PG_PORT },
+    corsOrigins: env.CORS_ORIGINS
+      ? env.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter(Boolean)
+      : production
+        ? []
+        : [SANDBOX_ORIGIN],
+    introspection: env.INTROSPECTION ?? !production,
+    landingPage: env.LANDING_PAGE ?? !production,
+    tenantHostSuffix: env.TENANT_HOST_SUFFIX,
+  };
+}

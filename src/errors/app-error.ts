@@ -1,0 +1,97 @@
+import { GraphQLError } from 'graphql';
+
+/**
+ * Every error a client can see carries one of these codes in `extensions.code`, plus an
+ * RFC 7807-style problem description (`type`, `title`, `status`, `detail`).
+ */
+export const ErrorCode = {
+  UNAUTHENTICATED: 'UNAUTHENTICATED',
+  FORBIDDEN: 'FORBIDDEN',
+  NOT_FOUND: 'NOT_FOUND',
+  BAD_USER_INPUT: 'BAD_USER_INPUT',
+  CONFLICT: 'CONFLICT',
+  TENANT_SUSPENDED: 'TENANT_SUSPENDED',
+  TENANT_NOT_READY: 'TENANT_NOT_READY',
+  PROVISIONING_FAILED: 'PROVISIONING_FAILED',
+  RATE_LIMITED: 'RATE_LIMITED',
+  SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
+  GRAPHQL_PARSE_FAILED: 'GRAPHQL_PARSE_FAILED',
+  GRAPHQL_VALIDATION_FAILED: 'GRAPHQL_VALIDATION_FAILED',
+  PERSISTED_QUERY_NOT_FOUND: 'PERSISTED_QUERY_NOT_FOUND',
+  PERSISTED_QUERY_NOT_SUPPORTED: 'PERSISTED_QUERY_NOT_SUPPORTED',
+  OPERATION_RESOLUTION_FAILURE: 'OPERATION_RESOLUTION_FAILURE',
+  BAD_REQUEST: 'BAD_REQUEST',
+  INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+interface Problem {
+  status: number;
+  title: string;
+}
+
+/** One row per code: the HTTP status it stands for and its human title. */
+export const PROBLEMS: Record<ErrorCode, Problem> = {
+  UNAUTHENTICATED: { status: 401, title: 'Authentication required' },
+  FORBIDDEN: { status: 403, title: 'Not allowed' },
+  NOT_FOUND: { status: 404, title: 'Not found' },
+  BAD_USER_INPUT: { status: 400, title: 'Invalid input' },
+  CONFLICT: { status: 409, title: 'Conflict' },
+  TENANT_SUSPENDED: { status: 403, title: 'Tenant suspended' },
+  TENANT_NOT_READY: { status: 503, title: 'Tenant not ready' },
+  PROVISIONING_FAILED: { status: 500, title: 'Tenant provisioning failed' },
+  RATE_LIMITED: { status: 429, title: 'Too many requests' },
+  SERVICE_UNAVAILABLE: { status: 503, title: 'Service unavailable' },
+  GRAPHQL_PARSE_FAILED: { status: 400, title: 'Malformed GraphQL document' },
+  GRAPHQL_VALIDATION_FAILED: { status: 400, title: 'Invalid GraphQL document' },
+  PERSISTED_QUERY_NOT_FOUND: { status: 200, title: 'Persisted query not found' },
+  PERSISTED_QUERY_NOT_SUPPORTED: { status: 400, title: 'Persisted queries not supported' },
+  OPERATION_RESOLUTION_FAILURE: { status: 400, title: 'Operation not found in document' },
+  BAD_REQUEST: { status: 400, title: 'Bad request' },
+  INTERNAL_SERVER_ERROR: { status: 500, title: 'Internal server error' },
+};
+
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(PROBLEMS, code);
+}
+
+export function problemType(code: ErrorCode): string {
+  return `urn:fleet-graphql:problem:${code.toLowerCase().replaceAll('_', '-')}`;
+}
+
+/** Problem fields for `extensions`; `detail` is the human-readable explanation. */
+export function problemExtensions(code: ErrorCode, detail: string): Record<string, unknown> {
+  const problem = PROBLEMS[code];
+  return { code, type: problemType(code), title: problem.title, status: problem.status, detail };
+}
+
+/**
+ * An expected failure with a client-facing message. Anything else that escapes a resolver is
+ * masked as INTERNAL_SERVER_ERROR. `httpStatus` only matters when the whole request fails
+ * (for example authentication in the context factory).
+ */
+export class AppError extends GraphQLError {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options: { extensions?: Record<string, unknown>; httpStatus?: number; cause?: unknown } = {},
+  ) {
+    super(message, {
+      extensions: {
+        ...problemExtensions(code, message),
+        ...options.extensions,
+        ...(options.httpStatus ? { http: { status: options.httpStatus } } : {}),
+      },
+      originalError: options.cause instanceof Error ? options.cause : undefined,
+    });
+    this.name = 'AppError';
+  }
+}
+
+export const notFound = (what: string) => new AppError(ErrorCode.NOT_FOUND, `${what} not found`);
+export const forbidden = (message = 'You are not allowed to do this') => new AppError(ErrorCode.FORBIDDEN, message);
+export const badInput = (message: string, field?: string) =>
+  new AppError(ErrorCode.BAD_USER_INPUT, message, field ? { extensions: { field } } : {});
+export const conflict = (message: string, field?: string) =>
+  new AppError(ErrorCode.CONFLICT, message, field ? { extensions: { field } } : {});

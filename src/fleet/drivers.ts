@@ -1,0 +1,75 @@
+import { isRecordNotFound, uniqueViolationFields } from '../database/prisma-errors';
+import { conflict, notFound } from '../errors/app-error';
+import type { Driver, Prisma } from '../generated/prisma/tenant/client';
+import { pageRequest, toConnection, type ConnectionModel } from '../graphql/pagination';
+import { createDriverSchema, parseInput, updateDriverSchema } from './fleet-input';
+import type { FleetScope } from './vehicles';
+
+export interface DriverFilter {
+  status?: Driver['status'] | null;
+  search?: string | null;
+  assigned?: boolean | null;
+}
+
+function driverWhere(filter: DriverFilter | null | undefined): Prisma.DriverWhereInput {
+  const where: Prisma.DriverWhereInput = {};
+  if (filter?.status) where.status = filter.status;
+  if (filter?.assigned === true) where.vehicle = { isNot: null };
+  if (filter?.assigned === false) where.vehicle = { is: null };
+  const search = filter?.search?.trim();
+  if (search) {
+    where.OR = ['name', 'licenseNumber', 'email'].map((field) => ({ [field]: { contains: search, mode: 'insensitive' } }));
+  }
+  return where;
+}
+
+export async function listDrivers(
+  { db, loaders }: FleetScope,
+  args: { first?: number | null; after?: string | null; filter?: DriverFilter | null },
+): Promise<ConnectionModel<Driver>> {
+  const page = pageRequest(args.first, args.after);
+  const where = driverWhere(args.filter);
+  const rows = await db.driver.findMany({
+    where: page.afterId ? { AND: [where, { id: { gt: page.afterId } }] } : where,
+    orderBy: { id: 'asc' },
+    take: page.take + 1,
+  });
+  for (const row of rows) loaders.driverById.prime(row.id, row);
+  return toConnection(rows, page, () => db.driver.count({ where }));
+}
+
+function driverConflict(error: unknown): never {
+  if (uniqueViolationFields(error)) throw conflict('A driver with this licence number already exists', 'licenseNumber');
+  throw error;
+}
+
+export async function createDriver({ db, loaders }: FleetScope, input: object): Promise<Driver> {
+  const data = parseInput(createDriverSchema, input);
+  const driver = await db.driver.create({ data }).catch(driverConflict);
+  loaders.driverById.prime(driver.id, driver);
+  return driver;
+}
+
+export async function updateDriver({ db, loaders }: FleetScope, id: string, input: object): Promise<Driver> {
+  const data = parseInput(updateDriverSchema, input, ['phone', 'email']);
+  try {
+    const driver = await db.driver.update({ where: { id }, data });
+    loaders.driverById.clear(id).prime(id, driver);
+    return driver;
+  } catch (error) {
+    if (isRecordNotFound(error)) throw notFound('Driver');
+    return driverConflict(error);
+  }
+}
+
+/** Deleting a driver takes them out of their vehicle (the foreign key sets it to null). */
+export async function deleteDriver({ db, loaders }: FleetScope, id: string): Promise<void> {
+  try {
+    await db.driver.delete({ where: { id } });
+    loaders.driverById.clear(id);
+    loaders.vehicleByDriverId.clear(id);
+  } catch (error) {
+    if (isRecordNotFound(error)) throw notFound('Driver');
+    throw error;
+  }
+}

@@ -1,0 +1,73 @@
+import { z } from 'zod';
+import { badInput } from '../errors/app-error';
+
+/*
+ * Validation of fleet inputs beyond what GraphQL types say. A failure names the field, so a
+ * client can show it next to the right input.
+ */
+
+const text = (max: number) => z.string().trim().min(1, 'must not be empty').max(max, `must be at most ${max} characters`);
+const currentYear = () => new Date().getUTCFullYear();
+
+export const vehicleFields = {
+  plate: z
+    .string()
+    .trim()
+    .toUpperCase()
+    .min(1, 'must not be empty')
+    .max(20, 'must be at most 20 characters')
+    .regex(/^[A-Z0-9][A-Z0-9 -]*$/, 'may contain letters, digits, spaces and hyphens'),
+  make: text(100),
+  model: text(100),
+  year: z
+    .number()
+    .int()
+    .min(1900, 'must be 1900 or later')
+    .refine((year) => year <= currentYear() + 1, 'cannot be more than a year in the future'),
+  status: z.enum(['ACTIVE', 'MAINTENANCE', 'RETIRED']),
+  odometerKm: z.number().int().min(0, 'must not be negative').max(10_000_000, 'is implausibly large'),
+};
+
+export const driverFields = {
+  name: text(200),
+  licenseNumber: z.string().trim().toUpperCase().min(1, 'must not be empty').max(50, 'must be at most 50 characters'),
+  phone: z
+    .string()
+    .trim()
+    .max(40, 'must be at most 40 characters')
+    .regex(/^\+?[0-9 ()-]*$/, 'may contain digits, spaces, parentheses, hyphens and a leading +'),
+  email: z.string().trim().toLowerCase().max(254),
+  status: z.enum(['ACTIVE', 'INACTIVE', 'ON_LEAVE']),
+};
+
+export const createVehicleSchema = z.object({
+  ...vehicleFields,
+  status: vehicleFields.status.optional(),
+  odometerKm: vehicleFields.odometerKm.optional(),
+});
+export const updateVehicleSchema = z.object(vehicleFields).partial();
+
+export const createDriverSchema = z.object({
+  ...driverFields,
+  phone: driverFields.phone.nullish(),
+  email: driverFields.email.nullish(),
+  status: driverFields.status.optional(),
+});
+export const updateDriverSchema = z
+  .object({ ...driverFields, phone: driverFields.phone.nullable(), email: driverFields.email.nullable() })
+  .partial();
+
+/** GraphQL gives null for an omitted optional input field; null means "leave as is" here. */
+function withoutNulls(input: Record<string, unknown>, nullable: readonly string[]): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(input).filter(([key, value]) => value !== null || nullable.includes(key)));
+}
+
+export function parseInput<T extends z.ZodType>(schema: T, input: object, nullable: readonly string[] = []): z.infer<T> {
+  const result = schema.safeParse(withoutNulls(input as Record<string, unknown>, nullable));
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const field = issue?.path.join('.') ?? 'input';
+    throw badInput(`${field} ${issue?.message ?? 'is invalid'}`, field);
+  }
+  return result.data;
+}

@@ -1,0 +1,103 @@
+import { isRecordNotFound, uniqueViolationFields } from '../database/prisma-errors';
+import { conflict, notFound } from '../errors/app-error';
+import type { Prisma, Vehicle } from '../generated/prisma/tenant/client';
+import { pageRequest, toConnection, type ConnectionModel } from '../graphql/pagination';
+import type { TenantPrisma } from '../tenancy/tenant-client-pool';
+import { createVehicleSchema, parseInput, updateVehicleSchema } from './fleet-input';
+import type { FleetLoaders } from './fleet-loaders';
+
+/** Everything here runs on a tenant-bound client: it can only ever see one tenant's schema. */
+export interface FleetScope {
+  db: TenantPrisma;
+  loaders: FleetLoaders;
+}
+
+export interface VehicleFilter {
+  status?: Vehicle['status'] | null;
+  search?: string | null;
+  hasDriver?: boolean | null;
+}
+
+function vehicleWhere(filter: VehicleFilter | null | undefined): Prisma.VehicleWhereInput {
+  const where: Prisma.VehicleWhereInput = {};
+  if (filter?.status) where.status = filter.status;
+  if (filter?.hasDriver === true) where.driverId = { not: null };
+  if (filter?.hasDriver === false) where.driverId = null;
+  const search = filter?.search?.trim();
+  if (search) {
+    where.OR = ['plate', 'make', 'model'].map((field) => ({ [field]: { contains: search, mode: 'insensitive' } }));
+  }
+  return where;
+}
+
+export async function listVehicles(
+  { db, loaders }: FleetScope,
+  args: { first?: number | null; after?: string | null; filter?: VehicleFilter | null },
+): Promise<ConnectionModel<Vehicle>> {
+  const page = pageRequest(args.first, args.after);
+  const where = vehicleWhere(args.filter);
+  const rows = await db.vehicle.findMany({
+    where: page.afterId ? { AND: [where, { id: { gt: page.afterId } }] } : where,
+    orderBy: { id: 'asc' },
+    take: page.take + 1,
+  });
+  for (const row of rows) loaders.vehicleById.prime(row.id, row);
+  return toConnection(rows, page, () => db.vehicle.count({ where }));
+}
+
+function vehicleConflict(error: unknown): never {
+  const fields = uniqueViolationFields(error);
+  if (fields?.includes('driverId')) throw conflict('That driver is already assigned to another vehicle', 'driverId');
+  if (fields) throw conflict('A vehicle with this plate already exists', 'plate');
+  throw error;
+}
+
+export async function createVehicle({ db, loaders }: FleetScope, input: object): Promise<Vehicle> {
+  const data = parseInput(createVehicleSchema, input);
+  const vehicle = await db.vehicle.create({ data }).catch(vehicleConflict);
+  loaders.vehicleById.prime(vehicle.id, vehicle);
+  return vehicle;
+}
+
+export async function updateVehicle({ db, loaders }: FleetScope, id: string, input: object): Promise<Vehicle> {
+  const data = parseInput(updateVehicleSchema, input);
+  try {
+    const vehicle = await db.vehicle.update({ where: { id }, data });
+    loaders.vehicleById.clear(id).prime(id, vehicle);
+    return vehicle;
+  } catch (error) {
+    if (isRecordNotFound(error)) throw notFound('Vehicle');
+    return vehicleConflict(error);
+  }
+}
+
+export async function deleteVehicle({ db, loaders }: FleetScope, id: string): Promise<void> {
+  try {
+    await db.vehicle.delete({ where: { id } });
+    loaders.vehicleById.clear(id);
+  } catch (error) {
+    if (isRecordNotFound(error)) throw notFound('Vehicle');
+    throw error;
+  }
+}
+
+/**
+ * Puts a driver in a vehicle (or takes the vehicle's driver out). A driver drives one vehicle:
+ * assigning one who already has another vehicle is a CONFLICT, never a silent move.
+ */
+export async function assignDriver({ db, loaders }: FleetScope, vehicleId: string, driverId: string | null): Promise<Vehicle> {
+  const vehicle = await db.$transaction(async (tx) => {
+    const current = await tx.vehicle.findUnique({ where: { id: vehicleId } });
+    if (!current) throw notFound('Vehicle');
+    if (driverId === null) return tx.vehicle.update({ where: { id: vehicleId }, data: { driverId: null } });
+    const driver = await tx.driver.findUnique({ where: { id: driverId }, include: { vehicle: { select: { id: true } } } });
+    if (!driver) throw notFound('Driver');
+    if (driver.vehicle && driver.vehicle.id !== vehicleId) {
+      throw conflict('That driver is already assigned to another vehicle; unassign them first', 'driverId');
+    }
+    return tx.vehicle.update({ where: { id: vehicleId }, data: { driverId } });
+  }).catch(vehicleConflict);
+  loaders.vehicleById.clear(vehicleId).prime(vehicleId, vehicle);
+  loaders.vehicleByDriverId.clearAll();
+  return vehicle;
+}

@@ -1,0 +1,39 @@
+import type { ApolloServerPlugin } from '@apollo/server';
+import type { Metrics } from '../observability/metrics';
+import type { RequestContext } from './context';
+
+/**
+ * Per operation: returns the tenant-client lease once the response is ready (whatever
+ * happened), and records one log line and one metric sample.
+ */
+export function requestLifecyclePlugin(metrics: Metrics): ApolloServerPlugin<RequestContext> {
+  return {
+    async requestDidStart() {
+      const startedAt = performance.now();
+      return {
+        async willSendResponse({ contextValue, operation, operationName, errors, response }) {
+          contextValue.release();
+          const durationMs = performance.now() - startedAt;
+          const codes = [
+            ...(errors ?? []).map((error) => error.extensions?.code),
+            ...(response.body.kind === 'single' ? (response.body.singleResult.errors ?? []).map((error) => error.extensions?.code) : []),
+          ].filter((code): code is string => typeof code === 'string');
+          const outcome = codes.length === 0 ? 'ok' : [...new Set(codes)].join(',');
+          metrics.graphqlOperations.observe({ operation: operation?.operation ?? 'unknown', outcome }, durationMs / 1000);
+          const { principal } = contextValue;
+          contextValue.logger.info(
+            {
+              operationName: operationName ?? null,
+              operation: operation?.operation ?? null,
+              principal: principal.kind,
+              tenant: principal.kind === 'member' ? principal.tenant.slug : undefined,
+              durationMs: Math.round(durationMs * 10) / 10,
+              outcome,
+            },
+            'graphql operation',
+          );
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,7 @@
+import { DateTimeResolver, EmailAddressResolver } from 'graphql-scalars';
+import type { Resolvers } from '../generated/graphql';
+
+export const scalarResolvers: Resolvers = {
+  DateTime: DateTimeResolver,
+  EmailAddress: EmailAddressResolver,
+};

@@ -1,0 +1,55 @@
+import { Router } from 'express';
+import type { PlatformDatabase } from '../database/platform-database';
+import type { Metrics } from '../observability/metrics';
+
+export interface ReadinessCheck {
+  name: string;
+  check(): Promise<void>;
+}
+
+const CHECK_TIMEOUT_MS = 2_000;
+
+function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<void>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('timed out')), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * GET /healthz: the process is up (liveness; touches nothing).
+ * GET /readyz: PostgreSQL answers (and Redis, when configured); 503 with the failing checks
+ * otherwise, so a load balancer stops routing here.
+ * GET /metrics: Prometheus text format.
+ */
+export function createHealthRoutes(deps: { platform: PlatformDatabase; metrics: Metrics; extraChecks?: ReadinessCheck[] }): Router {
+  const router = Router();
+  const checks: ReadinessCheck[] = [
+    { name: 'postgres', check: async () => void (await deps.platform.pool.query('SELECT 1')) },
+    ...(deps.extraChecks ?? []),
+  ];
+  router.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  router.get('/readyz', async (_req, res) => {
+    const results = await Promise.all(
+      checks.map(async ({ name, check }) => {
+        try {
+          await withTimeout(check(), CHECK_TIMEOUT_MS);
+          return [name, 'ok'] as const;
+        } catch {
+          return [name, 'unavailable'] as const;
+        }
+      }),
+    );
+    const ready = results.every(([, status]) => status === 'ok');
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results) });
+  });
+  router.get('/metrics', async (_req, res) => {
+    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+  return router;
+}

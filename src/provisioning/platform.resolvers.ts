@@ -1,0 +1,38 @@
+import type { Resolvers } from '../generated/graphql';
+import { pageRequest, toConnection } from '../graphql/pagination';
+
+/** Platform-admin operations: tenants, provisioning, fleet-wide migrations, suspension. */
+export const platformResolvers: Resolvers = {
+  Query: {
+    tenants: async (_root, { first, after }, ctx) => {
+      const { prisma } = ctx.services.platform;
+      const page = pageRequest(first, after);
+      const rows = await prisma.tenant.findMany({
+        where: page.afterId ? { id: { gt: page.afterId } } : {},
+        orderBy: { id: 'asc' },
+        take: page.take + 1,
+      });
+      return toConnection(rows, page, () => prisma.tenant.count());
+    },
+    tenant: (_root, { slug }, ctx) => ctx.services.directory.findBySlug(slug.trim().toLowerCase()),
+  },
+  Mutation: {
+    createTenant: async (_root, { input }, ctx) => ({ tenant: await ctx.services.provisioner.createTenant(input) }),
+    migrateTenants: (_root, { tenantIds, concurrency, force }, ctx) =>
+      ctx.services.migrations.migrateTenants({ tenantIds: tenantIds ?? null, concurrency: concurrency ?? null, force: force ?? false }),
+    suspendTenant: async (_root, { id }, ctx) => ({ tenant: await ctx.services.lifecycle.suspend(id) }),
+    reactivateTenant: async (_root, { id }, ctx) => ({ tenant: await ctx.services.lifecycle.reactivate(id) }),
+  },
+  TenantConnection: {
+    totalCount: (connection) => connection.totalCount(),
+  },
+  MigrateTenantsPayload: {
+    migrated: (report) => report.results.filter((result) => result.status === 'MIGRATED').length,
+    upToDate: (report) => report.results.filter((result) => result.status === 'UP_TO_DATE').length,
+    failed: (report) => report.results.filter((result) => result.status === 'FAILED').length,
+    skipped: (report) => report.results.filter((result) => result.status === 'SKIPPED').length,
+  },
+  TenantMigrationResult: {
+    tenant: (result) => result.tenant,
+  },
+};

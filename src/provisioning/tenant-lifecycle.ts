@@ -1,0 +1,41 @@
+import type { PlatformDatabase } from '../database/platform-database';
+import { conflict, notFound } from '../errors/app-error';
+import type { TenantClientPool } from '../tenancy/tenant-client-pool';
+import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory';
+
+/**
+ * Suspension and reactivation. The platform trigger notifies every instance, which drops the
+ * tenant from its cache: the next request anywhere sees the new status.
+ */
+export class TenantLifecycle {
+  constructor(
+    private readonly deps: { platform: PlatformDatabase; directory: TenantDirectory; tenantClients: TenantClientPool },
+  ) {}
+
+  async suspend(tenantId: string): Promise<TenantRecord> {
+    const tenant = await this.find(tenantId);
+    if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') {
+      throw conflict(`Only an ACTIVE tenant can be suspended; this one is ${tenant.status}`, 'id');
+    }
+    const updated = await this.deps.platform.prisma.tenant.update({ where: { id: tenant.id }, data: { status: 'SUSPENDED' } });
+    this.deps.directory.invalidate(tenant.id);
+    this.deps.tenantClients.forget(tenant.id);
+    return updated;
+  }
+
+  async reactivate(tenantId: string): Promise<TenantRecord> {
+    const tenant = await this.find(tenantId);
+    if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') {
+      throw conflict(`Only a SUSPENDED tenant can be reactivated; this one is ${tenant.status} (createTenant resumes it)`, 'id');
+    }
+    const updated = await this.deps.platform.prisma.tenant.update({ where: { id: tenant.id }, data: { status: 'ACTIVE' } });
+    this.deps.directory.invalidate(tenant.id);
+    return updated;
+  }
+
+  private async find(tenantId: string): Promise<TenantRecord> {
+    const tenant = await this.deps.directory.findById(tenantId);
+    if (!tenant) throw notFound('Tenant');
+    return tenant;
+  }
+}

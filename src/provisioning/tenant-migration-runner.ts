@@ -1,0 +1,174 @@
+import type { PlatformDatabase } from '../database/platform-database';
+import { badInput } from '../errors/app-error';
+import { latestMigrationName, readMigrationFolder } from '../migrations/migration-files';
+import { MigrationError, type Migrator } from '../migrations/migrator';
+import type { Logger } from '../observability/logger';
+import { tenantConnectionConfig } from '../tenancy/tenant-credentials';
+import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory';
+import { failureReason } from './tenant-provisioner';
+
+export type TenantMigrationStatus = 'MIGRATED' | 'UP_TO_DATE' | 'FAILED' | 'SKIPPED';
+
+export interface TenantMigrationResult {
+  tenantId: string;
+  slug: string | null;
+  tenant: TenantRecord | null;
+  status: TenantMigrationStatus;
+  appliedMigrations: string[];
+  version: string | null;
+  error: string | null;
+  durationMs: number;
+}
+
+export interface TenantMigrationReport {
+  targetVersion: string | null;
+  results: TenantMigrationResult[];
+  durationMs: number;
+}
+
+export interface MigrateTenantsOptions {
+  /** Only these tenants; default every provisioned (ACTIVE or SUSPENDED) tenant. */
+  tenantIds?: string[] | null;
+  concurrency?: number | null;
+  /** Ask the schema engine even when the platform row says the tenant is up to date. */
+  force?: boolean;
+}
+
+export const MAX_MIGRATION_CONCURRENCY = 32;
+
+/**
+ * Brings tenant schemas to the newest tenant migration. A tenant whose recorded version is the
+ * newest is skipped without touching its schema, so checking a whole fleet costs one query. A
+ * broken tenant is reported and the run goes on.
+ */
+export class TenantMigrationRunner {
+  constructor(
+    private readonly deps: {
+      platform: PlatformDatabase;
+      migrator: Migrator;
+      tenantMigrationsDir: string;
+      tenantDbSecret: string;
+      directory: TenantDirectory;
+      logger: Logger;
+      defaultConcurrency: number;
+    },
+  ) {}
+
+  async migrateTenants(options: MigrateTenantsOptions = {}): Promise<TenantMigrationReport> {
+    const startedAt = performance.now();
+    const folder = readMigrationFolder(this.deps.tenantMigrationsDir);
+    const targetVersion = latestMigrationName(folder);
+    const concurrency = options.concurrency ?? this.deps.defaultConcurrency;
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > MAX_MIGRATION_CONCURRENCY) {
+      throw badInput(`concurrency must be between 1 and ${MAX_MIGRATION_CONCURRENCY}`, 'concurrency');
+    }
+    const { prisma } = this.deps.platform;
+
+    const requested = options.tenantIds ? [...new Set(options.tenantIds)] : null;
+    const tenants = requested
+      ? await prisma.tenant.findMany({ where: { id: { in: requested.filter(isUuid) } }, orderBy: { id: 'asc' } })
+      : await prisma.tenant.findMany({ where: { status: { in: ['ACTIVE', 'SUSPENDED'] } }, orderBy: { id: 'asc' } });
+    const found = new Set(tenants.map((tenant) => tenant.id));
+    const missing: TenantMigrationResult[] = (requested ?? [])
+      .filter((id) => !found.has(id))
+      .map((id) => skipped(id, null, 'tenant not found'));
+
+    const results = await mapWithConcurrency(tenants, concurrency, async (tenant) => {
+      if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') {
+        return skipped(tenant.id, tenant, `tenant is ${tenant.status}; createTenant completes it`);
+      }
+      if (!options.force && tenant.migrationVersion === targetVersion) {
+        return { ...base(tenant), status: 'UP_TO_DATE' as const, version: tenant.migrationVersion };
+      }
+      return this.migrateOne(tenant, folder, targetVersion);
+    });
+    return { targetVersion, results: [...results, ...missing], durationMs: Math.round(performance.now() - startedAt) };
+  }
+
+  private async migrateOne(
+    tenant: TenantRecord,
+    folder: ReturnType<typeof readMigrationFolder>,
+    targetVersion: string | null,
+  ): Promise<TenantMigrationResult> {
+    const startedAt = performance.now();
+    const { prisma } = this.deps.platform;
+    try {
+      const connection = tenantConnectionConfig(this.deps.platform.url, tenant.dbRole, this.deps.tenantDbSecret);
+      const outcome = await this.deps.migrator.migrate({ connection, schema: tenant.schemaName }, folder);
+      const updated = await prisma.tenant.update({
+        where: { id: tenant.id },
+        data: { migrationVersion: outcome.version ?? targetVersion, lastError: null },
+      });
+      this.deps.directory.invalidate(tenant.id);
+      return {
+        ...base(updated),
+        status: outcome.applied.length > 0 ? 'MIGRATED' : 'UP_TO_DATE',
+        appliedMigrations: outcome.applied,
+        version: updated.migrationVersion,
+        durationMs: Math.round(performance.now() - startedAt),
+      };
+    } catch (error) {
+      const reason = failureReason(error);
+      this.deps.logger.error(
+        {
+          tenantId: tenant.id,
+          slug: tenant.slug,
+          reason,
+          ...(error instanceof MigrationError ? { databaseMessage: error.reason } : {}),
+        },
+        'tenant migration failed',
+      );
+      await prisma.tenant.update({ where: { id: tenant.id }, data: { lastError: `migrate: ${reason}` } }).catch(() => undefined);
+      this.deps.directory.invalidate(tenant.id);
+      return {
+        ...base(tenant),
+        status: 'FAILED',
+        error: reason,
+        durationMs: Math.round(performance.now() - startedAt),
+      };
+    }
+  }
+}
+
+function base(tenant: TenantRecord): TenantMigrationResult {
+  return {
+    tenantId: tenant.id,
+    slug: tenant.slug,
+    tenant,
+    status: 'SKIPPED',
+    appliedMigrations: [],
+    version: tenant.migrationVersion,
+    error: null,
+    durationMs: 0,
+  };
+}
+
+function skipped(tenantId: string, tenant: TenantRecord | null, reason: string): TenantMigrationResult {
+  return {
+    ...(tenant ? base(tenant) : { tenantId, slug: null, tenant: null, appliedMigrations: [], version: null, durationMs: 0 }),
+    status: 'SKIPPED',
+    error: reason,
+  };
+}
+
+function isUuid(id: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id);
+}
+
+/**
+ * Runs `work` over `items` with at most `limit` in flight, keeping input order in the output.
+ * A dozen lines; the maintained alternatives (p-limit, p-map) ship as ES modules only, which
+ * this CommonJS build would have to load asynchronously.
+ */
+export async function mapWithConcurrency<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}

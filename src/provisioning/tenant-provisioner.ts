@@ -1,0 +1,235 @@
+import pg from 'pg';
+import { z } from 'zod';
+import type { PasswordHasher } from '../auth/passwords';
+import { assertAcceptablePassword } from '../auth/passwords';
+import type { PlatformDatabase } from '../database/platform-database';
+import { AppError, ErrorCode, badInput, conflict } from '../errors/app-error';
+import type { TenantPlan } from '../generated/prisma/platform/client';
+import { latestMigrationName, readMigrationFolder } from '../migrations/migration-files';
+import { MigrationError, type Migrator } from '../migrations/migrator';
+import { describeError, type Logger } from '../observability/logger';
+import { tenantConnectionConfig } from '../tenancy/tenant-credentials';
+import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory';
+import { assertValidSlug, tenantRoleName, tenantSchemaName } from '../tenancy/tenant-naming';
+import { ensureTenantRole, ensureTenantSchema } from './tenant-database-objects';
+import { seedTenant } from './tenant-seed';
+
+/** Why a step failed, for `lastError` and logs: a class, a code, a migration name; never SQL. */
+export function failureReason(error: unknown): string {
+  if (error instanceof AppError) return error.code;
+  if (error instanceof MigrationError) return `migration ${error.migration ?? '(unknown)'} failed`;
+  const { name, code } = describeError(error);
+  return code ? `${name} ${code}` : name;
+}
+
+export interface CreateTenantRequest {
+  slug: string;
+  name: string;
+  plan: TenantPlan;
+  owner: { email: string; name: string; password: string };
+}
+
+export interface ProvisionerDependencies {
+  platform: PlatformDatabase;
+  installationId: string;
+  migrator: Migrator;
+  tenantMigrationsDir: string;
+  tenantDbSecret: string;
+  directory: TenantDirectory;
+  passwords: PasswordHasher;
+  logger: Logger;
+  /** How long a second call for the same slug waits for the first to finish. */
+  lockTimeoutMs?: number;
+}
+
+const ownerSchema = z.object({
+  email: z.string().trim().toLowerCase().pipe(z.email()),
+  name: z.string().trim().min(1).max(200),
+});
+
+/** Advisory-lock class for "one provisioning per slug"; the key is hashtext(slug). */
+const PROVISIONING_LOCK_CLASS = 0x46470001;
+
+type Step = 'role' | 'schema' | 'migrate' | 'seed' | 'owner' | 'activate';
+
+class StepFailure extends Error {
+  constructor(
+    readonly step: Step,
+    readonly reason: string,
+    override readonly cause: unknown,
+  ) {
+    super(`provisioning step ${step} failed: ${reason}`);
+  }
+}
+
+/**
+ * Creates a tenant in one call: platform row, role, schema, migrations, seed data, owner.
+ *
+ * Every step is idempotent, and the whole run holds a session advisory lock on the slug, so
+ * repeated or concurrent calls for one slug wait for each other and converge on one tenant,
+ * one role and one schema. A failure marks the tenant FAILED with the step that failed; calling
+ * again resumes. A crash leaves it PROVISIONING (the lock dies with the connection); calling
+ * again resumes too. Only the last step makes the tenant ACTIVE, and only ACTIVE tenants serve
+ * tenant requests.
+ */
+export class TenantProvisioner {
+  constructor(private readonly deps: ProvisionerDependencies) {}
+
+  async createTenant(request: CreateTenantRequest): Promise<TenantRecord> {
+    const slug = request.slug.trim();
+    assertValidSlug(slug);
+    const name = request.name.trim();
+    if (name.length === 0 || name.length > 200) throw badInput('name must be 1 to 200 characters', 'name');
+    const owner = ownerSchema.safeParse(request.owner);
+    if (!owner.success) throw badInput('owner needs a valid email and a name', 'owner');
+    assertAcceptablePassword(request.owner.password, 'owner.password');
+
+    const lockClient = await this.deps.platform.pool.connect();
+    let lockHeld = false;
+    try {
+      await lockClient.query(`SET lock_timeout = ${Math.trunc(this.deps.lockTimeoutMs ?? 60_000)}`);
+      try {
+        await lockClient.query('SELECT pg_advisory_lock($1, hashtext($2))', [PROVISIONING_LOCK_CLASS, slug]);
+        lockHeld = true;
+      } catch (error) {
+        if ((error as { code?: string }).code === '55P03') {
+          throw new AppError(ErrorCode.SERVICE_UNAVAILABLE, `Tenant "${slug}" is being provisioned by another call; retry shortly`);
+        }
+        throw error;
+      }
+      return await this.provisionLocked({ ...request, slug, name, owner: { ...owner.data, password: request.owner.password } });
+    } finally {
+      if (lockHeld) await lockClient.query('SELECT pg_advisory_unlock($1, hashtext($2))', [PROVISIONING_LOCK_CLASS, slug]).catch(() => undefined);
+      await lockClient.query('RESET lock_timeout').catch(() => undefined);
+      lockClient.release();
+    }
+  }
+
+  private async provisionLocked(request: CreateTenantRequest): Promise<TenantRecord> {
+    const { prisma } = this.deps.platform;
+    const existing = await prisma.tenant.findUnique({ where: { slug: request.slug } });
+    if (existing && (existing.status === 'ACTIVE' || existing.status === 'SUSPENDED')) {
+      await this.assertSameRequest(existing, request);
+      return existing;
+    }
+    const tenant =
+      existing ??
+      (await prisma.tenant.create({
+        data: {
+          slug: request.slug,
+          name: request.name,
+          plan: request.plan,
+          status: 'PROVISIONING',
+          schemaName: tenantSchemaName(request.slug),
+          dbRole: tenantRoleName(this.deps.installationId, request.slug),
+        },
+      }));
+    if (existing) {
+      await prisma.tenant.update({ where: { id: existing.id }, data: { status: 'PROVISIONING', name: request.name, plan: request.plan } });
+    }
+    // bcrypt is the slowest step; it runs while the database steps wait on I/O.
+    const ownerPasswordHash = this.deps.passwords.hash(request.owner.password);
+    ownerPasswordHash.catch(() => undefined);
+    const startedAt = performance.now();
+    try {
+      const version = await this.runSteps(tenant, request, ownerPasswordHash);
+      const active = await this.step('activate', () =>
+        prisma.tenant.update({
+          where: { id: tenant.id },
+          data: { status: 'ACTIVE', migrationVersion: version, lastError: null, provisionedAt: new Date() },
+        }),
+      );
+      this.deps.directory.invalidate(tenant.id);
+      this.deps.logger.info(
+        { tenantId: tenant.id, slug: tenant.slug, version, durationMs: Math.round(performance.now() - startedAt) },
+        'tenant provisioned',
+      );
+      return active;
+    } catch (error) {
+      const failure = error instanceof StepFailure ? error : new StepFailure('activate', failureReason(error), error);
+      await prisma.tenant
+        .update({ where: { id: tenant.id }, data: { status: 'FAILED', lastError: `${failure.step}: ${failure.reason}` } })
+        .catch(() => undefined);
+      this.deps.directory.invalidate(tenant.id);
+      if (failure.cause instanceof AppError) throw failure.cause;
+      this.deps.logger.error(
+        {
+          tenantId: tenant.id,
+          slug: tenant.slug,
+          step: failure.step,
+          reason: failure.reason,
+          ...(failure.cause instanceof MigrationError ? { databaseMessage: failure.cause.reason } : { err: describeError(failure.cause) }),
+        },
+        'tenant provisioning failed',
+      );
+      throw new AppError(
+        ErrorCode.PROVISIONING_FAILED,
+        `Provisioning tenant "${tenant.slug}" failed at step "${failure.step}". The tenant is marked FAILED; call createTenant again to resume.`,
+        { extensions: { step: failure.step, tenantId: tenant.id } },
+      );
+    }
+  }
+
+  private async runSteps(tenant: TenantRecord, request: CreateTenantRequest, ownerPasswordHash: Promise<string>): Promise<string | null> {
+    const { platform, installationId, tenantDbSecret, migrator } = this.deps;
+    const objects = { roleName: tenant.dbRole, schemaName: tenant.schemaName, databaseName: platform.databaseName, installationId };
+    const ddl = await platform.pool.connect();
+    try {
+      await this.step('role', () => ensureTenantRole(ddl, objects, tenantDbSecret));
+      await this.step('schema', () => ensureTenantSchema(ddl, objects));
+    } finally {
+      ddl.release();
+    }
+    const connection = tenantConnectionConfig(platform.url, tenant.dbRole, tenantDbSecret);
+    const folder = readMigrationFolder(this.deps.tenantMigrationsDir);
+    const outcome = await this.step('migrate', () => migrator.migrate({ connection, schema: tenant.schemaName }, folder));
+    await this.step('seed', async () => {
+      const client = new pg.Client(connection);
+      await client.connect();
+      try {
+        await seedTenant(client);
+      } finally {
+        await client.end();
+      }
+    });
+    await this.step('owner', async () => {
+      const passwordHash = await ownerPasswordHash;
+      await platform.prisma.$transaction(async (tx) => {
+        const user =
+          (await tx.user.findUnique({ where: { email: request.owner.email } })) ??
+          (await tx.user.create({ data: { email: request.owner.email, name: request.owner.name, passwordHash } }));
+        if (user.passwordHash !== passwordHash && !(await this.deps.passwords.verify(request.owner.password, user.passwordHash))) {
+          throw conflict(
+            `A user with email ${request.owner.email} already exists with another password; give that user's password or another email`,
+            'owner.email',
+          );
+        }
+        await tx.membership.upsert({
+          where: { userId_tenantId: { userId: user.id, tenantId: tenant.id } },
+          create: { userId: user.id, tenantId: tenant.id, role: 'OWNER' },
+          update: { role: 'OWNER' },
+        });
+      });
+    });
+    return outcome.version ?? latestMigrationName(folder);
+  }
+
+  private async step<T>(step: Step, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (error instanceof StepFailure) throw error;
+      throw new StepFailure(step, failureReason(error), error);
+    }
+  }
+
+  /** A repeated call is fine; a different tenant under a taken slug is a conflict. */
+  private async assertSameRequest(existing: TenantRecord, request: CreateTenantRequest): Promise<void> {
+    const owner = await this.deps.platform.prisma.membership.findFirst({
+      where: { tenantId: existing.id, role: 'OWNER', user: { email: request.owner.email } },
+    });
+    if (existing.name !== request.name || existing.plan !== request.plan || !owner) {
+      throw conflict(`The slug "${request.slug}" is already taken by another tenant`, 'slug');
+    }
+  }
+}

@@ -1,0 +1,223 @@
+import { PrismaPg } from '@prisma/adapter-pg';
+import { LRUCache } from 'lru-cache';
+import pg from 'pg';
+import { PrismaClient as TenantPrismaClient } from '../generated/prisma/tenant/client';
+import type { ConnectionBudget } from './connection-budget';
+
+export type TenantPrisma = InstanceType<typeof TenantPrismaClient>;
+
+/** What the pool needs to know about a tenant to reach its schema. */
+export interface TenantDatabaseRef {
+  id: string;
+  schemaName: string;
+  dbRole: string;
+}
+
+/** A tenant-bound client, kept alive until release() even if the LRU evicts it meanwhile. */
+export interface TenantLease {
+  readonly db: TenantPrisma;
+  release(): void;
+}
+
+export interface TenantClientPoolOptions {
+  /** Most tenant clients kept cached. */
+  cacheMax: number;
+  /** Connections one tenant's pool may open. */
+  poolMax: number;
+  idleTimeoutMs: number;
+  connectTimeoutMs: number;
+  budget: ConnectionBudget;
+  /** Login settings (user = tenant role) for a tenant's connections. */
+  connectionConfig(tenant: TenantDatabaseRef): pg.ClientConfig;
+  /** Called for every statement a tenant connection sends (metrics; the N+1 test reads them). */
+  onQuery?: () => void;
+  onError?: (error: Error, tenantId: string) => void;
+}
+
+interface CachedClient {
+  tenant: TenantDatabaseRef;
+  pool: pg.Pool;
+  db: TenantPrisma;
+  leases: number;
+  /** Evicted from the cache; disconnect when the last lease is released. */
+  retired: boolean;
+}
+
+export interface TenantClientPoolStats {
+  cachedClients: number;
+  leasedClients: number;
+  openConnections: number;
+  connectionBudget: number;
+  waitingForConnection: number;
+}
+
+/**
+ * One Prisma client per tenant schema, each on its own small pg pool that logs in as the
+ * tenant's role, kept in an LRU. Isolation is the database's: a tenant role can only reach its
+ * own schema, and its default search_path is that schema. Connections of all tenants together
+ * stay under the ConnectionBudget; idle connections close after idleTimeoutMs, so idle tenants
+ * hold none.
+ */
+export class TenantClientPool {
+  private readonly clients: LRUCache<string, CachedClient>;
+  private readonly clientClass: typeof pg.Client;
+  private closed = false;
+
+  constructor(private readonly options: TenantClientPoolOptions) {
+    this.clients = new LRUCache<string, CachedClient>({
+      max: options.cacheMax,
+      dispose: (entry) => {
+        entry.retired = true;
+        if (entry.leases === 0) void this.disconnect(entry);
+      },
+    });
+    this.clientClass = budgetedClientClass(options.budget, options.connectTimeoutMs, options.onQuery);
+    options.budget.onPressure = () => this.reclaimIdleConnections();
+  }
+
+  lease(tenant: TenantDatabaseRef): TenantLease {
+    if (this.closed) throw new Error('tenant client pool is closed');
+    let entry = this.clients.get(tenant.id);
+    if (entry && (entry.tenant.schemaName !== tenant.schemaName || entry.tenant.dbRole !== tenant.dbRole)) {
+      this.clients.delete(tenant.id);
+      entry = undefined;
+    }
+    if (!entry) {
+      entry = this.connect(tenant);
+      this.clients.set(tenant.id, entry);
+    }
+    const leased = entry;
+    leased.leases += 1;
+    let released = false;
+    return {
+      db: leased.db,
+      release: () => {
+        if (released) return;
+        released = true;
+        leased.leases -= 1;
+        if (leased.leases === 0 && leased.retired) void this.disconnect(leased);
+      },
+    };
+  }
+
+  /** Drops a tenant's client (after a suspension, say); in-flight leases finish first. */
+  forget(tenantId: string): void {
+    this.clients.delete(tenantId);
+  }
+
+  stats(): TenantClientPoolStats {
+    let leasedClients = 0;
+    for (const entry of this.clients.values()) if (entry.leases > 0) leasedClients += 1;
+    return {
+      cachedClients: this.clients.size,
+      leasedClients,
+      openConnections: this.options.budget.inUse,
+      connectionBudget: this.options.budget.limit,
+      waitingForConnection: this.options.budget.waiting,
+    };
+  }
+
+  isCached(tenantId: string): boolean {
+    return this.clients.has(tenantId);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const entries = [...this.clients.values()];
+    this.clients.clear(); // dispose marks them retired and disconnects unleased ones
+    await Promise.all(entries.map((entry) => this.disconnect(entry)));
+  }
+
+  private connect(tenant: TenantDatabaseRef): CachedClient {
+    const { onError } = this.options;
+    const pool = new pg.Pool({
+      ...this.options.connectionConfig(tenant),
+      Client: this.clientClass,
+      max: this.options.poolMax,
+      idleTimeoutMillis: this.options.idleTimeoutMs,
+      allowExitOnIdle: true,
+    });
+    pool.on('error', (error) => onError?.(error, tenant.id));
+    const db = new TenantPrismaClient({ adapter: new PrismaPg(pool, { schema: tenant.schemaName }) });
+    return { tenant, pool, db, leases: 0, retired: false };
+  }
+
+  private readonly disconnecting = new WeakSet<CachedClient>();
+
+  private async disconnect(entry: CachedClient): Promise<void> {
+    if (this.disconnecting.has(entry)) return;
+    this.disconnecting.add(entry);
+    await entry.db.$disconnect().catch(() => undefined);
+    await entry.pool.end().catch(() => undefined);
+  }
+
+  /**
+   * The budget is exhausted and someone waits: close the least recently used client that no
+   * request holds and that has connections open. Its connections' permits go to the waiters.
+   */
+  private reclaimIdleConnections(): void {
+    for (const tenantId of this.clients.rkeys()) {
+      const entry = this.clients.peek(tenantId);
+      if (entry && entry.leases === 0 && entry.pool.totalCount > 0) {
+        this.clients.delete(tenantId);
+        return;
+      }
+    }
+  }
+}
+
+/**
+ * A pg Client that takes a budget permit before it opens its connection and returns it when
+ * the connection ends, for whatever reason, and counts the statements it sends. It also bounds the connect itself: pg-pool's own
+ * connect timeout would also count the wait for a permit, and fire mid-wait.
+ */
+function budgetedClientClass(
+  budget: ConnectionBudget,
+  connectTimeoutMs: number,
+  onQuery: (() => void) | undefined,
+): typeof pg.Client {
+  class BudgetedClient extends pg.Client {
+    // pg's query() has many overloads; counting needs none of their types.
+    override query(...args: unknown[]): never {
+      onQuery?.();
+      return (super.query as (...queryArgs: unknown[]) => never)(...args);
+    }
+
+    override connect(): Promise<pg.Client>;
+    override connect(callback: ((err: Error) => void) | ((err: null, client: pg.Client) => void)): void;
+    override connect(
+      callback?: ((err: Error) => void) | ((err: null, client: pg.Client) => void),
+    ): Promise<pg.Client> | void {
+      const connecting = this.connectWithinBudget().then(() => this as pg.Client);
+      if (!callback) return connecting;
+      const done = callback as (err: Error | null, client?: pg.Client) => void;
+      connecting.then(
+        (client) => done(null, client),
+        (error: Error) => done(error),
+      );
+    }
+
+    private async connectWithinBudget(): Promise<void> {
+      await budget.acquire();
+      let returned = false;
+      const giveBack = () => {
+        if (returned) return;
+        returned = true;
+        budget.release();
+      };
+      this.once('end', giveBack);
+      const timer = setTimeout(() => {
+        (this as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+      }, connectTimeoutMs);
+      try {
+        await super.connect();
+      } catch (error) {
+        giveBack();
+        throw error;
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+  }
+  return BudgetedClient;
+}

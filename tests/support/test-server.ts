@@ -1,0 +1,156 @@
+import { randomBytes } from 'node:crypto';
+import { ClientError, GraphQLClient } from './graphql-request';
+import { loadConfig } from '../../src/config/config';
+import { createLogger } from '../../src/observability/logger';
+import { startServer, type RunningServer } from '../../src/server';
+import { readTestServices } from './services';
+import { createTestDatabase, dropTestDatabase } from './test-database';
+
+/*
+ * A real server on a real port, on its own database of the shared test PostgreSQL. Tests talk
+ * to it over HTTP with graphql-request, like any client.
+ */
+
+export const ADMIN_EMAIL = 'admin@test.example';
+export const ADMIN_PASSWORD = 'admin-test-password';
+
+export interface TenantFixture {
+  id: string;
+  slug: string;
+  schemaName: string;
+  ownerEmail: string;
+  ownerPassword: string;
+  /** Client signed in as the tenant's OWNER. */
+  owner: GraphQLClient;
+  ownerToken: string;
+}
+
+export interface TestServer {
+  url: string;
+  server: RunningServer;
+  databaseUrl: string;
+  serverUrl: string;
+  /** An unauthenticated client, or one sending these headers. */
+  client(headers?: Record<string, string>): GraphQLClient;
+  bearer(token: string, headers?: Record<string, string>): GraphQLClient;
+  adminToken(): Promise<string>;
+  admin(): Promise<GraphQLClient>;
+  createTenant(slug?: string, plan?: 'FREE' | 'STANDARD' | 'ENTERPRISE'): Promise<TenantFixture>;
+  login(tenant: string, email: string, password: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface TestServerOptions {
+  env?: Record<string, string>;
+  tenantMigrationsDir?: string;
+  /** Reuse another test server's database (for two instances sharing one platform). */
+  databaseUrl?: string;
+}
+
+export function uniqueSlug(prefix = 't'): string {
+  return `${prefix}-${randomBytes(4).toString('hex')}`;
+}
+
+export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
+  const services = readTestServices();
+  const ownsDatabase = !options.databaseUrl;
+  const databaseUrl = options.databaseUrl ?? (await createTestDatabase(services.postgresUrl, services.runId));
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATABASE_URL: databaseUrl,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    JWT_SECRET: 'test-jwt-secret-0123456789abcdef-0123456789',
+    BCRYPT_ROUNDS: '4',
+    ...options.env,
+  });
+  const server = await startServer({
+    config: { ...config, databaseUrl },
+    logger: createLogger(config.logLevel),
+    ...(options.tenantMigrationsDir ? { tenantMigrationsDir: options.tenantMigrationsDir } : {}),
+  });
+  const url = `http://127.0.0.1:${server.port}/graphql`;
+  let adminToken: string | undefined;
+
+  const client = (headers: Record<string, string> = {}) => new GraphQLClient(url, { headers });
+  const bearer = (token: string, headers: Record<string, string> = {}) =>
+    client({ ...headers, authorization: `Bearer ${token}` });
+
+  const login = async (tenant: string, email: string, password: string) => {
+    const result = await client().request<{ login: { accessToken: string } }>(
+      `mutation Login($input: LoginInput!) { login(input: $input) { accessToken } }`,
+      { input: { tenant, email, password } },
+    );
+    return result.login.accessToken;
+  };
+
+  const testServer: TestServer = {
+    url,
+    server,
+    databaseUrl,
+    serverUrl: services.postgresUrl,
+    client,
+    bearer,
+    async adminToken() {
+      if (!adminToken) {
+        const result = await client().request<{ adminLogin: { accessToken: string } }>(
+          `mutation { adminLogin(email: "${ADMIN_EMAIL}", password: "${ADMIN_PASSWORD}") { accessToken } }`,
+        );
+        adminToken = result.adminLogin.accessToken;
+      }
+      return adminToken;
+    },
+    async admin() {
+      return bearer(await testServer.adminToken());
+    },
+    async createTenant(slug = uniqueSlug(), plan = 'STANDARD') {
+      const ownerEmail = `owner@${slug}.test`;
+      const ownerPassword = `owner-password-${slug}`;
+      const admin = await testServer.admin();
+      const result = await admin.request<{ createTenant: { tenant: { id: string; slug: string; schemaName: string } } }>(
+        `mutation Create($input: CreateTenantInput!) { createTenant(input: $input) { tenant { id slug schemaName } } }`,
+        { input: { slug, name: `Tenant ${slug}`, plan, owner: { email: ownerEmail, name: 'Owner', password: ownerPassword } } },
+      );
+      const ownerToken = await login(slug, ownerEmail, ownerPassword);
+      return { ...result.createTenant.tenant, ownerEmail, ownerPassword, ownerToken, owner: bearer(ownerToken) };
+    },
+    login,
+    async close() {
+      await server.close();
+      if (ownsDatabase) await dropTestDatabase(databaseUrl, services.postgresUrl);
+    },
+  };
+  return testServer;
+}
+
+export interface GraphQLErrorShape {
+  message: string;
+  path?: (string | number)[];
+  extensions: { code: string; [key: string]: unknown };
+}
+
+/** Runs a request expected to fail and returns its errors (and the HTTP status). */
+export async function expectErrors(request: Promise<unknown>): Promise<{ errors: GraphQLErrorShape[]; status: number; data: unknown }> {
+  try {
+    const data = await request;
+    throw new Error(`expected GraphQL errors, got data: ${JSON.stringify(data)}`);
+  } catch (error) {
+    if (!(error instanceof ClientError)) throw error;
+    return {
+      errors: (error.response.errors ?? []) as unknown as GraphQLErrorShape[],
+      status: error.response.status,
+      data: error.response.data,
+    };
+  }
+}
+
+/** The single error code a failing request returned. */
+export async function errorCode(request: Promise<unknown>): Promise<string> {
+  const { errors } = await expectErrors(request);
+  const codes = [...new Set(errors.map((error) => error.extensions.code))];
+  if (codes.length !== 1) throw new Error(`expected one error code, got ${JSON.stringify(errors)}`);
+  return codes[0] as string;
+}
