@@ -1,0 +1,80 @@
+/*
+ * npm run tenants:migrate [-- --concurrency 8] [-- --force] [-- <tenant-id> ...]
+ *
+ * Applies platform migrations, then brings every tenant (or the listed ones) to the newest
+ * tenant migration, the same way the migrateTenants mutation does. Prints one line per tenant
+ * and exits 1 if any failed. Uses DATABASE_URL, or the embedded PostgreSQL of `npm start`.
+ */
+import { loadConfig } from '../src/config/config';
+import { TENANT_MIGRATIONS_DIR } from '../src/config/paths';
+import { urlWithDatabase } from '../src/database/connection-url';
+import { ensureDatabase, startEmbeddedPostgres, type EmbeddedPostgres } from '../src/database/embedded-postgres';
+import { connectPlatformDatabase, migratePlatformSchema } from '../src/database/platform-database';
+import { createLogger } from '../src/observability/logger';
+import { TenantMigrationRunner } from '../src/provisioning/tenant-migration-runner';
+import { createMigrators } from '../src/server';
+import { clientConfigFromUrl } from '../src/database/connection-url';
+import { TenantDirectory } from '../src/tenancy/tenant-directory';
+
+function parseArgs(argv: string[]): { concurrency?: number; force: boolean; tenantIds: string[] } {
+  const tenantIds: string[] = [];
+  let concurrency: number | undefined;
+  let force = false;
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i] as string;
+    if (arg === '--force') force = true;
+    else if (arg === '--concurrency') concurrency = Number(argv[++i]);
+    else tenantIds.push(arg);
+  }
+  return { ...(concurrency !== undefined ? { concurrency } : {}), force, tenantIds };
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const config = loadConfig();
+  const logger = createLogger(process.env.LOG_LEVEL ?? 'warn');
+  let embedded: EmbeddedPostgres | undefined;
+  let databaseUrl = config.databaseUrl;
+  if (!databaseUrl) {
+    embedded = await startEmbeddedPostgres(config.embeddedPostgres);
+    await ensureDatabase(embedded.url, 'fleet');
+    databaseUrl = urlWithDatabase(embedded.url, 'fleet');
+  }
+  const migrators = createMigrators(config.migrator);
+  const platformOutcome = await migratePlatformSchema(databaseUrl, migrators.platform);
+  console.log(`platform: ${platformOutcome.applied.length ? `applied ${platformOutcome.applied.join(', ')}` : 'up to date'}`);
+  const platform = connectPlatformDatabase(databaseUrl, 4);
+  const directory = new TenantDirectory(platform.prisma, clientConfigFromUrl(databaseUrl), logger, 100);
+  try {
+    const runner = new TenantMigrationRunner({
+      platform,
+      migrator: migrators.tenant,
+      tenantMigrationsDir: TENANT_MIGRATIONS_DIR,
+      tenantDbSecret: config.tenantDbSecret,
+      directory,
+      logger,
+      defaultConcurrency: config.migrateConcurrency,
+    });
+    const report = await runner.migrateTenants({
+      tenantIds: args.tenantIds.length ? args.tenantIds : null,
+      concurrency: args.concurrency ?? null,
+      force: args.force,
+    });
+    for (const result of report.results) {
+      const detail = result.status === 'MIGRATED' ? result.appliedMigrations.join(', ') : (result.error ?? result.version ?? '');
+      console.log(`${result.status.padEnd(10)} ${(result.slug ?? result.tenantId).padEnd(42)} ${String(result.durationMs).padStart(6)} ms  ${detail}`);
+    }
+    const failed = report.results.filter((result) => result.status === 'FAILED').length;
+    console.log(`target ${report.targetVersion}: ${report.results.length} tenants, ${failed} failed, ${report.durationMs} ms`);
+    process.exitCode = failed > 0 ? 1 : 0;
+  } finally {
+    await directory.close();
+    await platform.close();
+    await embedded?.stop();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});
