@@ -34,6 +34,8 @@ const config: CodegenConfig = {
           TenantConnection: '../graphql/pagination#ConnectionModel<TenantModel>',
           Viewer: '../auth/principal#Principal',
           Member: '../auth/member-service#MemberModel',
+          ApiKey: '../api-keys/api-key-service#ApiKeyModel',
+          PersistedOperation: '../persisted-queries/operation-safelist#PersistedOperationModel',
           MigrateTenantsPayload: '../provisioning/tenant-migration-runner#TenantMigrationReport as TenantMigrationReportModel',
           TenantMigrationResult: '../provisioning/tenant-migration-runner#TenantMigrationResult as TenantMigrationResultModel',
         },

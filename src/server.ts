@@ -1,13 +1,15 @@
-import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
+import { InMemoryLRUCache, type KeyValueCache } from '@apollo/utils.keyvaluecache';
 import { expressMiddleware } from '@as-integrations/express5';
 import cors from 'cors';
-import express from 'express';
+import express, { type ErrorRequestHandler } from 'express';
+import type Redis from 'ioredis';
+import { ApiKeyService } from './api-keys/api-key-service';
 import { AccessTokens } from './auth/access-tokens';
 import { Authenticator } from './auth/authenticator';
 import { ensureBootstrapAdmin } from './auth/bootstrap-admin';
@@ -18,19 +20,28 @@ import type { Config } from './config/config';
 import { PLATFORM_PRISMA_SCHEMA, TENANT_MIGRATIONS_DIR, TENANT_PRISMA_SCHEMA } from './config/paths';
 import { clientConfigFromUrl } from './database/connection-url';
 import { connectPlatformDatabase, migratePlatformSchema } from './database/platform-database';
+import { createRedis } from './database/redis';
+import { AppError, ErrorCode, errorResponseBody, httpStatusOf } from './errors/app-error';
 import { createRequestContext, type RequestContext, type Services } from './graphql/context';
 import { createErrorFormatter } from './graphql/format-error';
+import { hardeningPlugins } from './graphql/hardening';
 import { requestLifecyclePlugin } from './graphql/request-lifecycle-plugin';
 import { buildSchema } from './graphql/schema';
+import { graphqlRequestGuard, type GuardedLocals } from './http/graphql-request-guard';
 import { createHealthRoutes } from './http/health-routes';
 import { CliMigrator } from './migrations/cli-migrator';
 import type { Migrator } from './migrations/migrator';
 import { WasmMigrator } from './migrations/wasm-migrator';
 import type { Logger } from './observability/logger';
 import { Metrics } from './observability/metrics';
+import { OperationSafelist } from './persisted-queries/operation-safelist';
+import { RedisApqCache } from './persisted-queries/redis-apq-cache';
 import { TenantLifecycle } from './provisioning/tenant-lifecycle';
 import { TenantMigrationRunner } from './provisioning/tenant-migration-runner';
 import { TenantProvisioner } from './provisioning/tenant-provisioner';
+import { fieldRateLimitTransformer } from './rate-limiting/field-rate-limits';
+import { TenantRateLimiter } from './rate-limiting/tenant-rate-limiter';
+import { MemoryTokenBuckets, RedisTokenBuckets } from './rate-limiting/token-buckets';
 import { ConnectionBudget } from './tenancy/connection-budget';
 import { TenantClientPool } from './tenancy/tenant-client-pool';
 import { tenantConnectionConfig } from './tenancy/tenant-credentials';
@@ -50,6 +61,8 @@ export interface RunningServer {
   installationId: string;
   services: Services;
   metrics: Metrics;
+  /** Where rate-limit buckets live: shared Redis, or this process only. */
+  rateLimitStore: 'redis' | 'memory' | 'disabled';
   close(): Promise<void>;
 }
 
@@ -105,6 +118,24 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     logger,
   });
   const tenantMigrationsDir = options.tenantMigrationsDir ?? TENANT_MIGRATIONS_DIR;
+
+  const redis: Redis | null = config.redisUrl ? createRedis(config.redisUrl, logger, config.rateLimit.redisCommandTimeoutMs) : null;
+  const rateLimiter = config.rateLimit.enabled
+    ? new TenantRateLimiter(redis ? new RedisTokenBuckets(redis) : new MemoryTokenBuckets(), config.rateLimit.redisFailure, logger)
+    : null;
+  if (rateLimiter?.storeKind === 'memory') {
+    logger.warn('no REDIS_URL: rate limits and persisted queries are kept in this process (single instance only)');
+  }
+  const apqCache: KeyValueCache<string> = redis
+    ? new RedisApqCache(redis, config.apqTtlSeconds)
+    : new InMemoryLRUCache<string>({ maxSize: 20 * 1024 * 1024 });
+  const schema = buildSchema({
+    fieldRateLimits: config.rateLimit.enabled
+      ? fieldRateLimitTransformer({ redis, failurePolicy: config.rateLimit.redisFailure, namespace: installationId })
+      : undefined,
+  });
+  const safelist = new OperationSafelist({ platform, schema: () => schema });
+  const apiKeys = new ApiKeyService({ platform, directory });
   const services: Services = {
     platform,
     directory,
@@ -131,49 +162,82 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       defaultConcurrency: config.migrateConcurrency,
     }),
     lifecycle: new TenantLifecycle({ platform, directory, tenantClients }),
+    apiKeys,
+    safelist,
   };
-  const authenticator = new Authenticator({ platform, directory, accessTokens, tenantHostSuffix: config.tenantHostSuffix });
+  const authenticator = new Authenticator({ platform, directory, accessTokens, apiKeys, tenantHostSuffix: config.tenantHostSuffix });
 
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', false);
+  app.set('trust proxy', config.trustProxy ?? false);
   const httpServer = http.createServer(app);
+  const hardening = hardeningPlugins(config.limits, () => schema);
   const apollo = new ApolloServer<RequestContext>({
-    schema: buildSchema(),
+    schema,
     introspection: config.introspection,
     includeStacktraceInErrorResponses: false,
     formatError: createErrorFormatter(logger),
+    validationRules: hardening.validationRules,
+    allowBatchedHttpRequests: config.limits.maxBatchSize > 1,
+    persistedQueries: { cache: apqCache, ttl: config.apqTtlSeconds },
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
       config.landingPage ? ApolloServerPluginLandingPageLocalDefault({ embed: true }) : ApolloServerPluginLandingPageDisabled(),
+      ...hardening.plugins,
       requestLifecyclePlugin(metrics),
     ],
   });
   await apollo.start();
 
-  app.use(createHealthRoutes({ platform, metrics }));
-  const graphql = expressMiddleware(apollo, {
-    context: async ({ req, res }) => {
-      const requestId = typeof req.headers['x-request-id'] === 'string' && /^[\w-]{1,64}$/.test(req.headers['x-request-id'])
-        ? req.headers['x-request-id']
-        : randomUUID();
-      res.setHeader('x-request-id', requestId);
-      const principal = await authenticator.authenticate(req.headers);
-      return createRequestContext({ requestId, principal, services, logger: logger.child({ requestId }) });
-    },
-  });
+  app.use(
+    createHealthRoutes({
+      platform,
+      metrics,
+      extraChecks: redis ? [{ name: 'redis', check: async () => void (await redis.ping()) }] : [],
+    }),
+  );
+  // The request's path: CORS -> JSON body (size-capped) -> guard (auth, rate limits, persisted
+  // operations) -> Apollo (limits, policy, resolvers).
   app.use(
     ['/graphql', '/'],
     cors({
       origin: config.corsOrigins,
       methods: ['GET', 'POST', 'OPTIONS'],
-      allowedHeaders: ['content-type', 'authorization', 'apollo-require-preflight', 'x-apollo-operation-name', 'x-tenant', 'x-request-id'],
-      exposedHeaders: ['x-request-id'],
+      allowedHeaders: [
+        'content-type',
+        'authorization',
+        'x-api-key',
+        'apollo-require-preflight',
+        'x-apollo-operation-name',
+        'x-tenant',
+        'x-request-id',
+      ],
+      exposedHeaders: ['x-request-id', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'Retry-After'],
       maxAge: 600,
     }),
-    express.json({ limit: '1mb' }),
-    graphql,
+    express.json({ limit: config.limits.maxBodyBytes }),
+    graphqlRequestGuard({
+      authenticator,
+      rateLimiter,
+      safelist,
+      apqCache,
+      maxBatchSize: config.limits.maxBatchSize,
+      maxTokens: config.limits.maxTokens,
+    }),
+    expressMiddleware(apollo, {
+      context: async ({ req, res }) => {
+        const { requestId, principal } = res.locals as GuardedLocals;
+        return createRequestContext({
+          requestId,
+          principal,
+          clientIp: req.ip ?? req.socket.remoteAddress ?? 'unknown',
+          services,
+          logger: logger.child({ requestId }),
+        });
+      },
+    }),
   );
+  app.use(bodyErrorHandler(config.limits.maxBodyBytes));
 
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
@@ -189,14 +253,34 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     installationId,
     services,
     metrics,
+    rateLimitStore: rateLimiter ? rateLimiter.storeKind : 'disabled',
     close: () => {
       closing ??= (async () => {
         await apollo.stop();
         await tenantClients.close();
         await directory.close();
         await platform.close();
+        redis?.disconnect();
       })();
       return closing;
     },
+  };
+}
+
+/** Body-parser failures (too large, malformed JSON) answered like GraphQL errors. */
+function bodyErrorHandler(maxBodyBytes: number): ErrorRequestHandler {
+  return (error: unknown, _req, res, next) => {
+    const type = (error as { type?: unknown }).type;
+    const appError =
+      type === 'entity.too.large'
+        ? new AppError(ErrorCode.PAYLOAD_TOO_LARGE, `Request body larger than ${maxBodyBytes} bytes`)
+        : type === 'entity.parse.failed'
+          ? new AppError(ErrorCode.BAD_REQUEST, 'Request body is not valid JSON')
+          : null;
+    if (!appError) {
+      next(error);
+      return;
+    }
+    res.status(httpStatusOf(appError)).json(errorResponseBody(appError));
   };
 }

@@ -1,16 +1,12 @@
 import { AppError, ErrorCode } from '../errors/app-error';
 import type { Resolvers } from '../generated/graphql';
-import type { RequestContext } from '../graphql/context';
-import type { TenantPrincipal } from './principal';
-
-function tenantPrincipal(ctx: RequestContext): TenantPrincipal {
-  return ctx.tenantScope().principal;
-}
+import { isTenantPrincipal } from './principal';
+import { memberPrincipal, type RequestContext } from '../graphql/context';
 
 export const authResolvers: Resolvers = {
   Query: {
     me: (_root, _args, ctx) => ctx.principal,
-    members: (_root, _args, ctx) => ctx.services.members.list(tenantPrincipal(ctx)),
+    members: (_root, _args, ctx) => ctx.services.members.list(ctx.tenantScope().principal.tenant.id),
   },
   Mutation: {
     login: (_root, { input }, ctx) => ctx.services.sessions.login(input),
@@ -19,24 +15,29 @@ export const authResolvers: Resolvers = {
     logout: async (_root, _args, ctx) => {
       const { principal } = ctx;
       if (principal.kind === 'anonymous') throw new AppError(ErrorCode.UNAUTHENTICATED, 'Not signed in');
+      if (principal.kind === 'apiKey') throw new AppError(ErrorCode.FORBIDDEN, 'API keys have no session; revoke the key instead');
       await ctx.services.sessions.logout(principal.sessionId);
       return { success: true };
     },
-    addMember: async (_root, { input }, ctx) => ({ member: await ctx.services.members.add(tenantPrincipal(ctx), input) }),
+    addMember: async (_root, { input }, ctx) => ({ member: await ctx.services.members.add(memberPrincipal(ctx), input) }),
     updateMemberRole: async (_root, { userId, role }, ctx) => ({
-      member: await ctx.services.members.changeRole(tenantPrincipal(ctx), userId, role),
+      member: await ctx.services.members.changeRole(memberPrincipal(ctx), userId, role),
     }),
     removeMember: async (_root, { userId }, ctx) => ({
-      removedUserId: await ctx.services.members.remove(tenantPrincipal(ctx), userId),
+      removedUserId: await ctx.services.members.remove(memberPrincipal(ctx), userId),
     }),
   },
   Viewer: {
-    id: (principal) => (principal.kind === 'platformAdmin' ? principal.adminId : principal.kind === 'member' ? principal.userId : ''),
-    kind: (principal) => (principal.kind === 'platformAdmin' ? 'PLATFORM_ADMIN' : 'TENANT_MEMBER'),
-    email: async (principal, _args, ctx) => (await viewerAccount(principal, ctx)).email,
-    name: async (principal, _args, ctx) => (await viewerAccount(principal, ctx)).name,
-    role: (principal) => (principal.kind === 'member' ? principal.role : null),
-    tenant: (principal) => (principal.kind === 'member' ? principal.tenant : null),
+    id: (principal) => {
+      if (principal.kind === 'platformAdmin') return principal.adminId;
+      if (principal.kind === 'member') return principal.userId;
+      return principal.kind === 'apiKey' ? principal.keyId : '';
+    },
+    kind: (principal) => (principal.kind === 'platformAdmin' ? 'PLATFORM_ADMIN' : principal.kind === 'apiKey' ? 'API_KEY' : 'TENANT_MEMBER'),
+    email: async (principal, _args, ctx) => (principal.kind === 'apiKey' ? null : (await viewerAccount(principal, ctx)).email),
+    name: async (principal, _args, ctx) => (principal.kind === 'apiKey' ? principal.name : (await viewerAccount(principal, ctx)).name),
+    role: (principal) => (isTenantPrincipal(principal) ? principal.role : null),
+    tenant: (principal) => (isTenantPrincipal(principal) ? principal.tenant : null),
   },
   Member: {
     id: (member) => member.userId,

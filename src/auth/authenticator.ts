@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { PlatformDatabase } from '../database/platform-database';
 import { AppError, ErrorCode } from '../errors/app-error';
 import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory';
+import { looksLikeApiKey, type ApiKeyService } from '../api-keys/api-key-service';
 import type { AccessTokens } from './access-tokens';
 import type { MemberRole, Principal } from './principal';
 import { assertTenantServes } from './session-service';
@@ -17,7 +18,8 @@ interface SessionState {
 }
 
 /**
- * Turns a request's credentials into a Principal. A valid signature is not enough: the session
+ * Turns a request's credentials (a JWT access token, or an API key as a bearer token or in
+ * X-Api-Key) into a Principal. For tokens a valid signature is not enough: the session
  * must still be live (not logged out, not revoked for refresh-token reuse) and, for tenant
  * users, the membership must still exist; its current role counts, not the token's. The tenant
  * must be ACTIVE, and a tenant named by the request (X-Tenant header or host name) must be the
@@ -29,18 +31,32 @@ export class Authenticator {
       platform: PlatformDatabase;
       directory: TenantDirectory;
       accessTokens: AccessTokens;
+      apiKeys: ApiKeyService;
       tenantHostSuffix: string | undefined;
     },
   ) {}
 
   async authenticate(headers: IncomingHttpHeaders): Promise<Principal> {
     const authorization = headers.authorization;
-    if (!authorization) {
+    const apiKeyHeader = headers['x-api-key'];
+    if (!authorization && !apiKeyHeader) {
       return { kind: 'anonymous' };
     }
-    const match = /^Bearer\s+(\S+)$/i.exec(authorization);
-    if (!match?.[1]) throw unauthenticated('Authorization header must be "Bearer <token>"');
-    const claims = this.deps.accessTokens.verify(match[1]);
+    let token: string | undefined;
+    if (authorization) {
+      token = /^Bearer\s+(\S+)$/i.exec(authorization)?.[1];
+      if (!token) throw unauthenticated('Authorization header must be "Bearer <token>"');
+      if (apiKeyHeader) throw unauthenticated('Send either Authorization or X-Api-Key, not both');
+    } else {
+      token = Array.isArray(apiKeyHeader) ? undefined : apiKeyHeader?.trim();
+      if (!token || !looksLikeApiKey(token)) throw unauthenticated('X-Api-Key must hold one API key');
+    }
+    if (looksLikeApiKey(token)) {
+      const principal = await this.deps.apiKeys.authenticate(token);
+      this.assertRequestNamesSameTenant(headers, principal.tenant);
+      return principal;
+    }
+    const claims = this.deps.accessTokens.verify(token);
     const session = await this.sessionState(claims.sid);
     if (!session?.active) throw unauthenticated('Session ended; log in again');
 

@@ -3,7 +3,7 @@ import type { PlatformDatabase } from '../database/platform-database';
 import { AppError, ErrorCode, badInput, conflict, forbidden, notFound } from '../errors/app-error';
 import type { PasswordHasher } from './passwords';
 import { assertAcceptablePassword } from './passwords';
-import { ROLE_RANK, type MemberRole, type TenantPrincipal } from './principal';
+import { ROLE_RANK, type MemberPrincipal, type MemberRole } from './principal';
 
 export interface MemberModel {
   userId: string;
@@ -26,9 +26,9 @@ export class MemberService {
     private readonly deps: { platform: PlatformDatabase; passwords: PasswordHasher },
   ) {}
 
-  async list(actor: TenantPrincipal): Promise<MemberModel[]> {
+  async list(tenantId: string): Promise<MemberModel[]> {
     const memberships = await this.deps.platform.prisma.membership.findMany({
-      where: { tenantId: actor.tenant.id },
+      where: { tenantId },
       include: { user: true },
       orderBy: { createdAt: 'asc' },
     });
@@ -47,7 +47,7 @@ export class MemberService {
   }
 
   async add(
-    actor: TenantPrincipal,
+    actor: MemberPrincipal,
     input: { email: string; name?: string | null; password?: string | null; role: MemberRole },
   ): Promise<MemberModel> {
     const email = emailSchema.safeParse(input.email);
@@ -64,6 +64,7 @@ export class MemberService {
     } else {
       const name = input.name?.trim();
       if (!name) throw badInput('name is required for a new user', 'name');
+      if (name.includes('\u0000')) throw badInput('name must not contain NUL characters', 'name');
       if (!input.password) throw badInput('password is required for a new user', 'password');
       assertAcceptablePassword(input.password);
       const passwordHash = await this.deps.passwords.hash(input.password);
@@ -83,7 +84,7 @@ export class MemberService {
     return this.getMember(actor.tenant.id, userId);
   }
 
-  async changeRole(actor: TenantPrincipal, userId: string, role: MemberRole): Promise<MemberModel> {
+  async changeRole(actor: MemberPrincipal, userId: string, role: MemberRole): Promise<MemberModel> {
     this.assertMayGrant(actor, role);
     await this.withOwnersLocked(actor.tenant.id, async (tx, owners) => {
       const target = await this.targetMembership(tx, actor, userId);
@@ -95,7 +96,7 @@ export class MemberService {
     return this.getMember(actor.tenant.id, userId);
   }
 
-  async remove(actor: TenantPrincipal, userId: string): Promise<string> {
+  async remove(actor: MemberPrincipal, userId: string): Promise<string> {
     await this.withOwnersLocked(actor.tenant.id, async (tx, owners) => {
       const target = await this.targetMembership(tx, actor, userId);
       if (target.role === 'OWNER' && owners.length <= 1) {
@@ -110,11 +111,11 @@ export class MemberService {
     return userId;
   }
 
-  private assertMayGrant(actor: TenantPrincipal, role: MemberRole): void {
+  private assertMayGrant(actor: MemberPrincipal, role: MemberRole): void {
     if (ROLE_RANK[role] > ROLE_RANK[actor.role]) throw forbidden(`A ${actor.role} cannot grant the ${role} role`);
   }
 
-  private async targetMembership(tx: Transaction, actor: TenantPrincipal, userId: string) {
+  private async targetMembership(tx: Transaction, actor: MemberPrincipal, userId: string) {
     const target = UUID.test(userId)
       ? await tx.membership.findUnique({ where: { userId_tenantId: { userId, tenantId: actor.tenant.id } } })
       : null;

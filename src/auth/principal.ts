@@ -10,14 +10,40 @@ export function roleAtLeast(role: MemberRole, required: MemberRole): boolean {
   return ROLE_RANK[role] >= ROLE_RANK[required];
 }
 
-/** Who is calling. Resolved once per request by the context factory. */
+export interface MemberPrincipal {
+  kind: 'member';
+  userId: string;
+  sessionId: string;
+  tenant: TenantRecord;
+  role: MemberRole;
+}
+
+/** A partner's API key: bound to one tenant, acting with at most `role`. */
+export interface ApiKeyPrincipal {
+  kind: 'apiKey';
+  keyId: string;
+  name: string;
+  tenant: TenantRecord;
+  role: MemberRole;
+  /** Only registered operations may run. */
+  persistedOnly: boolean;
+}
+
+/** Who is calling. Resolved once per request, before anything is parsed. */
 export type Principal =
   | { kind: 'anonymous' }
   | { kind: 'platformAdmin'; adminId: string; sessionId: string }
-  | { kind: 'member'; userId: string; sessionId: string; tenant: TenantRecord; role: MemberRole };
+  | MemberPrincipal
+  | ApiKeyPrincipal;
 
-export type TenantPrincipal = Extract<Principal, { kind: 'member' }>;
+/** A caller acting inside one tenant. */
+export type TenantPrincipal = MemberPrincipal | ApiKeyPrincipal;
 
 export function isTenantPrincipal(principal: Principal): principal is TenantPrincipal {
-  return principal.kind === 'member';
+  return principal.kind === 'member' || principal.kind === 'apiKey';
+}
+
+/** Stable id of the caller inside its tenant, for per-principal rate limits. */
+export function principalKey(principal: TenantPrincipal): string {
+  return principal.kind === 'member' ? `user:${principal.userId}` : `key:${principal.keyId}`;
 }

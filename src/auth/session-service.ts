@@ -23,6 +23,9 @@ function newRefreshToken(): string {
   return `${REFRESH_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
 }
 
+/** PostgreSQL text cannot hold NUL: such a value matches no stored row (and must not reach a query). */
+const storable = (value: string) => !value.includes('\u0000');
+
 const invalidCredentials = () =>
   new AppError(ErrorCode.UNAUTHENTICATED, 'Invalid email, password or tenant', { httpStatus: 401 });
 const invalidRefreshToken = () =>
@@ -58,8 +61,8 @@ export class SessionService {
     const email = input.email.trim().toLowerCase();
     const slug = input.tenant.trim().toLowerCase();
     const { prisma } = this.deps.platform;
-    const tenant = slug.length <= 40 ? await this.deps.directory.findBySlug(slug) : null;
-    const user = await prisma.user.findUnique({ where: { email } });
+    const tenant = slug.length <= 40 && storable(slug) ? await this.deps.directory.findBySlug(slug) : null;
+    const user = storable(email) ? await prisma.user.findUnique({ where: { email } }) : null;
     const passwordOk = await this.deps.passwords.verify(input.password, user?.passwordHash);
     const membership =
       user && tenant && passwordOk
@@ -71,7 +74,8 @@ export class SessionService {
   }
 
   async adminLogin(input: { email: string; password: string }): Promise<AuthPayload> {
-    const admin = await this.deps.platform.prisma.platformAdmin.findUnique({ where: { email: input.email.trim().toLowerCase() } });
+    const email = input.email.trim().toLowerCase();
+    const admin = storable(email) ? await this.deps.platform.prisma.platformAdmin.findUnique({ where: { email } }) : null;
     const passwordOk = await this.deps.passwords.verify(input.password, admin?.passwordHash);
     if (!admin || !passwordOk) {
       throw new AppError(ErrorCode.UNAUTHENTICATED, 'Invalid email or password', { httpStatus: 401 });

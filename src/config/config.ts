@@ -47,6 +47,19 @@ const environmentSchema = z.object({
   INTROSPECTION: boolean.optional(),
   LANDING_PAGE: boolean.optional(),
   TENANT_HOST_SUFFIX: z.string().optional(),
+  RATE_LIMIT_ENABLED: boolean.default(true),
+  RATE_LIMIT_REDIS_FAILURE: z.enum(['open', 'closed']).default('open'),
+  REDIS_COMMAND_TIMEOUT_MS: positiveInt.default(100),
+  APQ_TTL_SECONDS: positiveInt.default(24 * 3600),
+  MAX_BODY_BYTES: positiveInt.default(200_000),
+  MAX_BATCH_SIZE: positiveInt.default(1),
+  MAX_DEPTH: positiveInt.default(12),
+  MAX_ALIASES: positiveInt.default(20),
+  MAX_DIRECTIVES: positiveInt.default(20),
+  MAX_TOKENS: positiveInt.default(3_000),
+  MAX_COST: positiveInt.default(10_000),
+  BLOCK_FIELD_SUGGESTIONS: boolean.optional(),
+  TRUST_PROXY: z.string().optional(),
 });
 
 export type Environment = z.infer<typeof environmentSchema>;
@@ -89,6 +102,26 @@ export interface Config {
   landingPage: boolean;
   /** e.g. `.fleet.example.com`: a request to `acme.fleet.example.com` names tenant `acme`. */
   tenantHostSuffix: string | undefined;
+  rateLimit: {
+    enabled: boolean;
+    /** What happens while Redis is unreachable: `open` serves requests unlimited, `closed` refuses them. */
+    redisFailure: 'open' | 'closed';
+    redisCommandTimeoutMs: number;
+  };
+  apqTtlSeconds: number;
+  limits: {
+    maxBodyBytes: number;
+    /** 1 turns batched (array) requests off. */
+    maxBatchSize: number;
+    maxDepth: number;
+    maxAliases: number;
+    maxDirectives: number;
+    maxTokens: number;
+    maxCost: number;
+    blockFieldSuggestions: boolean;
+  };
+  /** Express `trust proxy` (e.g. `1`, `loopback`): where the client IP comes from behind a proxy. */
+  trustProxy: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -157,5 +190,22 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     introspection: env.INTROSPECTION ?? !production,
     landingPage: env.LANDING_PAGE ?? !production,
     tenantHostSuffix: env.TENANT_HOST_SUFFIX,
+    rateLimit: {
+      enabled: env.RATE_LIMIT_ENABLED,
+      redisFailure: env.RATE_LIMIT_REDIS_FAILURE,
+      redisCommandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS,
+    },
+    apqTtlSeconds: env.APQ_TTL_SECONDS,
+    limits: {
+      maxBodyBytes: env.MAX_BODY_BYTES,
+      maxBatchSize: env.MAX_BATCH_SIZE,
+      maxDepth: env.MAX_DEPTH,
+      maxAliases: env.MAX_ALIASES,
+      maxDirectives: env.MAX_DIRECTIVES,
+      maxTokens: env.MAX_TOKENS,
+      maxCost: env.MAX_COST,
+      blockFieldSuggestions: env.BLOCK_FIELD_SUGGESTIONS ?? production,
+    },
+    trustProxy: env.TRUST_PROXY,
   };
 }

@@ -20,6 +20,15 @@ export const ErrorCode = {
   PERSISTED_QUERY_NOT_FOUND: 'PERSISTED_QUERY_NOT_FOUND',
   PERSISTED_QUERY_NOT_SUPPORTED: 'PERSISTED_QUERY_NOT_SUPPORTED',
   OPERATION_RESOLUTION_FAILURE: 'OPERATION_RESOLUTION_FAILURE',
+  PERSISTED_QUERY_REQUIRED: 'PERSISTED_QUERY_REQUIRED',
+  PERSISTED_QUERY_NOT_REGISTERED: 'PERSISTED_QUERY_NOT_REGISTERED',
+  QUERY_TOO_DEEP: 'QUERY_TOO_DEEP',
+  TOO_MANY_ALIASES: 'TOO_MANY_ALIASES',
+  TOO_MANY_DIRECTIVES: 'TOO_MANY_DIRECTIVES',
+  TOO_MANY_TOKENS: 'TOO_MANY_TOKENS',
+  QUERY_TOO_COMPLEX: 'QUERY_TOO_COMPLEX',
+  BATCH_TOO_LARGE: 'BATCH_TOO_LARGE',
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   BAD_REQUEST: 'BAD_REQUEST',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
 } as const;
@@ -48,6 +57,15 @@ export const PROBLEMS: Record<ErrorCode, Problem> = {
   PERSISTED_QUERY_NOT_FOUND: { status: 200, title: 'Persisted query not found' },
   PERSISTED_QUERY_NOT_SUPPORTED: { status: 400, title: 'Persisted queries not supported' },
   OPERATION_RESOLUTION_FAILURE: { status: 400, title: 'Operation not found in document' },
+  PERSISTED_QUERY_REQUIRED: { status: 403, title: 'Only registered operations allowed' },
+  PERSISTED_QUERY_NOT_REGISTERED: { status: 404, title: 'Operation not registered' },
+  QUERY_TOO_DEEP: { status: 400, title: 'Query too deep' },
+  TOO_MANY_ALIASES: { status: 400, title: 'Too many aliases' },
+  TOO_MANY_DIRECTIVES: { status: 400, title: 'Too many directives' },
+  TOO_MANY_TOKENS: { status: 400, title: 'Document too long' },
+  QUERY_TOO_COMPLEX: { status: 400, title: 'Query too expensive' },
+  BATCH_TOO_LARGE: { status: 400, title: 'Too many operations in one request' },
+  PAYLOAD_TOO_LARGE: { status: 413, title: 'Request body too large' },
   BAD_REQUEST: { status: 400, title: 'Bad request' },
   INTERNAL_SERVER_ERROR: { status: 500, title: 'Internal server error' },
 };
@@ -58,6 +76,17 @@ export function isErrorCode(code: unknown): code is ErrorCode {
 
 export function problemType(code: ErrorCode): string {
   return `urn:fleet-graphql:problem:${code.toLowerCase().replaceAll('_', '-')}`;
+}
+
+/** The JSON body of a request refused before GraphQL ran, shaped like a GraphQL response. */
+export function errorResponseBody(error: AppError): { errors: { message: string; extensions: Record<string, unknown> }[] } {
+  const { http: _http, ...extensions } = error.extensions as Record<string, unknown>;
+  return { errors: [{ message: error.message, extensions }] };
+}
+
+export function httpStatusOf(error: AppError): number {
+  const http = (error.extensions as { http?: { status?: number } }).http;
+  return http?.status ?? PROBLEMS[error.code].status;
 }
 
 /** Problem fields for `extensions`; `detail` is the human-readable explanation. */

@@ -2,7 +2,7 @@ import { isRecordNotFound, uniqueViolationFields } from '../database/prisma-erro
 import { conflict, notFound } from '../errors/app-error';
 import type { Driver, Prisma } from '../generated/prisma/tenant/client';
 import { pageRequest, toConnection, type ConnectionModel } from '../graphql/pagination';
-import { createDriverSchema, parseInput, updateDriverSchema } from './fleet-input';
+import { createDriverSchema, parseInput, searchText, updateDriverSchema } from './fleet-input';
 import type { FleetScope } from './vehicles';
 
 export interface DriverFilter {
@@ -16,7 +16,7 @@ function driverWhere(filter: DriverFilter | null | undefined): Prisma.DriverWher
   if (filter?.status) where.status = filter.status;
   if (filter?.assigned === true) where.vehicle = { isNot: null };
   if (filter?.assigned === false) where.vehicle = { is: null };
-  const search = filter?.search?.trim();
+  const search = searchText(filter?.search);
   if (search) {
     where.OR = ['name', 'licenseNumber', 'email'].map((field) => ({ [field]: { contains: search, mode: 'insensitive' } }));
   }

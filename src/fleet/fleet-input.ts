@@ -6,7 +6,12 @@ import { badInput } from '../errors/app-error';
  * client can show it next to the right input.
  */
 
-const text = (max: number) => z.string().trim().min(1, 'must not be empty').max(max, `must be at most ${max} characters`);
+/** PostgreSQL text cannot store NUL; refused here rather than failing in the database. */
+const noNul = (value: string) => !value.includes('\u0000');
+const NUL_MESSAGE = 'must not contain NUL characters';
+
+const text = (max: number) =>
+  z.string().trim().min(1, 'must not be empty').max(max, `must be at most ${max} characters`).refine(noNul, NUL_MESSAGE);
 const currentYear = () => new Date().getUTCFullYear();
 
 export const vehicleFields = {
@@ -30,13 +35,19 @@ export const vehicleFields = {
 
 export const driverFields = {
   name: text(200),
-  licenseNumber: z.string().trim().toUpperCase().min(1, 'must not be empty').max(50, 'must be at most 50 characters'),
+  licenseNumber: z
+    .string()
+    .trim()
+    .toUpperCase()
+    .min(1, 'must not be empty')
+    .max(50, 'must be at most 50 characters')
+    .refine(noNul, NUL_MESSAGE),
   phone: z
     .string()
     .trim()
     .max(40, 'must be at most 40 characters')
     .regex(/^\+?[0-9 ()-]*$/, 'may contain digits, spaces, parentheses, hyphens and a leading +'),
-  email: z.string().trim().toLowerCase().max(254),
+  email: z.string().trim().toLowerCase().max(254).refine(noNul, NUL_MESSAGE),
   status: z.enum(['ACTIVE', 'INACTIVE', 'ON_LEAVE']),
 };
 
@@ -60,6 +71,14 @@ export const updateDriverSchema = z
 /** GraphQL gives null for an omitted optional input field; null means "leave as is" here. */
 function withoutNulls(input: Record<string, unknown>, nullable: readonly string[]): Record<string, unknown> {
   return Object.fromEntries(Object.entries(input).filter(([key, value]) => value !== null || nullable.includes(key)));
+}
+
+/** A list filter's search text, trimmed; undefined when empty. */
+export function searchText(search: string | null | undefined): string | undefined {
+  const trimmed = search?.trim();
+  if (!trimmed) return undefined;
+  if (!noNul(trimmed)) throw badInput(`filter.search ${NUL_MESSAGE}`, 'filter.search');
+  return trimmed;
 }
 
 export function parseInput<T extends z.ZodType>(schema: T, input: object, nullable: readonly string[] = []): z.infer<T> {

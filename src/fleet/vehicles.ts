@@ -3,7 +3,7 @@ import { conflict, notFound } from '../errors/app-error';
 import type { Prisma, Vehicle } from '../generated/prisma/tenant/client';
 import { pageRequest, toConnection, type ConnectionModel } from '../graphql/pagination';
 import type { TenantPrisma } from '../tenancy/tenant-client-pool';
-import { createVehicleSchema, parseInput, updateVehicleSchema } from './fleet-input';
+import { createVehicleSchema, parseInput, searchText, updateVehicleSchema } from './fleet-input';
 import type { FleetLoaders } from './fleet-loaders';
 
 /** Everything here runs on a tenant-bound client: it can only ever see one tenant's schema. */
@@ -23,7 +23,7 @@ function vehicleWhere(filter: VehicleFilter | null | undefined): Prisma.VehicleW
   if (filter?.status) where.status = filter.status;
   if (filter?.hasDriver === true) where.driverId = { not: null };
   if (filter?.hasDriver === false) where.driverId = null;
-  const search = filter?.search?.trim();
+  const search = searchText(filter?.search);
   if (search) {
     where.OR = ['plate', 'make', 'model'].map((field) => ({ [field]: { contains: search, mode: 'insensitive' } }));
   }

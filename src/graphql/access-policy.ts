@@ -13,7 +13,7 @@ export type AccessPolicy =
   | { kind: 'public' }
   | { kind: 'authenticated' }
   | { kind: 'platformAdmin' }
-  | { kind: 'auth'; requires: MemberRole };
+  | { kind: 'auth'; requires: MemberRole; apiKeys: boolean };
 
 const POLICY_DIRECTIVES = ['public', 'authenticated', 'platformAdmin', 'auth'] as const;
 
@@ -21,7 +21,12 @@ function policiesOf(schema: GraphQLSchema, field: GraphQLFieldConfig<unknown, un
   const policies: AccessPolicy[] = [];
   for (const name of POLICY_DIRECTIVES) {
     for (const args of getDirective(schema, field, name) ?? []) {
-      policies.push(name === 'auth' ? { kind: 'auth', requires: (args as { requires: MemberRole }).requires } : { kind: name });
+      if (name === 'auth') {
+        const { requires, apiKeys } = args as { requires: MemberRole; apiKeys?: boolean };
+        policies.push({ kind: 'auth', requires, apiKeys: apiKeys ?? true });
+      } else {
+        policies.push({ kind: name });
+      }
     }
   }
   return policies;
@@ -58,11 +63,15 @@ export function enforcePolicy(policy: AccessPolicy, principal: Principal): void 
     if (principal.kind !== 'platformAdmin') throw new AppError(ErrorCode.FORBIDDEN, 'Platform admins only');
     return;
   }
-  if (principal.kind !== 'member') {
+  if (principal.kind !== 'member' && principal.kind !== 'apiKey') {
     throw new AppError(ErrorCode.FORBIDDEN, 'This operation acts on a tenant; sign in as a member of that tenant');
   }
+  if (principal.kind === 'apiKey' && !policy.apiKeys) {
+    throw new AppError(ErrorCode.FORBIDDEN, 'API keys cannot do this; sign in as a member');
+  }
   if (!roleAtLeast(principal.role, policy.requires)) {
-    throw new AppError(ErrorCode.FORBIDDEN, `Requires the ${policy.requires} role or higher; you are ${principal.role}`);
+    const who = principal.kind === 'apiKey' ? `this API key's role is ${principal.role}` : `you are ${principal.role}`;
+    throw new AppError(ErrorCode.FORBIDDEN, `Requires the ${policy.requires} role or higher; ${who}`);
   }
 }
 

@@ -1,6 +1,6 @@
 import type { AuthPayload } from '../auth/session-service';
 import type { MemberService } from '../auth/member-service';
-import type { Principal, TenantPrincipal } from '../auth/principal';
+import { isTenantPrincipal, type MemberPrincipal, type Principal, type TenantPrincipal } from '../auth/principal';
 import type { SessionService } from '../auth/session-service';
 import type { PlatformDatabase } from '../database/platform-database';
 import { AppError, ErrorCode } from '../errors/app-error';
@@ -12,6 +12,8 @@ import type { TenantMigrationRunner } from '../provisioning/tenant-migration-run
 import type { TenantProvisioner } from '../provisioning/tenant-provisioner';
 import type { TenantClientPool } from '../tenancy/tenant-client-pool';
 import type { TenantDirectory } from '../tenancy/tenant-directory';
+import type { ApiKeyService } from '../api-keys/api-key-service';
+import type { OperationSafelist } from '../persisted-queries/operation-safelist';
 
 export type { AuthPayload };
 
@@ -25,6 +27,8 @@ export interface Services {
   provisioner: TenantProvisioner;
   migrations: TenantMigrationRunner;
   lifecycle: TenantLifecycle;
+  apiKeys: ApiKeyService;
+  safelist: OperationSafelist;
 }
 
 /** What a tenant-scoped resolver works with: its tenant's client and this request's loaders. */
@@ -35,6 +39,8 @@ export interface TenantScope extends FleetScope {
 export interface RequestContext {
   requestId: string;
   principal: Principal;
+  /** The client's address (per-IP limits of signed-out calls such as login). */
+  clientIp: string;
   services: Services;
   logger: Logger;
   /** The caller's tenant-bound client and loaders, leased on first use. */
@@ -43,9 +49,17 @@ export interface RequestContext {
   release(): void;
 }
 
+/** The signed-in member (never an API key); member and key management need one. */
+export function memberPrincipal(ctx: RequestContext): MemberPrincipal {
+  const { principal } = ctx;
+  if (principal.kind !== 'member') throw new AppError(ErrorCode.FORBIDDEN, 'Only a signed-in member can do this');
+  return principal;
+}
+
 export function createRequestContext(options: {
   requestId: string;
   principal: Principal;
+  clientIp: string;
   services: Services;
   logger: Logger;
 }): RequestContext {
@@ -56,7 +70,7 @@ export function createRequestContext(options: {
     ...options,
     tenantScope() {
       if (scope) return scope;
-      if (principal.kind !== 'member') {
+      if (!isTenantPrincipal(principal)) {
         throw new AppError(ErrorCode.FORBIDDEN, 'This operation acts on a tenant; sign in as a member of that tenant');
       }
       const lease = services.tenantClients.lease(principal.tenant);

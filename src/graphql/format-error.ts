@@ -4,33 +4,27 @@ import { AppError, ErrorCode, isErrorCode, problemExtensions } from '../errors/a
 import { describeError, type Logger } from '../observability/logger';
 
 /** Extensions a client may see besides the problem fields. */
-const PASS_THROUGH = ['field', 'retryAfter', 'step', 'tenantId'] as const;
-
-/** Codes GraphQL or Apollo produce for malformed requests; their messages are safe to show. */
-const REQUEST_ERROR_CODES = new Set<string>([
-  ErrorCode.GRAPHQL_PARSE_FAILED,
-  ErrorCode.GRAPHQL_VALIDATION_FAILED,
-  ErrorCode.BAD_USER_INPUT,
-  ErrorCode.PERSISTED_QUERY_NOT_FOUND,
-  ErrorCode.PERSISTED_QUERY_NOT_SUPPORTED,
-  ErrorCode.OPERATION_RESOLUTION_FAILURE,
-  ErrorCode.BAD_REQUEST,
-]);
+const PASS_THROUGH = ['field', 'retryAfter', 'step', 'tenantId', 'cost', 'maxCost'] as const;
 
 /**
- * The one place errors are shaped for clients. Expected errors (AppError, and GraphQL's own
- * request errors) keep their message and gain RFC 7807 problem fields; anything else is
- * logged by class and code and masked as INTERNAL_SERVER_ERROR, so no stack trace, SQL or
- * driver message ever reaches a response.
+ * The one place errors are shaped for clients. Expected errors keep their message and gain
+ * RFC 7807 problem fields; anything else is logged by class and code and masked as
+ * INTERNAL_SERVER_ERROR, so no stack trace, SQL or driver message ever reaches a response.
  */
 export function createErrorFormatter(logger: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = unwrapResolverError(error);
-    const code = formatted.extensions?.code;
+    // A limit (graphql-armor) tags its rejection with our code; GraphQL reports it as a
+    // validation or parse failure.
+    const limitCode = formatted.extensions?.limitCode;
+    const code = isErrorCode(limitCode) ? limitCode : formatted.extensions?.code;
+    // Ours (AppError), or GraphQL's and Apollo's own request errors (a GraphQLError with a
+    // known code). Anything else, including every Error a resolver or driver threw, is masked.
     const expected =
-      original instanceof AppError ||
-      (isErrorCode(code) && REQUEST_ERROR_CODES.has(code) && (original instanceof GraphQLError || !(original instanceof Error)));
-    if (expected && isErrorCode(code)) {
+      isErrorCode(code) &&
+      code !== ErrorCode.INTERNAL_SERVER_ERROR &&
+      (original instanceof AppError || original instanceof GraphQLError || !(original instanceof Error));
+    if (expected) {
       const extra = Object.fromEntries(
         PASS_THROUGH.filter((key) => formatted.extensions?.[key] !== undefined).map((key) => [key, formatted.extensions?.[key]]),
       );

@@ -4,7 +4,9 @@ import { makeExecutableSchema } from '@graphql-tools/schema';
 import type { GraphQLSchema } from 'graphql';
 import { authResolvers } from '../auth/auth.resolvers';
 import { SCHEMA_DIR } from '../config/paths';
+import { apiKeyResolvers } from '../api-keys/api-keys.resolvers';
 import { fleetResolvers } from '../fleet/fleet.resolvers';
+import { persistedQueryResolvers } from '../persisted-queries/persisted-queries.resolvers';
 import { platformResolvers } from '../provisioning/platform.resolvers';
 import { applyAccessPolicy } from './access-policy';
 import type { RequestContext } from './context';
@@ -18,12 +20,17 @@ export function loadTypeDefs(dir = SCHEMA_DIR): string[] {
     .map((file) => readFileSync(path.join(dir, file), 'utf8'));
 }
 
-/** SDL + each capability's resolvers, with the SDL's access policy enforced on every root field. */
-export function buildSchema(): GraphQLSchema {
+/**
+ * SDL + each capability's resolvers. The SDL's directives are enforced by wrapping resolvers:
+ * field rate limits first, then the access policy outside them, so a caller without access is
+ * refused before spending any rate-limit budget.
+ */
+export function buildSchema(options: { fieldRateLimits?: (schema: GraphQLSchema) => GraphQLSchema } = {}): GraphQLSchema {
   const schema = makeExecutableSchema({
     typeDefs: loadTypeDefs(),
-    resolvers: [scalarResolvers, authResolvers, platformResolvers, fleetResolvers],
+    resolvers: [scalarResolvers, authResolvers, platformResolvers, fleetResolvers, apiKeyResolvers, persistedQueryResolvers],
     resolverValidationOptions: { requireResolversToMatchSchema: 'error' },
   });
-  return applyAccessPolicy<RequestContext>(schema);
+  const limited = options.fieldRateLimits ? options.fieldRateLimits(schema) : schema;
+  return applyAccessPolicy<RequestContext>(limited);
 }

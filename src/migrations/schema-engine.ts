@@ -34,12 +34,31 @@ function loadBindings(): Bindings {
   const bindings = require('@prisma/schema-engine-wasm/schema_engine_bg') as Bindings;
   const wasmPath = require.resolve('@prisma/schema-engine-wasm/schema_engine_bg').replace(/\.js$/, '.wasm');
   const instance = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(wasmPath)), {
-    './schema_engine_bg.js': bindings as unknown as WebAssembly.ModuleImports,
+    './schema_engine_bg.js': withUnrefTimers(bindings as unknown as WebAssembly.ModuleImports),
   });
   bindings.__wbg_set_wasm(instance.exports);
   (instance.exports.__wbindgen_start as () => void)();
   cache[BINDINGS_KEY] = bindings;
   return bindings;
+}
+
+/**
+ * The engine arms a timer (10 s, its advisory-lock timeout) for every run and has no import to
+ * clear it, so each migration kept the process alive 10 s after it finished (CLI scripts, Jest
+ * workers). Its timers only ever race work that holds a connection open, which keeps the
+ * process alive anyway, so they need not hold it alive themselves.
+ */
+function withUnrefTimers(imports: WebAssembly.ModuleImports): WebAssembly.ModuleImports {
+  const patched: WebAssembly.ModuleImports = { ...imports };
+  for (const key of Object.keys(imports).filter((name) => name.startsWith('__wbg_setTimeout_'))) {
+    const original = imports[key] as (callback: () => void, ms: number) => NodeJS.Timeout;
+    patched[key] = (callback: () => void, ms: number) => {
+      const timer = original(callback, ms);
+      timer.unref?.();
+      return timer;
+    };
+  }
+  return patched;
 }
 
 export function schemaEngineVersion(): string {

@@ -1,5 +1,6 @@
 import type { Resolvers } from '../generated/graphql';
 import { pageRequest, toConnection } from '../graphql/pagination';
+import { effectiveLimits } from '../rate-limiting/plans';
 
 /** Platform-admin operations: tenants, provisioning, fleet-wide migrations, suspension. */
 export const platformResolvers: Resolvers = {
@@ -22,6 +23,15 @@ export const platformResolvers: Resolvers = {
       ctx.services.migrations.migrateTenants({ tenantIds: tenantIds ?? null, concurrency: concurrency ?? null, force: force ?? false }),
     suspendTenant: async (_root, { id }, ctx) => ({ tenant: await ctx.services.lifecycle.suspend(id) }),
     reactivateTenant: async (_root, { id }, ctx) => ({ tenant: await ctx.services.lifecycle.reactivate(id) }),
+    setTenantRateLimit: async (_root, { id, limit }, ctx) => ({
+      tenant: await ctx.services.lifecycle.setRateLimit(id, limit ?? null),
+    }),
+  },
+  Tenant: {
+    rateLimit: (tenant) => {
+      const limits = effectiveLimits(tenant);
+      return { tenant: limits.tenant, perCaller: limits.principal, overridden: tenant.rateLimitCapacity !== null };
+    },
   },
   TenantConnection: {
     totalCount: (connection) => connection.totalCount(),

@@ -1,5 +1,6 @@
 import type { PlatformDatabase } from '../database/platform-database';
-import { conflict, notFound } from '../errors/app-error';
+import { badInput, conflict, notFound } from '../errors/app-error';
+import type { BucketLimits } from '../rate-limiting/token-buckets';
 import type { TenantClientPool } from '../tenancy/tenant-client-pool';
 import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory';
 
@@ -29,6 +30,35 @@ export class TenantLifecycle {
       throw conflict(`Only a SUSPENDED tenant can be reactivated; this one is ${tenant.status} (createTenant resumes it)`, 'id');
     }
     const updated = await this.deps.platform.prisma.tenant.update({ where: { id: tenant.id }, data: { status: 'ACTIVE' } });
+    this.deps.directory.invalidate(tenant.id);
+    return updated;
+  }
+
+  /** Overrides the tenant's request budget (null: back to its plan's); applies on the next request. */
+  async setRateLimit(
+    tenantId: string,
+    limit: { tenant: BucketLimits; perCaller: BucketLimits } | null,
+  ): Promise<TenantRecord> {
+    const tenant = await this.find(tenantId);
+    if (limit) {
+      for (const [field, bucket] of [['limit.tenant', limit.tenant], ['limit.perCaller', limit.perCaller]] as const) {
+        if (!Number.isInteger(bucket.capacity) || bucket.capacity < 1 || bucket.capacity > 1_000_000) {
+          throw badInput(`${field}.capacity must be an integer from 1 to 1000000`, `${field}.capacity`);
+        }
+        if (!(bucket.refillPerSecond > 0) || bucket.refillPerSecond > 100_000) {
+          throw badInput(`${field}.refillPerSecond must be above 0 and at most 100000`, `${field}.refillPerSecond`);
+        }
+      }
+    }
+    const updated = await this.deps.platform.prisma.tenant.update({
+      where: { id: tenant.id },
+      data: {
+        rateLimitCapacity: limit?.tenant.capacity ?? null,
+        rateLimitRefillPerSecond: limit?.tenant.refillPerSecond ?? null,
+        principalRateLimitCapacity: limit?.perCaller.capacity ?? null,
+        principalRateLimitRefillPerSecond: limit?.perCaller.refillPerSecond ?? null,
+      },
+    });
     this.deps.directory.invalidate(tenant.id);
     return updated;
   }

@@ -118,10 +118,13 @@ export class TenantMigrationRunner {
         },
         'tenant migration failed',
       );
-      await prisma.tenant.update({ where: { id: tenant.id }, data: { lastError: `migrate: ${reason}` } }).catch(() => undefined);
+      // The result carries the tenant as it is now, lastError included (not the row read before the run).
+      const updated = await prisma.tenant
+        .update({ where: { id: tenant.id }, data: { lastError: `migrate: ${reason}` } })
+        .catch(() => tenant);
       this.deps.directory.invalidate(tenant.id);
       return {
-        ...base(tenant),
+        ...base(updated),
         status: 'FAILED',
         error: reason,
         durationMs: Math.round(performance.now() - startedAt),

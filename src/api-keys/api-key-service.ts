@@ -1,0 +1,103 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { PlatformDatabase } from '../database/platform-database';
+import { AppError, ErrorCode, badInput, forbidden, notFound } from '../errors/app-error';
+import type { ApiKey } from '../generated/prisma/platform/client';
+import { ROLE_RANK, type ApiKeyPrincipal, type MemberPrincipal, type MemberRole } from '../auth/principal';
+import { assertTenantServes } from '../auth/session-service';
+import type { TenantDirectory } from '../tenancy/tenant-directory';
+
+export type ApiKeyModel = ApiKey;
+
+/*
+ * API keys look like `fgk_<prefix>_<secret>`: the prefix (8 hex characters) finds the key and is
+ * safe to show; the secret (32 random bytes) is shown once, at creation, and stored only as a
+ * SHA-256 (a key is high-entropy, so a fast hash is enough; bcrypt would cost every request).
+ */
+
+const KEY_PATTERN = /^fgk_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$/;
+export const API_KEY_PREFIX = 'fgk_';
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+export function looksLikeApiKey(token: string): boolean {
+  return token.startsWith(API_KEY_PREFIX);
+}
+
+/** lastUsedAt is informative; write it at most this often per key. */
+const LAST_USED_WRITE_INTERVAL_MS = 60_000;
+
+export class ApiKeyService {
+  private readonly lastUsedWrites = new Map<string, number>();
+
+  constructor(private readonly deps: { platform: PlatformDatabase; directory: TenantDirectory }) {}
+
+  async create(
+    actor: MemberPrincipal,
+    input: { name: string; role: MemberRole; expiresAt?: Date | null; persistedOnly?: boolean | null },
+  ): Promise<{ apiKey: ApiKeyModel; secret: string }> {
+    const name = input.name.trim();
+    if (name.length === 0 || name.length > 100) throw badInput('name must be 1 to 100 characters', 'name');
+    if (ROLE_RANK[input.role] > ROLE_RANK[actor.role]) {
+      throw forbidden(`A ${actor.role} cannot create a key with the ${input.role} role`);
+    }
+    if (input.role === 'OWNER') throw badInput('An API key cannot have the OWNER role', 'role');
+    if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) throw badInput('expiresAt must be in the future', 'expiresAt');
+    const prefix = randomBytes(4).toString('hex');
+    const secret = `${API_KEY_PREFIX}${prefix}_${randomBytes(32).toString('base64url')}`;
+    const apiKey = await this.deps.platform.prisma.apiKey.create({
+      data: {
+        tenantId: actor.tenant.id,
+        name,
+        prefix,
+        secretHash: sha256(secret).toString('hex'),
+        role: input.role,
+        persistedOnly: input.persistedOnly ?? false,
+        expiresAt: input.expiresAt ?? null,
+        createdByUserId: actor.userId,
+      },
+    });
+    return { apiKey, secret };
+  }
+
+  list(tenantId: string): Promise<ApiKeyModel[]> {
+    return this.deps.platform.prisma.apiKey.findMany({ where: { tenantId }, orderBy: { createdAt: 'asc' } });
+  }
+
+  /** Revoked keys stop working on their next request (keys are checked on every request). */
+  async revoke(actor: MemberPrincipal, keyId: string): Promise<ApiKeyModel> {
+    const key = UUID.test(keyId)
+      ? await this.deps.platform.prisma.apiKey.findFirst({ where: { id: keyId, tenantId: actor.tenant.id } })
+      : null;
+    if (!key) throw notFound('API key');
+    if (key.revokedAt) return key;
+    return this.deps.platform.prisma.apiKey.update({ where: { id: key.id }, data: { revokedAt: new Date() } });
+  }
+
+  /** The principal a presented key stands for; UNAUTHENTICATED if unknown, revoked or expired. */
+  async authenticate(presented: string): Promise<ApiKeyPrincipal> {
+    const invalid = () => new AppError(ErrorCode.UNAUTHENTICATED, 'Invalid, revoked or expired API key', { httpStatus: 401 });
+    const match = KEY_PATTERN.exec(presented);
+    if (!match?.[1]) throw invalid();
+    const key = await this.deps.platform.prisma.apiKey.findUnique({ where: { prefix: match[1] } });
+    const expected = key ? Buffer.from(key.secretHash, 'hex') : sha256('no such key');
+    const matches = timingSafeEqual(expected, sha256(presented));
+    if (!key || !matches || key.revokedAt || (key.expiresAt && key.expiresAt.getTime() <= Date.now())) throw invalid();
+    const tenant = await this.deps.directory.findById(key.tenantId);
+    if (!tenant) throw invalid();
+    assertTenantServes(tenant);
+    this.touch(key.id);
+    return { kind: 'apiKey', keyId: key.id, name: key.name, tenant, role: key.role, persistedOnly: key.persistedOnly };
+  }
+
+  private touch(keyId: string): void {
+    const now = Date.now();
+    if (now - (this.lastUsedWrites.get(keyId) ?? 0) < LAST_USED_WRITE_INTERVAL_MS) return;
+    this.lastUsedWrites.set(keyId, now);
+    if (this.lastUsedWrites.size > 10_000) this.lastUsedWrites.clear();
+    void this.deps.platform.prisma.apiKey.update({ where: { id: keyId }, data: { lastUsedAt: new Date(now) } }).catch(() => undefined);
+  }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -1,0 +1,139 @@
+import type Redis from 'ioredis';
+import { LRUCache } from 'lru-cache';
+
+/** A bucket's shape: it holds up to `capacity` tokens and regains `refillPerSecond` per second. */
+export interface BucketLimits {
+  capacity: number;
+  refillPerSecond: number;
+}
+
+export interface BucketState {
+  limits: BucketLimits;
+  /** Tokens left after this request (fractional while refilling). */
+  tokens: number;
+}
+
+export interface TakeResult {
+  allowed: boolean;
+  /** The tenant bucket, then the principal bucket. */
+  buckets: [BucketState, BucketState];
+  /** Seconds until the request would have been allowed (0 when allowed). */
+  retryAfterSeconds: number;
+}
+
+/**
+ * Takes `cost` tokens from two buckets at once (the tenant's and the caller's), or from
+ * neither. Both implementations below share the arithmetic; Redis runs it in one Lua script.
+ */
+export interface TokenBucketStore {
+  readonly kind: 'redis' | 'memory';
+  take(keys: [string, string], limits: [BucketLimits, BucketLimits], cost: number): Promise<TakeResult>;
+}
+
+/**
+ * Continuous refill, checked and decremented atomically in one round trip. The clock is
+ * Redis's own (TIME), so several API instances agree. Keys share a hash tag, so the script
+ * stays on one Redis Cluster slot. Numbers travel as strings: Redis truncates Lua numbers in
+ * replies to integers.
+ */
+const TAKE_SCRIPT = `
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local cost = tonumber(ARGV[5])
+local function refilled(key, capacity, rate)
+  local state = redis.call('HMGET', key, 'tokens', 'at')
+  local tokens = tonumber(state[1])
+  local at = tonumber(state[2])
+  if tokens == nil or at == nil then return capacity end
+  return math.min(capacity, tokens + math.max(0, now - at) * rate / 1000)
+end
+local capacities = { tonumber(ARGV[1]), tonumber(ARGV[3]) }
+local rates = { tonumber(ARGV[2]), tonumber(ARGV[4]) }
+local tokens = { refilled(KEYS[1], capacities[1], rates[1]), refilled(KEYS[2], capacities[2], rates[2]) }
+local allowed = tokens[1] >= cost and tokens[2] >= cost
+local retry = 0
+for i = 1, 2 do
+  if allowed then tokens[i] = tokens[i] - cost
+  elseif tokens[i] < cost then retry = math.max(retry, (cost - tokens[i]) / rates[i]) end
+  redis.call('HSET', KEYS[i], 'tokens', tostring(tokens[i]), 'at', tostring(now))
+  redis.call('PEXPIRE', KEYS[i], math.ceil((capacities[i] - tokens[i]) / rates[i] * 1000) + 1000)
+end
+return { allowed and 1 or 0, tostring(tokens[1]), tostring(tokens[2]), tostring(retry) }
+`;
+
+type TakeCommand = (
+  tenantKey: string,
+  principalKey: string,
+  tenantCapacity: number,
+  tenantRate: number,
+  principalCapacity: number,
+  principalRate: number,
+  cost: number,
+) => Promise<[number, string, string, string]>;
+
+export class RedisTokenBuckets implements TokenBucketStore {
+  readonly kind = 'redis';
+
+  constructor(private readonly redis: Redis) {
+    if (!(redis as unknown as { fleetTakeTokens?: unknown }).fleetTakeTokens) {
+      redis.defineCommand('fleetTakeTokens', { numberOfKeys: 2, lua: TAKE_SCRIPT });
+    }
+  }
+
+  async take(keys: [string, string], limits: [BucketLimits, BucketLimits], cost: number): Promise<TakeResult> {
+    const take = (this.redis as unknown as { fleetTakeTokens: TakeCommand }).fleetTakeTokens.bind(this.redis);
+    const [allowed, tenantTokens, principalTokens, retry] = await take(
+      keys[0],
+      keys[1],
+      limits[0].capacity,
+      limits[0].refillPerSecond,
+      limits[1].capacity,
+      limits[1].refillPerSecond,
+      cost,
+    );
+    return {
+      allowed: allowed === 1,
+      buckets: [
+        { limits: limits[0], tokens: Number(tenantTokens) },
+        { limits: limits[1], tokens: Number(principalTokens) },
+      ],
+      retryAfterSeconds: Number(retry),
+    };
+  }
+}
+
+/**
+ * The same buckets in this process's memory, for a server without Redis. Correct for a single
+ * instance only: two instances would each grant the full budget.
+ */
+export class MemoryTokenBuckets implements TokenBucketStore {
+  readonly kind = 'memory';
+  private readonly buckets = new LRUCache<string, { tokens: number; at: number }>({ max: 100_000 });
+
+  async take(keys: [string, string], limits: [BucketLimits, BucketLimits], cost: number): Promise<TakeResult> {
+    const now = Date.now();
+    const tokens = keys.map((key, i) => {
+      const { capacity, refillPerSecond } = limits[i] as BucketLimits;
+      const state = this.buckets.get(key);
+      return state ? Math.min(capacity, state.tokens + (Math.max(0, now - state.at) * refillPerSecond) / 1000) : capacity;
+    }) as [number, number];
+    const allowed = tokens[0] >= cost && tokens[1] >= cost;
+    let retry = 0;
+    keys.forEach((key, i) => {
+      const { refillPerSecond } = limits[i] as BucketLimits;
+      let left = tokens[i] as number;
+      if (allowed) left -= cost;
+      else if (left < cost) retry = Math.max(retry, (cost - left) / refillPerSecond);
+      tokens[i] = left;
+      this.buckets.set(key, { tokens: left, at: now });
+    });
+    return {
+      allowed,
+      buckets: [
+        { limits: limits[0], tokens: tokens[0] },
+        { limits: limits[1], tokens: tokens[1] },
+      ],
+      retryAfterSeconds: retry,
+    };
+  }
+}

@@ -1,0 +1,146 @@
+import pg from 'pg';
+import { databaseNameOf } from '../../src/database/connection-url';
+import type { TenantRecord } from '../../src/tenancy/tenant-directory';
+import { startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
+
+/*
+ * The tenant-bound client cache: LRU eviction never pulls a client from under a request, the
+ * connection budget holds whatever the number of tenants, and idle tenants hold no connection.
+ */
+
+async function tenantConnections(app: TestServer): Promise<number> {
+  const client = new pg.Client({ connectionString: app.databaseUrl });
+  await client.connect();
+  try {
+    const result = await client.query<{ count: string }>(
+      `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND usename LIKE $2`,
+      [databaseNameOf(app.databaseUrl), `fg\\_${app.server.installationId}\\_%`],
+    );
+    return Number(result.rows[0]?.count ?? 0);
+  } finally {
+    await client.end();
+  }
+}
+
+async function record(app: TestServer, tenant: TenantFixture): Promise<TenantRecord> {
+  const found = await app.server.services.directory.findById(tenant.id);
+  if (!found) throw new Error(`tenant ${tenant.slug} not found`);
+  return found;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('LRU eviction', () => {
+  let app: TestServer;
+  let tenants: TenantFixture[];
+
+  beforeAll(async () => {
+    app = await startTestServer({ env: { TENANT_CLIENT_CACHE_MAX: '2' } });
+    tenants = [];
+    for (let i = 0; i < 3; i += 1) tenants.push(await app.createTenant());
+  });
+
+  afterAll(async () => {
+    await app.close();
+  });
+
+  it('keeps an evicted client working until its last lease is released, then disconnects it', async () => {
+    const pool = app.server.services.tenantClients;
+    const [a, b, c] = (await Promise.all(tenants.map((tenant) => record(app, tenant)))) as [TenantRecord, TenantRecord, TenantRecord];
+    const leaseA = pool.lease(a);
+    // Prisma queries are lazy; the async wrapper sends this one now.
+    const slowQuery = (async () =>
+      leaseA.db.$queryRaw<{ who: string }[]>`SELECT current_user AS who, pg_sleep(0.4)::text AS slept`)();
+    await sleep(100); // the query is on the wire
+    expect(await tenantConnections(app)).toBeGreaterThanOrEqual(1);
+
+    // Two more tenants push A out of a cache of two.
+    const leaseB = pool.lease(b);
+    const leaseC = pool.lease(c);
+    expect(pool.isCached(a.id)).toBe(false);
+    expect(pool.isCached(b.id) && pool.isCached(c.id)).toBe(true);
+
+    // A's in-flight query still completes on A's own role, and A's client still answers.
+    const [row] = await slowQuery;
+    expect(row?.who).toBe(a.dbRole);
+    const count = await leaseA.db.vehicle.count();
+    expect(count).toBe(0);
+    leaseB.release();
+    leaseC.release();
+
+    // Released: A's connections close.
+    leaseA.release();
+    await sleep(200);
+    const roles = await app.server.services.platform.pool.query<{ usename: string }>(
+      'SELECT usename FROM pg_stat_activity WHERE usename = $1',
+      [a.dbRole],
+    );
+    expect(roles.rowCount).toBe(0);
+  });
+
+  it('serves an evicted tenant again over HTTP with a fresh client', async () => {
+    const [a] = tenants as [TenantFixture];
+    const result = await a.owner.request<{ vehicles: { totalCount: number } }>('{ vehicles { totalCount } }');
+    expect(result.vehicles.totalCount).toBe(0);
+    expect(app.server.services.tenantClients.isCached(a.id)).toBe(true);
+    expect(app.server.services.tenantClients.stats().cachedClients).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('connection budget', () => {
+  const BUDGET = 3;
+  let app: TestServer;
+  let tenants: TenantFixture[];
+
+  beforeAll(async () => {
+    app = await startTestServer({
+      env: { TENANT_CONNECTION_BUDGET: String(BUDGET), TENANT_POOL_MAX: '2', TENANT_IDLE_TIMEOUT_MS: '300' },
+    });
+    tenants = [];
+    for (let i = 0; i < 6; i += 1) tenants.push(await app.createTenant());
+  });
+
+  afterAll(async () => {
+    await app.close();
+  });
+
+  it('holds with twice as many busy tenants as the budget, and every request is served', async () => {
+    let maxObserved = 0;
+    let maxReported = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        maxObserved = Math.max(maxObserved, await tenantConnections(app));
+        maxReported = Math.max(maxReported, app.server.services.tenantClients.stats().openConnections);
+        await sleep(5);
+      }
+    })();
+    const requests = tenants.flatMap((tenant) =>
+      Array.from({ length: 5 }, (_, i) =>
+        tenant.owner.request<{ createVehicle: { vehicle: { plate: string } } }>(
+          `mutation($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { plate } } }`,
+          { input: { plate: `B-${i}`, make: 'Volvo', model: 'FH', year: 2020 } },
+        ),
+      ),
+    );
+    const results = await Promise.all(requests);
+    sampling = false;
+    await sampler;
+    expect(results).toHaveLength(30);
+    expect(maxObserved).toBeGreaterThan(0);
+    expect(maxObserved).toBeLessThanOrEqual(BUDGET);
+    expect(maxReported).toBeLessThanOrEqual(BUDGET);
+    for (const tenant of tenants) {
+      const listed = await tenant.owner.request<{ vehicles: { totalCount: number } }>('{ vehicles { totalCount } }');
+      expect(listed.vehicles.totalCount).toBe(5);
+    }
+  });
+
+  it('leaves idle tenants holding no connection, while their clients stay cached', async () => {
+    await sleep(700); // idle timeout is 300 ms
+    expect(await tenantConnections(app)).toBe(0);
+    const stats = app.server.services.tenantClients.stats();
+    expect(stats.openConnections).toBe(0);
+    expect(stats.cachedClients).toBeGreaterThan(0);
+  });
+});
