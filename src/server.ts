@@ -38,6 +38,7 @@ import { OperationSafelist } from './persisted-queries/operation-safelist';
 import { RedisApqCache } from './persisted-queries/redis-apq-cache';
 import { TenantLifecycle } from './provisioning/tenant-lifecycle';
 import { TenantMigrationRunner } from './provisioning/tenant-migration-runner';
+import { restrictDatabaseConnections } from './provisioning/tenant-database-objects';
 import { TenantProvisioner } from './provisioning/tenant-provisioner';
 import { fieldRateLimitTransformer } from './rate-limiting/field-rate-limits';
 import { TenantRateLimiter } from './rate-limiting/tenant-rate-limiter';
@@ -85,6 +86,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (platformMigration.applied.length > 0) logger.info({ applied: platformMigration.applied }, 'platform migrations applied');
 
   const platform = connectPlatformDatabase(config.databaseUrl, config.platformPoolMax);
+  const restrictClient = await platform.pool.connect();
+  try {
+    if (!(await restrictDatabaseConnections(restrictClient, platform.databaseName))) {
+      logger.warn('could not revoke CONNECT on this database from PUBLIC (only its owner can): any role may connect to it, as PostgreSQL allows by default');
+    }
+  } finally {
+    restrictClient.release();
+  }
   const passwords = new PasswordHasher(config.auth.bcryptRounds);
   const installationId = await ensureInstallationId(platform.prisma);
   if ((await ensureBootstrapAdmin(platform, passwords, config.bootstrapAdmin)) === 'created') {
@@ -127,7 +136,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     logger.warn('no REDIS_URL: rate limits and persisted queries are kept in this process (single instance only)');
   }
   const apqCache: KeyValueCache<string> = redis
-    ? new RedisApqCache(redis, config.apqTtlSeconds)
+    ? new RedisApqCache(redis, config.apqTtlSeconds, `apq:${installationId}:`)
     : new InMemoryLRUCache<string>({ maxSize: 20 * 1024 * 1024 });
   const schema = buildSchema({
     fieldRateLimits: config.rateLimit.enabled

@@ -28,11 +28,17 @@ export function createErrorFormatter(logger: Logger) {
       const extra = Object.fromEntries(
         PASS_THROUGH.filter((key) => formatted.extensions?.[key] !== undefined).map((key) => [key, formatted.extensions?.[key]]),
       );
+      // Apollo's own request errors carry the HTTP status they are answered with (405 for a PUT).
+      const httpStatus = (original instanceof GraphQLError ? original.extensions.http : undefined) as { status?: unknown } | undefined;
       return {
         message: formatted.message,
         ...(formatted.locations ? { locations: formatted.locations } : {}),
         ...(formatted.path ? { path: formatted.path } : {}),
-        extensions: { ...problemExtensions(code, formatted.message), ...extra },
+        extensions: {
+          ...problemExtensions(code, formatted.message),
+          ...(typeof httpStatus?.status === 'number' && httpStatus.status >= 400 ? { status: httpStatus.status } : {}),
+          ...extra,
+        },
       };
     }
     logger.error({ err: describeError(original), path: formatted.path }, 'unexpected error masked');

@@ -86,13 +86,21 @@ function costLimitPlugin(maxCost: number, schema: () => GraphQLSchema): ApolloSe
     async requestDidStart() {
       return {
         async didResolveOperation({ request, document }) {
-          const cost = getComplexity({
-            schema: schema(),
-            query: document,
-            variables: request.variables ?? {},
-            ...(request.operationName ? { operationName: request.operationName } : {}),
-            estimators,
-          });
+          let cost: number;
+          try {
+            cost = getComplexity({
+              schema: schema(),
+              query: document,
+              variables: request.variables ?? {},
+              ...(request.operationName ? { operationName: request.operationName } : {}),
+              estimators,
+            });
+          } catch (error) {
+            // Variables that do not fit their types: nothing will run, and execution reports
+            // them as BAD_USER_INPUT, with the offending variable.
+            if (error instanceof GraphQLError) return;
+            throw error;
+          }
           if (cost > maxCost) {
             const message = `Query cost ${cost} exceeds the limit of ${maxCost}; ask for fewer items (first) or fewer fields`;
             throw new GraphQLError(message, {

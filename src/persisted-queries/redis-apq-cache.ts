@@ -9,7 +9,8 @@ export class RedisApqCache implements KeyValueCache<string> {
   constructor(
     private readonly redis: Redis,
     private readonly defaultTtlSeconds: number,
-    private readonly prefix = 'apq:',
+    /** Keeps installations that share a Redis apart. */
+    private readonly prefix: string,
   ) {}
 
   async get(key: string): Promise<string | undefined> {

@@ -36,9 +36,24 @@ export async function ensureTenantRole(client: pg.ClientBase, objects: TenantDat
   await client.query(
     `COMMENT ON ROLE ${role} IS ${client.escapeLiteral(`fleet-graphql tenant role; installation ${objects.installationId}; database ${objects.databaseName}`)}`,
   );
-  await client.query(
-    `ALTER ROLE ${role} IN DATABASE ${client.escapeIdentifier(objects.databaseName)} SET search_path = ${quoteIdentifier(objects.schemaName)}`,
-  );
+  const database = client.escapeIdentifier(objects.databaseName);
+  await client.query(`ALTER ROLE ${role} IN DATABASE ${database} SET search_path = ${quoteIdentifier(objects.schemaName)}`);
+  // Explicit, so revoking CONNECT from PUBLIC (restrictDatabaseConnections) keeps tenants working.
+  await client.query(`GRANT CONNECT ON DATABASE ${database} TO ${role}`);
+}
+
+/**
+ * PostgreSQL lets every role connect to every database by default. Taking that from PUBLIC on
+ * our database leaves it to its owner, the roles granted explicitly (tenant roles) and
+ * superusers. Best effort: only the database owner may do it; otherwise the caller logs why.
+ */
+export async function restrictDatabaseConnections(client: pg.ClientBase, databaseName: string): Promise<boolean> {
+  try {
+    await client.query(`REVOKE CONNECT ON DATABASE ${client.escapeIdentifier(databaseName)} FROM PUBLIC`);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The tenant's schema, owned by its role; nobody else gets any privilege on it. Idempotent. */

@@ -1,0 +1,505 @@
+import type { GraphQLClient } from '../support/graphql-request';
+import {
+  ADMIN_EMAIL,
+  ADMIN_PASSWORD,
+  errorCode,
+  expectErrors,
+  startTestServer,
+  type TenantFixture,
+  type TestServer,
+} from '../support/test-server';
+
+/*
+ * Sign-in, refresh-token rotation, logout and membership management, over real HTTP against a
+ * real server and database.
+ */
+
+let app: TestServer;
+let tenant: TenantFixture;
+let otherTenant: TenantFixture;
+
+beforeAll(async () => {
+  app = await startTestServer();
+  // ENTERPRISE: the most generous request budget; these tests sign in and out a lot.
+  tenant = await app.createTenant(undefined, 'ENTERPRISE');
+  otherTenant = await app.createTenant(undefined, 'ENTERPRISE');
+});
+
+afterAll(async () => {
+  await app.close();
+});
+
+interface AuthPayload {
+  accessToken: string;
+  refreshToken: string;
+  expiresAt: string;
+}
+
+interface Member {
+  id: string;
+  email: string;
+  name: string;
+  role: string;
+  joinedAt: string;
+}
+
+interface Viewer {
+  id: string;
+  kind: string;
+  email: string | null;
+  name: string;
+  role: string | null;
+  tenant: { id: string; slug: string } | null;
+}
+
+const LOGIN = `mutation Login($input: LoginInput!) { login(input: $input) { accessToken refreshToken expiresAt } }`;
+const ADMIN_LOGIN = `mutation AdminLogin($email: String!, $password: String!) {
+  adminLogin(email: $email, password: $password) { accessToken refreshToken expiresAt }
+}`;
+const REFRESH = `mutation Refresh($token: String!) { refreshToken(token: $token) { accessToken refreshToken expiresAt } }`;
+const LOGOUT = `mutation Logout { logout { success } }`;
+const ME = `query Me { me { id kind email name role tenant { id slug } } }`;
+const MEMBERS = `query Members { members { id email name role joinedAt } }`;
+const ADD_MEMBER = `mutation AddMember($input: AddMemberInput!) { addMember(input: $input) { member { id email name role joinedAt } } }`;
+const UPDATE_ROLE = `mutation UpdateRole($userId: ID!, $role: Role!) { updateMemberRole(userId: $userId, role: $role) { member { id email role } } }`;
+const REMOVE_MEMBER = `mutation RemoveMember($userId: ID!) { removeMember(userId: $userId) { removedUserId } }`;
+
+async function login(slug: string, email: string, password: string): Promise<AuthPayload> {
+  return (await app.client().request<{ login: AuthPayload }>(LOGIN, { input: { tenant: slug, email, password } })).login;
+}
+
+async function refresh(token: string): Promise<AuthPayload> {
+  return (await app.client().request<{ refreshToken: AuthPayload }>(REFRESH, { token })).refreshToken;
+}
+
+async function me(client: GraphQLClient): Promise<Viewer> {
+  return (await client.request<{ me: Viewer }>(ME)).me;
+}
+
+async function members(client: GraphQLClient): Promise<Member[]> {
+  return (await client.request<{ members: Member[] }>(MEMBERS)).members;
+}
+
+async function addMember(
+  client: GraphQLClient,
+  input: { email: string; role: string; name?: string; password?: string },
+): Promise<Member> {
+  return (await client.request<{ addMember: { member: Member } }>(ADD_MEMBER, { input })).addMember.member;
+}
+
+async function setRole(client: GraphQLClient, userId: string, role: string): Promise<{ id: string; role: string }> {
+  return (await client.request<{ updateMemberRole: { member: { id: string; role: string } } }>(UPDATE_ROLE, { userId, role }))
+    .updateMemberRole.member;
+}
+
+async function removeMember(client: GraphQLClient, userId: string): Promise<string> {
+  return (await client.request<{ removeMember: { removedUserId: string } }>(REMOVE_MEMBER, { userId })).removeMember.removedUserId;
+}
+
+let counter = 0;
+const newEmail = (label: string) => `${label}-${(counter += 1)}-${Date.now().toString(36)}@members.test`;
+const PASSWORD = 'member-password-1';
+
+/** A new user added to `fixture` with `role`, signed in: its client, id and token pair. */
+async function newMember(
+  fixture: TenantFixture,
+  role: string,
+  label = role.toLowerCase(),
+): Promise<{ id: string; email: string; client: GraphQLClient; tokens: AuthPayload }> {
+  const email = newEmail(label);
+  const member = await addMember(fixture.owner, { email, name: `${label} person`, password: PASSWORD, role });
+  const tokens = await login(fixture.slug, email, PASSWORD);
+  return { id: member.id, email, client: app.bearer(tokens.accessToken), tokens };
+}
+
+/** The single error of a failing request: code, message, field and HTTP status. */
+async function failure(request: Promise<unknown>): Promise<{ code: string; message: string; field: unknown; status: number }> {
+  const { errors, status } = await expectErrors(request);
+  expect(errors).toHaveLength(1);
+  const [error] = errors;
+  return { code: error!.extensions.code, message: error!.message, field: error!.extensions.field, status };
+}
+
+describe('login', () => {
+  it('returns an access token, a refresh token and an expiry about 15 minutes ahead', async () => {
+    const before = Date.now();
+    const payload = await login(tenant.slug, tenant.ownerEmail, tenant.ownerPassword);
+    const expiresAt = Date.parse(payload.expiresAt);
+    expect(expiresAt).toBeGreaterThan(before + 14 * 60_000);
+    expect(expiresAt).toBeLessThan(Date.now() + 16 * 60_000);
+    expect(payload.accessToken.split('.')).toHaveLength(3);
+    expect(payload.refreshToken.length).toBeGreaterThanOrEqual(32);
+    expect(payload.refreshToken).not.toBe(payload.accessToken);
+    const viewer = await me(app.bearer(payload.accessToken));
+    expect(viewer).toMatchObject({ kind: 'TENANT_MEMBER', email: tenant.ownerEmail, role: 'OWNER', tenant: { id: tenant.id, slug: tenant.slug } });
+  });
+
+  it('matches email and tenant case-insensitively', async () => {
+    const payload = await login(tenant.slug.toUpperCase(), ` ${tenant.ownerEmail.toUpperCase()} `, tenant.ownerPassword);
+    expect((await me(app.bearer(payload.accessToken))).email).toBe(tenant.ownerEmail);
+  });
+
+  it('refuses wrong password, unknown email, unknown tenant and non-members alike (no enumeration)', async () => {
+    const attempts = [
+      { tenant: tenant.slug, email: tenant.ownerEmail, password: 'wrong-password' },
+      { tenant: tenant.slug, email: 'nobody@nowhere.test', password: tenant.ownerPassword },
+      { tenant: 'no-such-tenant', email: tenant.ownerEmail, password: tenant.ownerPassword },
+      // A real user with the right password, but not a member of this tenant.
+      { tenant: tenant.slug, email: otherTenant.ownerEmail, password: otherTenant.ownerPassword },
+      { tenant: tenant.slug, email: tenant.ownerEmail, password: '' },
+      { tenant: 'x'.repeat(200), email: tenant.ownerEmail, password: tenant.ownerPassword },
+      { tenant: tenant.slug, email: 'nul\u0000@nowhere.test', password: tenant.ownerPassword },
+      { tenant: `${tenant.slug}\u0000`, email: tenant.ownerEmail, password: tenant.ownerPassword },
+    ];
+    const results = [];
+    for (const input of attempts) {
+      const { errors, status, data } = await expectErrors(app.client().request(LOGIN, { input }));
+      expect(data).toBeNull();
+      expect(errors).toHaveLength(1);
+      results.push({ code: errors[0]!.extensions.code, message: errors[0]!.message, status });
+    }
+    expect(new Set(results.map((result) => JSON.stringify(result))).size).toBe(1);
+    expect(results[0]).toEqual({ code: 'UNAUTHENTICATED', message: expect.any(String), status: 401 });
+  });
+});
+
+describe('adminLogin and me', () => {
+  it('signs in the platform admin; me describes the admin', async () => {
+    const payload = (await app.client().request<{ adminLogin: AuthPayload }>(ADMIN_LOGIN, { email: ADMIN_EMAIL, password: ADMIN_PASSWORD }))
+      .adminLogin;
+    expect(Date.parse(payload.expiresAt)).toBeGreaterThan(Date.now() + 14 * 60_000);
+    const viewer = await me(app.bearer(payload.accessToken));
+    expect(viewer).toEqual({ id: expect.any(String), kind: 'PLATFORM_ADMIN', email: ADMIN_EMAIL, name: expect.any(String), role: null, tenant: null });
+  });
+
+  it('refuses a wrong admin password or unknown admin with the same UNAUTHENTICATED error', async () => {
+    const wrong = await failure(app.client().request(ADMIN_LOGIN, { email: ADMIN_EMAIL, password: 'not-the-password' }));
+    const unknown = await failure(app.client().request(ADMIN_LOGIN, { email: 'who@nowhere.test', password: ADMIN_PASSWORD }));
+    const member = await failure(app.client().request(ADMIN_LOGIN, { email: tenant.ownerEmail, password: tenant.ownerPassword }));
+    const nul = await failure(app.client().request(ADMIN_LOGIN, { email: `${ADMIN_EMAIL}\u0000`, password: ADMIN_PASSWORD }));
+    expect(wrong).toMatchObject({ code: 'UNAUTHENTICATED', status: 401 });
+    expect(unknown).toEqual(wrong);
+    expect(member).toEqual(wrong);
+    expect(nul).toEqual(wrong);
+  });
+
+  it('describes a tenant member', async () => {
+    const viewer = await me(tenant.owner);
+    expect(viewer).toEqual({
+      id: expect.any(String),
+      kind: 'TENANT_MEMBER',
+      email: tenant.ownerEmail,
+      name: 'Owner',
+      role: 'OWNER',
+      tenant: { id: tenant.id, slug: tenant.slug },
+    });
+    const listed = (await members(tenant.owner)).find((member) => member.email === tenant.ownerEmail);
+    expect(listed?.id).toBe(viewer.id);
+  });
+
+  it('refuses me to anonymous callers', async () => {
+    expect(await errorCode(app.client().request(ME))).toBe('UNAUTHENTICATED');
+  });
+});
+
+describe('refresh tokens', () => {
+  it('rotates: each refresh gives a new working pair; reusing a spent token revokes the whole session', async () => {
+    const first = await login(tenant.slug, tenant.ownerEmail, tenant.ownerPassword);
+    const second = await refresh(first.refreshToken);
+    expect(second.refreshToken).not.toBe(first.refreshToken);
+    expect((await me(app.bearer(second.accessToken))).role).toBe('OWNER');
+    const third = await refresh(second.refreshToken);
+    expect((await me(app.bearer(third.accessToken))).email).toBe(tenant.ownerEmail);
+
+    // Replay of a spent token: refused, and the session it belongs to ends.
+    expect(await failure(refresh(first.refreshToken))).toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect(await failure(refresh(third.refreshToken))).toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect(await failure(me(app.bearer(third.accessToken)))).toMatchObject({ code: 'UNAUTHENTICATED', status: 401 });
+    expect(await failure(me(app.bearer(first.accessToken)))).toMatchObject({ code: 'UNAUTHENTICATED', status: 401 });
+  });
+
+  it('a spent token cannot be used twice even before reuse detection hits another token', async () => {
+    const pair = await login(tenant.slug, tenant.ownerEmail, tenant.ownerPassword);
+    await refresh(pair.refreshToken);
+    expect(await errorCode(refresh(pair.refreshToken))).toBe('UNAUTHENTICATED');
+    expect(await errorCode(refresh(pair.refreshToken))).toBe('UNAUTHENTICATED');
+  });
+
+  it('revoking one session leaves the user\'s other sessions alone', async () => {
+    const phone = await login(tenant.slug, tenant.ownerEmail, tenant.ownerPassword);
+    const laptop = await login(tenant.slug, tenant.ownerEmail, tenant.ownerPassword);
+    await refresh(phone.refreshToken);
+    expect(await errorCode(refresh(phone.refreshToken))).toBe('UNAUTHENTICATED');
+    expect((await me(app.bearer(laptop.accessToken))).role).toBe('OWNER');
+    const next = await refresh(laptop.refreshToken);
+    expect((await me(app.bearer(next.accessToken))).role).toBe('OWNER');
+  });
+
+  it('of two concurrent refreshes with one token, at most one succeeds', async () => {
+    const pair = await login(tenant.slug, tenant.ownerEmail, tenant.ownerPassword);
+    const results = await Promise.allSettled([refresh(pair.refreshToken), refresh(pair.refreshToken)]);
+    expect(results.filter((result) => result.status === 'fulfilled').length).toBeLessThanOrEqual(1);
+  });
+
+  it('refuses garbage refresh tokens and access tokens used as refresh tokens', async () => {
+    const pair = await login(tenant.slug, tenant.ownerEmail, tenant.ownerPassword);
+    for (const token of ['', 'garbage', 'rt_garbage', pair.accessToken, 'rt_\u0000']) {
+      expect(await failure(refresh(token))).toMatchObject({ code: 'UNAUTHENTICATED' });
+    }
+    // None of that harmed the real session.
+    expect((await refresh(pair.refreshToken)).accessToken).toEqual(expect.any(String));
+  });
+
+  it('an admin session rotates too', async () => {
+    const admin = (await app.client().request<{ adminLogin: AuthPayload }>(ADMIN_LOGIN, { email: ADMIN_EMAIL, password: ADMIN_PASSWORD })).adminLogin;
+    const next = await refresh(admin.refreshToken);
+    expect((await me(app.bearer(next.accessToken))).kind).toBe('PLATFORM_ADMIN');
+  });
+});
+
+describe('logout', () => {
+  it('ends the session: its access and refresh tokens stop working, other sessions go on', async () => {
+    const session = await login(tenant.slug, tenant.ownerEmail, tenant.ownerPassword);
+    const other = await login(tenant.slug, tenant.ownerEmail, tenant.ownerPassword);
+    const client = app.bearer(session.accessToken);
+    expect((await client.request<{ logout: { success: boolean } }>(LOGOUT)).logout.success).toBe(true);
+    expect(await failure(me(client))).toMatchObject({ code: 'UNAUTHENTICATED', status: 401 });
+    expect(await failure(refresh(session.refreshToken))).toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect((await me(app.bearer(other.accessToken))).role).toBe('OWNER');
+  });
+
+  it('ends an admin session too', async () => {
+    const admin = (await app.client().request<{ adminLogin: AuthPayload }>(ADMIN_LOGIN, { email: ADMIN_EMAIL, password: ADMIN_PASSWORD })).adminLogin;
+    await app.bearer(admin.accessToken).request(LOGOUT);
+    expect(await errorCode(me(app.bearer(admin.accessToken)))).toBe('UNAUTHENTICATED');
+    expect(await errorCode(refresh(admin.refreshToken))).toBe('UNAUTHENTICATED');
+  });
+
+  it('refuses logout without a session', async () => {
+    expect(await errorCode(app.client().request(LOGOUT))).toBe('UNAUTHENTICATED');
+  });
+});
+
+describe('members', () => {
+  it('adds a new user with a password; they sign in with the role given', async () => {
+    const email = newEmail('New.Person');
+    const before = Date.now();
+    const member = await addMember(tenant.owner, { email: ` ${email.toUpperCase()} `, name: ' New Person ', password: PASSWORD, role: 'MANAGER' });
+    expect(member).toEqual({ id: expect.any(String), email: email.toLowerCase(), name: 'New Person', role: 'MANAGER', joinedAt: expect.any(String) });
+    expect(Date.parse(member.joinedAt)).toBeGreaterThanOrEqual(before - 5_000);
+    expect((await members(tenant.owner)).find((listed) => listed.id === member.id)).toEqual(member);
+
+    const tokens = await login(tenant.slug, email, PASSWORD);
+    expect(await me(app.bearer(tokens.accessToken))).toMatchObject({ id: member.id, role: 'MANAGER', tenant: { slug: tenant.slug } });
+  });
+
+  it('adds an existing user by email without a password; they sign in with their own password', async () => {
+    const member = await addMember(tenant.owner, { email: otherTenant.ownerEmail, role: 'VIEWER' });
+    expect(member).toMatchObject({ email: otherTenant.ownerEmail, name: 'Owner', role: 'VIEWER' });
+    const tokens = await login(tenant.slug, otherTenant.ownerEmail, otherTenant.ownerPassword);
+    expect(await me(app.bearer(tokens.accessToken))).toMatchObject({ role: 'VIEWER', tenant: { id: tenant.id } });
+    // Still OWNER at home.
+    const home = await login(otherTenant.slug, otherTenant.ownerEmail, otherTenant.ownerPassword);
+    expect((await me(app.bearer(home.accessToken))).role).toBe('OWNER');
+    await removeMember(tenant.owner, member.id);
+  });
+
+  it('adds an existing user who gives their correct password', async () => {
+    const third = await app.createTenant(undefined, 'ENTERPRISE');
+    const member = await addMember(tenant.owner, { email: third.ownerEmail, password: third.ownerPassword, role: 'MEMBER' });
+    expect(member.role).toBe('MEMBER');
+    await removeMember(tenant.owner, member.id);
+  });
+
+  it('refuses an existing user with another password (CONFLICT on password)', async () => {
+    expect(await failure(addMember(tenant.owner, { email: otherTenant.ownerEmail, password: 'some-other-password', role: 'VIEWER' }))).toMatchObject({
+      code: 'CONFLICT',
+      field: 'password',
+    });
+    expect((await members(tenant.owner)).some((member) => member.email === otherTenant.ownerEmail)).toBe(false);
+  });
+
+  it('refuses someone who is already a member (CONFLICT on email)', async () => {
+    expect(await failure(addMember(tenant.owner, { email: tenant.ownerEmail, role: 'VIEWER' }))).toMatchObject({ code: 'CONFLICT', field: 'email' });
+    const viewer = await newMember(tenant, 'VIEWER');
+    expect(await failure(addMember(tenant.owner, { email: viewer.email.toUpperCase(), role: 'ADMIN' }))).toMatchObject({
+      code: 'CONFLICT',
+      field: 'email',
+    });
+    expect((await me(viewer.client)).role).toBe('VIEWER');
+  });
+
+  it.each([
+    ['a new user without a password', { name: 'No Password' }, 'password'],
+    ['a new user without a name', { password: PASSWORD }, 'name'],
+    ['a new user with a blank name', { name: '   ', password: PASSWORD }, 'name'],
+    ['a new user with a NUL in the name', { name: 'Nu\u0000l', password: PASSWORD }, 'name'],
+    ['a new user with a short password', { name: 'Short', password: 'short' }, 'password'],
+  ])('refuses %s with BAD_USER_INPUT', async (_label, extra, field) => {
+    const email = newEmail('invalid');
+    expect(await failure(addMember(tenant.owner, { email, role: 'VIEWER', ...extra }))).toMatchObject({ code: 'BAD_USER_INPUT', field });
+    expect((await members(tenant.owner)).some((member) => member.email === email)).toBe(false);
+    expect(await errorCode(login(tenant.slug, email, PASSWORD))).toBe('UNAUTHENTICATED');
+  });
+
+  it('refuses an invalid email with BAD_USER_INPUT on email', async () => {
+    for (const email of ['not-an-email', '', 'a@b@c']) {
+      expect(await failure(addMember(tenant.owner, { email, name: 'X', password: PASSWORD, role: 'VIEWER' }))).toMatchObject({
+        code: 'BAD_USER_INPUT',
+        field: 'email',
+      });
+    }
+  });
+
+  it('changes a member\'s role; it takes effect at once, even for tokens issued before', async () => {
+    const viewer = await newMember(tenant, 'VIEWER');
+    expect(await errorCode(viewer.client.request(`mutation { createVehicle(input: { plate: "ROLE-1", make: "A", model: "B", year: 2020 }) { vehicle { id } } }`))).toBe(
+      'FORBIDDEN',
+    );
+    expect(await setRole(tenant.owner, viewer.id, 'MANAGER')).toEqual({ id: viewer.id, email: viewer.email, role: 'MANAGER' });
+    expect((await me(viewer.client)).role).toBe('MANAGER');
+    const created = await viewer.client.request<{ createVehicle: { vehicle: { id: string } } }>(
+      `mutation { createVehicle(input: { plate: "ROLE-1", make: "A", model: "B", year: 2020 }) { vehicle { id } } }`,
+    );
+    expect(created.createVehicle.vehicle.id).toEqual(expect.any(String));
+    expect((await members(tenant.owner)).find((member) => member.id === viewer.id)?.role).toBe('MANAGER');
+  });
+
+  it('removes a member: gone from the list, their access and refresh tokens stop working, they cannot sign in', async () => {
+    const member = await newMember(tenant, 'MEMBER');
+    expect(await removeMember(tenant.owner, member.id)).toBe(member.id);
+    expect((await members(tenant.owner)).some((listed) => listed.id === member.id)).toBe(false);
+    expect(await failure(me(member.client))).toMatchObject({ code: 'UNAUTHENTICATED', status: 401 });
+    expect(await failure(refresh(member.tokens.refreshToken))).toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect(await errorCode(login(tenant.slug, member.email, PASSWORD))).toBe('UNAUTHENTICATED');
+    // Removing again, or an unknown or malformed id: NOT_FOUND.
+    expect(await errorCode(removeMember(tenant.owner, member.id))).toBe('NOT_FOUND');
+    expect(await errorCode(removeMember(tenant.owner, '00000000-0000-7000-8000-000000000000'))).toBe('NOT_FOUND');
+    expect(await errorCode(removeMember(tenant.owner, 'garbage'))).toBe('NOT_FOUND');
+    expect(await errorCode(setRole(tenant.owner, member.id, 'VIEWER'))).toBe('NOT_FOUND');
+  });
+
+  it('a removed member\'s refresh token stays dead after they are added back', async () => {
+    const member = await newMember(tenant, 'MEMBER');
+    await removeMember(tenant.owner, member.id);
+    await addMember(tenant.owner, { email: member.email, role: 'MEMBER' });
+    expect(await errorCode(refresh(member.tokens.refreshToken))).toBe('UNAUTHENTICATED');
+    expect(await errorCode(me(member.client))).toBe('UNAUTHENTICATED');
+    const fresh = await login(tenant.slug, member.email, PASSWORD);
+    expect((await me(app.bearer(fresh.accessToken))).role).toBe('MEMBER');
+  });
+
+  it('cannot manage members of another tenant', async () => {
+    const foreign = await newMember(otherTenant, 'VIEWER');
+    expect(await errorCode(setRole(tenant.owner, foreign.id, 'MEMBER'))).toBe('NOT_FOUND');
+    expect(await errorCode(removeMember(tenant.owner, foreign.id))).toBe('NOT_FOUND');
+    expect((await me(foreign.client)).role).toBe('VIEWER');
+  });
+});
+
+describe('role rules', () => {
+  let admin: Awaited<ReturnType<typeof newMember>>;
+  let ownerId: string;
+
+  beforeAll(async () => {
+    admin = await newMember(tenant, 'ADMIN');
+    ownerId = (await me(tenant.owner)).id;
+  });
+
+  it('an ADMIN cannot grant OWNER, by adding or by promoting', async () => {
+    const email = newEmail('would-be-owner');
+    expect(await failure(addMember(admin.client, { email, name: 'X', password: PASSWORD, role: 'OWNER' }))).toMatchObject({ code: 'FORBIDDEN' });
+    expect((await members(tenant.owner)).some((member) => member.email === email)).toBe(false);
+    const viewer = await newMember(tenant, 'VIEWER');
+    expect(await failure(setRole(admin.client, viewer.id, 'OWNER'))).toMatchObject({ code: 'FORBIDDEN' });
+    expect(await failure(setRole(admin.client, admin.id, 'OWNER'))).toMatchObject({ code: 'FORBIDDEN' });
+    expect((await me(viewer.client)).role).toBe('VIEWER');
+    expect((await me(admin.client)).role).toBe('ADMIN');
+  });
+
+  it('an ADMIN cannot change or remove an OWNER', async () => {
+    expect(await failure(setRole(admin.client, ownerId, 'VIEWER'))).toMatchObject({ code: 'FORBIDDEN' });
+    expect(await failure(removeMember(admin.client, ownerId))).toMatchObject({ code: 'FORBIDDEN' });
+    expect((await me(tenant.owner)).role).toBe('OWNER');
+  });
+
+  it('an ADMIN can add, promote up to ADMIN, demote and remove lower members', async () => {
+    const email = newEmail('by-admin');
+    const added = await addMember(admin.client, { email, name: 'By Admin', password: PASSWORD, role: 'ADMIN' });
+    expect(added.role).toBe('ADMIN');
+    expect((await setRole(admin.client, added.id, 'VIEWER')).role).toBe('VIEWER');
+    expect((await setRole(admin.client, added.id, 'MANAGER')).role).toBe('MANAGER');
+    expect(await removeMember(admin.client, added.id)).toBe(added.id);
+  });
+
+  it('the last OWNER can be neither demoted nor removed (CONFLICT)', async () => {
+    const solo = await app.createTenant(undefined, 'ENTERPRISE');
+    const soloOwnerId = (await me(solo.owner)).id;
+    expect(await failure(setRole(solo.owner, soloOwnerId, 'ADMIN'))).toMatchObject({ code: 'CONFLICT', field: 'role' });
+    expect(await failure(removeMember(solo.owner, soloOwnerId))).toMatchObject({ code: 'CONFLICT', field: 'userId' });
+    // Setting the last OWNER to OWNER again is no demotion.
+    expect((await setRole(solo.owner, soloOwnerId, 'OWNER')).role).toBe('OWNER');
+    expect(await me(solo.owner)).toMatchObject({ role: 'OWNER' });
+  });
+
+  it('with two OWNERs one can be demoted or removed, and then the other is the last', async () => {
+    const duo = await app.createTenant(undefined, 'ENTERPRISE');
+    const firstId = (await me(duo.owner)).id;
+    const second = await newMember(duo, 'ADMIN', 'second-owner');
+    expect((await setRole(duo.owner, second.id, 'OWNER')).role).toBe('OWNER');
+    expect((await setRole(second.client, firstId, 'ADMIN')).role).toBe('ADMIN');
+    expect(await failure(setRole(second.client, second.id, 'ADMIN'))).toMatchObject({ code: 'CONFLICT' });
+    // The demoted first owner is now an ADMIN and cannot touch the remaining OWNER.
+    expect(await failure(removeMember(duo.owner, second.id))).toMatchObject({ code: 'FORBIDDEN' });
+    // Promote back, then remove the first owner entirely.
+    await setRole(second.client, firstId, 'OWNER');
+    expect(await removeMember(second.client, firstId)).toBe(firstId);
+    expect(await failure(removeMember(second.client, second.id))).toMatchObject({ code: 'CONFLICT' });
+    expect((await members(second.client)).filter((member) => member.role === 'OWNER').map((member) => member.id)).toEqual([second.id]);
+  });
+
+  it('two concurrent demotions of the only two OWNERs leave at least one OWNER', async () => {
+    const duo = await app.createTenant(undefined, 'ENTERPRISE');
+    const firstId = (await me(duo.owner)).id;
+    const second = await newMember(duo, 'ADMIN', 'racing-owner');
+    const clients = new Map([
+      [firstId, duo.owner],
+      [second.id, second.client],
+    ]);
+    await setRole(duo.owner, second.id, 'OWNER');
+
+    for (let round = 0; round < 6; round += 1) {
+      // Alternate between "each demotes the other" and "each demotes themself".
+      const [firstTarget, secondTarget] = round % 2 === 0 ? [second.id, firstId] : [firstId, second.id];
+      const results = await Promise.allSettled([
+        setRole(duo.owner, firstTarget, 'MEMBER'),
+        setRole(second.client, secondTarget, 'MEMBER'),
+      ]);
+      // Demoted members keep their sessions and may still list members.
+      const owners = (await members(duo.owner)).filter((member) => member.role === 'OWNER');
+      expect(owners.length).toBeGreaterThanOrEqual(1);
+      expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
+      for (const result of results) {
+        if (result.status === 'rejected') {
+          const { errors } = await expectErrors(Promise.reject(result.reason));
+          expect(['CONFLICT', 'FORBIDDEN']).toContain(errors[0]!.extensions.code);
+        }
+      }
+      // The surviving OWNER makes the other one OWNER again for the next round.
+      const survivor = owners[0]!.id;
+      await setRole(clients.get(survivor)!, survivor === firstId ? second.id : firstId, 'OWNER');
+    }
+  });
+
+  it('two concurrent removals of the only two OWNERs leave one OWNER', async () => {
+    const duo = await app.createTenant(undefined, 'ENTERPRISE');
+    const firstId = (await me(duo.owner)).id;
+    const second = await newMember(duo, 'ADMIN', 'removing-owner');
+    await setRole(duo.owner, second.id, 'OWNER');
+    const results = await Promise.allSettled([removeMember(duo.owner, second.id), removeMember(second.client, firstId)]);
+    expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
+    const survivor = results[0]!.status === 'fulfilled' ? duo.owner : second.client;
+    const left = await members(survivor);
+    expect(left.filter((member) => member.role === 'OWNER')).toHaveLength(1);
+  });
+});

@@ -1,0 +1,734 @@
+import { Kind, isObjectType, type GraphQLSchema } from 'graphql';
+import { buildSchema } from '../../src/graphql/schema';
+import { toGlobalId } from '../../src/graphql/global-id';
+import { quoteIdentifier } from '../../src/tenancy/tenant-naming';
+import type { GraphQLClient } from '../support/graphql-request';
+import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
+
+/*
+ * Cross-tenant isolation over HTTP: tenant A's OWNER, holding tenant B's ids, names, plates and
+ * emails, tries every tenant-scoped root field against B. Each attack must find nothing (null,
+ * empty, NOT_FOUND) and leave B exactly as it was, read back by B's own OWNER.
+ *
+ * The attack table is keyed by root field name, and a meta-test checks it against the SDL: a new
+ * `@auth(requires: ...)` field without an isolation case fails this file.
+ */
+
+let app: TestServer;
+let A: SeededTenant;
+let B: SeededTenant;
+
+interface SeededVehicle {
+  id: string;
+  plate: string;
+}
+interface SeededDriver {
+  id: string;
+  name: string;
+  licenseNumber: string;
+  email: string;
+}
+interface SeededTenant extends TenantFixture {
+  ownerId: string;
+  vehicles: SeededVehicle[];
+  drivers: SeededDriver[];
+  /** A second member (ADMIN), so member attacks do not only hit the last-OWNER rule. */
+  admin: { id: string; email: string; client: GraphQLClient };
+  apiKey: { id: string; secret: string };
+  /** An operation registered (safelisted) for this tenant only. */
+  operation: { id: string; sha256: string; body: string };
+}
+
+/** Same plate and licence number in both tenants: unique per tenant, never a cross-tenant CONFLICT. */
+const SHARED_PLATE = 'SHARED-1';
+const SHARED_LICENSE = 'SHARED-LIC';
+
+const CREATE_VEHICLE = `mutation($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { id plate } } }`;
+const CREATE_DRIVER = `mutation($input: CreateDriverInput!) { createDriver(input: $input) { driver { id name licenseNumber email } } }`;
+const ASSIGN = `mutation($vehicleId: ID!, $driverId: ID) { assignDriver(vehicleId: $vehicleId, driverId: $driverId) { vehicle { id driver { id } } } }`;
+
+const CREATE_API_KEY = `mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { apiKey { id name role } secret } }`;
+const REGISTER_OPERATIONS = `mutation($operations: [PersistedOperationInput!]!) {
+  registerPersistedOperations(operations: $operations) { operations { id sha256 operationName scope } }
+}`;
+
+/** ENTERPRISE: the plan with the largest request budget, so rate limits never decide a case here. */
+async function seedTenant(label: 'alpha' | 'bravo'): Promise<SeededTenant> {
+  const tenant = await app.createTenant(uniqueSlug(label), 'ENTERPRISE');
+  const prefix = label.toUpperCase();
+  const vehicles: SeededVehicle[] = [];
+  for (const [plate, make] of [
+    [`${prefix}-1`, `${label}make`],
+    [`${prefix}-2`, `${label}make`],
+    [SHARED_PLATE, 'Sharedmake'],
+  ] as const) {
+    const result = await tenant.owner.request<{ createVehicle: { vehicle: SeededVehicle } }>(CREATE_VEHICLE, {
+      input: { plate, make, model: `${label} model`, year: 2020, odometerKm: 1000 },
+    });
+    vehicles.push(result.createVehicle.vehicle);
+  }
+  const drivers: SeededDriver[] = [];
+  for (const [name, licenseNumber] of [
+    [`${label} driver one`, `${prefix}-LIC-1`],
+    [`${label} driver two`, `${prefix}-LIC-2`],
+    [`${label} driver three`, SHARED_LICENSE],
+  ] as const) {
+    const result = await tenant.owner.request<{ createDriver: { driver: SeededDriver } }>(CREATE_DRIVER, {
+      input: { name, licenseNumber, email: `${licenseNumber.toLowerCase()}@${label}.test`, phone: '+1 555 0100' },
+    });
+    drivers.push(result.createDriver.driver);
+  }
+  await tenant.owner.request(ASSIGN, { vehicleId: vehicles[0]?.id, driverId: drivers[0]?.id });
+
+  const me = await tenant.owner.request<{ me: { id: string } }>('{ me { id } }');
+  const adminEmail = `admin@${tenant.slug}.test`;
+  const adminPassword = `admin-password-${tenant.slug}`;
+  const added = await tenant.owner.request<{ addMember: { member: { id: string } } }>(
+    `mutation($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`,
+    { input: { email: adminEmail, name: `${label} admin`, password: adminPassword, role: 'ADMIN' } },
+  );
+  const adminToken = await app.login(tenant.slug, adminEmail, adminPassword);
+  const key = await tenant.owner.request<{ createApiKey: { apiKey: { id: string }; secret: string } }>(CREATE_API_KEY, {
+    input: { name: `${label} integration`, role: 'MANAGER' },
+  });
+  const body = `query ${prefix}Plates { vehicles(first: 5) { edges { node { plate } } } }`;
+  const registered = await tenant.owner.request<{ registerPersistedOperations: { operations: { id: string; sha256: string }[] } }>(
+    REGISTER_OPERATIONS,
+    { operations: [{ name: `${prefix}Plates`, body }] },
+  );
+  const operation = registered.registerPersistedOperations.operations[0];
+  if (!operation) throw new Error('operation not registered');
+  return {
+    ...tenant,
+    ownerId: me.me.id,
+    vehicles,
+    drivers,
+    admin: { id: added.addMember.member.id, email: adminEmail, client: app.bearer(adminToken) },
+    apiKey: { id: key.createApiKey.apiKey.id, secret: key.createApiKey.secret },
+    operation: { ...operation, body },
+  };
+}
+
+// Pages of 20: every tenant here has fewer rows (hasNextPage is part of the snapshot), and
+// small pages keep the query under the cost limit.
+const SNAPSHOT = `{
+  vehicles(first: 20) {
+    totalCount
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    edges { cursor node { id plate make model year status odometerKm createdAt updatedAt driver { id name licenseNumber } } }
+  }
+  drivers(first: 20) {
+    totalCount
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    edges { cursor node { id name licenseNumber phone email status createdAt updatedAt vehicle { id plate } } }
+  }
+  members { id email name role joinedAt }
+  me { id role tenant { id slug status } }
+  apiKeys { id name prefix role persistedOnly expiresAt createdAt revokedAt }
+  persistedOperations { id sha256 operationName scope createdAt }
+}`;
+
+interface FleetSnapshot {
+  vehicles: { totalCount: number; edges: { node: { id: string; plate: string; driver: { id: string } | null } }[] };
+  drivers: { totalCount: number; edges: { node: { id: string; vehicle: { id: string } | null } }[] };
+  members: { id: string; email: string; role: string }[];
+  me: { id: string; role: string; tenant: { id: string } };
+  apiKeys: { id: string; revokedAt: string | null }[];
+  persistedOperations: { id: string; sha256: string; scope: string }[];
+}
+
+/** Everything a tenant's OWNER can see of its tenant: rows, relations, members. */
+function snapshot(tenant: TenantFixture): Promise<FleetSnapshot> {
+  return tenant.owner.request<FleetSnapshot>(SNAPSHOT);
+}
+
+/** The tenant's row ids as global ids, read straight from its schema (an oracle independent of the API). */
+async function globalIdsInSchema(tenant: TenantFixture, table: 'Vehicle' | 'Driver'): Promise<string[]> {
+  const result = await app.server.services.platform.pool.query<{ id: string }>(
+    `SELECT id FROM ${quoteIdentifier(tenant.schemaName)}."${table}" ORDER BY id`,
+  );
+  return result.rows.map((row) => toGlobalId(table, row.id));
+}
+
+const vehicle = (tenant: SeededTenant, index: number): SeededVehicle => tenant.vehicles[index] as SeededVehicle;
+const driver = (tenant: SeededTenant, index: number): SeededDriver => tenant.drivers[index] as SeededDriver;
+
+const VEHICLE_IDS = `query($filter: VehicleFilter, $after: String) {
+  vehicles(first: 20, filter: $filter, after: $after) { totalCount edges { node { id plate driver { id } } } }
+}`;
+const DRIVER_IDS = `query($filter: DriverFilter, $after: String) {
+  drivers(first: 20, filter: $filter, after: $after) { totalCount edges { node { id licenseNumber vehicle { id } } } }
+}`;
+
+interface IdList {
+  totalCount: number;
+  ids: string[];
+}
+
+async function listVehicles(client: GraphQLClient, variables: Record<string, unknown> = {}): Promise<IdList> {
+  const result = await client.request<{ vehicles: { totalCount: number; edges: { node: { id: string } }[] } }>(VEHICLE_IDS, variables);
+  return { totalCount: result.vehicles.totalCount, ids: result.vehicles.edges.map((edge) => edge.node.id) };
+}
+
+async function listDrivers(client: GraphQLClient, variables: Record<string, unknown> = {}): Promise<IdList> {
+  const result = await client.request<{ drivers: { totalCount: number; edges: { node: { id: string } }[] } }>(DRIVER_IDS, variables);
+  return { totalCount: result.drivers.totalCount, ids: result.drivers.edges.map((edge) => edge.node.id) };
+}
+
+function expectNoneOf(ids: string[], tenant: SeededTenant): void {
+  const foreign = new Set([...tenant.vehicles.map((row) => row.id), ...tenant.drivers.map((row) => row.id)]);
+  expect(ids.filter((id) => foreign.has(id))).toEqual([]);
+}
+
+interface Attack {
+  name: string;
+  run: () => Promise<void>;
+  /** The attack legitimately changes A (a create in A, a membership added to A). */
+  changesA?: boolean;
+}
+
+const NODE = `query($id: ID!) { node(id: $id) { __typename id ... on Vehicle { plate } ... on Driver { name } } }`;
+const VEHICLE = `query($id: ID!) { vehicle(id: $id) { id plate make driver { id } } }`;
+const DRIVER = `query($id: ID!) { driver(id: $id) { id name licenseNumber vehicle { id } } }`;
+const UPDATE_VEHICLE = `mutation($id: ID!, $input: UpdateVehicleInput!) { updateVehicle(id: $id, input: $input) { vehicle { id plate odometerKm } } }`;
+const DELETE_VEHICLE = `mutation($id: ID!) { deleteVehicle(id: $id) { deletedId } }`;
+const UPDATE_DRIVER = `mutation($id: ID!, $input: UpdateDriverInput!) { updateDriver(id: $id, input: $input) { driver { id name } } }`;
+const DELETE_DRIVER = `mutation($id: ID!) { deleteDriver(id: $id) { deletedId } }`;
+const MEMBERS = `{ members { id email role } }`;
+const UPDATE_ROLE = `mutation($userId: ID!, $role: Role!) { updateMemberRole(userId: $userId, role: $role) { member { id role } } }`;
+const REMOVE_MEMBER = `mutation($userId: ID!) { removeMember(userId: $userId) { removedUserId } }`;
+const API_KEYS = `{ apiKeys { id name role revokedAt } }`;
+const REVOKE_API_KEY = `mutation($id: ID!) { revokeApiKey(id: $id) { apiKey { id revokedAt } } }`;
+const PERSISTED_OPERATIONS = `{ persistedOperations { id sha256 scope } }`;
+const ADD_MEMBER = `mutation($input: AddMemberInput!) { addMember(input: $input) { member { id email role } } }`;
+
+/** No data came back: `data` is null, or (for a nullable root field) the field is null. */
+function expectNoData(data: unknown): void {
+  if (data === null || data === undefined) return;
+  expect(Object.values(data as Record<string, unknown>).every((value) => value === null)).toBe(true);
+}
+
+async function platformRowIds(sql: string, values: unknown[]): Promise<string[]> {
+  const result = await app.server.services.platform.pool.query<{ id: string }>(sql, values);
+  return result.rows.map((row) => row.id).sort();
+}
+
+async function expectNotFound(request: Promise<unknown>): Promise<void> {
+  const { errors, data } = await expectErrors(request);
+  expect(errors.map((error) => error.extensions.code)).toEqual(['NOT_FOUND']);
+  expect(data).toBeNull();
+}
+
+/*
+ * One entry per tenant-scoped (`@auth`) root field. Every attack runs as A's OWNER with B's
+ * identifiers; the harness below compares B (and, unless the attack changes A, A) before and
+ * after.
+ */
+const isolationCases: Record<string, Attack[]> = {
+  vehicle: [
+    {
+      name: "returns null for each of B's vehicle ids",
+      run: async () => {
+        for (const target of B.vehicles) {
+          const result = await A.owner.request<{ vehicle: unknown }>(VEHICLE, { id: target.id });
+          expect(result.vehicle).toBeNull();
+        }
+        // Control: the same query finds A's own vehicle.
+        const own = await A.owner.request<{ vehicle: { id: string } | null }>(VEHICLE, { id: vehicle(A, 0).id });
+        expect(own.vehicle?.id).toBe(vehicle(A, 0).id);
+      },
+    },
+  ],
+  driver: [
+    {
+      name: "returns null for each of B's driver ids",
+      run: async () => {
+        for (const target of B.drivers) {
+          const result = await A.owner.request<{ driver: unknown }>(DRIVER, { id: target.id });
+          expect(result.driver).toBeNull();
+        }
+        const own = await A.owner.request<{ driver: { id: string } | null }>(DRIVER, { id: driver(A, 0).id });
+        expect(own.driver?.id).toBe(driver(A, 0).id);
+      },
+    },
+  ],
+  node: [
+    {
+      name: "returns null for B's vehicle and driver global ids",
+      run: async () => {
+        for (const id of [...B.vehicles.map((row) => row.id), ...B.drivers.map((row) => row.id)]) {
+          const result = await A.owner.request<{ node: unknown }>(NODE, { id });
+          expect(result.node).toBeNull();
+        }
+        const own = await A.owner.request<{ node: { __typename: string; id: string } | null }>(NODE, { id: driver(A, 1).id });
+        expect(own.node).toEqual({ __typename: 'Driver', id: driver(A, 1).id, name: driver(A, 1).name });
+      },
+    },
+  ],
+  vehicles: [
+    {
+      name: "lists exactly A's vehicles, totalCount A's only",
+      run: async () => {
+        const listed = await listVehicles(A.owner);
+        const expected = await globalIdsInSchema(A, 'Vehicle');
+        expect(listed.ids).toEqual(expected);
+        expect(listed.totalCount).toBe(expected.length);
+        expectNoneOf(listed.ids, B);
+      },
+    },
+    {
+      name: "search by B's plates and make finds nothing of B",
+      run: async () => {
+        for (const search of ['BRAVO', vehicle(B, 1).plate, 'bravomake', 'bravo model']) {
+          expect(await listVehicles(A.owner, { filter: { search } })).toEqual({ totalCount: 0, ids: [] });
+        }
+        // A plate both tenants use finds A's vehicle only.
+        expect(await listVehicles(A.owner, { filter: { search: SHARED_PLATE } })).toEqual({ totalCount: 1, ids: [vehicle(A, 2).id] });
+      },
+    },
+    {
+      name: "hasDriver filter and nested drivers show only A's assignment",
+      run: async () => {
+        const result = await A.owner.request<{ vehicles: { totalCount: number; edges: { node: { id: string; driver: { id: string } | null } }[] } }>(
+          VEHICLE_IDS,
+          { filter: { hasDriver: true } },
+        );
+        expect(result.vehicles.totalCount).toBe(1);
+        expect(result.vehicles.edges.map((edge) => edge.node)).toEqual([
+          { id: vehicle(A, 0).id, plate: vehicle(A, 0).plate, driver: { id: driver(A, 0).id } },
+        ]);
+      },
+    },
+    {
+      name: "a cursor made from B's row id pages through A's rows only",
+      run: async () => {
+        const bRowId = Buffer.from(vehicle(B, 0).id, 'base64url').toString('utf8').split(':')[1] as string;
+        const listed = await listVehicles(A.owner, { after: Buffer.from(`cursor:${bRowId}`, 'utf8').toString('base64url') });
+        expectNoneOf(listed.ids, B);
+        const own = new Set(await globalIdsInSchema(A, 'Vehicle'));
+        expect(listed.ids.every((id) => own.has(id))).toBe(true);
+        expect(listed.totalCount).toBe(own.size);
+      },
+    },
+  ],
+  drivers: [
+    {
+      name: "lists exactly A's drivers, totalCount A's only",
+      run: async () => {
+        const listed = await listDrivers(A.owner);
+        const expected = await globalIdsInSchema(A, 'Driver');
+        expect(listed.ids).toEqual(expected);
+        expect(listed.totalCount).toBe(expected.length);
+        expectNoneOf(listed.ids, B);
+      },
+    },
+    {
+      name: "search by B's names, licence numbers and emails finds nothing of B",
+      run: async () => {
+        for (const search of ['bravo', driver(B, 0).name, driver(B, 1).licenseNumber, driver(B, 0).email]) {
+          expect(await listDrivers(A.owner, { filter: { search } })).toEqual({ totalCount: 0, ids: [] });
+        }
+        expect(await listDrivers(A.owner, { filter: { search: SHARED_LICENSE } })).toEqual({ totalCount: 1, ids: [driver(A, 2).id] });
+        expect(await listDrivers(A.owner, { filter: { assigned: true } })).toEqual({ totalCount: 1, ids: [driver(A, 0).id] });
+      },
+    },
+  ],
+  createVehicle: [
+    {
+      name: "a plate B already uses is created in A only (no cross-tenant CONFLICT)",
+      changesA: true,
+      run: async () => {
+        const created = await A.owner.request<{ createVehicle: { vehicle: { id: string; plate: string } } }>(CREATE_VEHICLE, {
+          input: { plate: vehicle(B, 1).plate, make: 'Attacker', model: 'Probe', year: 2021 },
+        });
+        expect(created.createVehicle.vehicle.plate).toBe(vehicle(B, 1).plate);
+        expect(await globalIdsInSchema(A, 'Vehicle')).toContain(created.createVehicle.vehicle.id);
+        expect(await globalIdsInSchema(B, 'Vehicle')).not.toContain(created.createVehicle.vehicle.id);
+        await A.owner.request(DELETE_VEHICLE, { id: created.createVehicle.vehicle.id });
+      },
+    },
+  ],
+  createDriver: [
+    {
+      name: "a licence number B already uses is created in A only (no cross-tenant CONFLICT)",
+      changesA: true,
+      run: async () => {
+        const created = await A.owner.request<{ createDriver: { driver: { id: string; licenseNumber: string } } }>(CREATE_DRIVER, {
+          input: { name: 'Probe Driver', licenseNumber: driver(B, 1).licenseNumber },
+        });
+        expect(created.createDriver.driver.licenseNumber).toBe(driver(B, 1).licenseNumber);
+        expect(await globalIdsInSchema(A, 'Driver')).toContain(created.createDriver.driver.id);
+        expect(await globalIdsInSchema(B, 'Driver')).not.toContain(created.createDriver.driver.id);
+        await A.owner.request(DELETE_DRIVER, { id: created.createDriver.driver.id });
+      },
+    },
+  ],
+  updateVehicle: [
+    {
+      name: "NOT_FOUND for B's vehicles",
+      run: async () => {
+        for (const target of B.vehicles) {
+          await expectNotFound(A.owner.request(UPDATE_VEHICLE, { id: target.id, input: { odometerKm: 999_999, make: 'Hijacked' } }));
+        }
+      },
+    },
+  ],
+  deleteVehicle: [
+    {
+      name: "NOT_FOUND for B's vehicles",
+      run: async () => {
+        for (const target of B.vehicles) await expectNotFound(A.owner.request(DELETE_VEHICLE, { id: target.id }));
+      },
+    },
+  ],
+  updateDriver: [
+    {
+      name: "NOT_FOUND for B's drivers",
+      run: async () => {
+        for (const target of B.drivers) {
+          await expectNotFound(A.owner.request(UPDATE_DRIVER, { id: target.id, input: { name: 'Hijacked', status: 'ON_LEAVE' } }));
+        }
+      },
+    },
+  ],
+  deleteDriver: [
+    {
+      name: "NOT_FOUND for B's drivers",
+      run: async () => {
+        for (const target of B.drivers) await expectNotFound(A.owner.request(DELETE_DRIVER, { id: target.id }));
+      },
+    },
+  ],
+  assignDriver: [
+    {
+      name: "A's vehicle + B's driver: NOT_FOUND, A's vehicle keeps its driver",
+      run: async () => {
+        await expectNotFound(A.owner.request(ASSIGN, { vehicleId: vehicle(A, 1).id, driverId: driver(B, 1).id }));
+        await expectNotFound(A.owner.request(ASSIGN, { vehicleId: vehicle(A, 0).id, driverId: driver(B, 1).id }));
+      },
+    },
+    {
+      name: "B's vehicle + A's driver: NOT_FOUND",
+      run: async () => {
+        await expectNotFound(A.owner.request(ASSIGN, { vehicleId: vehicle(B, 1).id, driverId: driver(A, 1).id }));
+      },
+    },
+    {
+      name: "B's vehicle + B's driver: NOT_FOUND",
+      run: async () => {
+        await expectNotFound(A.owner.request(ASSIGN, { vehicleId: vehicle(B, 1).id, driverId: driver(B, 1).id }));
+      },
+    },
+    {
+      name: "unassigning B's assigned vehicle (driverId null): NOT_FOUND, B keeps the assignment",
+      run: async () => {
+        await expectNotFound(A.owner.request(ASSIGN, { vehicleId: vehicle(B, 0).id, driverId: null }));
+      },
+    },
+  ],
+  members: [
+    {
+      name: "lists A's members only, never B's",
+      run: async () => {
+        const result = await A.owner.request<{ members: { id: string; email: string; role: string }[] }>(MEMBERS);
+        const ids = result.members.map((member) => member.id);
+        expect(ids).not.toContain(B.ownerId);
+        expect(ids).not.toContain(B.admin.id);
+        expect(result.members.map((member) => member.email)).not.toContain(B.ownerEmail);
+        const inA = await app.server.services.platform.pool.query<{ userId: string }>(
+          `SELECT "userId" FROM platform."Membership" WHERE "tenantId" = $1`,
+          [A.id],
+        );
+        expect(new Set(ids)).toEqual(new Set(inA.rows.map((row) => row.userId)));
+      },
+    },
+  ],
+  updateMemberRole: [
+    {
+      name: "NOT_FOUND for B's owner and B's admin",
+      run: async () => {
+        await expectNotFound(A.owner.request(UPDATE_ROLE, { userId: B.ownerId, role: 'VIEWER' }));
+        await expectNotFound(A.owner.request(UPDATE_ROLE, { userId: B.admin.id, role: 'VIEWER' }));
+        await expectNotFound(A.owner.request(UPDATE_ROLE, { userId: B.admin.id, role: 'OWNER' }));
+      },
+    },
+  ],
+  removeMember: [
+    {
+      name: "NOT_FOUND for B's owner and B's admin; their sessions keep working",
+      run: async () => {
+        await expectNotFound(A.owner.request(REMOVE_MEMBER, { userId: B.ownerId }));
+        await expectNotFound(A.owner.request(REMOVE_MEMBER, { userId: B.admin.id }));
+        const still = await B.admin.client.request<{ me: { role: string; tenant: { id: string } } }>('{ me { role tenant { id } } }');
+        expect(still.me).toEqual({ role: 'ADMIN', tenant: { id: B.id } });
+      },
+    },
+  ],
+  addMember: [
+    {
+      name: "B's owner's email becomes a VIEWER of A only; B's memberships and B's owner's role are untouched",
+      changesA: true,
+      run: async () => {
+        const added = await A.owner.request<{ addMember: { member: { id: string; email: string; role: string } } }>(ADD_MEMBER, {
+          input: { email: B.ownerEmail, role: 'VIEWER' },
+        });
+        expect(added.addMember.member).toEqual({ id: B.ownerId, email: B.ownerEmail, role: 'VIEWER' });
+        const inA = await A.owner.request<{ members: { id: string; role: string }[] }>(MEMBERS);
+        expect(inA.members).toContainEqual({ id: B.ownerId, email: B.ownerEmail, role: 'VIEWER' });
+        // B's owner's token still acts in B, as OWNER: the A membership did not leak into B.
+        const me = await B.owner.request<{ me: { role: string; tenant: { id: string } } }>('{ me { role tenant { id } } }');
+        expect(me.me).toEqual({ role: 'OWNER', tenant: { id: B.id } });
+        await A.owner.request(REMOVE_MEMBER, { userId: B.ownerId });
+        // Removing them from A ends only their A sessions: B's owner still works.
+        expect((await snapshot(B)).me.role).toBe('OWNER');
+      },
+    },
+  ],
+  apiKeys: [
+    {
+      name: "lists A's keys only, never B's",
+      run: async () => {
+        const result = await A.owner.request<{ apiKeys: { id: string }[] }>(API_KEYS);
+        const ids = result.apiKeys.map((key) => key.id);
+        expect(ids).not.toContain(B.apiKey.id);
+        expect([...ids].sort()).toEqual(await platformRowIds('SELECT id FROM platform."ApiKey" WHERE "tenantId" = $1', [A.id]));
+        expect(ids).toContain(A.apiKey.id);
+      },
+    },
+  ],
+  createApiKey: [
+    {
+      name: "a key A creates acts in A only: A's rows, FORBIDDEN with X-Tenant: B, never listed in B",
+      changesA: true,
+      run: async () => {
+        const created = await A.owner.request<{ createApiKey: { apiKey: { id: string }; secret: string } }>(CREATE_API_KEY, {
+          input: { name: 'probe', role: 'ADMIN' },
+        });
+        const { secret } = created.createApiKey;
+        const listed = await listVehicles(app.bearer(secret));
+        expect(listed.ids).toEqual(await globalIdsInSchema(A, 'Vehicle'));
+        expectNoneOf(listed.ids, B);
+        for (const id of B.vehicles.map((row) => row.id)) {
+          expect((await app.bearer(secret).request<{ vehicle: unknown }>(VEHICLE, { id })).vehicle).toBeNull();
+        }
+        await expectNotFound(app.bearer(secret).request(DELETE_VEHICLE, { id: vehicle(B, 1).id }));
+        const { errors } = await expectErrors(app.bearer(secret, { 'x-tenant': B.slug }).request(VEHICLE_IDS));
+        expect(errors.map((error) => error.extensions.code)).toEqual(['FORBIDDEN']);
+        expect(await platformRowIds('SELECT id FROM platform."ApiKey" WHERE "tenantId" = $1', [B.id])).toEqual([B.apiKey.id]);
+        await A.owner.request(REVOKE_API_KEY, { id: created.createApiKey.apiKey.id });
+      },
+    },
+  ],
+  revokeApiKey: [
+    {
+      name: "NOT_FOUND for B's key, which keeps working",
+      run: async () => {
+        await expectNotFound(A.owner.request(REVOKE_API_KEY, { id: B.apiKey.id }));
+        const listed = await listVehicles(app.bearer(B.apiKey.secret));
+        expect(listed.ids).toEqual(await globalIdsInSchema(B, 'Vehicle'));
+      },
+    },
+  ],
+  persistedOperations: [
+    {
+      name: "lists A's (and global) operations, never B's",
+      run: async () => {
+        const result = await A.owner.request<{ persistedOperations: { id: string; sha256: string }[] }>(PERSISTED_OPERATIONS);
+        const ids = result.persistedOperations.map((operation) => operation.id);
+        expect(ids).not.toContain(B.operation.id);
+        expect(ids).toContain(A.operation.id);
+        expect([...ids].sort()).toEqual(
+          await platformRowIds(`SELECT id FROM platform."PersistedOperation" WHERE scope IN ($1, 'global')`, [A.id]),
+        );
+      },
+    },
+    {
+      name: "B's registered operation named by hash: A's persistedOnly key may not run it; A's owner gets A's rows at most",
+      changesA: true,
+      run: async () => {
+        type PlatesResult = { data?: { vehicles?: { edges: { node: { plate: string } }[] } } | null; errors?: { extensions: { code: string } }[] };
+        const byHash = async (credentials: Record<string, string>): Promise<PlatesResult> => {
+          const response = await fetch(app.url, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', ...credentials },
+            body: JSON.stringify({ extensions: { persistedQuery: { version: 1, sha256Hash: B.operation.sha256 } } }),
+          });
+          return (await response.json()) as PlatesResult;
+        };
+        const plates = (result: PlatesResult) => result.data?.vehicles?.edges.map((edge) => edge.node.plate).sort();
+        // B runs it by hash first, so it is as warm in every cache (the safelist's, Apollo's APQ) as it gets.
+        expect(plates(await byHash({ authorization: `Bearer ${B.ownerToken}` }))).toEqual(B.vehicles.map((row) => row.plate).sort());
+
+        const created = await A.owner.request<{ createApiKey: { apiKey: { id: string }; secret: string } }>(CREATE_API_KEY, {
+          input: { name: 'persisted only', role: 'VIEWER', persistedOnly: true },
+        });
+        const keyResult = await byHash({ 'x-api-key': created.createApiKey.secret });
+        expect(keyResult.data ?? null).toBeNull();
+        expect(keyResult.errors?.map((error) => error.extensions.code)).toEqual(['PERSISTED_QUERY_NOT_REGISTERED']);
+        // Control: the key runs A's own registered operation.
+        const own = await fetch(app.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-api-key': created.createApiKey.secret },
+          body: JSON.stringify({ extensions: { persistedQuery: { version: 1, sha256Hash: A.operation.sha256 } } }),
+        }).then((response) => response.json() as Promise<PlatesResult>);
+        expect(plates(own)).toEqual(A.vehicles.map((row) => row.plate).sort());
+        await A.owner.request(REVOKE_API_KEY, { id: created.createApiKey.apiKey.id });
+
+        // A's owner may send any text anyway; by hash B's operation either is unknown or runs on A's rows.
+        const forA = await byHash({ authorization: `Bearer ${A.ownerToken}` });
+        if (forA.data) expect(plates(forA)).toEqual(A.vehicles.map((row) => row.plate).sort());
+        else expect(forA.errors?.map((error) => error.extensions.code)).toEqual(['PERSISTED_QUERY_NOT_FOUND']);
+      },
+    },
+  ],
+  registerPersistedOperations: [
+    {
+      name: "registering B's exact document in A makes A's own entry; B's entry is untouched",
+      changesA: true,
+      run: async () => {
+        const result = await A.owner.request<{ registerPersistedOperations: { operations: { id: string; sha256: string; scope: string }[] } }>(
+          REGISTER_OPERATIONS,
+          { operations: [{ body: B.operation.body }] },
+        );
+        const [operation] = result.registerPersistedOperations.operations;
+        expect(operation?.sha256).toBe(B.operation.sha256);
+        expect(operation?.scope).toBe('TENANT');
+        expect(operation?.id).not.toBe(B.operation.id);
+        const rows = await app.server.services.platform.pool.query<{ id: string; scope: string; tenantId: string | null }>(
+          'SELECT id, scope, "tenantId" FROM platform."PersistedOperation" WHERE sha256 = $1 ORDER BY id',
+          [B.operation.sha256],
+        );
+        expect(rows.rows).toEqual([
+          { id: B.operation.id, scope: B.id, tenantId: B.id },
+          { id: operation?.id, scope: A.id, tenantId: A.id },
+        ]);
+      },
+    },
+  ],
+};
+
+beforeAll(async () => {
+  app = await startTestServer();
+  [A, B] = await Promise.all([seedTenant('alpha'), seedTenant('bravo')]);
+});
+
+afterAll(async () => {
+  await app.close();
+});
+
+describe('fixture', () => {
+  it("B has the rows, assignment and members the attacks aim at, all visible to B's owner", async () => {
+    const b = await snapshot(B);
+    expect(b.vehicles.totalCount).toBe(3);
+    expect(b.drivers.totalCount).toBe(3);
+    expect(b.vehicles.edges.find((edge) => edge.node.id === vehicle(B, 0).id)?.node.driver?.id).toBe(driver(B, 0).id);
+    expect(new Set(b.members.map((member) => member.id))).toEqual(new Set([B.ownerId, B.admin.id]));
+    expect(A.id).not.toBe(B.id);
+    expect(A.schemaName).not.toBe(B.schemaName);
+  });
+});
+
+describe.each(Object.entries(isolationCases))("A's OWNER against B's data: %s", (_field, attacks) => {
+  it.each(attacks.map((attack) => [attack.name, attack] as const))('%s', async (_name, attack) => {
+    const beforeB = await snapshot(B);
+    const beforeA = attack.changesA ? undefined : await snapshot(A);
+    await attack.run();
+    expect(await snapshot(B)).toEqual(beforeB);
+    if (beforeA) expect(await snapshot(A)).toEqual(beforeA);
+  });
+});
+
+const platformAdminCases: Record<string, () => Promise<unknown>> = {
+  tenants: () => A.owner.request('{ tenants { totalCount edges { node { id slug schemaName } } } }'),
+  tenant: () => A.owner.request('query($slug: String!) { tenant(slug: $slug) { id schemaName status } }', { slug: B.slug }),
+  createTenant: () =>
+    A.owner.request(`mutation($input: CreateTenantInput!) { createTenant(input: $input) { tenant { id } } }`, {
+      input: { slug: `${B.slug}-x`, name: 'Rogue', plan: 'FREE', owner: { email: `rogue@${B.slug}.test`, name: 'Rogue', password: 'rogue-password-123' } },
+    }),
+  migrateTenants: () =>
+    A.owner.request('mutation($ids: [ID!]) { migrateTenants(tenantIds: $ids, force: true) { migrated results { tenantId } } }', { ids: [B.id] }),
+  suspendTenant: () => A.owner.request('mutation($id: ID!) { suspendTenant(id: $id) { tenant { status } } }', { id: B.id }),
+  reactivateTenant: () => A.owner.request('mutation($id: ID!) { reactivateTenant(id: $id) { tenant { status } } }', { id: B.id }),
+  registerPlatformPersistedOperations: () =>
+    A.owner.request(
+      'mutation($id: ID, $operations: [PersistedOperationInput!]!) { registerPlatformPersistedOperations(tenantId: $id, operations: $operations) { operations { id } } }',
+      { id: B.id, operations: [{ body: 'query Planted { vehicles(first: 1) { totalCount } }' }] },
+    ),
+  setTenantRateLimit: () =>
+    A.owner.request('mutation($id: ID!, $limit: TenantRateLimitInput) { setTenantRateLimit(id: $id, limit: $limit) { tenant { id } } }', {
+      id: B.id,
+      limit: { tenant: { capacity: 1, refillPerSecond: 0.01 }, perCaller: { capacity: 1, refillPerSecond: 0.01 } },
+    }),
+};
+
+describe('platform-admin fields refuse a tenant OWNER', () => {
+  it.each(Object.keys(platformAdminCases))('%s: FORBIDDEN, B unchanged', async (field) => {
+    const admin = await app.admin();
+    const query = `query($slug: String!) {
+      tenant(slug: $slug) { id status migrationVersion lastError rateLimit { overridden tenant { capacity } perCaller { capacity } } }
+    }`;
+    const beforeB = await admin.request(query, { slug: B.slug });
+    const before = await snapshot(B);
+    const { errors, data } = await expectErrors((platformAdminCases[field] as () => Promise<unknown>)());
+    expect(errors.map((error) => error.extensions.code)).toEqual(['FORBIDDEN']);
+    expectNoData(data);
+    expect(await admin.request(query, { slug: B.slug })).toEqual(beforeB);
+    expect(await snapshot(B)).toEqual(before);
+    expect(await admin.request(query, { slug: `${B.slug}-x` })).toEqual({ tenant: null });
+  });
+
+  it('B is still ACTIVE and serving after all of them', async () => {
+    expect((await snapshot(B)).me.tenant).toEqual({ id: B.id, slug: B.slug, status: 'ACTIVE' });
+    expect(await errorCode(A.owner.request('{ tenants { totalCount } }'))).toBe('FORBIDDEN');
+  });
+});
+
+/** Root fields of Query and Mutation, by the policy directive the SDL gives them ("Query.x" if a field has not exactly one). */
+function rootFieldsByPolicy(schema: GraphQLSchema): Map<string, string[]> {
+  const byPolicy = new Map<string, string[]>();
+  for (const root of [schema.getQueryType(), schema.getMutationType()]) {
+    if (!root || !isObjectType(root)) continue;
+    for (const field of Object.values(root.getFields())) {
+      const policies = (field.astNode?.directives ?? [])
+        .map((directive) => directive.name.value)
+        .filter((name) => ['public', 'authenticated', 'platformAdmin', 'auth'].includes(name));
+      const policy = policies.length === 1 ? (policies[0] as string) : `ambiguous:${root.name}.${field.name}`;
+      byPolicy.set(policy, [...(byPolicy.get(policy) ?? []), field.name]);
+    }
+  }
+  return byPolicy;
+}
+
+describe('the isolation table covers the schema', () => {
+  let schema: GraphQLSchema;
+  let byPolicy: Map<string, string[]>;
+
+  beforeAll(() => {
+    schema = buildSchema();
+    byPolicy = rootFieldsByPolicy(schema);
+  });
+
+  it('every root field has exactly one policy directive', () => {
+    expect([...byPolicy.keys()].filter((policy) => policy.startsWith('ambiguous:'))).toEqual([]);
+    expect([...byPolicy.keys()].sort()).toEqual(['auth', 'authenticated', 'platformAdmin', 'public']);
+  });
+
+  it('every @auth(requires: ...) root field has at least one isolation case, and no case names another field', () => {
+    const tenantScoped = [...(byPolicy.get('auth') ?? [])].sort();
+    // Sanity: the SDL walk found the fields we know about, with their `requires` argument.
+    expect(tenantScoped).toEqual(expect.arrayContaining(['vehicles', 'node', 'assignDriver', 'members', 'addMember']));
+    const deleteVehicle = schema.getMutationType()?.getFields().deleteVehicle?.astNode?.directives?.find((d) => d.name.value === 'auth');
+    expect(deleteVehicle?.arguments?.find((argument) => argument.name.value === 'requires')?.value).toMatchObject({
+      kind: Kind.ENUM,
+      value: 'ADMIN',
+    });
+
+    const missing = tenantScoped.filter((field) => !isolationCases[field]?.length);
+    expect(missing).toEqual([]);
+    expect(Object.keys(isolationCases).sort()).toEqual(tenantScoped);
+  });
+
+  it('every @platformAdmin root field is checked to refuse a tenant OWNER', () => {
+    expect(Object.keys(platformAdminCases).sort()).toEqual([...(byPolicy.get('platformAdmin') ?? [])].sort());
+  });
+});

@@ -1,0 +1,355 @@
+import { createHash } from 'node:crypto';
+import { getDirective } from '@graphql-tools/utils';
+import { isObjectType, type GraphQLSchema } from 'graphql';
+import { buildSchema } from '../../src/graphql/schema';
+import type { GraphQLClient } from '../support/graphql-request';
+import { errorCode, startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
+
+/*
+ * Every tenant-scoped operation, called by a member of each role. Who may call what is read
+ * from the SDL's @auth(requires:) directives (the contract), and that reading is itself pinned
+ * to a table of known expectations, so a silent change to the SDL fails here.
+ */
+
+const ROLES = ['OWNER', 'ADMIN', 'MANAGER', 'MEMBER', 'VIEWER'] as const;
+type Role = (typeof ROLES)[number];
+const RANK: Record<Role, number> = { VIEWER: 1, MEMBER: 2, MANAGER: 3, ADMIN: 4, OWNER: 5 };
+
+/** "Query.vehicles" -> the role its @auth directive requires; VIEWER for @authenticated. */
+function tenantPolicies(schema: GraphQLSchema): Map<string, Role> {
+  const policies = new Map<string, Role>();
+  for (const type of [schema.getQueryType(), schema.getMutationType()]) {
+    if (!type || !isObjectType(type)) continue;
+    for (const field of Object.values(type.getFields())) {
+      const auth = getDirective(schema, field, 'auth')?.[0] as { requires?: Role } | undefined;
+      if (auth?.requires) policies.set(`${type.name}.${field.name}`, auth.requires);
+      // `me` answers any signed-in caller, whatever the role.
+      else if (type.name === 'Query' && field.name === 'me' && getDirective(schema, field, 'authenticated')?.length) {
+        policies.set('Query.me', 'VIEWER');
+      }
+    }
+  }
+  return policies;
+}
+
+const POLICIES = tenantPolicies(buildSchema());
+
+/** What the product promises; the SDL must say the same. */
+const KNOWN: Record<string, Role> = {
+  'Query.me': 'VIEWER',
+  'Query.members': 'VIEWER',
+  'Query.node': 'VIEWER',
+  'Query.vehicle': 'VIEWER',
+  'Query.vehicles': 'VIEWER',
+  'Query.driver': 'VIEWER',
+  'Query.drivers': 'VIEWER',
+  'Mutation.createVehicle': 'MANAGER',
+  'Mutation.updateVehicle': 'MEMBER',
+  'Mutation.deleteVehicle': 'ADMIN',
+  'Mutation.createDriver': 'MANAGER',
+  'Mutation.updateDriver': 'MEMBER',
+  'Mutation.deleteDriver': 'ADMIN',
+  'Mutation.assignDriver': 'MANAGER',
+  'Mutation.addMember': 'ADMIN',
+  'Mutation.updateMemberRole': 'ADMIN',
+  'Mutation.removeMember': 'ADMIN',
+  'Query.apiKeys': 'ADMIN',
+  'Query.persistedOperations': 'ADMIN',
+  'Mutation.createApiKey': 'ADMIN',
+  'Mutation.revokeApiKey': 'ADMIN',
+  'Mutation.registerPersistedOperations': 'ADMIN',
+};
+
+let app: TestServer;
+let tenant: TenantFixture;
+const clients = new Map<Role, GraphQLClient>();
+
+let counter = 0;
+const unique = (prefix: string) => `${prefix}-${(counter += 1)}`;
+
+async function createVehicle(): Promise<string> {
+  const result = await tenant.owner.request<{ createVehicle: { vehicle: { id: string } } }>(
+    `mutation($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { id } } }`,
+    { input: { plate: unique('RM'), make: 'Iveco', model: 'Daily', year: 2021 } },
+  );
+  return result.createVehicle.vehicle.id;
+}
+
+async function createDriver(): Promise<string> {
+  const result = await tenant.owner.request<{ createDriver: { driver: { id: string } } }>(
+    `mutation($input: CreateDriverInput!) { createDriver(input: $input) { driver { id } } }`,
+    { input: { name: 'Matrix Driver', licenseNumber: unique('RM-LIC') } },
+  );
+  return result.createDriver.driver.id;
+}
+
+async function addViewer(): Promise<{ id: string; email: string }> {
+  const email = `${unique('target')}@matrix.test`;
+  const result = await tenant.owner.request<{ addMember: { member: { id: string } } }>(
+    `mutation($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`,
+    { input: { email, name: 'Target', password: 'target-password-1', role: 'VIEWER' } },
+  );
+  return { id: result.addMember.member.id, email };
+}
+
+async function ownerQuery<T>(document: string, variables: Record<string, unknown> = {}): Promise<T> {
+  return tenant.owner.request<T>(document, variables);
+}
+
+const vehicleOf = async (id: string) =>
+  (await ownerQuery<{ vehicle: { make: string; driver: { id: string } | null } | null }>(
+    `query($id: ID!) { vehicle(id: $id) { make driver { id } } }`,
+    { id },
+  )).vehicle;
+const driverOf = async (id: string) =>
+  (await ownerQuery<{ driver: { name: string } | null }>(`query($id: ID!) { driver(id: $id) { name } }`, { id })).driver;
+const apiKeyList = async () =>
+  (await ownerQuery<{ apiKeys: { id: string; name: string; revokedAt: string | null }[] }>(`{ apiKeys { id name revokedAt } }`)).apiKeys;
+const persistedList = async () =>
+  (await ownerQuery<{ persistedOperations: { sha256: string }[] }>(`{ persistedOperations { sha256 } }`)).persistedOperations;
+
+async function createApiKey(): Promise<string> {
+  const result = await tenant.owner.request<{ createApiKey: { apiKey: { id: string } } }>(
+    `mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { apiKey { id } } }`,
+    { input: { name: unique('matrix-key'), role: 'VIEWER' } },
+  );
+  return result.createApiKey.apiKey.id;
+}
+
+const memberList = async () =>
+  (await ownerQuery<{ members: { id: string; email: string; role: string }[] }>(`{ members { id email role } }`)).members;
+
+/**
+ * One operation: `prepare` creates what it needs as the OWNER; `effect` says (as the OWNER)
+ * whether the call changed anything; `check` looks at a successful answer.
+ */
+interface Case {
+  document: string;
+  prepare?(): Promise<Record<string, unknown>>;
+  effect?(variables: Record<string, unknown>): Promise<boolean>;
+  check?(data: Record<string, unknown>, variables: Record<string, unknown>, role: Role): void;
+}
+
+const CASES: Record<string, Case> = {
+  'Query.me': {
+    document: `{ me { kind role } }`,
+    check: (data, _variables, role) => expect(data.me).toEqual({ kind: 'TENANT_MEMBER', role }),
+  },
+  'Query.members': {
+    document: `{ members { id role } }`,
+    check: (data) => expect((data.members as unknown[]).length).toBeGreaterThanOrEqual(ROLES.length),
+  },
+  'Query.node': {
+    document: `query($id: ID!) { node(id: $id) { __typename id } }`,
+    prepare: async () => ({ id: await createVehicle() }),
+    check: (data, variables) => expect(data.node).toEqual({ __typename: 'Vehicle', id: variables.id }),
+  },
+  'Query.vehicle': {
+    document: `query($id: ID!) { vehicle(id: $id) { id } }`,
+    prepare: async () => ({ id: await createVehicle() }),
+    check: (data, variables) => expect(data.vehicle).toEqual({ id: variables.id }),
+  },
+  'Query.vehicles': {
+    document: `{ vehicles(first: 1) { totalCount edges { node { id } } } }`,
+    prepare: async () => ({ id: await createVehicle() }),
+    check: (data) => expect((data.vehicles as { totalCount: number }).totalCount).toBeGreaterThan(0),
+  },
+  'Query.driver': {
+    document: `query($id: ID!) { driver(id: $id) { id } }`,
+    prepare: async () => ({ id: await createDriver() }),
+    check: (data, variables) => expect(data.driver).toEqual({ id: variables.id }),
+  },
+  'Query.drivers': {
+    document: `{ drivers(first: 1) { totalCount } }`,
+    prepare: async () => ({ id: await createDriver() }),
+    check: (data) => expect((data.drivers as { totalCount: number }).totalCount).toBeGreaterThan(0),
+  },
+  'Mutation.createVehicle': {
+    document: `mutation($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { plate } } }`,
+    prepare: async () => ({ input: { plate: unique('NEW'), make: 'Ford', model: 'Transit', year: 2022 } }),
+    effect: async (variables) => {
+      const { plate } = variables.input as { plate: string };
+      const found = await ownerQuery<{ vehicles: { totalCount: number } }>(
+        `query($search: String) { vehicles(filter: { search: $search }) { totalCount } }`,
+        { search: plate },
+      );
+      return found.vehicles.totalCount === 1;
+    },
+  },
+  'Mutation.updateVehicle': {
+    document: `mutation($id: ID!) { updateVehicle(id: $id, input: { make: "Changed" }) { vehicle { make } } }`,
+    prepare: async () => ({ id: await createVehicle() }),
+    effect: async (variables) => (await vehicleOf(variables.id as string))?.make === 'Changed',
+  },
+  'Mutation.deleteVehicle': {
+    document: `mutation($id: ID!) { deleteVehicle(id: $id) { deletedId } }`,
+    prepare: async () => ({ id: await createVehicle() }),
+    effect: async (variables) => (await vehicleOf(variables.id as string)) === null,
+  },
+  'Mutation.createDriver': {
+    document: `mutation($input: CreateDriverInput!) { createDriver(input: $input) { driver { licenseNumber } } }`,
+    prepare: async () => ({ input: { name: 'New Driver', licenseNumber: unique('NEW-LIC') } }),
+    effect: async (variables) => {
+      const { licenseNumber } = variables.input as { licenseNumber: string };
+      const found = await ownerQuery<{ drivers: { totalCount: number } }>(
+        `query($search: String) { drivers(filter: { search: $search }) { totalCount } }`,
+        { search: licenseNumber },
+      );
+      return found.drivers.totalCount === 1;
+    },
+  },
+  'Mutation.updateDriver': {
+    document: `mutation($id: ID!) { updateDriver(id: $id, input: { name: "Changed" }) { driver { name } } }`,
+    prepare: async () => ({ id: await createDriver() }),
+    effect: async (variables) => (await driverOf(variables.id as string))?.name === 'Changed',
+  },
+  'Mutation.deleteDriver': {
+    document: `mutation($id: ID!) { deleteDriver(id: $id) { deletedId } }`,
+    prepare: async () => ({ id: await createDriver() }),
+    effect: async (variables) => (await driverOf(variables.id as string)) === null,
+  },
+  'Mutation.assignDriver': {
+    document: `mutation($vehicleId: ID!, $driverId: ID) { assignDriver(vehicleId: $vehicleId, driverId: $driverId) { vehicle { driver { id } } } }`,
+    prepare: async () => ({ vehicleId: await createVehicle(), driverId: await createDriver() }),
+    effect: async (variables) => (await vehicleOf(variables.vehicleId as string))?.driver?.id === variables.driverId,
+  },
+  'Mutation.addMember': {
+    document: `mutation($input: AddMemberInput!) { addMember(input: $input) { member { email role } } }`,
+    prepare: async () => ({ input: { email: `${unique('added')}@matrix.test`, name: 'Added', password: 'added-password-1', role: 'VIEWER' } }),
+    effect: async (variables) => {
+      const { email } = variables.input as { email: string };
+      return (await memberList()).some((member) => member.email === email);
+    },
+  },
+  'Mutation.updateMemberRole': {
+    document: `mutation($userId: ID!) { updateMemberRole(userId: $userId, role: MEMBER) { member { id role } } }`,
+    prepare: async () => ({ userId: (await addViewer()).id }),
+    effect: async (variables) => (await memberList()).find((member) => member.id === variables.userId)?.role === 'MEMBER',
+  },
+  'Query.apiKeys': {
+    document: `{ apiKeys { id } }`,
+    prepare: async () => ({ id: await createApiKey() }),
+    check: (data, variables) => expect(data.apiKeys).toContainEqual({ id: variables.id }),
+  },
+  'Query.persistedOperations': {
+    document: `{ persistedOperations { sha256 } }`,
+    prepare: async () => {
+      const name = unique('Listed').replace('-', '');
+      const body = `query ${name} { ${name.toLowerCase()}: __typename }`;
+      await tenant.owner.request(
+        `mutation($operations: [PersistedOperationInput!]!) { registerPersistedOperations(operations: $operations) { operations { sha256 } } }`,
+        { operations: [{ name, body }] },
+      );
+      return { sha256: createHash('sha256').update(body).digest('hex') };
+    },
+    check: (data, variables) => expect(data.persistedOperations).toContainEqual({ sha256: variables.sha256 }),
+  },
+  'Mutation.createApiKey': {
+    document: `mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { apiKey { name role } secret } }`,
+    prepare: async () => ({ input: { name: unique('new-key'), role: 'VIEWER' } }),
+    effect: async (variables) => (await apiKeyList()).some((key) => key.name === (variables.input as { name: string }).name),
+  },
+  'Mutation.revokeApiKey': {
+    document: `mutation($id: ID!) { revokeApiKey(id: $id) { apiKey { id revokedAt } } }`,
+    prepare: async () => ({ id: await createApiKey() }),
+    effect: async (variables) => (await apiKeyList()).find((key) => key.id === variables.id)?.revokedAt !== null,
+  },
+  'Mutation.registerPersistedOperations': {
+    document: `mutation($operations: [PersistedOperationInput!]!) { registerPersistedOperations(operations: $operations) { operations { sha256 } } }`,
+    prepare: async () => {
+      const name = unique('Matrix').replace('-', '');
+      return { operations: [{ name, body: `query ${name} { ${name.toLowerCase()}: __typename }` }] };
+    },
+    effect: async (variables) => {
+      const [operation] = variables.operations as { body: string }[];
+      const sha256 = createHash('sha256').update(operation!.body).digest('hex');
+      return (await persistedList()).some((registered) => registered.sha256 === sha256);
+    },
+  },
+  'Mutation.removeMember': {
+    document: `mutation($userId: ID!) { removeMember(userId: $userId) { removedUserId } }`,
+    prepare: async () => ({ userId: (await addViewer()).id }),
+    effect: async (variables) => !(await memberList()).some((member) => member.id === variables.userId),
+  },
+};
+
+beforeAll(async () => {
+  app = await startTestServer();
+  // ENTERPRISE: the most generous request budget; this file sends a few hundred requests.
+  tenant = await app.createTenant(undefined, 'ENTERPRISE');
+  clients.set('OWNER', tenant.owner);
+  for (const role of ROLES.filter((candidate) => candidate !== 'OWNER')) {
+    const email = `${role.toLowerCase()}@matrix.test`;
+    await tenant.owner.request(`mutation($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`, {
+      input: { email, name: `${role} member`, password: 'matrix-password-1', role },
+    });
+    clients.set(role, app.bearer(await app.login(tenant.slug, email, 'matrix-password-1')));
+  }
+});
+
+afterAll(async () => {
+  await app.close();
+});
+
+describe('the access contract', () => {
+  it('the SDL requires the known role on every tenant-scoped operation', () => {
+    expect(Object.fromEntries([...POLICIES].filter(([field]) => field in KNOWN))).toEqual(KNOWN);
+  });
+
+  it('every tenant-scoped operation in the SDL has a case in this matrix', () => {
+    expect([...POLICIES.keys()].sort()).toEqual(Object.keys(CASES).sort());
+  });
+
+  it.each([
+    ['VIEWER', 'Mutation.createVehicle', false],
+    ['VIEWER', 'Mutation.updateVehicle', false],
+    ['VIEWER', 'Query.vehicles', true],
+    ['MEMBER', 'Mutation.updateVehicle', true],
+    ['MEMBER', 'Mutation.createVehicle', false],
+    ['MANAGER', 'Mutation.createVehicle', true],
+    ['MANAGER', 'Mutation.assignDriver', true],
+    ['MANAGER', 'Mutation.deleteVehicle', false],
+    ['MANAGER', 'Mutation.addMember', false],
+    ['ADMIN', 'Mutation.deleteVehicle', true],
+    ['ADMIN', 'Mutation.removeMember', true],
+    ['MANAGER', 'Mutation.createApiKey', false],
+    ['ADMIN', 'Mutation.createApiKey', true],
+  ] as const)('%s may call %s: %s', (role, field, allowed) => {
+    const required = POLICIES.get(field);
+    expect(required).toBeDefined();
+    expect(RANK[role] >= RANK[required!]).toBe(allowed);
+  });
+});
+
+const MATRIX = Object.keys(CASES).flatMap((field) =>
+  ROLES.map((role) => {
+    const required = POLICIES.get(field) ?? KNOWN[field]!;
+    return { field, role, allowed: RANK[role] >= RANK[required], required };
+  }),
+);
+
+describe('each role against each operation', () => {
+  it.each(MATRIX)('$role -> $field (requires $required): allowed=$allowed', async ({ field, role, allowed }) => {
+    const testCase = CASES[field]!;
+    const client = clients.get(role)!;
+    const variables = (await testCase.prepare?.()) ?? {};
+    if (allowed) {
+      const data = await client.request<Record<string, unknown>>(testCase.document, variables);
+      testCase.check?.(data, variables, role);
+      if (testCase.effect) expect(await testCase.effect(variables)).toBe(true);
+    } else {
+      expect(await errorCode(client.request(testCase.document, variables))).toBe('FORBIDDEN');
+      if (testCase.effect) expect(await testCase.effect(variables)).toBe(false);
+    }
+  });
+});
+
+describe('callers outside the tenant', () => {
+  it.each(Object.keys(CASES).filter((field) => field !== 'Query.me'))('%s: anonymous UNAUTHENTICATED, platform admin FORBIDDEN', async (field) => {
+    const testCase = CASES[field]!;
+    const variables = (await testCase.prepare?.()) ?? {};
+    expect(await errorCode(app.client().request(testCase.document, variables))).toBe('UNAUTHENTICATED');
+    expect(await errorCode((await app.admin()).request(testCase.document, variables))).toBe('FORBIDDEN');
+    if (testCase.effect) expect(await testCase.effect(variables)).toBe(false);
+  });
+});
