@@ -15,6 +15,7 @@ import { TenantMigrationRunner } from '../src/provisioning/tenant-migration-runn
 import { createMigrators } from '../src/server';
 import { clientConfigFromUrl } from '../src/database/connection-url';
 import { TenantDirectory } from '../src/tenancy/tenant-directory';
+import { ensureInstallationId } from '../src/tenancy/installation';
 
 function parseArgs(argv: string[]): { concurrency?: number; force: boolean; tenantIds: string[] } {
   const tenantIds: string[] = [];
@@ -48,6 +49,7 @@ async function main(): Promise<void> {
   try {
     const runner = new TenantMigrationRunner({
       platform,
+      installationId: await ensureInstallationId(platform.prisma),
       migrator: migrators.tenant,
       tenantMigrationsDir: TENANT_MIGRATIONS_DIR,
       tenantDbSecret: config.tenantDbSecret,

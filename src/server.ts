@@ -163,6 +163,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }),
     migrations: new TenantMigrationRunner({
       platform,
+      installationId,
       migrator: migrators.tenant,
       tenantMigrationsDir,
       tenantDbSecret: config.tenantDbSecret,

@@ -5,6 +5,7 @@ import { MigrationError, type Migrator } from '../migrations/migrator';
 import type { Logger } from '../observability/logger';
 import { tenantConnectionConfig } from '../tenancy/tenant-credentials';
 import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory';
+import { ensureTenantRole } from './tenant-database-objects';
 import { failureReason } from './tenant-provisioner';
 
 export type TenantMigrationStatus = 'MIGRATED' | 'UP_TO_DATE' | 'FAILED' | 'SKIPPED';
@@ -45,6 +46,7 @@ export class TenantMigrationRunner {
   constructor(
     private readonly deps: {
       platform: PlatformDatabase;
+      installationId: string;
       migrator: Migrator;
       tenantMigrationsDir: string;
       tenantDbSecret: string;
@@ -93,6 +95,23 @@ export class TenantMigrationRunner {
     const startedAt = performance.now();
     const { prisma } = this.deps.platform;
     try {
+      // Re-assert the role first: it repairs drift such as a rotated TENANT_DB_SECRET
+      // (`--force` runs this for every tenant).
+      const ddl = await this.deps.platform.pool.connect();
+      try {
+        await ensureTenantRole(
+          ddl,
+          {
+            roleName: tenant.dbRole,
+            schemaName: tenant.schemaName,
+            databaseName: this.deps.platform.databaseName,
+            installationId: this.deps.installationId,
+          },
+          this.deps.tenantDbSecret,
+        );
+      } finally {
+        ddl.release();
+      }
       const connection = tenantConnectionConfig(this.deps.platform.url, tenant.dbRole, this.deps.tenantDbSecret);
       const outcome = await this.deps.migrator.migrate({ connection, schema: tenant.schemaName }, folder);
       const updated = await prisma.tenant.update({
