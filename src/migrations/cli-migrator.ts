@@ -52,7 +52,9 @@ export class CliMigrator implements Migrator {
       throw new MigrationError(`prisma migrate deploy failed: ${reason}`, null, reason);
     }
     const after = await this.appliedMigrations(target);
-    return { applied: after.filter((name) => !before.includes(name)), version: latestMigrationName(folder) };
+    // The schema's newest applied migration (newer than the folder's when a newer release ran).
+    const newest = [...after].sort().at(-1) ?? null;
+    return { applied: after.filter((name) => !before.includes(name)), version: newest ?? latestMigrationName(folder) };
   }
 
   private async appliedMigrations(target: MigrationTarget): Promise<string[]> {

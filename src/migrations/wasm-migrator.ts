@@ -46,10 +46,20 @@ export class WasmMigrator implements Migrator {
           );
         }
       });
-      return { applied: outcome, version: latestMigrationName(folder) };
+      // The schema's newest applied migration, which is newer than the folder's when another
+      // (newer) release migrated it: recording the folder's would move the tenant's version back.
+      return { applied: outcome, version: (await this.newestApplied(pool)) ?? latestMigrationName(folder) };
     } finally {
       await pool.end();
     }
+  }
+
+  private async newestApplied(pool: pg.Pool): Promise<string | null> {
+    const rows = await pool.query<{ migration_name: string }>(
+      `SELECT migration_name FROM _prisma_migrations
+        WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL ORDER BY migration_name DESC LIMIT 1`,
+    );
+    return rows.rows[0]?.migration_name ?? null;
   }
 
   private async failedMigrations(pool: pg.Pool): Promise<string[]> {

@@ -39,7 +39,28 @@ export async function ensureTenantRole(client: pg.ClientBase, objects: TenantDat
   const database = client.escapeIdentifier(objects.databaseName);
   await client.query(`ALTER ROLE ${role} IN DATABASE ${database} SET search_path = ${quoteIdentifier(objects.schemaName)}`);
   // Explicit, so revoking CONNECT from PUBLIC (restrictDatabaseConnections) keeps tenants working.
-  await client.query(`GRANT CONNECT ON DATABASE ${database} TO ${role}`);
+  await withDatabaseAclLock(client, () => client.query(`GRANT CONNECT ON DATABASE ${database} TO ${role}`));
+}
+
+/** Advisory-lock key (class, key) for changes to the database's ACL. */
+const DATABASE_ACL_LOCK = [0x46470002, 1] as const;
+
+/**
+ * GRANT/REVOKE ON DATABASE rewrite the database's single pg_database row, and PostgreSQL fails
+ * the second of two concurrent rewrites with "tuple concurrently updated" (XX000): parallel
+ * provisioning or a concurrent migrateTenants run lost tenants to it. One transaction at a time,
+ * holding an advisory lock until commit, so the next one sees the committed row.
+ */
+async function withDatabaseAclLock(client: pg.ClientBase, work: () => Promise<unknown>): Promise<void> {
+  await client.query('BEGIN');
+  try {
+    await client.query('SELECT pg_advisory_xact_lock($1, $2)', [...DATABASE_ACL_LOCK]);
+    await work();
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
 }
 
 /**
@@ -49,7 +70,7 @@ export async function ensureTenantRole(client: pg.ClientBase, objects: TenantDat
  */
 export async function restrictDatabaseConnections(client: pg.ClientBase, databaseName: string): Promise<boolean> {
   try {
-    await client.query(`REVOKE CONNECT ON DATABASE ${client.escapeIdentifier(databaseName)} FROM PUBLIC`);
+    await withDatabaseAclLock(client, () => client.query(`REVOKE CONNECT ON DATABASE ${client.escapeIdentifier(databaseName)} FROM PUBLIC`));
     return true;
   } catch {
     return false;

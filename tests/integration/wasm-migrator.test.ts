@@ -1,0 +1,262 @@
+import { createHash } from 'node:crypto';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { TENANT_MIGRATIONS_DIR, TENANT_PRISMA_SCHEMA } from '../../src/config/paths';
+import { latestMigrationName, readMigrationFolder } from '../../src/migrations/migration-files';
+import { MigrationError, type MigrationTarget } from '../../src/migrations/migrator';
+import { WasmMigrator } from '../../src/migrations/wasm-migrator';
+import { readTestServices } from '../support/services';
+import { createTestDatabase, dropTestDatabase } from '../support/test-database';
+
+/*
+ * The in-process schema engine against scratch schemas of a fresh database, as the superuser:
+ * what it writes, that it is idempotent, transactional per migration, and retries a failure.
+ */
+
+const services = readTestServices();
+const migrator = new WasmMigrator(TENANT_PRISMA_SCHEMA);
+const shippedMigrations = readMigrationFolder(TENANT_MIGRATIONS_DIR).migrations;
+
+let databaseUrl: string;
+let admin: pg.Client;
+const tempDirs: string[] = [];
+let schemaCounter = 0;
+
+beforeAll(async () => {
+  databaseUrl = await createTestDatabase(services.postgresUrl, services.runId);
+  admin = new pg.Client({ connectionString: databaseUrl });
+  await admin.connect();
+});
+
+afterAll(async () => {
+  await admin?.end();
+  if (databaseUrl) await dropTestDatabase(databaseUrl, services.postgresUrl);
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A new empty schema, and a migration target whose search_path resolves to it. */
+async function scratchSchema(): Promise<MigrationTarget> {
+  schemaCounter += 1;
+  const schema = `scratch_${schemaCounter}`;
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  return { schema, connection: { connectionString: databaseUrl, options: `-c search_path=${schema}` } };
+}
+
+/** A copy of migrations/tenant with extra migrations (name -> SQL) added after the shipped ones. */
+function migrationsWith(extra: Record<string, string>): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'fg-wasm-migrations-'));
+  tempDirs.push(dir);
+  cpSync(TENANT_MIGRATIONS_DIR, dir, { recursive: true });
+  for (const [name, sql] of Object.entries(extra)) writeMigration(dir, name, sql);
+  return dir;
+}
+
+function writeMigration(dir: string, name: string, sql: string): void {
+  mkdirSync(path.join(dir, name), { recursive: true });
+  writeFileSync(path.join(dir, name, 'migration.sql'), sql);
+}
+
+interface MigrationRow {
+  id: string;
+  checksum: string;
+  finished_at: Date | null;
+  migration_name: string;
+  logs: string | null;
+  rolled_back_at: Date | null;
+  started_at: Date;
+  applied_steps_count: number;
+}
+
+async function migrationRows(schema: string): Promise<MigrationRow[]> {
+  const result = await admin.query<MigrationRow>(`SELECT * FROM ${schema}._prisma_migrations ORDER BY started_at, migration_name`);
+  return result.rows;
+}
+
+async function relationsIn(schema: string): Promise<string[]> {
+  const result = await admin.query<{ relname: string }>(
+    `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.relname`,
+    [schema],
+  );
+  return result.rows.map((row) => row.relname);
+}
+
+async function columnExists(schema: string, table: string, column: string): Promise<boolean> {
+  const result = await admin.query(
+    'SELECT 1 FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 AND column_name = $3',
+    [schema, table, column],
+  );
+  return result.rowCount === 1;
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+describe('WasmMigrator', () => {
+  it('applies migrations/tenant to the target schema and writes standard _prisma_migrations rows', async () => {
+    expect(shippedMigrations.length).toBeGreaterThan(0);
+    const target = await scratchSchema();
+    const publicBefore = await relationsIn('public');
+
+    const outcome = await migrator.migrate(target, readMigrationFolder(TENANT_MIGRATIONS_DIR));
+    expect(outcome.applied).toEqual(shippedMigrations.map((migration) => migration.name));
+    expect(outcome.version).toBe(shippedMigrations.at(-1)?.name);
+
+    expect(await relationsIn(target.schema)).toEqual(expect.arrayContaining(['Driver', 'FleetSettings', 'Vehicle', '_prisma_migrations']));
+    expect(await relationsIn('public')).toEqual(publicBefore);
+
+    const rows = await migrationRows(target.schema);
+    expect(rows.map((row) => row.migration_name)).toEqual(shippedMigrations.map((migration) => migration.name));
+    for (const [index, row] of rows.entries()) {
+      const migration = shippedMigrations[index];
+      expect(row.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+      expect(row.checksum).toBe(sha256(migration?.sql ?? ''));
+      expect(row.finished_at).toBeInstanceOf(Date);
+      expect(row.rolled_back_at).toBeNull();
+      expect(row.logs).toBeNull();
+      expect(row.applied_steps_count).toBe(1);
+      expect((row.finished_at as Date).getTime()).toBeGreaterThanOrEqual(row.started_at.getTime());
+    }
+  });
+
+  it('applies nothing on a second run, and leaves the bookkeeping as it was', async () => {
+    const target = await scratchSchema();
+    const folder = readMigrationFolder(TENANT_MIGRATIONS_DIR);
+    await migrator.migrate(target, folder);
+    const before = await migrationRows(target.schema);
+
+    const again = await migrator.migrate(target, folder);
+    expect(again).toEqual({ applied: [], version: latestMigrationName(folder) });
+    expect(await migrationRows(target.schema)).toEqual(before);
+  });
+
+  it('keeps schemas of one database apart: each gets its own tables and bookkeeping', async () => {
+    const first = await scratchSchema();
+    const second = await scratchSchema();
+    const folder = readMigrationFolder(TENANT_MIGRATIONS_DIR);
+    await migrator.migrate(first, folder);
+    expect(await relationsIn(second.schema)).toEqual([]);
+    const outcome = await migrator.migrate(second, folder);
+    expect(outcome.applied).toEqual(shippedMigrations.map((migration) => migration.name));
+    expect(await migrationRows(second.schema)).toHaveLength(shippedMigrations.length);
+    expect(await migrationRows(first.schema)).toHaveLength(shippedMigrations.length);
+  });
+
+  it('runs concurrent migrations of one schema one after the other: applied once, no error', async () => {
+    const target = await scratchSchema();
+    const folder = readMigrationFolder(TENANT_MIGRATIONS_DIR);
+    const outcomes = await Promise.all([migrator.migrate(target, folder), migrator.migrate(target, folder), migrator.migrate(target, folder)]);
+    const applied = outcomes.flatMap((outcome) => outcome.applied);
+    expect(applied.sort()).toEqual(shippedMigrations.map((migration) => migration.name).sort());
+    expect(outcomes.filter((outcome) => outcome.applied.length > 0)).toHaveLength(1);
+    expect(await migrationRows(target.schema)).toHaveLength(shippedMigrations.length);
+  });
+
+  it('applies a migration holding a plpgsql function with semicolons inside $$ and strings', async () => {
+    const target = await scratchSchema();
+    const name = '29990101000000_function_with_semicolons';
+    const sql = [
+      'CREATE FUNCTION "vehicle_label"(plate TEXT, make TEXT) RETURNS TEXT LANGUAGE plpgsql AS $$',
+      'DECLARE',
+      '  label TEXT;',
+      'BEGIN',
+      "  label := make || '; ' || plate;",
+      '  RETURN label;',
+      'END;',
+      '$$;',
+      '',
+      `CREATE TABLE "Note" ("id" SERIAL PRIMARY KEY, "body" TEXT NOT NULL DEFAULT 'a;b');`,
+      `INSERT INTO "Note" DEFAULT VALUES;`,
+      '',
+    ].join('\n');
+    const folder = readMigrationFolder(migrationsWith({ [name]: sql }));
+
+    const outcome = await migrator.migrate(target, folder);
+    expect(outcome.applied).toEqual([...shippedMigrations.map((migration) => migration.name), name]);
+    expect(outcome.version).toBe(name);
+
+    const label = await admin.query<{ label: string }>(`SELECT ${target.schema}.vehicle_label('AB-123', 'Volvo') AS label`);
+    expect(label.rows[0]?.label).toBe('Volvo; AB-123');
+    const notes = await admin.query<{ body: string }>(`SELECT body FROM ${target.schema}."Note"`);
+    expect(notes.rows).toEqual([{ body: 'a;b' }]);
+    const row = (await migrationRows(target.schema)).find((migration) => migration.migration_name === name);
+    expect(row?.finished_at).toBeInstanceOf(Date);
+    expect(row?.applied_steps_count).toBe(1);
+    expect(row?.checksum).toBe(sha256(sql));
+  });
+
+  it('applies nothing of a failing migration, and retries it once it is fixed', async () => {
+    const target = await scratchSchema();
+    const name = '29990101000000_half_then_fail';
+    const broken = 'CREATE TABLE "Partial" ("id" INTEGER);\nALTER TABLE "Vehicle" ADD COLUMN "half" TEXT;\nSELECT 1/0;\n';
+    const dir = migrationsWith({ [name]: broken });
+
+    let failure: unknown;
+    await migrator.migrate(target, readMigrationFolder(dir)).catch((error: unknown) => (failure = error));
+    expect(failure).toBeInstanceOf(MigrationError);
+    expect((failure as MigrationError).migration).toBe(name);
+    expect((failure as MigrationError).reason).toMatch(/division by zero/);
+
+    // The earlier migrations applied; of the failing one, nothing.
+    expect(await relationsIn(target.schema)).toEqual(expect.arrayContaining(['Vehicle', 'Driver']));
+    expect(await relationsIn(target.schema)).not.toContain('Partial');
+    expect(await columnExists(target.schema, 'Vehicle', 'half')).toBe(false);
+    const failedRow = (await migrationRows(target.schema)).filter((row) => row.migration_name === name);
+    expect(failedRow).toHaveLength(1);
+    expect(failedRow[0]?.finished_at).toBeNull();
+    expect(failedRow[0]?.rolled_back_at).toBeNull();
+
+    // Unfixed, the next run retries it (rather than refusing with P3009) and fails the same way.
+    let second: unknown;
+    await migrator.migrate(target, readMigrationFolder(dir)).catch((error: unknown) => (second = error));
+    expect(second).toBeInstanceOf(MigrationError);
+    expect((second as MigrationError).reason).toMatch(/division by zero/);
+    expect(await relationsIn(target.schema)).not.toContain('Partial');
+
+    // Fixed: applied, and the failed attempts stay recorded as rolled back.
+    const fixed = 'CREATE TABLE "Partial" ("id" INTEGER);\nALTER TABLE "Vehicle" ADD COLUMN "half" TEXT;\n';
+    writeMigration(dir, name, fixed);
+    const outcome = await migrator.migrate(target, readMigrationFolder(dir));
+    expect(outcome.applied).toEqual([name]);
+    expect(outcome.version).toBe(name);
+    expect(await relationsIn(target.schema)).toContain('Partial');
+    expect(await columnExists(target.schema, 'Vehicle', 'half')).toBe(true);
+
+    const rows = (await migrationRows(target.schema)).filter((row) => row.migration_name === name);
+    const finished = rows.filter((row) => row.finished_at !== null);
+    expect(finished).toHaveLength(1);
+    expect(finished[0]?.rolled_back_at).toBeNull();
+    expect(finished[0]?.checksum).toBe(sha256(fixed));
+    const rolledBack = rows.filter((row) => row.finished_at === null);
+    expect(rolledBack.length).toBe(2);
+    expect(rolledBack.every((row) => row.rolled_back_at instanceof Date)).toBe(true);
+
+    // And a further run has nothing left to do.
+    expect((await migrator.migrate(target, readMigrationFolder(dir))).applied).toEqual([]);
+  });
+
+  it('reports the schema\'s newest migration as its version when the schema is ahead of the folder', async () => {
+    const target = await scratchSchema();
+    const name = '29990101000000_newer_release';
+    await migrator.migrate(target, readMigrationFolder(migrationsWith({ [name]: 'ALTER TABLE "Vehicle" ADD COLUMN "newer" TEXT;\n' })));
+
+    // An older release (the shipped folder only) finds nothing to do and must not report its
+    // own, older newest migration as the schema's version.
+    const older = await migrator.migrate(target, readMigrationFolder(TENANT_MIGRATIONS_DIR));
+    expect(older).toEqual({ applied: [], version: name });
+    expect(await columnExists(target.schema, 'Vehicle', 'newer')).toBe(true);
+  });
+
+  it('reports a failure without the SQL of the migration', async () => {
+    const target = await scratchSchema();
+    const name = '29990101000000_bad_reference';
+    const dir = migrationsWith({ [name]: 'ALTER TABLE "NoSuchTable" ADD COLUMN "secret_column_name" TEXT;\n' });
+    let failure: unknown;
+    await migrator.migrate(target, readMigrationFolder(dir)).catch((error: unknown) => (failure = error));
+    expect(failure).toBeInstanceOf(MigrationError);
+    expect((failure as MigrationError).migration).toBe(name);
+    expect((failure as MigrationError).message).not.toMatch(/ALTER TABLE|secret_column_name/);
+    expect((failure as MigrationError).reason).not.toMatch(/ALTER TABLE|secret_column_name/);
+  });
+});
