@@ -20,7 +20,7 @@ import type { Config } from './config/config';
 import { PLATFORM_PRISMA_SCHEMA, TENANT_MIGRATIONS_DIR, TENANT_PRISMA_SCHEMA } from './config/paths';
 import { clientConfigFromUrl } from './database/connection-url';
 import { connectPlatformDatabase, migratePlatformSchema } from './database/platform-database';
-import { createRedis } from './database/redis';
+import { createRedis, redisReady } from './database/redis';
 import { AppError, ErrorCode, errorResponseBody, httpStatusOf } from './errors/app-error';
 import { createRequestContext, type RequestContext, type Services } from './graphql/context';
 import { createErrorFormatter } from './graphql/format-error';
@@ -129,6 +129,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const tenantMigrationsDir = options.tenantMigrationsDir ?? TENANT_MIGRATIONS_DIR;
 
   const redis: Redis | null = config.redisUrl ? createRedis(config.redisUrl, logger, config.rateLimit.redisCommandTimeoutMs) : null;
+  // Serve only once Redis answers, or the first requests would meet the failure policy.
+  if (redis && !(await redisReady(redis, 3_000))) {
+    logger.warn('redis not reachable at start-up; serving under the configured failure policy until it is');
+  }
   const rateLimiter = config.rateLimit.enabled
     ? new TenantRateLimiter(redis ? new RedisTokenBuckets(redis) : new MemoryTokenBuckets(), config.rateLimit.redisFailure, logger)
     : null;
@@ -136,7 +140,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     logger.warn('no REDIS_URL: rate limits and persisted queries are kept in this process (single instance only)');
   }
   const apqCache: KeyValueCache<string> = redis
-    ? new RedisApqCache(redis, config.apqTtlSeconds, `apq:${installationId}:`)
+    ? new RedisApqCache(redis, config.apqTtlSeconds, `fleet:${installationId}:`)
     : new InMemoryLRUCache<string>({ maxSize: 20 * 1024 * 1024 });
   const schema = buildSchema({
     fieldRateLimits: config.rateLimit.enabled

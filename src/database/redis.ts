@@ -29,3 +29,19 @@ export function createRedis(url: string, logger: Logger, commandTimeoutMs: numbe
   });
   return redis;
 }
+
+/** Resolves once the connection is ready, or false after `timeoutMs` (start-up goes on either way). */
+export function redisReady(redis: Redis, timeoutMs: number): Promise<boolean> {
+  if (redis.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      redis.off('ready', onReady);
+      resolve(false);
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    redis.once('ready', onReady);
+  });
+}

@@ -17,7 +17,17 @@ export function createErrorFormatter(logger: Logger) {
     // A limit (graphql-armor) tags its rejection with our code; GraphQL reports it as a
     // validation or parse failure.
     const limitCode = formatted.extensions?.limitCode;
-    const code = isErrorCode(limitCode) ? limitCode : formatted.extensions?.code;
+    // Apollo answers some malformed requests (a persisted-query hash that does not match its
+    // query) with a 4xx status but no code: they are the client's doing, not ours.
+    const requestStatus = (original instanceof GraphQLError ? original.extensions.http : undefined) as { status?: unknown } | undefined;
+    const uncodedClientError =
+      original instanceof GraphQLError &&
+      !(original instanceof AppError) &&
+      formatted.extensions?.code === ErrorCode.INTERNAL_SERVER_ERROR &&
+      typeof requestStatus?.status === 'number' &&
+      requestStatus.status >= 400 &&
+      requestStatus.status < 500;
+    const code = isErrorCode(limitCode) ? limitCode : uncodedClientError ? ErrorCode.BAD_REQUEST : formatted.extensions?.code;
     // Ours (AppError), or GraphQL's and Apollo's own request errors (a GraphQLError with a
     // known code). Anything else, including every Error a resolver or driver threw, is masked.
     const expected =
@@ -29,7 +39,7 @@ export function createErrorFormatter(logger: Logger) {
         PASS_THROUGH.filter((key) => formatted.extensions?.[key] !== undefined).map((key) => [key, formatted.extensions?.[key]]),
       );
       // Apollo's own request errors carry the HTTP status they are answered with (405 for a PUT).
-      const httpStatus = (original instanceof GraphQLError ? original.extensions.http : undefined) as { status?: unknown } | undefined;
+      const httpStatus = requestStatus;
       return {
         message: formatted.message,
         ...(formatted.locations ? { locations: formatted.locations } : {}),

@@ -5,6 +5,7 @@ import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
 import { maxDirectivesRule } from '@escape.tech/graphql-armor-max-directives';
 import { GraphQLError, Lexer, Source, TokenKind, type GraphQLSchema, type ValidationContext, type ValidationRule } from 'graphql';
 import { directiveEstimator, getComplexity, simpleEstimator } from 'graphql-query-complexity';
+import type { Config } from '../config/config';
 import { AppError, ErrorCode, problemExtensions } from '../errors/app-error';
 
 /*
@@ -15,14 +16,7 @@ import { AppError, ErrorCode, problemExtensions } from '../errors/app-error';
  * `first: $n` cannot dodge it. The token limit runs before Apollo parses anything.
  */
 
-export interface HardeningLimits {
-  maxDepth: number;
-  maxAliases: number;
-  maxDirectives: number;
-  maxTokens: number;
-  maxCost: number;
-  blockFieldSuggestions: boolean;
-}
+export type HardeningLimits = Omit<Config['limits'], 'maxBodyBytes' | 'maxBatchSize'>;
 
 /**
  * armor reports its rejections without a code of ours; report each with one instead (Apollo

@@ -87,7 +87,7 @@ export function graphqlRequestGuard(deps: {
     }
   }
 
-  async function resolvePersisted(principal: TenantPrincipal, operation: GraphQLRequestFields): Promise<void> {
+  async function resolvePersisted(req: Request, principal: TenantPrincipal, operation: GraphQLRequestFields): Promise<void> {
     const hash = persistedHash(operation.extensions);
     const hasText = typeof operation.query === 'string' && operation.query.length > 0;
     if (principal.kind === 'apiKey' && principal.persistedOnly) {
@@ -102,9 +102,10 @@ export function graphqlRequestGuard(deps: {
     if (!hash || hasText) return;
     const document = await deps.safelist.lookup(principal.tenant.id, hash);
     if (document) {
-      // POST: Apollo reads the body we fill in. GET: Apollo looks the hash up in its APQ cache.
+      // POST: Apollo reads the body we fill in. GET: Apollo can only look the hash up in its
+      // APQ cache, so the document goes there first.
       operation.query = document;
-      await deps.apqCache.set(hash, document);
+      if (req.method === 'GET') await deps.apqCache.set(`apq:${hash}`, document);
     } else if (principal.kind === 'apiKey' && principal.persistedOnly) {
       throw new AppError(ErrorCode.PERSISTED_QUERY_NOT_REGISTERED, 'No operation with this hash is registered for your tenant', {
         httpStatus: 404,
@@ -135,7 +136,7 @@ export function graphqlRequestGuard(deps: {
       }
       if (isTenantPrincipal(principal)) {
         await enforceLimits(res, principal, Math.max(1, operations.length));
-        for (const operation of operations) await resolvePersisted(principal, operation);
+        for (const operation of operations) await resolvePersisted(req, principal, operation);
       }
       next();
     } catch (error) {

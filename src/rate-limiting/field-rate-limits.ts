@@ -31,7 +31,8 @@ function rateLimitedError(response: RateLimiterRes, args: RateLimitArgs, what: s
   return new AppError(
     ErrorCode.RATE_LIMITED,
     `Too many ${what}: at most ${args.limit} per ${args.duration} s; retry in ${retryAfter} s`,
-    { extensions: { retryAfter } },
+    // A refused field fails its whole operation when it is the only field (login): 429.
+    { extensions: { retryAfter }, httpStatus: 429 },
   );
 }
 

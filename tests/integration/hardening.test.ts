@@ -1,0 +1,245 @@
+import { bearer, codesOf, postJson, type RawBody, type RawResponse } from '../support/raw-graphql';
+import { startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
+
+/*
+ * Hostile documents over HTTP. Each is refused with its own code and a 4xx status, and fast: a
+ * refusal must cost less than the attack (< 1 s here, on a loaded two-core machine; a real
+ * one takes milliseconds). Every limit is configurable, and field suggestions are hidden in
+ * production.
+ */
+
+/** Well above what any refusal takes, well below what an executed attack would. */
+const FAST_MS = 1_000;
+
+let app: TestServer;
+let tenant: TenantFixture;
+
+beforeAll(async () => {
+  app = await startTestServer();
+  tenant = await app.createTenant(undefined, 'ENTERPRISE');
+  // A few rows, so the documents that pass have something to return.
+  for (let i = 1; i <= 3; i += 1) {
+    await tenant.owner.request(`mutation($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { id } } }`, {
+      input: { plate: `HARD-${i}`, make: 'Make', model: 'Model', year: 2020 },
+    });
+  }
+});
+
+afterAll(async () => {
+  await app?.close();
+});
+
+const asOwner = () => bearer(tenant.ownerToken);
+
+function post(server: TestServer, payload: unknown, headers: Record<string, string> = {}): Promise<RawResponse> {
+  return postJson(server.url, payload, headers);
+}
+
+/** Refused, with exactly this code, this status, no data, and fast. */
+function expectRefused(response: RawResponse, code: string, status = 400): void {
+  expect({ status: response.status, codes: codesOf(response) }).toEqual({ status, codes: [code] });
+  expect(response.body.data ?? null).toBeNull();
+  expect(response.ms).toBeLessThan(FAST_MS);
+}
+
+function expectServed(response: RawResponse): void {
+  expect(response.body.errors).toBeUndefined();
+  expect(response.status).toBe(200);
+  expect(response.body.data).toEqual(expect.any(Object));
+}
+
+/** `vehicle(id:) { driver { vehicle { driver ... { id } } } }`: `depth` levels of fields. */
+function nested(depth: number): string {
+  let selection = '{ id }';
+  for (let level = depth - 1; level >= 2; level -= 1) selection = `{ ${level % 2 === 0 ? 'driver' : 'vehicle'} ${selection} }`;
+  return `query Deep($id: ID!) { vehicle(id: $id) ${selection} }`;
+}
+
+/** Aliases of a real field (graphql-armor does not count aliases of __typename). */
+function aliases(count: number): string {
+  return `{ ${Array.from({ length: count }, (_, i) => `a${i}: me { id }`).join(' ')} }`;
+}
+
+/** Directives without aliases or repeats: one inline fragment per directive. */
+function directives(count: number): string {
+  return `{ ${Array.from({ length: count }, () => '... @include(if: true) { __typename }').join(' ')} }`;
+}
+
+/** A document of exactly `count` lexical tokens: braces and `__typename`s. */
+function tokens(count: number): string {
+  return `{ ${'__typename '.repeat(count - 2)}}`;
+}
+
+const FRAGMENT_CYCLE = `query Cycle { vehicles(first: 1) { edges { node { ...V } } } }
+fragment V on Vehicle { plate driver { ...D } }
+fragment D on Driver { name vehicle { ...V } }`;
+
+/** The most expensive shape the schema allows: 15 aliased vehicle lists, each `first` deep. */
+function fanOut(first: number | '$n'): string {
+  const list = (i: number) => `v${i}: vehicles(first: ${first}) { totalCount edges { node { id plate driver { id name vehicle { id plate } } } } }`;
+  const head = first === '$n' ? 'query FanOut($n: Int!)' : 'query FanOut';
+  return `${head} { ${Array.from({ length: 15 }, (_, i) => list(i)).join(' ')} }`;
+}
+
+describe('hostile documents, default limits', () => {
+  const anyVehicleId = Buffer.from('Vehicle:00000000-0000-4000-8000-000000000000').toString('base64url');
+
+  it('refuses 15 levels of nesting with QUERY_TOO_DEEP, and serves 5 levels', async () => {
+    expectRefused(await post(app, { query: nested(15), variables: { id: anyVehicleId } }, asOwner()), 'QUERY_TOO_DEEP');
+    const shallow = await post(app, { query: nested(5), variables: { id: anyVehicleId } }, asOwner());
+    expectServed(shallow);
+    expect(shallow.body.data).toEqual({ vehicle: null });
+  });
+
+  it('refuses 100 aliases with TOO_MANY_ALIASES', async () => {
+    expectRefused(await post(app, { query: aliases(100) }, asOwner()), 'TOO_MANY_ALIASES');
+    const twenty = await post(app, { query: aliases(20) }, asOwner());
+    expectServed(twenty);
+    expect(Object.keys(twenty.body.data ?? {})).toHaveLength(20);
+  });
+
+  it('refuses a flood of directives with TOO_MANY_DIRECTIVES', async () => {
+    expectRefused(await post(app, { query: directives(200) }), 'TOO_MANY_DIRECTIVES');
+    expectServed(await post(app, { query: directives(20) }));
+  });
+
+  it('refuses a fragment cycle with GRAPHQL_VALIDATION_FAILED', async () => {
+    const response = await post(app, { query: FRAGMENT_CYCLE }, asOwner());
+    expectRefused(response, 'GRAPHQL_VALIDATION_FAILED');
+    expect(response.body.errors?.map((error) => error.message).join(' ')).toMatch(/Cannot spread fragment/);
+  });
+
+  it('refuses the most expensive fan-out with QUERY_TOO_COMPLEX and its cost, literal or through variables; first: 5 runs', async () => {
+    for (const payload of [{ query: fanOut(100) }, { query: fanOut('$n'), variables: { n: 100 } }]) {
+      const response = await post(app, payload, asOwner());
+      expectRefused(response, 'QUERY_TOO_COMPLEX');
+      const extensions = response.body.errors?.[0]?.extensions ?? {};
+      expect(extensions.maxCost).toBe(10_000);
+      expect(extensions.cost as number).toBeGreaterThan(10_000);
+    }
+    for (const payload of [{ query: fanOut(5) }, { query: fanOut('$n'), variables: { n: 5 } }]) {
+      const response = await post(app, payload, asOwner());
+      expectServed(response);
+      const first = response.body.data?.v0 as { totalCount: number; edges: unknown[] };
+      expect(first.totalCount).toBe(3);
+      expect(first.edges).toHaveLength(3);
+    }
+  });
+
+  it('refuses a 1 MB body with PAYLOAD_TOO_LARGE (413)', async () => {
+    const payload = JSON.stringify({ query: '{ __typename }', variables: { padding: 'x'.repeat(1_000_000) } });
+    expect(Buffer.byteLength(payload)).toBeGreaterThan(1_000_000);
+    expectRefused(await post(app, payload, asOwner()), 'PAYLOAD_TOO_LARGE', 413);
+  });
+
+  it('refuses a document of 5000 tokens under the body limit with TOO_MANY_TOKENS', async () => {
+    const long = tokens(5_000);
+    expect(Buffer.byteLength(JSON.stringify({ query: long }))).toBeLessThan(200_000);
+    expectRefused(await post(app, { query: long }, asOwner()), 'TOO_MANY_TOKENS');
+    // Under the limit it runs. (graphql-js meters its pairwise comparison of same-named fields
+    // and gives up somewhere below a thousand of them, hence 500 here.)
+    expectServed(await post(app, { query: tokens(500) }, asOwner()));
+  });
+
+  it('refuses a batch (an array of operations) with BATCH_TOO_LARGE: batching is off by default', async () => {
+    const batch = [{ query: '{ __typename }' }, { query: '{ me { id } }' }];
+    expectRefused(await post(app, batch, asOwner()), 'BATCH_TOO_LARGE');
+  });
+});
+
+describe('every limit is configurable', () => {
+  let tuned: TestServer;
+
+  beforeAll(async () => {
+    tuned = await startTestServer({
+      env: {
+        MAX_DEPTH: '3',
+        MAX_ALIASES: '2',
+        MAX_DIRECTIVES: '2',
+        MAX_TOKENS: '60',
+        MAX_COST: '50',
+        MAX_BODY_BYTES: '2000',
+        MAX_BATCH_SIZE: '3',
+      },
+    });
+  });
+
+  afterAll(async () => {
+    await tuned?.close();
+  });
+
+  const vehicleId = Buffer.from('Vehicle:00000000-0000-4000-8000-000000000000').toString('base64url');
+
+  it('MAX_DEPTH=3 refuses a depth-5 query that the default serves', async () => {
+    const query = nested(5);
+    expectRefused(await post(tuned, { query, variables: { id: vehicleId } }), 'QUERY_TOO_DEEP');
+    expectServed(await post(app, { query, variables: { id: vehicleId } }, asOwner()));
+  });
+
+  it('MAX_ALIASES, MAX_DIRECTIVES, MAX_TOKENS and MAX_COST refuse what the defaults serve', async () => {
+    const cases: [string, string][] = [
+      ['TOO_MANY_ALIASES', aliases(3)],
+      ['TOO_MANY_DIRECTIVES', directives(3)],
+      ['TOO_MANY_TOKENS', tokens(61)],
+      ['QUERY_TOO_COMPLEX', '{ vehicles(first: 10) { totalCount } }'],
+    ];
+    for (const [code, query] of cases) {
+      expectRefused(await post(tuned, { query }), code);
+      expectServed(await post(app, { query }, asOwner()));
+    }
+    // At the limits themselves, documents pass.
+    for (const query of [aliases(2), directives(2), tokens(60)]) {
+      const response = await post(tuned, { query });
+      expect(codesOf(response)).not.toEqual(expect.arrayContaining(['TOO_MANY_ALIASES', 'TOO_MANY_DIRECTIVES', 'TOO_MANY_TOKENS']));
+    }
+  });
+
+  it('MAX_BODY_BYTES refuses a body that the default accepts', async () => {
+    const payload = { query: '{ __typename }', variables: { padding: 'x'.repeat(3_000) } };
+    expectRefused(await post(tuned, payload), 'PAYLOAD_TOO_LARGE', 413);
+    expectServed(await post(app, payload));
+  });
+
+  it('MAX_BATCH_SIZE=3 serves batches of 2 and 3 and refuses 4', async () => {
+    for (const size of [2, 3]) {
+      const batch = Array.from({ length: size }, (_, i) => ({ query: `query Op${i} { __typename }` }));
+      const response = await postJson<RawBody[]>(tuned.url, batch);
+      expect(response.status).toBe(200);
+      expect(response.body).toEqual(Array.from({ length: size }, () => ({ data: { __typename: 'Query' } })));
+    }
+    const four = Array.from({ length: 4 }, () => ({ query: '{ __typename }' }));
+    expectRefused(await post(tuned, four), 'BATCH_TOO_LARGE');
+  });
+});
+
+describe('field suggestions', () => {
+  const MISSPELLED = '{ vehicls(first: 1) { totalCount } }';
+
+  async function misspelledMessage(env: Record<string, string>): Promise<string> {
+    const server = await startTestServer({ env });
+    try {
+      const response = await post(server, { query: MISSPELLED });
+      expect(response.status).toBe(400);
+      expect(codesOf(response)).toEqual(['GRAPHQL_VALIDATION_FAILED']);
+      return (response.body.errors ?? []).map((error) => error.message).join(' ');
+    } finally {
+      await server.close();
+    }
+  }
+
+  it('are hidden in production', async () => {
+    const message = await misspelledMessage({ NODE_ENV: 'production' });
+    expect(message).toMatch(/vehicls/);
+    expect(message).not.toMatch(/Did you mean/i);
+    expect(message).not.toMatch(/"vehicles"/);
+  });
+
+  it('are shown in development', async () => {
+    expect(await misspelledMessage({ NODE_ENV: 'development' })).toMatch(/Did you mean .*"vehicles"\?/);
+  });
+
+  it('follow BLOCK_FIELD_SUGGESTIONS when it is set', async () => {
+    expect(await misspelledMessage({ NODE_ENV: 'development', BLOCK_FIELD_SUGGESTIONS: 'true' })).not.toMatch(/Did you mean/i);
+    expect(await misspelledMessage({ NODE_ENV: 'production', BLOCK_FIELD_SUGGESTIONS: 'false' })).toMatch(/Did you mean .*"vehicles"\?/);
+  });
+});

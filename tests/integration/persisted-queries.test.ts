@@ -1,0 +1,341 @@
+import { createHash, randomBytes } from 'node:crypto';
+import Redis from 'ioredis';
+import { GraphQLClient } from '../support/graphql-request';
+import { bearer, codesOf, getGraphQL, postJson, send, type RawResponse } from '../support/raw-graphql';
+import { readTestServices } from '../support/services';
+import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
+
+/*
+ * Persisted queries over HTTP: Apollo's automatic persisted queries (APQ) with the cache in
+ * Redis, shared by two instances; and the safelist of registered operations that a partner's
+ * persistedOnly key is held to (by tenant, or globally by a platform admin).
+ */
+
+const REGISTER = `mutation Register($operations: [PersistedOperationInput!]!) {
+  registerPersistedOperations(operations: $operations) { operations { id sha256 operationName scope createdAt } }
+}`;
+const REGISTER_PLATFORM = `mutation RegisterPlatform($tenantId: ID, $operations: [PersistedOperationInput!]!) {
+  registerPlatformPersistedOperations(tenantId: $tenantId, operations: $operations) { operations { id sha256 operationName scope } }
+}`;
+const PERSISTED_OPERATIONS = `{ persistedOperations { id sha256 operationName scope } }`;
+const CREATE_API_KEY = `mutation CreateKey($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id persistedOnly } } }`;
+const CREATE_VEHICLE = `mutation($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { id } } }`;
+
+interface RegisteredOperation {
+  id: string;
+  sha256: string;
+  operationName: string | null;
+  scope: 'TENANT' | 'GLOBAL';
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
+const persisted = (sha256Hash: string) => ({ persistedQuery: { version: 1, sha256Hash } });
+
+let app: TestServer;
+let second: TestServer;
+let A: TenantFixture;
+let B: TenantFixture;
+/** persistedOnly keys of A and B, and an ordinary key of A. */
+let aPartner: string;
+let bPartner: string;
+let aOrdinary: string;
+
+async function createKey(tenant: TenantFixture, input: Record<string, unknown>): Promise<string> {
+  const result = await tenant.owner.request<{ createApiKey: { secret: string; apiKey: { persistedOnly: boolean } } }>(CREATE_API_KEY, { input });
+  expect(result.createApiKey.apiKey.persistedOnly).toBe(Boolean(input.persistedOnly));
+  return result.createApiKey.secret;
+}
+
+async function register(client: GraphQLClient, operations: Record<string, unknown>[]): Promise<RegisteredOperation[]> {
+  const result = await client.request<{ registerPersistedOperations: { operations: RegisteredOperation[] } }>(REGISTER, { operations });
+  return result.registerPersistedOperations.operations;
+}
+
+/** The partner's request: a hash (and variables), never a query. */
+function runByHash(key: string, sha256Hash: string, variables?: Record<string, unknown>, server: TestServer = app): Promise<RawResponse> {
+  return postJson(server.url, { extensions: persisted(sha256Hash), ...(variables ? { variables } : {}) }, { 'x-api-key': key });
+}
+
+function plates(response: RawResponse): string[] {
+  const vehicles = response.body.data?.vehicles as { edges: { node: { plate: string } }[] } | undefined;
+  return (vehicles?.edges ?? []).map((edge) => edge.node.plate).sort();
+}
+
+async function seedVehicles(tenant: TenantFixture, label: string): Promise<void> {
+  for (const [i, status] of [[1, 'ACTIVE'], [2, 'MAINTENANCE']] as const) {
+    await tenant.owner.request(CREATE_VEHICLE, { input: { plate: `${label}-${i}`, make: label, model: 'M', year: 2020, status } });
+  }
+}
+
+/** The test Redis, read directly: where the APQ entries must end up. */
+let redis: Redis;
+
+/** The server prefixes `fleet:<installation id>:`; Apollo adds its own `apq:`. */
+const apqKey = (hash: string) => `fleet:${app.server.installationId}:apq:${hash}`;
+
+beforeAll(async () => {
+  const env = { REDIS_URL: readTestServices().redisUrl };
+  app = await startTestServer({ env });
+  second = await startTestServer({ databaseUrl: app.databaseUrl, env });
+  redis = new Redis(readTestServices().redisUrl, { maxRetriesPerRequest: 1 });
+  A = await app.createTenant(uniqueSlug('pq-a'), 'ENTERPRISE');
+  B = await app.createTenant(uniqueSlug('pq-b'), 'ENTERPRISE');
+  await seedVehicles(A, 'ALPHA');
+  await seedVehicles(B, 'BRAVO');
+  aPartner = await createKey(A, { name: 'A partner', role: 'VIEWER', persistedOnly: true });
+  bPartner = await createKey(B, { name: 'B partner', role: 'VIEWER', persistedOnly: true });
+  aOrdinary = await createKey(A, { name: 'A ordinary', role: 'VIEWER' });
+});
+
+afterAll(async () => {
+  redis?.disconnect();
+  await second?.close();
+  await app?.close();
+});
+
+describe('automatic persisted queries (APQ), cached in Redis', () => {
+  it('answers an unknown hash with PERSISTED_QUERY_NOT_FOUND, registers hash+query, then serves the hash alone on both instances', async () => {
+    expect(second.server.installationId).toBe(app.server.installationId);
+    // Unique per run, so the hash is new to Redis.
+    const query = `query Apq_${randomBytes(4).toString('hex')} { vehicles(first: 5) { totalCount edges { node { plate } } } }`;
+    const hash = sha256(query);
+    const owner = bearer(A.ownerToken);
+
+    const unknown = await postJson(app.url, { extensions: persisted(hash) }, owner);
+    expect(codesOf(unknown)).toEqual(['PERSISTED_QUERY_NOT_FOUND']);
+    expect(unknown.body.data ?? null).toBeNull();
+    expect(unknown.status).toBe(200);
+    // Not by GET on the other instance either.
+    expect(codesOf(await getGraphQL(second.url, { extensions: persisted(hash) }, owner))).toEqual(['PERSISTED_QUERY_NOT_FOUND']);
+
+    const registered = await postJson(app.url, { query, extensions: persisted(hash) }, owner);
+    expect(registered.status).toBe(200);
+    expect(registered.body.errors).toBeUndefined();
+    expect(plates(registered)).toEqual(['ALPHA-1', 'ALPHA-2']);
+    expect(await redis.get(apqKey(hash))).toBe(query);
+
+    for (const server of [app, second]) {
+      const byHash = await postJson(server.url, { extensions: persisted(hash) }, owner);
+      expect(byHash.status).toBe(200);
+      expect(byHash.body.errors).toBeUndefined();
+      expect(plates(byHash)).toEqual(['ALPHA-1', 'ALPHA-2']);
+      const viaGet = await getGraphQL(server.url, { extensions: persisted(hash) }, owner);
+      expect(viaGet.status).toBe(200);
+      expect(plates(viaGet)).toEqual(['ALPHA-1', 'ALPHA-2']);
+    }
+    // The same cached document runs for another tenant with that tenant's data.
+    expect(plates(await postJson(second.url, { extensions: persisted(hash) }, bearer(B.ownerToken)))).toEqual(['BRAVO-1', 'BRAVO-2']);
+  });
+
+  it('refuses a query whose hash does not match it, and caches nothing for that hash', async () => {
+    const query = `query ApqMismatch_${randomBytes(4).toString('hex')} { vehicles(first: 1) { totalCount } }`;
+    const wrong = sha256(`${query} `);
+    const response = await postJson(app.url, { query, extensions: persisted(wrong) }, bearer(A.ownerToken));
+    expect(response.status).toBe(400);
+    expect(response.body.errors).toHaveLength(1);
+    expect(response.body.data ?? null).toBeNull();
+    // Apollo's "provided sha does not match query" carries no code of its own: it is the
+    // client's mistake, reported as BAD_REQUEST (status 400 in the body too).
+    expect(codesOf(response)).toEqual(['BAD_REQUEST']);
+    expect(response.body.errors?.[0]?.extensions?.status).toBe(400);
+    expect(await redis.get(apqKey(wrong))).toBeNull();
+  });
+});
+
+describe('registering operations (safelist)', () => {
+  it('registers Apollo manifest entries (id, name, body) for the tenant, idempotently, for its ADMINs and OWNER only', async () => {
+    const body = `query RegisteredPlates { vehicles(first: 10) { edges { node { plate } } } }`;
+    const first = await register(A.owner, [{ id: sha256(body), name: 'RegisteredPlates', body }]);
+    expect(first).toEqual([{ id: expect.any(String), sha256: sha256(body), operationName: 'RegisteredPlates', scope: 'TENANT', createdAt: expect.any(String) }]);
+    // Again, and without id: the same row.
+    expect(await register(A.owner, [{ body }])).toEqual(first);
+    const listed = await A.owner.request<{ persistedOperations: RegisteredOperation[] }>(PERSISTED_OPERATIONS);
+    expect(listed.persistedOperations.filter((operation) => operation.sha256 === sha256(body))).toHaveLength(1);
+    // B does not see A's operation.
+    const bListed = await B.owner.request<{ persistedOperations: RegisteredOperation[] }>(PERSISTED_OPERATIONS);
+    expect(bListed.persistedOperations.map((operation) => operation.sha256)).not.toContain(sha256(body));
+
+    for (const role of ['MANAGER', 'VIEWER'] as const) {
+      const email = `${role.toLowerCase()}@${A.slug}.test`;
+      await A.owner.request(`mutation($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`, {
+        input: { email, name: role, password: 'member-password-1', role },
+      });
+      const member = app.bearer(await app.login(A.slug, email, 'member-password-1'));
+      expect(await errorCode(register(member, [{ body: '{ me { id } }' }]))).toBe('FORBIDDEN');
+    }
+    expect(await errorCode(A.owner.request(REGISTER_PLATFORM, { tenantId: null, operations: [{ body: '{ me { id } }' }] }))).toBe('FORBIDDEN');
+  });
+
+  it('refuses an id that is not the sha256 of the body, and documents that do not parse or validate, registering nothing', async () => {
+    const good = `query WouldBeFine_${randomBytes(3).toString('hex')} { vehicles(first: 1) { totalCount } }`;
+    const cases: [string, Record<string, unknown>, RegExp][] = [
+      ['wrong id', { id: sha256('something else'), name: 'Wrong', body: '{ me { id } }' }, /operations\.1\.id/],
+      ['syntax error', { body: '{ vehicles(first: 1) { totalCount ' }, /operations\.1\.body/],
+      ['unknown field', { body: '{ vehicles(first: 1) { noSuchField } }' }, /operations\.1\.body/],
+      ['missing variable type', { body: 'query Q { vehicle(id: $id) { id } }' }, /operations\.1\.body/],
+    ];
+    for (const [name, bad, field] of cases) {
+      const { errors } = await expectErrors(register(A.owner, [{ body: good }, bad]));
+      expect({ name, codes: errors.map((error) => error.extensions.code) }).toEqual({ name, codes: ['BAD_USER_INPUT'] });
+      expect(String(errors[0]?.extensions.field)).toMatch(field);
+    }
+    // All or nothing: the valid entry next to each bad one was not registered.
+    const listed = await A.owner.request<{ persistedOperations: RegisteredOperation[] }>(PERSISTED_OPERATIONS);
+    expect(listed.persistedOperations.map((operation) => operation.sha256)).not.toContain(sha256(good));
+    expect(await errorCode(register(A.owner, []))).toBe('BAD_USER_INPUT');
+  });
+});
+
+describe('a persistedOnly key', () => {
+  const BY_STATUS = `query VehiclesByStatus($status: VehicleStatus) {
+  vehicles(first: 20, filter: { status: $status }) { edges { node { plate status } } }
+}`;
+  let aOnlyHash: string;
+  let bOnlyHash: string;
+
+  beforeAll(async () => {
+    aOnlyHash = (await register(A.owner, [{ id: sha256(BY_STATUS), name: 'VehiclesByStatus', body: BY_STATUS }]))[0]?.sha256 as string;
+    const bBody = `query BravoOnly { vehicles(first: 3) { totalCount } }`;
+    bOnlyHash = (await register(B.owner, [{ body: bBody }]))[0]?.sha256 as string;
+  });
+
+  it("runs its tenant's registered operations by hash, by POST and by GET, on its own tenant's data", async () => {
+    const all = await runByHash(aPartner, aOnlyHash);
+    expect(all.status).toBe(200);
+    expect(all.body.errors).toBeUndefined();
+    expect(plates(all)).toEqual(['ALPHA-1', 'ALPHA-2']);
+
+    const active = await runByHash(aPartner, aOnlyHash, { status: 'ACTIVE' });
+    expect(active.body.data).toEqual({ vehicles: { edges: [{ node: { plate: 'ALPHA-1', status: 'ACTIVE' } }] } });
+
+    const viaGet = await getGraphQL(app.url, { extensions: persisted(aOnlyHash), variables: { status: 'MAINTENANCE' } }, { 'x-api-key': aPartner });
+    expect(viaGet.status).toBe(200);
+    expect(viaGet.body.data).toEqual({ vehicles: { edges: [{ node: { plate: 'ALPHA-2', status: 'MAINTENANCE' } }] } });
+    // A GET must show it is not a browser form (Apollo's CSRF prevention): without
+    // apollo-require-preflight (or a JSON content-type) it is refused before anything runs.
+    const search = new URLSearchParams({ extensions: JSON.stringify(persisted(aOnlyHash)) });
+    const bare = await send(`${app.url}?${search.toString()}`, { headers: { 'x-api-key': aPartner } });
+    expect(bare.status).toBe(400);
+    expect(codesOf(bare)).toEqual(['BAD_REQUEST']);
+    expect(bare.body.data ?? null).toBeNull();
+    // And on the other instance, which never saw the text of the operation.
+    expect(plates(await runByHash(aPartner, aOnlyHash, undefined, second))).toEqual(['ALPHA-1', 'ALPHA-2']);
+  });
+
+  it('is refused any free-form query with PERSISTED_QUERY_REQUIRED, quickly and without running anything', async () => {
+    const expensive = `{ vehicles(first: 100) { totalCount edges { node { plate driver { name } } } } drivers(first: 100) { totalCount } }`;
+    // Control: the same query from an ordinary key of the tenant reaches the tenant's schema.
+    const sqlBefore = (await app.server.metrics.tenantSqlStatements.get()).values[0]?.value ?? 0;
+    expect((await postJson(app.url, { query: expensive }, { 'x-api-key': aOrdinary })).status).toBe(200);
+    const sqlAfterControl = (await app.server.metrics.tenantSqlStatements.get()).values[0]?.value ?? 0;
+    expect(sqlAfterControl).toBeGreaterThan(sqlBefore);
+
+    const operationsBefore = await operationCount();
+    const attempts: [string, Promise<RawResponse>][] = [
+      ['query', postJson(app.url, { query: expensive }, { 'x-api-key': aPartner })],
+      ['query + registered hash', postJson(app.url, { query: BY_STATUS, extensions: persisted(aOnlyHash) }, { 'x-api-key': aPartner })],
+      ['nothing', postJson(app.url, {}, { 'x-api-key': aPartner })],
+      ['GET query', getGraphQL(app.url, { query: expensive }, { 'x-api-key': aPartner })],
+      ['as bearer', postJson(app.url, { query: expensive }, bearer(aPartner))],
+    ];
+    for (const [name, request] of attempts) {
+      const response = await request;
+      expect({ name, status: response.status, codes: codesOf(response) }).toEqual({ name, status: 403, codes: ['PERSISTED_QUERY_REQUIRED'] });
+      expect(response.body.data ?? null).toBeNull();
+      expect(response.ms).toBeLessThan(1_000);
+    }
+    expect((await app.server.metrics.tenantSqlStatements.get()).values[0]?.value ?? 0).toBe(sqlAfterControl);
+    expect(await operationCount()).toBe(operationsBefore);
+  });
+
+  it("is refused unregistered hashes, including another tenant's, with PERSISTED_QUERY_NOT_REGISTERED", async () => {
+    // Known to APQ (an ordinary caller ran it), but not registered for the partner's tenant.
+    const apqOnly = `query ApqOnly_${randomBytes(3).toString('hex')} { vehicles(first: 2) { totalCount } }`;
+    expect((await postJson(app.url, { query: apqOnly, extensions: persisted(sha256(apqOnly)) }, bearer(A.ownerToken))).status).toBe(200);
+
+    const cases: [string, string][] = [
+      ['never seen', sha256(`nothing-${randomBytes(4).toString('hex')}`)],
+      ['not hex', 'not-a-hash'],
+      ['in the APQ cache only', sha256(apqOnly)],
+      ["tenant B's operation", bOnlyHash],
+    ];
+    for (const [name, hash] of cases) {
+      const response = await runByHash(aPartner, hash);
+      expect({ name, status: response.status, codes: codesOf(response) }).toEqual({ name, status: 404, codes: ['PERSISTED_QUERY_NOT_REGISTERED'] });
+      expect(response.ms).toBeLessThan(1_000);
+    }
+    // B's own partner runs it.
+    const own = await runByHash(bPartner, bOnlyHash);
+    expect(own.body.data).toEqual({ vehicles: { totalCount: 2 } });
+    // A's hash is unknown to B's partner the same way.
+    expect(codesOf(await runByHash(bPartner, aOnlyHash))).toEqual(['PERSISTED_QUERY_NOT_REGISTERED']);
+  });
+
+  it("runs a platform admin's global operation for every tenant, each on its own data; a per-tenant one only for that tenant", async () => {
+    const admin = await app.admin();
+    const globalBody = `query GlobalPlates_${randomBytes(3).toString('hex')} { vehicles(first: 10) { edges { node { plate } } } }`;
+    const global = await admin.request<{ registerPlatformPersistedOperations: { operations: RegisteredOperation[] } }>(REGISTER_PLATFORM, {
+      tenantId: null,
+      operations: [{ id: sha256(globalBody), name: 'GlobalPlates', body: globalBody }],
+    });
+    expect(global.registerPlatformPersistedOperations.operations).toEqual([
+      { id: expect.any(String), sha256: sha256(globalBody), operationName: 'GlobalPlates', scope: 'GLOBAL' },
+    ]);
+    const globalHash = sha256(globalBody);
+    expect(plates(await runByHash(aPartner, globalHash))).toEqual(['ALPHA-1', 'ALPHA-2']);
+    expect(plates(await runByHash(bPartner, globalHash, undefined, second))).toEqual(['BRAVO-1', 'BRAVO-2']);
+    for (const tenant of [A, B]) {
+      const listed = await tenant.owner.request<{ persistedOperations: RegisteredOperation[] }>(PERSISTED_OPERATIONS);
+      expect(listed.persistedOperations.find((operation) => operation.sha256 === globalHash)?.scope).toBe('GLOBAL');
+    }
+
+    const forB = `query ForBravoOnly_${randomBytes(3).toString('hex')} { vehicles(first: 1) { totalCount } }`;
+    const scoped = await admin.request<{ registerPlatformPersistedOperations: { operations: RegisteredOperation[] } }>(REGISTER_PLATFORM, {
+      tenantId: B.id,
+      operations: [{ body: forB }],
+    });
+    expect(scoped.registerPlatformPersistedOperations.operations[0]?.scope).toBe('TENANT');
+    expect((await runByHash(bPartner, sha256(forB))).body.data).toEqual({ vehicles: { totalCount: 2 } });
+    expect(codesOf(await runByHash(aPartner, sha256(forB)))).toEqual(['PERSISTED_QUERY_NOT_REGISTERED']);
+    expect(await errorCode(admin.request(REGISTER_PLATFORM, { tenantId: '00000000-0000-4000-8000-000000000000', operations: [{ body: forB }] }))).toBe(
+      'NOT_FOUND',
+    );
+  });
+
+  it('lets ordinary keys and members run registered operations by hash alone, too', async () => {
+    expect(plates(await runByHash(aOrdinary, aOnlyHash))).toEqual(['ALPHA-1', 'ALPHA-2']);
+    const member = await postJson(second.url, { extensions: persisted(aOnlyHash), variables: { status: 'ACTIVE' } }, bearer(A.ownerToken));
+    expect(plates(member)).toEqual(['ALPHA-1']);
+  });
+});
+
+async function operationCount(): Promise<number> {
+  const metric = await app.server.metrics.graphqlOperations.get();
+  return metric.values.filter((value) => value.metricName?.endsWith('_count')).reduce((sum, value) => sum + value.value, 0);
+}
+
+describe('the partner flow shown in the README', () => {
+  it('admin registers with graphql-request, partner runs by hash with fetch', async () => {
+    // Admin side: a signed-in OWNER or ADMIN, with graphql-request.
+    const url = app.url;
+    const admin = new GraphQLClient(url, { headers: { authorization: `Bearer ${A.ownerToken}` } });
+    const body = 'query ActiveVehicles($first: Int!) { vehicles(first: $first, filter: { status: ACTIVE }) { edges { node { plate } } } }';
+    const sha256Hash = createHash('sha256').update(body).digest('hex');
+    await admin.request(REGISTER, { operations: [{ id: sha256Hash, name: 'ActiveVehicles', body }] });
+    const { createApiKey } = await admin.request<{ createApiKey: { secret: string } }>(CREATE_API_KEY, {
+      input: { name: 'Acme telematics', role: 'VIEWER', persistedOnly: true },
+    });
+    const apiKey = createApiKey.secret;
+
+    // Partner side: the key and the hash, nothing else.
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': apiKey },
+      body: JSON.stringify({ extensions: { persistedQuery: { version: 1, sha256Hash } }, variables: { first: 10 } }),
+    });
+    const { data, errors } = (await response.json()) as { data?: unknown; errors?: unknown[] };
+    expect(response.status).toBe(200);
+    expect(errors).toBeUndefined();
+    expect(data).toEqual({ vehicles: { edges: [{ node: { plate: 'ALPHA-1' } }] } });
+  });
+});

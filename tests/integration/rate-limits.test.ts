@@ -1,0 +1,594 @@
+import { readTestServices } from '../support/services';
+import { bearer, postJson, sleep, type RawResponse } from '../support/raw-graphql';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
+
+/*
+ * Request budgets over real HTTP, with the real Redis: tenant and per-caller token buckets
+ * (RateLimit-* headers, 429 + Retry-After), overrides, two instances sharing one budget, the
+ * Redis failure policies (Redis taken away through a TCP proxy; the machine's Redis is never
+ * touched), the login limits declared in the SDL, and the in-memory fallback without Redis.
+ *
+ * Plans are far too generous to exhaust in a test, so every case first shrinks its tenant's
+ * budget with setTenantRateLimit (small capacities, slow refills: fast and robust on a loaded
+ * machine).
+ */
+
+const ME = '{ me { id } }';
+const LOGIN = 'mutation Login($input: LoginInput!) { login(input: $input) { accessToken } }';
+const SET_LIMIT = `mutation SetLimit($id: ID!, $limit: TenantRateLimitInput) {
+  setTenantRateLimit(id: $id, limit: $limit) {
+    tenant { rateLimit { tenant { capacity refillPerSecond } perCaller { capacity refillPerSecond } overridden } }
+  }
+}`;
+const TENANT_LIMIT = `query TenantLimit($slug: String!) {
+  tenant(slug: $slug) { rateLimit { tenant { capacity refillPerSecond } perCaller { capacity refillPerSecond } overridden } }
+}`;
+
+interface Bucket {
+  capacity: number;
+  refillPerSecond: number;
+}
+interface TenantRateLimit {
+  tenant: Bucket;
+  perCaller: Bucket;
+  overridden: boolean;
+}
+
+function limitedEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return { REDIS_URL: readTestServices().redisUrl, RATE_LIMIT_ENABLED: 'true', ...extra };
+}
+
+async function setLimit(app: TestServer, tenantId: string, tenant: Bucket | null, perCaller: Bucket | null = tenant): Promise<TenantRateLimit> {
+  const admin = await app.admin();
+  const result = await admin.request<{ setTenantRateLimit: { tenant: { rateLimit: TenantRateLimit } } }>(SET_LIMIT, {
+    id: tenantId,
+    limit: tenant && perCaller ? { tenant, perCaller } : null,
+  });
+  return result.setTenantRateLimit.tenant.rateLimit;
+}
+
+async function tenantLimit(app: TestServer, slug: string): Promise<TenantRateLimit> {
+  const admin = await app.admin();
+  const result = await admin.request<{ tenant: { rateLimit: TenantRateLimit } }>(TENANT_LIMIT, { slug });
+  return result.tenant.rateLimit;
+}
+
+/** One cheap tenant request as this caller (a JWT, or headers such as X-Api-Key). */
+function hit(app: TestServer, caller: string | Record<string, string>): Promise<RawResponse> {
+  return postJson(app.url, { query: ME }, typeof caller === 'string' ? bearer(caller) : caller);
+}
+
+async function hitSequentially(app: TestServer, caller: string | Record<string, string>, count: number): Promise<RawResponse[]> {
+  const responses: RawResponse[] = [];
+  for (let i = 0; i < count; i += 1) responses.push(await hit(app, caller));
+  return responses;
+}
+
+const statuses = (responses: RawResponse[]) => responses.map((response) => response.status);
+const header = (response: RawResponse, name: string) => response.headers.get(name);
+
+/** A 429 in every detail: code, retryAfter, Retry-After and RateLimit-* headers. */
+function expectRateLimited(response: RawResponse, limit: number): void {
+  expect(response.status).toBe(429);
+  expect(response.body.data ?? null).toBeNull();
+  const error = response.body.errors?.[0];
+  expect(response.body.errors).toHaveLength(1);
+  expect(error?.extensions?.code).toBe('RATE_LIMITED');
+  const retryAfter = error?.extensions?.retryAfter;
+  expect(typeof retryAfter).toBe('number');
+  expect(retryAfter as number).toBeGreaterThan(0);
+  expect(Number.isInteger(retryAfter)).toBe(true);
+  expect(header(response, 'retry-after')).toBe(String(retryAfter));
+  expect(header(response, 'ratelimit-limit')).toBe(String(limit));
+  expect(header(response, 'ratelimit-remaining')).toBe('0');
+  expect(Number(header(response, 'ratelimit-reset'))).toBeGreaterThan(0);
+}
+
+function expectAdmitted(response: RawResponse, limit?: number): void {
+  expect(response.status).toBe(200);
+  expect(response.body.errors).toBeUndefined();
+  expect((response.body.data?.me as { id?: string } | undefined)?.id).toEqual(expect.any(String));
+  if (limit !== undefined) expect(header(response, 'ratelimit-limit')).toBe(String(limit));
+  expect(Number(header(response, 'ratelimit-remaining'))).toBeGreaterThanOrEqual(0);
+  expect(Number(header(response, 'ratelimit-reset'))).toBeGreaterThanOrEqual(0);
+  expect(header(response, 'retry-after')).toBeNull();
+}
+
+/** Calls `probe` every `intervalMs` until it returns a value, for at most `timeoutMs`. */
+async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs: number, intervalMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await sleep(intervalMs);
+  }
+}
+
+/** The test Redis, reached through a proxy on `proxy.port` (same scheme, credentials and db). */
+function proxiedRedisUrl(proxy: TcpProxy): string {
+  const url = new URL(readTestServices().redisUrl);
+  url.hostname = '127.0.0.1';
+  url.port = String(proxy.port);
+  return url.toString();
+}
+
+function redisTarget(): { host: string; port: number } {
+  const url = new URL(readTestServices().redisUrl);
+  return { host: url.hostname, port: Number(url.port || 6379) };
+}
+
+let app: TestServer;
+
+beforeAll(async () => {
+  app = await startTestServer({ env: limitedEnv() });
+});
+
+afterAll(async () => {
+  await app?.close();
+});
+
+describe('tenant and per-caller token buckets (Redis)', () => {
+  it('keeps its buckets in Redis', () => {
+    expect(app.server.rateLimitStore).toBe('redis');
+  });
+
+  it('answers a noisy tenant driven at 10x its rate with 429s while a neighbour at its normal rate is always admitted', async () => {
+    const noisy = await app.createTenant(uniqueSlug('noisy'));
+    const calm = await app.createTenant(uniqueSlug('calm'));
+    // The same small budget for both: if they shared a bucket, the calm tenant would be refused.
+    const budget = { capacity: 5, refillPerSecond: 2 };
+    await setLimit(app, noisy.id, budget);
+    await setLimit(app, calm.id, budget);
+
+    const started = performance.now();
+    const noisyRequests: Promise<RawResponse>[] = [];
+    const calmRequests: Promise<RawResponse>[] = [];
+    await Promise.all([
+      (async () => {
+        // 20 requests per second, ten times the sustained 2/s, without waiting for answers.
+        for (let i = 0; i < 60; i += 1) {
+          noisyRequests.push(hit(app, noisy.ownerToken));
+          await sleep(50);
+        }
+      })(),
+      (async () => {
+        // 2 per second: exactly the sustained rate.
+        for (let i = 0; i < 7; i += 1) {
+          calmRequests.push(hit(app, calm.ownerToken));
+          await sleep(500);
+        }
+      })(),
+    ]);
+    const noisyResponses = await Promise.all(noisyRequests);
+    const calmResponses = await Promise.all(calmRequests);
+    const elapsedSeconds = (performance.now() - started) / 1000;
+
+    const admitted = noisyResponses.filter((response) => response.status === 200);
+    const refused = noisyResponses.filter((response) => response.status !== 200);
+    // The burst, plus what refilled while the test ran (and one for timing at the edges).
+    expect(admitted.length).toBeGreaterThanOrEqual(budget.capacity);
+    expect(admitted.length).toBeLessThanOrEqual(budget.capacity + Math.ceil(elapsedSeconds * budget.refillPerSecond) + 1);
+    expect(refused.length).toBeGreaterThanOrEqual(60 - (budget.capacity + Math.ceil(elapsedSeconds * budget.refillPerSecond) + 1));
+    for (const response of admitted) expectAdmitted(response, budget.capacity);
+    for (const response of refused) expectRateLimited(response, budget.capacity);
+
+    expect(statuses(calmResponses)).toEqual(calmResponses.map(() => 200));
+    for (const response of calmResponses) expectAdmitted(response, budget.capacity);
+  });
+
+  it('sends RateLimit-Limit, a decreasing RateLimit-Remaining and a growing RateLimit-Reset', async () => {
+    const tenant = await app.createTenant(uniqueSlug('headers'));
+    await setLimit(app, tenant.id, { capacity: 10, refillPerSecond: 0.1 });
+    const responses = await hitSequentially(app, tenant.ownerToken, 6);
+    for (const response of responses) expectAdmitted(response, 10);
+    expect(responses.map((response) => Number(header(response, 'ratelimit-remaining')))).toEqual([9, 8, 7, 6, 5, 4]);
+    const resets = responses.map((response) => Number(header(response, 'ratelimit-reset')));
+    expect(resets[0]).toBeGreaterThan(0);
+    for (let i = 1; i < resets.length; i += 1) expect(resets[i]).toBeGreaterThan(resets[i - 1] as number);
+  });
+
+  it('admits again once the bucket has refilled, at the refill rate rather than a new burst', async () => {
+    const tenant = await app.createTenant(uniqueSlug('refill'));
+    // One token every 2 s.
+    await setLimit(app, tenant.id, { capacity: 3, refillPerSecond: 0.5 });
+    const burst = await Promise.all(Array.from({ length: 8 }, () => hit(app, tenant.ownerToken)));
+    const admitted = burst.filter((response) => response.status === 200).length;
+    expect(admitted).toBeGreaterThanOrEqual(3);
+    expect(admitted).toBeLessThanOrEqual(4);
+    const refused = burst.filter((response) => response.status === 429);
+    expect(refused.length).toBe(8 - admitted);
+    for (const response of refused) expectRateLimited(response, 3);
+
+    const rightAway = await hit(app, tenant.ownerToken);
+    expectRateLimited(rightAway, 3);
+    const retryAfter = Number(header(rightAway, 'retry-after'));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(2);
+
+    // Wait what the server said (~1/rate), plus a margin.
+    await sleep(retryAfter * 1000 + 500);
+    expectAdmitted(await hit(app, tenant.ownerToken), 3);
+    // One token came back, not the burst.
+    expectRateLimited(await hit(app, tenant.ownerToken), 3);
+  });
+
+  it('applies a platform admin override on the very next request, and null restores the plan', async () => {
+    const tenant = await app.createTenant(uniqueSlug('override'), 'STANDARD');
+    expect(await tenantLimit(app, tenant.slug)).toEqual({
+      tenant: { capacity: 600, refillPerSecond: 10 },
+      perCaller: { capacity: 300, refillPerSecond: 5 },
+      overridden: false,
+    });
+    // STANDARD: the caller bucket (300) is the tighter one.
+    expectAdmitted(await hit(app, tenant.ownerToken), 300);
+
+    const override = { capacity: 3, refillPerSecond: 0.2 };
+    expect(await setLimit(app, tenant.id, override)).toEqual({ tenant: override, perCaller: override, overridden: true });
+    expect(await tenantLimit(app, tenant.slug)).toEqual({ tenant: override, perCaller: override, overridden: true });
+    const underOverride = await hitSequentially(app, tenant.ownerToken, 4);
+    expect(statuses(underOverride)).toEqual([200, 200, 200, 429]);
+    expect(underOverride.slice(0, 3).map((response) => header(response, 'ratelimit-remaining'))).toEqual(['2', '1', '0']);
+    expectRateLimited(underOverride[3] as RawResponse, 3);
+    // One token per 5 s under the override.
+    expect(Number(header(underOverride[3] as RawResponse, 'retry-after'))).toBeGreaterThanOrEqual(4);
+
+    expect(await setLimit(app, tenant.id, null)).toEqual({
+      tenant: { capacity: 600, refillPerSecond: 10 },
+      perCaller: { capacity: 300, refillPerSecond: 5 },
+      overridden: false,
+    });
+    expect((await tenantLimit(app, tenant.slug)).overridden).toBe(false);
+    // The plan's rates apply at once: the emptied buckets regain 5 (caller) and 10 (tenant)
+    // tokens a second instead of 0.2, so half a second later requests pass again.
+    await sleep(500);
+    const restored = await hit(app, tenant.ownerToken);
+    expectAdmitted(restored, 300);
+  });
+
+  it('rejects an invalid override with BAD_USER_INPUT and refuses overrides to tenant members', async () => {
+    const tenant = await app.createTenant(uniqueSlug('badlimit'));
+    const admin = await app.admin();
+    const bad = await expectErrors(
+      admin.request(SET_LIMIT, {
+        id: tenant.id,
+        limit: { tenant: { capacity: 0, refillPerSecond: 1 }, perCaller: { capacity: 1, refillPerSecond: 1 } },
+      }),
+    );
+    expect(bad.errors.map((error) => error.extensions.code)).toEqual(['BAD_USER_INPUT']);
+    expect(
+      await errorCode(
+        tenant.owner.request(SET_LIMIT, {
+          id: tenant.id,
+          limit: { tenant: { capacity: 100000, refillPerSecond: 1000 }, perCaller: { capacity: 100000, refillPerSecond: 1000 } },
+        }),
+      ),
+    ).toBe('FORBIDDEN');
+    expect((await tenantLimit(app, tenant.slug)).overridden).toBe(false);
+  });
+
+  it('gives every caller its own bucket inside the tenant bucket', async () => {
+    const tenant = await app.createTenant(uniqueSlug('callers'));
+    const memberEmail = `member@${tenant.slug}.test`;
+    await tenant.owner.request(`mutation($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`, {
+      input: { email: memberEmail, name: 'Second caller', password: 'member-password-1', role: 'MEMBER' },
+    });
+    const memberToken = await app.login(tenant.slug, memberEmail, 'member-password-1');
+    const key = await tenant.owner.request<{ createApiKey: { secret: string } }>(
+      `mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }`,
+      { input: { name: 'third caller', role: 'VIEWER' } },
+    );
+    const apiKey = { 'x-api-key': key.createApiKey.secret };
+
+    // Tenant bucket 5, each caller 3; refills too slow to matter during the test.
+    await setLimit(app, tenant.id, { capacity: 5, refillPerSecond: 0.02 }, { capacity: 3, refillPerSecond: 0.02 });
+
+    const owner = await hitSequentially(app, tenant.ownerToken, 4);
+    expect(statuses(owner)).toEqual([200, 200, 200, 429]);
+    for (const response of owner.slice(0, 3)) expectAdmitted(response, 3);
+    expectRateLimited(owner[3] as RawResponse, 3);
+
+    // The owner's bucket is empty, the tenant's is not: other callers are still admitted.
+    expectAdmitted(await hit(app, memberToken));
+    expectAdmitted(await hit(app, apiKey));
+    // Now the tenant bucket (5) is spent, whoever asks.
+    const member = await hit(app, memberToken);
+    expectRateLimited(member, 5);
+    expectRateLimited(await hit(app, apiKey), 5);
+  });
+
+  it('enforces one budget across two instances sharing Redis and the platform database', async () => {
+    const second = await startTestServer({ databaseUrl: app.databaseUrl, env: limitedEnv() });
+    try {
+      expect(second.server.installationId).toBe(app.server.installationId);
+      expect(second.server.rateLimitStore).toBe('redis');
+      const tenant = await app.createTenant(uniqueSlug('shared'));
+      // Warm the second instance's tenant cache with the plan's limits first.
+      expectAdmitted(await hit(second, tenant.ownerToken), 300);
+
+      const budget = { capacity: 10, refillPerSecond: 0.02 };
+      await setLimit(app, tenant.id, budget);
+      // The second instance learns of the change by notification (no restart, no TTL).
+      await eventually(async () => ((await tenantLimit(second, tenant.slug)).tenant.capacity === 10 ? true : undefined), 5_000, 50);
+
+      const responses = await Promise.all(Array.from({ length: 40 }, (_, i) => hit(i % 2 === 0 ? app : second, tenant.ownerToken)));
+      const admitted = responses.filter((response) => response.status === 200);
+      // One budget: about its capacity in total (the warm-up request came before the override
+      // shrank the bucket, which starts full). Two budgets would admit about 20.
+      expect(admitted.length).toBeGreaterThanOrEqual(budget.capacity);
+      expect(admitted.length).toBeLessThanOrEqual(budget.capacity + 1);
+      for (const response of admitted) expectAdmitted(response, budget.capacity);
+      for (const response of responses.filter((r) => r.status !== 200)) expectRateLimited(response, budget.capacity);
+      // Both instances took part: each answered 20, some of them refusals.
+      expect(responses.filter((response, i) => i % 2 === 1 && response.status === 429).length).toBeGreaterThan(0);
+      expect(responses.filter((response, i) => i % 2 === 0 && response.status === 429).length).toBeGreaterThan(0);
+    } finally {
+      await second.close();
+    }
+  });
+});
+
+describe('when Redis goes away (a proxy in front of the real Redis)', () => {
+  async function limitedTenant(server: TestServer, budget: Bucket): Promise<TenantFixture> {
+    const tenant = await server.createTenant(uniqueSlug('redisdown'));
+    await setLimit(server, tenant.id, budget);
+    return tenant;
+  }
+
+  async function readiness(server: TestServer): Promise<{ status: number; body: unknown }> {
+    const response = await fetch(server.url.replace(/\/graphql$/, '/readyz'));
+    return { status: response.status, body: await response.json() };
+  }
+
+  /**
+   * startServer listens before its Redis connection is ready; /readyz says when it is (a load
+   * balancer would wait for it too). Until then the failure policy applies.
+   */
+  async function untilReady(server: TestServer): Promise<void> {
+    await eventually(async () => ((await readiness(server)).status === 200 ? true : undefined), 10_000, 50);
+  }
+
+  describe('with the default policy (open)', () => {
+    let proxy: TcpProxy;
+    let server: TestServer;
+
+    beforeAll(async () => {
+      proxy = await startTcpProxy(redisTarget());
+      server = await startTestServer({ env: limitedEnv({ REDIS_URL: proxiedRedisUrl(proxy) }) });
+      await untilReady(server);
+    });
+
+    afterAll(async () => {
+      await server?.close();
+      await proxy?.close();
+    });
+
+    it('serves requests unlimited and fast while Redis is down, and limits again by itself once it is back', async () => {
+      expect(server.server.rateLimitStore).toBe('redis');
+      const tenant = await limitedTenant(server, { capacity: 3, refillPerSecond: 0.05 });
+      expect(statuses(await hitSequentially(server, tenant.ownerToken, 4))).toEqual([200, 200, 200, 429]);
+
+      await proxy.stop();
+      try {
+        // About two seconds down: several reconnect attempts fail (refused) in the meantime.
+        const during: RawResponse[] = [];
+        for (let i = 0; i < 8; i += 1) {
+          during.push(await hit(server, tenant.ownerToken));
+          await sleep(250);
+        }
+        for (const response of during) {
+          expect(response.status).toBe(200);
+          expect(response.body.errors).toBeUndefined();
+          expect(response.ms).toBeLessThan(1_000);
+          // Nothing was counted, so nothing is claimed.
+          expect(header(response, 'ratelimit-limit')).toBeNull();
+        }
+        // Signed-out fields with SDL limits (login) are served too.
+        expect(await server.login(tenant.slug, tenant.ownerEmail, tenant.ownerPassword)).toEqual(expect.any(String));
+        expect(await readiness(server)).toEqual({ status: 503, body: { status: 'not ready', checks: { postgres: 'ok', redis: 'unavailable' } } });
+      } finally {
+        await proxy.start();
+      }
+
+      // No restart: the connection comes back by itself and the (still empty) bucket applies.
+      const limited = await eventually(async () => {
+        const response = await hit(server, tenant.ownerToken);
+        expect(response.status === 200 || response.status === 429).toBe(true);
+        return response.status === 429 ? response : undefined;
+      }, 15_000);
+      expectRateLimited(limited, 3);
+      expect((await readiness(server)).status).toBe(200);
+    });
+
+    it('answers within the command timeout while Redis hangs, and limits again when it answers', async () => {
+      const tenant = await limitedTenant(server, { capacity: 2, refillPerSecond: 0.05 });
+      expect(statuses(await hitSequentially(server, tenant.ownerToken, 3))).toEqual([200, 200, 429]);
+
+      proxy.hang();
+      try {
+        const during = await hitSequentially(server, tenant.ownerToken, 4);
+        for (const response of during) {
+          expect(response.status).toBe(200);
+          expect(response.ms).toBeLessThan(1_000);
+        }
+      } finally {
+        proxy.resume();
+      }
+      const limited = await eventually(async () => {
+        const response = await hit(server, tenant.ownerToken);
+        return response.status === 429 ? response : undefined;
+      }, 15_000);
+      expectRateLimited(limited, 2);
+    });
+  });
+
+  describe('with RATE_LIMIT_REDIS_FAILURE=closed', () => {
+    let proxy: TcpProxy;
+    let server: TestServer;
+
+    beforeAll(async () => {
+      proxy = await startTcpProxy(redisTarget());
+      server = await startTestServer({ env: limitedEnv({ REDIS_URL: proxiedRedisUrl(proxy), RATE_LIMIT_REDIS_FAILURE: 'closed' }) });
+      await untilReady(server);
+    });
+
+    afterAll(async () => {
+      await server?.close();
+      await proxy?.close();
+    });
+
+    function expectUnavailable(response: RawResponse): void {
+      expect(response.status).toBe(503);
+      expect(response.body.errors?.map((error) => error.extensions?.code)).toEqual(['SERVICE_UNAVAILABLE']);
+      expect(response.body.errors?.[0]?.extensions?.retryAfter).toBe(1);
+      expect(response.ms).toBeLessThan(1_000);
+    }
+
+    it('refuses requests quickly with SERVICE_UNAVAILABLE (503) while Redis is down, and serves again once it is back', async () => {
+      const tenant = await limitedTenant(server, { capacity: 100, refillPerSecond: 10 });
+      expectAdmitted(await hit(server, tenant.ownerToken), 100);
+
+      await proxy.stop();
+      try {
+        for (const response of await hitSequentially(server, tenant.ownerToken, 4)) expectUnavailable(response);
+        // The SDL's login limits cannot be checked either: refused, not unlimited.
+        const login = await expectErrors(
+          server.client().request(LOGIN, { input: { tenant: tenant.slug, email: tenant.ownerEmail, password: tenant.ownerPassword } }),
+        );
+        expect(login.errors.map((error) => error.extensions.code)).toEqual(['SERVICE_UNAVAILABLE']);
+      } finally {
+        await proxy.start();
+      }
+
+      const served = await eventually(async () => {
+        const response = await hit(server, tenant.ownerToken);
+        if (response.status !== 200) expectUnavailable(response);
+        return response.status === 200 ? response : undefined;
+      }, 15_000);
+      expectAdmitted(served, 100);
+    });
+
+    it('refuses quickly while Redis hangs and serves once it answers', async () => {
+      const tenant = await limitedTenant(server, { capacity: 100, refillPerSecond: 10 });
+      expectAdmitted(await hit(server, tenant.ownerToken));
+      proxy.hang();
+      try {
+        for (const response of await hitSequentially(server, tenant.ownerToken, 3)) expectUnavailable(response);
+      } finally {
+        proxy.resume();
+      }
+      expectAdmitted(await eventually(async () => {
+        const response = await hit(server, tenant.ownerToken);
+        return response.status === 200 ? response : undefined;
+      }, 15_000));
+    });
+  });
+});
+
+describe('login limits declared in the SDL (@rateLimit 20/min per IP, @rateLimitPerEmail 10 per 5 min)', () => {
+  // Behind a trusted proxy (loopback), the client address comes from X-Forwarded-For, which
+  // lets one test act as many clients.
+  let server: TestServer;
+  let tenant: TenantFixture;
+  // Added by the owner, never signed in: no login has counted for this email yet.
+  const targetEmail = 'target@login-limits.test';
+  const targetPassword = 'target-password-1';
+
+  beforeAll(async () => {
+    server = await startTestServer({ env: limitedEnv({ TRUST_PROXY: 'loopback' }) });
+    tenant = await server.createTenant(uniqueSlug('logins'));
+    await tenant.owner.request(`mutation($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`, {
+      input: { email: targetEmail, name: 'Target', password: targetPassword, role: 'MEMBER' },
+    });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  const login = (ip: string, email: string, password: string) =>
+    server.client({ 'x-forwarded-for': ip }).request<{ login: { accessToken: string } }>(LOGIN, {
+      input: { tenant: tenant.slug, email, password },
+    });
+
+  it('refuses the 11th login for one email within 5 minutes, even with the right password, from any address', async () => {
+    for (let i = 1; i <= 10; i += 1) {
+      expect(await errorCode(login(`198.51.100.${i}`, targetEmail, 'wrong-password'))).toBe('UNAUTHENTICATED');
+    }
+    // The SDL counts calls, not failures: the right password does not get through either.
+    const eleventh = await expectErrors(login('198.51.100.11', targetEmail, targetPassword));
+    expect(eleventh.errors.map((error) => error.extensions.code)).toEqual(['RATE_LIMITED']);
+    expect(eleventh.status).toBe(429); // the whole operation was refused
+    expect(eleventh.errors[0]?.message).toMatch(/for this email/);
+    expect(eleventh.errors[0]?.extensions.retryAfter).toEqual(expect.any(Number));
+    expect(eleventh.errors[0]?.extensions.retryAfter as number).toBeGreaterThan(0);
+    expect(eleventh.errors[0]?.extensions.retryAfter as number).toBeLessThanOrEqual(300);
+    // The same address in another spelling is the same email.
+    expect(await errorCode(login('198.51.100.12', `  ${targetEmail.toUpperCase()} `, targetPassword))).toBe('RATE_LIMITED');
+
+    // Other emails are not affected, from the very address the last refusal came from.
+    const other = await login('198.51.100.11', tenant.ownerEmail, tenant.ownerPassword);
+    expect(other.login.accessToken).toEqual(expect.any(String));
+  });
+
+  it('refuses the 21st login from one address within a minute, whatever the emails, and serves other addresses', async () => {
+    const ip = '203.0.113.50';
+    for (let i = 1; i <= 20; i += 1) {
+      expect(await errorCode(login(ip, `stranger-${i}@nowhere.test`, 'wrong-password'))).toBe('UNAUTHENTICATED');
+    }
+    const refused = await expectErrors(login(ip, tenant.ownerEmail, tenant.ownerPassword));
+    expect(refused.errors.map((error) => error.extensions.code)).toEqual(['RATE_LIMITED']);
+    expect(refused.status).toBe(429);
+    expect(refused.errors[0]?.message).toMatch(/login calls/);
+    expect(refused.errors[0]?.extensions.retryAfter as number).toBeGreaterThan(0);
+    expect(refused.errors[0]?.extensions.retryAfter as number).toBeLessThanOrEqual(60);
+
+    const elsewhere = await login('203.0.113.51', tenant.ownerEmail, tenant.ownerPassword);
+    expect(elsewhere.login.accessToken).toEqual(expect.any(String));
+  });
+});
+
+describe('without REDIS_URL', () => {
+  let server: TestServer;
+  let limited: TenantFixture;
+  let logins: TenantFixture;
+
+  beforeAll(async () => {
+    server = await startTestServer({ env: { RATE_LIMIT_ENABLED: 'true' } });
+    // Each createTenant signs its owner in once, from 127.0.0.1: two logins so far.
+    limited = await server.createTenant(uniqueSlug('memory'));
+    logins = await server.createTenant(uniqueSlug('memlogin'));
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('reports the memory store and still limits tenants and callers', async () => {
+    expect(server.server.rateLimitStore).toBe('memory');
+    await setLimit(server, limited.id, { capacity: 3, refillPerSecond: 0.05 });
+    const responses = await hitSequentially(server, limited.ownerToken, 4);
+    expect(statuses(responses)).toEqual([200, 200, 200, 429]);
+    for (const response of responses.slice(0, 3)) expectAdmitted(response, 3);
+    expectRateLimited(responses[3] as RawResponse, 3);
+  });
+
+  it('still limits logins per address, and ignores X-Forwarded-For without TRUST_PROXY', async () => {
+    const loginsSoFar = 2;
+    for (let i = loginsSoFar + 1; i <= 20; i += 1) {
+      const spoofed = server.client({ 'x-forwarded-for': `192.0.2.${i}` });
+      expect(
+        await errorCode(spoofed.request(LOGIN, { input: { tenant: logins.slug, email: `stranger-${i}@nowhere.test`, password: 'nope' } })),
+      ).toBe('UNAUTHENTICATED');
+    }
+    const refused = await expectErrors(
+      server
+        .client({ 'x-forwarded-for': '192.0.2.99' })
+        .request(LOGIN, { input: { tenant: logins.slug, email: logins.ownerEmail, password: logins.ownerPassword } }),
+    );
+    expect(refused.errors.map((error) => error.extensions.code)).toEqual(['RATE_LIMITED']);
+    expect(refused.status).toBe(429);
+    expect(refused.errors[0]?.message).toMatch(/login calls/);
+  });
+});
