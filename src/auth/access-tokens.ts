@@ -1,3 +1,4 @@
+import { createSecretKey, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { AppError, ErrorCode } from '../errors/app-error';
 import type { MemberRole } from './principal';
@@ -22,14 +23,22 @@ const ALGORITHM = 'HS256';
  * its signature is even considered), and exp, iss and aud are always checked.
  */
 export class AccessTokens {
+  /**
+   * Built once: given a string, jsonwebtoken first tries to read it as a public key on every
+   * call (~0.3 ms, a fifth of a request's CPU under load); a secret KeyObject skips that.
+   */
+  private readonly key: KeyObject;
+
   constructor(
     private readonly options: { secret: string; issuer: string; audience: string; ttlSeconds: number },
-  ) {}
+  ) {
+    this.key = createSecretKey(Buffer.from(options.secret, 'utf8'));
+  }
 
   issue(claims: AccessClaims, now = new Date()): IssuedAccessToken {
     const issuedAt = Math.floor(now.getTime() / 1000);
     const expiresAt = issuedAt + this.options.ttlSeconds;
-    const token = jwt.sign({ ...claims, iat: issuedAt, exp: expiresAt }, this.options.secret, {
+    const token = jwt.sign({ ...claims, iat: issuedAt, exp: expiresAt }, this.key, {
       algorithm: ALGORITHM,
       issuer: this.options.issuer,
       audience: this.options.audience,
@@ -40,7 +49,7 @@ export class AccessTokens {
   verify(token: string): AccessClaims {
     let payload: string | jwt.JwtPayload;
     try {
-      payload = jwt.verify(token, this.options.secret, {
+      payload = jwt.verify(token, this.key, {
         algorithms: [ALGORITHM],
         issuer: this.options.issuer,
         audience: this.options.audience,

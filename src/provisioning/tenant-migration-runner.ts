@@ -82,7 +82,7 @@ export class TenantMigrationRunner {
       if (!options.force && tenant.migrationVersion === targetVersion) {
         return { ...base(tenant), status: 'UP_TO_DATE' as const, version: tenant.migrationVersion };
       }
-      return this.migrateOne(tenant, folder, targetVersion);
+      return this.migrateOne(tenant, folder, targetVersion, options.force ?? false);
     });
     return { targetVersion, results: [...results, ...missing], durationMs: Math.round(performance.now() - startedAt) };
   }
@@ -91,27 +91,13 @@ export class TenantMigrationRunner {
     tenant: TenantRecord,
     folder: ReturnType<typeof readMigrationFolder>,
     targetVersion: string | null,
+    reassertRole: boolean,
   ): Promise<TenantMigrationResult> {
     const startedAt = performance.now();
     const { prisma } = this.deps.platform;
     try {
-      // Re-assert the role first: it repairs drift such as a rotated TENANT_DB_SECRET
-      // (`--force` runs this for every tenant).
-      const ddl = await this.deps.platform.pool.connect();
-      try {
-        await ensureTenantRole(
-          ddl,
-          {
-            roleName: tenant.dbRole,
-            schemaName: tenant.schemaName,
-            databaseName: this.deps.platform.databaseName,
-            installationId: this.deps.installationId,
-          },
-          this.deps.tenantDbSecret,
-        );
-      } finally {
-        ddl.release();
-      }
+      // `force` also re-asserts the role: it repairs drift such as a rotated TENANT_DB_SECRET.
+      if (reassertRole) await this.reassertRole(tenant);
       const connection = tenantConnectionConfig(this.deps.platform.url, tenant.dbRole, this.deps.tenantDbSecret);
       const outcome = await this.deps.migrator.migrate({ connection, schema: tenant.schemaName }, folder);
       const updated = await prisma.tenant.update({
@@ -148,6 +134,24 @@ export class TenantMigrationRunner {
         error: reason,
         durationMs: Math.round(performance.now() - startedAt),
       };
+    }
+  }
+
+  private async reassertRole(tenant: TenantRecord): Promise<void> {
+    const ddl = await this.deps.platform.pool.connect();
+    try {
+      await ensureTenantRole(
+        ddl,
+        {
+          roleName: tenant.dbRole,
+          schemaName: tenant.schemaName,
+          databaseName: this.deps.platform.databaseName,
+          installationId: this.deps.installationId,
+        },
+        this.deps.tenantDbSecret,
+      );
+    } finally {
+      ddl.release();
     }
   }
 }

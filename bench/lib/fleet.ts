@@ -1,0 +1,160 @@
+import { mapWithConcurrency } from '../../src/provisioning/tenant-migration-runner';
+import type { TenantRecord } from '../../src/tenancy/tenant-directory';
+import type { BenchServer } from './bench-server';
+import { graphql, VEHICLES_QUERY, type VehiclesPage } from './graphql-http';
+
+/*
+ * The bench's tenants, shared by every section of one run (one scratch database): created on
+ * demand, in-process through the server's own TenantProvisioner (loading is not measured, and
+ * createTenant's field limit of 60 a minute would stall 1,000 creations over HTTP); "hot"
+ * tenants also get a huge rate-limit override (setTenantRateLimit, over HTTP), an access token
+ * (in-process login: the per-IP login limit is 20 a minute) and their vehicles and drivers,
+ * created over HTTP with the owner's token.
+ */
+
+export interface BenchTenant {
+  id: string;
+  slug: string;
+  schemaName: string;
+  dbRole: string;
+  ownerEmail: string;
+  token: string | null;
+  loaded: boolean;
+}
+
+const OWNER_PASSWORD = 'bench-owner-password';
+/** armor's alias limit is 20 per document; stay under it. */
+const ALIASES_PER_REQUEST = 10;
+const HUGE_LIMIT = { tenant: { capacity: 1_000_000, refillPerSecond: 100_000 }, perCaller: { capacity: 1_000_000, refillPerSecond: 100_000 } };
+
+export interface BulkProvisioning {
+  tenants: number;
+  ms: number;
+  concurrency: number;
+}
+
+export class BenchFleet {
+  readonly tenants: BenchTenant[] = [];
+  /** In-process creations so far (a by-product figure: provisioning throughput at concurrency). */
+  readonly bulk: BulkProvisioning;
+
+  constructor(
+    private readonly app: BenchServer,
+    readonly adminToken: string,
+    private readonly options: { vehiclesPerTenant: number; bulkConcurrency: number; progress: (message: string) => void },
+  ) {
+    this.bulk = { tenants: 0, ms: 0, concurrency: options.bulkConcurrency };
+  }
+
+  /** A tenant created elsewhere (the provisioning section, over HTTP) joins the fleet. */
+  adopt(record: Pick<TenantRecord, 'id' | 'slug' | 'schemaName' | 'dbRole'>, ownerEmail: string): BenchTenant {
+    const tenant: BenchTenant = { id: record.id, slug: record.slug, schemaName: record.schemaName, dbRole: record.dbRole, ownerEmail, token: null, loaded: false };
+    this.tenants.push(tenant);
+    return tenant;
+  }
+
+  static ownerFor(slug: string): { email: string; name: string; password: string } {
+    return { email: `owner-${slug}@bench.example.com`, name: `Owner of ${slug}`, password: OWNER_PASSWORD };
+  }
+
+  /** At least `count` tenants exist; returns the first `count`. */
+  async ensureTenants(count: number): Promise<BenchTenant[]> {
+    const missing = count - this.tenants.length;
+    if (missing > 0) {
+      const first = this.tenants.length;
+      const slugs = Array.from({ length: missing }, (_, index) => `bench-${String(first + index + 1).padStart(4, '0')}`);
+      const startedAt = performance.now();
+      let done = 0;
+      this.options.progress(`creating ${missing} tenants in-process (concurrency ${this.options.bulkConcurrency})`);
+      const created = await mapWithConcurrency(slugs, this.options.bulkConcurrency, async (slug) => {
+        const owner = BenchFleet.ownerFor(slug);
+        const record = await this.app.server.services.provisioner.createTenant({ slug, name: `Bench ${slug}`, plan: 'STANDARD', owner });
+        done += 1;
+        if (done % 100 === 0) this.options.progress(`  ${done}/${missing} tenants created`);
+        return { record, email: owner.email };
+      });
+      const elapsed = performance.now() - startedAt;
+      this.bulk.tenants += missing;
+      this.bulk.ms += elapsed;
+      for (const { record, email } of created) this.adopt(record, email);
+      this.options.progress(`  ${missing} tenants in ${(elapsed / 1000).toFixed(1)} s`);
+    }
+    return this.tenants.slice(0, count);
+  }
+
+  /** The first `count` tenants, each with a rate-limit override, a token and its vehicles and drivers. */
+  async ensureHot(count: number): Promise<(BenchTenant & { token: string })[]> {
+    const tenants = await this.ensureTenants(count);
+    const cold = tenants.filter((tenant) => !tenant.loaded);
+    if (cold.length > 0) {
+      this.options.progress(`loading ${cold.length} tenants with ${this.options.vehiclesPerTenant} vehicles and drivers each (over HTTP)`);
+      await mapWithConcurrency(cold, 4, (tenant) => this.load(tenant));
+    }
+    return tenants as (BenchTenant & { token: string })[];
+  }
+
+  private async load(tenant: BenchTenant): Promise<void> {
+    const url = this.app.url;
+    await graphql(
+      url,
+      `mutation Limit($id: ID!, $limit: TenantRateLimitInput) { setTenantRateLimit(id: $id, limit: $limit) { tenant { id } } }`,
+      { id: tenant.id, limit: HUGE_LIMIT },
+      this.adminToken,
+    );
+    const login = await this.app.server.services.sessions.login({ tenant: tenant.slug, email: tenant.ownerEmail, password: OWNER_PASSWORD });
+    const token = login.accessToken;
+    const count = this.options.vehiclesPerTenant;
+    const indexes = Array.from({ length: count }, (_, index) => index);
+    const driverIds: string[] = [];
+    const vehicleIds: string[] = [];
+    for (const chunk of chunks(indexes, ALIASES_PER_REQUEST)) {
+      const drivers = await graphql<Record<string, { driver: { id: string } }>>(
+        url,
+        `mutation Drivers { ${chunk
+          .map((i) => `d${i}: createDriver(input: { name: "Driver ${i} of ${tenant.slug}", licenseNumber: "LIC-${tenant.slug}-${i}" }) { driver { id } }`)
+          .join(' ')} }`,
+        {},
+        token,
+      );
+      const vehicles = await graphql<Record<string, { vehicle: { id: string } }>>(
+        url,
+        `mutation Vehicles { ${chunk
+          .map((i) => `v${i}: createVehicle(input: { plate: "BN${String(i).padStart(4, '0')}", make: "Make ${i % 7}", model: "Model ${i % 5}", year: ${2010 + (i % 15)} }) { vehicle { id } }`)
+          .join(' ')} }`,
+        {},
+        token,
+      );
+      for (const i of chunk) {
+        driverIds[i] = (drivers[`d${i}`] as { driver: { id: string } }).driver.id;
+        vehicleIds[i] = (vehicles[`v${i}`] as { vehicle: { id: string } }).vehicle.id;
+      }
+    }
+    for (const chunk of chunks(indexes, ALIASES_PER_REQUEST)) {
+      await graphql(
+        url,
+        `mutation Assign { ${chunk.map((i) => `a${i}: assignDriver(vehicleId: "${vehicleIds[i]}", driverId: "${driverIds[i]}") { vehicle { id } }`).join(' ')} }`,
+        {},
+        token,
+      );
+    }
+    const page = await graphql<VehiclesPage>(url, VEHICLES_QUERY, {}, token);
+    assertFullPage(page, count, tenant.slug);
+    tenant.token = token;
+    tenant.loaded = true;
+  }
+}
+
+/** The request-path answer must be a full page with every driver: otherwise the figures measure the wrong thing. */
+export function assertFullPage(page: VehiclesPage, count: number, what: string): void {
+  const edges = page.vehicles.edges;
+  const expected = Math.min(count, 20);
+  if (edges.length !== expected || edges.some((edge) => !edge.node.driver)) {
+    throw new Error(`${what}: expected ${expected} vehicles with drivers, got ${edges.length} (${edges.filter((edge) => edge.node.driver).length} with drivers)`);
+  }
+}
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const result: T[][] = [];
+  for (let index = 0; index < items.length; index += size) result.push(items.slice(index, index + size));
+  return result;
+}

@@ -1,0 +1,74 @@
+import type { BenchContext } from './context';
+import { runLoad, type LoadConfig, type LoadResult } from './processes';
+import { list, median, ms, rps } from './stats';
+
+/*
+ * Rounds of load against one or more targets, interleaved (A B C, A B C, ...) so that a noisy
+ * moment on the machine hits every target alike; each target is warmed up first. The table
+ * shows the median over rounds of each round's throughput and percentiles.
+ */
+
+export interface Target {
+  name: string;
+  config: Omit<LoadConfig, 'durationSec' | 'connections'>;
+  /** Observations around each round (e.g. tenant clients built, connections opened). */
+  observe?: () => Promise<() => Promise<Record<string, number>>>;
+}
+
+export interface TargetRounds {
+  name: string;
+  rounds: LoadResult[];
+  observations: Record<string, number>[];
+}
+
+export interface Summary {
+  rps: number;
+  p50: number;
+  p99: number;
+  failures: number;
+}
+
+export function failuresOf(result: LoadResult): number {
+  return result.non2xx + result.errors + result.timeouts + result.mismatches;
+}
+
+export function summarize(target: TargetRounds): Summary {
+  return {
+    rps: median(target.rounds.map((round) => round.rps)),
+    p50: median(target.rounds.map((round) => round.latencyMs.p50)),
+    p99: median(target.rounds.map((round) => round.latencyMs.p99)),
+    failures: target.rounds.reduce((sum, round) => sum + failuresOf(round), 0),
+  };
+}
+
+export function describeRounds(target: TargetRounds): string {
+  const summary = summarize(target);
+  const failures = summary.failures > 0 ? ` · **${summary.failures} failed responses**` : '';
+  return `p50 ${ms(summary.p50)} · p99 ${ms(summary.p99)} · rounds ${list(target.rounds.map((round) => round.rps), (value) => rps(value).replace(' req/s', ''))} req/s${failures}`;
+}
+
+export async function loadRounds(ctx: BenchContext, targets: Target[]): Promise<TargetRounds[]> {
+  const { counts } = ctx;
+  const results: TargetRounds[] = targets.map((target) => ({ name: target.name, rounds: [], observations: [] }));
+  for (const target of targets) {
+    ctx.progress(`warm-up: ${target.name} (${counts.warmupSec} s)`);
+    await runLoad({ ...target.config, connections: counts.connections, durationSec: counts.warmupSec });
+  }
+  for (let round = 1; round <= counts.rounds; round += 1) {
+    for (const [index, target] of targets.entries()) {
+      const finish = target.observe ? await target.observe() : null;
+      const result = await runLoad({ ...target.config, connections: counts.connections, durationSec: counts.durationSec });
+      const observed = finish ? await finish() : {};
+      const entry = results[index] as TargetRounds;
+      entry.rounds.push(result);
+      entry.observations.push(observed);
+      const failures = failuresOf(result);
+      ctx.progress(
+        `round ${round}/${counts.rounds} ${target.name}: ${rps(result.rps)}, p50 ${ms(result.latencyMs.p50)}, p99 ${ms(result.latencyMs.p99)}` +
+          (failures ? `, ${failures} FAILED (${JSON.stringify(result.statusCodes)})` : '') +
+          (Object.keys(observed).length ? `, ${Object.entries(observed).map(([key, value]) => `${key} ${value}`).join(', ')}` : ''),
+      );
+    }
+  }
+  return results;
+}

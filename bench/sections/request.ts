@@ -1,0 +1,107 @@
+import { isDeepStrictEqual } from 'node:util';
+import { forgetAllClients, sessionsOpened, type BenchContext, type SectionReport } from '../lib/context';
+import { assertFullPage, type BenchTenant } from '../lib/fleet';
+import { graphql, VEHICLES_BODY, VEHICLES_QUERY, type VehiclesPage } from '../lib/graphql-http';
+import { describeRounds, loadRounds, summarize, type Target, type TargetRounds } from '../lib/load-rounds';
+import { startChildServer, type ChildServer } from '../lib/processes';
+import { ratio, rps } from '../lib/stats';
+
+/*
+ * 1. Request path: the tenant server (auth, rate limits in Redis, hardening, tenancy) against a
+ * bare Apollo server with the same resolvers on one schema, and against the same two SQL
+ * queries through pg with no GraphQL. Same query, same concurrency, load from another process.
+ */
+
+/** A load target on the tenant server rotating over these tenants' tokens. */
+export function tenantTarget(ctx: BenchContext, tenants: BenchTenant[], name: string): Target {
+  return {
+    name,
+    config: {
+      url: ctx.app.url,
+      requests: tenants.map((tenant) => ({ headers: { authorization: `Bearer ${tenant.token as string}` }, body: VEHICLES_BODY })),
+      expect: '"licenseNumber"',
+    },
+    observe: async () => {
+      const cold = ctx.app.leases.cold;
+      const leases = ctx.app.leases.total;
+      const sessions = await sessionsOpened(ctx);
+      return async () => {
+        const stats = ctx.app.server.services.tenantClients.stats();
+        return {
+          leases: ctx.app.leases.total - leases,
+          'clients built': ctx.app.leases.cold - cold,
+          'pg sessions opened': (await sessionsOpened(ctx)) - sessions,
+          'cached clients': stats.cachedClients,
+          'open tenant connections': stats.openConnections,
+        };
+      };
+    },
+  };
+}
+
+/** What the tenant server's rounds observed, for the detail column and the notes. */
+export function churnNotes(target: TargetRounds, tenants: number): { detail: string; notes: string[] } {
+  const totals = (key: string) => target.observations.reduce((sum, observed) => sum + (observed[key] ?? 0), 0);
+  const leases = totals('leases');
+  const built = totals('clients built');
+  const sessions = totals('pg sessions opened');
+  const last = target.observations.at(-1) ?? {};
+  const detail = `clients built during rounds: ${built} of ${leases} requests; PostgreSQL sessions opened: ${sessions}; at end: ${last['cached clients'] ?? '?'} cached clients, ${last['open tenant connections'] ?? '?'} tenant connections`;
+  const notes: string[] = [];
+  if (leases > 0 && built / leases > 0.01) {
+    notes.push(
+      `${target.name}: ${((100 * built) / leases).toFixed(1)}% of requests had to build a new tenant client (${built} of ${leases}) with only ${tenants} tenants in rotation: the client cache is churning (see the connection budget: reclaiming a connection evicts the whole client).`,
+    );
+  }
+  return { detail, notes };
+}
+
+export async function requestSection(ctx: BenchContext): Promise<SectionReport> {
+  const { counts } = ctx;
+  const tenants = await ctx.fleet.ensureHot(counts.requestTenants);
+  const reference = tenants[0] as BenchTenant & { token: string };
+  const notes: string[] = [];
+
+  // Every token answers a full page, and all three servers answer the reference tenant alike.
+  for (const tenant of tenants) assertFullPage(await graphql<VehiclesPage>(ctx.app.url, VEHICLES_QUERY, {}, tenant.token), counts.vehiclesPerTenant, tenant.slug);
+  const expected = await graphql<VehiclesPage>(ctx.app.url, VEHICLES_QUERY, {}, reference.token);
+  const baseline = { databaseUrl: ctx.run.databaseUrl, schema: reference.schemaName, poolMax: 10 };
+  const children: ChildServer[] = [];
+  try {
+    const bare = await startChildServer('bare-server.ts', baseline);
+    children.push(bare);
+    const raw = await startChildServer('raw-sql-server.ts', baseline);
+    children.push(raw);
+    for (const [name, url] of [['bare Apollo', bare.url], ['raw SQL', raw.url]] as const) {
+      const answer = await graphql<VehiclesPage>(url, VEHICLES_QUERY);
+      if (!isDeepStrictEqual(answer, expected)) throw new Error(`${name} answers differently from the tenant server for ${reference.slug}`);
+    }
+    await forgetAllClients(ctx); // start from no cached clients; the warm-up builds them
+    const results = await loadRounds(ctx, [
+      tenantTarget(ctx, tenants, 'tenant server'),
+      { name: 'bare Apollo', config: { url: bare.url, requests: [{ headers: {}, body: VEHICLES_BODY }], expect: '"licenseNumber"' } },
+      { name: 'raw SQL', config: { url: raw.url, requests: [{ headers: {}, body: VEHICLES_BODY }], expect: '"licenseNumber"' } },
+    ]);
+    const [tenant, bareResult, rawResult] = results.map(summarize) as [ReturnType<typeof summarize>, ReturnType<typeof summarize>, ReturnType<typeof summarize>];
+    const churn = churnNotes(results[0] as TargetRounds, tenants.length);
+    notes.push(...churn.notes);
+    for (const [index, summary] of [tenant, bareResult, rawResult].entries()) {
+      if (summary.failures > 0) notes.push(`${(results[index] as TargetRounds).name}: ${summary.failures} responses failed or did not match (see progress output).`);
+    }
+    ctx.shared.requestTenantRps = { rps: tenant.rps, tenants: tenants.length, p50: tenant.p50, p99: tenant.p99 };
+    const where = `${tenants.length} tenants × ${counts.vehiclesPerTenant} vehicles, ${counts.connections} connections, ${counts.rounds} × ${counts.durationSec} s`;
+    return {
+      title: `Request path — vehicles(first: 20) with drivers; ${where}`,
+      rows: [
+        { measurement: 'Tenant server (auth, Redis rate limits, hardening, tenant clients)', result: rps(tenant.rps), detail: `${describeRounds(results[0] as TargetRounds)}; ${churn.detail}` },
+        { measurement: 'Bare Apollo (same resolvers, one schema, no auth/limits/tenancy)', result: rps(bareResult.rps), detail: describeRounds(results[1] as TargetRounds) },
+        { measurement: 'Raw SQL (same 2 queries through pg, node:http, no GraphQL)', result: rps(rawResult.rps), detail: describeRounds(results[2] as TargetRounds) },
+        { measurement: 'Throughput tenant / bare', result: ratio(tenant.rps / bareResult.rps), detail: 'cost of auth + rate limiting + hardening + tenant routing' },
+        { measurement: 'Throughput tenant / raw SQL', result: ratio(tenant.rps / rawResult.rps), detail: 'cost of the whole GraphQL stack over the SQL floor' },
+      ],
+      notes,
+    };
+  } finally {
+    for (const child of children) await child.stop();
+  }
+}
