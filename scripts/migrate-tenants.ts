@@ -13,7 +13,6 @@ import { connectPlatformDatabase, migratePlatformSchema } from '../src/database/
 import { createLogger } from '../src/observability/logger';
 import { TenantMigrationRunner } from '../src/provisioning/tenant-migration-runner';
 import { createMigrators } from '../src/server';
-import { clientConfigFromUrl } from '../src/database/connection-url';
 import { TenantDirectory } from '../src/tenancy/tenant-directory';
 import { ensureInstallationId } from '../src/tenancy/installation';
 
@@ -45,7 +44,8 @@ async function main(): Promise<void> {
   const platformOutcome = await migratePlatformSchema(databaseUrl, migrators.platform);
   console.log(`platform: ${platformOutcome.applied.length ? `applied ${platformOutcome.applied.join(', ')}` : 'up to date'}`);
   const platform = connectPlatformDatabase(databaseUrl, 4);
-  const directory = new TenantDirectory(platform.prisma, clientConfigFromUrl(databaseUrl), logger, 100);
+  // No LISTEN here: this process only writes; the servers hear of its changes.
+  const directory = new TenantDirectory(platform.prisma, null, 100);
   try {
     const runner = new TenantMigrationRunner({
       platform,
@@ -70,7 +70,6 @@ async function main(): Promise<void> {
     console.log(`target ${report.targetVersion}: ${report.results.length} tenants, ${failed} failed, ${report.durationMs} ms`);
     process.exitCode = failed > 0 ? 1 : 0;
   } finally {
-    await directory.close();
     await platform.close();
     await embedded?.stop();
   }

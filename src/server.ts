@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
-import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { InMemoryLRUCache, type KeyValueCache } from '@apollo/utils.keyvaluecache';
 import { expressMiddleware } from '@as-integrations/express5';
@@ -16,10 +16,12 @@ import { ensureBootstrapAdmin } from './auth/bootstrap-admin';
 import { MemberService } from './auth/member-service';
 import { PasswordHasher } from './auth/passwords';
 import { SessionService } from './auth/session-service';
+import { SessionStateCache } from './auth/session-state-cache';
 import type { Config } from './config/config';
 import { PLATFORM_PRISMA_SCHEMA, TENANT_MIGRATIONS_DIR, TENANT_PRISMA_SCHEMA } from './config/paths';
 import { clientConfigFromUrl } from './database/connection-url';
 import { connectPlatformDatabase, migratePlatformSchema } from './database/platform-database';
+import { PlatformNotifications } from './database/platform-notifications';
 import { createRedis, redisReady } from './database/redis';
 import { AppError, ErrorCode, errorResponseBody, httpStatusOf } from './errors/app-error';
 import { createRequestContext, type RequestContext, type Services } from './graphql/context';
@@ -100,8 +102,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     logger.info({ email: config.bootstrapAdmin.email }, 'bootstrap platform admin created');
   }
 
-  const directory = new TenantDirectory(platform.prisma, clientConfigFromUrl(config.databaseUrl), logger, config.tenantCacheMax);
-  await directory.start();
+  const notifications = new PlatformNotifications(clientConfigFromUrl(config.databaseUrl), logger);
+  const directory = new TenantDirectory(platform.prisma, notifications, config.tenantCacheMax);
+  const sessionCache = new SessionStateCache(notifications, config.tenantCacheMax);
+  await notifications.start();
   const budget = new ConnectionBudget(config.tenantClients.connectionBudget, config.tenantClients.connectTimeoutMs);
   const metrics: Metrics = new Metrics({ tenantClients: () => tenantClients.stats() });
   const tenantClients = new TenantClientPool({
@@ -125,6 +129,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     accessTokens,
     refreshTokenTtlSeconds: config.auth.refreshTokenTtlSeconds,
     logger,
+    sessionCache,
   });
   const tenantMigrationsDir = options.tenantMigrationsDir ?? TENANT_MIGRATIONS_DIR;
 
@@ -154,7 +159,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     directory,
     tenantClients,
     sessions,
-    members: new MemberService({ platform, passwords }),
+    members: new MemberService({ platform, passwords, sessionCache }),
     provisioner: new TenantProvisioner({
       platform,
       installationId,
@@ -179,7 +184,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     apiKeys,
     safelist,
   };
-  const authenticator = new Authenticator({ platform, directory, accessTokens, apiKeys, tenantHostSuffix: config.tenantHostSuffix });
+  const authenticator = new Authenticator({
+    platform,
+    directory,
+    accessTokens,
+    apiKeys,
+    sessions: sessionCache,
+    tenantHostSuffix: config.tenantHostSuffix,
+  });
 
   const app = express();
   app.disable('x-powered-by');
@@ -196,6 +208,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     persistedQueries: { cache: apqCache, ttl: config.apqTtlSeconds },
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
+      // Responses are private to a tenant: no cache hints to compute, per field, per request.
+      ApolloServerPluginCacheControlDisabled(),
       config.landingPage ? ApolloServerPluginLandingPageLocalDefault({ embed: true }) : ApolloServerPluginLandingPageDisabled(),
       ...hardening.plugins,
       requestLifecyclePlugin(metrics),
@@ -272,7 +286,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       closing ??= (async () => {
         await apollo.stop();
         await tenantClients.close();
-        await directory.close();
+        await notifications.close();
         await platform.close();
         redis?.disconnect();
       })();

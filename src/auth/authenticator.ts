@@ -4,17 +4,19 @@ import { AppError, ErrorCode } from '../errors/app-error';
 import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory';
 import { looksLikeApiKey, type ApiKeyService } from '../api-keys/api-key-service';
 import type { AccessTokens } from './access-tokens';
+import type { SessionState, SessionStateCache } from './session-state-cache';
 import type { MemberRole, Principal } from './principal';
 import { assertTenantServes } from './session-service';
 
 const unauthenticated = (message: string) => new AppError(ErrorCode.UNAUTHENTICATED, message, { httpStatus: 401 });
 
-interface SessionState {
+interface SessionRow {
   active: boolean;
   user_id: string | null;
   tenant_id: string | null;
   admin_id: string | null;
   role: MemberRole | null;
+  expires_at: Date;
 }
 
 /**
@@ -32,6 +34,7 @@ export class Authenticator {
       directory: TenantDirectory;
       accessTokens: AccessTokens;
       apiKeys: ApiKeyService;
+      sessions: SessionStateCache;
       tenantHostSuffix: string | undefined;
     },
   ) {}
@@ -58,13 +61,13 @@ export class Authenticator {
     }
     const claims = this.deps.accessTokens.verify(token);
     const session = await this.sessionState(claims.sid);
-    if (!session?.active) throw unauthenticated('Session ended; log in again');
+    if (!session) throw unauthenticated('Session ended; log in again');
 
     if (claims.role === 'PLATFORM_ADMIN') {
-      if (session.admin_id !== claims.sub || claims.tid) throw unauthenticated('Invalid access token');
+      if (session.adminId !== claims.sub || claims.tid) throw unauthenticated('Invalid access token');
       return { kind: 'platformAdmin', adminId: claims.sub, sessionId: claims.sid };
     }
-    if (!claims.tid || session.user_id !== claims.sub || session.tenant_id !== claims.tid) {
+    if (!claims.tid || session.userId !== claims.sub || session.tenantId !== claims.tid) {
       throw unauthenticated('Invalid access token');
     }
     if (!session.role) throw unauthenticated('No longer a member of this tenant');
@@ -75,19 +78,35 @@ export class Authenticator {
     return { kind: 'member', userId: claims.sub, sessionId: claims.sid, tenant, role: session.role };
   }
 
-  /** One round trip: is the session live, and what is the member's role now. */
+  /**
+   * The live session and the member's current role: from the session cache, else one round trip.
+   * Undefined when the session is unknown, ended or expired.
+   */
   private async sessionState(sessionId: string): Promise<SessionState | undefined> {
     if (!UUID.test(sessionId)) return undefined;
-    const result = await this.deps.platform.pool.query<SessionState>({
+    const cached = this.deps.sessions.get(sessionId);
+    if (cached) return cached;
+    const snapshot = this.deps.sessions.snapshot();
+    const result = await this.deps.platform.pool.query<SessionRow>({
       name: 'fleet-session-state',
-      text: `SELECT (s."revokedAt" IS NULL AND s."expiresAt" > now()) AS active,
+      text: `SELECT (s."revokedAt" IS NULL AND s."expiresAt" > now()) AS active, s."expiresAt" AS expires_at,
                     s."userId" AS user_id, s."tenantId" AS tenant_id, s."adminId" AS admin_id, m."role" AS role
                FROM platform."Session" s
                LEFT JOIN platform."Membership" m ON m."userId" = s."userId" AND m."tenantId" = s."tenantId"
               WHERE s."id" = $1`,
       values: [sessionId],
     });
-    return result.rows[0];
+    const row = result.rows[0];
+    if (!row?.active) return undefined;
+    const state: SessionState = {
+      userId: row.user_id,
+      tenantId: row.tenant_id,
+      adminId: row.admin_id,
+      role: row.role,
+      expiresAt: row.expires_at,
+    };
+    if (state.adminId || state.role) this.deps.sessions.remember(sessionId, state, snapshot);
+    return state;
   }
 
   private assertRequestNamesSameTenant(headers: IncomingHttpHeaders, tenant: TenantRecord): void {

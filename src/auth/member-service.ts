@@ -3,6 +3,7 @@ import type { PlatformDatabase } from '../database/platform-database';
 import { AppError, ErrorCode, badInput, conflict, forbidden, notFound } from '../errors/app-error';
 import type { PasswordHasher } from './passwords';
 import { assertAcceptablePassword } from './passwords';
+import type { SessionStateCache } from './session-state-cache';
 import { ROLE_RANK, type MemberPrincipal, type MemberRole } from './principal';
 
 export interface MemberModel {
@@ -23,7 +24,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  */
 export class MemberService {
   constructor(
-    private readonly deps: { platform: PlatformDatabase; passwords: PasswordHasher },
+    private readonly deps: { platform: PlatformDatabase; passwords: PasswordHasher; sessionCache: SessionStateCache },
   ) {}
 
   async list(tenantId: string): Promise<MemberModel[]> {
@@ -93,6 +94,7 @@ export class MemberService {
       }
       await tx.membership.update({ where: { id: target.id }, data: { role } });
     });
+    this.deps.sessionCache.invalidateMembership(userId, actor.tenant.id);
     return this.getMember(actor.tenant.id, userId);
   }
 
@@ -108,6 +110,7 @@ export class MemberService {
         data: { revokedAt: new Date(), revokedReason: 'membership removed' },
       });
     });
+    this.deps.sessionCache.invalidateMembership(userId, actor.tenant.id);
     return userId;
   }
 

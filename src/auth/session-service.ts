@@ -6,6 +6,7 @@ import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory'
 import type { AccessTokens } from './access-tokens';
 import type { PasswordHasher } from './passwords';
 import type { MemberRole } from './principal';
+import type { SessionStateCache } from './session-state-cache';
 
 export interface AuthPayload {
   accessToken: string;
@@ -54,6 +55,7 @@ export class SessionService {
       accessTokens: AccessTokens;
       refreshTokenTtlSeconds: number;
       logger: Logger;
+      sessionCache: SessionStateCache;
     },
   ) {}
 
@@ -128,6 +130,8 @@ export class SessionService {
       where: { id: sessionId, revokedAt: null },
       data: { revokedAt: new Date(), revokedReason: reason },
     });
+    // Other instances hear of it from the platform trigger; this one need not wait.
+    this.deps.sessionCache.invalidateSession(sessionId);
   }
 
   private async startSession(

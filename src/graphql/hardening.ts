@@ -5,6 +5,7 @@ import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
 import { maxDirectivesRule } from '@escape.tech/graphql-armor-max-directives';
 import { GraphQLError, Lexer, Source, TokenKind, type GraphQLSchema, type ValidationContext, type ValidationRule } from 'graphql';
 import { directiveEstimator, getComplexity, simpleEstimator } from 'graphql-query-complexity';
+import { LRUCache } from 'lru-cache';
 import type { Config } from '../config/config';
 import { AppError, ErrorCode, problemExtensions } from '../errors/app-error';
 
@@ -76,24 +77,30 @@ export function assertTokenLimit(document: string, maxTokens: number): void {
 
 function costLimitPlugin(maxCost: number, schema: () => GraphQLSchema): ApolloServerPlugin {
   const estimators = [directiveEstimator({ name: 'cost' }), simpleEstimator({ defaultComplexity: 1 })];
+  // A document's cost depends only on it and its variables: clients repeat both all day.
+  const costs = new LRUCache<string, number>({ max: 5_000 });
   return {
     async requestDidStart() {
       return {
-        async didResolveOperation({ request, document }) {
-          let cost: number;
-          try {
-            cost = getComplexity({
-              schema: schema(),
-              query: document,
-              variables: request.variables ?? {},
-              ...(request.operationName ? { operationName: request.operationName } : {}),
-              estimators,
-            });
-          } catch (error) {
-            // Variables that do not fit their types: nothing will run, and execution reports
-            // them as BAD_USER_INPUT, with the offending variable.
-            if (error instanceof GraphQLError) return;
-            throw error;
+        async didResolveOperation({ request, document, queryHash }) {
+          const cacheKey = `${queryHash}:${request.operationName ?? ''}:${JSON.stringify(request.variables ?? {})}`;
+          let cost = costs.get(cacheKey);
+          if (cost === undefined) {
+            try {
+              cost = getComplexity({
+                schema: schema(),
+                query: document,
+                variables: request.variables ?? {},
+                ...(request.operationName ? { operationName: request.operationName } : {}),
+                estimators,
+              });
+            } catch (error) {
+              // Variables that do not fit their types: nothing will run, and execution reports
+              // them as BAD_USER_INPUT, with the offending variable.
+              if (error instanceof GraphQLError) return;
+              throw error;
+            }
+            if (cacheKey.length < 2_000) costs.set(cacheKey, cost);
           }
           if (cost > maxCost) {
             const message = `Query cost ${cost} exceeds the limit of ${maxCost}; ask for fewer items (first) or fewer fields`;

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { generateKeyPairSync } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
@@ -361,5 +362,60 @@ describe('logins across tenants', () => {
     expect(new Set([otherTenant, wrongPassword, wrongTenant].map((result) => result.errors[0]?.message)).size).toBe(1);
     // Control: the same credentials log in to A.
     expect(claimsOf(await app.login(A.slug, A.ownerEmail, A.ownerPassword)).tid).toBe(A.id);
+  });
+});
+
+describe('a host name naming another tenant (TENANT_HOST_SUFFIX)', () => {
+  let hosted: TestServer;
+  let tenantA: TenantFixture;
+  let tenantB: TenantFixture;
+
+  beforeAll(async () => {
+    hosted = await startTestServer({ env: { TENANT_HOST_SUFFIX: '.tenants.fleet.test' } });
+    tenantA = await hosted.createTenant(uniqueSlug('hosta'));
+    tenantB = await hosted.createTenant(uniqueSlug('hostb'));
+  });
+
+  afterAll(async () => {
+    await hosted.close();
+  });
+
+  /** fetch may not set Host; node:http may. */
+  function postWithHost(host: string, token: string): Promise<{ status: number; body: { data?: unknown; errors?: { extensions: { code: string } }[] } }> {
+    const payload = JSON.stringify({ query: '{ vehicles { totalCount } }' });
+    const url = new URL(hosted.url);
+    return new Promise((resolve, reject) => {
+      const request = http.request(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname,
+          method: 'POST',
+          headers: { host, 'content-type': 'application/json', authorization: `Bearer ${token}`, 'content-length': Buffer.byteLength(payload) },
+        },
+        (response) => {
+          let text = '';
+          response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) }));
+        },
+      );
+      request.on('error', reject);
+      request.end(payload);
+    });
+  }
+
+  it("A's token on B's host name is FORBIDDEN, with no data", async () => {
+    const response = await postWithHost(`${tenantB.slug}.tenants.fleet.test`, tenantA.ownerToken);
+    expect(response.status).toBe(403);
+    expect(response.body.errors?.map((error) => error.extensions.code)).toEqual(['FORBIDDEN']);
+    expect(response.body.data ?? null).toBeNull();
+  });
+
+  it("A's token on A's host name, and on a host outside the suffix, is served", async () => {
+    for (const host of [`${tenantA.slug}.tenants.fleet.test:4000`, 'localhost']) {
+      const response = await postWithHost(host, tenantA.ownerToken);
+      expect(response.status).toBe(200);
+      expect(response.body.data).toEqual({ vehicles: { totalCount: 0 } });
+    }
   });
 });

@@ -1,0 +1,94 @@
+import pg from 'pg';
+import type { Logger } from '../observability/logger';
+
+/**
+ * Channels the platform migrations' triggers notify on (see migrations/platform). Payloads:
+ * a tenant id; `session:<id>`; `membership:<userId>:<tenantId>`.
+ */
+export const PLATFORM_CHANNELS = ['fleet_tenant_changes', 'fleet_access_changes'] as const;
+export type PlatformChannel = (typeof PLATFORM_CHANNELS)[number];
+
+export interface NotificationSubscriber {
+  /** A change notification arrived. */
+  onNotification(channel: PlatformChannel, payload: string): void;
+  /** Notifications may have been missed (connection lost or not yet up): forget everything. */
+  onReset(): void;
+}
+
+const RECONNECT_DELAY_MS = 1_000;
+
+/**
+ * One LISTEN connection per instance for the platform's change notifications, shared by the
+ * caches that must never serve a stale entry (tenants, sessions). While it is down,
+ * `isListening()` is false and caches must read through; it reconnects by itself.
+ */
+export class PlatformNotifications {
+  private client: pg.Client | null = null;
+  private listening = false;
+  private closed = false;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private readonly subscribers: NotificationSubscriber[] = [];
+
+  constructor(
+    private readonly connection: pg.ClientConfig,
+    private readonly logger: Logger,
+  ) {}
+
+  subscribe(subscriber: NotificationSubscriber): void {
+    this.subscribers.push(subscriber);
+  }
+
+  isListening(): boolean {
+    return this.listening;
+  }
+
+  async start(): Promise<void> {
+    await this.listen();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.listening = false;
+    await this.client?.end().catch(() => undefined);
+  }
+
+  private async listen(): Promise<void> {
+    // keepAlive: a connection that dies without closing (a network partition) is noticed by
+    // TCP keepalive rather than never.
+    const client = new pg.Client({ ...this.connection, application_name: 'fleet-graphql-listen', keepAlive: true });
+    const lost = () => {
+      if (this.client !== client) return;
+      this.client = null;
+      this.listening = false;
+      for (const subscriber of this.subscribers) subscriber.onReset();
+      if (!this.closed) {
+        this.logger.warn('platform change notifications lost; caches bypassed until reconnected');
+        this.reconnectTimer = setTimeout(() => void this.listen().catch(() => undefined), RECONNECT_DELAY_MS);
+        this.reconnectTimer.unref();
+      }
+    };
+    client.on('error', lost);
+    client.on('end', lost);
+    client.on('notification', (message) => {
+      const channel = message.channel as PlatformChannel;
+      if (!message.payload || !PLATFORM_CHANNELS.includes(channel)) return;
+      for (const subscriber of this.subscribers) subscriber.onNotification(channel, message.payload);
+    });
+    this.client = client;
+    try {
+      await client.connect();
+      for (const channel of PLATFORM_CHANNELS) await client.query(`LISTEN ${channel}`);
+    } catch (error) {
+      lost();
+      throw error;
+    }
+    if (this.closed) {
+      await client.end();
+      return;
+    }
+    // Anything cached before this point may have missed a notification.
+    for (const subscriber of this.subscribers) subscriber.onReset();
+    this.listening = true;
+  }
+}
