@@ -24,7 +24,7 @@ import { scaleSection } from './sections/scale';
 /*
  * The benchmark: `npm run bench` (tsx bench/run.ts). Prints figures; never fails on speed.
  *
- *   npm run bench                                  full run (about 10-15 min on 2 cores)
+ *   npm run bench                                  full run (about 5 min on 2 cores)
  *   npm run bench -- --quick                       scaled down (a couple of minutes)
  *   npm run bench -- --only request,cold           a subset: request, cold, provision, migrate, memory, scale
  *   npm run bench -- --duration 5 --rounds 5 --connections 20 --log-level silent --keep-database
