@@ -8,7 +8,8 @@ import { findPostgresServer, type PostgresServer } from '../src/database/postgre
 import { dropTestDatabase } from '../tests/support/test-database';
 import { BENCH_ADMIN_EMAIL, BENCH_ADMIN_PASSWORD, startBenchServer, type BenchRun } from './lib/bench-server';
 import type { BenchContext, Row, SectionReport } from './lib/context';
-import { commandLine, createScratchDatabase, DEFAULT_REDIS_URL, freePort, machineInfo, redisVersion } from './lib/environment';
+import { freePort } from '../tests/support/local-resources';
+import { commandLine, createScratchDatabase, DEFAULT_REDIS_URL, machineInfo, redisVersion } from './lib/environment';
 import { BenchFleet } from './lib/fleet';
 import { graphql } from './lib/graphql-http';
 import { parseOptions, USAGE, type Options, type Section } from './lib/options';

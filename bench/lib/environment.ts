@@ -1,11 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import os from 'node:os';
 import Redis from 'ioredis';
-import pg from 'pg';
 import { urlWithDatabase } from '../../src/database/connection-url';
 import { PROJECT_ROOT } from '../../src/config/paths';
+import { withClient } from '../../tests/support/local-resources';
 
 /*
  * What the benchmark runs on, found by the same rules as the tests (tests/support/global-setup.ts):
@@ -14,17 +13,6 @@ import { PROJECT_ROOT } from '../../src/config/paths';
  */
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Redis's version, or a clear error when it cannot be reached (rate limiting needs it). */
 export async function redisVersion(url: string): Promise<string> {
@@ -40,15 +28,6 @@ export async function redisVersion(url: string): Promise<string> {
   }
 }
 
-export async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
 
 /** A fresh database for this run (dropped with dropTestDatabase, which also drops its tenant roles). */
 export async function createScratchDatabase(serverUrl: string): Promise<string> {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
 import { databaseNameOf, urlWithDatabase } from '../../src/database/connection-url';
+import { withClient } from './local-resources';
 
 /*
  * Each test file gets its own database on the shared test server, and leaves nothing behind:
@@ -9,19 +10,9 @@ import { databaseNameOf, urlWithDatabase } from '../../src/database/connection-u
 
 const TEST_DATABASE_PREFIX = 'fgt_';
 
-async function withServerClient<T>(serverUrl: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: serverUrl });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
 export async function createTestDatabase(serverUrl: string, runId: string): Promise<string> {
   const name = `${TEST_DATABASE_PREFIX}${runId}_${randomBytes(4).toString('hex')}`;
-  await withServerClient(serverUrl, (client) => client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`));
+  await withClient(serverUrl, (client) => client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`));
   return urlWithDatabase(serverUrl, name);
 }
 
@@ -39,7 +30,7 @@ async function rolesOfDatabase(client: pg.Client, database: string): Promise<str
 
 export async function dropTestDatabase(databaseUrl: string, serverUrl: string): Promise<void> {
   const database = databaseNameOf(databaseUrl);
-  await withServerClient(serverUrl, async (client) => {
+  await withClient(serverUrl, async (client) => {
     await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(database)} WITH (FORCE)`);
     for (const role of await rolesOfDatabase(client, database)) {
       await client.query(`DROP ROLE IF EXISTS ${client.escapeIdentifier(role)}`);
@@ -49,7 +40,7 @@ export async function dropTestDatabase(databaseUrl: string, serverUrl: string): 
 
 /** After the run: databases of this run a crashed worker left, and roles of vanished databases. */
 export async function dropOrphanedTestObjects(serverUrl: string, runId: string): Promise<void> {
-  await withServerClient(serverUrl, async (client) => {
+  await withClient(serverUrl, async (client) => {
     const leftovers = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [
       `${TEST_DATABASE_PREFIX}${runId}\\_%`,
     ]);
