@@ -77,9 +77,10 @@ export function createMigrators(kind: Config['migrator']): { platform: Migrator;
 
 /**
  * Composition root: prepares the platform schema, wires the services, and serves GraphQL over
- * HTTP. A request's path: HTTP (express) -> Apollo -> context factory (authenticate, resolve
- * tenant) -> access policy (SDL directives) -> resolver -> tenant-bound Prisma client -> the
- * tenant's schema, as the tenant's role.
+ * HTTP. A request's path (docs/architecture.md): express (CORS, body) -> request guard
+ * (authenticate, rate limits, persisted operations) -> Apollo (document limits) -> context
+ * (principal, lazily leased tenant client) -> access policy (SDL directives) -> resolver ->
+ * tenant-bound Prisma client -> the tenant's schema, as the tenant's role.
  */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { config, logger } = options;
