@@ -5,6 +5,7 @@ import type { ApiKey } from '../generated/prisma/platform/client';
 import { ROLE_RANK, type ApiKeyPrincipal, type MemberPrincipal, type MemberRole } from '../auth/principal';
 import { assertTenantServes } from '../auth/session-service';
 import type { TenantDirectory } from '../tenancy/tenant-directory';
+import { isUuid } from '../database/uuid';
 
 export type ApiKeyModel = ApiKey;
 
@@ -67,7 +68,7 @@ export class ApiKeyService {
 
   /** Revoked keys stop working on their next request (keys are checked on every request). */
   async revoke(actor: MemberPrincipal, keyId: string): Promise<ApiKeyModel> {
-    const key = UUID.test(keyId)
+    const key = isUuid(keyId)
       ? await this.deps.platform.prisma.apiKey.findFirst({ where: { id: keyId, tenantId: actor.tenant.id } })
       : null;
     if (!key) throw notFound('API key');
@@ -99,5 +100,3 @@ export class ApiKeyService {
     void this.deps.platform.prisma.apiKey.update({ where: { id: keyId }, data: { lastUsedAt: new Date(now) } }).catch(() => undefined);
   }
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -7,6 +7,7 @@ import type { AccessTokens } from './access-tokens';
 import type { SessionState, SessionStateCache } from './session-state-cache';
 import type { MemberRole, Principal } from './principal';
 import { assertTenantServes } from './session-service';
+import { isUuid } from '../database/uuid';
 
 const unauthenticated = (message: string) => new AppError(ErrorCode.UNAUTHENTICATED, message, { httpStatus: 401 });
 
@@ -83,7 +84,7 @@ export class Authenticator {
    * Undefined when the session is unknown, ended or expired.
    */
   private async sessionState(sessionId: string): Promise<SessionState | undefined> {
-    if (!UUID.test(sessionId)) return undefined;
+    if (!isUuid(sessionId)) return undefined;
     const cached = this.deps.sessions.get(sessionId);
     if (cached) return cached;
     const snapshot = this.deps.sessions.snapshot();
@@ -128,5 +129,3 @@ export class Authenticator {
     }
   }
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -5,6 +5,7 @@ import type { PasswordHasher } from './passwords';
 import { assertAcceptablePassword } from './passwords';
 import type { SessionStateCache } from './session-state-cache';
 import { ROLE_RANK, type MemberPrincipal, type MemberRole } from './principal';
+import { isUuid } from '../database/uuid';
 
 export interface MemberModel {
   userId: string;
@@ -15,7 +16,6 @@ export interface MemberModel {
 }
 
 const emailSchema = z.string().trim().toLowerCase().pipe(z.email());
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Membership management inside the caller's own tenant. Rules: you can only grant roles up to
@@ -43,7 +43,7 @@ export class MemberService {
   }
 
   async findUser(userId: string): Promise<{ email: string; name: string } | null> {
-    if (!UUID.test(userId)) return null;
+    if (!isUuid(userId)) return null;
     return this.deps.platform.prisma.user.findUnique({ where: { id: userId }, select: { email: true, name: true } });
   }
 
@@ -119,7 +119,7 @@ export class MemberService {
   }
 
   private async targetMembership(tx: Transaction, actor: MemberPrincipal, userId: string) {
-    const target = UUID.test(userId)
+    const target = isUuid(userId)
       ? await tx.membership.findUnique({ where: { userId_tenantId: { userId, tenantId: actor.tenant.id } } })
       : null;
     if (!target) throw notFound('Member');

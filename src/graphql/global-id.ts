@@ -1,4 +1,5 @@
 import { badInput } from '../errors/app-error';
+import { isCanonicalUuid } from '../database/uuid';
 
 /*
  * Relay global ids: base64url("<Type>:<uuid>"). Opaque to clients, and they carry the type, so
@@ -8,7 +9,6 @@ import { badInput } from '../errors/app-error';
 export type NodeType = 'Vehicle' | 'Driver';
 
 const NODE_TYPES: ReadonlySet<string> = new Set<NodeType>(['Vehicle', 'Driver']);
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export function toGlobalId(type: NodeType, id: string): string {
   return Buffer.from(`${type}:${id}`, 'utf8').toString('base64url');
@@ -18,7 +18,7 @@ export function toGlobalId(type: NodeType, id: string): string {
 export function parseGlobalId(globalId: string): { type: NodeType; id: string } | null {
   if (globalId.length > 100 || !/^[A-Za-z0-9_-]+$/.test(globalId)) return null;
   const [type, id, ...rest] = Buffer.from(globalId, 'base64url').toString('utf8').split(':');
-  if (rest.length > 0 || !type || !id || !NODE_TYPES.has(type) || !UUID.test(id)) return null;
+  if (rest.length > 0 || !type || !id || !NODE_TYPES.has(type) || !isCanonicalUuid(id)) return null;
   return { type: type as NodeType, id };
 }
 

@@ -1,4 +1,5 @@
 import { badInput } from '../errors/app-error';
+import { isCanonicalUuid } from '../database/uuid';
 
 /** A Relay connection as resolvers return it; totalCount runs only when selected. */
 export interface ConnectionModel<T> {
@@ -8,7 +9,6 @@ export interface ConnectionModel<T> {
 }
 
 export const MAX_PAGE_SIZE = 100;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export interface PageRequest {
   take: number;
@@ -35,7 +35,7 @@ export function encodeCursor(id: string): string {
 export function decodeCursor(cursor: string): string {
   const decoded = /^[A-Za-z0-9_-]{1,100}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
   const id = decoded.startsWith('cursor:') ? decoded.slice('cursor:'.length) : '';
-  if (!UUID.test(id)) throw badInput('after is not a valid cursor', 'after');
+  if (!isCanonicalUuid(id)) throw badInput('after is not a valid cursor', 'after');
   return id;
 }
 

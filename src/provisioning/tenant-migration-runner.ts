@@ -1,4 +1,5 @@
 import type { PlatformDatabase } from '../database/platform-database';
+import { isUuid } from '../database/uuid';
 import { badInput } from '../errors/app-error';
 import { latestMigrationName, readMigrationFolder } from '../migrations/migration-files';
 import { MigrationError, type Migrator } from '../migrations/migrator';
@@ -175,10 +176,6 @@ function skipped(tenantId: string, tenant: TenantRecord | null, reason: string):
     status: 'SKIPPED',
     error: reason,
   };
-}
-
-function isUuid(id: string): boolean {
-  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id);
 }
 
 /**

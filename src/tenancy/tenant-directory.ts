@@ -2,6 +2,7 @@ import { LRUCache } from 'lru-cache';
 import type { PlatformPrisma } from '../database/platform-database';
 import type { NotificationSubscriber, PlatformChannel, PlatformNotifications } from '../database/platform-notifications';
 import type { Tenant } from '../generated/prisma/platform/client';
+import { isUuid } from '../database/uuid';
 
 export type TenantRecord = Tenant;
 
@@ -34,7 +35,7 @@ export class TenantDirectory implements NotificationSubscriber {
   async findById(id: string): Promise<TenantRecord | null> {
     const cached = this.caching() ? this.byId.get(id) : undefined;
     if (cached) return cached;
-    if (!UUID.test(id)) return null;
+    if (!isUuid(id)) return null;
     const generation = this.generation;
     const tenant = await this.prisma.tenant.findUnique({ where: { id } });
     if (tenant) this.remember(tenant, generation);
@@ -76,5 +77,3 @@ export class TenantDirectory implements NotificationSubscriber {
     this.idBySlug.set(tenant.slug, tenant.id);
   }
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
