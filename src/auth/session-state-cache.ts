@@ -1,4 +1,4 @@
-import { LRUCache } from 'lru-cache';
+import { NotifiedCache } from '../database/notified-cache';
 import type { NotificationSubscriber, PlatformChannel, PlatformNotifications } from '../database/platform-notifications';
 import type { MemberRole } from './principal';
 
@@ -18,16 +18,12 @@ export interface SessionState {
  * sessions are cached, and only while notifications flow.
  */
 export class SessionStateCache implements NotificationSubscriber {
-  private readonly sessions: LRUCache<string, SessionState>;
+  private readonly sessions: NotifiedCache<string, SessionState>;
   /** `userId:tenantId` -> the cached sessions of that membership. */
   private readonly byMembership = new Map<string, Set<string>>();
-  private generation = 0;
 
-  constructor(
-    private readonly notifications: PlatformNotifications | null,
-    max: number,
-  ) {
-    this.sessions = new LRUCache({
+  constructor(notifications: PlatformNotifications | null, max: number) {
+    this.sessions = new NotifiedCache(notifications, {
       max,
       dispose: (state, sessionId) => {
         const key = membershipKey(state.userId, state.tenantId);
@@ -41,7 +37,6 @@ export class SessionStateCache implements NotificationSubscriber {
 
   /** A cached live session, or undefined (not cached, expired, or cache bypassed). */
   get(sessionId: string): SessionState | undefined {
-    if (!this.notifications?.isListening()) return undefined;
     const state = this.sessions.get(sessionId);
     if (state && state.expiresAt.getTime() <= Date.now()) {
       this.sessions.delete(sessionId);
@@ -52,12 +47,11 @@ export class SessionStateCache implements NotificationSubscriber {
 
   /** Token of the moment before the read: a write that lands meanwhile voids the result. */
   snapshot(): number {
-    return this.generation;
+    return this.sessions.snapshot();
   }
 
   remember(sessionId: string, state: SessionState, snapshot: number): void {
-    if (!this.notifications?.isListening() || snapshot !== this.generation) return;
-    this.sessions.set(sessionId, state);
+    if (!this.sessions.set(sessionId, state, snapshot)) return;
     const key = membershipKey(state.userId, state.tenantId);
     if (key) {
       const set = this.byMembership.get(key) ?? new Set<string>();
@@ -67,13 +61,11 @@ export class SessionStateCache implements NotificationSubscriber {
   }
 
   invalidateSession(sessionId: string): void {
-    this.generation += 1;
     this.sessions.delete(sessionId);
   }
 
   invalidateMembership(userId: string, tenantId: string): void {
-    this.generation += 1;
-    for (const sessionId of [...(this.byMembership.get(`${userId}:${tenantId}`) ?? [])]) this.sessions.delete(sessionId);
+    this.sessions.delete(...(this.byMembership.get(`${userId}:${tenantId}`) ?? []));
   }
 
   onNotification(channel: PlatformChannel, payload: string): void {
@@ -84,7 +76,6 @@ export class SessionStateCache implements NotificationSubscriber {
   }
 
   onReset(): void {
-    this.generation += 1;
     this.sessions.clear();
     this.byMembership.clear();
   }

@@ -1,7 +1,7 @@
-import { LRUCache } from 'lru-cache';
 import type { PlatformPrisma } from '../database/platform-database';
 import type { NotificationSubscriber, PlatformChannel, PlatformNotifications } from '../database/platform-notifications';
 import type { Tenant } from '../generated/prisma/platform/client';
+import { NotifiedCache } from '../database/notified-cache';
 import { isUuid } from '../database/uuid';
 
 export type TenantRecord = Tenant;
@@ -13,17 +13,15 @@ export type TenantRecord = Tenant;
  * the cache is bypassed, so a missed notification cannot leave a stale entry behind.
  */
 export class TenantDirectory implements NotificationSubscriber {
-  private readonly byId: LRUCache<string, TenantRecord>;
+  private readonly byId: NotifiedCache<string, TenantRecord>;
   private readonly idBySlug = new Map<string, string>();
-  /** Bumped on every invalidation: a lookup that raced one does not store its result. */
-  private generation = 0;
 
   constructor(
     private readonly prisma: PlatformPrisma,
-    private readonly notifications: PlatformNotifications | null,
+    notifications: PlatformNotifications | null,
     cacheMax: number,
   ) {
-    this.byId = new LRUCache({
+    this.byId = new NotifiedCache(notifications, {
       max: cacheMax,
       dispose: (tenant) => {
         if (this.idBySlug.get(tenant.slug) === tenant.id) this.idBySlug.delete(tenant.slug);
@@ -33,28 +31,27 @@ export class TenantDirectory implements NotificationSubscriber {
   }
 
   async findById(id: string): Promise<TenantRecord | null> {
-    const cached = this.caching() ? this.byId.get(id) : undefined;
+    const cached = this.byId.get(id);
     if (cached) return cached;
     if (!isUuid(id)) return null;
-    const generation = this.generation;
+    const snapshot = this.byId.snapshot();
     const tenant = await this.prisma.tenant.findUnique({ where: { id } });
-    if (tenant) this.remember(tenant, generation);
+    if (tenant) this.remember(tenant, snapshot);
     return tenant;
   }
 
   async findBySlug(slug: string): Promise<TenantRecord | null> {
-    const id = this.caching() ? this.idBySlug.get(slug) : undefined;
+    const id = this.idBySlug.get(slug);
     const cached = id ? this.byId.get(id) : undefined;
     if (cached) return cached;
-    const generation = this.generation;
+    const snapshot = this.byId.snapshot();
     const tenant = await this.prisma.tenant.findUnique({ where: { slug } });
-    if (tenant) this.remember(tenant, generation);
+    if (tenant) this.remember(tenant, snapshot);
     return tenant;
   }
 
   /** Drops one tenant (the writer calls this too, not to wait for its own notification). */
   invalidate(tenantId: string): void {
-    this.generation += 1;
     this.byId.delete(tenantId);
   }
 
@@ -63,17 +60,10 @@ export class TenantDirectory implements NotificationSubscriber {
   }
 
   onReset(): void {
-    this.generation += 1;
     this.byId.clear();
   }
 
-  private caching(): boolean {
-    return this.notifications?.isListening() ?? false;
-  }
-
-  private remember(tenant: TenantRecord, generation: number): void {
-    if (!this.caching() || generation !== this.generation) return;
-    this.byId.set(tenant.id, tenant);
-    this.idBySlug.set(tenant.slug, tenant.id);
+  private remember(tenant: TenantRecord, snapshot: number): void {
+    if (this.byId.set(tenant.id, tenant, snapshot)) this.idBySlug.set(tenant.slug, tenant.id);
   }
 }
