@@ -154,7 +154,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       : undefined,
   });
   const safelist = new OperationSafelist({ platform, schema: () => schema });
-  const apiKeys = new ApiKeyService({ platform, directory });
+  const apiKeys = new ApiKeyService({ platform, directory, notifications, cacheMax: config.tenantCacheMax });
   const services: Services = {
     platform,
     directory,

@@ -1,5 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { PlatformDatabase } from '../database/platform-database';
+import { NotifiedCache } from '../database/notified-cache';
+import type { NotificationSubscriber, PlatformChannel, PlatformNotifications } from '../database/platform-notifications';
 import { AppError, ErrorCode, badInput, forbidden, notFound } from '../errors/app-error';
 import type { ApiKey } from '../generated/prisma/platform/client';
 import { ROLE_RANK, type ApiKeyPrincipal, type MemberPrincipal, type MemberRole } from '../auth/principal';
@@ -29,10 +31,35 @@ export function looksLikeApiKey(token: string): boolean {
 /** lastUsedAt is informative; write it at most this often per key. */
 const LAST_USED_WRITE_INTERVAL_MS = 60_000;
 
-export class ApiKeyService {
+/**
+ * Creates, lists, revokes and checks API keys. Keys in use are cached by prefix, so a partner's
+ * requests skip the key query; a trigger notifies every instance of each revocation or change
+ * (see NotifiedCache), so a revoked key is refused on its next request everywhere.
+ */
+export class ApiKeyService implements NotificationSubscriber {
   private readonly lastUsedWrites = new Map<string, number>();
+  private readonly byPrefix: NotifiedCache<string, ApiKey>;
 
-  constructor(private readonly deps: { platform: PlatformDatabase; directory: TenantDirectory }) {}
+  constructor(
+    private readonly deps: {
+      platform: PlatformDatabase;
+      directory: TenantDirectory;
+      notifications: PlatformNotifications | null;
+      cacheMax: number;
+    },
+  ) {
+    this.byPrefix = new NotifiedCache(deps.notifications, { max: deps.cacheMax });
+    deps.notifications?.subscribe(this);
+  }
+
+  onNotification(channel: PlatformChannel, payload: string): void {
+    if (channel !== 'fleet_access_changes' || !payload.startsWith('apiKey:')) return;
+    this.byPrefix.delete(payload.slice('apiKey:'.length));
+  }
+
+  onReset(): void {
+    this.byPrefix.clear();
+  }
 
   async create(
     actor: MemberPrincipal,
@@ -66,14 +93,17 @@ export class ApiKeyService {
     return this.deps.platform.prisma.apiKey.findMany({ where: { tenantId }, orderBy: { createdAt: 'asc' } });
   }
 
-  /** Revoked keys stop working on their next request (keys are checked on every request). */
+  /** Revoked keys stop working on their next request, on every instance. */
   async revoke(actor: MemberPrincipal, keyId: string): Promise<ApiKeyModel> {
     const key = isUuid(keyId)
       ? await this.deps.platform.prisma.apiKey.findFirst({ where: { id: keyId, tenantId: actor.tenant.id } })
       : null;
     if (!key) throw notFound('API key');
     if (key.revokedAt) return key;
-    return this.deps.platform.prisma.apiKey.update({ where: { id: key.id }, data: { revokedAt: new Date() } });
+    const revoked = await this.deps.platform.prisma.apiKey.update({ where: { id: key.id }, data: { revokedAt: new Date() } });
+    // Not waiting for our own notification: the next request here must already see it.
+    this.byPrefix.delete(key.prefix);
+    return revoked;
   }
 
   /** The principal a presented key stands for; UNAUTHENTICATED if unknown, revoked or expired. */
@@ -81,7 +111,7 @@ export class ApiKeyService {
     const invalid = () => new AppError(ErrorCode.UNAUTHENTICATED, 'Invalid, revoked or expired API key', { httpStatus: 401 });
     const match = KEY_PATTERN.exec(presented);
     if (!match?.[1]) throw invalid();
-    const key = await this.deps.platform.prisma.apiKey.findUnique({ where: { prefix: match[1] } });
+    const key = await this.findByPrefix(match[1]);
     const expected = key ? Buffer.from(key.secretHash, 'hex') : sha256('no such key');
     const matches = timingSafeEqual(expected, sha256(presented));
     if (!key || !matches || key.revokedAt || (key.expiresAt && key.expiresAt.getTime() <= Date.now())) throw invalid();
@@ -90,6 +120,17 @@ export class ApiKeyService {
     assertTenantServes(tenant);
     this.touch(key.id);
     return { kind: 'apiKey', keyId: key.id, name: key.name, tenant, role: key.role, persistedOnly: key.persistedOnly };
+  }
+
+  private async findByPrefix(prefix: string): Promise<ApiKey | null> {
+    const cached = this.byPrefix.get(prefix);
+    if (cached) return cached;
+    const snapshot = this.byPrefix.snapshot();
+    const key = await this.deps.platform.prisma.apiKey.findUnique({ where: { prefix } });
+    // Only keys that can still work are worth keeping; unknown prefixes are not cached, so
+    // guessing cannot flush the keys partners use.
+    if (key && !key.revokedAt) this.byPrefix.set(prefix, key, snapshot);
+    return key;
   }
 
   private touch(keyId: string): void {

@@ -3,7 +3,7 @@ import type { Logger } from '../observability/logger';
 
 /**
  * Channels the platform migrations' triggers notify on (see migrations/platform). Payloads:
- * a tenant id; `session:<id>`; `membership:<userId>:<tenantId>`.
+ * a tenant id; `session:<id>`; `membership:<userId>:<tenantId>`; `apiKey:<prefix>`.
  */
 export const PLATFORM_CHANNELS = ['fleet_tenant_changes', 'fleet_access_changes'] as const;
 export type PlatformChannel = (typeof PLATFORM_CHANNELS)[number];

@@ -65,6 +65,18 @@ it('a demotion through one instance applies to the member on the other', async (
   expect(await within(1_000, async () => ((await codeOn(second, token, later)) === 'FORBIDDEN' ? true : undefined))).toBe(true);
 });
 
+it('a key revoked through one instance is refused on the other, whose cache had it', async () => {
+  const created = await tenant.owner.request<{ createApiKey: { secret: string; apiKey: { id: string } } }>(
+    'mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id } } }',
+    { input: { name: 'Revoked elsewhere', role: 'VIEWER' } },
+  );
+  const { secret, apiKey } = created.createApiKey;
+  expect(await codeOn(second, secret)).toBe('OK'); // now cached on the second instance
+  expect(await codeOn(second, secret)).toBe('OK');
+  await tenant.owner.request('mutation($id: ID!) { revokeApiKey(id: $id) { apiKey { id } } }', { id: apiKey.id });
+  expect(await within(1_000, async () => ((await codeOn(second, secret)) === 'UNAUTHENTICATED' ? true : undefined))).toBe(true);
+});
+
 it('a suspension through one instance stops the tenant on the other; reactivation restores it', async () => {
   const token = await second.login(tenant.slug, tenant.ownerEmail, tenant.ownerPassword);
   expect(await codeOn(second, token)).toBe('OK');
