@@ -12,7 +12,7 @@ import { ensureDatabase, startEmbeddedPostgres, type EmbeddedPostgres } from '..
 import { connectPlatformDatabase, migratePlatformSchema } from '../src/database/platform-database';
 import { createLogger } from '../src/observability/logger';
 import { TenantMigrationRunner } from '../src/provisioning/tenant-migration-runner';
-import { createMigrators } from '../src/server';
+import { createMigrators } from '../src/migrations/create-migrators';
 import { TenantDirectory } from '../src/tenancy/tenant-directory';
 import { ensureInstallationId } from '../src/tenancy/installation';
 

@@ -1,0 +1,132 @@
+import http from 'node:http';
+import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
+import type { KeyValueCache } from '@apollo/utils.keyvaluecache';
+import { expressMiddleware } from '@as-integrations/express5';
+import cors from 'cors';
+import express, { type ErrorRequestHandler } from 'express';
+import type { GraphQLSchema } from 'graphql';
+import type { Authenticator } from '../auth/authenticator';
+import type { Config } from '../config/config';
+import { AppError, ErrorCode, errorResponseBody, httpStatusOf } from '../errors/app-error';
+import { createRequestContext, type RequestContext, type Services } from '../graphql/context';
+import { createErrorFormatter } from '../graphql/format-error';
+import { hardeningPlugins } from '../graphql/hardening';
+import { requestLifecyclePlugin } from '../graphql/request-lifecycle-plugin';
+import type { Logger } from '../observability/logger';
+import type { Metrics } from '../observability/metrics';
+import type { TenantRateLimiter } from '../rate-limiting/tenant-rate-limiter';
+import { graphqlRequestGuard, type GuardedLocals } from './graphql-request-guard';
+import { createHealthRoutes, type ReadinessCheck } from './health-routes';
+
+export interface GraphQLHttpApp {
+  httpServer: http.Server;
+  /** Stops Apollo (draining requests in flight); the caller closes what it opened. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The HTTP side, in the order a request meets it: health routes; then for GraphQL, CORS ->
+ * JSON body (size-capped) -> request guard (authentication, rate limits, persisted
+ * operations) -> Apollo (document limits, access policy, resolvers), whose context leases the
+ * tenant's client on first use.
+ */
+export async function createGraphQLHttpApp(deps: {
+  config: Config;
+  logger: Logger;
+  schema: GraphQLSchema;
+  services: Services;
+  authenticator: Authenticator;
+  rateLimiter: TenantRateLimiter | null;
+  apqCache: KeyValueCache<string>;
+  metrics: Metrics;
+  readinessChecks: ReadinessCheck[];
+}): Promise<GraphQLHttpApp> {
+  const { config, logger, schema, services } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', config.trustProxy ?? false);
+  const httpServer = http.createServer(app);
+  const hardening = hardeningPlugins(config.limits, () => schema);
+  const apollo = new ApolloServer<RequestContext>({
+    schema,
+    introspection: config.introspection,
+    includeStacktraceInErrorResponses: false,
+    formatError: createErrorFormatter(logger),
+    validationRules: hardening.validationRules,
+    allowBatchedHttpRequests: config.limits.maxBatchSize > 1,
+    persistedQueries: { cache: deps.apqCache, ttl: config.apqTtlSeconds },
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer }),
+      // Responses are private to a tenant: no cache hints to compute, per field, per request.
+      ApolloServerPluginCacheControlDisabled(),
+      config.landingPage ? ApolloServerPluginLandingPageLocalDefault({ embed: true }) : ApolloServerPluginLandingPageDisabled(),
+      ...hardening.plugins,
+      requestLifecyclePlugin(deps.metrics),
+    ],
+  });
+  await apollo.start();
+
+  app.use(createHealthRoutes({ platform: services.platform, metrics: deps.metrics, extraChecks: deps.readinessChecks }));
+  app.use(
+    ['/graphql', '/'],
+    cors({
+      origin: config.corsOrigins,
+      methods: ['GET', 'POST', 'OPTIONS'],
+      allowedHeaders: [
+        'content-type',
+        'authorization',
+        'x-api-key',
+        'apollo-require-preflight',
+        'x-apollo-operation-name',
+        'x-tenant',
+        'x-request-id',
+      ],
+      exposedHeaders: ['x-request-id', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'Retry-After'],
+      maxAge: 600,
+    }),
+    express.json({ limit: config.limits.maxBodyBytes }),
+    graphqlRequestGuard({
+      authenticator: deps.authenticator,
+      rateLimiter: deps.rateLimiter,
+      safelist: services.safelist,
+      apqCache: deps.apqCache,
+      maxBatchSize: config.limits.maxBatchSize,
+      maxTokens: config.limits.maxTokens,
+    }),
+    expressMiddleware(apollo, {
+      context: async ({ req, res }) => {
+        const { requestId, principal } = res.locals as GuardedLocals;
+        return createRequestContext({
+          requestId,
+          principal,
+          clientIp: req.ip ?? req.socket.remoteAddress ?? 'unknown',
+          services,
+          logger: logger.child({ requestId }),
+        });
+      },
+    }),
+  );
+  app.use(bodyErrorHandler(config.limits.maxBodyBytes));
+  return { httpServer, stop: () => apollo.stop() };
+}
+
+/** Body-parser failures (too large, malformed JSON) answered like GraphQL errors. */
+function bodyErrorHandler(maxBodyBytes: number): ErrorRequestHandler {
+  return (error: unknown, _req, res, next) => {
+    const type = (error as { type?: unknown }).type;
+    const appError =
+      type === 'entity.too.large'
+        ? new AppError(ErrorCode.PAYLOAD_TOO_LARGE, `Request body larger than ${maxBodyBytes} bytes`)
+        : type === 'entity.parse.failed'
+          ? new AppError(ErrorCode.BAD_REQUEST, 'Request body is not valid JSON')
+          : null;
+    if (!appError) {
+      next(error);
+      return;
+    }
+    res.status(httpStatusOf(appError)).json(errorResponseBody(appError));
+  };
+}
