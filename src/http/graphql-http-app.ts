@@ -47,6 +47,9 @@ export async function createGraphQLHttpApp(deps: {
   const { config, logger, schema, services } = deps;
   const app = express();
   app.disable('x-powered-by');
+  // Express hashes every response body for an ETag; GraphQL responses are tenant-private
+  // answers to POSTs that no cache revalidates, so the hash is pure cost.
+  app.set('etag', false);
   app.set('trust proxy', config.trustProxy ?? false);
   const httpServer = http.createServer(app);
   const hardening = hardeningPlugins(config.limits, () => schema);
