@@ -1,26 +1,33 @@
+import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
+import { mapWithConcurrency } from '../../src/provisioning/tenant-migration-runner';
 import { forgetAllClients, sessionsOpened, type BenchContext, type SectionReport } from '../lib/context';
 import { assertFullPage, type BenchTenant } from '../lib/fleet';
 import { graphql, VEHICLES_BODY, VEHICLES_QUERY, type VehiclesPage } from '../lib/graphql-http';
-import { describeRounds, loadRounds, summarize, type Target, type TargetRounds } from '../lib/load-rounds';
-import { startChildServer, type ChildServer } from '../lib/processes';
+import { describeRounds, loadRounds, summarize, type Summary, type Target, type TargetRounds } from '../lib/load-rounds';
+import { startChildServer, type ChildServer, type LoadConfig } from '../lib/processes';
 import { ratio, rps } from '../lib/stats';
 
 /*
  * 1. Request path: the tenant server (auth, rate limits in Redis, hardening, tenancy) against a
  * bare Apollo server with the same resolvers on one schema, and against the same two SQL
  * queries through pg with no GraphQL. Same query, same concurrency, load from another process.
+ * The tenant server is also driven the way partners call it: a persistedOnly API key per
+ * tenant sending only the hash of the registered query.
  */
 
-/** A load target on the tenant server rotating over these tenants' tokens. */
-export function tenantTarget(ctx: BenchContext, tenants: BenchTenant[], name: string): Target {
+type LoadRequest = LoadConfig['requests'][number];
+
+/** A load target on the tenant server rotating over these requests (default: the tenants' access tokens). */
+export function tenantTarget(
+  ctx: BenchContext,
+  tenants: BenchTenant[],
+  name: string,
+  requests: LoadRequest[] = tenants.map((tenant) => ({ headers: { authorization: `Bearer ${tenant.token as string}` }, body: VEHICLES_BODY })),
+): Target {
   return {
     name,
-    config: {
-      url: ctx.app.url,
-      requests: tenants.map((tenant) => ({ headers: { authorization: `Bearer ${tenant.token as string}` }, body: VEHICLES_BODY })),
-      expect: '"licenseNumber"',
-    },
+    config: { url: ctx.app.url, requests, expect: '"licenseNumber"' },
     observe: async () => {
       const cold = ctx.app.leases.cold;
       const leases = ctx.app.leases.total;
@@ -56,6 +63,32 @@ export function churnNotes(target: TargetRounds, tenants: number): { detail: str
   return { detail, notes };
 }
 
+/** Each tenant registers the request query and gets a persistedOnly VIEWER key: one partner request per tenant. */
+async function partnerRequests(ctx: BenchContext, tenants: (BenchTenant & { token: string })[]): Promise<LoadRequest[]> {
+  const sha256Hash = createHash('sha256').update(VEHICLES_QUERY).digest('hex');
+  const body = JSON.stringify({ extensions: { persistedQuery: { version: 1, sha256Hash } } });
+  return mapWithConcurrency(tenants, 4, async (tenant) => {
+    await graphql(
+      ctx.app.url,
+      'mutation Register($operations: [PersistedOperationInput!]!) { registerPersistedOperations(operations: $operations) { operations { sha256 } } }',
+      { operations: [{ name: 'Vehicles', body: VEHICLES_QUERY }] },
+      tenant.token,
+    );
+    const created = await graphql<{ createApiKey: { secret: string } }>(
+      ctx.app.url,
+      'mutation Key($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }',
+      { input: { name: 'bench partner', role: 'VIEWER', persistedOnly: true } },
+      tenant.token,
+    );
+    return { headers: { 'x-api-key': created.createApiKey.secret }, body };
+  });
+}
+
+async function postRaw(url: string, request: LoadRequest): Promise<unknown> {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...request.headers }, body: request.body });
+  return ((await response.json()) as { data?: unknown }).data;
+}
+
 export async function requestSection(ctx: BenchContext): Promise<SectionReport> {
   const { counts } = ctx;
   const tenants = await ctx.fleet.ensureHot(counts.requestTenants);
@@ -65,6 +98,10 @@ export async function requestSection(ctx: BenchContext): Promise<SectionReport> 
   // Every token answers a full page, and all three servers answer the reference tenant alike.
   for (const tenant of tenants) assertFullPage(await graphql<VehiclesPage>(ctx.app.url, VEHICLES_QUERY, {}, tenant.token), counts.vehiclesPerTenant, tenant.slug);
   const expected = await graphql<VehiclesPage>(ctx.app.url, VEHICLES_QUERY, {}, reference.token);
+  const partner = await partnerRequests(ctx, tenants);
+  if (!isDeepStrictEqual(await postRaw(ctx.app.url, partner[0] as LoadRequest), expected)) {
+    throw new Error(`the partner path answers differently from the access-token path for ${reference.slug}`);
+  }
   const baseline = { databaseUrl: ctx.run.databaseUrl, schema: reference.schemaName, poolMax: 10 };
   const children: ChildServer[] = [];
   try {
@@ -79,13 +116,15 @@ export async function requestSection(ctx: BenchContext): Promise<SectionReport> 
     await forgetAllClients(ctx); // start from no cached clients; the warm-up builds them
     const results = await loadRounds(ctx, [
       tenantTarget(ctx, tenants, 'tenant server'),
+      tenantTarget(ctx, tenants, 'partner path', partner),
       { name: 'bare Apollo', config: { url: bare.url, requests: [{ headers: {}, body: VEHICLES_BODY }], expect: '"licenseNumber"' } },
       { name: 'raw SQL', config: { url: raw.url, requests: [{ headers: {}, body: VEHICLES_BODY }], expect: '"licenseNumber"' } },
     ]);
-    const [tenant, bareResult, rawResult] = results.map(summarize) as [ReturnType<typeof summarize>, ReturnType<typeof summarize>, ReturnType<typeof summarize>];
+    const summaries = results.map(summarize);
+    const [tenant, partnerResult, bareResult, rawResult] = summaries as [Summary, Summary, Summary, Summary];
     const churn = churnNotes(results[0] as TargetRounds, tenants.length);
     notes.push(...churn.notes);
-    for (const [index, summary] of [tenant, bareResult, rawResult].entries()) {
+    for (const [index, summary] of summaries.entries()) {
       if (summary.failures > 0) notes.push(`${(results[index] as TargetRounds).name}: ${summary.failures} responses failed or did not match (see progress output).`);
     }
     ctx.shared.requestTenantRps = { rps: tenant.rps, tenants: tenants.length, p50: tenant.p50, p99: tenant.p99 };
@@ -94,8 +133,13 @@ export async function requestSection(ctx: BenchContext): Promise<SectionReport> 
       title: `Request path — vehicles(first: 20) with drivers; ${where}`,
       rows: [
         { measurement: 'Tenant server (auth, Redis rate limits, hardening, tenant clients)', result: rps(tenant.rps), detail: `${describeRounds(results[0] as TargetRounds)}; ${churn.detail}` },
-        { measurement: 'Bare Apollo (same resolvers, one schema, no auth/limits/tenancy)', result: rps(bareResult.rps), detail: describeRounds(results[1] as TargetRounds) },
-        { measurement: 'Raw SQL (same 2 queries through pg, node:http, no GraphQL)', result: rps(rawResult.rps), detail: describeRounds(results[2] as TargetRounds) },
+        {
+          measurement: 'Partner path on the tenant server (persistedOnly API key, registered query sent by hash)',
+          result: rps(partnerResult.rps),
+          detail: `${describeRounds(results[1] as TargetRounds)}; ${ratio(partnerResult.rps / tenant.rps)} of the access-token path`,
+        },
+        { measurement: 'Bare Apollo (same resolvers, one schema, no auth/limits/tenancy)', result: rps(bareResult.rps), detail: describeRounds(results[2] as TargetRounds) },
+        { measurement: 'Raw SQL (same 2 queries through pg, node:http, no GraphQL)', result: rps(rawResult.rps), detail: describeRounds(results[3] as TargetRounds) },
         { measurement: 'Throughput tenant / bare', result: ratio(tenant.rps / bareResult.rps), detail: 'cost of auth + rate limiting + hardening + tenant routing' },
         { measurement: 'Throughput tenant / raw SQL', result: ratio(tenant.rps / rawResult.rps), detail: 'cost of the whole GraphQL stack over the SQL floor' },
       ],
