@@ -26,7 +26,7 @@ import { RedisApqCache } from './persisted-queries/redis-apq-cache';
 import { TenantLifecycle } from './provisioning/tenant-lifecycle';
 import { TenantMigrationRunner } from './provisioning/tenant-migration-runner';
 import { restrictDatabaseConnections } from './provisioning/tenant-database-objects';
-import { TenantProvisioner } from './provisioning/tenant-provisioner';
+import { TenantProvisioner, type TenantSchemaDependencies } from './provisioning/tenant-provisioner';
 import { fieldRateLimitTransformer } from './rate-limiting/field-rate-limits';
 import { TenantRateLimiter } from './rate-limiting/tenant-rate-limiter';
 import { MemoryTokenBuckets, RedisTokenBuckets } from './rate-limiting/token-buckets';
@@ -171,7 +171,15 @@ function createServices(
       ? fieldRateLimitTransformer({ redis, failurePolicy: config.rateLimit.redisFailure, namespace: installationId })
       : undefined,
   });
-  const tenantMigrator = createMigrators(config.migrator).tenant;
+  const tenantSchemas: TenantSchemaDependencies = {
+    platform,
+    installationId,
+    migrator: createMigrators(config.migrator).tenant,
+    tenantMigrationsDir,
+    tenantDbSecret: config.tenantDbSecret,
+    directory,
+    logger,
+  };
   const services: Services = {
     platform,
     directory,
@@ -186,26 +194,8 @@ function createServices(
       sessionCache,
     }),
     members: new MemberService({ platform, passwords, sessionCache }),
-    provisioner: new TenantProvisioner({
-      platform,
-      installationId,
-      migrator: tenantMigrator,
-      tenantMigrationsDir,
-      tenantDbSecret: config.tenantDbSecret,
-      directory,
-      passwords,
-      logger,
-    }),
-    migrations: new TenantMigrationRunner({
-      platform,
-      installationId,
-      migrator: tenantMigrator,
-      tenantMigrationsDir,
-      tenantDbSecret: config.tenantDbSecret,
-      directory,
-      logger,
-      defaultConcurrency: config.migrateConcurrency,
-    }),
+    provisioner: new TenantProvisioner({ ...tenantSchemas, passwords }),
+    migrations: new TenantMigrationRunner({ ...tenantSchemas, defaultConcurrency: config.migrateConcurrency }),
     lifecycle: new TenantLifecycle({ platform, directory, tenantClients }),
     apiKeys,
     safelist: new OperationSafelist({ platform, schema: () => schema }),

@@ -1,13 +1,11 @@
-import type { PlatformDatabase } from '../database/platform-database';
 import { isUuid } from '../database/uuid';
 import { badInput } from '../errors/app-error';
 import { latestMigrationName, readMigrationFolder } from '../migrations/migration-files';
-import { MigrationError, type Migrator } from '../migrations/migrator';
-import type { Logger } from '../observability/logger';
+import { MigrationError } from '../migrations/migrator';
 import { tenantConnectionConfig } from '../tenancy/tenant-credentials';
-import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory';
+import type { TenantRecord } from '../tenancy/tenant-directory';
 import { ensureTenantRole } from './tenant-database-objects';
-import { failureReason } from './tenant-provisioner';
+import { failureReason, type TenantSchemaDependencies } from './tenant-provisioner';
 
 export type TenantMigrationStatus = 'MIGRATED' | 'UP_TO_DATE' | 'FAILED' | 'SKIPPED';
 
@@ -45,14 +43,7 @@ export const MAX_MIGRATION_CONCURRENCY = 32;
  */
 export class TenantMigrationRunner {
   constructor(
-    private readonly deps: {
-      platform: PlatformDatabase;
-      installationId: string;
-      migrator: Migrator;
-      tenantMigrationsDir: string;
-      tenantDbSecret: string;
-      directory: TenantDirectory;
-      logger: Logger;
+    private readonly deps: TenantSchemaDependencies & {
       defaultConcurrency: number;
     },
   ) {}

@@ -29,15 +29,19 @@ export interface CreateTenantRequest {
   owner: { email: string; name: string; password: string };
 }
 
-export interface ProvisionerDependencies {
+/** What creating and migrating tenant schemas both need: where, as whom, with which migrations. */
+export interface TenantSchemaDependencies {
   platform: PlatformDatabase;
   installationId: string;
   migrator: Migrator;
   tenantMigrationsDir: string;
   tenantDbSecret: string;
   directory: TenantDirectory;
-  passwords: PasswordHasher;
   logger: Logger;
+}
+
+export interface ProvisionerDependencies extends TenantSchemaDependencies {
+  passwords: PasswordHasher;
   /** How long a second call for the same slug waits for the first to finish. */
   lockTimeoutMs?: number;
 }
