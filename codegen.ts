@@ -4,6 +4,11 @@ import type { CodegenConfig } from '@graphql-codegen/cli';
  * Resolver types are generated from the SDL in schema/ (the contract). Mappers tie GraphQL
  * types to the models resolvers really return (Prisma rows, domain objects), so a resolver that
  * returns the wrong shape fails typechecking. Output: src/generated/graphql.ts (never edited).
+ *
+ * The tests' operations are typed the same way: each document a test wraps in `graphql(...)`
+ * (imported from tests/generated) is validated against the SDL and gets its result and variables
+ * types, which graphql-request infers from the TypedDocumentNode. Documents that are meant to be
+ * invalid stay plain strings, which are not plucked. Output: tests/generated/ (never edited).
  */
 const config: CodegenConfig = {
   schema: 'schema/*.graphql',
@@ -39,6 +44,19 @@ const config: CodegenConfig = {
           MigrateTenantsPayload: '../provisioning/tenant-migration-runner#TenantMigrationReport as TenantMigrationReportModel',
           TenantMigrationResult: '../provisioning/tenant-migration-runner#TenantMigrationResult as TenantMigrationResultModel',
         },
+      },
+    },
+    'tests/generated/': {
+      preset: 'client',
+      documents: ['tests/**/*.ts', '!tests/generated/**'],
+      presetConfig: { fragmentMasking: false },
+      config: {
+        useTypeImports: true,
+        // String unions, not TypeScript enums (the preset's name for what enumsAsTypes did).
+        enumType: 'string-literal',
+        strictScalars: true,
+        // What the wire carries: JSON strings, in both directions.
+        scalars: { DateTime: 'string', EmailAddress: 'string' },
       },
     },
   },

@@ -1,3 +1,4 @@
+import { graphql } from '../generated';
 import { ADMIN_EMAIL, errorCode, startTestServer, type TestServer } from '../support/test-server';
 
 let app: TestServer;
@@ -21,17 +22,15 @@ describe('a fresh server', () => {
 
   it('signs in the bootstrap admin, who provisions a tenant whose owner can then sign in', async () => {
     const admin = await app.admin();
-    const me = await admin.request<{ me: { email: string; kind: string } }>('{ me { email kind } }');
+    const me = await admin.request(graphql(`query AdminMe { me { email kind } }`));
     expect(me.me).toEqual({ email: ADMIN_EMAIL, kind: 'PLATFORM_ADMIN' });
 
     const tenant = await app.createTenant();
-    const owner = await tenant.owner.request<{ me: { role: string; tenant: { slug: string; status: string } } }>(
-      '{ me { role tenant { slug status } } }',
-    );
+    const owner = await tenant.owner.request(graphql(`query OwnerMe { me { role tenant { slug status } } }`));
     expect(owner.me).toEqual({ role: 'OWNER', tenant: { slug: tenant.slug, status: 'ACTIVE' } });
   });
 
   it('refuses tenant data to anonymous callers with UNAUTHENTICATED', async () => {
-    expect(await errorCode(app.client().request('{ vehicles { totalCount } }'))).toBe('UNAUTHENTICATED');
+    expect(await errorCode(app.client().request(graphql(`query VehicleCount { vehicles { totalCount } }`)))).toBe('UNAUTHENTICATED');
   });
 });

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { ClientError, GraphQLClient } from './graphql-request';
+import { graphql } from '../generated';
 import { loadConfig } from '../../src/config/config';
 import { createLogger } from '../../src/observability/logger';
 import { startServer, type RunningServer } from '../../src/server';
@@ -85,8 +86,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     client({ ...headers, authorization: `Bearer ${token}` });
 
   const login = async (tenant: string, email: string, password: string) => {
-    const result = await client().request<{ login: { accessToken: string } }>(
-      `mutation Login($input: LoginInput!) { login(input: $input) { accessToken } }`,
+    const result = await client().request(
+      graphql(`mutation Login($input: LoginInput!) { login(input: $input) { accessToken } }`),
       { input: { tenant, email, password } },
     );
     return result.login.accessToken;
@@ -101,8 +102,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     bearer,
     async adminToken() {
       if (!adminToken) {
-        const result = await client().request<{ adminLogin: { accessToken: string } }>(
-          `mutation { adminLogin(email: "${ADMIN_EMAIL}", password: "${ADMIN_PASSWORD}") { accessToken } }`,
+        const result = await client().request(
+          graphql(`mutation AdminLogin($email: String!, $password: String!) { adminLogin(email: $email, password: $password) { accessToken } }`),
+          { email: ADMIN_EMAIL, password: ADMIN_PASSWORD },
         );
         adminToken = result.adminLogin.accessToken;
       }
@@ -115,8 +117,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       const ownerEmail = `owner@${slug}.test`;
       const ownerPassword = `owner-password-${slug}`;
       const admin = await testServer.admin();
-      const result = await admin.request<{ createTenant: { tenant: { id: string; slug: string; schemaName: string } } }>(
-        `mutation Create($input: CreateTenantInput!) { createTenant(input: $input) { tenant { id slug schemaName } } }`,
+      const result = await admin.request(
+        graphql(`mutation CreateTenantFixture($input: CreateTenantInput!) { createTenant(input: $input) { tenant { id slug schemaName } } }`),
         { input: { slug, name: `Tenant ${slug}`, plan, owner: { email: ownerEmail, name: 'Owner', password: ownerPassword } } },
       );
       const ownerToken = await login(slug, ownerEmail, ownerPassword);
