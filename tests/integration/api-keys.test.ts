@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto';
+import { print } from 'graphql';
 import type { GraphQLClient } from '../support/graphql-request';
 import { postJson, sleep, type RawResponse } from '../support/raw-graphql';
 import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
+import { graphql } from '../generated';
+import type { CreateApiKeyInput, CreateKeyMutation, Role } from '../generated/graphql';
 
 /*
  * Partner API keys over HTTP: creation (the secret shown once, only a hash stored), both ways of
@@ -10,47 +13,29 @@ import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixtur
  * tenants, and tenant isolation for a key holding another tenant's ids.
  */
 
-const CREATE_API_KEY = `mutation CreateKey($input: CreateApiKeyInput!) {
+const CREATE_API_KEY = graphql(`mutation CreateKey($input: CreateApiKeyInput!) {
   createApiKey(input: $input) { secret apiKey { id name prefix role persistedOnly expiresAt createdAt lastUsedAt revokedAt } }
-}`;
-const API_KEYS = `{ apiKeys { id name prefix role persistedOnly expiresAt createdAt lastUsedAt revokedAt } }`;
-const REVOKE_API_KEY = `mutation Revoke($id: ID!) { revokeApiKey(id: $id) { apiKey { id revokedAt } } }`;
-const ME = `{ me { id kind name email role tenant { id slug } } }`;
-const CREATE_VEHICLE = `mutation CreateVehicle($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { id plate } } }`;
-const CREATE_DRIVER = `mutation CreateDriver($input: CreateDriverInput!) { createDriver(input: $input) { driver { id name } } }`;
-const UPDATE_VEHICLE = `mutation($id: ID!, $input: UpdateVehicleInput!) { updateVehicle(id: $id, input: $input) { vehicle { id odometerKm } } }`;
-const DELETE_VEHICLE = `mutation($id: ID!) { deleteVehicle(id: $id) { deletedId } }`;
-const UPDATE_DRIVER = `mutation($id: ID!, $input: UpdateDriverInput!) { updateDriver(id: $id, input: $input) { driver { id name } } }`;
-const DELETE_DRIVER = `mutation($id: ID!) { deleteDriver(id: $id) { deletedId } }`;
-const ASSIGN = `mutation($vehicleId: ID!, $driverId: ID) { assignDriver(vehicleId: $vehicleId, driverId: $driverId) { vehicle { id driver { id } } } }`;
-const VEHICLE = `query($id: ID!) { vehicle(id: $id) { id plate } }`;
-const DRIVER = `query($id: ID!) { driver(id: $id) { id name } }`;
-const NODE = `query($id: ID!) { node(id: $id) { __typename id } }`;
-const LISTS = `query($search: String) {
+}`);
+const API_KEYS = graphql(`query ApiKeysList { apiKeys { id name prefix role persistedOnly expiresAt createdAt lastUsedAt revokedAt } }`);
+const REVOKE_API_KEY = graphql(`mutation Revoke($id: ID!) { revokeApiKey(id: $id) { apiKey { id revokedAt } } }`);
+const ME = graphql(`query ApiKeysMe { me { id kind name email role tenant { id slug } } }`);
+const CREATE_VEHICLE = graphql(`mutation CreateVehicle($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { id plate } } }`);
+const CREATE_DRIVER = graphql(`mutation CreateDriver($input: CreateDriverInput!) { createDriver(input: $input) { driver { id name } } }`);
+const UPDATE_VEHICLE = graphql(`mutation ApiKeysUpdateVehicle($id: ID!, $input: UpdateVehicleInput!) { updateVehicle(id: $id, input: $input) { vehicle { id odometerKm } } }`);
+const DELETE_VEHICLE = graphql(`mutation ApiKeysDeleteVehicle($id: ID!) { deleteVehicle(id: $id) { deletedId } }`);
+const UPDATE_DRIVER = graphql(`mutation ApiKeysUpdateDriver($id: ID!, $input: UpdateDriverInput!) { updateDriver(id: $id, input: $input) { driver { id name } } }`);
+const DELETE_DRIVER = graphql(`mutation ApiKeysDeleteDriver($id: ID!) { deleteDriver(id: $id) { deletedId } }`);
+const ASSIGN = graphql(`mutation ApiKeysAssign($vehicleId: ID!, $driverId: ID) { assignDriver(vehicleId: $vehicleId, driverId: $driverId) { vehicle { id driver { id } } } }`);
+const VEHICLE = graphql(`query ApiKeysVehicle($id: ID!) { vehicle(id: $id) { id plate } }`);
+const DRIVER = graphql(`query ApiKeysDriver($id: ID!) { driver(id: $id) { id name } }`);
+const NODE = graphql(`query ApiKeysNode($id: ID!) { node(id: $id) { __typename id } }`);
+const LISTS = graphql(`query ApiKeysLists($search: String) {
   vehicles(first: 100, filter: { search: $search }) { totalCount edges { node { id plate driver { id } } } }
   drivers(first: 100, filter: { search: $search }) { totalCount edges { node { id name vehicle { id } } } }
-}`;
-const ADD_MEMBER = `mutation($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`;
+}`);
+const ADD_MEMBER = graphql(`mutation ApiKeysAddMember($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`);
 
-interface ApiKeyView {
-  id: string;
-  name: string;
-  prefix: string;
-  role: string;
-  persistedOnly: boolean;
-  expiresAt: string | null;
-  createdAt: string;
-  lastUsedAt: string | null;
-  revokedAt: string | null;
-}
-interface CreatedKey {
-  secret: string;
-  apiKey: ApiKeyView;
-}
-interface Lists {
-  vehicles: { totalCount: number; edges: { node: { id: string; plate: string; driver: { id: string } | null } }[] };
-  drivers: { totalCount: number; edges: { node: { id: string; name: string; vehicle: { id: string } | null } }[] };
-}
+type CreatedKey = CreateKeyMutation['createApiKey'];
 
 const KEY_FORMAT = /^fgk_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$/;
 
@@ -62,8 +47,8 @@ let aDriver: string;
 let bVehicles: string[];
 let bDrivers: string[];
 
-async function createKey(client: GraphQLClient, input: Record<string, unknown>): Promise<CreatedKey> {
-  const result = await client.request<{ createApiKey: CreatedKey }>(CREATE_API_KEY, { input });
+async function createKey(client: GraphQLClient, input: CreateApiKeyInput): Promise<CreatedKey> {
+  const result = await client.request(CREATE_API_KEY, { input });
   return result.createApiKey;
 }
 
@@ -73,10 +58,10 @@ function keyClient(secret: string, how: 'bearer' | 'x-api-key' = 'bearer', heade
 }
 
 function rawMe(headers: Record<string, string>): Promise<RawResponse> {
-  return postJson(app.url, { query: ME }, headers);
+  return postJson(app.url, { query: print(ME) }, headers);
 }
 
-async function addMember(tenant: TenantFixture, role: string): Promise<GraphQLClient> {
+async function addMember(tenant: TenantFixture, role: Role): Promise<GraphQLClient> {
   const email = `${role.toLowerCase()}-${uniqueSlug('m')}@${tenant.slug}.test`;
   const password = `password-${role.toLowerCase()}-1`;
   await tenant.owner.request(ADD_MEMBER, { input: { email, name: `A ${role}`, password, role } });
@@ -87,16 +72,16 @@ async function seed(tenant: TenantFixture, label: string): Promise<{ vehicles: s
   const vehicles: string[] = [];
   const drivers: string[] = [];
   for (let i = 1; i <= 2; i += 1) {
-    const vehicle = await tenant.owner.request<{ createVehicle: { vehicle: { id: string } } }>(CREATE_VEHICLE, {
+    const vehicle = await tenant.owner.request(CREATE_VEHICLE, {
       input: { plate: `${label}-${i}`, make: `${label}make`, model: 'M', year: 2021, odometerKm: 100 * i },
     });
     vehicles.push(vehicle.createVehicle.vehicle.id);
-    const driver = await tenant.owner.request<{ createDriver: { driver: { id: string } } }>(CREATE_DRIVER, {
+    const driver = await tenant.owner.request(CREATE_DRIVER, {
       input: { name: `${label} driver ${i}`, licenseNumber: `${label}-LIC-${i}` },
     });
     drivers.push(driver.createDriver.driver.id);
   }
-  await tenant.owner.request(ASSIGN, { vehicleId: vehicles[0], driverId: drivers[0] });
+  await tenant.owner.request(ASSIGN, { vehicleId: vehicles[0] as string, driverId: drivers[0] as string });
   return { vehicles, drivers };
 }
 
@@ -132,7 +117,7 @@ describe('creating and listing keys', () => {
       revokedAt: null,
     });
 
-    const listing = await A.owner.request<{ apiKeys: ApiKeyView[] }>(API_KEYS);
+    const listing = await A.owner.request(API_KEYS);
     expect(listing.apiKeys.find((key) => key.id === created.apiKey.id)).toEqual(created.apiKey);
     const listed = JSON.stringify(listing);
     const hash = createHash('sha256').update(created.secret).digest('hex');
@@ -141,8 +126,8 @@ describe('creating and listing keys', () => {
     expect(listed).not.toContain(hash);
 
     // Nothing in the schema could return them: ApiKey has no secret or hash field.
-    const type = await A.owner.request<{ __type: { fields: { name: string }[] } }>(`{ __type(name: "ApiKey") { fields { name } } }`);
-    expect(type.__type.fields.map((field) => field.name).sort()).toEqual(
+    const type = await A.owner.request(graphql(`query ApiKeysType { __type(name: "ApiKey") { fields { name } } }`));
+    expect(type.__type?.fields?.map((field) => field.name).sort()).toEqual(
       ['createdAt', 'expiresAt', 'id', 'lastUsedAt', 'name', 'persistedOnly', 'prefix', 'revokedAt', 'role'].sort(),
     );
   });
@@ -179,7 +164,7 @@ describe('creating and listing keys', () => {
     const deadline = Date.now() + 5_000;
     let lastUsedAt: string | null = null;
     while (!lastUsedAt && Date.now() < deadline) {
-      const listing = await A.owner.request<{ apiKeys: ApiKeyView[] }>(API_KEYS);
+      const listing = await A.owner.request(API_KEYS);
       lastUsedAt = listing.apiKeys.find((key) => key.id === created.apiKey.id)?.lastUsedAt ?? null;
       if (!lastUsedAt) await sleep(100);
     }
@@ -204,7 +189,7 @@ describe('creating and listing keys', () => {
       'BAD_USER_INPUT',
     );
     expect(await errorCode(createKey(A.owner, { name: '   ', role: 'VIEWER' }))).toBe('BAD_USER_INPUT');
-    const names = (await A.owner.request<{ apiKeys: ApiKeyView[] }>(API_KEYS)).apiKeys.map((key) => key.name);
+    const names = (await A.owner.request(API_KEYS)).apiKeys.map((key) => key.name);
     expect(names).not.toEqual(expect.arrayContaining(['escalate']));
     expect(names.filter((name) => ['escalate', 'even lower', 'above me', 'owner key', 'expired already'].includes(name))).toEqual([]);
   });
@@ -220,7 +205,7 @@ describe('authenticating with a key', () => {
   it('accepts the key as a bearer token and in X-Api-Key', async () => {
     const expected = { id: manager.apiKey.id, kind: 'API_KEY', name: 'Dispatch integration', email: null, role: 'MANAGER', tenant: { id: A.id, slug: A.slug } };
     for (const how of ['bearer', 'x-api-key'] as const) {
-      const result = await keyClient(manager.secret, how).request<{ me: unknown }>(ME);
+      const result = await keyClient(manager.secret, how).request(ME);
       expect(result.me).toEqual(expected);
     }
   });
@@ -264,17 +249,17 @@ describe('authenticating with a key', () => {
     expect(await errorCode(keyClient(manager.secret, 'bearer', { 'x-tenant': B.id }).request(ME))).toBe('FORBIDDEN');
 
     for (const own of [A.slug, A.id]) {
-      const result = await keyClient(manager.secret, 'x-api-key', { 'x-tenant': own }).request<{ me: { tenant: { id: string } } }>(ME);
-      expect(result.me.tenant.id).toBe(A.id);
+      const result = await keyClient(manager.secret, 'x-api-key', { 'x-tenant': own }).request(ME);
+      expect(result.me.tenant?.id).toBe(A.id);
     }
   });
 
   it('refuses a revoked key on its very next request', async () => {
     const key = await createKey(A.owner, { name: 'To revoke', role: 'VIEWER' });
     const client = keyClient(key.secret);
-    expect((await client.request<{ me: { kind: string } }>(ME)).me.kind).toBe('API_KEY');
+    expect((await client.request(ME)).me.kind).toBe('API_KEY');
 
-    const revoked = await A.owner.request<{ revokeApiKey: { apiKey: { id: string; revokedAt: string | null } } }>(REVOKE_API_KEY, {
+    const revoked = await A.owner.request(REVOKE_API_KEY, {
       id: key.apiKey.id,
     });
     expect(revoked.revokeApiKey.apiKey.revokedAt).not.toBeNull();
@@ -284,7 +269,7 @@ describe('authenticating with a key', () => {
       expect(response.status).toBe(401);
       expect(response.body.errors?.map((error) => error.extensions?.code)).toEqual(['UNAUTHENTICATED']);
     }
-    const listed = (await A.owner.request<{ apiKeys: ApiKeyView[] }>(API_KEYS)).apiKeys.find((k) => k.id === key.apiKey.id);
+    const listed = (await A.owner.request(API_KEYS)).apiKeys.find((k) => k.id === key.apiKey.id);
     expect(listed?.revokedAt).toBe(revoked.revokeApiKey.apiKey.revokedAt);
   });
 
@@ -292,7 +277,7 @@ describe('authenticating with a key', () => {
     const expiresAt = new Date(Date.now() + 2_000);
     const key = await createKey(A.owner, { name: 'Short-lived', role: 'VIEWER', expiresAt: expiresAt.toISOString() });
     expect(new Date(key.apiKey.expiresAt as string).getTime()).toBe(expiresAt.getTime());
-    expect((await keyClient(key.secret).request<{ me: { kind: string } }>(ME)).me.kind).toBe('API_KEY');
+    expect((await keyClient(key.secret).request(ME)).me.kind).toBe('API_KEY');
 
     await sleep(Math.max(0, expiresAt.getTime() - Date.now()) + 300);
     const response = await rawMe({ 'x-api-key': key.secret });
@@ -303,64 +288,64 @@ describe('authenticating with a key', () => {
   it("refuses a suspended tenant's keys with TENANT_SUSPENDED, and serves them again after reactivation", async () => {
     const C = await app.createTenant(uniqueSlug('keys-c'));
     const key = await createKey(C.owner, { name: 'C partner', role: 'VIEWER' });
-    expect((await keyClient(key.secret).request<{ me: { kind: string } }>(ME)).me.kind).toBe('API_KEY');
+    expect((await keyClient(key.secret).request(ME)).me.kind).toBe('API_KEY');
     const admin = await app.admin();
-    await admin.request(`mutation($id: ID!) { suspendTenant(id: $id) { tenant { status } } }`, { id: C.id });
+    await admin.request(graphql(`mutation ApiKeysSuspendTenant($id: ID!) { suspendTenant(id: $id) { tenant { status } } }`), { id: C.id });
     const response = await rawMe({ 'x-api-key': key.secret });
     expect(response.status).toBe(403);
     expect(response.body.errors?.map((error) => error.extensions?.code)).toEqual(['TENANT_SUSPENDED']);
 
-    await admin.request(`mutation($id: ID!) { reactivateTenant(id: $id) { tenant { status } } }`, { id: C.id });
-    expect((await keyClient(key.secret).request<{ me: { kind: string } }>(ME)).me.kind).toBe('API_KEY');
+    await admin.request(graphql(`mutation ApiKeysReactivateTenant($id: ID!) { reactivateTenant(id: $id) { tenant { status } } }`), { id: C.id });
+    expect((await keyClient(key.secret).request(ME)).me.kind).toBe('API_KEY');
   });
 });
 
 describe("a key's role is its ceiling", () => {
   it('lets a VIEWER key read but not write', async () => {
     const viewer = keyClient((await createKey(A.owner, { name: 'Reader', role: 'VIEWER' })).secret, 'x-api-key');
-    const lists = await viewer.request<Lists>(LISTS, { search: 'ALPHA' });
+    const lists = await viewer.request(LISTS, { search: 'ALPHA' });
     expect(lists.vehicles.totalCount).toBe(2);
     expect(await errorCode(viewer.request(CREATE_VEHICLE, { input: { plate: 'VIEW-1', make: 'X', model: 'Y', year: 2020 } }))).toBe('FORBIDDEN');
     expect(await errorCode(viewer.request(UPDATE_VEHICLE, { id: aVehicle, input: { odometerKm: 1 } }))).toBe('FORBIDDEN');
-    expect((await A.owner.request<Lists>(LISTS, { search: 'VIEW-1' })).vehicles.totalCount).toBe(0);
+    expect((await A.owner.request(LISTS, { search: 'VIEW-1' })).vehicles.totalCount).toBe(0);
   });
 
   it('lets a MANAGER key create vehicles, but not delete them (ADMIN)', async () => {
     const manager = keyClient((await createKey(A.owner, { name: 'Writer', role: 'MANAGER' })).secret);
-    const created = await manager.request<{ createVehicle: { vehicle: { id: string; plate: string } } }>(CREATE_VEHICLE, {
+    const created = await manager.request(CREATE_VEHICLE, {
       input: { plate: 'MGR-KEY-1', make: 'Key', model: 'Made', year: 2022 },
     });
     expect(created.createVehicle.vehicle.plate).toBe('MGR-KEY-1');
     expect(await errorCode(manager.request(DELETE_VEHICLE, { id: created.createVehicle.vehicle.id }))).toBe('FORBIDDEN');
-    expect((await A.owner.request<{ vehicle: { id: string } | null }>(VEHICLE, { id: created.createVehicle.vehicle.id })).vehicle).not.toBeNull();
+    expect((await A.owner.request(VEHICLE, { id: created.createVehicle.vehicle.id })).vehicle).not.toBeNull();
   });
 
   it('never lets a key manage members or keys, not even an ADMIN key', async () => {
     const adminKey = await createKey(A.owner, { name: 'Almighty', role: 'ADMIN' });
-    const members = await A.owner.request<{ members: { id: string; role: string }[] }>(`{ members { id role } }`);
+    const members = await A.owner.request(graphql(`query ApiKeysMembers { members { id role } }`));
     const ownerId = members.members.find((member) => member.role === 'OWNER')?.id as string;
     for (const how of ['bearer', 'x-api-key'] as const) {
       const key = keyClient(adminKey.secret, how);
       // ADMIN work on fleet data is fine...
-      const vehicle = await key.request<{ createVehicle: { vehicle: { id: string } } }>(CREATE_VEHICLE, {
+      const vehicle = await key.request(CREATE_VEHICLE, {
         input: { plate: `ADM-${how}`, make: 'A', model: 'B', year: 2020 },
       });
-      expect((await key.request<{ deleteVehicle: { deletedId: string } }>(DELETE_VEHICLE, { id: vehicle.createVehicle.vehicle.id })).deleteVehicle.deletedId).toBe(
+      expect((await key.request(DELETE_VEHICLE, { id: vehicle.createVehicle.vehicle.id })).deleteVehicle.deletedId).toBe(
         vehicle.createVehicle.vehicle.id,
       );
       // ...people and credentials are not.
       const refused: [string, Promise<unknown>][] = [
-        ['members', key.request(`{ members { id } }`)],
+        ['members', key.request(graphql(`query ApiKeysMembers2 { members { id } }`))],
         ['addMember', key.request(ADD_MEMBER, { input: { email: `sneaky-${how}@evil.test`, name: 'S', password: 'sneaky-password', role: 'OWNER' } })],
-        ['updateMemberRole', key.request(`mutation($u: ID!) { updateMemberRole(userId: $u, role: VIEWER) { member { id } } }`, { u: ownerId })],
-        ['removeMember', key.request(`mutation($u: ID!) { removeMember(userId: $u) { removedUserId } }`, { u: ownerId })],
+        ['updateMemberRole', key.request(graphql(`mutation ApiKeysUpdateMemberRole($u: ID!) { updateMemberRole(userId: $u, role: VIEWER) { member { id } } }`), { u: ownerId })],
+        ['removeMember', key.request(graphql(`mutation ApiKeysRemoveMember($u: ID!) { removeMember(userId: $u) { removedUserId } }`), { u: ownerId })],
         ['apiKeys', key.request(API_KEYS)],
         ['createApiKey', key.request(CREATE_API_KEY, { input: { name: 'child key', role: 'VIEWER' } })],
         ['revokeApiKey', key.request(REVOKE_API_KEY, { id: adminKey.apiKey.id })],
-        ['persistedOperations', key.request(`{ persistedOperations { id } }`)],
+        ['persistedOperations', key.request(graphql(`query ApiKeysPersistedOperations { persistedOperations { id } }`))],
         [
           'registerPersistedOperations',
-          key.request(`mutation($o: [PersistedOperationInput!]!) { registerPersistedOperations(operations: $o) { operations { id } } }`, {
+          key.request(graphql(`mutation ApiKeysRegisterPersistedOperations($o: [PersistedOperationInput!]!) { registerPersistedOperations(operations: $o) { operations { id } } }`), {
             o: [{ body: '{ me { id } }' }],
           }),
         ],
@@ -370,10 +355,10 @@ describe("a key's role is its ceiling", () => {
       }
     }
     // Nothing happened: the owner is still OWNER, no member or key was added, the key still works.
-    const after = await A.owner.request<{ members: { id: string; email: string; role: string }[] }>(`{ members { id email role } }`);
+    const after = await A.owner.request(graphql(`query ApiKeysMembers3 { members { id email role } }`));
     expect(after.members.find((member) => member.id === ownerId)?.role).toBe('OWNER');
     expect(after.members.filter((member) => member.email.startsWith('sneaky'))).toEqual([]);
-    const keys = (await A.owner.request<{ apiKeys: ApiKeyView[] }>(API_KEYS)).apiKeys;
+    const keys = (await A.owner.request(API_KEYS)).apiKeys;
     expect(keys.filter((key) => key.name === 'child key')).toEqual([]);
     expect(keys.find((key) => key.id === adminKey.apiKey.id)?.revokedAt).toBeNull();
   });
@@ -388,7 +373,7 @@ describe('tenant isolation for keys', () => {
     bKey = await createKey(B.owner, { name: 'B partner', role: 'VIEWER' });
   });
 
-  const snapshotB = () => B.owner.request<Lists>(LISTS, {});
+  const snapshotB = () => B.owner.request(LISTS, {});
 
   it("finds nothing of tenant B with B's ids, changes nothing of B, and lists only A's rows", async () => {
     const before = await snapshotB();
@@ -396,40 +381,40 @@ describe('tenant isolation for keys', () => {
     expect(before.drivers.totalCount).toBe(2);
 
     for (const id of bVehicles) {
-      expect((await aKey.request<{ vehicle: unknown }>(VEHICLE, { id })).vehicle).toBeNull();
-      expect((await aKey.request<{ node: unknown }>(NODE, { id })).node).toBeNull();
+      expect((await aKey.request(VEHICLE, { id })).vehicle).toBeNull();
+      expect((await aKey.request(NODE, { id })).node).toBeNull();
     }
     for (const id of bDrivers) {
-      expect((await aKey.request<{ driver: unknown }>(DRIVER, { id })).driver).toBeNull();
-      expect((await aKey.request<{ node: unknown }>(NODE, { id })).node).toBeNull();
+      expect((await aKey.request(DRIVER, { id })).driver).toBeNull();
+      expect((await aKey.request(NODE, { id })).node).toBeNull();
     }
     // Controls: the same queries find A's own rows.
-    expect((await aKey.request<{ vehicle: { id: string } | null }>(VEHICLE, { id: aVehicle })).vehicle?.id).toBe(aVehicle);
-    expect((await aKey.request<{ node: { id: string } | null }>(NODE, { id: aDriver })).node?.id).toBe(aDriver);
+    expect((await aKey.request(VEHICLE, { id: aVehicle })).vehicle?.id).toBe(aVehicle);
+    expect((await aKey.request(NODE, { id: aDriver })).node?.id).toBe(aDriver);
 
     const attacks: [string, Promise<unknown>][] = [
-      ['updateVehicle', aKey.request(UPDATE_VEHICLE, { id: bVehicles[0], input: { odometerKm: 999_999 } })],
-      ['deleteVehicle', aKey.request(DELETE_VEHICLE, { id: bVehicles[1] })],
-      ['updateDriver', aKey.request(UPDATE_DRIVER, { id: bDrivers[0], input: { name: 'Hijacked' } })],
-      ['deleteDriver', aKey.request(DELETE_DRIVER, { id: bDrivers[1] })],
-      ["assignDriver(B's vehicle, A's driver)", aKey.request(ASSIGN, { vehicleId: bVehicles[1], driverId: aDriver })],
-      ["assignDriver(A's vehicle, B's driver)", aKey.request(ASSIGN, { vehicleId: aVehicle, driverId: bDrivers[1] })],
-      ["assignDriver(B's vehicle, null)", aKey.request(ASSIGN, { vehicleId: bVehicles[0], driverId: null })],
+      ['updateVehicle', aKey.request(UPDATE_VEHICLE, { id: bVehicles[0] as string, input: { odometerKm: 999_999 } })],
+      ['deleteVehicle', aKey.request(DELETE_VEHICLE, { id: bVehicles[1] as string })],
+      ['updateDriver', aKey.request(UPDATE_DRIVER, { id: bDrivers[0] as string, input: { name: 'Hijacked' } })],
+      ['deleteDriver', aKey.request(DELETE_DRIVER, { id: bDrivers[1] as string })],
+      ["assignDriver(B's vehicle, A's driver)", aKey.request(ASSIGN, { vehicleId: bVehicles[1] as string, driverId: aDriver })],
+      ["assignDriver(A's vehicle, B's driver)", aKey.request(ASSIGN, { vehicleId: aVehicle, driverId: bDrivers[1] as string })],
+      ["assignDriver(B's vehicle, null)", aKey.request(ASSIGN, { vehicleId: bVehicles[0] as string, driverId: null })],
     ];
     for (const [name, request] of attacks) {
       const { errors, data } = await expectErrors(request);
       expect({ name, codes: errors.map((error) => error.extensions.code), data }).toEqual({ name, codes: ['NOT_FOUND'], data: null });
     }
 
-    const lists = await aKey.request<Lists>(LISTS, {});
+    const lists = await aKey.request(LISTS, {});
     const seen = [
       ...lists.vehicles.edges.flatMap((edge) => [edge.node.id, edge.node.driver?.id]),
       ...lists.drivers.edges.flatMap((edge) => [edge.node.id, edge.node.vehicle?.id]),
     ];
     expect(seen.filter((id) => id !== undefined && [...bVehicles, ...bDrivers].includes(id))).toEqual([]);
     expect(lists.vehicles.edges.map((edge) => edge.node.plate)).toEqual(expect.arrayContaining(['ALPHA-1', 'ALPHA-2']));
-    expect((await aKey.request<Lists>(LISTS, { search: 'BRAVO' })).vehicles.totalCount).toBe(0);
-    expect((await aKey.request<Lists>(LISTS, { search: 'BRAVO' })).drivers.totalCount).toBe(0);
+    expect((await aKey.request(LISTS, { search: 'BRAVO' })).vehicles.totalCount).toBe(0);
+    expect((await aKey.request(LISTS, { search: 'BRAVO' })).drivers.totalCount).toBe(0);
 
     expect(await snapshotB()).toEqual(before);
   });
@@ -439,15 +424,15 @@ describe('tenant isolation for keys', () => {
     const { errors } = await expectErrors(admin.request(REVOKE_API_KEY, { id: bKey.apiKey.id }));
     expect(errors.map((error) => error.extensions.code)).toEqual(['NOT_FOUND']);
     expect(await errorCode(A.owner.request(REVOKE_API_KEY, { id: bKey.apiKey.id }))).toBe('NOT_FOUND');
-    expect((await admin.request<{ apiKeys: ApiKeyView[] }>(API_KEYS)).apiKeys.map((key) => key.id)).not.toContain(bKey.apiKey.id);
+    expect((await admin.request(API_KEYS)).apiKeys.map((key) => key.id)).not.toContain(bKey.apiKey.id);
 
-    const stillWorks = await keyClient(bKey.secret, 'x-api-key').request<{ me: { tenant: { id: string } } }>(ME);
-    expect(stillWorks.me.tenant.id).toBe(B.id);
-    expect((await B.owner.request<{ apiKeys: ApiKeyView[] }>(API_KEYS)).apiKeys.find((key) => key.id === bKey.apiKey.id)?.revokedAt).toBeNull();
+    const stillWorks = await keyClient(bKey.secret, 'x-api-key').request(ME);
+    expect(stillWorks.me.tenant?.id).toBe(B.id);
+    expect((await B.owner.request(API_KEYS)).apiKeys.find((key) => key.id === bKey.apiKey.id)?.revokedAt).toBeNull();
   });
 
   it("gives B's key only B's data", async () => {
-    const lists = await keyClient(bKey.secret).request<Lists>(LISTS, {});
+    const lists = await keyClient(bKey.secret).request(LISTS, {});
     expect(lists.vehicles.edges.map((edge) => edge.node.id).sort()).toEqual([...bVehicles].sort());
     expect(lists.drivers.edges.map((edge) => edge.node.id).sort()).toEqual([...bDrivers].sort());
   });
