@@ -8,6 +8,8 @@ import {
   type TenantFixture,
   type TestServer,
 } from '../support/test-server';
+import { graphql } from '../generated';
+import type { AddMemberInput, AddMemberMutation, LoginMutation, MeQuery, Role, UpdateRoleMutation } from '../generated/graphql';
 
 /*
  * Sign-in, refresh-token rotation, logout and membership management, over real HTTP against a
@@ -29,71 +31,51 @@ afterAll(async () => {
   await app.close();
 });
 
-interface AuthPayload {
-  accessToken: string;
-  refreshToken: string;
-  expiresAt: string;
-}
+type AuthPayload = LoginMutation['login'];
+type Member = AddMemberMutation['addMember']['member'];
+type Viewer = MeQuery['me'];
 
-interface Member {
-  id: string;
-  email: string;
-  name: string;
-  role: string;
-  joinedAt: string;
-}
-
-interface Viewer {
-  id: string;
-  kind: string;
-  email: string | null;
-  name: string;
-  role: string | null;
-  tenant: { id: string; slug: string } | null;
-}
-
-const LOGIN = `mutation Login($input: LoginInput!) { login(input: $input) { accessToken refreshToken expiresAt } }`;
-const ADMIN_LOGIN = `mutation AdminLogin($email: String!, $password: String!) {
+const LOGIN = graphql(`mutation Login($input: LoginInput!) { login(input: $input) { accessToken refreshToken expiresAt } }`);
+const ADMIN_LOGIN = graphql(`mutation AdminLogin($email: String!, $password: String!) {
   adminLogin(email: $email, password: $password) { accessToken refreshToken expiresAt }
-}`;
-const REFRESH = `mutation Refresh($token: String!) { refreshToken(token: $token) { accessToken refreshToken expiresAt } }`;
-const LOGOUT = `mutation Logout { logout { success } }`;
-const ME = `query Me { me { id kind email name role tenant { id slug } } }`;
-const MEMBERS = `query Members { members { id email name role joinedAt } }`;
-const ADD_MEMBER = `mutation AddMember($input: AddMemberInput!) { addMember(input: $input) { member { id email name role joinedAt } } }`;
-const UPDATE_ROLE = `mutation UpdateRole($userId: ID!, $role: Role!) { updateMemberRole(userId: $userId, role: $role) { member { id email role } } }`;
-const REMOVE_MEMBER = `mutation RemoveMember($userId: ID!) { removeMember(userId: $userId) { removedUserId } }`;
+}`);
+const REFRESH = graphql(`mutation Refresh($token: String!) { refreshToken(token: $token) { accessToken refreshToken expiresAt } }`);
+const LOGOUT = graphql(`mutation Logout { logout { success } }`);
+const ME = graphql(`query Me { me { id kind email name role tenant { id slug } } }`);
+const MEMBERS = graphql(`query Members { members { id email name role joinedAt } }`);
+const ADD_MEMBER = graphql(`mutation AddMember($input: AddMemberInput!) { addMember(input: $input) { member { id email name role joinedAt } } }`);
+const UPDATE_ROLE = graphql(`mutation UpdateRole($userId: ID!, $role: Role!) { updateMemberRole(userId: $userId, role: $role) { member { id email role } } }`);
+const REMOVE_MEMBER = graphql(`mutation RemoveMember($userId: ID!) { removeMember(userId: $userId) { removedUserId } }`);
 
 async function login(slug: string, email: string, password: string): Promise<AuthPayload> {
-  return (await app.client().request<{ login: AuthPayload }>(LOGIN, { input: { tenant: slug, email, password } })).login;
+  return (await app.client().request(LOGIN, { input: { tenant: slug, email, password } })).login;
 }
 
 async function refresh(token: string): Promise<AuthPayload> {
-  return (await app.client().request<{ refreshToken: AuthPayload }>(REFRESH, { token })).refreshToken;
+  return (await app.client().request(REFRESH, { token })).refreshToken;
 }
 
 async function me(client: GraphQLClient): Promise<Viewer> {
-  return (await client.request<{ me: Viewer }>(ME)).me;
+  return (await client.request(ME)).me;
 }
 
 async function members(client: GraphQLClient): Promise<Member[]> {
-  return (await client.request<{ members: Member[] }>(MEMBERS)).members;
+  return (await client.request(MEMBERS)).members;
 }
 
 async function addMember(
   client: GraphQLClient,
-  input: { email: string; role: string; name?: string; password?: string },
+  input: AddMemberInput,
 ): Promise<Member> {
-  return (await client.request<{ addMember: { member: Member } }>(ADD_MEMBER, { input })).addMember.member;
+  return (await client.request(ADD_MEMBER, { input })).addMember.member;
 }
 
-async function setRole(client: GraphQLClient, userId: string, role: string): Promise<{ id: string; role: string }> {
-  return (await client.request<{ updateMemberRole: { member: { id: string; role: string } } }>(UPDATE_ROLE, { userId, role }))
-    .updateMemberRole.member;
+async function setRole(client: GraphQLClient, userId: string, role: Role): Promise<UpdateRoleMutation['updateMemberRole']['member']> {
+  return (await client.request(UPDATE_ROLE, { userId, role })).updateMemberRole.member;
 }
 
 async function removeMember(client: GraphQLClient, userId: string): Promise<string> {
-  return (await client.request<{ removeMember: { removedUserId: string } }>(REMOVE_MEMBER, { userId })).removeMember.removedUserId;
+  return (await client.request(REMOVE_MEMBER, { userId })).removeMember.removedUserId;
 }
 
 let counter = 0;
@@ -103,7 +85,7 @@ const PASSWORD = 'member-password-1';
 /** A new user added to `fixture` with `role`, signed in: its client, id and token pair. */
 async function newMember(
   fixture: TenantFixture,
-  role: string,
+  role: Role,
   label = role.toLowerCase(),
 ): Promise<{ id: string; email: string; client: GraphQLClient; tokens: AuthPayload }> {
   const email = newEmail(label);
@@ -165,7 +147,7 @@ describe('login', () => {
 
 describe('adminLogin and me', () => {
   it('signs in the platform admin; me describes the admin', async () => {
-    const payload = (await app.client().request<{ adminLogin: AuthPayload }>(ADMIN_LOGIN, { email: ADMIN_EMAIL, password: ADMIN_PASSWORD }))
+    const payload = (await app.client().request(ADMIN_LOGIN, { email: ADMIN_EMAIL, password: ADMIN_PASSWORD }))
       .adminLogin;
     expect(Date.parse(payload.expiresAt)).toBeGreaterThan(Date.now() + 14 * 60_000);
     const viewer = await me(app.bearer(payload.accessToken));
@@ -251,7 +233,7 @@ describe('refresh tokens', () => {
   });
 
   it('an admin session rotates too', async () => {
-    const admin = (await app.client().request<{ adminLogin: AuthPayload }>(ADMIN_LOGIN, { email: ADMIN_EMAIL, password: ADMIN_PASSWORD })).adminLogin;
+    const admin = (await app.client().request(ADMIN_LOGIN, { email: ADMIN_EMAIL, password: ADMIN_PASSWORD })).adminLogin;
     const next = await refresh(admin.refreshToken);
     expect((await me(app.bearer(next.accessToken))).kind).toBe('PLATFORM_ADMIN');
   });
@@ -262,14 +244,14 @@ describe('logout', () => {
     const session = await login(tenant.slug, tenant.ownerEmail, tenant.ownerPassword);
     const other = await login(tenant.slug, tenant.ownerEmail, tenant.ownerPassword);
     const client = app.bearer(session.accessToken);
-    expect((await client.request<{ logout: { success: boolean } }>(LOGOUT)).logout.success).toBe(true);
+    expect((await client.request(LOGOUT)).logout.success).toBe(true);
     expect(await failure(me(client))).toMatchObject({ code: 'UNAUTHENTICATED', status: 401 });
     expect(await failure(refresh(session.refreshToken))).toMatchObject({ code: 'UNAUTHENTICATED' });
     expect((await me(app.bearer(other.accessToken))).role).toBe('OWNER');
   });
 
   it('ends an admin session too', async () => {
-    const admin = (await app.client().request<{ adminLogin: AuthPayload }>(ADMIN_LOGIN, { email: ADMIN_EMAIL, password: ADMIN_PASSWORD })).adminLogin;
+    const admin = (await app.client().request(ADMIN_LOGIN, { email: ADMIN_EMAIL, password: ADMIN_PASSWORD })).adminLogin;
     await app.bearer(admin.accessToken).request(LOGOUT);
     expect(await errorCode(me(app.bearer(admin.accessToken)))).toBe('UNAUTHENTICATED');
     expect(await errorCode(refresh(admin.refreshToken))).toBe('UNAUTHENTICATED');
@@ -353,13 +335,13 @@ describe('members', () => {
 
   it('changes a member\'s role; it takes effect at once, even for tokens issued before', async () => {
     const viewer = await newMember(tenant, 'VIEWER');
-    expect(await errorCode(viewer.client.request(`mutation { createVehicle(input: { plate: "ROLE-1", make: "A", model: "B", year: 2020 }) { vehicle { id } } }`))).toBe(
+    expect(await errorCode(viewer.client.request(graphql(`mutation AuthCreateVehicle { createVehicle(input: { plate: "ROLE-1", make: "A", model: "B", year: 2020 }) { vehicle { id } } }`)))).toBe(
       'FORBIDDEN',
     );
     expect(await setRole(tenant.owner, viewer.id, 'MANAGER')).toEqual({ id: viewer.id, email: viewer.email, role: 'MANAGER' });
     expect((await me(viewer.client)).role).toBe('MANAGER');
-    const created = await viewer.client.request<{ createVehicle: { vehicle: { id: string } } }>(
-      `mutation { createVehicle(input: { plate: "ROLE-1", make: "A", model: "B", year: 2020 }) { vehicle { id } } }`,
+    const created = await viewer.client.request(
+      graphql(`mutation AuthCreateVehicle2 { createVehicle(input: { plate: "ROLE-1", make: "A", model: "B", year: 2020 }) { vehicle { id } } }`),
     );
     expect(created.createVehicle.vehicle.id).toEqual(expect.any(String));
     expect((await members(tenant.owner)).find((member) => member.id === viewer.id)?.role).toBe('MANAGER');

@@ -2,6 +2,8 @@ import http from 'node:http';
 import { generateKeyPairSync } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
+import { graphql } from '../generated';
+import type { Role } from '../generated/graphql';
 
 /*
  * Forged, stale and misused credentials over HTTP. Each must be refused with UNAUTHENTICATED
@@ -14,10 +16,10 @@ const JWT_SECRET = 'test-jwt-secret-0123456789abcdef-0123456789';
 const ISSUER = 'fleet-graphql';
 const AUDIENCE = 'fleet-graphql-api';
 
-const VEHICLES = '{ vehicles(first: 100) { totalCount edges { node { id plate } } } }';
-const CREATE_VEHICLE = `mutation($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { id plate } } }`;
-const DELETE_VEHICLE = `mutation($id: ID!) { deleteVehicle(id: $id) { deletedId } }`;
-const ADD_MEMBER = `mutation($input: AddMemberInput!) { addMember(input: $input) { member { id role } } }`;
+const VEHICLES = graphql(`query TokenAttacksVehicles { vehicles(first: 100) { totalCount edges { node { id plate } } } }`);
+const CREATE_VEHICLE = graphql(`mutation TokenAttacksCreateVehicle($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { id plate } } }`);
+const DELETE_VEHICLE = graphql(`mutation TokenAttacksDeleteVehicle($id: ID!) { deleteVehicle(id: $id) { deletedId } }`);
+const ADD_MEMBER = graphql(`mutation TokenAttacksAddMember($input: AddMemberInput!) { addMember(input: $input) { member { id role } } }`);
 
 let app: TestServer;
 let A: TenantFixture;
@@ -75,14 +77,14 @@ async function expectFieldRefused(request: Promise<unknown>, code: string): Prom
 }
 
 async function vehicleCount(token: string, headers: Record<string, string> = {}): Promise<number> {
-  const result = await app.bearer(token, headers).request<{ vehicles: { totalCount: number } }>(VEHICLES);
+  const result = await app.bearer(token, headers).request(VEHICLES);
   return result.vehicles.totalCount;
 }
 
-async function addAndLogin(tenant: TenantFixture, role: string): Promise<{ id: string; email: string; token: string }> {
+async function addAndLogin(tenant: TenantFixture, role: Role): Promise<{ id: string; email: string; token: string }> {
   const email = `${role.toLowerCase()}-${uniqueSlug('m')}@${tenant.slug}.test`;
   const password = `password-${email}`;
-  const added = await tenant.owner.request<{ addMember: { member: { id: string; role: string } } }>(ADD_MEMBER, {
+  const added = await tenant.owner.request(ADD_MEMBER, {
     input: { email, name: `A ${role}`, password, role },
   });
   expect(added.addMember.member.role).toBe(role);
@@ -92,7 +94,7 @@ async function addAndLogin(tenant: TenantFixture, role: string): Promise<{ id: s
 beforeAll(async () => {
   app = await startTestServer();
   [A, B] = await Promise.all([app.createTenant(uniqueSlug('alpha')), app.createTenant(uniqueSlug('bravo'))]);
-  const created = await A.owner.request<{ createVehicle: { vehicle: { id: string } } }>(CREATE_VEHICLE, {
+  const created = await A.owner.request(CREATE_VEHICLE, {
     input: { plate: 'ALPHA-1', make: 'Make', model: 'Model', year: 2020 },
   });
   aVehicleId = created.createVehicle.vehicle.id;
@@ -171,7 +173,7 @@ describe('forged and malformed tokens: UNAUTHENTICATED, no data', () => {
 
   it("even correctly signed, a PLATFORM_ADMIN role claim on a member's session is refused", async () => {
     const { sub, sid } = memberClaims(A.ownerToken);
-    await expectUnauthenticated(app.bearer(sign({ sub, sid, role: 'PLATFORM_ADMIN' })).request('{ tenants { totalCount } }'));
+    await expectUnauthenticated(app.bearer(sign({ sub, sid, role: 'PLATFORM_ADMIN' })).request(graphql(`query TokenAttacksTenants { tenants { totalCount } }`)));
   });
 
   it('a wrong issuer', async () => {
@@ -208,24 +210,24 @@ describe('the X-Tenant header must name the token tenant', () => {
   });
 
   it("A's token with X-Tenant: A's slug works and returns A's data only", async () => {
-    const result = await app.bearer(A.ownerToken, { 'x-tenant': A.slug }).request<{ vehicles: { edges: { node: { plate: string } }[] } }>(VEHICLES);
+    const result = await app.bearer(A.ownerToken, { 'x-tenant': A.slug }).request(VEHICLES);
     expect(result.vehicles.edges.map((edge) => edge.node.plate)).toEqual(['ALPHA-1']);
   });
 });
 
 describe('tokens whose session or membership ended', () => {
   it('an access token of a logged-out session (and its refresh token)', async () => {
-    const login = await app.client().request<{ login: { accessToken: string; refreshToken: string } }>(
-      `mutation($input: LoginInput!) { login(input: $input) { accessToken refreshToken } }`,
+    const login = await app.client().request(
+      graphql(`mutation TokenAttacksLogin($input: LoginInput!) { login(input: $input) { accessToken refreshToken } }`),
       { input: { tenant: A.slug, email: A.ownerEmail, password: A.ownerPassword } },
     );
     const { accessToken, refreshToken } = login.login;
     expect(await vehicleCount(accessToken)).toBe(1);
-    const out = await app.bearer(accessToken).request<{ logout: { success: boolean } }>('mutation { logout { success } }');
+    const out = await app.bearer(accessToken).request(graphql(`mutation TokenAttacksLogout { logout { success } }`));
     expect(out.logout.success).toBe(true);
     await expectUnauthenticated(app.bearer(accessToken).request(VEHICLES));
     await expectFieldRefused(
-      app.client().request('mutation($token: String!) { refreshToken(token: $token) { accessToken } }', { token: refreshToken }),
+      app.client().request(graphql(`mutation TokenAttacksRefreshToken($token: String!) { refreshToken(token: $token) { accessToken } }`), { token: refreshToken }),
       'UNAUTHENTICATED',
     );
     // Only that session ended: the fixture's own owner session still works.
@@ -235,7 +237,7 @@ describe('tokens whose session or membership ended', () => {
   it("a removed member's old token", async () => {
     const member = await addAndLogin(A, 'MEMBER');
     expect(await vehicleCount(member.token)).toBe(1);
-    await A.owner.request('mutation($userId: ID!) { removeMember(userId: $userId) { removedUserId } }', { userId: member.id });
+    await A.owner.request(graphql(`mutation TokenAttacksRemoveMember($userId: ID!) { removeMember(userId: $userId) { removedUserId } }`), { userId: member.id });
     await expectUnauthenticated(app.bearer(member.token).request(VEHICLES));
     // Even re-signed with the secret on the same session: the membership is gone.
     await expectUnauthenticated(app.bearer(sign(memberClaims(member.token))).request(VEHICLES));
@@ -249,24 +251,24 @@ describe('tokens whose session or membership ended', () => {
     const admin = await addAndLogin(A, 'ADMIN');
     expect(claimsOf(admin.token).role).toBe('ADMIN');
     const throwaway = async (plate: string) =>
-      (await A.owner.request<{ createVehicle: { vehicle: { id: string } } }>(CREATE_VEHICLE, {
+      (await A.owner.request(CREATE_VEHICLE, {
         input: { plate, make: 'Make', model: 'Model', year: 2020 },
       })).createVehicle.vehicle.id;
     const first = await throwaway('DEMOTE-1');
     const second = await throwaway('DEMOTE-2');
     // Control: as ADMIN the token can delete.
-    const deleted = await app.bearer(admin.token).request<{ deleteVehicle: { deletedId: string } }>(DELETE_VEHICLE, { id: first });
+    const deleted = await app.bearer(admin.token).request(DELETE_VEHICLE, { id: first });
     expect(deleted.deleteVehicle.deletedId).toBe(first);
 
-    await A.owner.request('mutation($userId: ID!) { updateMemberRole(userId: $userId, role: VIEWER) { member { role } } }', { userId: admin.id });
+    await A.owner.request(graphql(`mutation TokenAttacksUpdateMemberRole($userId: ID!) { updateMemberRole(userId: $userId, role: VIEWER) { member { role } } }`), { userId: admin.id });
     await expectFieldRefused(app.bearer(admin.token).request(DELETE_VEHICLE, { id: second }), 'FORBIDDEN');
     await expectFieldRefused(
       app.bearer(admin.token).request(ADD_MEMBER, { input: { email: `x-${uniqueSlug()}@a.test`, name: 'X', password: 'password-123456', role: 'VIEWER' } }),
       'FORBIDDEN',
     );
-    const me = await app.bearer(admin.token).request<{ me: { role: string } }>('{ me { role } }');
+    const me = await app.bearer(admin.token).request(graphql(`query TokenAttacksMe { me { role } }`));
     expect(me.me.role).toBe('VIEWER');
-    const still = await A.owner.request<{ vehicle: { id: string } | null }>('query($id: ID!) { vehicle(id: $id) { id } }', { id: second });
+    const still = await A.owner.request(graphql(`query TokenAttacksVehicle($id: ID!) { vehicle(id: $id) { id } }`), { id: second });
     expect(still.vehicle?.id).toBe(second);
     await A.owner.request(DELETE_VEHICLE, { id: second });
   });
@@ -275,8 +277,8 @@ describe('tokens whose session or membership ended', () => {
     const C = await app.createTenant(uniqueSlug('charlie'));
     const admin = await app.admin();
     expect(await vehicleCount(C.ownerToken)).toBe(0);
-    const suspended = await admin.request<{ suspendTenant: { tenant: { status: string } } }>(
-      'mutation($id: ID!) { suspendTenant(id: $id) { tenant { status } } }',
+    const suspended = await admin.request(
+      graphql(`mutation TokenAttacksSuspendTenant($id: ID!) { suspendTenant(id: $id) { tenant { status } } }`),
       { id: C.id },
     );
     expect(suspended.suspendTenant.tenant.status).toBe('SUSPENDED');
@@ -286,7 +288,7 @@ describe('tokens whose session or membership ended', () => {
     // Other tenants are unaffected.
     expect(await vehicleCount(A.ownerToken)).toBe(1);
 
-    await admin.request('mutation($id: ID!) { reactivateTenant(id: $id) { tenant { status } } }', { id: C.id });
+    await admin.request(graphql(`mutation TokenAttacksReactivateTenant($id: ID!) { reactivateTenant(id: $id) { tenant { status } } }`), { id: C.id });
     expect(await vehicleCount(C.ownerToken)).toBe(0);
     expect(await vehicleCount(await app.login(C.slug, C.ownerEmail, C.ownerPassword))).toBe(0);
   });
@@ -298,28 +300,28 @@ describe('a platform admin token on tenant data: FORBIDDEN', () => {
     for (const headers of [{}, { 'x-tenant': A.slug }] as Record<string, string>[]) {
       const admin = app.bearer(adminToken, headers);
       await expectFieldRefused(admin.request(VEHICLES), 'FORBIDDEN');
-      await expectFieldRefused(admin.request('query($id: ID!) { node(id: $id) { id } }', { id: aVehicleId }), 'FORBIDDEN');
-      await expectFieldRefused(admin.request('{ members { id } }'), 'FORBIDDEN');
+      await expectFieldRefused(admin.request(graphql(`query TokenAttacksNode($id: ID!) { node(id: $id) { id } }`), { id: aVehicleId }), 'FORBIDDEN');
+      await expectFieldRefused(admin.request(graphql(`query TokenAttacksMembers { members { id } }`)), 'FORBIDDEN');
       await expectFieldRefused(admin.request(CREATE_VEHICLE, { input: { plate: 'ADMIN-1', make: 'M', model: 'M', year: 2020 } }), 'FORBIDDEN');
       await expectFieldRefused(admin.request(DELETE_VEHICLE, { id: aVehicleId }), 'FORBIDDEN');
     }
     const admin = await app.admin();
-    const me = await admin.request<{ me: { kind: string; tenant: unknown } }>('{ me { kind tenant { id } } }');
+    const me = await admin.request(graphql(`query TokenAttacksMe2 { me { kind tenant { id } } }`));
     expect(me.me).toEqual({ kind: 'PLATFORM_ADMIN', tenant: null });
     expect(await vehicleCount(A.ownerToken)).toBe(1);
   });
 });
 
 describe('API keys', () => {
-  const CREATE_API_KEY = `mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { apiKey { id } secret } }`;
-  const createKey = async (tenant: TenantFixture, role = 'MANAGER') =>
-    (await tenant.owner.request<{ createApiKey: { apiKey: { id: string }; secret: string } }>(CREATE_API_KEY, {
+  const CREATE_API_KEY = graphql(`mutation TokenAttacksCreateApiKey($input: CreateApiKeyInput!) { createApiKey(input: $input) { apiKey { id } secret } }`);
+  const createKey = async (tenant: TenantFixture, role: Role = 'MANAGER') =>
+    (await tenant.owner.request(CREATE_API_KEY, {
       input: { name: `key ${uniqueSlug()}`, role },
     })).createApiKey;
 
   it("B's key reads B only; with X-Tenant naming A it is FORBIDDEN", async () => {
     const key = await createKey(B);
-    const asKey = await app.client({ 'x-api-key': key.secret }).request<{ vehicles: { edges: { node: { plate: string } }[] } }>(VEHICLES);
+    const asKey = await app.client({ 'x-api-key': key.secret }).request(VEHICLES);
     expect(asKey.vehicles.edges.map((edge) => edge.node.plate)).toEqual(['BRAVO-1']);
     await expectForbidden(app.client({ 'x-api-key': key.secret, 'x-tenant': A.slug }).request(VEHICLES));
     await expectForbidden(app.bearer(key.secret, { 'x-tenant': A.id }).request(VEHICLES));
@@ -327,11 +329,11 @@ describe('API keys', () => {
 
   it('a revoked key, a tampered key, and a key sent alongside a token: UNAUTHENTICATED', async () => {
     const key = await createKey(A);
-    expect((await app.bearer(key.secret).request<{ vehicles: { totalCount: number } }>(VEHICLES)).vehicles.totalCount).toBe(1);
+    expect((await app.bearer(key.secret).request(VEHICLES)).vehicles.totalCount).toBe(1);
     const last = key.secret.at(-1) === 'A' ? 'B' : 'A';
     await expectUnauthenticated(app.client({ 'x-api-key': `${key.secret.slice(0, -1)}${last}` }).request(VEHICLES));
     await expectUnauthenticated(app.client({ 'x-api-key': key.secret, authorization: `Bearer ${B.ownerToken}` }).request(VEHICLES));
-    await A.owner.request('mutation($id: ID!) { revokeApiKey(id: $id) { apiKey { revokedAt } } }', { id: key.apiKey.id });
+    await A.owner.request(graphql(`mutation TokenAttacksRevokeApiKey($id: ID!) { revokeApiKey(id: $id) { apiKey { revokedAt } } }`), { id: key.apiKey.id });
     await expectUnauthenticated(app.client({ 'x-api-key': key.secret }).request(VEHICLES));
     await expectUnauthenticated(app.bearer(key.secret).request(VEHICLES));
   });
@@ -339,11 +341,11 @@ describe('API keys', () => {
   it('a key, whatever its role, cannot manage members or keys (FORBIDDEN)', async () => {
     const key = await createKey(A, 'ADMIN');
     const asKey = app.client({ 'x-api-key': key.secret });
-    await expectFieldRefused(asKey.request('{ members { id } }'), 'FORBIDDEN');
+    await expectFieldRefused(asKey.request(graphql(`query TokenAttacksMembers2 { members { id } }`)), 'FORBIDDEN');
     await expectFieldRefused(asKey.request(ADD_MEMBER, { input: { email: `k-${uniqueSlug()}@a.test`, name: 'K', password: 'password-123456', role: 'VIEWER' } }), 'FORBIDDEN');
     await expectFieldRefused(asKey.request(CREATE_API_KEY, { input: { name: 'child', role: 'VIEWER' } }), 'FORBIDDEN');
     // Control: the key does reach ADMIN fleet operations.
-    const created = await asKey.request<{ createVehicle: { vehicle: { id: string } } }>(CREATE_VEHICLE, {
+    const created = await asKey.request(CREATE_VEHICLE, {
       input: { plate: 'KEY-1', make: 'M', model: 'M', year: 2020 },
     });
     await asKey.request(DELETE_VEHICLE, { id: created.createVehicle.vehicle.id });

@@ -87,7 +87,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
 
   const login = async (tenant: string, email: string, password: string) => {
     const result = await client().request(
-      graphql(`mutation Login($input: LoginInput!) { login(input: $input) { accessToken } }`),
+      graphql(`mutation TestServerLogin($input: LoginInput!) { login(input: $input) { accessToken } }`),
       { input: { tenant, email, password } },
     );
     return result.login.accessToken;
@@ -103,7 +103,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     async adminToken() {
       if (!adminToken) {
         const result = await client().request(
-          graphql(`mutation AdminLogin($email: String!, $password: String!) { adminLogin(email: $email, password: $password) { accessToken } }`),
+          graphql(`mutation TestServerAdminLogin($email: String!, $password: String!) { adminLogin(email: $email, password: $password) { accessToken } }`),
           { email: ADMIN_EMAIL, password: ADMIN_PASSWORD },
         );
         adminToken = result.adminLogin.accessToken;
@@ -118,7 +118,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       const ownerPassword = `owner-password-${slug}`;
       const admin = await testServer.admin();
       const result = await admin.request(
-        graphql(`mutation CreateTenantFixture($input: CreateTenantInput!) { createTenant(input: $input) { tenant { id slug schemaName } } }`),
+        graphql(`mutation TestServerCreateTenant($input: CreateTenantInput!) { createTenant(input: $input) { tenant { id slug schemaName } } }`),
         { input: { slug, name: `Tenant ${slug}`, plan, owner: { email: ownerEmail, name: 'Owner', password: ownerPassword } } },
       );
       const ownerToken = await login(slug, ownerEmail, ownerPassword);
