@@ -1,36 +1,25 @@
 import type { GraphQLClient } from '../support/graphql-request';
 import { DatabaseInspector, shippedTenantMigrations, tenantMigrationsWith } from '../support/provisioning-inspector';
 import { errorCode, expectErrors, startTestServer, uniqueSlug, type TestServer } from '../support/test-server';
+import { graphql } from '../generated';
+import type { CreateTenantInput, ProvisioningMeQuery, ProvisioningTenantFieldsFragment, ProvisioningTenantsPageQuery } from '../generated/graphql';
 
 /*
  * createTenant and the tenant lifecycle over GraphQL as the platform admin, checked against what
  * PostgreSQL really holds afterwards (as the test database's superuser).
  */
 
-const TENANT_FIELDS = 'id slug name plan status schemaName migrationVersion lastError createdAt provisionedAt';
+// Spread by the documents below: the generated documents carry it along.
+graphql(`fragment ProvisioningTenantFields on Tenant {
+  id slug name plan status schemaName migrationVersion lastError createdAt provisionedAt
+}`);
 
-const CREATE_TENANT = `mutation Create($input: CreateTenantInput!) { createTenant(input: $input) { tenant { ${TENANT_FIELDS} } } }`;
-const TENANT_BY_SLUG = `query Tenant($slug: String!) { tenant(slug: $slug) { ${TENANT_FIELDS} } }`;
+const CREATE_TENANT = graphql(`mutation ProvisioningCreateTenant($input: CreateTenantInput!) {
+  createTenant(input: $input) { tenant { ...ProvisioningTenantFields } }
+}`);
+const TENANT_BY_SLUG = graphql(`query ProvisioningTenant($slug: String!) { tenant(slug: $slug) { ...ProvisioningTenantFields } }`);
 
-interface TenantView {
-  id: string;
-  slug: string;
-  name: string;
-  plan: 'FREE' | 'STANDARD' | 'ENTERPRISE';
-  status: 'PROVISIONING' | 'ACTIVE' | 'SUSPENDED' | 'FAILED';
-  schemaName: string;
-  migrationVersion: string | null;
-  lastError: string | null;
-  createdAt: string;
-  provisionedAt: string | null;
-}
-
-interface CreateInput {
-  slug: string;
-  name: string;
-  plan: TenantView['plan'];
-  owner: { email: string; name: string; password: string };
-}
+type TenantView = ProvisioningTenantFieldsFragment;
 
 /** createTenant allows 60 calls a minute; this file makes about that many, and rate limits are tested elsewhere. */
 const NO_FIELD_LIMITS = { RATE_LIMIT_ENABLED: 'false' };
@@ -53,7 +42,7 @@ afterAll(async () => {
   await app?.close();
 });
 
-function inputFor(slug: string, overrides: Partial<CreateInput> = {}): CreateInput {
+function inputFor(slug: string, overrides: Partial<CreateTenantInput> = {}): CreateTenantInput {
   return {
     slug,
     name: `Tenant ${slug}`,
@@ -63,22 +52,22 @@ function inputFor(slug: string, overrides: Partial<CreateInput> = {}): CreateInp
   };
 }
 
-async function createTenant(input: CreateInput, client: GraphQLClient = admin): Promise<TenantView> {
-  const result = await client.request<{ createTenant: { tenant: TenantView } }>(CREATE_TENANT, { input });
+async function createTenant(input: CreateTenantInput, client: GraphQLClient = admin): Promise<TenantView> {
+  const result = await client.request(CREATE_TENANT, { input });
   return result.createTenant.tenant;
 }
 
 async function tenantBySlug(slug: string, client: GraphQLClient = admin): Promise<TenantView | null> {
-  return (await client.request<{ tenant: TenantView | null }>(TENANT_BY_SLUG, { slug })).tenant;
+  return (await client.request(TENANT_BY_SLUG, { slug })).tenant;
 }
 
 const roleNameOf = (slug: string) => `fg_${installationId}_${slug.replaceAll('-', '_')}`;
 
 /** Signs the owner in and asks who they are: proves the tenant serves its owner. */
-async function ownerSees(server: TestServer, input: CreateInput): Promise<{ role: string; tenant: { slug: string; status: string } }> {
+async function ownerSees(server: TestServer, input: CreateTenantInput): Promise<ProvisioningMeQuery['me']> {
   const token = await server.login(input.slug, input.owner.email, input.owner.password);
-  const result = await server.bearer(token).request<{ me: { role: string; tenant: { slug: string; status: string } } }>(
-    '{ me { role tenant { slug status } } }',
+  const result = await server.bearer(token).request(
+    graphql(`query ProvisioningMe { me { role tenant { slug status } } }`),
   );
   return result.me;
 }
@@ -214,7 +203,7 @@ describe('createTenant', () => {
     });
     for (const [index, tenant] of created.entries()) {
       expect(await db.schemaOwner(tenant.schemaName)).toBe(roleNameOf(inputs[index]?.slug ?? ''));
-      expect((await ownerSees(app, inputs[index] as CreateInput)).role).toBe('OWNER');
+      expect((await ownerSees(app, inputs[index] as CreateTenantInput)).role).toBe('OWNER');
     }
   });
 
@@ -229,7 +218,7 @@ describe('createTenant', () => {
     expect(roleName.length).toBeLessThanOrEqual(63);
     expect(await db.role(roleName)).not.toBeNull();
     expect(await db.schemaOwner(tenant.schemaName)).toBe(roleName);
-    expect((await ownerSees(app, input)).tenant.slug).toBe(slug);
+    expect((await ownerSees(app, input)).tenant?.slug).toBe(slug);
   });
 
   const hostileSlugs: [string, string][] = [
@@ -266,7 +255,7 @@ describe('createTenant', () => {
     const before = await footprint();
     const slug = uniqueSlug('badowner');
     const base = inputFor(slug);
-    const cases: [CreateInput, string][] = [
+    const cases: [CreateTenantInput, string][] = [
       [{ ...base, owner: { ...base.owner, password: 'short' } }, 'owner.password'],
       [{ ...base, owner: { ...base.owner, email: 'not-an-email' } }, 'owner'],
       [{ ...base, name: '   ' }, 'name'],
@@ -340,7 +329,7 @@ describe('a provisioning that fails midway', () => {
     expect(failedRow?.finished_at).toBeNull();
 
     // A FAILED tenant cannot be reactivated; createTenant is the way to resume it.
-    expect(await errorCode(admin.request('mutation($id: ID!) { reactivateTenant(id: $id) { tenant { id } } }', { id: tenantId }))).toBe(
+    expect(await errorCode(admin.request(graphql(`mutation ProvisioningReactivateTenant($id: ID!) { reactivateTenant(id: $id) { tenant { id } } }`), { id: tenantId as string }))).toBe(
       'CONFLICT',
     );
 
@@ -359,26 +348,26 @@ describe('a provisioning that fails midway', () => {
 });
 
 describe('suspendTenant and reactivateTenant', () => {
-  const SUSPEND = 'mutation($id: ID!) { suspendTenant(id: $id) { tenant { id status } } }';
-  const REACTIVATE = 'mutation($id: ID!) { reactivateTenant(id: $id) { tenant { id status } } }';
+  const SUSPEND = graphql(`mutation ProvisioningSuspend($id: ID!) { suspendTenant(id: $id) { tenant { id status } } }`);
+  const REACTIVATE = graphql(`mutation ProvisioningReactivate($id: ID!) { reactivateTenant(id: $id) { tenant { id status } } }`);
 
   it('cuts a suspended tenant off at once and restores it on reactivation', async () => {
     const tenant = await app.createTenant(uniqueSlug('susp'));
-    const fleetQuery = '{ vehicles { totalCount } }';
+    const fleetQuery = graphql(`query ProvisioningFleetCount { vehicles { totalCount } }`);
     expect(await tenant.owner.request(fleetQuery)).toEqual({ vehicles: { totalCount: 0 } });
 
     // Members may not suspend their own tenant.
     expect(await errorCode(tenant.owner.request(SUSPEND, { id: tenant.id }))).toBe('FORBIDDEN');
 
-    const suspended = await admin.request<{ suspendTenant: { tenant: { id: string; status: string } } }>(SUSPEND, { id: tenant.id });
+    const suspended = await admin.request(SUSPEND, { id: tenant.id });
     expect(suspended.suspendTenant.tenant).toEqual({ id: tenant.id, status: 'SUSPENDED' });
     expect((await tenantBySlug(tenant.slug))?.status).toBe('SUSPENDED');
 
     expect(await errorCode(tenant.owner.request(fleetQuery))).toBe('TENANT_SUSPENDED');
-    expect(await errorCode(tenant.owner.request('{ me { role } }'))).toBe('TENANT_SUSPENDED');
+    expect(await errorCode(tenant.owner.request(graphql(`query ProvisioningSuspendedMe { me { role } }`)))).toBe('TENANT_SUSPENDED');
     expect(await errorCode(app.login(tenant.slug, tenant.ownerEmail, tenant.ownerPassword))).toBe('TENANT_SUSPENDED');
 
-    const reactivated = await admin.request<{ reactivateTenant: { tenant: { id: string; status: string } } }>(REACTIVATE, {
+    const reactivated = await admin.request(REACTIVATE, {
       id: tenant.id,
     });
     expect(reactivated.reactivateTenant.tenant).toEqual({ id: tenant.id, status: 'ACTIVE' });
@@ -413,21 +402,13 @@ describe('createTenant timing (informational)', () => {
 });
 
 describe('tenants and tenant(slug:)', () => {
-  const TENANTS_PAGE = `query Page($first: Int, $after: String) {
+  const TENANTS_PAGE = graphql(`query ProvisioningTenantsPage($first: Int, $after: String) {
     tenants(first: $first, after: $after) {
       totalCount
       pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
       edges { cursor node { id slug status } }
     }
-  }`;
-
-  interface Page {
-    tenants: {
-      totalCount: number;
-      pageInfo: { hasNextPage: boolean; hasPreviousPage: boolean; startCursor: string | null; endCursor: string | null };
-      edges: { cursor: string; node: { id: string; slug: string; status: string } }[];
-    };
-  }
+  }`);
 
   it('pages through every tenant exactly once, in id order, with totalCount', async () => {
     // Make sure there are several pages whatever ran before.
@@ -440,7 +421,7 @@ describe('tenants and tenant(slug:)', () => {
     let after: string | null = null;
     let pages = 0;
     for (;;) {
-      const page: Page = await admin.request<Page>(TENANTS_PAGE, { first: 3, after });
+      const page: ProvisioningTenantsPageQuery = await admin.request(TENANTS_PAGE, { first: 3, after });
       pages += 1;
       const { tenants } = page;
       expect(tenants.totalCount).toBe(expected.length);

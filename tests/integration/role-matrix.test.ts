@@ -4,6 +4,7 @@ import { isObjectType, type GraphQLSchema } from 'graphql';
 import { buildSchema } from '../../src/graphql/schema';
 import type { GraphQLClient } from '../support/graphql-request';
 import { errorCode, startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
+import { graphql } from '../generated';
 
 /*
  * Every tenant-scoped operation, called by a member of each role. Who may call what is read
@@ -68,16 +69,16 @@ let counter = 0;
 const unique = (prefix: string) => `${prefix}-${(counter += 1)}`;
 
 async function createVehicle(): Promise<string> {
-  const result = await tenant.owner.request<{ createVehicle: { vehicle: { id: string } } }>(
-    `mutation($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { id } } }`,
+  const result = await tenant.owner.request(
+    graphql(`mutation RoleMatrixCreateVehicle($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { id } } }`),
     { input: { plate: unique('RM'), make: 'Iveco', model: 'Daily', year: 2021 } },
   );
   return result.createVehicle.vehicle.id;
 }
 
 async function createDriver(): Promise<string> {
-  const result = await tenant.owner.request<{ createDriver: { driver: { id: string } } }>(
-    `mutation($input: CreateDriverInput!) { createDriver(input: $input) { driver { id } } }`,
+  const result = await tenant.owner.request(
+    graphql(`mutation RoleMatrixCreateDriver($input: CreateDriverInput!) { createDriver(input: $input) { driver { id } } }`),
     { input: { name: 'Matrix Driver', licenseNumber: unique('RM-LIC') } },
   );
   return result.createDriver.driver.id;
@@ -85,39 +86,32 @@ async function createDriver(): Promise<string> {
 
 async function addViewer(): Promise<{ id: string; email: string }> {
   const email = `${unique('target')}@matrix.test`;
-  const result = await tenant.owner.request<{ addMember: { member: { id: string } } }>(
-    `mutation($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`,
+  const result = await tenant.owner.request(
+    graphql(`mutation RoleMatrixAddMember($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`),
     { input: { email, name: 'Target', password: 'target-password-1', role: 'VIEWER' } },
   );
   return { id: result.addMember.member.id, email };
 }
 
-async function ownerQuery<T>(document: string, variables: Record<string, unknown> = {}): Promise<T> {
-  return tenant.owner.request<T>(document, variables);
-}
-
 const vehicleOf = async (id: string) =>
-  (await ownerQuery<{ vehicle: { make: string; driver: { id: string } | null } | null }>(
-    `query($id: ID!) { vehicle(id: $id) { make driver { id } } }`,
-    { id },
-  )).vehicle;
+  (await tenant.owner.request(graphql(`query RoleMatrixVehicleOf($id: ID!) { vehicle(id: $id) { make driver { id } } }`), { id })).vehicle;
 const driverOf = async (id: string) =>
-  (await ownerQuery<{ driver: { name: string } | null }>(`query($id: ID!) { driver(id: $id) { name } }`, { id })).driver;
+  (await tenant.owner.request(graphql(`query RoleMatrixDriverOf($id: ID!) { driver(id: $id) { name } }`), { id })).driver;
 const apiKeyList = async () =>
-  (await ownerQuery<{ apiKeys: { id: string; name: string; revokedAt: string | null }[] }>(`{ apiKeys { id name revokedAt } }`)).apiKeys;
+  (await tenant.owner.request(graphql(`query RoleMatrixApiKeyList { apiKeys { id name revokedAt } }`))).apiKeys;
 const persistedList = async () =>
-  (await ownerQuery<{ persistedOperations: { sha256: string }[] }>(`{ persistedOperations { sha256 } }`)).persistedOperations;
+  (await tenant.owner.request(graphql(`query RoleMatrixPersistedList { persistedOperations { sha256 } }`))).persistedOperations;
 
 async function createApiKey(): Promise<string> {
-  const result = await tenant.owner.request<{ createApiKey: { apiKey: { id: string } } }>(
-    `mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { apiKey { id } } }`,
+  const result = await tenant.owner.request(
+    graphql(`mutation RoleMatrixCreateApiKey($input: CreateApiKeyInput!) { createApiKey(input: $input) { apiKey { id } } }`),
     { input: { name: unique('matrix-key'), role: 'VIEWER' } },
   );
   return result.createApiKey.apiKey.id;
 }
 
 const memberList = async () =>
-  (await ownerQuery<{ members: { id: string; email: string; role: string }[] }>(`{ members { id email role } }`)).members;
+  (await tenant.owner.request(graphql(`query RoleMatrixMemberList { members { id email role } }`))).members;
 
 /**
  * One operation: `prepare` creates what it needs as the OWNER; `effect` says (as the OWNER)
@@ -169,8 +163,8 @@ const CASES: Record<string, Case> = {
     prepare: async () => ({ input: { plate: unique('NEW'), make: 'Ford', model: 'Transit', year: 2022 } }),
     effect: async (variables) => {
       const { plate } = variables.input as { plate: string };
-      const found = await ownerQuery<{ vehicles: { totalCount: number } }>(
-        `query($search: String) { vehicles(filter: { search: $search }) { totalCount } }`,
+      const found = await tenant.owner.request(
+        graphql(`query RoleMatrixVehiclesFound($search: String) { vehicles(filter: { search: $search }) { totalCount } }`),
         { search: plate },
       );
       return found.vehicles.totalCount === 1;
@@ -191,8 +185,8 @@ const CASES: Record<string, Case> = {
     prepare: async () => ({ input: { name: 'New Driver', licenseNumber: unique('NEW-LIC') } }),
     effect: async (variables) => {
       const { licenseNumber } = variables.input as { licenseNumber: string };
-      const found = await ownerQuery<{ drivers: { totalCount: number } }>(
-        `query($search: String) { drivers(filter: { search: $search }) { totalCount } }`,
+      const found = await tenant.owner.request(
+        graphql(`query RoleMatrixDriversFound($search: String) { drivers(filter: { search: $search }) { totalCount } }`),
         { search: licenseNumber },
       );
       return found.drivers.totalCount === 1;
@@ -237,7 +231,7 @@ const CASES: Record<string, Case> = {
       const name = unique('Listed').replace('-', '');
       const body = `query ${name} { ${name.toLowerCase()}: __typename }`;
       await tenant.owner.request(
-        `mutation($operations: [PersistedOperationInput!]!) { registerPersistedOperations(operations: $operations) { operations { sha256 } } }`,
+        graphql(`mutation RoleMatrixRegisterListed($operations: [PersistedOperationInput!]!) { registerPersistedOperations(operations: $operations) { operations { sha256 } } }`),
         { operations: [{ name, body }] },
       );
       return { sha256: createHash('sha256').update(body).digest('hex') };
@@ -280,7 +274,7 @@ beforeAll(async () => {
   clients.set('OWNER', tenant.owner);
   for (const role of ROLES.filter((candidate) => candidate !== 'OWNER')) {
     const email = `${role.toLowerCase()}@matrix.test`;
-    await tenant.owner.request(`mutation($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`, {
+    await tenant.owner.request(graphql(`mutation RoleMatrixAddRoleMember($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`), {
       input: { email, name: `${role} member`, password: 'matrix-password-1', role },
     });
     clients.set(role, app.bearer(await app.login(tenant.slug, email, 'matrix-password-1')));
