@@ -1,5 +1,16 @@
 import type { GraphQLClient } from '../support/graphql-request';
 import { errorCode, expectErrors, startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
+import { graphql } from '../generated';
+import type {
+  CreateDriverInput,
+  CreateVehicleInput,
+  FleetDriverFieldsFragment,
+  FleetDriversQueryVariables,
+  FleetNestedQuery,
+  FleetVehicleFieldsFragment,
+  FleetVehiclesQuery,
+  FleetVehiclesQueryVariables,
+} from '../generated/graphql';
 
 /*
  * Fleet data over real HTTP against a real server and database: vehicles and drivers, their
@@ -22,50 +33,17 @@ afterAll(async () => {
   await app.close();
 });
 
-const VEHICLE = 'id plate make model year status odometerKm createdAt updatedAt driver { id name }';
-const DRIVER = 'id name licenseNumber phone email status createdAt updatedAt vehicle { id plate }';
+// Spread by the documents below: the generated documents carry them along.
+graphql(`fragment FleetVehicleFields on Vehicle { id plate make model year status odometerKm createdAt updatedAt driver { id name } }`);
+graphql(`fragment FleetDriverFields on Driver { id name licenseNumber phone email status createdAt updatedAt vehicle { id plate } }`);
 
-interface Vehicle {
-  id: string;
-  plate: string;
-  make: string;
-  model: string;
-  year: number;
-  status: string;
-  odometerKm: number;
-  createdAt: string;
-  updatedAt: string;
-  driver: { id: string; name: string } | null;
-}
-
-interface Driver {
-  id: string;
-  name: string;
-  licenseNumber: string;
-  phone: string | null;
-  email: string | null;
-  status: string;
-  createdAt: string;
-  updatedAt: string;
-  vehicle: { id: string; plate: string } | null;
-}
-
-interface VehicleInput {
-  plate: string;
-  make: string;
-  model: string;
-  year: number;
-  status?: string;
-  odometerKm?: number;
-}
-
-interface DriverInput {
-  name: string;
-  licenseNumber: string;
-  phone?: string | null;
-  email?: string | null;
-  status?: string;
-}
+type Vehicle = FleetVehicleFieldsFragment;
+type Driver = FleetDriverFieldsFragment;
+/** What the bulk helpers select (their documents are built in a loop, so they are not generated). */
+type BulkVehicle = Pick<Vehicle, 'id' | 'plate'>;
+type BulkDriver = Pick<Driver, 'id' | 'name'>;
+type VehicleInput = CreateVehicleInput;
+type DriverInput = CreateDriverInput;
 
 let counter = 0;
 /** A plate / licence number no other test in this file uses. */
@@ -85,34 +63,34 @@ const driverInput = (overrides: Partial<DriverInput> = {}): DriverInput => ({
   ...overrides,
 });
 
-const CREATE_VEHICLE = `mutation CreateVehicle($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { ${VEHICLE} } } }`;
-const UPDATE_VEHICLE = `mutation UpdateVehicle($id: ID!, $input: UpdateVehicleInput!) { updateVehicle(id: $id, input: $input) { vehicle { ${VEHICLE} } } }`;
-const DELETE_VEHICLE = `mutation DeleteVehicle($id: ID!) { deleteVehicle(id: $id) { deletedId } }`;
-const GET_VEHICLE = `query GetVehicle($id: ID!) { vehicle(id: $id) { ${VEHICLE} } }`;
-const CREATE_DRIVER = `mutation CreateDriver($input: CreateDriverInput!) { createDriver(input: $input) { driver { ${DRIVER} } } }`;
-const UPDATE_DRIVER = `mutation UpdateDriver($id: ID!, $input: UpdateDriverInput!) { updateDriver(id: $id, input: $input) { driver { ${DRIVER} } } }`;
-const DELETE_DRIVER = `mutation DeleteDriver($id: ID!) { deleteDriver(id: $id) { deletedId } }`;
-const GET_DRIVER = `query GetDriver($id: ID!) { driver(id: $id) { ${DRIVER} } }`;
-const ASSIGN = `mutation Assign($vehicleId: ID!, $driverId: ID) { assignDriver(vehicleId: $vehicleId, driverId: $driverId) { vehicle { ${VEHICLE} } } }`;
+const CREATE_VEHICLE = graphql(`mutation FleetCreateVehicle($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { ...FleetVehicleFields } } }`);
+const UPDATE_VEHICLE = graphql(`mutation FleetUpdateVehicle($id: ID!, $input: UpdateVehicleInput!) { updateVehicle(id: $id, input: $input) { vehicle { ...FleetVehicleFields } } }`);
+const DELETE_VEHICLE = graphql(`mutation FleetDeleteVehicle($id: ID!) { deleteVehicle(id: $id) { deletedId } }`);
+const GET_VEHICLE = graphql(`query FleetGetVehicle($id: ID!) { vehicle(id: $id) { ...FleetVehicleFields } }`);
+const CREATE_DRIVER = graphql(`mutation FleetCreateDriver($input: CreateDriverInput!) { createDriver(input: $input) { driver { ...FleetDriverFields } } }`);
+const UPDATE_DRIVER = graphql(`mutation FleetUpdateDriver($id: ID!, $input: UpdateDriverInput!) { updateDriver(id: $id, input: $input) { driver { ...FleetDriverFields } } }`);
+const DELETE_DRIVER = graphql(`mutation FleetDeleteDriver($id: ID!) { deleteDriver(id: $id) { deletedId } }`);
+const GET_DRIVER = graphql(`query FleetGetDriver($id: ID!) { driver(id: $id) { ...FleetDriverFields } }`);
+const ASSIGN = graphql(`mutation FleetAssign($vehicleId: ID!, $driverId: ID) { assignDriver(vehicleId: $vehicleId, driverId: $driverId) { vehicle { ...FleetVehicleFields } } }`);
 
 async function createVehicle(client: GraphQLClient, input: VehicleInput = vehicleInput()): Promise<Vehicle> {
-  return (await client.request<{ createVehicle: { vehicle: Vehicle } }>(CREATE_VEHICLE, { input })).createVehicle.vehicle;
+  return (await client.request(CREATE_VEHICLE, { input })).createVehicle.vehicle;
 }
 
 async function createDriver(client: GraphQLClient, input: DriverInput = driverInput()): Promise<Driver> {
-  return (await client.request<{ createDriver: { driver: Driver } }>(CREATE_DRIVER, { input })).createDriver.driver;
+  return (await client.request(CREATE_DRIVER, { input })).createDriver.driver;
 }
 
 async function getVehicle(client: GraphQLClient, id: string): Promise<Vehicle | null> {
-  return (await client.request<{ vehicle: Vehicle | null }>(GET_VEHICLE, { id })).vehicle;
+  return (await client.request(GET_VEHICLE, { id })).vehicle;
 }
 
 async function getDriver(client: GraphQLClient, id: string): Promise<Driver | null> {
-  return (await client.request<{ driver: Driver | null }>(GET_DRIVER, { id })).driver;
+  return (await client.request(GET_DRIVER, { id })).driver;
 }
 
 async function assign(client: GraphQLClient, vehicleId: string, driverId: string | null): Promise<Vehicle> {
-  return (await client.request<{ assignDriver: { vehicle: Vehicle } }>(ASSIGN, { vehicleId, driverId })).assignDriver.vehicle;
+  return (await client.request(ASSIGN, { vehicleId, driverId })).assignDriver.vehicle;
 }
 
 /*
@@ -125,25 +103,25 @@ function chunks<T>(items: T[]): T[][] {
   return Array.from({ length: Math.ceil(items.length / CHUNK) }, (_, index) => items.slice(index * CHUNK, (index + 1) * CHUNK));
 }
 
-async function createVehiclesInBulk(client: GraphQLClient, inputs: VehicleInput[]): Promise<Vehicle[]> {
-  const created: Vehicle[] = [];
+async function createVehiclesInBulk(client: GraphQLClient, inputs: VehicleInput[]): Promise<BulkVehicle[]> {
+  const created: BulkVehicle[] = [];
   for (const chunk of chunks(inputs)) {
     const variables = Object.fromEntries(chunk.map((input, index) => [`v${index}`, input]));
     const definitions = chunk.map((_, index) => `$v${index}: CreateVehicleInput!`).join(', ');
     const fields = chunk.map((_, index) => `c${index}: createVehicle(input: $v${index}) { vehicle { id plate } }`).join('\n');
-    const result = await client.request<Record<string, { vehicle: Vehicle }>>(`mutation CreateVehicles(${definitions}) { ${fields} }`, variables);
+    const result = await client.request<Record<string, { vehicle: BulkVehicle }>>(`mutation CreateVehicles(${definitions}) { ${fields} }`, variables);
     created.push(...chunk.map((_, index) => result[`c${index}`]!.vehicle));
   }
   return created;
 }
 
-async function createDriversInBulk(client: GraphQLClient, inputs: DriverInput[]): Promise<Driver[]> {
-  const created: Driver[] = [];
+async function createDriversInBulk(client: GraphQLClient, inputs: DriverInput[]): Promise<BulkDriver[]> {
+  const created: BulkDriver[] = [];
   for (const chunk of chunks(inputs)) {
     const variables = Object.fromEntries(chunk.map((input, index) => [`d${index}`, input]));
     const definitions = chunk.map((_, index) => `$d${index}: CreateDriverInput!`).join(', ');
     const fields = chunk.map((_, index) => `c${index}: createDriver(input: $d${index}) { driver { id name } }`).join('\n');
-    const result = await client.request<Record<string, { driver: Driver }>>(`mutation CreateDrivers(${definitions}) { ${fields} }`, variables);
+    const result = await client.request<Record<string, { driver: BulkDriver }>>(`mutation CreateDrivers(${definitions}) { ${fields} }`, variables);
     created.push(...chunk.map((_, index) => result[`c${index}`]!.driver));
   }
   return created;
@@ -206,7 +184,7 @@ describe('vehicles', () => {
   it('updates every field, leaves omitted (and null) fields alone, and bumps updatedAt', async () => {
     const vehicle = await createVehicle(owner);
     const plate = unique('UPD');
-    const result = await owner.request<{ updateVehicle: { vehicle: Vehicle } }>(UPDATE_VEHICLE, {
+    const result = await owner.request(UPDATE_VEHICLE, {
       id: vehicle.id,
       input: { plate: plate.toLowerCase(), make: 'MAN', model: 'TGX', year: 2021, status: 'RETIRED', odometerKm: 9_999 },
     });
@@ -215,7 +193,7 @@ describe('vehicles', () => {
     expect(updated.createdAt).toBe(vehicle.createdAt);
     expect(Date.parse(updated.updatedAt)).toBeGreaterThan(Date.parse(vehicle.updatedAt));
 
-    const partial = await owner.request<{ updateVehicle: { vehicle: Vehicle } }>(UPDATE_VEHICLE, {
+    const partial = await owner.request(UPDATE_VEHICLE, {
       id: vehicle.id,
       input: { odometerKm: 10_000, plate: null, make: null },
     });
@@ -225,7 +203,7 @@ describe('vehicles', () => {
 
   it('deletes a vehicle; it is gone afterwards and a second delete is NOT_FOUND', async () => {
     const vehicle = await createVehicle(owner);
-    const result = await owner.request<{ deleteVehicle: { deletedId: string } }>(DELETE_VEHICLE, { id: vehicle.id });
+    const result = await owner.request(DELETE_VEHICLE, { id: vehicle.id });
     expect(result.deleteVehicle.deletedId).toBe(vehicle.id);
     expect(await getVehicle(owner, vehicle.id)).toBeNull();
     expect(await errorCode(owner.request(DELETE_VEHICLE, { id: vehicle.id }))).toBe('NOT_FOUND');
@@ -245,7 +223,7 @@ describe('vehicles', () => {
     });
     expect((await getVehicle(owner, second.id))?.plate).toBe(second.plate);
     // Updating a vehicle to its own plate is no conflict.
-    const same = await owner.request<{ updateVehicle: { vehicle: Vehicle } }>(UPDATE_VEHICLE, { id: first.id, input: { plate } });
+    const same = await owner.request(UPDATE_VEHICLE, { id: first.id, input: { plate } });
     expect(same.updateVehicle.vehicle.plate).toBe(plate);
   });
 
@@ -336,7 +314,7 @@ describe('drivers', () => {
     const driver = await createDriver(owner, driverInput({ phone: '123', email: 'a@b.test' }));
     const licenseNumber = unique('NEWLIC');
     const updated = (
-      await owner.request<{ updateDriver: { driver: Driver } }>(UPDATE_DRIVER, {
+      await owner.request(UPDATE_DRIVER, {
         id: driver.id,
         input: { name: 'New Name', licenseNumber, phone: '555 0100', email: 'new@b.test', status: 'INACTIVE' },
       })
@@ -345,7 +323,7 @@ describe('drivers', () => {
     expect(Date.parse(updated.updatedAt)).toBeGreaterThan(Date.parse(driver.updatedAt));
 
     const cleared = (
-      await owner.request<{ updateDriver: { driver: Driver } }>(UPDATE_DRIVER, {
+      await owner.request(UPDATE_DRIVER, {
         id: driver.id,
         input: { phone: null, email: null, name: null },
       })
@@ -356,7 +334,7 @@ describe('drivers', () => {
 
   it('deletes a driver; a second delete is NOT_FOUND', async () => {
     const driver = await createDriver(owner);
-    const result = await owner.request<{ deleteDriver: { deletedId: string } }>(DELETE_DRIVER, { id: driver.id });
+    const result = await owner.request(DELETE_DRIVER, { id: driver.id });
     expect(result.deleteDriver.deletedId).toBe(driver.id);
     expect(await getDriver(owner, driver.id)).toBeNull();
     expect(await errorCode(owner.request(DELETE_DRIVER, { id: driver.id }))).toBe('NOT_FOUND');
@@ -413,8 +391,9 @@ describe('drivers', () => {
     expect(status).toBe(400);
     expect(errors.map((error) => error.extensions.code)).toEqual(['GRAPHQL_VALIDATION_FAILED']);
     expect(errors[0]!.message).toMatch(/email/i);
-    const search = await owner.request<{ drivers: { totalCount: number } }>(
-      `query { drivers(filter: { search: "${licenseNumber}" }) { totalCount } }`,
+    const search = await owner.request(
+      graphql(`query FleetDriverSearch($search: String) { drivers(filter: { search: $search }) { totalCount } }`),
+      { search: licenseNumber },
     );
     expect(search.drivers.totalCount).toBe(0);
   });
@@ -491,8 +470,8 @@ describe('assignDriver', () => {
     await assign(owner, vehicle.id, driver.id);
     await owner.request(DELETE_DRIVER, { id: driver.id });
     expect((await getVehicle(owner, vehicle.id))?.driver).toBeNull();
-    const hasDriver = await owner.request<{ vehicles: { edges: { node: { id: string } }[] } }>(
-      `query($search: String) { vehicles(first: 100, filter: { search: $search, hasDriver: true }) { edges { node { id } } } }`,
+    const hasDriver = await owner.request(
+      graphql(`query FleetVehiclesWithDriver($search: String) { vehicles(first: 100, filter: { search: $search, hasDriver: true }) { edges { node { id } } } }`),
       { search: vehicle.plate },
     );
     expect(hasDriver.vehicles.edges).toEqual([]);
@@ -525,19 +504,19 @@ describe('assignDriver', () => {
 });
 
 describe('node(id:)', () => {
-  const NODE = `query Node($id: ID!) {
+  const NODE = graphql(`query Node($id: ID!) {
     node(id: $id) {
       __typename id
       ... on Vehicle { plate make model year vehicleStatus: status odometerKm driver { id } }
       ... on Driver { name licenseNumber phone email driverStatus: status vehicle { id } }
     }
-  }`;
+  }`);
 
   it('returns a vehicle with its fields and __typename Vehicle', async () => {
     const vehicle = await createVehicle(owner, vehicleInput({ status: 'RETIRED', odometerKm: 42 }));
     const driver = await createDriver(owner);
     await assign(owner, vehicle.id, driver.id);
-    const { node } = await owner.request<{ node: unknown }>(NODE, { id: vehicle.id });
+    const { node } = await owner.request(NODE, { id: vehicle.id });
     expect(node).toEqual({
       __typename: 'Vehicle',
       id: vehicle.id,
@@ -553,7 +532,7 @@ describe('node(id:)', () => {
 
   it('returns a driver with its fields and __typename Driver', async () => {
     const driver = await createDriver(owner, driverInput({ phone: '+1 555', email: 'node@driver.test', status: 'INACTIVE' }));
-    const { node } = await owner.request<{ node: unknown }>(NODE, { id: driver.id });
+    const { node } = await owner.request(NODE, { id: driver.id });
     expect(node).toEqual({
       __typename: 'Driver',
       id: driver.id,
@@ -570,42 +549,38 @@ describe('node(id:)', () => {
     const other = await app.createTenant();
     const foreign = await createVehicle(other.owner);
     for (const id of [unknownId('Vehicle'), unknownId('Driver'), 'garbage', '', Buffer.from('Tenant:x', 'utf8').toString('base64url'), foreign.id]) {
-      const { node } = await owner.request<{ node: unknown }>(NODE, { id });
+      const { node } = await owner.request(NODE, { id });
       expect(node).toBeNull();
     }
   });
 });
 
-interface Page<T> {
-  edges: { cursor: string; node: T }[];
-  pageInfo: { hasNextPage: boolean; hasPreviousPage: boolean; startCursor: string | null; endCursor: string | null };
-  totalCount: number;
-}
+type VehiclePage = FleetVehiclesQuery['vehicles'];
 
 describe('connections', () => {
   let fleet: TenantFixture;
-  let vehicles: Vehicle[];
-  let drivers: Driver[];
+  let vehicles: BulkVehicle[];
+  let drivers: BulkDriver[];
 
-  const VEHICLES = `query Vehicles($first: Int, $after: String, $filter: VehicleFilter) {
+  const VEHICLES = graphql(`query FleetVehicles($first: Int, $after: String, $filter: VehicleFilter) {
     vehicles(first: $first, after: $after, filter: $filter) {
       edges { cursor node { id plate } }
       pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
       totalCount
     }
-  }`;
-  const DRIVERS = `query Drivers($first: Int, $after: String, $filter: DriverFilter) {
+  }`);
+  const DRIVERS = graphql(`query FleetDrivers($first: Int, $after: String, $filter: DriverFilter) {
     drivers(first: $first, after: $after, filter: $filter) {
       edges { cursor node { id name } }
       pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
       totalCount
     }
-  }`;
+  }`);
 
-  const listVehicles = async (variables: Record<string, unknown>) =>
-    (await fleet.owner.request<{ vehicles: Page<Vehicle> }>(VEHICLES, variables)).vehicles;
-  const listDrivers = async (variables: Record<string, unknown>) =>
-    (await fleet.owner.request<{ drivers: Page<Driver> }>(DRIVERS, variables)).drivers;
+  const listVehicles = async (variables: FleetVehiclesQueryVariables) =>
+    (await fleet.owner.request(VEHICLES, variables)).vehicles;
+  const listDrivers = async (variables: FleetDriversQueryVariables) =>
+    (await fleet.owner.request(DRIVERS, variables)).drivers;
 
   beforeAll(async () => {
     fleet = await app.createTenant(undefined, 'ENTERPRISE');
@@ -638,10 +613,10 @@ describe('connections', () => {
 
   it('pages through 45 vehicles with first: 20 and after: every vehicle once, in creation order', async () => {
     const seen: string[] = [];
-    const pages: Page<Vehicle>[] = [];
+    const pages: VehiclePage[] = [];
     let after: string | null = null;
     for (let round = 0; round < 5; round += 1) {
-      const page: Page<Vehicle> = await listVehicles({ first: 20, after });
+      const page: VehiclePage = await listVehicles({ first: 20, after });
       pages.push(page);
       seen.push(...page.edges.map((edge) => edge.node.id));
       if (!page.pageInfo.hasNextPage) break;
@@ -787,13 +762,11 @@ describe('nested fields are batched (no N+1)', () => {
     return Number(line.split(' ')[1]);
   }
 
-  const NESTED = `query Nested($first: Int) {
+  const NESTED = graphql(`query FleetNested($first: Int) {
     vehicles(first: $first) { edges { node { plate driver { name vehicle { plate } } } } totalCount }
-  }`;
+  }`);
 
-  interface Nested {
-    vehicles: { edges: { node: { plate: string; driver: { name: string; vehicle: { plate: string } } | null } }[]; totalCount: number };
-  }
+  type Nested = FleetNestedQuery;
 
   /** A tenant with `count` vehicles, each with its own driver. */
   async function tenantWithAssignedFleet(count: number): Promise<TenantFixture> {
@@ -816,7 +789,7 @@ describe('nested fields are batched (no N+1)', () => {
   /** SQL statements tenant connections sent for one request (nothing else runs meanwhile). */
   async function measure(client: GraphQLClient, first: number): Promise<{ statements: number; result: Nested }> {
     const before = await tenantStatements();
-    const result = await client.request<Nested>(NESTED, { first });
+    const result = await client.request(NESTED, { first });
     const after = await tenantStatements();
     return { statements: after - before, result };
   }
