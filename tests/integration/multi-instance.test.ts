@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { databaseNameOf } from '../../src/database/connection-url';
 import { errorCode, startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
+import { graphql } from '../generated';
 
 /*
  * Two API instances on one platform database. Each caches tenants and live sessions; a change
@@ -49,7 +50,7 @@ async function codeOn(server: TestServer, token: string, query = VEHICLES): Prom
 it('a logout through one instance ends the session on the other, whose cache had it', async () => {
   const token = await first.login(tenant.slug, tenant.ownerEmail, tenant.ownerPassword);
   expect(await codeOn(second, token)).toBe('OK'); // now cached on the second instance
-  await first.bearer(token).request('mutation { logout { success } }');
+  await first.bearer(token).request(graphql(`mutation MultiInstanceLogout { logout { success } }`));
   expect(await within(1_000, async () => ((await codeOn(second, token)) === 'UNAUTHENTICATED' ? true : undefined))).toBe(true);
 });
 
@@ -59,21 +60,21 @@ it('a demotion through one instance applies to the member on the other', async (
   const token = await second.login(tenant.slug, email, 'demoted-password');
   const addViewer = `mutation { addMember(input: { email: "viewer-${Date.now()}@example.test", name: "V", password: "viewer-password", role: VIEWER }) { member { id } } }`;
   expect(await codeOn(second, token, addViewer)).toBe('OK');
-  const me = await second.bearer(token).request<{ me: { id: string } }>('{ me { id } }');
-  await tenant.owner.request('mutation($id: ID!) { updateMemberRole(userId: $id, role: VIEWER) { member { role } } }', { id: me.me.id });
+  const me = await second.bearer(token).request(graphql(`query MultiInstanceMe { me { id } }`));
+  await tenant.owner.request(graphql(`mutation MultiInstanceUpdateMemberRole($id: ID!) { updateMemberRole(userId: $id, role: VIEWER) { member { role } } }`), { id: me.me.id });
   const later = `mutation { addMember(input: { email: "late-${Date.now()}@example.test", name: "L", password: "late-password", role: VIEWER }) { member { id } } }`;
   expect(await within(1_000, async () => ((await codeOn(second, token, later)) === 'FORBIDDEN' ? true : undefined))).toBe(true);
 });
 
 it('a key revoked through one instance is refused on the other, whose cache had it', async () => {
-  const created = await tenant.owner.request<{ createApiKey: { secret: string; apiKey: { id: string } } }>(
-    'mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id } } }',
+  const created = await tenant.owner.request(
+    graphql(`mutation MultiInstanceCreateApiKey($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id } } }`),
     { input: { name: 'Revoked elsewhere', role: 'VIEWER' } },
   );
   const { secret, apiKey } = created.createApiKey;
   expect(await codeOn(second, secret)).toBe('OK'); // now cached on the second instance
   expect(await codeOn(second, secret)).toBe('OK');
-  await tenant.owner.request('mutation($id: ID!) { revokeApiKey(id: $id) { apiKey { id } } }', { id: apiKey.id });
+  await tenant.owner.request(graphql(`mutation MultiInstanceRevokeApiKey($id: ID!) { revokeApiKey(id: $id) { apiKey { id } } }`), { id: apiKey.id });
   expect(await within(1_000, async () => ((await codeOn(second, secret)) === 'UNAUTHENTICATED' ? true : undefined))).toBe(true);
 });
 
@@ -81,9 +82,9 @@ it('a suspension through one instance stops the tenant on the other; reactivatio
   const token = await second.login(tenant.slug, tenant.ownerEmail, tenant.ownerPassword);
   expect(await codeOn(second, token)).toBe('OK');
   const admin = await first.admin();
-  await admin.request('mutation($id: ID!) { suspendTenant(id: $id) { tenant { status } } }', { id: tenant.id });
+  await admin.request(graphql(`mutation MultiInstanceSuspendTenant($id: ID!) { suspendTenant(id: $id) { tenant { status } } }`), { id: tenant.id });
   expect(await within(1_000, async () => ((await codeOn(second, token)) === 'TENANT_SUSPENDED' ? true : undefined))).toBe(true);
-  await admin.request('mutation($id: ID!) { reactivateTenant(id: $id) { tenant { status } } }', { id: tenant.id });
+  await admin.request(graphql(`mutation MultiInstanceReactivateTenant($id: ID!) { reactivateTenant(id: $id) { tenant { status } } }`), { id: tenant.id });
   expect(await within(1_000, async () => ((await codeOn(second, token)) === 'OK' ? true : undefined))).toBe(true);
 });
 

@@ -2,6 +2,8 @@ import { readTestServices } from '../support/services';
 import { bearer, postJson, sleep, type RawResponse } from '../support/raw-graphql';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
+import { graphql } from '../generated';
+import type { RateLimitBucketInput, SetLimitMutation } from '../generated/graphql';
 
 /*
  * Request budgets over real HTTP, with the real Redis: tenant and per-caller token buckets
@@ -15,25 +17,18 @@ import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixtur
  */
 
 const ME = '{ me { id } }';
-const LOGIN = 'mutation Login($input: LoginInput!) { login(input: $input) { accessToken } }';
-const SET_LIMIT = `mutation SetLimit($id: ID!, $limit: TenantRateLimitInput) {
+const LOGIN = graphql(`mutation RateLimitsLogin($input: LoginInput!) { login(input: $input) { accessToken } }`);
+const SET_LIMIT = graphql(`mutation SetLimit($id: ID!, $limit: TenantRateLimitInput) {
   setTenantRateLimit(id: $id, limit: $limit) {
     tenant { rateLimit { tenant { capacity refillPerSecond } perCaller { capacity refillPerSecond } overridden } }
   }
-}`;
-const TENANT_LIMIT = `query TenantLimit($slug: String!) {
+}`);
+const TENANT_LIMIT = graphql(`query TenantLimit($slug: String!) {
   tenant(slug: $slug) { rateLimit { tenant { capacity refillPerSecond } perCaller { capacity refillPerSecond } overridden } }
-}`;
+}`);
 
-interface Bucket {
-  capacity: number;
-  refillPerSecond: number;
-}
-interface TenantRateLimit {
-  tenant: Bucket;
-  perCaller: Bucket;
-  overridden: boolean;
-}
+type Bucket = RateLimitBucketInput;
+type TenantRateLimit = SetLimitMutation['setTenantRateLimit']['tenant']['rateLimit'];
 
 function limitedEnv(extra: Record<string, string> = {}): Record<string, string> {
   return { REDIS_URL: readTestServices().redisUrl, RATE_LIMIT_ENABLED: 'true', ...extra };
@@ -41,7 +36,7 @@ function limitedEnv(extra: Record<string, string> = {}): Record<string, string> 
 
 async function setLimit(app: TestServer, tenantId: string, tenant: Bucket | null, perCaller: Bucket | null = tenant): Promise<TenantRateLimit> {
   const admin = await app.admin();
-  const result = await admin.request<{ setTenantRateLimit: { tenant: { rateLimit: TenantRateLimit } } }>(SET_LIMIT, {
+  const result = await admin.request(SET_LIMIT, {
     id: tenantId,
     limit: tenant && perCaller ? { tenant, perCaller } : null,
   });
@@ -50,7 +45,8 @@ async function setLimit(app: TestServer, tenantId: string, tenant: Bucket | null
 
 async function tenantLimit(app: TestServer, slug: string): Promise<TenantRateLimit> {
   const admin = await app.admin();
-  const result = await admin.request<{ tenant: { rateLimit: TenantRateLimit } }>(TENANT_LIMIT, { slug });
+  const result = await admin.request(TENANT_LIMIT, { slug });
+  if (!result.tenant) throw new Error(`no tenant ${slug}`);
   return result.tenant.rateLimit;
 }
 
@@ -271,12 +267,12 @@ describe('tenant and per-caller token buckets (Redis)', () => {
   it('gives every caller its own bucket inside the tenant bucket', async () => {
     const tenant = await app.createTenant(uniqueSlug('callers'));
     const memberEmail = `member@${tenant.slug}.test`;
-    await tenant.owner.request(`mutation($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`, {
+    await tenant.owner.request(graphql(`mutation RateLimitsAddMember($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`), {
       input: { email: memberEmail, name: 'Second caller', password: 'member-password-1', role: 'MEMBER' },
     });
     const memberToken = await app.login(tenant.slug, memberEmail, 'member-password-1');
-    const key = await tenant.owner.request<{ createApiKey: { secret: string } }>(
-      `mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }`,
+    const key = await tenant.owner.request(
+      graphql(`mutation RateLimitsCreateApiKey($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }`),
       { input: { name: 'third caller', role: 'VIEWER' } },
     );
     const apiKey = { 'x-api-key': key.createApiKey.secret };
@@ -498,7 +494,7 @@ describe('login limits declared in the SDL (@rateLimit 20/min per IP, @rateLimit
   beforeAll(async () => {
     server = await startTestServer({ env: limitedEnv({ TRUST_PROXY: 'loopback' }) });
     tenant = await server.createTenant(uniqueSlug('logins'));
-    await tenant.owner.request(`mutation($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`, {
+    await tenant.owner.request(graphql(`mutation RateLimitsAddMember($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`), {
       input: { email: targetEmail, name: 'Target', password: targetPassword, role: 'MEMBER' },
     });
   });
@@ -508,7 +504,7 @@ describe('login limits declared in the SDL (@rateLimit 20/min per IP, @rateLimit
   });
 
   const login = (ip: string, email: string, password: string) =>
-    server.client({ 'x-forwarded-for': ip }).request<{ login: { accessToken: string } }>(LOGIN, {
+    server.client({ 'x-forwarded-for': ip }).request(LOGIN, {
       input: { tenant: tenant.slug, email, password },
     });
 

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { databaseNameOf } from '../../src/database/connection-url';
 import type { TenantRecord } from '../../src/tenancy/tenant-directory';
 import { startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
+import { graphql } from '../generated';
 
 /*
  * The tenant-bound client cache: LRU eviction never pulls a client from under a request, the
@@ -80,7 +81,7 @@ describe('LRU eviction', () => {
 
   it('serves an evicted tenant again over HTTP with a fresh client', async () => {
     const [a] = tenants as [TenantFixture];
-    const result = await a.owner.request<{ vehicles: { totalCount: number } }>('{ vehicles { totalCount } }');
+    const result = await a.owner.request(graphql(`query ClientPoolVehicles { vehicles { totalCount } }`));
     expect(result.vehicles.totalCount).toBe(0);
     expect(app.server.services.tenantClients.isCached(a.id)).toBe(true);
     expect(app.server.services.tenantClients.stats().cachedClients).toBeLessThanOrEqual(2);
@@ -117,8 +118,8 @@ describe('connection budget', () => {
     })();
     const requests = tenants.flatMap((tenant) =>
       Array.from({ length: 5 }, (_, i) =>
-        tenant.owner.request<{ createVehicle: { vehicle: { plate: string } } }>(
-          `mutation($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { plate } } }`,
+        tenant.owner.request(
+          graphql(`mutation ClientPoolCreateVehicle($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { plate } } }`),
           { input: { plate: `B-${i}`, make: 'Volvo', model: 'FH', year: 2020 } },
         ),
       ),
@@ -131,7 +132,7 @@ describe('connection budget', () => {
     expect(maxObserved).toBeLessThanOrEqual(BUDGET);
     expect(maxReported).toBeLessThanOrEqual(BUDGET);
     for (const tenant of tenants) {
-      const listed = await tenant.owner.request<{ vehicles: { totalCount: number } }>('{ vehicles { totalCount } }');
+      const listed = await tenant.owner.request(graphql(`query ClientPoolVehicles { vehicles { totalCount } }`));
       expect(listed.vehicles.totalCount).toBe(5);
     }
   });
