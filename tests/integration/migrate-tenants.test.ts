@@ -1,6 +1,8 @@
 import type { GraphQLClient } from '../support/graphql-request';
 import { DatabaseInspector, shippedTenantMigrations, tenantMigrationsWith } from '../support/provisioning-inspector';
 import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
+import { graphql } from '../generated';
+import type { MigrateMutation, MigrateMutationVariables } from '../generated/graphql';
 
 /*
  * migrateTenants over GraphQL: a fleet of 12 tenants, a new migration rolled out by a second
@@ -8,7 +10,7 @@ import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixtur
  * deliberately broken on the way.
  */
 
-const MIGRATE = `mutation Migrate($tenantIds: [ID!], $concurrency: Int, $force: Boolean) {
+const MIGRATE = graphql(`mutation Migrate($tenantIds: [ID!], $concurrency: Int, $force: Boolean) {
   migrateTenants(tenantIds: $tenantIds, concurrency: $concurrency, force: $force) {
     targetVersion migrated upToDate failed skipped durationMs
     results {
@@ -16,27 +18,10 @@ const MIGRATE = `mutation Migrate($tenantIds: [ID!], $concurrency: Int, $force: 
       tenant { id slug status migrationVersion lastError }
     }
   }
-}`;
+}`);
 
-interface MigrationResult {
-  tenantId: string;
-  status: 'MIGRATED' | 'UP_TO_DATE' | 'FAILED' | 'SKIPPED';
-  appliedMigrations: string[];
-  version: string | null;
-  error: string | null;
-  durationMs: number;
-  tenant: { id: string; slug: string; status: string; migrationVersion: string | null; lastError: string | null } | null;
-}
-
-interface MigrateReport {
-  targetVersion: string | null;
-  migrated: number;
-  upToDate: number;
-  failed: number;
-  skipped: number;
-  durationMs: number;
-  results: MigrationResult[];
-}
+type MigrateReport = MigrateMutation['migrateTenants'];
+type MigrationResult = MigrateReport['results'][number];
 
 const TENANT_COUNT = 12;
 /** migrateTenants allows 10 calls a minute; this file makes more, and rate limits are tested elsewhere. */
@@ -62,8 +47,8 @@ afterAll(async () => {
   await app?.close();
 });
 
-async function migrate(client: GraphQLClient, variables: { tenantIds?: string[]; concurrency?: number; force?: boolean } = {}): Promise<MigrateReport> {
-  return (await client.request<{ migrateTenants: MigrateReport }>(MIGRATE, variables)).migrateTenants;
+async function migrate(client: GraphQLClient, variables: MigrateMutationVariables = {}): Promise<MigrateReport> {
+  return (await client.request(MIGRATE, variables)).migrateTenants;
 }
 
 const roleOf = (tenant: TenantFixture) => `fg_${app.server.installationId}_${tenant.slug.replaceAll('-', '_')}`;
@@ -201,7 +186,7 @@ describe('migrateTenants with a new migration', () => {
     // Break one tenant: a column in the way of the new migration.
     await db.client.query(`ALTER TABLE "${broken.schemaName}"."Vehicle" ADD COLUMN "vin" TEXT`);
     // A suspended tenant is still migrated.
-    await admin.request('mutation($id: ID!) { suspendTenant(id: $id) { tenant { id } } }', { id: suspended.id });
+    await admin.request(graphql(`mutation MigrateTenantsSuspendTenant($id: ID!) { suspendTenant(id: $id) { tenant { id } } }`), { id: suspended.id });
 
     const report = await migrate(nextAdmin, { concurrency: 4 });
     expect(report.targetVersion).toBe(NEW_MIGRATION);
@@ -272,9 +257,9 @@ describe('migrateTenants with a new migration', () => {
   });
 
   it('keeps serving the migrated tenants, suspended ones once reactivated', async () => {
-    await admin.request('mutation($id: ID!) { reactivateTenant(id: $id) { tenant { id } } }', { id: suspended.id });
+    await admin.request(graphql(`mutation MigrateTenantsReactivateTenant($id: ID!) { reactivateTenant(id: $id) { tenant { id } } }`), { id: suspended.id });
     for (const tenant of [broken, suspended, tenants[0] as TenantFixture]) {
-      expect(await tenant.owner.request('{ vehicles { totalCount } }')).toEqual({ vehicles: { totalCount: 0 } });
+      expect(await tenant.owner.request(graphql(`query MigrateTenantsVehicles { vehicles { totalCount } }`))).toEqual({ vehicles: { totalCount: 0 } });
     }
   });
 });

@@ -4,6 +4,8 @@ import { GraphQLClient } from '../support/graphql-request';
 import { bearer, codesOf, getGraphQL, postJson, send, type RawResponse } from '../support/raw-graphql';
 import { readTestServices } from '../support/services';
 import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
+import { graphql } from '../generated';
+import type { CreateApiKeyInput, PersistedOperationInput, RegisterMutation } from '../generated/graphql';
 
 /*
  * Persisted queries over HTTP: Apollo's automatic persisted queries (APQ) with the cache in
@@ -11,22 +13,17 @@ import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixtur
  * persistedOnly key is held to (by tenant, or globally by a platform admin).
  */
 
-const REGISTER = `mutation Register($operations: [PersistedOperationInput!]!) {
+const REGISTER = graphql(`mutation Register($operations: [PersistedOperationInput!]!) {
   registerPersistedOperations(operations: $operations) { operations { id sha256 operationName scope createdAt } }
-}`;
-const REGISTER_PLATFORM = `mutation RegisterPlatform($tenantId: ID, $operations: [PersistedOperationInput!]!) {
+}`);
+const REGISTER_PLATFORM = graphql(`mutation RegisterPlatform($tenantId: ID, $operations: [PersistedOperationInput!]!) {
   registerPlatformPersistedOperations(tenantId: $tenantId, operations: $operations) { operations { id sha256 operationName scope } }
-}`;
-const PERSISTED_OPERATIONS = `{ persistedOperations { id sha256 operationName scope } }`;
-const CREATE_API_KEY = `mutation CreateKey($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id persistedOnly } } }`;
-const CREATE_VEHICLE = `mutation($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { id } } }`;
+}`);
+const PERSISTED_OPERATIONS = graphql(`query PersistedList { persistedOperations { id sha256 operationName scope } }`);
+const CREATE_API_KEY = graphql(`mutation PersistedCreateKey($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id persistedOnly } } }`);
+const CREATE_VEHICLE = graphql(`mutation PersistedCreateVehicle($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { id } } }`);
 
-interface RegisteredOperation {
-  id: string;
-  sha256: string;
-  operationName: string | null;
-  scope: 'TENANT' | 'GLOBAL';
-}
+type RegisteredOperation = RegisterMutation['registerPersistedOperations']['operations'][number];
 
 const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
 const persisted = (sha256Hash: string) => ({ persistedQuery: { version: 1, sha256Hash } });
@@ -40,14 +37,14 @@ let aPartner: string;
 let bPartner: string;
 let aOrdinary: string;
 
-async function createKey(tenant: TenantFixture, input: Record<string, unknown>): Promise<string> {
-  const result = await tenant.owner.request<{ createApiKey: { secret: string; apiKey: { persistedOnly: boolean } } }>(CREATE_API_KEY, { input });
+async function createKey(tenant: TenantFixture, input: CreateApiKeyInput): Promise<string> {
+  const result = await tenant.owner.request(CREATE_API_KEY, { input });
   expect(result.createApiKey.apiKey.persistedOnly).toBe(Boolean(input.persistedOnly));
   return result.createApiKey.secret;
 }
 
-async function register(client: GraphQLClient, operations: Record<string, unknown>[]): Promise<RegisteredOperation[]> {
-  const result = await client.request<{ registerPersistedOperations: { operations: RegisteredOperation[] } }>(REGISTER, { operations });
+async function register(client: GraphQLClient, operations: PersistedOperationInput[]): Promise<RegisteredOperation[]> {
+  const result = await client.request(REGISTER, { operations });
   return result.registerPersistedOperations.operations;
 }
 
@@ -149,15 +146,15 @@ describe('registering operations (safelist)', () => {
     expect(first).toEqual([{ id: expect.any(String), sha256: sha256(body), operationName: 'RegisteredPlates', scope: 'TENANT', createdAt: expect.any(String) }]);
     // Again, and without id: the same row.
     expect(await register(A.owner, [{ body }])).toEqual(first);
-    const listed = await A.owner.request<{ persistedOperations: RegisteredOperation[] }>(PERSISTED_OPERATIONS);
+    const listed = await A.owner.request(PERSISTED_OPERATIONS);
     expect(listed.persistedOperations.filter((operation) => operation.sha256 === sha256(body))).toHaveLength(1);
     // B does not see A's operation.
-    const bListed = await B.owner.request<{ persistedOperations: RegisteredOperation[] }>(PERSISTED_OPERATIONS);
+    const bListed = await B.owner.request(PERSISTED_OPERATIONS);
     expect(bListed.persistedOperations.map((operation) => operation.sha256)).not.toContain(sha256(body));
 
     for (const role of ['MANAGER', 'VIEWER'] as const) {
       const email = `${role.toLowerCase()}@${A.slug}.test`;
-      await A.owner.request(`mutation($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`, {
+      await A.owner.request(graphql(`mutation PersistedAddMember($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`), {
         input: { email, name: role, password: 'member-password-1', role },
       });
       const member = app.bearer(await app.login(A.slug, email, 'member-password-1'));
@@ -168,7 +165,7 @@ describe('registering operations (safelist)', () => {
 
   it('refuses an id that is not the sha256 of the body, and documents that do not parse or validate, registering nothing', async () => {
     const good = `query WouldBeFine_${randomBytes(3).toString('hex')} { vehicles(first: 1) { totalCount } }`;
-    const cases: [string, Record<string, unknown>, RegExp][] = [
+    const cases: [string, PersistedOperationInput, RegExp][] = [
       ['wrong id', { id: sha256('something else'), name: 'Wrong', body: '{ me { id } }' }, /operations\.1\.id/],
       ['syntax error', { body: '{ vehicles(first: 1) { totalCount ' }, /operations\.1\.body/],
       ['unknown field', { body: '{ vehicles(first: 1) { noSuchField } }' }, /operations\.1\.body/],
@@ -180,7 +177,7 @@ describe('registering operations (safelist)', () => {
       expect(String(errors[0]?.extensions.field)).toMatch(field);
     }
     // All or nothing: the valid entry next to each bad one was not registered.
-    const listed = await A.owner.request<{ persistedOperations: RegisteredOperation[] }>(PERSISTED_OPERATIONS);
+    const listed = await A.owner.request(PERSISTED_OPERATIONS);
     expect(listed.persistedOperations.map((operation) => operation.sha256)).not.toContain(sha256(good));
     expect(await errorCode(register(A.owner, []))).toBe('BAD_USER_INPUT');
   });
@@ -274,7 +271,7 @@ describe('a persistedOnly key', () => {
   it("runs a platform admin's global operation for every tenant, each on its own data; a per-tenant one only for that tenant", async () => {
     const admin = await app.admin();
     const globalBody = `query GlobalPlates_${randomBytes(3).toString('hex')} { vehicles(first: 10) { edges { node { plate } } } }`;
-    const global = await admin.request<{ registerPlatformPersistedOperations: { operations: RegisteredOperation[] } }>(REGISTER_PLATFORM, {
+    const global = await admin.request(REGISTER_PLATFORM, {
       tenantId: null,
       operations: [{ id: sha256(globalBody), name: 'GlobalPlates', body: globalBody }],
     });
@@ -285,12 +282,12 @@ describe('a persistedOnly key', () => {
     expect(plates(await runByHash(aPartner, globalHash))).toEqual(['ALPHA-1', 'ALPHA-2']);
     expect(plates(await runByHash(bPartner, globalHash, undefined, second))).toEqual(['BRAVO-1', 'BRAVO-2']);
     for (const tenant of [A, B]) {
-      const listed = await tenant.owner.request<{ persistedOperations: RegisteredOperation[] }>(PERSISTED_OPERATIONS);
+      const listed = await tenant.owner.request(PERSISTED_OPERATIONS);
       expect(listed.persistedOperations.find((operation) => operation.sha256 === globalHash)?.scope).toBe('GLOBAL');
     }
 
     const forB = `query ForBravoOnly_${randomBytes(3).toString('hex')} { vehicles(first: 1) { totalCount } }`;
-    const scoped = await admin.request<{ registerPlatformPersistedOperations: { operations: RegisteredOperation[] } }>(REGISTER_PLATFORM, {
+    const scoped = await admin.request(REGISTER_PLATFORM, {
       tenantId: B.id,
       operations: [{ body: forB }],
     });
@@ -322,7 +319,7 @@ describe('the partner flow shown in the README', () => {
     const body = 'query ActiveVehicles($first: Int!) { vehicles(first: $first, filter: { status: ACTIVE }) { edges { node { plate } } } }';
     const sha256Hash = createHash('sha256').update(body).digest('hex');
     await admin.request(REGISTER, { operations: [{ id: sha256Hash, name: 'ActiveVehicles', body }] });
-    const { createApiKey } = await admin.request<{ createApiKey: { secret: string } }>(CREATE_API_KEY, {
+    const { createApiKey } = await admin.request(CREATE_API_KEY, {
       input: { name: 'Acme telematics', role: 'VIEWER', persistedOnly: true },
     });
     const apiKey = createApiKey.secret;
