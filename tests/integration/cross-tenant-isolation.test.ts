@@ -3,6 +3,14 @@ import { buildSchema } from '../../src/graphql/schema';
 import { toGlobalId } from '../../src/graphql/global-id';
 import { quoteIdentifier } from '../../src/tenancy/tenant-naming';
 import type { GraphQLClient } from '../support/graphql-request';
+import { graphql } from '../generated';
+import type {
+  IsolationCreateDriverMutation,
+  IsolationCreateVehicleMutation,
+  IsolationDriverIdsQueryVariables,
+  IsolationSnapshotQuery,
+  IsolationVehicleIdsQueryVariables,
+} from '../generated/graphql';
 import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
 
 /*
@@ -18,16 +26,8 @@ let app: TestServer;
 let A: SeededTenant;
 let B: SeededTenant;
 
-interface SeededVehicle {
-  id: string;
-  plate: string;
-}
-interface SeededDriver {
-  id: string;
-  name: string;
-  licenseNumber: string;
-  email: string;
-}
+type SeededVehicle = IsolationCreateVehicleMutation['createVehicle']['vehicle'];
+type SeededDriver = IsolationCreateDriverMutation['createDriver']['driver'];
 interface SeededTenant extends TenantFixture {
   ownerId: string;
   vehicles: SeededVehicle[];
@@ -43,14 +43,14 @@ interface SeededTenant extends TenantFixture {
 const SHARED_PLATE = 'SHARED-1';
 const SHARED_LICENSE = 'SHARED-LIC';
 
-const CREATE_VEHICLE = `mutation($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { id plate } } }`;
-const CREATE_DRIVER = `mutation($input: CreateDriverInput!) { createDriver(input: $input) { driver { id name licenseNumber email } } }`;
-const ASSIGN = `mutation($vehicleId: ID!, $driverId: ID) { assignDriver(vehicleId: $vehicleId, driverId: $driverId) { vehicle { id driver { id } } } }`;
+const CREATE_VEHICLE = graphql(`mutation IsolationCreateVehicle($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { id plate } } }`);
+const CREATE_DRIVER = graphql(`mutation IsolationCreateDriver($input: CreateDriverInput!) { createDriver(input: $input) { driver { id name licenseNumber email } } }`);
+const ASSIGN = graphql(`mutation IsolationAssign($vehicleId: ID!, $driverId: ID) { assignDriver(vehicleId: $vehicleId, driverId: $driverId) { vehicle { id driver { id } } } }`);
 
-const CREATE_API_KEY = `mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { apiKey { id name role } secret } }`;
-const REGISTER_OPERATIONS = `mutation($operations: [PersistedOperationInput!]!) {
+const CREATE_API_KEY = graphql(`mutation IsolationCreateApiKey($input: CreateApiKeyInput!) { createApiKey(input: $input) { apiKey { id name role } secret } }`);
+const REGISTER_OPERATIONS = graphql(`mutation IsolationRegisterOperations($operations: [PersistedOperationInput!]!) {
   registerPersistedOperations(operations: $operations) { operations { id sha256 operationName scope } }
-}`;
+}`);
 
 /** ENTERPRISE: the plan with the largest request budget, so rate limits never decide a case here. */
 async function seedTenant(label: 'alpha' | 'bravo'): Promise<SeededTenant> {
@@ -62,7 +62,7 @@ async function seedTenant(label: 'alpha' | 'bravo'): Promise<SeededTenant> {
     [`${prefix}-2`, `${label}make`],
     [SHARED_PLATE, 'Sharedmake'],
   ] as const) {
-    const result = await tenant.owner.request<{ createVehicle: { vehicle: SeededVehicle } }>(CREATE_VEHICLE, {
+    const result = await tenant.owner.request(CREATE_VEHICLE, {
       input: { plate, make, model: `${label} model`, year: 2020, odometerKm: 1000 },
     });
     vehicles.push(result.createVehicle.vehicle);
@@ -73,26 +73,26 @@ async function seedTenant(label: 'alpha' | 'bravo'): Promise<SeededTenant> {
     [`${label} driver two`, `${prefix}-LIC-2`],
     [`${label} driver three`, SHARED_LICENSE],
   ] as const) {
-    const result = await tenant.owner.request<{ createDriver: { driver: SeededDriver } }>(CREATE_DRIVER, {
+    const result = await tenant.owner.request(CREATE_DRIVER, {
       input: { name, licenseNumber, email: `${licenseNumber.toLowerCase()}@${label}.test`, phone: '+1 555 0100' },
     });
     drivers.push(result.createDriver.driver);
   }
-  await tenant.owner.request(ASSIGN, { vehicleId: vehicles[0]?.id, driverId: drivers[0]?.id });
+  await tenant.owner.request(ASSIGN, { vehicleId: vehicles[0]?.id as string, driverId: drivers[0]?.id as string });
 
-  const me = await tenant.owner.request<{ me: { id: string } }>('{ me { id } }');
+  const me = await tenant.owner.request(graphql(`query IsolationSeedMe { me { id } }`));
   const adminEmail = `admin@${tenant.slug}.test`;
   const adminPassword = `admin-password-${tenant.slug}`;
-  const added = await tenant.owner.request<{ addMember: { member: { id: string } } }>(
-    `mutation($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`,
+  const added = await tenant.owner.request(
+    graphql(`mutation IsolationSeedAdmin($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`),
     { input: { email: adminEmail, name: `${label} admin`, password: adminPassword, role: 'ADMIN' } },
   );
   const adminToken = await app.login(tenant.slug, adminEmail, adminPassword);
-  const key = await tenant.owner.request<{ createApiKey: { apiKey: { id: string }; secret: string } }>(CREATE_API_KEY, {
+  const key = await tenant.owner.request(CREATE_API_KEY, {
     input: { name: `${label} integration`, role: 'MANAGER' },
   });
   const body = `query ${prefix}Plates { vehicles(first: 5) { edges { node { plate } } } }`;
-  const registered = await tenant.owner.request<{ registerPersistedOperations: { operations: { id: string; sha256: string }[] } }>(
+  const registered = await tenant.owner.request(
     REGISTER_OPERATIONS,
     { operations: [{ name: `${prefix}Plates`, body }] },
   );
@@ -111,7 +111,7 @@ async function seedTenant(label: 'alpha' | 'bravo'): Promise<SeededTenant> {
 
 // Pages of 20: every tenant here has fewer rows (hasNextPage is part of the snapshot), and
 // small pages keep the query under the cost limit.
-const SNAPSHOT = `{
+const SNAPSHOT = graphql(`query IsolationSnapshot {
   vehicles(first: 20) {
     totalCount
     pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
@@ -126,20 +126,13 @@ const SNAPSHOT = `{
   me { id role tenant { id slug status } }
   apiKeys { id name prefix role persistedOnly expiresAt createdAt revokedAt }
   persistedOperations { id sha256 operationName scope createdAt }
-}`;
+}`);
 
-interface FleetSnapshot {
-  vehicles: { totalCount: number; edges: { node: { id: string; plate: string; driver: { id: string } | null } }[] };
-  drivers: { totalCount: number; edges: { node: { id: string; vehicle: { id: string } | null } }[] };
-  members: { id: string; email: string; role: string }[];
-  me: { id: string; role: string; tenant: { id: string } };
-  apiKeys: { id: string; revokedAt: string | null }[];
-  persistedOperations: { id: string; sha256: string; scope: string }[];
-}
+type FleetSnapshot = IsolationSnapshotQuery;
 
 /** Everything a tenant's OWNER can see of its tenant: rows, relations, members. */
 function snapshot(tenant: TenantFixture): Promise<FleetSnapshot> {
-  return tenant.owner.request<FleetSnapshot>(SNAPSHOT);
+  return tenant.owner.request(SNAPSHOT);
 }
 
 /** The tenant's row ids as global ids, read straight from its schema (an oracle independent of the API). */
@@ -153,25 +146,25 @@ async function globalIdsInSchema(tenant: TenantFixture, table: 'Vehicle' | 'Driv
 const vehicle = (tenant: SeededTenant, index: number): SeededVehicle => tenant.vehicles[index] as SeededVehicle;
 const driver = (tenant: SeededTenant, index: number): SeededDriver => tenant.drivers[index] as SeededDriver;
 
-const VEHICLE_IDS = `query($filter: VehicleFilter, $after: String) {
+const VEHICLE_IDS = graphql(`query IsolationVehicleIds($filter: VehicleFilter, $after: String) {
   vehicles(first: 20, filter: $filter, after: $after) { totalCount edges { node { id plate driver { id } } } }
-}`;
-const DRIVER_IDS = `query($filter: DriverFilter, $after: String) {
+}`);
+const DRIVER_IDS = graphql(`query IsolationDriverIds($filter: DriverFilter, $after: String) {
   drivers(first: 20, filter: $filter, after: $after) { totalCount edges { node { id licenseNumber vehicle { id } } } }
-}`;
+}`);
 
 interface IdList {
   totalCount: number;
   ids: string[];
 }
 
-async function listVehicles(client: GraphQLClient, variables: Record<string, unknown> = {}): Promise<IdList> {
-  const result = await client.request<{ vehicles: { totalCount: number; edges: { node: { id: string } }[] } }>(VEHICLE_IDS, variables);
+async function listVehicles(client: GraphQLClient, variables: IsolationVehicleIdsQueryVariables = {}): Promise<IdList> {
+  const result = await client.request(VEHICLE_IDS, variables);
   return { totalCount: result.vehicles.totalCount, ids: result.vehicles.edges.map((edge) => edge.node.id) };
 }
 
-async function listDrivers(client: GraphQLClient, variables: Record<string, unknown> = {}): Promise<IdList> {
-  const result = await client.request<{ drivers: { totalCount: number; edges: { node: { id: string } }[] } }>(DRIVER_IDS, variables);
+async function listDrivers(client: GraphQLClient, variables: IsolationDriverIdsQueryVariables = {}): Promise<IdList> {
+  const result = await client.request(DRIVER_IDS, variables);
   return { totalCount: result.drivers.totalCount, ids: result.drivers.edges.map((edge) => edge.node.id) };
 }
 
@@ -187,20 +180,20 @@ interface Attack {
   changesA?: boolean;
 }
 
-const NODE = `query($id: ID!) { node(id: $id) { __typename id ... on Vehicle { plate } ... on Driver { name } } }`;
-const VEHICLE = `query($id: ID!) { vehicle(id: $id) { id plate make driver { id } } }`;
-const DRIVER = `query($id: ID!) { driver(id: $id) { id name licenseNumber vehicle { id } } }`;
-const UPDATE_VEHICLE = `mutation($id: ID!, $input: UpdateVehicleInput!) { updateVehicle(id: $id, input: $input) { vehicle { id plate odometerKm } } }`;
-const DELETE_VEHICLE = `mutation($id: ID!) { deleteVehicle(id: $id) { deletedId } }`;
-const UPDATE_DRIVER = `mutation($id: ID!, $input: UpdateDriverInput!) { updateDriver(id: $id, input: $input) { driver { id name } } }`;
-const DELETE_DRIVER = `mutation($id: ID!) { deleteDriver(id: $id) { deletedId } }`;
-const MEMBERS = `{ members { id email role } }`;
-const UPDATE_ROLE = `mutation($userId: ID!, $role: Role!) { updateMemberRole(userId: $userId, role: $role) { member { id role } } }`;
-const REMOVE_MEMBER = `mutation($userId: ID!) { removeMember(userId: $userId) { removedUserId } }`;
-const API_KEYS = `{ apiKeys { id name role revokedAt } }`;
-const REVOKE_API_KEY = `mutation($id: ID!) { revokeApiKey(id: $id) { apiKey { id revokedAt } } }`;
-const PERSISTED_OPERATIONS = `{ persistedOperations { id sha256 scope } }`;
-const ADD_MEMBER = `mutation($input: AddMemberInput!) { addMember(input: $input) { member { id email role } } }`;
+const NODE = graphql(`query IsolationNode($id: ID!) { node(id: $id) { __typename id ... on Vehicle { plate } ... on Driver { name } } }`);
+const VEHICLE = graphql(`query IsolationVehicle($id: ID!) { vehicle(id: $id) { id plate make driver { id } } }`);
+const DRIVER = graphql(`query IsolationDriver($id: ID!) { driver(id: $id) { id name licenseNumber vehicle { id } } }`);
+const UPDATE_VEHICLE = graphql(`mutation IsolationUpdateVehicle($id: ID!, $input: UpdateVehicleInput!) { updateVehicle(id: $id, input: $input) { vehicle { id plate odometerKm } } }`);
+const DELETE_VEHICLE = graphql(`mutation IsolationDeleteVehicle($id: ID!) { deleteVehicle(id: $id) { deletedId } }`);
+const UPDATE_DRIVER = graphql(`mutation IsolationUpdateDriver($id: ID!, $input: UpdateDriverInput!) { updateDriver(id: $id, input: $input) { driver { id name } } }`);
+const DELETE_DRIVER = graphql(`mutation IsolationDeleteDriver($id: ID!) { deleteDriver(id: $id) { deletedId } }`);
+const MEMBERS = graphql(`query IsolationMembers { members { id email role } }`);
+const UPDATE_ROLE = graphql(`mutation IsolationUpdateRole($userId: ID!, $role: Role!) { updateMemberRole(userId: $userId, role: $role) { member { id role } } }`);
+const REMOVE_MEMBER = graphql(`mutation IsolationRemoveMember($userId: ID!) { removeMember(userId: $userId) { removedUserId } }`);
+const API_KEYS = graphql(`query IsolationApiKeys { apiKeys { id name role revokedAt } }`);
+const REVOKE_API_KEY = graphql(`mutation IsolationRevokeApiKey($id: ID!) { revokeApiKey(id: $id) { apiKey { id revokedAt } } }`);
+const PERSISTED_OPERATIONS = graphql(`query IsolationPersistedOperations { persistedOperations { id sha256 scope } }`);
+const ADD_MEMBER = graphql(`mutation IsolationAddMember($input: AddMemberInput!) { addMember(input: $input) { member { id email role } } }`);
 
 /** No data came back: `data` is null, or (for a nullable root field) the field is null. */
 function expectNoData(data: unknown): void {
@@ -230,11 +223,11 @@ const isolationCases: Record<string, Attack[]> = {
       name: "returns null for each of B's vehicle ids",
       run: async () => {
         for (const target of B.vehicles) {
-          const result = await A.owner.request<{ vehicle: unknown }>(VEHICLE, { id: target.id });
+          const result = await A.owner.request(VEHICLE, { id: target.id });
           expect(result.vehicle).toBeNull();
         }
         // Control: the same query finds A's own vehicle.
-        const own = await A.owner.request<{ vehicle: { id: string } | null }>(VEHICLE, { id: vehicle(A, 0).id });
+        const own = await A.owner.request(VEHICLE, { id: vehicle(A, 0).id });
         expect(own.vehicle?.id).toBe(vehicle(A, 0).id);
       },
     },
@@ -244,10 +237,10 @@ const isolationCases: Record<string, Attack[]> = {
       name: "returns null for each of B's driver ids",
       run: async () => {
         for (const target of B.drivers) {
-          const result = await A.owner.request<{ driver: unknown }>(DRIVER, { id: target.id });
+          const result = await A.owner.request(DRIVER, { id: target.id });
           expect(result.driver).toBeNull();
         }
-        const own = await A.owner.request<{ driver: { id: string } | null }>(DRIVER, { id: driver(A, 0).id });
+        const own = await A.owner.request(DRIVER, { id: driver(A, 0).id });
         expect(own.driver?.id).toBe(driver(A, 0).id);
       },
     },
@@ -257,10 +250,10 @@ const isolationCases: Record<string, Attack[]> = {
       name: "returns null for B's vehicle and driver global ids",
       run: async () => {
         for (const id of [...B.vehicles.map((row) => row.id), ...B.drivers.map((row) => row.id)]) {
-          const result = await A.owner.request<{ node: unknown }>(NODE, { id });
+          const result = await A.owner.request(NODE, { id });
           expect(result.node).toBeNull();
         }
-        const own = await A.owner.request<{ node: { __typename: string; id: string } | null }>(NODE, { id: driver(A, 1).id });
+        const own = await A.owner.request(NODE, { id: driver(A, 1).id });
         expect(own.node).toEqual({ __typename: 'Driver', id: driver(A, 1).id, name: driver(A, 1).name });
       },
     },
@@ -289,7 +282,7 @@ const isolationCases: Record<string, Attack[]> = {
     {
       name: "hasDriver filter and nested drivers show only A's assignment",
       run: async () => {
-        const result = await A.owner.request<{ vehicles: { totalCount: number; edges: { node: { id: string; driver: { id: string } | null } }[] } }>(
+        const result = await A.owner.request(
           VEHICLE_IDS,
           { filter: { hasDriver: true } },
         );
@@ -338,7 +331,7 @@ const isolationCases: Record<string, Attack[]> = {
       name: "a plate B already uses is created in A only (no cross-tenant CONFLICT)",
       changesA: true,
       run: async () => {
-        const created = await A.owner.request<{ createVehicle: { vehicle: { id: string; plate: string } } }>(CREATE_VEHICLE, {
+        const created = await A.owner.request(CREATE_VEHICLE, {
           input: { plate: vehicle(B, 1).plate, make: 'Attacker', model: 'Probe', year: 2021 },
         });
         expect(created.createVehicle.vehicle.plate).toBe(vehicle(B, 1).plate);
@@ -353,7 +346,7 @@ const isolationCases: Record<string, Attack[]> = {
       name: "a licence number B already uses is created in A only (no cross-tenant CONFLICT)",
       changesA: true,
       run: async () => {
-        const created = await A.owner.request<{ createDriver: { driver: { id: string; licenseNumber: string } } }>(CREATE_DRIVER, {
+        const created = await A.owner.request(CREATE_DRIVER, {
           input: { name: 'Probe Driver', licenseNumber: driver(B, 1).licenseNumber },
         });
         expect(created.createDriver.driver.licenseNumber).toBe(driver(B, 1).licenseNumber);
@@ -430,7 +423,7 @@ const isolationCases: Record<string, Attack[]> = {
     {
       name: "lists A's members only, never B's",
       run: async () => {
-        const result = await A.owner.request<{ members: { id: string; email: string; role: string }[] }>(MEMBERS);
+        const result = await A.owner.request(MEMBERS);
         const ids = result.members.map((member) => member.id);
         expect(ids).not.toContain(B.ownerId);
         expect(ids).not.toContain(B.admin.id);
@@ -459,7 +452,7 @@ const isolationCases: Record<string, Attack[]> = {
       run: async () => {
         await expectNotFound(A.owner.request(REMOVE_MEMBER, { userId: B.ownerId }));
         await expectNotFound(A.owner.request(REMOVE_MEMBER, { userId: B.admin.id }));
-        const still = await B.admin.client.request<{ me: { role: string; tenant: { id: string } } }>('{ me { role tenant { id } } }');
+        const still = await B.admin.client.request(graphql(`query IsolationRoleAndTenant { me { role tenant { id } } }`));
         expect(still.me).toEqual({ role: 'ADMIN', tenant: { id: B.id } });
       },
     },
@@ -469,14 +462,14 @@ const isolationCases: Record<string, Attack[]> = {
       name: "B's owner's email becomes a VIEWER of A only; B's memberships and B's owner's role are untouched",
       changesA: true,
       run: async () => {
-        const added = await A.owner.request<{ addMember: { member: { id: string; email: string; role: string } } }>(ADD_MEMBER, {
+        const added = await A.owner.request(ADD_MEMBER, {
           input: { email: B.ownerEmail, role: 'VIEWER' },
         });
         expect(added.addMember.member).toEqual({ id: B.ownerId, email: B.ownerEmail, role: 'VIEWER' });
-        const inA = await A.owner.request<{ members: { id: string; role: string }[] }>(MEMBERS);
+        const inA = await A.owner.request(MEMBERS);
         expect(inA.members).toContainEqual({ id: B.ownerId, email: B.ownerEmail, role: 'VIEWER' });
         // B's owner's token still acts in B, as OWNER: the A membership did not leak into B.
-        const me = await B.owner.request<{ me: { role: string; tenant: { id: string } } }>('{ me { role tenant { id } } }');
+        const me = await B.owner.request(graphql(`query IsolationRoleAndTenant { me { role tenant { id } } }`));
         expect(me.me).toEqual({ role: 'OWNER', tenant: { id: B.id } });
         await A.owner.request(REMOVE_MEMBER, { userId: B.ownerId });
         // Removing them from A ends only their A sessions: B's owner still works.
@@ -488,7 +481,7 @@ const isolationCases: Record<string, Attack[]> = {
     {
       name: "lists A's keys only, never B's",
       run: async () => {
-        const result = await A.owner.request<{ apiKeys: { id: string }[] }>(API_KEYS);
+        const result = await A.owner.request(API_KEYS);
         const ids = result.apiKeys.map((key) => key.id);
         expect(ids).not.toContain(B.apiKey.id);
         expect([...ids].sort()).toEqual(await platformRowIds('SELECT id FROM platform."ApiKey" WHERE "tenantId" = $1', [A.id]));
@@ -501,7 +494,7 @@ const isolationCases: Record<string, Attack[]> = {
       name: "a key A creates acts in A only: A's rows, FORBIDDEN with X-Tenant: B, never listed in B",
       changesA: true,
       run: async () => {
-        const created = await A.owner.request<{ createApiKey: { apiKey: { id: string }; secret: string } }>(CREATE_API_KEY, {
+        const created = await A.owner.request(CREATE_API_KEY, {
           input: { name: 'probe', role: 'ADMIN' },
         });
         const { secret } = created.createApiKey;
@@ -509,10 +502,10 @@ const isolationCases: Record<string, Attack[]> = {
         expect(listed.ids).toEqual(await globalIdsInSchema(A, 'Vehicle'));
         expectNoneOf(listed.ids, B);
         for (const id of B.vehicles.map((row) => row.id)) {
-          expect((await app.bearer(secret).request<{ vehicle: unknown }>(VEHICLE, { id })).vehicle).toBeNull();
+          expect((await app.bearer(secret).request(VEHICLE, { id })).vehicle).toBeNull();
         }
         await expectNotFound(app.bearer(secret).request(DELETE_VEHICLE, { id: vehicle(B, 1).id }));
-        const { errors } = await expectErrors(app.bearer(secret, { 'x-tenant': B.slug }).request(VEHICLE_IDS));
+        const { errors } = await expectErrors(app.bearer(secret, { 'x-tenant': B.slug }).request(VEHICLE_IDS, {}));
         expect(errors.map((error) => error.extensions.code)).toEqual(['FORBIDDEN']);
         expect(await platformRowIds('SELECT id FROM platform."ApiKey" WHERE "tenantId" = $1', [B.id])).toEqual([B.apiKey.id]);
         await A.owner.request(REVOKE_API_KEY, { id: created.createApiKey.apiKey.id });
@@ -533,7 +526,7 @@ const isolationCases: Record<string, Attack[]> = {
     {
       name: "lists A's (and global) operations, never B's",
       run: async () => {
-        const result = await A.owner.request<{ persistedOperations: { id: string; sha256: string }[] }>(PERSISTED_OPERATIONS);
+        const result = await A.owner.request(PERSISTED_OPERATIONS);
         const ids = result.persistedOperations.map((operation) => operation.id);
         expect(ids).not.toContain(B.operation.id);
         expect(ids).toContain(A.operation.id);
@@ -559,7 +552,7 @@ const isolationCases: Record<string, Attack[]> = {
         // B runs it by hash first, so it is as warm in every cache (the safelist's, Apollo's APQ) as it gets.
         expect(plates(await byHash({ authorization: `Bearer ${B.ownerToken}` }))).toEqual(B.vehicles.map((row) => row.plate).sort());
 
-        const created = await A.owner.request<{ createApiKey: { apiKey: { id: string }; secret: string } }>(CREATE_API_KEY, {
+        const created = await A.owner.request(CREATE_API_KEY, {
           input: { name: 'persisted only', role: 'VIEWER', persistedOnly: true },
         });
         const keyResult = await byHash({ 'x-api-key': created.createApiKey.secret });
@@ -586,7 +579,7 @@ const isolationCases: Record<string, Attack[]> = {
       name: "registering B's exact document in A makes A's own entry; B's entry is untouched",
       changesA: true,
       run: async () => {
-        const result = await A.owner.request<{ registerPersistedOperations: { operations: { id: string; sha256: string; scope: string }[] } }>(
+        const result = await A.owner.request(
           REGISTER_OPERATIONS,
           { operations: [{ body: B.operation.body }] },
         );
@@ -639,23 +632,23 @@ describe.each(Object.entries(isolationCases))("A's OWNER against B's data: %s", 
 });
 
 const platformAdminCases: Record<string, () => Promise<unknown>> = {
-  tenants: () => A.owner.request('{ tenants { totalCount edges { node { id slug schemaName } } } }'),
-  tenant: () => A.owner.request('query($slug: String!) { tenant(slug: $slug) { id schemaName status } }', { slug: B.slug }),
+  tenants: () => A.owner.request(graphql(`query IsolationTenants { tenants { totalCount edges { node { id slug schemaName } } } }`)),
+  tenant: () => A.owner.request(graphql(`query IsolationTenant($slug: String!) { tenant(slug: $slug) { id schemaName status } }`), { slug: B.slug }),
   createTenant: () =>
-    A.owner.request(`mutation($input: CreateTenantInput!) { createTenant(input: $input) { tenant { id } } }`, {
+    A.owner.request(graphql(`mutation IsolationCreateTenant($input: CreateTenantInput!) { createTenant(input: $input) { tenant { id } } }`), {
       input: { slug: `${B.slug}-x`, name: 'Rogue', plan: 'FREE', owner: { email: `rogue@${B.slug}.test`, name: 'Rogue', password: 'rogue-password-123' } },
     }),
   migrateTenants: () =>
-    A.owner.request('mutation($ids: [ID!]) { migrateTenants(tenantIds: $ids, force: true) { migrated results { tenantId } } }', { ids: [B.id] }),
-  suspendTenant: () => A.owner.request('mutation($id: ID!) { suspendTenant(id: $id) { tenant { status } } }', { id: B.id }),
-  reactivateTenant: () => A.owner.request('mutation($id: ID!) { reactivateTenant(id: $id) { tenant { status } } }', { id: B.id }),
+    A.owner.request(graphql(`mutation IsolationMigrateTenants($ids: [ID!]) { migrateTenants(tenantIds: $ids, force: true) { migrated results { tenantId } } }`), { ids: [B.id] }),
+  suspendTenant: () => A.owner.request(graphql(`mutation IsolationSuspendTenant($id: ID!) { suspendTenant(id: $id) { tenant { status } } }`), { id: B.id }),
+  reactivateTenant: () => A.owner.request(graphql(`mutation IsolationReactivateTenant($id: ID!) { reactivateTenant(id: $id) { tenant { status } } }`), { id: B.id }),
   registerPlatformPersistedOperations: () =>
     A.owner.request(
-      'mutation($id: ID, $operations: [PersistedOperationInput!]!) { registerPlatformPersistedOperations(tenantId: $id, operations: $operations) { operations { id } } }',
+      graphql(`mutation IsolationRegisterPlatformPersistedOperations($id: ID, $operations: [PersistedOperationInput!]!) { registerPlatformPersistedOperations(tenantId: $id, operations: $operations) { operations { id } } }`),
       { id: B.id, operations: [{ body: 'query Planted { vehicles(first: 1) { totalCount } }' }] },
     ),
   setTenantRateLimit: () =>
-    A.owner.request('mutation($id: ID!, $limit: TenantRateLimitInput) { setTenantRateLimit(id: $id, limit: $limit) { tenant { id } } }', {
+    A.owner.request(graphql(`mutation IsolationSetTenantRateLimit($id: ID!, $limit: TenantRateLimitInput) { setTenantRateLimit(id: $id, limit: $limit) { tenant { id } } }`), {
       id: B.id,
       limit: { tenant: { capacity: 1, refillPerSecond: 0.01 }, perCaller: { capacity: 1, refillPerSecond: 0.01 } },
     }),
@@ -679,7 +672,7 @@ describe('platform-admin fields refuse a tenant OWNER', () => {
 
   it('B is still ACTIVE and serving after all of them', async () => {
     expect((await snapshot(B)).me.tenant).toEqual({ id: B.id, slug: B.slug, status: 'ACTIVE' });
-    expect(await errorCode(A.owner.request('{ tenants { totalCount } }'))).toBe('FORBIDDEN');
+    expect(await errorCode(A.owner.request(graphql(`query IsolationTenantCount { tenants { totalCount } }`)))).toBe('FORBIDDEN');
   });
 });
 
