@@ -1,5 +1,6 @@
 import { bearer, codesOf, postJson, type RawBody, type RawResponse } from '../support/raw-graphql';
 import { startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
+import { graphql } from '../generated';
 
 /*
  * Hostile documents over HTTP. Each is refused with its own code and a 4xx status, and fast: a
@@ -19,7 +20,7 @@ beforeAll(async () => {
   tenant = await app.createTenant(undefined, 'ENTERPRISE');
   // A few rows, so the documents that pass have something to return.
   for (let i = 1; i <= 3; i += 1) {
-    await tenant.owner.request(`mutation($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { id } } }`, {
+    await tenant.owner.request(graphql(`mutation HardeningSeedVehicle($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { id } } }`), {
       input: { plate: `HARD-${i}`, make: 'Make', model: 'Model', year: 2020 },
     });
   }

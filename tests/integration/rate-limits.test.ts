@@ -1,9 +1,10 @@
+import { print } from 'graphql';
 import { readTestServices } from '../support/services';
 import { bearer, postJson, sleep, type RawResponse } from '../support/raw-graphql';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
 import { graphql } from '../generated';
-import type { RateLimitBucketInput, SetLimitMutation } from '../generated/graphql';
+import type { RateLimitBucketInput, RateLimitsMeQuery, SetLimitMutation } from '../generated/graphql';
 
 /*
  * Request budgets over real HTTP, with the real Redis: tenant and per-caller token buckets
@@ -16,7 +17,8 @@ import type { RateLimitBucketInput, SetLimitMutation } from '../generated/graphq
  * machine).
  */
 
-const ME = '{ me { id } }';
+/** Posted with fetch (the headers matter here), as the text of a typed document. */
+const ME = graphql(`query RateLimitsMe { me { id } }`);
 const LOGIN = graphql(`mutation RateLimitsLogin($input: LoginInput!) { login(input: $input) { accessToken } }`);
 const SET_LIMIT = graphql(`mutation SetLimit($id: ID!, $limit: TenantRateLimitInput) {
   setTenantRateLimit(id: $id, limit: $limit) {
@@ -52,7 +54,7 @@ async function tenantLimit(app: TestServer, slug: string): Promise<TenantRateLim
 
 /** One cheap tenant request as this caller (a JWT, or headers such as X-Api-Key). */
 function hit(app: TestServer, caller: string | Record<string, string>): Promise<RawResponse> {
-  return postJson(app.url, { query: ME }, typeof caller === 'string' ? bearer(caller) : caller);
+  return postJson(app.url, { query: print(ME) }, typeof caller === 'string' ? bearer(caller) : caller);
 }
 
 async function hitSequentially(app: TestServer, caller: string | Record<string, string>, count: number): Promise<RawResponse[]> {
@@ -84,7 +86,7 @@ function expectRateLimited(response: RawResponse, limit: number): void {
 function expectAdmitted(response: RawResponse, limit?: number): void {
   expect(response.status).toBe(200);
   expect(response.body.errors).toBeUndefined();
-  expect((response.body.data?.me as { id?: string } | undefined)?.id).toEqual(expect.any(String));
+  expect((response.body.data as RateLimitsMeQuery | undefined)?.me?.id).toEqual(expect.any(String));
   if (limit !== undefined) expect(header(response, 'ratelimit-limit')).toBe(String(limit));
   expect(Number(header(response, 'ratelimit-remaining'))).toBeGreaterThanOrEqual(0);
   expect(Number(header(response, 'ratelimit-reset'))).toBeGreaterThanOrEqual(0);
