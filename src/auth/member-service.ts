@@ -58,8 +58,10 @@ export class MemberService {
     const existing = await prisma.user.findUnique({ where: { email: email.data } });
     let userId: string;
     if (existing) {
-      if (input.password && !(await this.deps.passwords.verify(input.password, existing.passwordHash))) {
-        throw conflict('A user with this email already exists with another password; leave password out to add them', 'password');
+      // Never checked against the user's password: that would let any tenant admin test
+      // guesses for the accounts of people in other tenants, outside login's per-email limit.
+      if (input.password) {
+        throw conflict('A user with this email already exists and keeps their own password; leave password out to add them', 'password');
       }
       userId = existing.id;
     } else {
