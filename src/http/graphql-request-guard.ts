@@ -102,10 +102,16 @@ export function graphqlRequestGuard(deps: {
     if (!hash || hasText) return;
     const document = await deps.safelist.lookup(principal.tenant.id, hash);
     if (document) {
-      // POST: Apollo reads the body we fill in. GET: Apollo can only look the hash up in its
-      // APQ cache, so the document goes there first.
+      // POST: Apollo reads the body we fill in, as a plain query: with the hash still attached
+      // it would hash the text again and write it to the APQ cache on every request. GET:
+      // Apollo can only look the hash up in its APQ cache, so the document goes there first.
       operation.query = document;
-      if (req.method === 'GET') await deps.apqCache.set(`apq:${hash}`, document);
+      if (req.method === 'GET') {
+        await deps.apqCache.set(`apq:${hash}`, document);
+      } else if (operation.extensions && typeof operation.extensions === 'object') {
+        const { persistedQuery: _resolved, ...otherExtensions } = operation.extensions as Record<string, unknown>;
+        operation.extensions = otherExtensions;
+      }
     } else if (principal.kind === 'apiKey' && principal.persistedOnly) {
       throw new AppError(ErrorCode.PERSISTED_QUERY_NOT_REGISTERED, 'No operation with this hash is registered for your tenant', {
         httpStatus: 404,

@@ -204,6 +204,8 @@ describe('a persistedOnly key', () => {
 
     const active = await runByHash(aPartner, aOnlyHash, { status: 'ACTIVE' });
     expect(active.body.data).toEqual({ vehicles: { edges: [{ node: { plate: 'ALPHA-1', status: 'ACTIVE' } }] } });
+    // Served from the safelist as a plain query: nothing is written to the APQ cache per request.
+    expect(await redis.get(apqKey(aOnlyHash))).toBeNull();
 
     const viaGet = await getGraphQL(app.url, { extensions: persisted(aOnlyHash), variables: { status: 'MAINTENANCE' } }, { 'x-api-key': aPartner });
     expect(viaGet.status).toBe(200);
