@@ -79,6 +79,24 @@ function int32Hash(text: string): number {
 }
 
 /**
+ * Takes the schema's migrate lock (the one the engine takes, see below) on the pool's single
+ * connection, for checks that must not interleave with another run's migrations. Session lock:
+ * it is re-entrant, so the engine's own lock on this connection is granted at once, and it is
+ * released when the pool ends.
+ */
+export async function lockSchemaMigrations(pool: pg.Pool, schema: string): Promise<void> {
+  const [key, schemaKey] = schemaMigrationLock(schema);
+  // Inlined, not bound: both keys are integers of ours, and reportCharColumnsAsText's wrapper
+  // passes the query text alone.
+  await pool.query(`SELECT pg_advisory_lock(${key}, ${schemaKey})`);
+}
+
+/** The two keys of a schema's migrate lock (tests take it to play a migration in progress). */
+export function schemaMigrationLock(schema: string): [number, number] {
+  return [PRISMA_MIGRATE_LOCK_KEY, int32Hash(schema)];
+}
+
+/**
  * Adapts the driver adapter to what migrating one schema of a shared database needs:
  *
  * - `executeScript`: @prisma/adapter-pg splits a script on every `;`, which breaks any
@@ -93,7 +111,7 @@ function adaptForSchemaMigration(adapter: SqlDriverAdapter, schema: string): Sql
   const executeRaw = adapter.executeRaw.bind(adapter);
   adapter.executeRaw = (query) =>
     query.sql.trim() === `SELECT pg_advisory_lock(${PRISMA_MIGRATE_LOCK_KEY})`
-      ? executeRaw({ ...query, sql: `SELECT pg_advisory_lock(${PRISMA_MIGRATE_LOCK_KEY}, ${int32Hash(schema)})` })
+      ? executeRaw({ ...query, sql: `SELECT pg_advisory_lock(${schemaMigrationLock(schema).join(', ')})` })
       : executeRaw(query);
   adapter.executeScript = async (script) => {
     await executeRaw({ sql: script, args: [], argTypes: [] });

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { latestMigrationName, type MigrationFolder } from './migration-files';
 import { MigrationError, type MigrationOutcome, type MigrationTarget, type Migrator } from './migrator';
-import { NO_FILTERS, toMigrationList, withSchemaEngine } from './schema-engine';
+import { lockSchemaMigrations, NO_FILTERS, toMigrationList, withSchemaEngine } from './schema-engine';
 
 /** What PostgreSQL said, reduced to a line without SQL: "division by zero", "P3009". */
 export function summariseEngineError(error: unknown): string {
@@ -31,6 +31,8 @@ export class WasmMigrator implements Migrator {
         // A failed migration blocks every later run (Prisma's P3009). Our engine adapter runs
         // each migration script as one transaction, so a failed one applied nothing: marking it
         // rolled back (what `prisma migrate resolve --rolled-back` does) lets this run retry it.
+        // Under the schema's lock: a concurrent run's migration in progress looks failed too.
+        await lockSchemaMigrations(pool, target.schema);
         for (const migrationName of await this.failedMigrations(pool)) {
           await engine.markMigrationRolledBack({ migrationName });
         }

@@ -6,6 +6,7 @@ import pg from 'pg';
 import { TENANT_MIGRATIONS_DIR, TENANT_PRISMA_SCHEMA } from '../../src/config/paths';
 import { latestMigrationName, readMigrationFolder } from '../../src/migrations/migration-files';
 import { MigrationError, type MigrationTarget } from '../../src/migrations/migrator';
+import { schemaMigrationLock } from '../../src/migrations/schema-engine';
 import { WasmMigrator } from '../../src/migrations/wasm-migrator';
 import { readTestServices } from '../support/services';
 import { createTestDatabase, dropTestDatabase } from '../support/test-database';
@@ -151,6 +152,32 @@ describe('WasmMigrator', () => {
     expect(applied.sort()).toEqual(shippedMigrations.map((migration) => migration.name).sort());
     expect(outcomes.filter((outcome) => outcome.applied.length > 0)).toHaveLength(1);
     expect(await migrationRows(target.schema)).toHaveLength(shippedMigrations.length);
+  });
+
+  it("waits for another run's migration in progress instead of taking it for a failed one", async () => {
+    const target = await scratchSchema();
+    const folder = readMigrationFolder(TENANT_MIGRATIONS_DIR);
+    await migrator.migrate(target, folder);
+    // Another run holds the schema's migrate lock and has started a migration it has not finished.
+    const other = new pg.Client({ connectionString: databaseUrl });
+    await other.connect();
+    try {
+      await other.query('SELECT pg_advisory_lock($1, $2)', schemaMigrationLock(target.schema));
+      await other.query(
+        `INSERT INTO ${target.schema}._prisma_migrations (id, checksum, migration_name, started_at, applied_steps_count)
+         VALUES ('in-progress', 'x', '29990101000000_in_progress', now(), 0)`,
+      );
+      const waiting = migrator.migrate(target, folder);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await other.query(`UPDATE ${target.schema}._prisma_migrations SET finished_at = now(), applied_steps_count = 1 WHERE id = 'in-progress'`);
+      await other.query('SELECT pg_advisory_unlock($1, $2)', schemaMigrationLock(target.schema));
+      expect((await waiting).applied).toEqual([]);
+    } finally {
+      await other.end();
+    }
+    const row = (await migrationRows(target.schema)).find((migration) => migration.migration_name === '29990101000000_in_progress');
+    expect(row?.rolled_back_at).toBeNull();
+    expect(row?.finished_at).not.toBeNull();
   });
 
   it('applies a migration holding a plpgsql function with semicolons inside $$ and strings', async () => {
