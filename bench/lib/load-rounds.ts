@@ -13,12 +13,16 @@ export interface Target {
   config: Omit<LoadConfig, 'durationSec' | 'connections'>;
   /** Observations around each round (e.g. tenant clients built, connections opened). */
   observe?: () => Promise<() => Promise<Record<string, number>>>;
+  /** CPU seconds the serving process has used so far: read around each round. */
+  cpuSeconds?: () => number;
 }
 
 export interface TargetRounds {
   name: string;
   rounds: LoadResult[];
   observations: Record<string, number>[];
+  /** Per round: the serving process's CPU time per completed request, in µs. */
+  cpuMicrosPerRequest: number[];
 }
 
 export interface Summary {
@@ -26,6 +30,8 @@ export interface Summary {
   p50: number;
   p99: number;
   failures: number;
+  /** Median over rounds; NaN when the target's CPU time is not known. */
+  cpuMicrosPerRequest: number;
 }
 
 export function failuresOf(result: LoadResult): number {
@@ -38,18 +44,20 @@ export function summarize(target: TargetRounds): Summary {
     p50: median(target.rounds.map((round) => round.latencyMs.p50)),
     p99: median(target.rounds.map((round) => round.latencyMs.p99)),
     failures: target.rounds.reduce((sum, round) => sum + failuresOf(round), 0),
+    cpuMicrosPerRequest: target.cpuMicrosPerRequest.length ? median(target.cpuMicrosPerRequest) : Number.NaN,
   };
 }
 
 export function describeRounds(target: TargetRounds): string {
   const summary = summarize(target);
   const failures = summary.failures > 0 ? ` · **${summary.failures} failed responses**` : '';
-  return `p50 ${ms(summary.p50)} · p99 ${ms(summary.p99)} · rounds ${list(target.rounds.map((round) => round.rps), (value) => rps(value).replace(' req/s', ''))} req/s${failures}`;
+  const cpu = Number.isNaN(summary.cpuMicrosPerRequest) ? '' : ` · server CPU ${Math.round(summary.cpuMicrosPerRequest)} µs/request`;
+  return `p50 ${ms(summary.p50)} · p99 ${ms(summary.p99)}${cpu} · rounds ${list(target.rounds.map((round) => round.rps), (value) => rps(value).replace(' req/s', ''))} req/s${failures}`;
 }
 
 export async function loadRounds(ctx: BenchContext, targets: Target[]): Promise<TargetRounds[]> {
   const { counts } = ctx;
-  const results: TargetRounds[] = targets.map((target) => ({ name: target.name, rounds: [], observations: [] }));
+  const results: TargetRounds[] = targets.map((target) => ({ name: target.name, rounds: [], observations: [], cpuMicrosPerRequest: [] }));
   for (const target of targets) {
     ctx.progress(`warm-up: ${target.name} (${counts.warmupSec} s)`);
     await runLoad({ ...target.config, connections: counts.connections, durationSec: counts.warmupSec });
@@ -57,11 +65,16 @@ export async function loadRounds(ctx: BenchContext, targets: Target[]): Promise<
   for (let round = 1; round <= counts.rounds; round += 1) {
     for (const [index, target] of targets.entries()) {
       const finish = target.observe ? await target.observe() : null;
+      const cpuBefore = target.cpuSeconds?.();
       const result = await runLoad({ ...target.config, connections: counts.connections, durationSec: counts.durationSec });
+      const cpuAfter = target.cpuSeconds?.();
       const observed = finish ? await finish() : {};
       const entry = results[index] as TargetRounds;
       entry.rounds.push(result);
       entry.observations.push(observed);
+      if (cpuBefore !== undefined && cpuAfter !== undefined && result.requests > 0) {
+        entry.cpuMicrosPerRequest.push(((cpuAfter - cpuBefore) * 1e6) / result.requests);
+      }
       const failures = failuresOf(result);
       ctx.progress(
         `round ${round}/${counts.rounds} ${target.name}: ${rps(result.rps)}, p50 ${ms(result.latencyMs.p50)}, p99 ${ms(result.latencyMs.p99)}` +

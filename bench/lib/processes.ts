@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -56,7 +57,27 @@ export async function runLoad(config: LoadConfig): Promise<LoadResult> {
 
 export interface ChildServer {
   url: string;
+  /** CPU time (user + system) the server process has used so far, in seconds. */
+  cpuSeconds(): number;
   stop(): Promise<void>;
+}
+
+/** Linux's clock tick for /proc/<pid>/stat times (USER_HZ, 100 on every mainstream build). */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** User + system CPU seconds of another process, from /proc (Linux). */
+export function cpuSecondsOfProcess(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces, inside parentheses): utime is the
+  // 14th field and stime the 15th of the whole line.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** User + system CPU seconds of this process (where the tenant server runs). */
+export function cpuSecondsOfThisProcess(): number {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1e6;
 }
 
 /** Starts bench/<script> under tsx and waits for the {"url"} line it prints once listening. */
@@ -80,6 +101,7 @@ export async function startChildServer(script: string, options: object): Promise
   });
   return {
     url,
+    cpuSeconds: () => cpuSecondsOfProcess(child.pid as number),
     stop: async () => {
       if (child.exitCode !== null) return;
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
