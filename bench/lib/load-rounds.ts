@@ -3,8 +3,8 @@ import { runLoad, type LoadConfig, type LoadResult } from './processes';
 import { list, median, ms, rps } from './stats';
 
 /*
- * Rounds of load against one or more targets, interleaved (A B C, A B C, ...) so that a noisy
- * moment on the machine hits every target alike; each target is warmed up first. The table
+ * Rounds of load against one or more targets, interleaved (A B C, B C A, C A B, ...) so that a
+ * noisy moment on the machine hits every target alike; each target is warmed up first. The table
  * shows the median over rounds of each round's throughput and percentiles.
  */
 
@@ -63,7 +63,11 @@ export async function loadRounds(ctx: BenchContext, targets: Target[]): Promise<
     await runLoad({ ...target.config, connections: counts.connections, durationSec: counts.warmupSec });
   }
   for (let round = 1; round <= counts.rounds; round += 1) {
-    for (const [index, target] of targets.entries()) {
+    // Each round starts with another target, so that none always follows the same one (the raw
+    // SQL target leaves PostgreSQL busier than the others do).
+    const order = targets.map((_, position) => (position + round - 1) % targets.length);
+    for (const index of order) {
+      const target = targets[index] as Target;
       const finish = target.observe ? await target.observe() : null;
       const cpuBefore = target.cpuSeconds?.();
       const result = await runLoad({ ...target.config, connections: counts.connections, durationSec: counts.durationSec });
