@@ -19,6 +19,7 @@ import type { Services } from './graphql/context';
 import { buildSchema } from './graphql/schema';
 import { createGraphQLHttpApp } from './http/graphql-http-app';
 import { createMigrators } from './migrations/create-migrators';
+import type { Migrator } from './migrations/migrator';
 import type { Logger } from './observability/logger';
 import { Metrics } from './observability/metrics';
 import { OperationSafelist } from './persisted-queries/operation-safelist';
@@ -63,10 +64,11 @@ export interface RunningServer {
  */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { config, logger } = options;
-  const { platform, installationId, passwords } = await openPlatform(options);
+  const migrators = createMigrators(options.config.migrator);
+  const { platform, installationId, passwords } = await openPlatform(options, migrators.platform);
   const notifications = new PlatformNotifications(clientConfigFromUrl(config.databaseUrl), logger);
   const redis: Redis | null = config.redisUrl ? createRedis(config.redisUrl, logger, config.rateLimit.redisCommandTimeoutMs) : null;
-  const wired = createServices(options, { platform, installationId, passwords, notifications, redis });
+  const wired = createServices(options, { platform, installationId, passwords, notifications, redis, tenantMigrator: migrators.tenant });
   await notifications.start();
   // Serve only once Redis answers, or the first requests would meet the failure policy.
   if (redis && !(await redisReady(redis, 3_000))) {
@@ -111,12 +113,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 }
 
 /** Brings the platform schema up to date and makes sure the installation and its admin exist. */
-async function openPlatform({ config, logger }: ServerOptions): Promise<{
+async function openPlatform({ config, logger }: ServerOptions, migrator: Migrator): Promise<{
   platform: PlatformDatabase;
   installationId: string;
   passwords: PasswordHasher;
 }> {
-  const platformMigration = await migratePlatformSchema(config.databaseUrl, createMigrators(config.migrator).platform);
+  const platformMigration = await migratePlatformSchema(config.databaseUrl, migrator);
   if (platformMigration.applied.length > 0) logger.info({ applied: platformMigration.applied }, 'platform migrations applied');
 
   const platform = connectPlatformDatabase(config.databaseUrl, config.platformPoolMax);
@@ -145,9 +147,13 @@ function createServices(
     passwords: PasswordHasher;
     notifications: PlatformNotifications;
     redis: Redis | null;
+    tenantMigrator: Migrator;
   },
 ) {
   const { platform, installationId, passwords, notifications, redis } = deps;
+  const apqCache: KeyValueCache<string> = redis
+    ? new RedisApqCache(redis, config.apqTtlSeconds, `fleet:${installationId}:`)
+    : new InMemoryLRUCache<string>({ maxSize: 20 * 1024 * 1024 });
   const directory = new TenantDirectory(platform.prisma, notifications, config.tenantCacheMax);
   const sessionCache = new SessionStateCache(notifications, config.tenantCacheMax);
   const budget = new ConnectionBudget(config.tenantClients.connectionBudget, config.tenantClients.connectTimeoutMs);
@@ -174,7 +180,7 @@ function createServices(
   const tenantSchemas: TenantSchemaDependencies = {
     platform,
     installationId,
-    migrator: createMigrators(config.migrator).tenant,
+    migrator: deps.tenantMigrator,
     tenantMigrationsDir,
     tenantDbSecret: config.tenantDbSecret,
     directory,
@@ -215,8 +221,6 @@ function createServices(
     rateLimiter: config.rateLimit.enabled
       ? new TenantRateLimiter(redis ? new RedisTokenBuckets(redis) : new MemoryTokenBuckets(), config.rateLimit.redisFailure, logger)
       : null,
-    apqCache: (redis
-      ? new RedisApqCache(redis, config.apqTtlSeconds, `fleet:${installationId}:`)
-      : new InMemoryLRUCache<string>({ maxSize: 20 * 1024 * 1024 })) as KeyValueCache<string>,
+    apqCache,
   };
 }
