@@ -5,6 +5,7 @@ import { ApiKeyService } from './api-keys/api-key-service';
 import { AccessTokens } from './auth/access-tokens';
 import { Authenticator } from './auth/authenticator';
 import { ensureBootstrapAdmin } from './auth/bootstrap-admin';
+import { InvitationService } from './auth/invitation-service';
 import { MemberService } from './auth/member-service';
 import { PasswordHasher } from './auth/passwords';
 import { SessionService } from './auth/session-service';
@@ -200,6 +201,7 @@ function createServices(
       sessionCache,
     }),
     members: new MemberService({ platform, passwords, sessionCache }),
+    invitations: new InvitationService({ platform }),
     provisioner: new TenantProvisioner({ ...tenantSchemas, passwords }),
     migrations: new TenantMigrationRunner({ ...tenantSchemas, defaultConcurrency: config.migrateConcurrency }),
     lifecycle: new TenantLifecycle({ platform, directory, tenantClients }),

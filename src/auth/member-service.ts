@@ -6,6 +6,7 @@ import { assertAcceptablePassword } from './passwords';
 import type { SessionStateCache } from './session-state-cache';
 import { ROLE_RANK, type MemberPrincipal, type MemberRole } from './principal';
 import { isUuid } from '../database/uuid';
+import { uniqueViolationFields } from '../database/prisma-errors';
 
 export interface MemberModel {
   userId: string;
@@ -16,6 +17,18 @@ export interface MemberModel {
 }
 
 const emailSchema = z.string().trim().toLowerCase().pipe(z.email());
+
+/** The normalised (trimmed, lower-case) address, or BAD_USER_INPUT on `field`. */
+export function parseEmail(value: string, field = 'email'): string {
+  const email = emailSchema.safeParse(value);
+  if (!email.success) throw badInput('email is not a valid email address', field);
+  return email.data;
+}
+
+/** You can grant roles up to your own, never above it. */
+export function assertMayGrant(actor: MemberPrincipal, role: MemberRole): void {
+  if (ROLE_RANK[role] > ROLE_RANK[actor.role]) throw forbidden(`A ${actor.role} cannot grant the ${role} role`);
+}
 
 /**
  * Membership management inside the caller's own tenant. Rules: you can only grant roles up to
@@ -47,48 +60,38 @@ export class MemberService {
     return this.deps.platform.prisma.user.findUnique({ where: { id: userId }, select: { email: true, name: true } });
   }
 
+  /**
+   * Creates a new account that belongs to the tenant from the start. An email that already has an
+   * account is refused: attaching someone else's account (and showing its name) needs their
+   * consent, which is what invitations are for.
+   */
   async add(
     actor: MemberPrincipal,
-    input: { email: string; name?: string | null; password?: string | null; role: MemberRole },
+    input: { email: string; name: string; password: string; role: MemberRole },
   ): Promise<MemberModel> {
-    const email = emailSchema.safeParse(input.email);
-    if (!email.success) throw badInput('email is not a valid email address', 'email');
-    this.assertMayGrant(actor, input.role);
+    const email = parseEmail(input.email);
+    assertMayGrant(actor, input.role);
+    const name = input.name.trim();
+    if (!name) throw badInput('name must not be empty', 'name');
+    if (name.includes('\u0000')) throw badInput('name must not contain NUL characters', 'name');
+    assertAcceptablePassword(input.password);
+    const passwordHash = await this.deps.passwords.hash(input.password);
     const { prisma } = this.deps.platform;
-    const existing = await prisma.user.findUnique({ where: { email: email.data } });
-    let userId: string;
-    if (existing) {
-      // Never checked against the user's password: that would let any tenant admin test
-      // guesses for the accounts of people in other tenants, outside login's per-email limit.
-      if (input.password) {
-        throw conflict('A user with this email already exists and keeps their own password; leave password out to add them', 'password');
-      }
-      userId = existing.id;
-    } else {
-      const name = input.name?.trim();
-      if (!name) throw badInput('name is required for a new user', 'name');
-      if (name.includes('\u0000')) throw badInput('name must not contain NUL characters', 'name');
-      if (!input.password) throw badInput('password is required for a new user', 'password');
-      assertAcceptablePassword(input.password);
-      const passwordHash = await this.deps.passwords.hash(input.password);
-      const created = await prisma.user.upsert({
-        where: { email: email.data },
-        create: { email: email.data, name, passwordHash },
-        update: {},
-      });
-      userId = created.id;
-    }
     try {
-      await prisma.membership.create({ data: { userId, tenantId: actor.tenant.id, role: input.role } });
+      const user = await prisma.user.create({
+        data: { email, name, passwordHash, memberships: { create: { tenantId: actor.tenant.id, role: input.role } } },
+      });
+      return this.getMember(actor.tenant.id, user.id);
     } catch (error) {
-      if ((error as { code?: string }).code === 'P2002') throw conflict('This user is already a member of the tenant', 'email');
+      if (uniqueViolationFields(error)) {
+        throw conflict('An account with this email already exists; invite it with inviteMember instead', 'email');
+      }
       throw error;
     }
-    return this.getMember(actor.tenant.id, userId);
   }
 
   async changeRole(actor: MemberPrincipal, userId: string, role: MemberRole): Promise<MemberModel> {
-    this.assertMayGrant(actor, role);
+    assertMayGrant(actor, role);
     await this.withOwnersLocked(actor.tenant.id, async (tx, owners) => {
       const target = await this.targetMembership(tx, actor, userId);
       if (target.role === 'OWNER' && role !== 'OWNER' && owners.length <= 1) {
@@ -111,13 +114,14 @@ export class MemberService {
         where: { userId, tenantId: actor.tenant.id, revokedAt: null },
         data: { revokedAt: new Date(), revokedReason: 'membership removed' },
       });
+      // An account in no tenant can sign in nowhere, and its email could never be added again
+      // (addMember refuses existing accounts): it goes. The row lock orders this against an
+      // invitation being accepted at the same moment, which would give it a tenant again.
+      await tx.$queryRaw`SELECT 1 FROM platform."User" WHERE "id" = ${userId}::uuid FOR UPDATE`;
+      if ((await tx.membership.count({ where: { userId } })) === 0) await tx.user.delete({ where: { id: userId } });
     });
     this.deps.sessionCache.invalidateMembership(userId, actor.tenant.id);
     return userId;
-  }
-
-  private assertMayGrant(actor: MemberPrincipal, role: MemberRole): void {
-    if (ROLE_RANK[role] > ROLE_RANK[actor.role]) throw forbidden(`A ${actor.role} cannot grant the ${role} role`);
   }
 
   private async targetMembership(tx: Transaction, actor: MemberPrincipal, userId: string) {

@@ -1,4 +1,5 @@
 import type { AuthPayload } from '../auth/session-service';
+import type { InvitationService } from '../auth/invitation-service';
 import type { MemberService } from '../auth/member-service';
 import { isTenantPrincipal, type MemberPrincipal, type Principal, type TenantPrincipal } from '../auth/principal';
 import type { SessionService } from '../auth/session-service';
@@ -24,6 +25,7 @@ export interface Services {
   tenantClients: TenantClientPool;
   sessions: SessionService;
   members: MemberService;
+  invitations: InvitationService;
   provisioner: TenantProvisioner;
   migrations: TenantMigrationRunner;
   lifecycle: TenantLifecycle;

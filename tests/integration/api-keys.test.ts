@@ -349,6 +349,17 @@ describe("a key's role is its ceiling", () => {
             o: [{ body: '{ me { id } }' }],
           }),
         ],
+        ['invitations', key.request(graphql(`query ApiKeysInvitations { invitations { id } }`))],
+        ['myInvitations', key.request(graphql(`query ApiKeysMyInvitations { myInvitations { id } }`))],
+        [
+          'inviteMember',
+          key.request(graphql(`mutation ApiKeysInviteMember($input: InviteMemberInput!) { inviteMember(input: $input) { invitation { id } } }`), {
+            input: { email: `sneaky-invite-${how}@evil.test`, role: 'ADMIN' },
+          }),
+        ],
+        ['revokeInvitation', key.request(graphql(`mutation ApiKeysRevokeInvitation($id: ID!) { revokeInvitation(id: $id) { revokedId } }`), { id: ownerId })],
+        ['acceptInvitation', key.request(graphql(`mutation ApiKeysAcceptInvitation($id: ID!) { acceptInvitation(id: $id) { role } }`), { id: ownerId })],
+        ['declineInvitation', key.request(graphql(`mutation ApiKeysDeclineInvitation($id: ID!) { declineInvitation(id: $id) { declinedId } }`), { id: ownerId })],
       ];
       for (const [field, request] of refused) {
         expect({ field, code: await errorCode(request) }).toEqual({ field, code: 'FORBIDDEN' });
@@ -358,6 +369,8 @@ describe("a key's role is its ceiling", () => {
     const after = await A.owner.request(graphql(`query ApiKeysMembers3 { members { id email role } }`));
     expect(after.members.find((member) => member.id === ownerId)?.role).toBe('OWNER');
     expect(after.members.filter((member) => member.email.startsWith('sneaky'))).toEqual([]);
+    const invited = await A.owner.request(graphql(`query ApiKeysInvitationsAfter { invitations { email } }`));
+    expect(invited.invitations.filter((invitation) => invitation.email.startsWith('sneaky'))).toEqual([]);
     const keys = (await A.owner.request(API_KEYS)).apiKeys;
     expect(keys.filter((key) => key.name === 'child key')).toEqual([]);
     expect(keys.find((key) => key.id === adminKey.apiKey.id)?.revokedAt).toBeNull();

@@ -46,6 +46,16 @@ const MEMBERS = graphql(`query Members { members { id email name role joinedAt }
 const ADD_MEMBER = graphql(`mutation AddMember($input: AddMemberInput!) { addMember(input: $input) { member { id email name role joinedAt } } }`);
 const UPDATE_ROLE = graphql(`mutation UpdateRole($userId: ID!, $role: Role!) { updateMemberRole(userId: $userId, role: $role) { member { id email role } } }`);
 const REMOVE_MEMBER = graphql(`mutation RemoveMember($userId: ID!) { removeMember(userId: $userId) { removedUserId } }`);
+const INVITE = graphql(`mutation InviteMember($input: InviteMemberInput!) { inviteMember(input: $input) { invitation { id email role invitedAt expiresAt } } }`);
+const INVITATIONS = graphql(`query Invitations { invitations { id email role invitedAt expiresAt } }`);
+const MY_INVITATIONS = graphql(`query MyInvitations { myInvitations { id tenantSlug tenantName role invitedAt expiresAt } }`);
+const ACCEPT = graphql(`mutation AcceptInvitation($id: ID!) { acceptInvitation(id: $id) { tenantSlug role } }`);
+const DECLINE = graphql(`mutation DeclineInvitation($id: ID!) { declineInvitation(id: $id) { declinedId } }`);
+const REVOKE_INVITATION = graphql(`mutation RevokeInvitation($id: ID!) { revokeInvitation(id: $id) { revokedId } }`);
+
+const invite = async (client: GraphQLClient, email: string, role: Role) => (await client.request(INVITE, { input: { email, role } })).inviteMember.invitation;
+const invitationIds = async (client: GraphQLClient) => (await client.request(INVITATIONS)).invitations.map((invitation) => invitation.id);
+const received = async (client: GraphQLClient) => (await client.request(MY_INVITATIONS)).myInvitations;
 
 async function login(slug: string, email: string, password: string): Promise<AuthPayload> {
   return (await app.client().request(LOGIN, { input: { tenant: slug, email, password } })).login;
@@ -275,33 +285,29 @@ describe('members', () => {
     expect(await me(app.bearer(tokens.accessToken))).toMatchObject({ id: member.id, role: 'MANAGER', tenant: { slug: tenant.slug } });
   });
 
-  it('adds an existing user by email without a password; they sign in with their own password', async () => {
-    const member = await addMember(tenant.owner, { email: otherTenant.ownerEmail, role: 'VIEWER' });
-    expect(member).toMatchObject({ email: otherTenant.ownerEmail, name: 'Owner', role: 'VIEWER' });
-    const tokens = await login(tenant.slug, otherTenant.ownerEmail, otherTenant.ownerPassword);
-    expect(await me(app.bearer(tokens.accessToken))).toMatchObject({ role: 'VIEWER', tenant: { id: tenant.id } });
-    // Still OWNER at home.
-    const home = await login(otherTenant.slug, otherTenant.ownerEmail, otherTenant.ownerPassword);
-    expect((await me(app.bearer(home.accessToken))).role).toBe('OWNER');
-    await removeMember(tenant.owner, member.id);
-  });
-
-  it("never checks a password against an existing user's: right and wrong are refused alike, so it is no password oracle", async () => {
+  it("refuses an email that already has an account, whatever the password, and shows nothing of it", async () => {
     const third = await app.createTenant(undefined, 'ENTERPRISE');
-    const right = await failure(addMember(tenant.owner, { email: third.ownerEmail, password: third.ownerPassword, role: 'MEMBER' }));
-    const wrong = await failure(addMember(tenant.owner, { email: third.ownerEmail, password: 'some-other-password', role: 'MEMBER' }));
-    expect(right).toMatchObject({ code: 'CONFLICT', field: 'password' });
+    const right = await failure(addMember(tenant.owner, { email: third.ownerEmail, name: 'Taken', password: third.ownerPassword, role: 'MEMBER' }));
+    const wrong = await failure(addMember(tenant.owner, { email: third.ownerEmail, name: 'Taken', password: 'some-other-password', role: 'MEMBER' }));
+    // The same answer either way: no password oracle, and the account's name never appears.
+    expect(right).toMatchObject({ code: 'CONFLICT', field: 'email', status: 200 });
+    expect(right.message).toMatch(/inviteMember/);
     expect(wrong).toEqual(right);
+    expect(right.message).not.toContain('Owner');
     expect((await members(tenant.owner)).some((member) => member.email === third.ownerEmail)).toBe(false);
-    // Their own password still signs them in at home.
+    // Their own password still signs them in at home; the one tried here does not.
     const home = await login(third.slug, third.ownerEmail, third.ownerPassword);
     expect((await me(app.bearer(home.accessToken))).role).toBe('OWNER');
+    expect(await errorCode(login(third.slug, third.ownerEmail, 'some-other-password'))).toBe('UNAUTHENTICATED');
   });
 
   it('refuses someone who is already a member (CONFLICT on email)', async () => {
-    expect(await failure(addMember(tenant.owner, { email: tenant.ownerEmail, role: 'VIEWER' }))).toMatchObject({ code: 'CONFLICT', field: 'email' });
+    expect(await failure(addMember(tenant.owner, { email: tenant.ownerEmail, name: 'Again', password: PASSWORD, role: 'VIEWER' }))).toMatchObject({
+      code: 'CONFLICT',
+      field: 'email',
+    });
     const viewer = await newMember(tenant, 'VIEWER');
-    expect(await failure(addMember(tenant.owner, { email: viewer.email.toUpperCase(), role: 'ADMIN' }))).toMatchObject({
+    expect(await failure(addMember(tenant.owner, { email: viewer.email.toUpperCase(), name: 'Again', password: PASSWORD, role: 'ADMIN' }))).toMatchObject({
       code: 'CONFLICT',
       field: 'email',
     });
@@ -309,11 +315,9 @@ describe('members', () => {
   });
 
   it.each([
-    ['a new user without a password', { name: 'No Password' }, 'password'],
-    ['a new user without a name', { password: PASSWORD }, 'name'],
-    ['a new user with a blank name', { name: '   ', password: PASSWORD }, 'name'],
-    ['a new user with a NUL in the name', { name: 'Nu\u0000l', password: PASSWORD }, 'name'],
-    ['a new user with a short password', { name: 'Short', password: 'short' }, 'password'],
+    ['a blank name', { name: '   ', password: PASSWORD }, 'name'],
+    ['a NUL in the name', { name: 'Nu\u0000l', password: PASSWORD }, 'name'],
+    ['a short password', { name: 'Short', password: 'short' }, 'password'],
   ])('refuses %s with BAD_USER_INPUT', async (_label, extra, field) => {
     const email = newEmail('invalid');
     expect(await failure(addMember(tenant.owner, { email, role: 'VIEWER', ...extra }))).toMatchObject({ code: 'BAD_USER_INPUT', field });
@@ -358,14 +362,18 @@ describe('members', () => {
     expect(await errorCode(setRole(tenant.owner, member.id, 'VIEWER'))).toBe('NOT_FOUND');
   });
 
-  it('a removed member\'s refresh token stays dead after they are added back', async () => {
+  it('removing the last membership deletes the account, so the email can be added afresh; old tokens stay dead', async () => {
     const member = await newMember(tenant, 'MEMBER');
     await removeMember(tenant.owner, member.id);
-    await addMember(tenant.owner, { email: member.email, role: 'MEMBER' });
+    const accounts = await app.server.services.platform.pool.query('SELECT id FROM platform."User" WHERE email = $1', [member.email]);
+    expect(accounts.rows).toEqual([]);
+    const again = await addMember(tenant.owner, { email: member.email, name: 'Back Again', password: `${PASSWORD}-2`, role: 'MEMBER' });
+    expect(again.id).not.toBe(member.id);
     expect(await errorCode(refresh(member.tokens.refreshToken))).toBe('UNAUTHENTICATED');
     expect(await errorCode(me(member.client))).toBe('UNAUTHENTICATED');
-    const fresh = await login(tenant.slug, member.email, PASSWORD);
-    expect((await me(app.bearer(fresh.accessToken))).role).toBe('MEMBER');
+    expect(await errorCode(login(tenant.slug, member.email, PASSWORD))).toBe('UNAUTHENTICATED');
+    const fresh = await login(tenant.slug, member.email, `${PASSWORD}-2`);
+    expect(await me(app.bearer(fresh.accessToken))).toMatchObject({ id: again.id, name: 'Back Again', role: 'MEMBER' });
   });
 
   it('cannot manage members of another tenant', async () => {
@@ -373,6 +381,122 @@ describe('members', () => {
     expect(await errorCode(setRole(tenant.owner, foreign.id, 'MEMBER'))).toBe('NOT_FOUND');
     expect(await errorCode(removeMember(tenant.owner, foreign.id))).toBe('NOT_FOUND');
     expect((await me(foreign.client)).role).toBe('VIEWER');
+  });
+});
+
+describe('invitations', () => {
+  const DAY = 24 * 60 * 60 * 1000;
+
+  it('name an email only; the account holder sees one, accepts it and signs in with their own password', async () => {
+    const invitee = await newMember(otherTenant, 'MEMBER', 'invitee');
+    const before = Date.now();
+    const invitation = await invite(tenant.owner, ` ${invitee.email.toUpperCase()} `, 'MANAGER');
+    expect(invitation).toEqual({ id: expect.any(String), email: invitee.email, role: 'MANAGER', invitedAt: expect.any(String), expiresAt: expect.any(String) });
+    expect(Date.parse(invitation.expiresAt) - before).toBeGreaterThan(7 * DAY - 60_000);
+    expect(Date.parse(invitation.expiresAt) - before).toBeLessThan(7 * DAY + 60_000);
+    expect(await invitationIds(tenant.owner)).toContain(invitation.id);
+    // Pending: not a member, cannot sign in to the inviting tenant.
+    expect((await members(tenant.owner)).some((member) => member.email === invitee.email)).toBe(false);
+    expect(await errorCode(login(tenant.slug, invitee.email, PASSWORD))).toBe('UNAUTHENTICATED');
+
+    expect(await received(invitee.client)).toEqual([
+      { id: invitation.id, tenantSlug: tenant.slug, tenantName: `Tenant ${tenant.slug}`, role: 'MANAGER', invitedAt: invitation.invitedAt, expiresAt: invitation.expiresAt },
+    ]);
+    expect((await invitee.client.request(ACCEPT, { id: invitation.id })).acceptInvitation).toEqual({ tenantSlug: tenant.slug, role: 'MANAGER' });
+
+    const joined = await login(tenant.slug, invitee.email, PASSWORD);
+    expect(await me(app.bearer(joined.accessToken))).toMatchObject({ id: invitee.id, role: 'MANAGER', tenant: { id: tenant.id } });
+    expect((await me(invitee.client)).role).toBe('MEMBER');
+    expect((await members(tenant.owner)).find((member) => member.id === invitee.id)).toMatchObject({ name: 'invitee person', role: 'MANAGER' });
+    // Used up on both sides.
+    expect(await invitationIds(tenant.owner)).not.toContain(invitation.id);
+    expect(await received(invitee.client)).toEqual([]);
+    expect(await failure(invitee.client.request(ACCEPT, { id: invitation.id }))).toMatchObject({ code: 'NOT_FOUND' });
+    // Removed from the inviting tenant, the account lives on at home.
+    await removeMember(tenant.owner, invitee.id);
+    expect((await me(app.bearer((await login(otherTenant.slug, invitee.email, PASSWORD)).accessToken))).role).toBe('MEMBER');
+  });
+
+  it('can be accepted or declined only by the addressee', async () => {
+    const invitee = await newMember(otherTenant, 'VIEWER', 'addressee');
+    const bystander = await newMember(otherTenant, 'ADMIN', 'bystander');
+    const invitation = await invite(tenant.owner, invitee.email, 'VIEWER');
+    for (const request of [ACCEPT, DECLINE]) {
+      for (const client of [bystander.client, otherTenant.owner, tenant.owner]) {
+        expect(await failure(client.request(request, { id: invitation.id }))).toMatchObject({ code: 'NOT_FOUND', status: 200 });
+      }
+    }
+    expect(await received(bystander.client)).toEqual([]);
+    expect(await invitationIds(tenant.owner)).toContain(invitation.id);
+    expect((await received(invitee.client)).map((offer) => offer.id)).toEqual([invitation.id]);
+    for (const id of ['garbage', '00000000-0000-7000-8000-000000000000']) {
+      expect(await errorCode(invitee.client.request(ACCEPT, { id }))).toBe('NOT_FOUND');
+      expect(await errorCode(invitee.client.request(DECLINE, { id }))).toBe('NOT_FOUND');
+    }
+  });
+
+  it('declined or revoked, it is gone for both sides and can no longer be accepted', async () => {
+    const invitee = await newMember(otherTenant, 'VIEWER', 'decliner');
+    const declined = await invite(tenant.owner, invitee.email, 'MEMBER');
+    expect((await invitee.client.request(DECLINE, { id: declined.id })).declineInvitation.declinedId).toBe(declined.id);
+    expect(await invitationIds(tenant.owner)).not.toContain(declined.id);
+    expect(await errorCode(invitee.client.request(ACCEPT, { id: declined.id }))).toBe('NOT_FOUND');
+
+    const revoked = await invite(tenant.owner, invitee.email, 'MEMBER');
+    expect((await tenant.owner.request(REVOKE_INVITATION, { id: revoked.id })).revokeInvitation.revokedId).toBe(revoked.id);
+    expect(await received(invitee.client)).toEqual([]);
+    expect(await errorCode(invitee.client.request(ACCEPT, { id: revoked.id }))).toBe('NOT_FOUND');
+    expect(await errorCode(tenant.owner.request(REVOKE_INVITATION, { id: revoked.id }))).toBe('NOT_FOUND');
+    expect(await errorCode(tenant.owner.request(REVOKE_INVITATION, { id: 'garbage' }))).toBe('NOT_FOUND');
+    expect(await errorCode(login(tenant.slug, invitee.email, PASSWORD))).toBe('UNAUTHENTICATED');
+  });
+
+  it('inviting the same email again replaces the offer: one invitation, the new role, a fresh expiry', async () => {
+    const email = newEmail('reinvited');
+    const first = await invite(tenant.owner, email, 'VIEWER');
+    const second = await invite(tenant.owner, email, 'MEMBER');
+    expect(second).toMatchObject({ id: first.id, email, role: 'MEMBER' });
+    expect(Date.parse(second.expiresAt)).toBeGreaterThanOrEqual(Date.parse(first.expiresAt));
+    const listed = (await tenant.owner.request(INVITATIONS)).invitations.filter((invitation) => invitation.email === email);
+    expect(listed).toEqual([second]);
+  });
+
+  it('to an email with no account looks the same and waits: the account created later sees it', async () => {
+    const email = newEmail('future');
+    const invitation = await invite(tenant.owner, email, 'VIEWER');
+    expect(Object.keys(invitation).sort()).toEqual(['email', 'expiresAt', 'id', 'invitedAt', 'role']);
+    await addMember(otherTenant.owner, { email, name: 'Future Person', password: PASSWORD, role: 'VIEWER' });
+    const client = app.bearer((await login(otherTenant.slug, email, PASSWORD)).accessToken);
+    expect((await received(client)).map((offer) => [offer.id, offer.tenantSlug])).toEqual([[invitation.id, tenant.slug]]);
+    expect((await client.request(ACCEPT, { id: invitation.id })).acceptInvitation.role).toBe('VIEWER');
+  });
+
+  it('refuses current members (CONFLICT), invalid emails (BAD_USER_INPUT) and roles above the inviter (FORBIDDEN)', async () => {
+    const viewer = await newMember(tenant, 'VIEWER', 'already');
+    expect(await failure(tenant.owner.request(INVITE, { input: { email: viewer.email, role: 'ADMIN' } }))).toMatchObject({ code: 'CONFLICT', field: 'email' });
+    expect(await failure(tenant.owner.request(INVITE, { input: { email: 'not-an-email', role: 'VIEWER' } }))).toMatchObject({ code: 'BAD_USER_INPUT', field: 'email' });
+    const admin = await newMember(tenant, 'ADMIN', 'inviter');
+    const email = newEmail('too-high');
+    expect(await failure(admin.client.request(INVITE, { input: { email, role: 'OWNER' } }))).toMatchObject({ code: 'FORBIDDEN' });
+    expect((await tenant.owner.request(INVITATIONS)).invitations.some((invitation) => invitation.email === email)).toBe(false);
+    expect((await me(viewer.client)).role).toBe('VIEWER');
+  });
+
+  it('an expired invitation is neither listed nor accepted', async () => {
+    const invitee = await newMember(otherTenant, 'VIEWER', 'late');
+    const invitation = await invite(tenant.owner, invitee.email, 'VIEWER');
+    await app.server.services.platform.pool.query(`UPDATE platform."Invitation" SET "expiresAt" = now() - interval '1 second' WHERE id = $1`, [invitation.id]);
+    expect(await invitationIds(tenant.owner)).not.toContain(invitation.id);
+    expect(await received(invitee.client)).toEqual([]);
+    expect(await errorCode(invitee.client.request(ACCEPT, { id: invitation.id }))).toBe('NOT_FOUND');
+    expect(await errorCode(login(tenant.slug, invitee.email, PASSWORD))).toBe('UNAUTHENTICATED');
+  });
+
+  it('is refused to platform admins and signed-out callers', async () => {
+    const admin = await app.admin();
+    expect(await errorCode(admin.request(MY_INVITATIONS))).toBe('FORBIDDEN');
+    expect(await errorCode(admin.request(INVITE, { input: { email: newEmail('by-admin'), role: 'VIEWER' } }))).toBe('FORBIDDEN');
+    expect(await errorCode(app.client().request(MY_INVITATIONS))).toBe('UNAUTHENTICATED');
   });
 });
 

@@ -37,6 +37,8 @@ interface SeededTenant extends TenantFixture {
   apiKey: { id: string; secret: string };
   /** An operation registered (safelisted) for this tenant only. */
   operation: { id: string; sha256: string; body: string };
+  /** A pending invitation of this tenant, addressed to someone outside both tenants. */
+  invitation: { id: string; email: string };
 }
 
 /** Same plate and licence number in both tenants: unique per tenant, never a cross-tenant CONFLICT. */
@@ -48,6 +50,9 @@ const CREATE_DRIVER = graphql(`mutation IsolationCreateDriver($input: CreateDriv
 const ASSIGN = graphql(`mutation IsolationAssign($vehicleId: ID!, $driverId: ID) { assignDriver(vehicleId: $vehicleId, driverId: $driverId) { vehicle { id driver { id } } } }`);
 
 const CREATE_API_KEY = graphql(`mutation IsolationCreateApiKey($input: CreateApiKeyInput!) { createApiKey(input: $input) { apiKey { id name role } secret } }`);
+const INVITE_MEMBER = graphql(`mutation IsolationInviteMember($input: InviteMemberInput!) {
+  inviteMember(input: $input) { invitation { id email role invitedAt expiresAt } }
+}`);
 const REGISTER_OPERATIONS = graphql(`mutation IsolationRegisterOperations($operations: [PersistedOperationInput!]!) {
   registerPersistedOperations(operations: $operations) { operations { id sha256 operationName scope } }
 }`);
@@ -98,6 +103,7 @@ async function seedTenant(label: 'alpha' | 'bravo'): Promise<SeededTenant> {
   );
   const operation = registered.registerPersistedOperations.operations[0];
   if (!operation) throw new Error('operation not registered');
+  const invited = await tenant.owner.request(INVITE_MEMBER, { input: { email: `invitee@${tenant.slug}.test`, role: 'MEMBER' } });
   return {
     ...tenant,
     ownerId: me.me.id,
@@ -106,6 +112,7 @@ async function seedTenant(label: 'alpha' | 'bravo'): Promise<SeededTenant> {
     admin: { id: added.addMember.member.id, email: adminEmail, client: app.bearer(adminToken) },
     apiKey: { id: key.createApiKey.apiKey.id, secret: key.createApiKey.secret },
     operation: { ...operation, body },
+    invitation: { id: invited.inviteMember.invitation.id, email: invited.inviteMember.invitation.email },
   };
 }
 
@@ -126,6 +133,7 @@ const SNAPSHOT = graphql(`query IsolationSnapshot {
   me { id role tenant { id slug status } }
   apiKeys { id name prefix role persistedOnly expiresAt createdAt revokedAt }
   persistedOperations { id sha256 operationName scope createdAt }
+  invitations { id email role invitedAt expiresAt }
 }`);
 
 type FleetSnapshot = IsolationSnapshotQuery;
@@ -194,6 +202,11 @@ const API_KEYS = graphql(`query IsolationApiKeys { apiKeys { id name role revoke
 const REVOKE_API_KEY = graphql(`mutation IsolationRevokeApiKey($id: ID!) { revokeApiKey(id: $id) { apiKey { id revokedAt } } }`);
 const PERSISTED_OPERATIONS = graphql(`query IsolationPersistedOperations { persistedOperations { id sha256 scope } }`);
 const ADD_MEMBER = graphql(`mutation IsolationAddMember($input: AddMemberInput!) { addMember(input: $input) { member { id email role } } }`);
+const INVITATIONS = graphql(`query IsolationInvitations { invitations { id email role } }`);
+const MY_INVITATIONS = graphql(`query IsolationMyInvitations { myInvitations { id tenantSlug role } }`);
+const REVOKE_INVITATION = graphql(`mutation IsolationRevokeInvitation($id: ID!) { revokeInvitation(id: $id) { revokedId } }`);
+const ACCEPT_INVITATION = graphql(`mutation IsolationAcceptInvitation($id: ID!) { acceptInvitation(id: $id) { tenantSlug role } }`);
+const DECLINE_INVITATION = graphql(`mutation IsolationDeclineInvitation($id: ID!) { declineInvitation(id: $id) { declinedId } }`);
 
 /** No data came back: `data` is null, or (for a nullable root field) the field is null. */
 function expectNoData(data: unknown): void {
@@ -459,21 +472,94 @@ const isolationCases: Record<string, Attack[]> = {
   ],
   addMember: [
     {
-      name: "B's owner's email becomes a VIEWER of A only; B's memberships and B's owner's role are untouched",
+      name: "B's owner's email: CONFLICT that names no one, adds nothing to A, leaves B's owner's account alone",
+      run: async () => {
+        for (const password of [B.ownerPassword, 'some-other-password-1']) {
+          const { errors, data } = await expectErrors(
+            A.owner.request(ADD_MEMBER, { input: { email: B.ownerEmail, name: 'Taken Over', password, role: 'VIEWER' } }),
+          );
+          expect(data).toBeNull();
+          expect(errors.map((error) => [error.extensions.code, error.extensions.field])).toEqual([['CONFLICT', 'email']]);
+          expect(JSON.stringify(errors)).not.toContain(B.ownerId);
+          expect(JSON.stringify(errors)).not.toContain(B.slug);
+        }
+        expect((await A.owner.request(MEMBERS)).members.map((member) => member.email)).not.toContain(B.ownerEmail);
+        // Their own password, not the one A chose, still signs them in to B.
+        expect(await app.login(B.slug, B.ownerEmail, B.ownerPassword)).toEqual(expect.any(String));
+      },
+    },
+  ],
+  invitations: [
+    {
+      name: "lists A's invitations only, never B's",
+      run: async () => {
+        const ids = (await A.owner.request(INVITATIONS)).invitations.map((invitation) => invitation.id);
+        expect(ids).not.toContain(B.invitation.id);
+        expect(ids).toContain(A.invitation.id);
+        expect([...ids].sort()).toEqual(await platformRowIds('SELECT id FROM platform."Invitation" WHERE "tenantId" = $1', [A.id]));
+      },
+    },
+  ],
+  myInvitations: [
+    {
+      name: "A's owner sees only invitations addressed to their own email, never B's",
+      run: async () => {
+        const ids = (await A.owner.request(MY_INVITATIONS)).myInvitations.map((invitation) => invitation.id);
+        expect(ids).not.toContain(B.invitation.id);
+        expect([...ids].sort()).toEqual(await platformRowIds('SELECT id FROM platform."Invitation" WHERE email = $1', [A.ownerEmail]));
+      },
+    },
+  ],
+  inviteMember: [
+    {
+      name: "inviting B's owner's email answers exactly as for an unknown email: no name, no id, nothing in B",
       changesA: true,
       run: async () => {
-        const added = await A.owner.request(ADD_MEMBER, {
-          input: { email: B.ownerEmail, role: 'VIEWER' },
+        const shape = (invitation: { id: string; email: string; role: string; invitedAt: string; expiresAt: string }) => ({
+          ...invitation,
+          id: typeof invitation.id,
+          invitedAt: typeof invitation.invitedAt,
+          expiresAt: typeof invitation.expiresAt,
         });
-        expect(added.addMember.member).toEqual({ id: B.ownerId, email: B.ownerEmail, role: 'VIEWER' });
-        const inA = await A.owner.request(MEMBERS);
-        expect(inA.members).toContainEqual({ id: B.ownerId, email: B.ownerEmail, role: 'VIEWER' });
-        // B's owner's token still acts in B, as OWNER: the A membership did not leak into B.
-        const me = await B.owner.request(graphql(`query IsolationRoleAndTenant { me { role tenant { id } } }`));
-        expect(me.me).toEqual({ role: 'OWNER', tenant: { id: B.id } });
-        await A.owner.request(REMOVE_MEMBER, { userId: B.ownerId });
-        // Removing them from A ends only their A sessions: B's owner still works.
+        const nobody = `nobody-${B.slug}@nowhere.test`;
+        const toB = (await A.owner.request(INVITE_MEMBER, { input: { email: B.ownerEmail, role: 'VIEWER' } })).inviteMember.invitation;
+        const toNobody = (await A.owner.request(INVITE_MEMBER, { input: { email: nobody, role: 'VIEWER' } })).inviteMember.invitation;
+        expect(shape(toB)).toEqual({ ...shape(toNobody), email: B.ownerEmail });
+        expect(JSON.stringify(toB)).not.toContain(B.ownerId);
+        // Not a member of A until they accept; still OWNER of B.
+        expect((await A.owner.request(MEMBERS)).members.map((member) => member.email)).not.toContain(B.ownerEmail);
         expect((await snapshot(B)).me.role).toBe('OWNER');
+        await A.owner.request(REVOKE_INVITATION, { id: toB.id });
+        await A.owner.request(REVOKE_INVITATION, { id: toNobody.id });
+      },
+    },
+  ],
+  revokeInvitation: [
+    {
+      name: "NOT_FOUND for B's invitation, which stays pending",
+      run: async () => {
+        await expectNotFound(A.owner.request(REVOKE_INVITATION, { id: B.invitation.id }));
+        await expectNotFound(B.admin.client.request(REVOKE_INVITATION, { id: A.invitation.id }));
+      },
+    },
+  ],
+  acceptInvitation: [
+    {
+      name: "NOT_FOUND for B's invitation addressed to someone else: no membership in B",
+      run: async () => {
+        await expectNotFound(A.owner.request(ACCEPT_INVITATION, { id: B.invitation.id }));
+        await expectNotFound(A.admin.client.request(ACCEPT_INVITATION, { id: B.invitation.id }));
+        const inB = await platformRowIds('SELECT "userId" AS id FROM platform."Membership" WHERE "tenantId" = $1', [B.id]);
+        expect(inB).toEqual([B.ownerId, B.admin.id].sort());
+      },
+    },
+  ],
+  declineInvitation: [
+    {
+      name: "NOT_FOUND for B's invitation addressed to someone else, which stays pending",
+      run: async () => {
+        await expectNotFound(A.owner.request(DECLINE_INVITATION, { id: B.invitation.id }));
+        await expectNotFound(A.admin.client.request(DECLINE_INVITATION, { id: B.invitation.id }));
       },
     },
   ],
@@ -616,6 +702,7 @@ describe('fixture', () => {
     expect(b.drivers.totalCount).toBe(3);
     expect(b.vehicles.edges.find((edge) => edge.node.id === vehicle(B, 0).id)?.node.driver?.id).toBe(driver(B, 0).id);
     expect(new Set(b.members.map((member) => member.id))).toEqual(new Set([B.ownerId, B.admin.id]));
+    expect(b.invitations.map((invitation) => invitation.id)).toEqual([B.invitation.id]);
     expect(A.id).not.toBe(B.id);
     expect(A.schemaName).not.toBe(B.schemaName);
   });

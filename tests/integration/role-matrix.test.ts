@@ -54,6 +54,12 @@ const KNOWN: Record<string, Role> = {
   'Mutation.addMember': 'ADMIN',
   'Mutation.updateMemberRole': 'ADMIN',
   'Mutation.removeMember': 'ADMIN',
+  'Query.invitations': 'ADMIN',
+  'Query.myInvitations': 'VIEWER',
+  'Mutation.inviteMember': 'ADMIN',
+  'Mutation.revokeInvitation': 'ADMIN',
+  'Mutation.acceptInvitation': 'VIEWER',
+  'Mutation.declineInvitation': 'VIEWER',
   'Query.apiKeys': 'ADMIN',
   'Query.persistedOperations': 'ADMIN',
   'Mutation.createApiKey': 'ADMIN',
@@ -63,6 +69,8 @@ const KNOWN: Record<string, Role> = {
 
 let app: TestServer;
 let tenant: TenantFixture;
+/** Another tenant, whose invitations the matrix members receive. */
+let inviter: TenantFixture;
 const clients = new Map<Role, GraphQLClient>();
 
 let counter = 0;
@@ -113,13 +121,37 @@ async function createApiKey(): Promise<string> {
 const memberList = async () =>
   (await tenant.owner.request(graphql(`query RoleMatrixMemberList { members { id email role } }`))).members;
 
+const INVITE = graphql(`mutation RoleMatrixInvite($input: InviteMemberInput!) { inviteMember(input: $input) { invitation { id } } }`);
+const invitationList = async (fixture: TenantFixture) =>
+  (await fixture.owner.request(graphql(`query RoleMatrixInvitationList { invitations { id email } }`))).invitations;
+const emailOf = (role: Role) => (role === 'OWNER' ? tenant.ownerEmail : `${role.toLowerCase()}@matrix.test`);
+
+/** An invitation from the other tenant to the member of `role` here, who is not yet a member there. */
+async function inviteFromElsewhere(role: Role): Promise<{ id: string }> {
+  const inviterMembers = await inviter.owner.request(graphql(`query RoleMatrixInviterMembers { members { id email } }`));
+  const joined = inviterMembers.members.find((member) => member.email === emailOf(role));
+  if (joined) {
+    await inviter.owner.request(graphql(`mutation RoleMatrixLeaveInviter($userId: ID!) { removeMember(userId: $userId) { removedUserId } }`), {
+      userId: joined.id,
+    });
+  }
+  const result = await inviter.owner.request(INVITE, { input: { email: emailOf(role), role: 'VIEWER' } });
+  return { id: result.inviteMember.invitation.id };
+}
+
+async function inviteHere(): Promise<{ id: string }> {
+  const result = await tenant.owner.request(INVITE, { input: { email: `${unique('invited')}@matrix.test`, role: 'VIEWER' } });
+  return { id: result.inviteMember.invitation.id };
+}
+
 /**
  * One operation: `prepare` creates what it needs as the OWNER; `effect` says (as the OWNER)
  * whether the call changed anything; `check` looks at a successful answer.
  */
 interface Case {
   document: string;
-  prepare?(): Promise<Record<string, unknown>>;
+  /** Gets the role about to call, for cases that need something addressed to that caller. */
+  prepare?(role: Role): Promise<Record<string, unknown>>;
   effect?(variables: Record<string, unknown>): Promise<boolean>;
   check?(data: Record<string, unknown>, variables: Record<string, unknown>, role: Role): void;
 }
@@ -260,6 +292,37 @@ const CASES: Record<string, Case> = {
       return (await persistedList()).some((registered) => registered.sha256 === sha256);
     },
   },
+  'Query.invitations': {
+    document: `{ invitations { id } }`,
+    prepare: inviteHere,
+    check: (data, variables) => expect(data.invitations).toContainEqual({ id: variables.id }),
+  },
+  'Query.myInvitations': {
+    document: `{ myInvitations { id } }`,
+    prepare: inviteFromElsewhere,
+    check: (data, variables) => expect(data.myInvitations).toEqual([{ id: variables.id }]),
+  },
+  'Mutation.inviteMember': {
+    document: `mutation($input: InviteMemberInput!) { inviteMember(input: $input) { invitation { email role } } }`,
+    prepare: async () => ({ input: { email: `${unique('invitee')}@matrix.test`, role: 'VIEWER' } }),
+    effect: async (variables) => (await invitationList(tenant)).some((invitation) => invitation.email === (variables.input as { email: string }).email),
+  },
+  'Mutation.revokeInvitation': {
+    document: `mutation($id: ID!) { revokeInvitation(id: $id) { revokedId } }`,
+    prepare: inviteHere,
+    effect: async (variables) => !(await invitationList(tenant)).some((invitation) => invitation.id === variables.id),
+  },
+  'Mutation.acceptInvitation': {
+    document: `mutation($id: ID!) { acceptInvitation(id: $id) { tenantSlug role } }`,
+    prepare: inviteFromElsewhere,
+    check: (data) => expect(data.acceptInvitation).toEqual({ tenantSlug: inviter.slug, role: 'VIEWER' }),
+    effect: async (variables) => !(await invitationList(inviter)).some((invitation) => invitation.id === variables.id),
+  },
+  'Mutation.declineInvitation': {
+    document: `mutation($id: ID!) { declineInvitation(id: $id) { declinedId } }`,
+    prepare: inviteFromElsewhere,
+    effect: async (variables) => !(await invitationList(inviter)).some((invitation) => invitation.id === variables.id),
+  },
   'Mutation.removeMember': {
     document: `mutation($userId: ID!) { removeMember(userId: $userId) { removedUserId } }`,
     prepare: async () => ({ userId: (await addViewer()).id }),
@@ -271,9 +334,10 @@ beforeAll(async () => {
   app = await startTestServer();
   // ENTERPRISE: the most generous request budget; this file sends a few hundred requests.
   tenant = await app.createTenant(undefined, 'ENTERPRISE');
+  inviter = await app.createTenant(undefined, 'ENTERPRISE');
   clients.set('OWNER', tenant.owner);
   for (const role of ROLES.filter((candidate) => candidate !== 'OWNER')) {
-    const email = `${role.toLowerCase()}@matrix.test`;
+    const email = emailOf(role);
     await tenant.owner.request(graphql(`mutation RoleMatrixAddRoleMember($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`), {
       input: { email, name: `${role} member`, password: 'matrix-password-1', role },
     });
@@ -326,7 +390,7 @@ describe('each role against each operation', () => {
   it.each(MATRIX)('$role -> $field (requires $required): allowed=$allowed', async ({ field, role, allowed }) => {
     const testCase = CASES[field]!;
     const client = clients.get(role)!;
-    const variables = (await testCase.prepare?.()) ?? {};
+    const variables = (await testCase.prepare?.(role)) ?? {};
     if (allowed) {
       const data = await client.request<Record<string, unknown>>(testCase.document, variables);
       testCase.check?.(data, variables, role);
@@ -341,7 +405,7 @@ describe('each role against each operation', () => {
 describe('callers outside the tenant', () => {
   it.each(Object.keys(CASES).filter((field) => field !== 'Query.me'))('%s: anonymous UNAUTHENTICATED, platform admin FORBIDDEN', async (field) => {
     const testCase = CASES[field]!;
-    const variables = (await testCase.prepare?.()) ?? {};
+    const variables = (await testCase.prepare?.('VIEWER')) ?? {};
     expect(await errorCode(app.client().request(testCase.document, variables))).toBe('UNAUTHENTICATED');
     expect(await errorCode((await app.admin()).request(testCase.document, variables))).toBe('FORBIDDEN');
     if (testCase.effect) expect(await testCase.effect(variables)).toBe(false);

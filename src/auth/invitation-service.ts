@@ -1,0 +1,119 @@
+import type { PlatformDatabase } from '../database/platform-database';
+import { uniqueViolationFields } from '../database/prisma-errors';
+import { isUuid } from '../database/uuid';
+import { conflict, notFound } from '../errors/app-error';
+import { assertMayGrant, parseEmail } from './member-service';
+import type { MemberPrincipal, MemberRole } from './principal';
+
+export interface InvitationModel {
+  id: string;
+  email: string;
+  role: MemberRole;
+  invitedAt: Date;
+  expiresAt: Date;
+}
+
+export interface ReceivedInvitationModel extends Omit<InvitationModel, 'email'> {
+  tenantSlug: string;
+  tenantName: string;
+}
+
+/** How long an offer stays open; inviting again renews it. */
+export const INVITATION_TTL_MS = 7 * 24 * 60 * 60 * 1000;
+
+/**
+ * Invitations let a tenant admin bring in a person who already has an account (in another
+ * tenant) without learning anything about that account: an invitation names an email, the
+ * response is the same whether or not the email has an account, and only the account holder,
+ * signed in with their own password, can see and accept it.
+ */
+export class InvitationService {
+  constructor(private readonly deps: { platform: PlatformDatabase }) {}
+
+  async invite(actor: MemberPrincipal, input: { email: string; role: MemberRole }): Promise<InvitationModel> {
+    const email = parseEmail(input.email);
+    assertMayGrant(actor, input.role);
+    const { prisma } = this.deps.platform;
+    // Membership of the caller's own tenant is no secret to its admins (they list members).
+    const alreadyMember = await prisma.membership.findFirst({
+      where: { tenantId: actor.tenant.id, user: { email } },
+      select: { id: true },
+    });
+    if (alreadyMember) throw conflict('This email already belongs to a member of the tenant', 'email');
+    const offer = { role: input.role, invitedByUserId: actor.userId, createdAt: new Date(), expiresAt: new Date(Date.now() + INVITATION_TTL_MS) };
+    const invitation = await prisma.invitation.upsert({
+      where: { tenantId_email: { tenantId: actor.tenant.id, email } },
+      create: { tenantId: actor.tenant.id, email, ...offer },
+      update: offer,
+    });
+    return toInvitation(invitation);
+  }
+
+  async listForTenant(tenantId: string): Promise<InvitationModel[]> {
+    const invitations = await this.deps.platform.prisma.invitation.findMany({
+      where: { tenantId, expiresAt: { gt: new Date() } },
+      orderBy: { createdAt: 'asc' },
+    });
+    return invitations.map(toInvitation);
+  }
+
+  async revoke(actor: MemberPrincipal, id: string): Promise<string> {
+    const revoked = isUuid(id)
+      ? await this.deps.platform.prisma.invitation.deleteMany({ where: { id, tenantId: actor.tenant.id } })
+      : { count: 0 };
+    if (revoked.count === 0) throw notFound('Invitation');
+    return id;
+  }
+
+  async listReceived(actor: MemberPrincipal): Promise<ReceivedInvitationModel[]> {
+    const email = await this.emailOf(actor);
+    const invitations = await this.deps.platform.prisma.invitation.findMany({
+      where: { email, expiresAt: { gt: new Date() } },
+      include: { tenant: { select: { slug: true, name: true } } },
+      orderBy: { createdAt: 'asc' },
+    });
+    return invitations.map((invitation) => ({
+      ...toInvitation(invitation),
+      tenantSlug: invitation.tenant.slug,
+      tenantName: invitation.tenant.name,
+    }));
+  }
+
+  /** Turns an invitation addressed to the caller into a membership, once. */
+  async accept(actor: MemberPrincipal, id: string): Promise<{ tenantSlug: string; role: MemberRole }> {
+    const email = await this.emailOf(actor);
+    return this.deps.platform.prisma.$transaction(async (tx) => {
+      const invitation = isUuid(id)
+        ? await tx.invitation.findFirst({ where: { id, email }, include: { tenant: { select: { slug: true } } } })
+        : null;
+      if (!invitation || invitation.expiresAt <= new Date()) throw notFound('Invitation');
+      // Deleting first makes two concurrent accepts serialise on the row: the second deletes nothing.
+      const { count } = await tx.invitation.deleteMany({ where: { id: invitation.id } });
+      if (count === 0) throw notFound('Invitation');
+      try {
+        await tx.membership.create({ data: { userId: actor.userId, tenantId: invitation.tenantId, role: invitation.role } });
+      } catch (error) {
+        if (uniqueViolationFields(error)) throw conflict('You are already a member of this tenant', 'id');
+        throw error;
+      }
+      return { tenantSlug: invitation.tenant.slug, role: invitation.role };
+    });
+  }
+
+  async decline(actor: MemberPrincipal, id: string): Promise<string> {
+    const email = await this.emailOf(actor);
+    const declined = isUuid(id) ? await this.deps.platform.prisma.invitation.deleteMany({ where: { id, email } }) : { count: 0 };
+    if (declined.count === 0) throw notFound('Invitation');
+    return id;
+  }
+
+  private async emailOf(actor: MemberPrincipal): Promise<string> {
+    const user = await this.deps.platform.prisma.user.findUnique({ where: { id: actor.userId }, select: { email: true } });
+    if (!user) throw notFound('Account');
+    return user.email;
+  }
+}
+
+function toInvitation(row: { id: string; email: string; role: MemberRole; createdAt: Date; expiresAt: Date }): InvitationModel {
+  return { id: row.id, email: row.email, role: row.role, invitedAt: row.createdAt, expiresAt: row.expiresAt };
+}
