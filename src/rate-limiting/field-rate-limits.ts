@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
-import type { GraphQLSchema } from 'graphql';
+import { defaultFieldResolver, type GraphQLSchema } from 'graphql';
+import { MapperKind, getDirective, mapSchema } from '@graphql-tools/utils';
 import { rateLimitDirective, type RateLimitArgs } from 'graphql-rate-limit-directive';
 import type Redis from 'ioredis';
 import {
   RateLimiterMemory,
   RateLimiterRedis,
   RateLimiterRes,
+  type RateLimiterAbstract,
   type IRateLimiterRedisOptions,
   type IRateLimiterOptions,
 } from 'rate-limiter-flexible';
@@ -16,9 +18,13 @@ import type { RedisFailurePolicy } from './tenant-rate-limiter';
 /*
  * Field-level limits declared in the SDL (schema/limits.graphql):
  *   @rateLimit(limit, duration)          per tenant and caller; per client IP when signed out
- *   @rateLimitPerEmail(limit, duration)  per email address in the field's arguments (login)
- * enforced with graphql-rate-limit-directive on rate-limiter-flexible, in Redis when there is
- * one (shared by every instance) and in memory otherwise.
+ *   @rateLimitPerEmail(limit, duration)  failed calls per email address in the field's arguments
+ * on rate-limiter-flexible, in Redis when there is one (shared by every instance) and in memory
+ * otherwise. @rateLimit is graphql-rate-limit-directive's; @rateLimitPerEmail is our own small
+ * transform because that library only counts calls, and a per-email login limit that counts
+ * successes locks out a person who signs in often from several devices: here a call that
+ * succeeds gives its point back, so only failures add up (each call still takes its point first,
+ * so concurrent guesses cannot overrun the limit).
  */
 
 export interface FieldLimitContext {
@@ -92,14 +98,42 @@ export function fieldRateLimitTransformer(options: {
     limiterClass: limiterClass as never,
     limiterOptions: limiterOptions as never,
   });
-  const perEmail = rateLimitDirective<FieldLimitContext, IRateLimiterOptions>({
-    name: 'rateLimitPerEmail',
-    keyGenerator: (_args, _source, fieldArgs, _context, info) => `email:${emailIn(fieldArgs)}:${info.parentType.name}.${info.fieldName}`,
-    onLimit: (response, args, _source, _fieldArgs, _context, info) => {
-      throw rateLimitedError(response, args, `${info.fieldName} attempts for this email`);
-    },
-    limiterClass: limiterClass as never,
-    limiterOptions: limiterOptions as never,
+  const { redis } = options;
+  const perEmail = failedCallsPerEmailTransformer(({ limit: points, duration }) => {
+    const emailOptions = { keyPrefix: `${keyPrefix}:email`, points, duration };
+    return redis
+      ? new (policyAwareRedisLimiter(options.failurePolicy))({ ...emailOptions, storeClient: redis, rejectIfRedisNotReady: true })
+      : new RateLimiterMemory(emailOptions);
   });
-  return (schema) => perEmail.rateLimitDirectiveTransformer(perCaller.rateLimitDirectiveTransformer(schema));
+  return (schema) => perEmail(perCaller.rateLimitDirectiveTransformer(schema));
+}
+
+function failedCallsPerEmailTransformer(
+  limiterFor: (args: RateLimitArgs) => RateLimiterAbstract,
+): (schema: GraphQLSchema) => GraphQLSchema {
+  return (schema) =>
+    mapSchema(schema, {
+      [MapperKind.OBJECT_FIELD]: (field, fieldName, typeName) => {
+        const args = getDirective(schema, field, 'rateLimitPerEmail')?.[0] as RateLimitArgs | undefined;
+        if (!args) return field;
+        const limiter = limiterFor(args);
+        const resolve = field.resolve ?? defaultFieldResolver;
+        return {
+          ...field,
+          resolve: async (source, fieldArgs: Record<string, unknown>, context, info) => {
+            const key = `${emailIn(fieldArgs)}:${typeName}.${fieldName}`;
+            try {
+              await limiter.consume(key);
+            } catch (error) {
+              if (error instanceof RateLimiterRes) throw rateLimitedError(error, args, `failed ${fieldName} attempts for this email`);
+              throw error;
+            }
+            const result: unknown = await resolve(source, fieldArgs, context, info);
+            // Not awaited: the caller need not wait for the refund; a lost one only errs strict.
+            limiter.reward(key, 1).catch(() => undefined);
+            return result;
+          },
+        };
+      },
+    });
 }

@@ -484,7 +484,7 @@ describe('when Redis goes away (a proxy in front of the real Redis)', () => {
   });
 });
 
-describe('login limits declared in the SDL (@rateLimit 20/min per IP, @rateLimitPerEmail 10 per 5 min)', () => {
+describe('login limits declared in the SDL (@rateLimit 20/min per IP, @rateLimitPerEmail 10 failures per 5 min)', () => {
   // Behind a trusted proxy (loopback), the client address comes from X-Forwarded-For, which
   // lets one test act as many clients.
   let server: TestServer;
@@ -510,15 +510,22 @@ describe('login limits declared in the SDL (@rateLimit 20/min per IP, @rateLimit
       input: { tenant: tenant.slug, email, password },
     });
 
-  it('refuses the 11th login for one email within 5 minutes, even with the right password, from any address', async () => {
-    for (let i = 1; i <= 10; i += 1) {
+  it('counts only failures per email: successes never add up, and after 10 failures in 5 minutes even the right password is refused, from any address', async () => {
+    // More successful sign-ins than the limit: none of them counts.
+    for (let i = 1; i <= 12; i += 1) {
+      expect((await login(`198.51.100.${100 + i}`, targetEmail, targetPassword)).login.accessToken).toEqual(expect.any(String));
+    }
+    for (let i = 1; i <= 9; i += 1) {
       expect(await errorCode(login(`198.51.100.${i}`, targetEmail, 'wrong-password'))).toBe('UNAUTHENTICATED');
     }
-    // The SDL counts calls, not failures: the right password does not get through either.
+    // A success between failures neither counts nor wipes the failures before it.
+    expect((await login('198.51.100.120', targetEmail, targetPassword)).login.accessToken).toEqual(expect.any(String));
+    expect(await errorCode(login('198.51.100.10', targetEmail, 'wrong-password'))).toBe('UNAUTHENTICATED');
+
     const eleventh = await expectErrors(login('198.51.100.11', targetEmail, targetPassword));
     expect(eleventh.errors.map((error) => error.extensions.code)).toEqual(['RATE_LIMITED']);
     expect(eleventh.status).toBe(429); // the whole operation was refused
-    expect(eleventh.errors[0]?.message).toMatch(/for this email/);
+    expect(eleventh.errors[0]?.message).toMatch(/failed login attempts for this email/);
     expect(eleventh.errors[0]?.extensions.retryAfter).toEqual(expect.any(Number));
     expect(eleventh.errors[0]?.extensions.retryAfter as number).toBeGreaterThan(0);
     expect(eleventh.errors[0]?.extensions.retryAfter as number).toBeLessThanOrEqual(300);
