@@ -21,6 +21,16 @@ export const authResolvers: Resolvers = {
       await ctx.services.sessions.logout(principal.sessionId);
       return { success: true };
     },
+    changePassword: async (_root, { input }, ctx) => {
+      const { principal } = ctx;
+      if (principal.kind === 'anonymous') throw new AppError(ErrorCode.UNAUTHENTICATED, 'Not signed in');
+      if (principal.kind === 'apiKey') throw new AppError(ErrorCode.FORBIDDEN, 'API keys have no password');
+      const who =
+        principal.kind === 'member'
+          ? { userId: principal.userId, sessionId: principal.sessionId }
+          : { adminId: principal.adminId, sessionId: principal.sessionId };
+      return { signedOutSessions: await ctx.services.sessions.changePassword(who, input) };
+    },
     addMember: async (_root, { input }, ctx) => ({ member: await ctx.services.members.add(memberPrincipal(ctx), input) }),
     updateMemberRole: async (_root, { userId, role }, ctx) => ({
       member: await ctx.services.members.changeRole(memberPrincipal(ctx), userId, role),

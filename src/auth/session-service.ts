@@ -1,10 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { PlatformDatabase } from '../database/platform-database';
-import { AppError, ErrorCode } from '../errors/app-error';
+import { AppError, ErrorCode, badInput } from '../errors/app-error';
 import type { Logger } from '../observability/logger';
 import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory';
 import type { AccessTokens } from './access-tokens';
-import type { PasswordHasher } from './passwords';
+import { assertAcceptablePassword, type PasswordHasher } from './passwords';
 import type { MemberRole } from './principal';
 import type { SessionStateCache } from './session-state-cache';
 
@@ -119,6 +119,41 @@ export class SessionService {
       role = membership.role;
     }
     return this.issueTokens(session.id, { userId: session.userId, tenantId: session.tenantId, adminId: session.adminId, role });
+  }
+
+  /**
+   * Sets a new password after checking the current one, and signs out every other session of
+   * the account (a password change is what people do when they fear someone else is signed in).
+   */
+  async changePassword(
+    who: { userId: string; sessionId: string } | { adminId: string; sessionId: string },
+    input: { currentPassword: string; newPassword: string },
+  ): Promise<number> {
+    const { prisma } = this.deps.platform;
+    const account =
+      'userId' in who
+        ? await prisma.user.findUnique({ where: { id: who.userId }, select: { passwordHash: true } })
+        : await prisma.platformAdmin.findUnique({ where: { id: who.adminId }, select: { passwordHash: true } });
+    if (!account) throw new AppError(ErrorCode.UNAUTHENTICATED, 'Account no longer exists', { httpStatus: 401 });
+    if (!(await this.deps.passwords.verify(input.currentPassword, account.passwordHash))) {
+      throw badInput('currentPassword is not your current password', 'currentPassword');
+    }
+    assertAcceptablePassword(input.newPassword, 'newPassword');
+    if (input.newPassword === input.currentPassword) throw badInput('newPassword must differ from the current one', 'newPassword');
+    const passwordHash = await this.deps.passwords.hash(input.newPassword);
+    const owner = 'userId' in who ? { userId: who.userId } : { adminId: who.adminId };
+    const others = await prisma.$transaction(async (tx) => {
+      if ('userId' in who) await tx.user.update({ where: { id: who.userId }, data: { passwordHash } });
+      else await tx.platformAdmin.update({ where: { id: who.adminId }, data: { passwordHash } });
+      const live = await tx.session.findMany({ where: { ...owner, revokedAt: null, NOT: { id: who.sessionId } }, select: { id: true } });
+      await tx.session.updateMany({
+        where: { id: { in: live.map((session) => session.id) } },
+        data: { revokedAt: new Date(), revokedReason: 'password changed' },
+      });
+      return live.map((session) => session.id);
+    });
+    for (const sessionId of others) this.deps.sessionCache.invalidateSession(sessionId);
+    return others.length;
   }
 
   async logout(sessionId: string): Promise<void> {

@@ -1,3 +1,4 @@
+import bcrypt from 'bcryptjs';
 import type { GraphQLClient } from '../support/graphql-request';
 import {
   ADMIN_EMAIL,
@@ -52,6 +53,10 @@ const MY_INVITATIONS = graphql(`query MyInvitations { myInvitations { id tenantS
 const ACCEPT = graphql(`mutation AcceptInvitation($id: ID!) { acceptInvitation(id: $id) { tenantSlug role } }`);
 const DECLINE = graphql(`mutation DeclineInvitation($id: ID!) { declineInvitation(id: $id) { declinedId } }`);
 const REVOKE_INVITATION = graphql(`mutation RevokeInvitation($id: ID!) { revokeInvitation(id: $id) { revokedId } }`);
+
+const CHANGE_PASSWORD = graphql(`mutation ChangePassword($input: ChangePasswordInput!) { changePassword(input: $input) { signedOutSessions } }`);
+const changePassword = async (client: GraphQLClient, currentPassword: string, newPassword: string) =>
+  (await client.request(CHANGE_PASSWORD, { input: { currentPassword, newPassword } })).changePassword.signedOutSessions;
 
 const invite = async (client: GraphQLClient, email: string, role: Role) => (await client.request(INVITE, { input: { email, role } })).inviteMember.invitation;
 const invitationIds = async (client: GraphQLClient) => (await client.request(INVITATIONS)).invitations.map((invitation) => invitation.id);
@@ -269,6 +274,67 @@ describe('logout', () => {
 
   it('refuses logout without a session', async () => {
     expect(await errorCode(app.client().request(LOGOUT))).toBe('UNAUTHENTICATED');
+  });
+});
+
+describe('changePassword', () => {
+  const NEW_PASSWORD = 'a-brand-new-password';
+
+  it('checks the current password, signs out the other sessions (other devices, other tenants) and keeps this one', async () => {
+    const user = await newMember(tenant, 'MEMBER', 'changer');
+    const secondDevice = await login(tenant.slug, user.email, PASSWORD);
+    await user.client.request(ACCEPT, { id: (await invite(otherTenant.owner, user.email, 'VIEWER')).id });
+    const otherTenantSession = await login(otherTenant.slug, user.email, PASSWORD);
+
+    expect(await changePassword(user.client, PASSWORD, NEW_PASSWORD)).toBe(2);
+
+    expect((await me(user.client)).id).toBe(user.id);
+    const rotated = await refresh(user.tokens.refreshToken);
+    expect((await me(app.bearer(rotated.accessToken))).id).toBe(user.id);
+    for (const session of [secondDevice, otherTenantSession]) {
+      expect(await failure(me(app.bearer(session.accessToken)))).toMatchObject({ code: 'UNAUTHENTICATED', status: 401 });
+      expect(await errorCode(refresh(session.refreshToken))).toBe('UNAUTHENTICATED');
+    }
+    for (const slug of [tenant.slug, otherTenant.slug]) {
+      expect(await errorCode(login(slug, user.email, PASSWORD))).toBe('UNAUTHENTICATED');
+      expect((await login(slug, user.email, NEW_PASSWORD)).accessToken).toEqual(expect.any(String));
+    }
+  });
+
+  it('refuses a wrong current password, a too-short new one and the same one, and changes nothing', async () => {
+    const user = await newMember(tenant, 'VIEWER', 'unchanged');
+    const other = await login(tenant.slug, user.email, PASSWORD);
+    expect(await failure(changePassword(user.client, 'not-my-password', NEW_PASSWORD))).toMatchObject({ code: 'BAD_USER_INPUT', field: 'currentPassword' });
+    expect(await failure(changePassword(user.client, PASSWORD, 'short'))).toMatchObject({ code: 'BAD_USER_INPUT', field: 'newPassword' });
+    expect(await failure(changePassword(user.client, PASSWORD, PASSWORD))).toMatchObject({ code: 'BAD_USER_INPUT', field: 'newPassword' });
+    expect(await errorCode(login(tenant.slug, user.email, NEW_PASSWORD))).toBe('UNAUTHENTICATED');
+    expect((await login(tenant.slug, user.email, PASSWORD)).accessToken).toEqual(expect.any(String));
+    expect((await me(app.bearer(other.accessToken))).id).toBe(user.id);
+  });
+
+  it("changes a platform admin's password too", async () => {
+    // A second admin, so the shared bootstrap admin's sessions (used by other tests) are untouched.
+    const email = newEmail('second-admin');
+    await app.server.services.platform.pool.query(
+      `INSERT INTO platform."PlatformAdmin" (id, email, name, "passwordHash") VALUES (gen_random_uuid(), $1, 'Second admin', $2)`,
+      [email, await bcrypt.hash(PASSWORD, 4)],
+    );
+    const adminLogin = (password: string) => app.client().request(ADMIN_LOGIN, { email, password });
+    const first = (await adminLogin(PASSWORD)).adminLogin;
+    const second = (await adminLogin(PASSWORD)).adminLogin;
+    expect(await changePassword(app.bearer(first.accessToken), PASSWORD, NEW_PASSWORD)).toBe(1);
+    expect(await errorCode(me(app.bearer(second.accessToken)))).toBe('UNAUTHENTICATED');
+    expect(await errorCode(adminLogin(PASSWORD))).toBe('UNAUTHENTICATED');
+    expect((await me(app.bearer((await adminLogin(NEW_PASSWORD)).adminLogin.accessToken))).kind).toBe('PLATFORM_ADMIN');
+  });
+
+  it('is refused to API keys (FORBIDDEN) and signed-out callers (UNAUTHENTICATED)', async () => {
+    const key = await tenant.owner.request(
+      graphql(`mutation AuthCreateKey { createApiKey(input: { name: "no password", role: VIEWER }) { secret } }`),
+    );
+    expect(await errorCode(changePassword(app.bearer(key.createApiKey.secret), 'anything-at-all', NEW_PASSWORD))).toBe('FORBIDDEN');
+    expect(await errorCode(changePassword(app.client(), tenant.ownerPassword, NEW_PASSWORD))).toBe('UNAUTHENTICATED');
+    expect((await login(tenant.slug, tenant.ownerEmail, tenant.ownerPassword)).accessToken).toEqual(expect.any(String));
   });
 });
 
