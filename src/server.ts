@@ -102,9 +102,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     rateLimitStore: wired.rateLimiter ? wired.rateLimiter.storeKind : 'disabled',
     close: () => {
       closing ??= (async () => {
+        // First, and synchronously marked closed: on Ctrl-C the embedded PostgreSQL gets the
+        // signal too, and its LISTEN connection ending is then no loss worth a warning. Until
+        // the server has stopped, caches are bypassed, which is always correct.
+        await notifications.close();
         await http.stop();
         await wired.services.tenantClients.close();
-        await notifications.close();
         await platform.close();
         redis?.disconnect();
       })();

@@ -41,6 +41,8 @@ export class InvitationService {
     });
     if (alreadyMember) throw conflict('This email already belongs to a member of the tenant', 'email');
     const offer = { role: input.role, invitedByUserId: actor.userId, createdAt: new Date(), expiresAt: new Date(Date.now() + INVITATION_TTL_MS) };
+    // Expired offers are only history: each new one sweeps its tenant's, so they never pile up.
+    await prisma.invitation.deleteMany({ where: { tenantId: actor.tenant.id, expiresAt: { lte: new Date() } } });
     const invitation = await prisma.invitation.upsert({
       where: { tenantId_email: { tenantId: actor.tenant.id, email } },
       create: { tenantId: actor.tenant.id, email, ...offer },

@@ -556,6 +556,10 @@ describe('invitations', () => {
     expect(await received(invitee.client)).toEqual([]);
     expect(await errorCode(invitee.client.request(ACCEPT, { id: invitation.id }))).toBe('NOT_FOUND');
     expect(await errorCode(login(tenant.slug, invitee.email, PASSWORD))).toBe('UNAUTHENTICATED');
+    // The tenant's next invitation sweeps it away.
+    await invite(tenant.owner, newEmail('sweeper'), 'VIEWER');
+    const rows = await app.server.services.platform.pool.query('SELECT id FROM platform."Invitation" WHERE id = $1', [invitation.id]);
+    expect(rows.rows).toEqual([]);
   });
 
   it('is refused to platform admins and signed-out callers', async () => {
