@@ -54,6 +54,22 @@ it('a logout through one instance ends the session on the other, whose cache had
   expect(await within(1_000, async () => ((await codeOn(second, token)) === 'UNAUTHENTICATED' ? true : undefined))).toBe(true);
 });
 
+it("a password changed through one instance ends the account's other sessions on the other", async () => {
+  const email = `changer-${Date.now()}@example.test`;
+  await tenant.owner.request(ADD_MEMBER, { input: { email, name: 'Changer', password: 'changer-password', role: 'VIEWER' } });
+  const here = await first.login(tenant.slug, email, 'changer-password');
+  const there = await second.login(tenant.slug, email, 'changer-password');
+  expect(await codeOn(second, there)).toBe('OK'); // now cached on the second instance
+  const changed = await first
+    .bearer(here)
+    .request(graphql(`mutation MultiInstanceChangePassword($input: ChangePasswordInput!) { changePassword(input: $input) { signedOutSessions } }`), {
+      input: { currentPassword: 'changer-password', newPassword: 'changer-password-2' },
+    });
+  expect(changed.changePassword.signedOutSessions).toBe(1);
+  expect(await within(1_000, async () => ((await codeOn(second, there)) === 'UNAUTHENTICATED' ? true : undefined))).toBe(true);
+  expect(await codeOn(second, here)).toBe('OK');
+});
+
 it('a demotion through one instance applies to the member on the other', async () => {
   const email = `demoted-${Date.now()}@example.test`;
   await tenant.owner.request(ADD_MEMBER, { input: { email, name: 'Demoted', password: 'demoted-password', role: 'ADMIN' } });
