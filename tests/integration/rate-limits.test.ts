@@ -597,3 +597,34 @@ describe('without REDIS_URL', () => {
     expect(refused.errors[0]?.message).toMatch(/login calls/);
   });
 });
+
+describe('without REDIS_URL, failed logins per email', () => {
+  let server: TestServer;
+  let tenant: TenantFixture;
+  const email = 'memory-target@login-limits.test';
+  const password = 'memory-target-password';
+
+  beforeAll(async () => {
+    server = await startTestServer({ env: { RATE_LIMIT_ENABLED: 'true', TRUST_PROXY: 'loopback' } });
+    tenant = await server.createTenant(uniqueSlug('mememail'));
+    await tenant.owner.request(graphql(`mutation RateLimitsMemoryAddMember($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`), {
+      input: { email, name: 'Memory Target', password, role: 'MEMBER' },
+    });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  const login = (ip: string, attempt: string) =>
+    server.client({ 'x-forwarded-for': ip }).request(LOGIN, { input: { tenant: tenant.slug, email, password: attempt } });
+
+  it('count the same way in memory: successes give their point back, the 11th call after 10 failures is refused', async () => {
+    expect(server.server.rateLimitStore).toBe('memory');
+    for (let i = 1; i <= 12; i += 1) expect((await login(`192.0.2.${i}`, password)).login.accessToken).toEqual(expect.any(String));
+    for (let i = 1; i <= 10; i += 1) expect(await errorCode(login(`198.18.0.${i}`, 'wrong-password'))).toBe('UNAUTHENTICATED');
+    const refused = await expectErrors(login('198.18.0.11', password));
+    expect(refused.errors.map((error) => error.extensions.code)).toEqual(['RATE_LIMITED']);
+    expect(refused.status).toBe(429);
+  });
+});
