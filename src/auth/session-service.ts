@@ -141,11 +141,11 @@ export class SessionService {
     assertAcceptablePassword(input.newPassword, 'newPassword');
     if (input.newPassword === input.currentPassword) throw badInput('newPassword must differ from the current one', 'newPassword');
     const passwordHash = await this.deps.passwords.hash(input.newPassword);
-    const owner = 'userId' in who ? { userId: who.userId } : { adminId: who.adminId };
+    const sessionsOfAccount = 'userId' in who ? { userId: who.userId } : { adminId: who.adminId };
     const others = await prisma.$transaction(async (tx) => {
       if ('userId' in who) await tx.user.update({ where: { id: who.userId }, data: { passwordHash } });
       else await tx.platformAdmin.update({ where: { id: who.adminId }, data: { passwordHash } });
-      const live = await tx.session.findMany({ where: { ...owner, revokedAt: null, NOT: { id: who.sessionId } }, select: { id: true } });
+      const live = await tx.session.findMany({ where: { ...sessionsOfAccount, revokedAt: null, NOT: { id: who.sessionId } }, select: { id: true } });
       await tx.session.updateMany({
         where: { id: { in: live.map((session) => session.id) } },
         data: { revokedAt: new Date(), revokedReason: 'password changed' },

@@ -82,10 +82,12 @@ export function fieldRateLimitTransformer(options: {
   /** Keeps installations sharing one Redis apart (per-IP and per-email keys name no tenant). */
   namespace: string;
 }): (schema: GraphQLSchema) => GraphQLSchema {
-  const limiterClass = options.redis ? policyAwareRedisLimiter(options.failurePolicy) : RateLimiterMemory;
+  const { redis } = options;
+  const redisLimiterClass = redis ? policyAwareRedisLimiter(options.failurePolicy) : null;
+  const limiterClass = redisLimiterClass ?? RateLimiterMemory;
   const keyPrefix = `rlf:${options.namespace}`;
-  const limiterOptions: Partial<IRateLimiterRedisOptions> & Partial<IRateLimiterOptions> = options.redis
-    ? { storeClient: options.redis, keyPrefix, rejectIfRedisNotReady: true }
+  const limiterOptions: Partial<IRateLimiterRedisOptions> & Partial<IRateLimiterOptions> = redis
+    ? { storeClient: redis, keyPrefix, rejectIfRedisNotReady: true }
     : { keyPrefix };
   // The library types limiterClass as the abstract base and limiterOptions per limiter kind;
   // ours are a concrete subclass and its options, which its declarations cannot express.
@@ -98,11 +100,10 @@ export function fieldRateLimitTransformer(options: {
     limiterClass: limiterClass as never,
     limiterOptions: limiterOptions as never,
   });
-  const { redis } = options;
   const perEmail = failedCallsPerEmailTransformer(({ limit: points, duration }) => {
     const emailOptions = { keyPrefix: `${keyPrefix}:email`, points, duration };
-    return redis
-      ? new (policyAwareRedisLimiter(options.failurePolicy))({ ...emailOptions, storeClient: redis, rejectIfRedisNotReady: true })
+    return redis && redisLimiterClass
+      ? new redisLimiterClass({ ...emailOptions, storeClient: redis, rejectIfRedisNotReady: true })
       : new RateLimiterMemory(emailOptions);
   });
   return (schema) => perEmail(perCaller.rateLimitDirectiveTransformer(schema));
