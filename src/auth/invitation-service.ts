@@ -83,8 +83,14 @@ export class InvitationService {
 
   /** Turns an invitation addressed to the caller into a membership, once. */
   async accept(actor: MemberPrincipal, id: string): Promise<{ tenantSlug: string; role: MemberRole }> {
-    const email = await this.emailOf(actor);
     return this.deps.platform.prisma.$transaction(async (tx) => {
+      // The share lock orders this against removeMember deleting the account with its last
+      // membership: waiting for it, we then find no account (NOT_FOUND) instead of inserting a
+      // membership for a deleted user; holding it, removal sees the new membership and keeps the account.
+      const [account] = await tx.$queryRaw<{ email: string }[]>`
+        SELECT "email" FROM platform."User" WHERE "id" = ${actor.userId}::uuid FOR SHARE`;
+      if (!account) throw notFound('Account');
+      const email = account.email;
       const invitation = isUuid(id)
         ? await tx.invitation.findFirst({ where: { id, email }, include: { tenant: { select: { slug: true } } } })
         : null;

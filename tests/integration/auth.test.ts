@@ -10,6 +10,7 @@ import {
   type TestServer,
 } from '../support/test-server';
 import { graphql } from '../generated';
+import { eventually } from '../support/raw-graphql';
 import type { AddMemberInput, AddMemberMutation, LoginMutation, MeQuery, Role, UpdateRoleMutation } from '../generated/graphql';
 
 /*
@@ -560,6 +561,34 @@ describe('invitations', () => {
     await invite(tenant.owner, newEmail('sweeper'), 'VIEWER');
     const rows = await app.server.services.platform.pool.query('SELECT id FROM platform."Invitation" WHERE id = $1', [invitation.id]);
     expect(rows.rows).toEqual([]);
+  });
+
+  it('accepted while the account is being deleted with its last membership: NOT_FOUND, no orphan membership', async () => {
+    const invitee = await newMember(otherTenant, 'VIEWER', 'vanishing');
+    const invitation = await invite(tenant.owner, invitee.email, 'MEMBER');
+    // Play removeMember's closing steps by hand, so the accept can be caught in between: lock the
+    // account, let the accept arrive and wait on it, then delete the last membership and the account.
+    const remover = await app.server.services.platform.pool.connect();
+    try {
+      await remover.query('BEGIN');
+      await remover.query('SELECT 1 FROM platform."User" WHERE id = $1 FOR UPDATE', [invitee.id]);
+      const removerPid = (await remover.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      const accepting = failure(invitee.client.request(ACCEPT, { id: invitation.id }));
+      await eventually(async () => {
+        const waiting = await app.server.services.platform.pool.query('SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [removerPid]);
+        return waiting.rowCount === 1 ? true : undefined;
+      }, 10_000, 20);
+      await remover.query('DELETE FROM platform."Membership" WHERE "userId" = $1', [invitee.id]);
+      await remover.query('DELETE FROM platform."User" WHERE id = $1', [invitee.id]);
+      await remover.query('COMMIT');
+      expect(await accepting).toMatchObject({ code: 'NOT_FOUND', status: 200 });
+    } finally {
+      remover.release();
+    }
+    const left = await app.server.services.platform.pool.query('SELECT 1 FROM platform."Membership" WHERE "userId" = $1', [invitee.id]);
+    expect(left.rowCount).toBe(0);
+    // The offer was not used up: it is still the tenant's, for whoever registers that email later.
+    expect(await invitationIds(tenant.owner)).toContain(invitation.id);
   });
 
   it('is refused to platform admins and signed-out callers', async () => {

@@ -1,6 +1,6 @@
 import { print } from 'graphql';
 import { readTestServices } from '../support/services';
-import { bearer, postJson, sleep, type RawResponse } from '../support/raw-graphql';
+import { bearer, eventually, postJson, sleep, type RawResponse } from '../support/raw-graphql';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
 import { graphql } from '../generated';
@@ -91,17 +91,6 @@ function expectAdmitted(response: RawResponse, limit?: number): void {
   expect(Number(header(response, 'ratelimit-remaining'))).toBeGreaterThanOrEqual(0);
   expect(Number(header(response, 'ratelimit-reset'))).toBeGreaterThanOrEqual(0);
   expect(header(response, 'retry-after')).toBeNull();
-}
-
-/** Calls `probe` every `intervalMs` until it returns a value, for at most `timeoutMs`. */
-async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs: number, intervalMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await sleep(intervalMs);
-  }
 }
 
 /** The test Redis, reached through a proxy on `proxy.port` (same scheme, credentials and db). */
