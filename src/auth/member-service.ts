@@ -109,15 +109,17 @@ export class MemberService {
       if (target.role === 'OWNER' && owners.length <= 1) {
         throw conflict('The last OWNER cannot be removed', 'userId');
       }
+      // The account row is locked before its sessions, in the order changePassword takes them
+      // (no deadlock), and orders the deletion below against an invitation being accepted at
+      // the same moment, which would give the account a tenant again.
+      await tx.$queryRaw`SELECT 1 FROM platform."User" WHERE "id" = ${userId}::uuid FOR UPDATE`;
       await tx.membership.delete({ where: { id: target.id } });
       await tx.session.updateMany({
         where: { userId, tenantId: actor.tenant.id, revokedAt: null },
         data: { revokedAt: new Date(), revokedReason: 'membership removed' },
       });
       // An account in no tenant can sign in nowhere, and its email could never be added again
-      // (addMember refuses existing accounts): it goes. The row lock orders this against an
-      // invitation being accepted at the same moment, which would give it a tenant again.
-      await tx.$queryRaw`SELECT 1 FROM platform."User" WHERE "id" = ${userId}::uuid FOR UPDATE`;
+      // (addMember refuses existing accounts): it goes.
       if ((await tx.membership.count({ where: { userId } })) === 0) await tx.user.delete({ where: { id: userId } });
     });
     this.deps.sessionCache.invalidateMembership(userId, actor.tenant.id);

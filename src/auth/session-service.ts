@@ -143,6 +143,17 @@ export class SessionService {
     const passwordHash = await this.deps.passwords.hash(input.newPassword);
     const sessionsOfAccount = 'userId' in who ? { userId: who.userId } : { adminId: who.adminId };
     const others = await prisma.$transaction(async (tx) => {
+      // The account row first (removeMember takes the same order), and re-checked under the
+      // lock: of two concurrent changes only the one that saw the hash still in place wins,
+      // and a session revoked while the password was being hashed cannot set it.
+      const [locked] =
+        'userId' in who
+          ? await tx.$queryRaw<{ passwordHash: string }[]>`SELECT "passwordHash" FROM platform."User" WHERE "id" = ${who.userId}::uuid FOR UPDATE`
+          : await tx.$queryRaw<{ passwordHash: string }[]>`SELECT "passwordHash" FROM platform."PlatformAdmin" WHERE "id" = ${who.adminId}::uuid FOR UPDATE`;
+      if (!locked) throw new AppError(ErrorCode.UNAUTHENTICATED, 'Account no longer exists', { httpStatus: 401 });
+      if (locked.passwordHash !== account.passwordHash) throw badInput('currentPassword is not your current password', 'currentPassword');
+      const caller = await tx.session.findUnique({ where: { id: who.sessionId }, select: { revokedAt: true } });
+      if (!caller || caller.revokedAt) throw new AppError(ErrorCode.UNAUTHENTICATED, 'Session has ended', { httpStatus: 401 });
       if ('userId' in who) await tx.user.update({ where: { id: who.userId }, data: { passwordHash } });
       else await tx.platformAdmin.update({ where: { id: who.adminId }, data: { passwordHash } });
       const live = await tx.session.findMany({ where: { ...sessionsOfAccount, revokedAt: null, NOT: { id: who.sessionId } }, select: { id: true } });

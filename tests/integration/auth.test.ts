@@ -313,6 +313,25 @@ describe('changePassword', () => {
     expect((await me(app.bearer(other.accessToken))).id).toBe(user.id);
   });
 
+  it('two concurrent changes from two sessions: one wins, the other is refused, and only the winner can sign in', async () => {
+    const user = await newMember(tenant, 'MEMBER', 'racer');
+    const secondDevice = app.bearer((await login(tenant.slug, user.email, PASSWORD)).accessToken);
+    const candidates = ['first-device-password', 'second-device-password'];
+    const outcomes = await Promise.allSettled([
+      changePassword(user.client, PASSWORD, candidates[0]!),
+      changePassword(secondDevice, PASSWORD, candidates[1]!),
+    ]);
+    const winners = outcomes.flatMap((outcome, index) => (outcome.status === 'fulfilled' ? [candidates[index]!] : []));
+    expect(winners).toHaveLength(1);
+    const loser = outcomes.find((outcome) => outcome.status === 'rejected')!;
+    expect(['BAD_USER_INPUT', 'UNAUTHENTICATED']).toContain(await errorCode(Promise.reject(loser.reason)));
+    const [winner] = winners;
+    expect((await login(tenant.slug, user.email, winner!)).accessToken).toEqual(expect.any(String));
+    for (const stale of [PASSWORD, ...candidates.filter((candidate) => candidate !== winner)]) {
+      expect(await errorCode(login(tenant.slug, user.email, stale))).toBe('UNAUTHENTICATED');
+    }
+  });
+
   it("changes a platform admin's password too", async () => {
     // A second admin, so the shared bootstrap admin's sessions (used by other tests) are untouched.
     const email = newEmail('second-admin');
