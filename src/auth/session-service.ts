@@ -98,13 +98,6 @@ export class SessionService {
       throw invalidRefreshToken();
     }
     if (session.revokedAt || session.expiresAt <= now || stored.expiresAt <= now) throw invalidRefreshToken();
-    // Consume atomically: of two concurrent refreshes with one token, one wins and the other
-    // counts as reuse.
-    const consumed = await prisma.refreshToken.updateMany({ where: { id: stored.id, usedAt: null }, data: { usedAt: now } });
-    if (consumed.count === 0) {
-      await this.revokeSession(session.id, 'refresh token reuse');
-      throw invalidRefreshToken();
-    }
     let role: MemberRole | 'PLATFORM_ADMIN' = 'PLATFORM_ADMIN';
     if (session.tenantId && session.userId) {
       const tenant = await this.deps.directory.findById(session.tenantId);
@@ -115,8 +108,17 @@ export class SessionService {
         await this.revokeSession(session.id, 'membership removed');
         throw invalidRefreshToken();
       }
+      // Before the token is spent: refused while the tenant is suspended, it still works once
+      // the tenant is reactivated instead of counting as reuse.
       assertTenantServes(tenant);
       role = membership.role;
+    }
+    // Consume atomically: of two concurrent refreshes with one token, one wins and the other
+    // counts as reuse.
+    const consumed = await prisma.refreshToken.updateMany({ where: { id: stored.id, usedAt: null }, data: { usedAt: now } });
+    if (consumed.count === 0) {
+      await this.revokeSession(session.id, 'refresh token reuse');
+      throw invalidRefreshToken();
     }
     return this.issueTokens(session.id, { userId: session.userId, tenantId: session.tenantId, adminId: session.adminId, role });
   }

@@ -277,6 +277,12 @@ describe('tokens whose session or membership ended', () => {
     const C = await app.createTenant(uniqueSlug('charlie'));
     const admin = await app.admin();
     expect(await vehicleCount(C.ownerToken)).toBe(0);
+    const REFRESH = graphql(`mutation TokenAttacksSuspendedRefresh($token: String!) { refreshToken(token: $token) { accessToken refreshToken } }`);
+    const { refreshToken } = (
+      await app.client().request(graphql(`mutation TokenAttacksSuspendedLogin($input: LoginInput!) { login(input: $input) { refreshToken } }`), {
+        input: { tenant: C.slug, email: C.ownerEmail, password: C.ownerPassword },
+      })
+    ).login;
     const suspended = await admin.request(
       graphql(`mutation TokenAttacksSuspendTenant($id: ID!) { suspendTenant(id: $id) { tenant { status } } }`),
       { id: C.id },
@@ -285,12 +291,16 @@ describe('tokens whose session or membership ended', () => {
     await expectRefused(app.bearer(C.ownerToken).request(VEHICLES), 'TENANT_SUSPENDED', 403);
     await expectRefused(app.bearer(C.ownerToken).request(CREATE_VEHICLE, { input: { plate: 'C-1', make: 'M', model: 'M', year: 2020 } }), 'TENANT_SUSPENDED', 403);
     await expectFieldRefused(app.login(C.slug, C.ownerEmail, C.ownerPassword), 'TENANT_SUSPENDED');
+    await expectFieldRefused(app.client().request(REFRESH, { token: refreshToken }), 'TENANT_SUSPENDED');
     // Other tenants are unaffected.
     expect(await vehicleCount(A.ownerToken)).toBe(1);
 
     await admin.request(graphql(`mutation TokenAttacksReactivateTenant($id: ID!) { reactivateTenant(id: $id) { tenant { status } } }`), { id: C.id });
     expect(await vehicleCount(C.ownerToken)).toBe(0);
     expect(await vehicleCount(await app.login(C.slug, C.ownerEmail, C.ownerPassword))).toBe(0);
+    // The refresh token refused during the suspension was not spent: it rotates now.
+    const rotated = (await app.client().request(REFRESH, { token: refreshToken })).refreshToken;
+    expect(await vehicleCount(rotated.accessToken)).toBe(0);
   });
 });
 
