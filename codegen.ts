@@ -56,7 +56,6 @@ const config: CodegenConfig = {
           Viewer: '../auth/principal#Principal',
           Member: '../auth/member-service#MemberModel',
           Invitation: '../auth/invitation-service#InvitationModel',
-          ReceivedInvitation: '../auth/invitation-service#ReceivedInvitationModel',
           ApiKey: '../api-keys/api-key-service#ApiKeyModel',
           PersistedOperation: '../persisted-queries/operation-safelist#PersistedOperationModel',
           MigrateTenantsPayload: '../provisioning/tenant-migration-runner#TenantMigrationReport as TenantMigrationReportModel',

@@ -8,7 +8,6 @@ export const authResolvers: Resolvers = {
     me: (_root, _args, ctx) => ctx.principal,
     members: (_root, _args, ctx) => ctx.services.members.list(ctx.tenantScope().principal.tenant.id),
     invitations: (_root, _args, ctx) => ctx.services.invitations.listForTenant(memberPrincipal(ctx).tenant.id),
-    myInvitations: (_root, _args, ctx) => ctx.services.invitations.listReceived(memberPrincipal(ctx)),
   },
   Mutation: {
     login: (_root, { input }, ctx) => ctx.services.sessions.login(input),
@@ -38,15 +37,13 @@ export const authResolvers: Resolvers = {
     removeMember: async (_root, { userId }, ctx) => ({
       removedUserId: await ctx.services.members.remove(memberPrincipal(ctx), userId),
     }),
-    inviteMember: async (_root, { input }, ctx) => ({
-      invitation: await ctx.services.invitations.invite(memberPrincipal(ctx), input),
-    }),
+    inviteMember: (_root, { input }, ctx) => ctx.services.invitations.invite(memberPrincipal(ctx), input),
     revokeInvitation: async (_root, { id }, ctx) => ({
       revokedId: await ctx.services.invitations.revoke(memberPrincipal(ctx), id),
     }),
-    acceptInvitation: (_root, { id }, ctx) => ctx.services.invitations.accept(memberPrincipal(ctx), id),
-    declineInvitation: async (_root, { id }, ctx) => ({
-      declinedId: await ctx.services.invitations.decline(memberPrincipal(ctx), id),
+    acceptInvitation: (_root, { code }, ctx) => ctx.services.invitations.accept(memberPrincipal(ctx), code),
+    declineInvitation: async (_root, { code }, ctx) => ({
+      declinedId: await ctx.services.invitations.decline(memberPrincipal(ctx), code),
     }),
   },
   Viewer: {

@@ -1,7 +1,8 @@
+import { createHash, randomBytes } from 'node:crypto';
 import type { PlatformDatabase } from '../database/platform-database';
 import { uniqueViolationFields } from '../database/prisma-errors';
 import { isUuid } from '../database/uuid';
-import { conflict, notFound } from '../errors/app-error';
+import { conflict, forbidden, notFound } from '../errors/app-error';
 import { assertMayGrant, parseEmail } from './member-service';
 import type { MemberPrincipal, MemberRole } from './principal';
 
@@ -13,24 +14,24 @@ export interface InvitationModel {
   expiresAt: Date;
 }
 
-export interface ReceivedInvitationModel extends Omit<InvitationModel, 'email'> {
-  tenantSlug: string;
-  tenantName: string;
-}
-
 /** How long an offer stays open; inviting again renews it. */
 export const INVITATION_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 
+const INVITATION_CODE_PREFIX = 'inv_';
+
+const hashCode = (code: string) => createHash('sha256').update(code).digest('hex');
+
 /**
  * Invitations let a tenant admin bring in a person who already has an account (in another
- * tenant) without learning anything about that account: an invitation names an email, the
- * response is the same whether or not the email has an account, and only the account holder,
- * signed in with their own password, can see and accept it.
+ * tenant) without learning anything about that account. Email addresses are not verified (an
+ * admin can create an account for any address), so the email alone proves nothing: accepting
+ * takes the invitation's code, which the inviter delivers to that mailbox, and a session of the
+ * account with that email whose password its holder chose. See docs/decisions/0005-invitations.md.
  */
 export class InvitationService {
   constructor(private readonly deps: { platform: PlatformDatabase }) {}
 
-  async invite(actor: MemberPrincipal, input: { email: string; role: MemberRole }): Promise<InvitationModel> {
+  async invite(actor: MemberPrincipal, input: { email: string; role: MemberRole }): Promise<{ invitation: InvitationModel; code: string }> {
     const email = parseEmail(input.email);
     assertMayGrant(actor, input.role);
     const { prisma } = this.deps.platform;
@@ -40,7 +41,14 @@ export class InvitationService {
       select: { id: true },
     });
     if (alreadyMember) throw conflict('This email already belongs to a member of the tenant', 'email');
-    const offer = { role: input.role, invitedByUserId: actor.userId, createdAt: new Date(), expiresAt: new Date(Date.now() + INVITATION_TTL_MS) };
+    const code = `${INVITATION_CODE_PREFIX}${randomBytes(32).toString('base64url')}`;
+    const offer = {
+      role: input.role,
+      codeHash: hashCode(code),
+      invitedByUserId: actor.userId,
+      createdAt: new Date(),
+      expiresAt: new Date(Date.now() + INVITATION_TTL_MS),
+    };
     // Expired offers are only history: each new one sweeps its tenant's, so they never pile up.
     await prisma.invitation.deleteMany({ where: { tenantId: actor.tenant.id, expiresAt: { lte: new Date() } } });
     const invitation = await prisma.invitation.upsert({
@@ -48,7 +56,7 @@ export class InvitationService {
       create: { tenantId: actor.tenant.id, email, ...offer },
       update: offer,
     });
-    return toInvitation(invitation);
+    return { invitation: toInvitation(invitation), code };
   }
 
   async listForTenant(tenantId: string): Promise<InvitationModel[]> {
@@ -67,52 +75,43 @@ export class InvitationService {
     return id;
   }
 
-  async listReceived(actor: MemberPrincipal): Promise<ReceivedInvitationModel[]> {
-    const email = await this.emailOf(actor);
-    const invitations = await this.deps.platform.prisma.invitation.findMany({
-      where: { email, expiresAt: { gt: new Date() } },
-      include: { tenant: { select: { slug: true, name: true } } },
-      orderBy: { createdAt: 'asc' },
-    });
-    return invitations.map((invitation) => ({
-      ...toInvitation(invitation),
-      tenantSlug: invitation.tenant.slug,
-      tenantName: invitation.tenant.name,
-    }));
-  }
-
-  /** Turns an invitation addressed to the caller into a membership, once. */
-  async accept(actor: MemberPrincipal, id: string): Promise<{ tenantSlug: string; role: MemberRole }> {
+  /** Turns the invitation whose code this is, addressed to the caller, into a membership, once. */
+  async accept(actor: MemberPrincipal, code: string): Promise<{ tenantSlug: string; role: MemberRole }> {
     return this.deps.platform.prisma.$transaction(async (tx) => {
       // The share lock orders this against removeMember deleting the account with its last
       // membership: waiting for it, we then find no account (NOT_FOUND) instead of inserting a
       // membership for a deleted user; holding it, removal sees the new membership and keeps the account.
-      const [account] = await tx.$queryRaw<{ email: string }[]>`
-        SELECT "email" FROM platform."User" WHERE "id" = ${actor.userId}::uuid FOR SHARE`;
+      const [account] = await tx.$queryRaw<{ email: string; passwordChosenAt: Date | null }[]>`
+        SELECT "email", "passwordChosenAt" FROM platform."User" WHERE "id" = ${actor.userId}::uuid FOR SHARE`;
       if (!account) throw notFound('Account');
-      const email = account.email;
-      const invitation = isUuid(id)
-        ? await tx.invitation.findFirst({ where: { id, email }, include: { tenant: { select: { slug: true } } } })
-        : null;
-      if (!invitation || invitation.expiresAt <= new Date()) throw notFound('Invitation');
+      const invitation = await tx.invitation.findFirst({
+        where: { codeHash: hashCode(code), email: account.email, expiresAt: { gt: new Date() } },
+        include: { tenant: { select: { slug: true } } },
+      });
+      if (!invitation) throw notFound('Invitation');
+      if (!account.passwordChosenAt) {
+        throw forbidden('Choose your own password with changePassword first: an administrator set the current one, and knows it');
+      }
       // Deleting first makes two concurrent accepts serialise on the row: the second deletes nothing.
       const { count } = await tx.invitation.deleteMany({ where: { id: invitation.id } });
       if (count === 0) throw notFound('Invitation');
       try {
         await tx.membership.create({ data: { userId: actor.userId, tenantId: invitation.tenantId, role: invitation.role } });
       } catch (error) {
-        if (uniqueViolationFields(error)) throw conflict('You are already a member of this tenant', 'id');
+        if (uniqueViolationFields(error)) throw conflict('You are already a member of this tenant', 'code');
         throw error;
       }
       return { tenantSlug: invitation.tenant.slug, role: invitation.role };
     });
   }
 
-  async decline(actor: MemberPrincipal, id: string): Promise<string> {
+  /** Turns down the invitation whose code this is, addressed to the caller; returns its id. */
+  async decline(actor: MemberPrincipal, code: string): Promise<string> {
     const email = await this.emailOf(actor);
-    const declined = isUuid(id) ? await this.deps.platform.prisma.invitation.deleteMany({ where: { id, email } }) : { count: 0 };
-    if (declined.count === 0) throw notFound('Invitation');
-    return id;
+    const { prisma } = this.deps.platform;
+    const invitation = await prisma.invitation.findFirst({ where: { codeHash: hashCode(code), email }, select: { id: true } });
+    if (!invitation || (await prisma.invitation.deleteMany({ where: { id: invitation.id } })).count === 0) throw notFound('Invitation');
+    return invitation.id;
   }
 
   private async emailOf(actor: MemberPrincipal): Promise<string> {

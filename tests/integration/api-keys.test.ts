@@ -350,7 +350,6 @@ describe("a key's role is its ceiling", () => {
           }),
         ],
         ['invitations', key.request(graphql(`query ApiKeysInvitations { invitations { id } }`))],
-        ['myInvitations', key.request(graphql(`query ApiKeysMyInvitations { myInvitations { id } }`))],
         [
           'inviteMember',
           key.request(graphql(`mutation ApiKeysInviteMember($input: InviteMemberInput!) { inviteMember(input: $input) { invitation { id } } }`), {
@@ -358,8 +357,8 @@ describe("a key's role is its ceiling", () => {
           }),
         ],
         ['revokeInvitation', key.request(graphql(`mutation ApiKeysRevokeInvitation($id: ID!) { revokeInvitation(id: $id) { revokedId } }`), { id: ownerId })],
-        ['acceptInvitation', key.request(graphql(`mutation ApiKeysAcceptInvitation($id: ID!) { acceptInvitation(id: $id) { role } }`), { id: ownerId })],
-        ['declineInvitation', key.request(graphql(`mutation ApiKeysDeclineInvitation($id: ID!) { declineInvitation(id: $id) { declinedId } }`), { id: ownerId })],
+        ['acceptInvitation', key.request(graphql(`mutation ApiKeysAcceptInvitation($code: String!) { acceptInvitation(code: $code) { role } }`), { code: 'inv_x' })],
+        ['declineInvitation', key.request(graphql(`mutation ApiKeysDeclineInvitation($code: String!) { declineInvitation(code: $code) { declinedId } }`), { code: 'inv_x' })],
       ];
       for (const [field, request] of refused) {
         expect({ field, code: await errorCode(request) }).toEqual({ field, code: 'FORBIDDEN' });
