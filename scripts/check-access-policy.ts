@@ -10,7 +10,7 @@ import { loadTypeDefs } from '../src/graphql/schema';
 const schema = makeExecutableSchema({ typeDefs: loadTypeDefs() });
 const offenders = fieldsWithoutExactlyOnePolicy(schema);
 if (offenders.length > 0) {
-  console.error(`These root fields need exactly one of @public, @authenticated, @platformAdmin, @auth(requires:):\n  ${offenders.join('\n  ')}`);
+  console.error(`Root fields need exactly one of @public, @authenticated, @platformAdmin, @auth(requires:), other fields at most one:\n  ${offenders.join('\n  ')}`);
   process.exit(1);
 }
-console.log('access policy: every root field declares exactly one policy');
+console.log('access policy: every root field declares exactly one policy, no field more than one');

@@ -1,12 +1,13 @@
 import { getDirective, MapperKind, mapSchema } from '@graphql-tools/utils';
-import { defaultFieldResolver, type GraphQLFieldConfig, type GraphQLSchema } from 'graphql';
+import { defaultFieldResolver, isObjectType, type GraphQLFieldConfig, type GraphQLSchema } from 'graphql';
 import { roleAtLeast, type MemberRole, type Principal } from '../auth/principal';
 import { AppError, ErrorCode } from '../errors/app-error';
 
 /*
  * Access policy is declared in the SDL (schema/policy.graphql) on every root field and enforced
  * here, before the field's resolver runs. A root field without exactly one policy directive is a
- * build error, not an open door.
+ * build error, not an open door. A field of an object type may carry one too, narrowing who sees
+ * it below a root field that admits more callers (Tenant.schemaName under `me`, say).
  */
 
 export type AccessPolicy =
@@ -38,16 +39,19 @@ function rootTypeNames(schema: GraphQLSchema): string[] {
     .map((type) => type.name);
 }
 
-/** "Query.vehicles"-style names of root fields with no policy, or with more than one. */
+/**
+ * "Query.vehicles"-style names of root fields with no policy, and of any field with more than
+ * one.
+ */
 export function fieldsWithoutExactlyOnePolicy(schema: GraphQLSchema): string[] {
+  const roots = new Set(rootTypeNames(schema));
   const offenders: string[] = [];
-  for (const typeName of rootTypeNames(schema)) {
-    const type = schema.getType(typeName);
-    if (!type || !('getFields' in type)) continue;
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (!isObjectType(type) || type.name.startsWith('__')) continue;
     for (const field of Object.values(type.getFields())) {
       if (!field.astNode) continue;
       const count = policiesOf(schema, field as unknown as GraphQLFieldConfig<unknown, unknown>).length;
-      if (count !== 1) offenders.push(`${typeName}.${field.name}`);
+      if (count > 1 || (count === 0 && roots.has(type.name))) offenders.push(`${type.name}.${field.name}`);
     }
   }
   return offenders;
@@ -75,14 +79,14 @@ export function enforcePolicy(policy: AccessPolicy, principal: Principal): void 
   }
 }
 
-/** Wraps every root field's resolver with its policy check; throws if any field lacks one. */
+/** Wraps every field that declares a policy with its check; throws if a root field lacks one. */
 export function applyAccessPolicy<TContext extends { principal: Principal }>(schema: GraphQLSchema): GraphQLSchema {
   const offenders = fieldsWithoutExactlyOnePolicy(schema);
   if (offenders.length > 0) {
-    throw new Error(`root fields need exactly one access policy directive: ${offenders.join(', ')}`);
+    throw new Error(`root fields need exactly one access policy directive, other fields at most one: ${offenders.join(', ')}`);
   }
   return mapSchema(schema, {
-    [MapperKind.ROOT_FIELD]: (fieldConfig) => {
+    [MapperKind.OBJECT_FIELD]: (fieldConfig) => {
       const [policy] = policiesOf(schema, fieldConfig as GraphQLFieldConfig<unknown, unknown>);
       if (!policy) return fieldConfig;
       const resolve = fieldConfig.resolve ?? defaultFieldResolver;

@@ -266,6 +266,24 @@ describe('refresh tokens', () => {
   });
 });
 
+describe('me.tenant', () => {
+  it("shows a member the tenant's name, plan, status and budget; schema, migration and last error are for platform admins only", async () => {
+    const viewer = await newMember(tenant, 'VIEWER', 'curious');
+    const TENANT_OF_ME = graphql(`query MeTenant { me { tenant { slug plan status rateLimit { tenant { capacity } overridden } } } }`);
+    expect((await viewer.client.request(TENANT_OF_ME)).me.tenant).toMatchObject({ slug: tenant.slug, plan: 'ENTERPRISE', status: 'ACTIVE' });
+    for (const field of ['schemaName', 'migrationVersion', 'lastError']) {
+      for (const client of [viewer.client, tenant.owner]) {
+        const { errors } = await expectErrors(client.request(`query { me { id tenant { slug ${field} } } }`));
+        expect(errors.map((error) => [error.extensions.code, error.path])).toEqual([['FORBIDDEN', ['me', 'tenant', field]]]);
+      }
+    }
+    const admin = await app.admin();
+    const TENANT_FOR_ADMIN = graphql(`query MeTenantForAdmin($slug: String!) { tenant(slug: $slug) { schemaName migrationVersion lastError } }`);
+    const seen = (await admin.request(TENANT_FOR_ADMIN, { slug: tenant.slug })).tenant;
+    expect(seen).toEqual({ schemaName: tenant.schemaName, migrationVersion: expect.any(String), lastError: null });
+  });
+});
+
 describe('logout', () => {
   it('ends the session: its access and refresh tokens stop working, other sessions go on', async () => {
     const session = await login(tenant.slug, tenant.ownerEmail, tenant.ownerPassword);
