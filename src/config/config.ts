@@ -1,3 +1,4 @@
+import express from 'express';
 import { z } from 'zod';
 
 /*
@@ -14,6 +15,44 @@ const boolean = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
 const positiveInt = z.coerce.number().int().positive();
+
+/** What Express's `trust proxy` setting takes, parsed from TRUST_PROXY. */
+export type TrustProxy = boolean | number | string[];
+
+/**
+ * TRUST_PROXY as Express means it: `true`/`false`, a number of hops, or a comma-separated list
+ * of addresses, subnets and the names `loopback`, `linklocal`, `uniquelocal`. Passed to Express
+ * as a raw string, `1` would trust the address 0.0.0.1 rather than one hop, and `true` would
+ * crash start-up. Returns an error message for anything Express would refuse.
+ */
+export function parseTrustProxy(raw: string): { value: TrustProxy } | { error: string } {
+  const text = raw.trim();
+  if (/^(true|false)$/i.test(text)) return { value: text.toLowerCase() === 'true' };
+  if (/^\d+$/.test(text)) {
+    const hops = Number(text);
+    return Number.isSafeInteger(hops) ? { value: hops } : { error: `${text} is too many hops` };
+  }
+  const entries = text.split(',').map((entry) => entry.trim());
+  if (entries.some((entry) => entry === '')) return { error: 'an entry of the list is empty' };
+  // Express compiles the list with proxy-addr; asking it is the one check that agrees with it
+  // on every address and subnet notation.
+  try {
+    express().set('trust proxy', entries);
+  } catch (error) {
+    return { error: error instanceof Error ? error.message : 'not a valid trust proxy value' };
+  }
+  return { value: entries };
+}
+
+const trustProxy = z.string().transform((raw, context): TrustProxy => {
+  const parsed = parseTrustProxy(raw);
+  if ('value' in parsed) return parsed.value;
+  context.addIssue({
+    code: 'custom',
+    message: `${parsed.error}; use true, false, a number of proxy hops, or comma-separated addresses, subnets, loopback, linklocal, uniquelocal`,
+  });
+  return z.NEVER;
+});
 
 const environmentSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -59,7 +98,7 @@ const environmentSchema = z.object({
   MAX_TOKENS: positiveInt.default(3_000),
   MAX_COST: positiveInt.default(10_000),
   BLOCK_FIELD_SUGGESTIONS: boolean.optional(),
-  TRUST_PROXY: z.string().optional(),
+  TRUST_PROXY: trustProxy.optional(),
 });
 
 export type Environment = z.infer<typeof environmentSchema>;
@@ -120,8 +159,8 @@ export interface Config {
     maxCost: number;
     blockFieldSuggestions: boolean;
   };
-  /** Express `trust proxy` (e.g. `1`, `loopback`): where the client IP comes from behind a proxy. */
-  trustProxy: string | undefined;
+  /** Express `trust proxy` (hops, or trusted addresses): where the client IP comes from behind a proxy. */
+  trustProxy: TrustProxy;
 }
 
 export class ConfigError extends Error {
@@ -206,6 +245,6 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxCost: env.MAX_COST,
       blockFieldSuggestions: env.BLOCK_FIELD_SUGGESTIONS ?? production,
     },
-    trustProxy: env.TRUST_PROXY,
+    trustProxy: env.TRUST_PROXY ?? false,
   };
 }

@@ -1,0 +1,73 @@
+import express from 'express';
+import { ConfigError, loadConfig, parseTrustProxy } from '../../src/config/config';
+
+/*
+ * TRUST_PROXY is parsed into what Express's `trust proxy` setting means, not passed as a raw
+ * string: "1" is one hop (as a string, Express would trust the address 0.0.0.1), "true" a
+ * boolean (as a string, Express refuses it at start-up).
+ */
+
+describe('parseTrustProxy', () => {
+  it.each([
+    ['true', true],
+    ['TRUE', true],
+    ['false', false],
+    [' false ', false],
+    ['0', 0],
+    ['1', 1],
+    ['2', 2],
+    ['loopback', ['loopback']],
+    ['loopback, linklocal,uniquelocal', ['loopback', 'linklocal', 'uniquelocal']],
+    ['10.0.0.1', ['10.0.0.1']],
+    ['10.0.0.0/8, 192.168.1.0/255.255.255.0', ['10.0.0.0/8', '192.168.1.0/255.255.255.0']],
+    ['loopback, fc00::/7, 2001:db8::1', ['loopback', 'fc00::/7', '2001:db8::1']],
+  ])('parses %j as %j', (raw, expected) => {
+    expect(parseTrustProxy(raw)).toEqual({ value: expected });
+  });
+
+  it.each([
+    ['yes', 'not a name Express knows'],
+    ['-1', 'a negative number of hops'],
+    ['1.5', 'a fractional number of hops'],
+    ['10.0.0.0/33', 'a prefix longer than the address'],
+    ['300.1.1.1', 'not an address'],
+    ['loopback,,linklocal', 'an empty entry'],
+    ['Loopback', 'names are lower-case'],
+    ['99999999999999999999', 'more hops than a number holds exactly'],
+  ])('refuses %j (%s)', (raw) => {
+    expect(parseTrustProxy(raw)).toEqual({ error: expect.any(String) });
+  });
+
+  it('gives Express a value it treats as that many hops', () => {
+    const parsed = parseTrustProxy('1');
+    if (!('value' in parsed)) throw new Error('expected a value');
+    const trust = express().set('trust proxy', parsed.value).get('trust proxy fn') as (address: string, hop: number) => boolean;
+    // One hop: the socket's peer (hop 0) is trusted, whatever its address; the next is not.
+    expect(trust('203.0.113.7', 0)).toBe(true);
+    expect(trust('0.0.0.1', 1)).toBe(false);
+  });
+});
+
+describe('loadConfig TRUST_PROXY', () => {
+  it('defaults to trusting no proxy', () => {
+    expect(loadConfig({}).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: '' }).trustProxy).toBe(false);
+  });
+
+  it('parses the variable', () => {
+    expect(loadConfig({ TRUST_PROXY: 'true' }).trustProxy).toBe(true);
+    expect(loadConfig({ TRUST_PROXY: '1' }).trustProxy).toBe(1);
+    expect(loadConfig({ TRUST_PROXY: 'loopback, 10.0.0.0/8' }).trustProxy).toEqual(['loopback', '10.0.0.0/8']);
+  });
+
+  it('refuses an invalid value at start-up with a ConfigError naming the variable', () => {
+    let thrown: unknown;
+    try {
+      loadConfig({ TRUST_PROXY: 'yes' });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(ConfigError);
+    expect((thrown as ConfigError).problems).toEqual([expect.stringMatching(/^TRUST_PROXY: .*yes.*true, false, a number of proxy hops/)]);
+  });
+});
