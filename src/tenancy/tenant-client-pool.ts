@@ -1,6 +1,8 @@
 import { PrismaPg } from '@prisma/adapter-pg';
+import { GraphQLError } from 'graphql';
 import { LRUCache } from 'lru-cache';
 import pg from 'pg';
+import { AppError, ErrorCode } from '../errors/app-error';
 import { PrismaClient as TenantPrismaClient } from '../generated/prisma/tenant/client';
 import type { ConnectionBudget } from './connection-budget';
 
@@ -167,9 +169,23 @@ export class TenantClientPool {
 }
 
 /**
+ * An AppError as a plain GraphQLError with the same message and extensions, so that it reaches
+ * the client through Prisma: Prisma rewraps any error that has a `code` property (as AppError
+ * has) as a PrismaClientKnownRequestError, dropping message and extensions, which the error
+ * formatter then masks as INTERNAL_SERVER_ERROR; an error without one passes through unchanged.
+ */
+function throughPrisma(error: AppError): GraphQLError {
+  return new GraphQLError(error.message, { extensions: error.extensions });
+}
+
+const connectTimedOut = () =>
+  new AppError(ErrorCode.SERVICE_UNAVAILABLE, 'The database did not answer in time; retry shortly', { extensions: { retryAfter: 1 } });
+
+/**
  * A pg Client that takes a budget permit before it opens its connection and returns it when
  * the connection ends, for whatever reason, and counts the statements it sends. It also bounds the connect itself: pg-pool's own
- * connect timeout would also count the wait for a permit, and fire mid-wait.
+ * connect timeout would also count the wait for a permit, and fire mid-wait. So a request waits
+ * at most connectTimeoutMs for a permit, then at most connectTimeoutMs for the connection.
  */
 function budgetedClientClass(
   budget: ConnectionBudget,
@@ -198,7 +214,11 @@ function budgetedClientClass(
     }
 
     private async connectWithinBudget(): Promise<void> {
-      await budget.acquire();
+      try {
+        await budget.acquire();
+      } catch (error) {
+        throw error instanceof AppError ? throughPrisma(error) : error; // the budget's SERVICE_UNAVAILABLE
+      }
       let returned = false;
       const giveBack = () => {
         if (returned) return;
@@ -206,14 +226,16 @@ function budgetedClientClass(
         budget.release();
       };
       this.once('end', giveBack);
+      let timedOut = false;
       const timer = setTimeout(() => {
+        timedOut = true;
         (this as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
       }, connectTimeoutMs);
       try {
         await super.connect();
       } catch (error) {
         giveBack();
-        throw error;
+        throw timedOut ? throughPrisma(connectTimedOut()) : error;
       } finally {
         clearTimeout(timer);
       }

@@ -1,6 +1,10 @@
 import pg from 'pg';
 import { databaseNameOf } from '../../src/database/connection-url';
 import type { TenantRecord } from '../../src/tenancy/tenant-directory';
+import { postJson, type RawResponse } from '../support/raw-graphql';
+import { readTestServices } from '../support/services';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+import { createTestDatabase, dropTestDatabase } from '../support/test-database';
 import { startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
 import { graphql } from '../generated';
 
@@ -143,5 +147,94 @@ describe('connection budget', () => {
     const stats = app.server.services.tenantClients.stats();
     expect(stats.openConnections).toBe(0);
     expect(stats.cachedClients).toBeGreaterThan(0);
+  });
+});
+
+describe('a tenant connection that cannot be had in time', () => {
+  const CONNECT_TIMEOUT_MS = 500;
+  let proxy: TcpProxy;
+  let app: TestServer;
+  let databaseUrl: string;
+  let a: TenantFixture;
+  let b: TenantFixture;
+
+  beforeAll(async () => {
+    // The server reaches PostgreSQL through a proxy that the test can make stop answering.
+    const services = readTestServices();
+    databaseUrl = await createTestDatabase(services.postgresUrl, services.runId);
+    const direct = new URL(databaseUrl);
+    proxy = await startTcpProxy({ host: direct.hostname, port: Number(direct.port || 5432) });
+    const throughProxy = new URL(databaseUrl);
+    throughProxy.host = `127.0.0.1:${proxy.port}`;
+    app = await startTestServer({
+      databaseUrl: throughProxy.toString(),
+      env: {
+        TENANT_CONNECTION_BUDGET: '1',
+        TENANT_POOL_MAX: '1',
+        TENANT_CONNECT_TIMEOUT_MS: String(CONNECT_TIMEOUT_MS),
+        TENANT_IDLE_TIMEOUT_MS: '200',
+      },
+    });
+    a = await app.createTenant();
+    b = await app.createTenant();
+  });
+
+  afterAll(async () => {
+    proxy?.resume();
+    await app?.close();
+    await proxy?.close();
+    if (databaseUrl) await dropTestDatabase(databaseUrl, readTestServices().postgresUrl);
+  });
+
+  const countVehicles = (tenant: TenantFixture): Promise<RawResponse> =>
+    postJson(app.url, { query: '{ vehicles { totalCount } }' }, { authorization: `Bearer ${tenant.ownerToken}` });
+
+  /** SERVICE_UNAVAILABLE with its 503 problem status and retry guidance; no driver message. */
+  function expectUnavailable(response: RawResponse): void {
+    expect(response.body.errors?.map((error) => error.extensions?.code)).toEqual(['SERVICE_UNAVAILABLE']);
+    expect(response.body.errors?.[0]?.extensions).toMatchObject({ status: 503, retryAfter: 1 });
+    expect(response.text).not.toMatch(/terminated|ECONN|prisma|Invalid `/i);
+  }
+
+  it('is SERVICE_UNAVAILABLE when every connection of the budget stays busy for longer than the timeout', async () => {
+    const pool = app.server.services.tenantClients;
+    const lease = pool.lease(await record(app, a));
+    try {
+      // A holds the only permit of the budget, in use, for longer than B may wait.
+      const slow = (async () => lease.db.$queryRaw`SELECT pg_sleep(${(CONNECT_TIMEOUT_MS * 3) / 1000})::text AS slept`)();
+      await sleep(100);
+      const startedAt = Date.now();
+      const response = await countVehicles(b);
+      expect(Date.now() - startedAt).toBeGreaterThanOrEqual(CONNECT_TIMEOUT_MS - 50);
+      expectUnavailable(response);
+      await slow;
+    } finally {
+      lease.release();
+    }
+    expect((await countVehicles(b)).body).toEqual({ data: { vehicles: { totalCount: 0 } } });
+  });
+
+  it('is SERVICE_UNAVAILABLE when the database accepts the connection but does not answer, and serves once it does', async () => {
+    // Signed in and looked up once: the session and the tenant are cached, so only the tenant
+    // connection still needs the database.
+    expect((await countVehicles(a)).body).toEqual({ data: { vehicles: { totalCount: 0 } } });
+    app.server.services.tenantClients.forget(a.id);
+    await sleep(300);
+    expect(app.server.services.tenantClients.stats().openConnections).toBe(0);
+
+    proxy.hang();
+    try {
+      const startedAt = Date.now();
+      const response = await countVehicles(a);
+      const waited = Date.now() - startedAt;
+      expect(waited).toBeGreaterThanOrEqual(CONNECT_TIMEOUT_MS - 50);
+      expect(waited).toBeLessThan(CONNECT_TIMEOUT_MS * 4);
+      expectUnavailable(response);
+      // The permit of the connection that never opened went back to the budget.
+      expect(app.server.services.tenantClients.stats().openConnections).toBe(0);
+    } finally {
+      proxy.resume();
+    }
+    expect((await countVehicles(a)).body).toEqual({ data: { vehicles: { totalCount: 0 } } });
   });
 });
