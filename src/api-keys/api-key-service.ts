@@ -2,7 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { PlatformDatabase } from '../database/platform-database';
 import { NotifiedCache } from '../database/notified-cache';
 import type { NotificationSubscriber, PlatformChannel, PlatformNotifications } from '../database/platform-notifications';
-import { AppError, ErrorCode, badInput, forbidden, notFound } from '../errors/app-error';
+import { AppError, ErrorCode, assertNoNul, badInput, forbidden, notFound } from '../errors/app-error';
 import type { ApiKey } from '../generated/prisma/platform/client';
 import { ROLE_RANK, type ApiKeyPrincipal, type MemberPrincipal, type MemberRole } from '../auth/principal';
 import { assertTenantServes } from '../auth/session-service';
@@ -67,6 +67,7 @@ export class ApiKeyService implements NotificationSubscriber {
   ): Promise<{ apiKey: ApiKeyModel; secret: string }> {
     const name = input.name.trim();
     if (name.length === 0 || name.length > 100) throw badInput('name must be 1 to 100 characters', 'name');
+    assertNoNul(name, 'name');
     if (ROLE_RANK[input.role] > ROLE_RANK[actor.role]) {
       throw forbidden(`A ${actor.role} cannot create a key with the ${input.role} role`);
     }

@@ -29,6 +29,7 @@ export const ErrorCode = {
   QUERY_TOO_COMPLEX: 'QUERY_TOO_COMPLEX',
   BATCH_TOO_LARGE: 'BATCH_TOO_LARGE',
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   BAD_REQUEST: 'BAD_REQUEST',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
 } as const;
@@ -66,6 +67,7 @@ export const PROBLEMS: Record<ErrorCode, Problem> = {
   QUERY_TOO_COMPLEX: { status: 400, title: 'Query too expensive' },
   BATCH_TOO_LARGE: { status: 400, title: 'Too many operations in one request' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'Request body too large' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported request encoding' },
   BAD_REQUEST: { status: 400, title: 'Bad request' },
   INTERNAL_SERVER_ERROR: { status: 500, title: 'Internal server error' },
 };
@@ -124,3 +126,8 @@ export const badInput = (message: string, field?: string) =>
   new AppError(ErrorCode.BAD_USER_INPUT, message, field ? { extensions: { field } } : {});
 export const conflict = (message: string, field?: string) =>
   new AppError(ErrorCode.CONFLICT, message, field ? { extensions: { field } } : {});
+
+/** PostgreSQL text cannot hold NUL: such input is refused here rather than failing in the database. */
+export function assertNoNul(value: string, field: string): void {
+  if (value.includes('\u0000')) throw badInput(`${field} must not contain NUL characters`, field);
+}

@@ -6,7 +6,7 @@ import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin
 import type { KeyValueCache } from '@apollo/utils.keyvaluecache';
 import { expressMiddleware } from '@as-integrations/express5';
 import cors from 'cors';
-import express, { type ErrorRequestHandler } from 'express';
+import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
 import type { GraphQLSchema } from 'graphql';
 import type { Authenticator } from '../auth/authenticator';
 import type { Config } from '../config/config';
@@ -15,7 +15,7 @@ import { createRequestContext, type RequestContext, type Services } from '../gra
 import { createErrorFormatter } from '../graphql/format-error';
 import { hardeningPlugins } from '../graphql/hardening';
 import { requestLifecyclePlugin } from '../graphql/request-lifecycle-plugin';
-import type { Logger } from '../observability/logger';
+import { describeError, type Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import type { TenantRateLimiter } from '../rate-limiting/tenant-rate-limiter';
 import { graphqlRequestGuard, type GuardedLocals } from './graphql-request-guard';
@@ -50,7 +50,7 @@ export async function createGraphQLHttpApp(deps: {
   // Express hashes every response body for an ETag; GraphQL responses are tenant-private
   // answers to POSTs that no cache revalidates, so the hash is pure cost.
   app.set('etag', false);
-  app.set('trust proxy', config.trustProxy ?? false);
+  app.set('trust proxy', config.trustProxy);
   const httpServer = http.createServer(app);
   const hardening = hardeningPlugins(config.limits, () => schema);
   const apollo = new ApolloServer<RequestContext>({
@@ -95,7 +95,6 @@ export async function createGraphQLHttpApp(deps: {
       authenticator: deps.authenticator,
       rateLimiter: deps.rateLimiter,
       safelist: services.safelist,
-      apqCache: deps.apqCache,
       maxBatchSize: config.limits.maxBatchSize,
       maxTokens: config.limits.maxTokens,
     }),
@@ -113,23 +112,66 @@ export async function createGraphQLHttpApp(deps: {
     }),
   );
   app.use(bodyErrorHandler(config.limits.maxBodyBytes));
+  // Whatever nothing above answered: JSON with a code, never Express's HTML page (which shows
+  // the stack outside production and writes the whole error to stderr, around pino).
+  app.use(notFoundHandler);
+  app.use(finalErrorHandler(logger));
   return { httpServer, stop: () => apollo.stop() };
 }
 
-/** Body-parser failures (too large, malformed JSON) answered like GraphQL errors. */
+/**
+ * Body-parser failures (too large, malformed JSON, unsupported charset or encoding, a body that
+ * does not inflate) answered like GraphQL errors.
+ */
 function bodyErrorHandler(maxBodyBytes: number): ErrorRequestHandler {
   return (error: unknown, _req, res, next) => {
-    const type = (error as { type?: unknown }).type;
-    const appError =
-      type === 'entity.too.large'
-        ? new AppError(ErrorCode.PAYLOAD_TOO_LARGE, `Request body larger than ${maxBodyBytes} bytes`)
-        : type === 'entity.parse.failed'
-          ? new AppError(ErrorCode.BAD_REQUEST, 'Request body is not valid JSON')
-          : null;
+    const appError = bodyError(error, maxBodyBytes);
     if (!appError) {
       next(error);
       return;
     }
     res.status(httpStatusOf(appError)).json(errorResponseBody(appError));
+  };
+}
+
+function bodyError(error: unknown, maxBodyBytes: number): AppError | null {
+  const { type, status, expose } = (error ?? {}) as { type?: unknown; status?: unknown; expose?: unknown };
+  switch (type) {
+    case 'entity.too.large':
+      return new AppError(ErrorCode.PAYLOAD_TOO_LARGE, `Request body larger than ${maxBodyBytes} bytes`);
+    case 'entity.parse.failed':
+      return new AppError(ErrorCode.BAD_REQUEST, 'Request body is not valid JSON');
+    case 'charset.unsupported':
+      return new AppError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'Unsupported charset: send JSON as UTF-8');
+    case 'encoding.unsupported':
+      return new AppError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'Unsupported Content-Encoding: send the body as is, or gzip, deflate or br');
+  }
+  // Any other client-side failure to read the body (aborted, shorter than announced, corrupt
+  // gzip): http-errors marks those exposable 4xx.
+  if (expose === true && typeof status === 'number' && status >= 400 && status < 500) {
+    return new AppError(ErrorCode.BAD_REQUEST, 'Request body could not be read');
+  }
+  return null;
+}
+
+const notFoundHandler: RequestHandler = (req, res) => {
+  const error = new AppError(ErrorCode.NOT_FOUND, `Nothing here for ${req.method}; GraphQL is served at /graphql`);
+  res.status(httpStatusOf(error)).json(errorResponseBody(error));
+};
+
+/** The last resort: anything unexpected is logged (class and code only) and masked. */
+function finalErrorHandler(logger: Logger): ErrorRequestHandler {
+  return (error: unknown, req, res, _next) => {
+    const requestId = (res.locals as Partial<GuardedLocals>).requestId;
+    logger.error({ err: describeError(error), method: req.method, requestId }, 'unexpected error in HTTP handling');
+    if (res.headersSent) {
+      // Part of a response is out: ending it cleanly would pass a truncated body for a whole one.
+      res.destroy();
+      return;
+    }
+    const masked = new AppError(ErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error', {
+      extensions: { detail: 'An unexpected error occurred; it has been logged' },
+    });
+    res.status(httpStatusOf(masked)).json(errorResponseBody(masked));
   };
 }

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import type { KeyValueCache } from '@apollo/utils.keyvaluecache';
 import type { Authenticator } from '../auth/authenticator';
 import { isTenantPrincipal, type Principal, type TenantPrincipal } from '../auth/principal';
 import { AppError, ErrorCode, errorResponseBody, httpStatusOf } from '../errors/app-error';
@@ -41,15 +40,53 @@ function persistedHash(extensions: unknown): string | undefined {
   return typeof hash === 'string' ? hash : undefined;
 }
 
+/** A URL's query string; never throws, unlike `new URL` on a path such as `//`. */
+function searchParamsOf(url: string): URLSearchParams {
+  const start = url.indexOf('?');
+  return new URLSearchParams(start === -1 ? '' : url.slice(start + 1));
+}
+
+const isRequestObject = (value: unknown): value is GraphQLRequestFields =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
 /** The operations of a request: the JSON body (one, or an array when batched), or GET's query string. */
 function operationsOf(req: Request): GraphQLRequestFields[] {
   if (req.method === 'GET') {
-    const url = new URL(req.originalUrl, 'http://localhost');
-    return [{ query: url.searchParams.get('query') ?? undefined, extensions: url.searchParams.get('extensions') ?? undefined }];
+    const search = searchParamsOf(req.originalUrl);
+    return [{ query: search.get('query') ?? undefined, extensions: search.get('extensions') ?? undefined }];
   }
   const body: unknown = req.body;
-  if (Array.isArray(body)) return body as GraphQLRequestFields[];
-  return body && typeof body === 'object' ? [body as GraphQLRequestFields] : [];
+  if (Array.isArray(body)) {
+    const bad = body.findIndex((entry) => !isRequestObject(entry));
+    if (bad !== -1) {
+      throw new AppError(ErrorCode.BAD_REQUEST, `Entry ${bad} of the batch is not a GraphQL request object`, { httpStatus: 400 });
+    }
+    return body as GraphQLRequestFields[];
+  }
+  return isRequestObject(body) ? [body] : [];
+}
+
+/**
+ * A GET for a registered operation, with the document filled in for Apollo (which reads GET
+ * requests from the query string) and the persisted-query hash taken out, so that Apollo runs
+ * it as a plain query: this request only, nothing written to the APQ cache that every caller
+ * of every tenant shares.
+ */
+function withRegisteredDocument(url: string, document: string): string {
+  const start = url.indexOf('?');
+  const path = start === -1 ? url : url.slice(0, start);
+  const search = searchParamsOf(url);
+  search.set('query', document);
+  let extensions: unknown;
+  try {
+    extensions = JSON.parse(search.get('extensions') ?? 'null');
+  } catch {
+    extensions = null;
+  }
+  const { persistedQuery: _resolved, ...otherExtensions } = isRequestObject(extensions) ? (extensions as Record<string, unknown>) : {};
+  if (Object.keys(otherExtensions).length > 0) search.set('extensions', JSON.stringify(otherExtensions));
+  else search.delete('extensions');
+  return `${path}?${search.toString()}`;
 }
 
 export function setRateLimitHeaders(res: Response, decision: RateLimitDecision): void {
@@ -64,7 +101,6 @@ export function graphqlRequestGuard(deps: {
   authenticator: Authenticator;
   rateLimiter: TenantRateLimiter | null;
   safelist: OperationSafelist;
-  apqCache: KeyValueCache<string>;
   maxBatchSize: number;
   maxTokens: number;
 }): RequestHandler {
@@ -102,12 +138,12 @@ export function graphqlRequestGuard(deps: {
     if (!hash || hasText) return;
     const document = await deps.safelist.lookup(principal.tenant.id, hash);
     if (document) {
-      // POST: Apollo reads the body we fill in, as a plain query: with the hash still attached
-      // it would hash the text again and write it to the APQ cache on every request. GET:
-      // Apollo can only look the hash up in its APQ cache, so the document goes there first.
+      // Apollo runs the document as a plain query, for this request only: with the hash still
+      // attached it would hash the text again and write it to the shared APQ cache, where
+      // callers of other tenants (or none) could run it by hash.
       operation.query = document;
       if (req.method === 'GET') {
-        await deps.apqCache.set(`apq:${hash}`, document);
+        req.url = withRegisteredDocument(req.url, document);
       } else if (operation.extensions && typeof operation.extensions === 'object') {
         const { persistedQuery: _resolved, ...otherExtensions } = operation.extensions as Record<string, unknown>;
         operation.extensions = otherExtensions;
@@ -127,8 +163,7 @@ export function graphqlRequestGuard(deps: {
     try {
       const principal = await deps.authenticator.authenticate(req.headers);
       res.locals.principal = principal;
-      const operations = operationsOf(req);
-      if (Array.isArray(req.body) && operations.length > deps.maxBatchSize) {
+      if (Array.isArray(req.body) && req.body.length > deps.maxBatchSize) {
         throw new AppError(
           ErrorCode.BATCH_TOO_LARGE,
           deps.maxBatchSize <= 1
@@ -137,6 +172,7 @@ export function graphqlRequestGuard(deps: {
           { httpStatus: 400 },
         );
       }
+      const operations = operationsOf(req);
       for (const operation of operations) {
         if (typeof operation.query === 'string') assertTokenLimit(operation.query, deps.maxTokens);
       }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { parse, validate, type GraphQLSchema } from 'graphql';
 import { LRUCache } from 'lru-cache';
 import type { PlatformDatabase } from '../database/platform-database';
-import { badInput } from '../errors/app-error';
+import { assertNoNul, badInput } from '../errors/app-error';
 import type { PersistedOperation } from '../generated/prisma/platform/client';
 
 export type PersistedOperationModel = PersistedOperation;
@@ -99,6 +99,8 @@ export class OperationSafelist {
     if (errors.length > 0) {
       throw badInput(`${field}.body does not validate: ${errors.map((error) => error.message).join('; ')}`, `${field}.body`);
     }
-    return { sha256, name: operation.name?.trim() || null, body: operation.body };
+    const name = operation.name?.trim() || null;
+    if (name) assertNoNul(name, `${field}.name`);
+    return { sha256, name, body: operation.body };
   }
 }

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { PasswordHasher } from '../auth/passwords';
 import { assertAcceptablePassword } from '../auth/passwords';
 import type { PlatformDatabase } from '../database/platform-database';
-import { AppError, ErrorCode, badInput, conflict } from '../errors/app-error';
+import { AppError, ErrorCode, assertNoNul, badInput, conflict } from '../errors/app-error';
 import type { TenantPlan } from '../generated/prisma/platform/client';
 import { latestMigrationName, readMigrationFolder } from '../migrations/migration-files';
 import { MigrationError, type Migrator } from '../migrations/migrator';
@@ -84,6 +84,8 @@ export class TenantProvisioner {
     assertValidSlug(slug);
     const name = request.name.trim();
     if (name.length === 0 || name.length > 200) throw badInput('name must be 1 to 200 characters', 'name');
+    assertNoNul(name, 'name');
+    assertNoNul(request.owner.name, 'owner.name');
     const owner = ownerSchema.safeParse(request.owner);
     if (!owner.success) throw badInput('owner needs a valid email and a name', 'owner');
     assertAcceptablePassword(request.owner.password, 'owner.password');

@@ -1,4 +1,6 @@
+import http from 'node:http';
 import pg from 'pg';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 import { ADMIN_EMAIL, ADMIN_PASSWORD, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
 
 /*
@@ -47,6 +49,38 @@ function post(body: unknown, headers: Record<string, string> = {}, url = app.url
 }
 
 const asOwner = () => ({ authorization: `Bearer ${tenant.ownerToken}` });
+
+/** A request exactly as written, over node:http: fetch would normalise a path such as `//`. */
+function rawRequest(
+  server: TestServer,
+  request: { method: string; path: string; headers?: Record<string, string>; body?: string | Buffer },
+): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const { hostname, port } = new URL(server.url);
+    const headers = { ...request.headers, ...(request.body === undefined ? {} : { 'content-length': String(Buffer.byteLength(request.body)) }) };
+    const outgoing = http.request({ host: hostname, port, method: request.method, path: request.path, headers }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('error', reject);
+      response.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json: RawResponse['json'];
+        try {
+          json = JSON.parse(text) as RawResponse['json'];
+        } catch {
+          json = undefined;
+        }
+        const headers = new Headers();
+        for (const [name, value] of Object.entries(response.headers)) {
+          if (typeof value === 'string') headers.set(name, value);
+        }
+        resolve({ status: response.statusCode ?? 0, headers, text, json });
+      });
+    });
+    outgoing.on('error', reject);
+    outgoing.end(request.body);
+  });
+}
 
 /** Text that would reveal the database or the code behind an error. */
 const LEAK = /\b(select|insert|update|delete)\b[^"]*\b(from|into|set|where)\b|relation "|violates|syntax error at or near|prisma|postgres|\bpg_|sqlstate|node_modules|\.ts:\d+|at [\w.]+ \(/i;
@@ -163,6 +197,161 @@ describe('request errors', () => {
       expect({ label, codes: codesOf(response) }).toEqual({ label, codes: [code] });
       expectProblemShape(response);
     }
+  });
+});
+
+/** Answered in JSON with one error code: never Express's HTML error page, never a stack line. */
+function expectJsonRefusal(response: RawResponse, status: number, code: string): void {
+  expect(response.headers.get('content-type')).toMatch(/^application\/json/);
+  expect(response.text).not.toMatch(/<html|<pre>|<!DOCTYPE/i);
+  expect(response.text).not.toMatch(/\bat \S+ \(|\bat (async )?\S+:\d+/);
+  expect({ status: response.status, codes: codesOf(response) }).toEqual({ status, codes: [code] });
+  expectProblemShape(response);
+}
+
+describe('requests that reach no GraphQL handling', () => {
+  it('a batch with an entry that is not an object is BAD_REQUEST (400)', async () => {
+    for (const body of ['[null]', '[42]', '["{ __typename }"]', '[[]]', '[true]']) {
+      for (const headers of [{}, asOwner()]) {
+        const response = await send(app.url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+        expectJsonRefusal(response, 400, 'BAD_REQUEST');
+        expect(response.json!.errors![0]!.message).toMatch(/batch/i);
+      }
+    }
+  });
+
+  it('a path that is no URL on its own (GET //) is answered as GraphQL over GET', async () => {
+    const preflight = { 'apollo-require-preflight': 'true' };
+    expectJsonRefusal(await rawRequest(app, { method: 'GET', path: '//', headers: preflight }), 400, 'BAD_REQUEST');
+    const withQuery = await rawRequest(app, { method: 'GET', path: `//?query=${encodeURIComponent('{ __typename }')}`, headers: preflight });
+    expect(withQuery.status).toBe(200);
+    expect(withQuery.json).toEqual({ data: { __typename: 'Query' } });
+    const asTenant = await rawRequest(app, { method: 'GET', path: `//x?query=${encodeURIComponent('{ vehicles { totalCount } }')}`, headers: { ...preflight, ...asOwner() } });
+    expect(asTenant.json).toEqual({ data: { vehicles: { totalCount: expect.any(Number) } } });
+  });
+
+  it('a body in an unsupported charset or Content-Encoding is UNSUPPORTED_MEDIA_TYPE (415); a corrupt gzip body is BAD_REQUEST', async () => {
+    const body = JSON.stringify({ query: '{ __typename }' });
+    const unsupported: Record<string, string>[] = [
+      { 'content-type': 'application/json; charset=iso-8859-1' },
+      { 'content-type': 'application/json; charset=utf-99' },
+      { 'content-type': 'application/json', 'content-encoding': 'snappy' },
+    ];
+    for (const headers of unsupported) {
+      const response = await rawRequest(app, { method: 'POST', path: '/graphql', headers, body });
+      expectJsonRefusal(response, 415, 'UNSUPPORTED_MEDIA_TYPE');
+      expect(response.json!.errors![0]!.extensions!.status).toBe(415);
+    }
+    const corrupt = await rawRequest(app, { method: 'POST', path: '/graphql', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body });
+    expectJsonRefusal(corrupt, 400, 'BAD_REQUEST');
+  });
+
+  it('a path no handler serves is NOT_FOUND (404) in JSON; a method Apollo does not serve stays its 405', async () => {
+    const cases = [
+      ['POST', '/nope', 404, 'NOT_FOUND'],
+      ['GET', '/nope/deeper?query=%7B__typename%7D', 404, 'NOT_FOUND'],
+      ['PATCH', '/healthz', 404, 'NOT_FOUND'],
+      ['PUT', '/graphql', 405, 'BAD_REQUEST'],
+    ] as const;
+    for (const [method, path, status, code] of cases) {
+      const response = await rawRequest(app, { method, path, headers: { 'content-type': 'application/json', 'apollo-require-preflight': 'true' }, body: '{}' });
+      expectJsonRefusal(response, status, code);
+    }
+  });
+});
+
+describe('the platform database failing during authentication', () => {
+  let proxy: TcpProxy;
+  let proxied: TestServer;
+
+  beforeAll(async () => {
+    // A second instance on the same database, reaching PostgreSQL through a proxy the test can stop.
+    const direct = new URL(app.databaseUrl);
+    proxy = await startTcpProxy({ host: direct.hostname, port: Number(direct.port || 5432) });
+    const throughProxy = new URL(app.databaseUrl);
+    throughProxy.host = `127.0.0.1:${proxy.port}`;
+    proxied = await startTestServer({ databaseUrl: throughProxy.toString() });
+  });
+
+  afterAll(async () => {
+    await proxy?.start();
+    await proxied?.close();
+    await proxy?.close();
+  });
+
+  it('is INTERNAL_SERVER_ERROR (500) in JSON, without the driver\'s message, and the instance recovers', async () => {
+    const created = await post(
+      { query: 'mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }', variables: { input: { name: 'db-down', role: 'VIEWER' } } },
+      asOwner(),
+    );
+    const secret = (created.json?.data as { createApiKey: { secret: string } }).createApiKey.secret;
+    await proxy.stop();
+    // Not cached on this instance yet: authenticating the key needs the platform database.
+    const response = await post({ query: '{ vehicles { totalCount } }' }, { 'x-api-key': secret }, proxied.url);
+    expectJsonRefusal(response, 500, 'INTERNAL_SERVER_ERROR');
+    expect(response.text).not.toMatch(/ECONNREFUSED|127\.0\.0\.1|connect|P1001/i);
+    expect(response.json!.errors![0]!.message).toBe('Internal server error');
+
+    await proxy.start();
+    const recovered = await post({ query: '{ vehicles { totalCount } }' }, { 'x-api-key': secret }, proxied.url);
+    expect(recovered.json).toEqual({ data: { vehicles: { totalCount: expect.any(Number) } } });
+  });
+});
+
+describe('text with a NUL character, which PostgreSQL cannot store', () => {
+  const fieldOf = (response: RawResponse) => response.json?.errors?.[0]?.extensions?.field;
+
+  it('is BAD_USER_INPUT naming the field in createApiKey', async () => {
+    const response = await post(
+      { query: 'mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }', variables: { input: { name: 'partner\u0000key', role: 'VIEWER' } } },
+      asOwner(),
+    );
+    expect(codesOf(response)).toEqual(['BAD_USER_INPUT']);
+    expect(fieldOf(response)).toBe('name');
+    expectProblemShape(response);
+  });
+
+  it('is BAD_USER_INPUT naming the field in createTenant (name, owner.name), and creates nothing', async () => {
+    const admin = { authorization: `Bearer ${await app.adminToken()}` };
+    const query = 'mutation($input: CreateTenantInput!) { createTenant(input: $input) { tenant { id } } }';
+    for (const [field, name, ownerName] of [['name', 'Acme\u0000Fleet', 'Owner'], ['owner.name', 'Acme Fleet', 'Own\u0000er']] as const) {
+      const slug = uniqueSlug('nul');
+      const input = { slug, name, plan: 'FREE', owner: { email: `owner@${slug}.test`, name: ownerName, password: 'owner-password-1' } };
+      const response = await post({ query, variables: { input } }, admin);
+      expect({ field, codes: codesOf(response) }).toEqual({ field, codes: ['BAD_USER_INPUT'] });
+      expect(fieldOf(response)).toBe(field);
+      expectProblemShape(response);
+      const found = await post({ query: 'query($slug: String!) { tenant(slug: $slug) { id } }', variables: { slug } }, admin);
+      expect(found.json).toEqual({ data: { tenant: null } });
+    }
+  });
+});
+
+describe('TRUST_PROXY=1 (one proxy hop)', () => {
+  let behindProxy: TestServer;
+
+  beforeAll(async () => {
+    behindProxy = await startTestServer({ env: { RATE_LIMIT_ENABLED: 'true', TRUST_PROXY: '1' } });
+  });
+
+  afterAll(async () => {
+    await behindProxy?.close();
+  });
+
+  const login = (forwardedFor: string, i: number) =>
+    post(
+      { query: `mutation { login(input: { tenant: "no-such-tenant", email: "stranger-${i}@nowhere.test", password: "wrong-password" }) { accessToken } }` },
+      { 'x-forwarded-for': forwardedFor },
+      behindProxy.url,
+    );
+
+  it('takes the client address for per-IP login limits from the last X-Forwarded-For entry', async () => {
+    for (let i = 1; i <= 20; i += 1) expect(codesOf(await login('203.0.113.9', i))).toEqual(['UNAUTHENTICATED']);
+    expect(codesOf(await login('203.0.113.9', 21))).toEqual(['RATE_LIMITED']);
+    // What the client writes before the address the proxy appended does not change who it is.
+    expect(codesOf(await login('198.51.100.1, 203.0.113.9', 22))).toEqual(['RATE_LIMITED']);
+    // Another client behind the same proxy is not limited.
+    expect(codesOf(await login('203.0.113.10', 23))).toEqual(['UNAUTHENTICATED']);
   });
 });
 

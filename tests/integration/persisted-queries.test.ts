@@ -170,6 +170,8 @@ describe('registering operations (safelist)', () => {
       ['syntax error', { body: '{ vehicles(first: 1) { totalCount ' }, /operations\.1\.body/],
       ['unknown field', { body: '{ vehicles(first: 1) { noSuchField } }' }, /operations\.1\.body/],
       ['missing variable type', { body: 'query Q { vehicle(id: $id) { id } }' }, /operations\.1\.body/],
+      // PostgreSQL text cannot hold NUL.
+      ['NUL in the name', { name: 'Plates\u0000', body: '{ me { id } }' }, /^operations\.1\.name$/],
     ];
     for (const [name, bad, field] of cases) {
       const { errors } = await expectErrors(register(A.owner, [{ body: good }, bad]));
@@ -219,6 +221,45 @@ describe('a persistedOnly key', () => {
     expect(bare.body.data ?? null).toBeNull();
     // And on the other instance, which never saw the text of the operation.
     expect(plates(await runByHash(aPartner, aOnlyHash, undefined, second))).toEqual(['ALPHA-1', 'ALPHA-2']);
+  });
+
+  it("runs a registered operation by GET for its own tenant only: the hash is not shared through the APQ cache", async () => {
+    const body = `query GetOnly_${randomBytes(3).toString('hex')}($status: VehicleStatus) { vehicles(first: 5, filter: { status: $status }) { edges { node { plate } } } }`;
+    const hash = (await register(A.owner, [{ body }]))[0]?.sha256 as string;
+    const byGet = (headers: Record<string, string>, server: TestServer = app, variables: Record<string, unknown> = {}) =>
+      getGraphQL(server.url, { extensions: persisted(hash), variables }, headers);
+
+    const viaGet = await byGet({ 'x-api-key': aPartner }, app, { status: 'ACTIVE' });
+    expect(viaGet.status).toBe(200);
+    expect(plates(viaGet)).toEqual(['ALPHA-1']);
+    expect(await redis.get(apqKey(hash))).toBeNull();
+
+    // Anyone else who knows (or guesses) the hash learns nothing: the same answer as for a hash
+    // never seen, by GET and by POST, on both instances.
+    const strangers: [string, Record<string, string>][] = [
+      ["tenant B's owner", bearer(B.ownerToken)],
+      ['a signed-out caller', {}],
+    ];
+    for (const [who, headers] of strangers) {
+      for (const server of [app, second]) {
+        expect({ who, get: codesOf(await byGet(headers, server)) }).toEqual({ who, get: ['PERSISTED_QUERY_NOT_FOUND'] });
+        const posted = await postJson(server.url, { extensions: persisted(hash) }, headers);
+        expect({ who, post: codesOf(posted) }).toEqual({ who, post: ['PERSISTED_QUERY_NOT_FOUND'] });
+        expect(posted.body.data ?? null).toBeNull();
+      }
+    }
+    // Members of A may still run it by hash alone, by GET too.
+    expect(plates(await byGet(bearer(A.ownerToken), second, { status: 'MAINTENANCE' }))).toEqual(['ALPHA-2']);
+  });
+
+  it('keeps other extensions of a GET for a registered operation', async () => {
+    const response = await getGraphQL(
+      app.url,
+      { extensions: { ...persisted(aOnlyHash), clientLibrary: { name: 'partner-sdk' } }, variables: { status: 'ACTIVE' } },
+      { 'x-api-key': aPartner },
+    );
+    expect(response.status).toBe(200);
+    expect(response.body.data).toEqual({ vehicles: { edges: [{ node: { plate: 'ALPHA-1', status: 'ACTIVE' } }] } });
   });
 
   it('is refused any free-form query with PERSISTED_QUERY_REQUIRED, quickly and without running anything', async () => {
