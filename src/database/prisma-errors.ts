@@ -1,6 +1,7 @@
 /*
- * Prisma reports constraint violations with stable codes. Recognising them by code (never by
- * message text) lets callers turn them into CONFLICT / NOT_FOUND errors.
+ * Prisma reports constraint violations and connection failures with stable codes. Recognising
+ * them by code (never by message text) lets callers turn them into CONFLICT / NOT_FOUND /
+ * SERVICE_UNAVAILABLE errors.
  */
 
 interface PrismaKnownError {
@@ -29,4 +30,31 @@ export function uniqueViolationFields(error: unknown): string[] | null {
 /** The row an update or delete addressed does not exist (any more). */
 export function isRecordNotFound(error: unknown): boolean {
   return isPrismaKnownError(error) && error.code === 'P2025';
+}
+
+/** Prisma's codes for a database it cannot reach, or that went away or timed out mid-request. */
+const PRISMA_UNAVAILABLE = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
+/** Driver-adapter error kinds meaning the same. */
+const ADAPTER_UNAVAILABLE = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections']);
+/**
+ * What pg (used directly for the platform pool and LISTEN) reports: socket errors, and the
+ * SQLSTATEs of a server shutting down, starting up or out of connection slots.
+ */
+const PG_UNAVAILABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'EPIPE', '57P01', '57P02', '57P03', '53300']);
+
+/**
+ * The database could not be reached or dropped the connection: the request may succeed if
+ * retried, unlike a bug. Looks through `cause` chains, where drivers and Prisma nest the origin.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let current = error, depth = 0; current && typeof current === 'object' && depth < 5; depth += 1) {
+    const { code, meta, kind, message, cause } = current as { code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown } } }; kind?: unknown; message?: unknown; cause?: unknown };
+    if (typeof code === 'string' && (PRISMA_UNAVAILABLE.has(code) || PG_UNAVAILABLE.has(code))) return true;
+    const adapterKind = meta?.driverAdapterError?.cause?.kind ?? kind;
+    if (typeof adapterKind === 'string' && ADAPTER_UNAVAILABLE.has(adapterKind)) return true;
+    // pg's own wording when the server closes the socket; it sets no code for it.
+    if (typeof message === 'string' && /^Connection terminated/.test(message)) return true;
+    current = cause;
+  }
+  return false;
 }

@@ -1,5 +1,6 @@
 import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { isDatabaseUnavailable } from '../database/prisma-errors';
 import { AppError, ErrorCode, isErrorCode, problemExtensions } from '../errors/app-error';
 import { describeError, type Logger } from '../observability/logger';
 
@@ -49,6 +50,16 @@ export function createErrorFormatter(logger: Logger) {
           ...(typeof httpStatus?.status === 'number' && httpStatus.status >= 400 ? { status: httpStatus.status } : {}),
           ...extra,
         },
+      };
+    }
+    if (isDatabaseUnavailable(original)) {
+      // Not a bug but an outage (readyz says so too): the client may retry; the driver's
+      // message, which names hosts and ports, stays in the log.
+      logger.warn({ err: describeError(original), path: formatted.path }, 'database unavailable');
+      return {
+        message: 'The database is unavailable; retry shortly',
+        ...(formatted.path ? { path: formatted.path } : {}),
+        extensions: { ...problemExtensions(ErrorCode.SERVICE_UNAVAILABLE, 'The database is unavailable; retry shortly'), retryAfter: 1 },
       };
     }
     logger.error({ err: describeError(original), path: formatted.path }, 'unexpected error masked');

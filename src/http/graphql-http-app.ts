@@ -8,6 +8,7 @@ import { expressMiddleware } from '@as-integrations/express5';
 import cors from 'cors';
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
 import type { GraphQLSchema } from 'graphql';
+import { isDatabaseUnavailable } from '../database/prisma-errors';
 import type { Authenticator } from '../auth/authenticator';
 import type { Config } from '../config/config';
 import { AppError, ErrorCode, errorResponseBody, httpStatusOf } from '../errors/app-error';
@@ -163,15 +164,20 @@ const notFoundHandler: RequestHandler = (req, res) => {
 function finalErrorHandler(logger: Logger): ErrorRequestHandler {
   return (error: unknown, req, res, _next) => {
     const requestId = (res.locals as Partial<GuardedLocals>).requestId;
-    logger.error({ err: describeError(error), method: req.method, requestId }, 'unexpected error in HTTP handling');
+    const outage = isDatabaseUnavailable(error);
+    if (outage) logger.warn({ err: describeError(error), method: req.method, requestId }, 'database unavailable');
+    else logger.error({ err: describeError(error), method: req.method, requestId }, 'unexpected error in HTTP handling');
     if (res.headersSent) {
       // Part of a response is out: ending it cleanly would pass a truncated body for a whole one.
       res.destroy();
       return;
     }
-    const masked = new AppError(ErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error', {
-      extensions: { detail: 'An unexpected error occurred; it has been logged' },
-    });
+    const masked = outage
+      ? new AppError(ErrorCode.SERVICE_UNAVAILABLE, 'The database is unavailable; retry shortly', { extensions: { retryAfter: 1 } })
+      : new AppError(ErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error', {
+          extensions: { detail: 'An unexpected error occurred; it has been logged' },
+        });
+    if (outage) res.setHeader('Retry-After', '1');
     res.status(httpStatusOf(masked)).json(errorResponseBody(masked));
   };
 }
