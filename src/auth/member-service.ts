@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { PlatformDatabase } from '../database/platform-database';
-import { AppError, ErrorCode, badInput, conflict, forbidden, notFound } from '../errors/app-error';
+import { AppError, ErrorCode, assertNoNul, badInput, conflict, forbidden, notFound } from '../errors/app-error';
 import type { PasswordHasher } from './passwords';
 import { assertAcceptablePassword } from './passwords';
 import type { SessionStateCache } from './session-state-cache';
@@ -73,7 +73,7 @@ export class MemberService {
     assertMayGrant(actor, input.role);
     const name = input.name.trim();
     if (!name) throw badInput('name must not be empty', 'name');
-    if (name.includes('\u0000')) throw badInput('name must not contain NUL characters', 'name');
+    assertNoNul(name, 'name');
     assertAcceptablePassword(input.password);
     const passwordHash = await this.deps.passwords.hash(input.password);
     const { prisma } = this.deps.platform;
