@@ -18,13 +18,17 @@ import type { RedisFailurePolicy } from './tenant-rate-limiter';
 /*
  * Field-level limits declared in the SDL (schema/limits.graphql):
  *   @rateLimit(limit, duration)          per tenant and caller; per client IP when signed out
- *   @rateLimitPerEmail(limit, duration)  failed calls per email address in the field's arguments
+ *   @rateLimitPerEmail(...)              failed calls per email address in the field's arguments,
+ *                                        from one client address and from all of them
  * on rate-limiter-flexible, in Redis when there is one (shared by every instance) and in memory
  * otherwise. @rateLimit is graphql-rate-limit-directive's; @rateLimitPerEmail is our own small
  * transform because that library only counts calls, and a per-email login limit that counts
  * successes locks out a person who signs in often from several devices: here a call that
- * succeeds gives its point back, so only failures add up (each call still takes its point first,
- * so concurrent guesses cannot overrun the limit).
+ * succeeds gives its points back, so only failures add up (each call still takes its points
+ * first, so concurrent guesses cannot overrun the limit). The tighter count per (email, address)
+ * is what makes a deliberate lock-out expensive: one address failing on purpose only locks
+ * itself out, and the whole-email cap, which still bounds guessing spread over many addresses,
+ * takes limit / perAddress addresses to reach.
  */
 
 export interface FieldLimitContext {
@@ -100,8 +104,8 @@ export function fieldRateLimitTransformer(options: {
     limiterClass: limiterClass as never,
     limiterOptions: limiterOptions as never,
   });
-  const perEmail = failedCallsPerEmailTransformer(({ limit: points, duration }) => {
-    const emailOptions = { keyPrefix: `${keyPrefix}:email`, points, duration };
+  const perEmail = failedCallsPerEmailTransformer((scope, points, duration) => {
+    const emailOptions = { keyPrefix: `${keyPrefix}:${scope}`, points, duration };
     return redis && redisLimiterClass
       ? new redisLimiterClass({ ...emailOptions, storeClient: redis, rejectIfRedisNotReady: true })
       : new RateLimiterMemory(emailOptions);
@@ -109,32 +113,55 @@ export function fieldRateLimitTransformer(options: {
   return (schema) => perEmail(perCaller.rateLimitDirectiveTransformer(schema));
 }
 
+interface PerEmailArgs {
+  limit: number;
+  duration: number;
+  perAddress: number;
+  perAddressDuration: number;
+}
+
 function failedCallsPerEmailTransformer(
-  limiterFor: (args: RateLimitArgs) => RateLimiterAbstract,
+  limiterFor: (scope: 'email' | 'email-address', points: number, duration: number) => RateLimiterAbstract,
 ): (schema: GraphQLSchema) => GraphQLSchema {
   return (schema) =>
     mapSchema(schema, {
       [MapperKind.OBJECT_FIELD]: (field, fieldName, typeName) => {
-        const args = getDirective(schema, field, 'rateLimitPerEmail')?.[0] as RateLimitArgs | undefined;
+        const args = getDirective(schema, field, 'rateLimitPerEmail')?.[0] as PerEmailArgs | undefined;
         if (!args) return field;
-        const limiter = limiterFor(args);
+        const fromAddress = limiterFor('email-address', args.perAddress, args.perAddressDuration);
+        const overall = limiterFor('email', args.limit, args.duration);
         const resolve = field.resolve ?? defaultFieldResolver;
         return {
           ...field,
-          resolve: async (source, fieldArgs: Record<string, unknown>, context, info) => {
-            const key = `${emailIn(fieldArgs)}:${typeName}.${fieldName}`;
+          resolve: async (source, fieldArgs: Record<string, unknown>, context: FieldLimitContext, info) => {
+            const email = emailIn(fieldArgs);
+            const overallKey = `${email}:${typeName}.${fieldName}`;
+            const addressKey = `${email}:${context.clientIp}:${typeName}.${fieldName}`;
+            const addressLimit = { limit: args.perAddress, duration: args.perAddressDuration };
+            await consumeOrRefuse(fromAddress, addressKey, addressLimit, `failed ${fieldName} attempts for this email from your address`);
             try {
-              await limiter.consume(key);
+              await consumeOrRefuse(overall, overallKey, args, `failed ${fieldName} attempts for this email`);
             } catch (error) {
-              if (error instanceof RateLimiterRes) throw rateLimitedError(error, args, `failed ${fieldName} attempts for this email`);
+              // Refused without an attempt: that is no failure of this address.
+              fromAddress.reward(addressKey, 1).catch(() => undefined);
               throw error;
             }
             const result: unknown = await resolve(source, fieldArgs, context, info);
-            // Not awaited: the caller need not wait for the refund; a lost one only errs strict.
-            limiter.reward(key, 1).catch(() => undefined);
+            // Not awaited: the caller need not wait for the refunds; a lost one only errs strict.
+            fromAddress.reward(addressKey, 1).catch(() => undefined);
+            overall.reward(overallKey, 1).catch(() => undefined);
             return result;
           },
         };
       },
     });
+}
+
+async function consumeOrRefuse(limiter: RateLimiterAbstract, key: string, args: RateLimitArgs, what: string): Promise<void> {
+  try {
+    await limiter.consume(key);
+  } catch (error) {
+    if (error instanceof RateLimiterRes) throw rateLimitedError(error, args, what);
+    throw error;
+  }
 }

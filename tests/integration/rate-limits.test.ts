@@ -473,21 +473,24 @@ describe('when Redis goes away (a proxy in front of the real Redis)', () => {
   });
 });
 
-describe('login limits declared in the SDL (@rateLimit 20/min per IP, @rateLimitPerEmail 10 failures per 5 min)', () => {
+describe('login limits declared in the SDL (@rateLimit 20/min per IP; failures per email: 5 per 5 min from one address, 100 per hour in all)', () => {
   // Behind a trusted proxy (loopback), the client address comes from X-Forwarded-For, which
   // lets one test act as many clients.
   let server: TestServer;
   let tenant: TenantFixture;
-  // Added by the owner, never signed in: no login has counted for this email yet.
+  // Added by the owner, never signed in: no login has counted for these emails yet.
   const targetEmail = 'target@login-limits.test';
+  const besiegedEmail = 'besieged@login-limits.test';
   const targetPassword = 'target-password-1';
 
   beforeAll(async () => {
     server = await startTestServer({ env: limitedEnv({ TRUST_PROXY: 'loopback' }) });
     tenant = await server.createTenant(uniqueSlug('logins'));
-    await tenant.owner.request(graphql(`mutation RateLimitsAddMember($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`), {
-      input: { email: targetEmail, name: 'Target', password: targetPassword, role: 'MEMBER' },
-    });
+    for (const email of [targetEmail, besiegedEmail]) {
+      await tenant.owner.request(graphql(`mutation RateLimitsAddMember($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`), {
+        input: { email, name: 'Target', password: targetPassword, role: 'MEMBER' },
+      });
+    }
   });
 
   afterAll(async () => {
@@ -499,31 +502,49 @@ describe('login limits declared in the SDL (@rateLimit 20/min per IP, @rateLimit
       input: { tenant: tenant.slug, email, password },
     });
 
-  it('counts only failures per email: successes never add up, and after 10 failures in 5 minutes even the right password is refused, from any address', async () => {
-    // More successful sign-ins than the limit: none of them counts.
+  it('counts only failures: successes never add up, and 5 failures from one address lock out that address only, for that email only', async () => {
+    // More successful sign-ins than either limit, from one address: none of them counts.
     for (let i = 1; i <= 12; i += 1) {
-      expect((await login(`198.51.100.${100 + i}`, targetEmail, targetPassword)).login.accessToken).toEqual(expect.any(String));
+      expect((await login('198.51.100.1', targetEmail, targetPassword)).login.accessToken).toEqual(expect.any(String));
     }
-    for (let i = 1; i <= 9; i += 1) {
-      expect(await errorCode(login(`198.51.100.${i}`, targetEmail, 'wrong-password'))).toBe('UNAUTHENTICATED');
-    }
+    const attacker = '198.51.100.66';
+    for (let i = 1; i <= 4; i += 1) expect(await errorCode(login(attacker, targetEmail, 'wrong-password'))).toBe('UNAUTHENTICATED');
     // A success between failures neither counts nor wipes the failures before it.
-    expect((await login('198.51.100.120', targetEmail, targetPassword)).login.accessToken).toEqual(expect.any(String));
-    expect(await errorCode(login('198.51.100.10', targetEmail, 'wrong-password'))).toBe('UNAUTHENTICATED');
+    expect((await login(attacker, targetEmail, targetPassword)).login.accessToken).toEqual(expect.any(String));
+    expect(await errorCode(login(attacker, targetEmail, 'wrong-password'))).toBe('UNAUTHENTICATED');
 
-    const eleventh = await expectErrors(login('198.51.100.11', targetEmail, targetPassword));
-    expect(eleventh.errors.map((error) => error.extensions.code)).toEqual(['RATE_LIMITED']);
-    expect(eleventh.status).toBe(429); // the whole operation was refused
-    expect(eleventh.errors[0]?.message).toMatch(/failed login attempts for this email/);
-    expect(eleventh.errors[0]?.extensions.retryAfter).toEqual(expect.any(Number));
-    expect(eleventh.errors[0]?.extensions.retryAfter as number).toBeGreaterThan(0);
-    expect(eleventh.errors[0]?.extensions.retryAfter as number).toBeLessThanOrEqual(300);
+    const sixth = await expectErrors(login(attacker, targetEmail, targetPassword));
+    expect(sixth.errors.map((error) => error.extensions.code)).toEqual(['RATE_LIMITED']);
+    expect(sixth.status).toBe(429); // the whole operation was refused
+    expect(sixth.errors[0]?.message).toMatch(/failed login attempts for this email from your address/);
+    expect(sixth.errors[0]?.extensions.retryAfter as number).toBeGreaterThan(0);
+    expect(sixth.errors[0]?.extensions.retryAfter as number).toBeLessThanOrEqual(300);
     // The same address in another spelling is the same email.
-    expect(await errorCode(login('198.51.100.12', `  ${targetEmail.toUpperCase()} `, targetPassword))).toBe('RATE_LIMITED');
+    expect(await errorCode(login(attacker, `  ${targetEmail.toUpperCase()} `, targetPassword))).toBe('RATE_LIMITED');
 
-    // Other emails are not affected, from the very address the last refusal came from.
-    const other = await login('198.51.100.11', tenant.ownerEmail, tenant.ownerPassword);
-    expect(other.login.accessToken).toEqual(expect.any(String));
+    // The person themselves, from their own address, is not locked out by someone else's failures.
+    expect((await login('198.51.100.1', targetEmail, targetPassword)).login.accessToken).toEqual(expect.any(String));
+    // Other emails are not affected, from the very address that was refused.
+    expect((await login(attacker, tenant.ownerEmail, tenant.ownerPassword)).login.accessToken).toEqual(expect.any(String));
+  });
+
+  it('after 100 failures within the hour from any number of addresses, the email is refused everywhere, even the right password', async () => {
+    // 20 addresses × 5 failures: each address reaches its own limit exactly as the email reaches its cap.
+    for (let address = 1; address <= 20; address += 1) {
+      for (let attempt = 1; attempt <= 5; attempt += 1) {
+        expect(await errorCode(login(`198.18.1.${address}`, besiegedEmail, `guess-${attempt}`))).toBe('UNAUTHENTICATED');
+      }
+    }
+    const refused = await expectErrors(login('198.18.2.1', besiegedEmail, targetPassword));
+    expect(refused.errors.map((error) => error.extensions.code)).toEqual(['RATE_LIMITED']);
+    expect(refused.errors[0]?.message).toMatch(/failed login attempts for this email:/);
+    expect(refused.errors[0]?.extensions.retryAfter as number).toBeLessThanOrEqual(3600);
+    // Refusing it cost that fresh address nothing: it is refused by the email's cap, not its own.
+    for (let i = 1; i <= 6; i += 1) expect(await errorCode(login('198.18.2.1', besiegedEmail, targetPassword))).toBe('RATE_LIMITED');
+    const again = await expectErrors(login('198.18.2.1', besiegedEmail, targetPassword));
+    expect(again.errors[0]?.message).not.toMatch(/from your address/);
+    // Other emails are not affected.
+    expect((await login('198.18.1.1', tenant.ownerEmail, tenant.ownerPassword)).login.accessToken).toEqual(expect.any(String));
   });
 
   it('refuses the 21st login from one address within a minute, whatever the emails, and serves other addresses', async () => {
@@ -608,11 +629,16 @@ describe('without REDIS_URL, failed logins per email', () => {
   const login = (ip: string, attempt: string) =>
     server.client({ 'x-forwarded-for': ip }).request(LOGIN, { input: { tenant: tenant.slug, email, password: attempt } });
 
-  it('count the same way in memory: successes give their point back, the 11th call after 10 failures is refused', async () => {
+  it('count the same way in memory: successes give their points back; 5 failures lock out one address, 100 every address', async () => {
     expect(server.server.rateLimitStore).toBe('memory');
-    for (let i = 1; i <= 12; i += 1) expect((await login(`192.0.2.${i}`, password)).login.accessToken).toEqual(expect.any(String));
-    for (let i = 1; i <= 10; i += 1) expect(await errorCode(login(`198.18.0.${i}`, 'wrong-password'))).toBe('UNAUTHENTICATED');
-    const refused = await expectErrors(login('198.18.0.11', password));
+    for (let i = 1; i <= 12; i += 1) expect((await login('192.0.2.1', password)).login.accessToken).toEqual(expect.any(String));
+    for (let i = 1; i <= 5; i += 1) expect(await errorCode(login('198.18.0.1', 'wrong-password'))).toBe('UNAUTHENTICATED');
+    expect(await errorCode(login('198.18.0.1', password))).toBe('RATE_LIMITED');
+    expect((await login('192.0.2.1', password)).login.accessToken).toEqual(expect.any(String));
+    for (let address = 2; address <= 20; address += 1) {
+      for (let attempt = 1; attempt <= 5; attempt += 1) expect(await errorCode(login(`198.18.0.${address}`, 'wrong-password'))).toBe('UNAUTHENTICATED');
+    }
+    const refused = await expectErrors(login('192.0.2.1', password));
     expect(refused.errors.map((error) => error.extensions.code)).toEqual(['RATE_LIMITED']);
     expect(refused.status).toBe(429);
   });
