@@ -42,6 +42,11 @@ export const authResolvers: Resolvers = {
       revokedId: await ctx.services.invitations.revoke(memberPrincipal(ctx), id),
     }),
     acceptInvitation: (_root, { code }, ctx) => ctx.services.invitations.accept(memberPrincipal(ctx), code),
+    joinByInvitation: async (_root, { input }, ctx) => {
+      const joined = await ctx.services.invitations.join(input);
+      // The ordinary sign-in, so the session is exactly what `login` would have started.
+      return ctx.services.sessions.login({ tenant: joined.tenantSlug, email: joined.email, password: input.password });
+    },
     declineInvitation: async (_root, { code }, ctx) => ({
       declinedId: await ctx.services.invitations.decline(memberPrincipal(ctx), code),
     }),

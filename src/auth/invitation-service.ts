@@ -2,8 +2,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { PlatformDatabase } from '../database/platform-database';
 import { uniqueViolationFields } from '../database/prisma-errors';
 import { isUuid } from '../database/uuid';
-import { conflict, forbidden, notFound } from '../errors/app-error';
+import { assertNoNul, badInput, conflict, forbidden, notFound } from '../errors/app-error';
 import { assertMayGrant, parseEmail } from './member-service';
+import { assertAcceptablePassword, type PasswordHasher } from './passwords';
 import type { MemberPrincipal, MemberRole } from './principal';
 
 export interface InvitationModel {
@@ -29,7 +30,7 @@ const hashCode = (code: string) => createHash('sha256').update(code).digest('hex
  * account with that email whose password its holder chose. See docs/decisions/0005-invitations.md.
  */
 export class InvitationService {
-  constructor(private readonly deps: { platform: PlatformDatabase }) {}
+  constructor(private readonly deps: { platform: PlatformDatabase; passwords: PasswordHasher }) {}
 
   async invite(actor: MemberPrincipal, input: { email: string; role: MemberRole }): Promise<{ invitation: InvitationModel; code: string }> {
     const email = parseEmail(input.email);
@@ -103,6 +104,47 @@ export class InvitationService {
       }
       return { tenantSlug: invitation.tenant.slug, role: invitation.role };
     });
+  }
+
+  /**
+   * Creates the account an invitation is addressed to, with the password its holder chooses,
+   * as a member of the inviting tenant; the code is the proof of the mailbox. An email that
+   * already has an account is refused: its holder signs in and accepts instead.
+   */
+  async join(input: { code: string; name: string; password: string }): Promise<{ tenantSlug: string; email: string }> {
+    const name = input.name.trim();
+    if (!name || name.length > 200) throw badInput('name must be 1 to 200 characters', 'name');
+    assertNoNul(name, 'name');
+    assertAcceptablePassword(input.password);
+    const { prisma } = this.deps.platform;
+    const invitation = await prisma.invitation.findFirst({
+      where: { codeHash: hashCode(input.code), expiresAt: { gt: new Date() } },
+      include: { tenant: { select: { slug: true } } },
+    });
+    if (!invitation) throw notFound('Invitation');
+    const hasAccount = () => conflict('This email already has an account: sign in with it and call acceptInvitation', 'code');
+    if (await prisma.user.findUnique({ where: { email: invitation.email }, select: { id: true } })) throw hasAccount();
+    const passwordHash = await this.deps.passwords.hash(input.password);
+    try {
+      await prisma.$transaction(async (tx) => {
+        // Deleting first makes two concurrent joins (or a join and an accept) serialise on the row.
+        const { count } = await tx.invitation.deleteMany({ where: { id: invitation.id } });
+        if (count === 0) throw notFound('Invitation');
+        await tx.user.create({
+          data: {
+            email: invitation.email,
+            name,
+            passwordHash,
+            passwordChosenAt: new Date(),
+            memberships: { create: { tenantId: invitation.tenantId, role: invitation.role } },
+          },
+        });
+      });
+    } catch (error) {
+      if (uniqueViolationFields(error)) throw hasAccount();
+      throw error;
+    }
+    return { tenantSlug: invitation.tenant.slug, email: invitation.email };
   }
 
   /** Turns down the invitation whose code this is, addressed to the caller; returns its id. */

@@ -52,6 +52,7 @@ const INVITE = graphql(`mutation InviteMember($input: InviteMemberInput!) { invi
 const INVITATIONS = graphql(`query Invitations { invitations { id email role invitedAt expiresAt } }`);
 const ACCEPT = graphql(`mutation AcceptInvitation($code: String!) { acceptInvitation(code: $code) { tenantSlug role } }`);
 const DECLINE = graphql(`mutation DeclineInvitation($code: String!) { declineInvitation(code: $code) { declinedId } }`);
+const JOIN = graphql(`mutation JoinByInvitation($input: JoinByInvitationInput!) { joinByInvitation(input: $input) { accessToken refreshToken expiresAt } }`);
 const REVOKE_INVITATION = graphql(`mutation RevokeInvitation($id: ID!) { revokeInvitation(id: $id) { revokedId } }`);
 
 const CHANGE_PASSWORD = graphql(`mutation ChangePassword($input: ChangePasswordInput!) { changePassword(input: $input) { signedOutSessions } }`);
@@ -635,6 +636,40 @@ describe('invitations', () => {
     const client = app.bearer((await login(otherTenant.slug, email, PASSWORD)).accessToken);
     await changePassword(client, PASSWORD, OWN_PASSWORD);
     expect((await client.request(ACCEPT, { code: invitation.code })).acceptInvitation).toEqual({ tenantSlug: tenant.slug, role: 'VIEWER' });
+  });
+
+  it('someone with no account joins with the code, their own name and password, and is signed in to the tenant', async () => {
+    const email = newEmail('newcomer');
+    const invitation = await invite(tenant.owner, email, 'MANAGER');
+    const signedIn = (await app.client().request(JOIN, { input: { code: invitation.code, name: ' New Comer ', password: OWN_PASSWORD } })).joinByInvitation;
+    const newcomer = app.bearer(signedIn.accessToken);
+    expect(await me(newcomer)).toMatchObject({ email, name: 'New Comer', role: 'MANAGER', tenant: { id: tenant.id } });
+    expect((await refresh(signedIn.refreshToken)).accessToken).toEqual(expect.any(String));
+    expect((await login(tenant.slug, email, OWN_PASSWORD)).accessToken).toEqual(expect.any(String));
+    expect(await invitationIds(tenant.owner)).not.toContain(invitation.id);
+    expect(await errorCode(app.client().request(JOIN, { input: { code: invitation.code, name: 'Again', password: OWN_PASSWORD } }))).toBe('NOT_FOUND');
+    // The password is their own, so a second tenant's invitation can be accepted at once.
+    const elsewhere = await invite(otherTenant.owner, email, 'VIEWER');
+    expect((await newcomer.request(ACCEPT, { code: elsewhere.code })).acceptInvitation).toEqual({ tenantSlug: otherTenant.slug, role: 'VIEWER' });
+  });
+
+  it('joining is refused for an email that has an account (CONFLICT), a wrong or expired code (NOT_FOUND) and bad input, creating nothing', async () => {
+    const person = await invitee('has-account');
+    const toExisting = await invite(tenant.owner, person.email, 'VIEWER');
+    const join = (input: { code: string; name: string; password: string }) => app.client().request(JOIN, { input });
+    expect(await failure(join({ code: toExisting.code, name: 'Impostor', password: 'impostor-password' }))).toMatchObject({ code: 'CONFLICT', field: 'code' });
+    expect(await errorCode(login(tenant.slug, person.email, 'impostor-password'))).toBe('UNAUTHENTICATED');
+    expect(await invitationIds(tenant.owner)).toContain(toExisting.id);
+
+    const email = newEmail('not-yet');
+    const pending = await invite(tenant.owner, email, 'VIEWER');
+    expect(await failure(join({ code: 'inv_wrong', name: 'X', password: OWN_PASSWORD }))).toMatchObject({ code: 'NOT_FOUND' });
+    expect(await failure(join({ code: pending.code, name: '  ', password: OWN_PASSWORD }))).toMatchObject({ code: 'BAD_USER_INPUT', field: 'name' });
+    expect(await failure(join({ code: pending.code, name: 'Short', password: 'short' }))).toMatchObject({ code: 'BAD_USER_INPUT', field: 'password' });
+    await app.server.services.platform.pool.query(`UPDATE platform."Invitation" SET "expiresAt" = now() - interval '1 second' WHERE id = $1`, [pending.id]);
+    expect(await failure(join({ code: pending.code, name: 'Late', password: OWN_PASSWORD }))).toMatchObject({ code: 'NOT_FOUND' });
+    const accounts = await app.server.services.platform.pool.query('SELECT 1 FROM platform."User" WHERE email = $1', [email]);
+    expect(accounts.rowCount).toBe(0);
   });
 
   it('refuses current members (CONFLICT), invalid emails (BAD_USER_INPUT) and roles above the inviter (FORBIDDEN)', async () => {
