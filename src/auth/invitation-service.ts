@@ -23,11 +23,12 @@ const INVITATION_CODE_PREFIX = 'inv_';
 const hashCode = (code: string) => createHash('sha256').update(code).digest('hex');
 
 /**
- * Invitations let a tenant admin bring in a person who already has an account (in another
- * tenant) without learning anything about that account. Email addresses are not verified (an
+ * Invitations let a tenant admin bring in a person, with an account elsewhere or none yet,
+ * without learning anything about any account. Email addresses are not verified (an
  * admin can create an account for any address), so the email alone proves nothing: accepting
  * takes the invitation's code, which the inviter delivers to that mailbox, and a session of the
- * account with that email whose password its holder chose. See docs/decisions/0005-invitations.md.
+ * account with that email whose password its holder chose (or, with no account yet, a password
+ * chosen on joining). See docs/decisions/0005-invitations.md.
  */
 export class InvitationService {
   constructor(private readonly deps: { platform: PlatformDatabase; passwords: PasswordHasher }) {}
