@@ -13,6 +13,7 @@ import {
 } from 'rate-limiter-flexible';
 import { isTenantPrincipal, principalKey, type Principal } from '../auth/principal';
 import { AppError, ErrorCode } from '../errors/app-error';
+import { rateLimitAddress } from './client-address';
 import type { RedisFailurePolicy } from './tenant-rate-limiter';
 
 /*
@@ -70,7 +71,7 @@ function callerKey(context: FieldLimitContext): string {
   const { principal } = context;
   if (isTenantPrincipal(principal)) return `{t:${principal.tenant.id}}:${principalKey(principal)}`;
   if (principal.kind === 'platformAdmin') return `admin:${principal.adminId}`;
-  return `ip:${context.clientIp}`;
+  return `ip:${rateLimitAddress(context.clientIp)}`;
 }
 
 function emailIn(args: Record<string, unknown>): string {
@@ -136,7 +137,7 @@ function failedCallsPerEmailTransformer(
           resolve: async (source, fieldArgs: Record<string, unknown>, context: FieldLimitContext, info) => {
             const email = emailIn(fieldArgs);
             const overallKey = `${email}:${typeName}.${fieldName}`;
-            const addressKey = `${email}:${context.clientIp}:${typeName}.${fieldName}`;
+            const addressKey = `${email}:${rateLimitAddress(context.clientIp)}:${typeName}.${fieldName}`;
             const addressLimit = { limit: args.perAddress, duration: args.perAddressDuration };
             await consumeOrRefuse(fromAddress, addressKey, addressLimit, `failed ${fieldName} attempts for this email from your address`);
             try {

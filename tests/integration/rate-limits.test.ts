@@ -481,12 +481,13 @@ describe('login limits declared in the SDL (@rateLimit 20/min per IP; failures p
   // Added by the owner, never signed in: no login has counted for these emails yet.
   const targetEmail = 'target@login-limits.test';
   const besiegedEmail = 'besieged@login-limits.test';
+  const ipv6Email = 'ipv6@login-limits.test';
   const targetPassword = 'target-password-1';
 
   beforeAll(async () => {
     server = await startTestServer({ env: limitedEnv({ TRUST_PROXY: 'loopback' }) });
     tenant = await server.createTenant(uniqueSlug('logins'));
-    for (const email of [targetEmail, besiegedEmail]) {
+    for (const email of [targetEmail, besiegedEmail, ipv6Email]) {
       await tenant.owner.request(graphql(`mutation RateLimitsAddMember($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`), {
         input: { email, name: 'Target', password: targetPassword, role: 'MEMBER' },
       });
@@ -526,6 +527,14 @@ describe('login limits declared in the SDL (@rateLimit 20/min per IP; failures p
     expect((await login('198.51.100.1', targetEmail, targetPassword)).login.accessToken).toEqual(expect.any(String));
     // Other emails are not affected, from the very address that was refused.
     expect((await login(attacker, tenant.ownerEmail, tenant.ownerPassword)).login.accessToken).toEqual(expect.any(String));
+  });
+
+  it('counts an IPv6 client by its /64: hopping addresses inside one network does not get past the per-address limit', async () => {
+    for (let i = 1; i <= 5; i += 1) expect(await errorCode(login(`2001:db8:a:b::${i}`, ipv6Email, 'wrong-password'))).toBe('UNAUTHENTICATED');
+    const hopped = await expectErrors(login('2001:db8:a:b:ffff::1', ipv6Email, targetPassword));
+    expect(hopped.errors[0]?.message).toMatch(/from your address/);
+    // Another network is another client.
+    expect((await login('2001:db8:a:c::1', ipv6Email, targetPassword)).login.accessToken).toEqual(expect.any(String));
   });
 
   it('after 100 failures within the hour from any number of addresses, the email is refused everywhere, even the right password', async () => {
