@@ -116,9 +116,8 @@ export function fieldRateLimitTransformer(options: {
 
 interface PerEmailArgs {
   limit: number;
-  duration: number;
   perAddress: number;
-  perAddressDuration: number;
+  duration: number;
 }
 
 function failedCallsPerEmailTransformer(
@@ -129,38 +128,56 @@ function failedCallsPerEmailTransformer(
       [MapperKind.OBJECT_FIELD]: (field, fieldName, typeName) => {
         const args = getDirective(schema, field, 'rateLimitPerEmail')?.[0] as PerEmailArgs | undefined;
         if (!args) return field;
-        const fromAddress = limiterFor('email-address', args.perAddress, args.perAddressDuration);
+        // One window for both counts: a shorter one per address would let one address add
+        // perAddress failures to the whole-email count every time its own window turned.
+        const fromAddress = limiterFor('email-address', args.perAddress, args.duration);
         const overall = limiterFor('email', args.limit, args.duration);
         const resolve = field.resolve ?? defaultFieldResolver;
         return {
           ...field,
           resolve: async (source, fieldArgs: Record<string, unknown>, context: FieldLimitContext, info) => {
             const email = emailIn(fieldArgs);
-            const overallKey = `${email}:${typeName}.${fieldName}`;
+            const counted: Counted[] = [];
+            // Refunds are not awaited: the caller need not wait for them; a lost one only errs strict.
+            const refund = () => counted.forEach(({ limiter, key }) => limiter.reward(key, 1).catch(() => undefined));
             const addressKey = `${email}:${rateLimitAddress(context.clientIp)}:${typeName}.${fieldName}`;
-            const addressLimit = { limit: args.perAddress, duration: args.perAddressDuration };
-            await consumeOrRefuse(fromAddress, addressKey, addressLimit, `failed ${fieldName} attempts for this email from your address`);
+            const addressLimit = { limit: args.perAddress, duration: args.duration };
+            await countOrRefuse(fromAddress, addressKey, addressLimit, `failed ${fieldName} attempts for this email from your address`, counted);
             try {
-              await consumeOrRefuse(overall, overallKey, args, `failed ${fieldName} attempts for this email`);
+              await countOrRefuse(overall, `${email}:${typeName}.${fieldName}`, args, `failed ${fieldName} attempts for this email`, counted);
             } catch (error) {
-              // Refused without an attempt: that is no failure of this address.
-              fromAddress.reward(addressKey, 1).catch(() => undefined);
+              refund(); // refused before any attempt: no failure of this address
               throw error;
             }
-            const result: unknown = await resolve(source, fieldArgs, context, info);
-            // Not awaited: the caller need not wait for the refunds; a lost one only errs strict.
-            fromAddress.reward(addressKey, 1).catch(() => undefined);
-            overall.reward(overallKey, 1).catch(() => undefined);
-            return result;
+            try {
+              const result: unknown = await resolve(source, fieldArgs, context, info);
+              refund();
+              return result;
+            } catch (error) {
+              // Refused by another limit (per IP) before the password was looked at: no failure either.
+              if (error instanceof AppError && error.code === ErrorCode.RATE_LIMITED) refund();
+              throw error;
+            }
           },
         };
       },
     });
 }
 
-async function consumeOrRefuse(limiter: RateLimiterAbstract, key: string, args: RateLimitArgs, what: string): Promise<void> {
+interface Counted {
+  limiter: RateLimiterAbstract;
+  key: string;
+}
+
+/**
+ * Takes a point, remembering it in `counted` only when one was really taken: under the open
+ * failure policy an unreachable Redis admits the call without taking one, and refunding that
+ * would credit the count below zero once Redis is back.
+ */
+async function countOrRefuse(limiter: RateLimiterAbstract, key: string, args: RateLimitArgs, what: string, counted: Counted[]): Promise<void> {
   try {
-    await limiter.consume(key);
+    const taken = await limiter.consume(key);
+    if (taken.consumedPoints > 0) counted.push({ limiter, key });
   } catch (error) {
     if (error instanceof RateLimiterRes) throw rateLimitedError(error, args, what);
     throw error;
