@@ -204,7 +204,7 @@ function createServices(
       sessionCache,
     }),
     members: new MemberService({ platform, passwords, sessionCache }),
-    invitations: new InvitationService({ platform, passwords }),
+    invitations: new InvitationService({ platform, passwords, sessionCache }),
     provisioner: new TenantProvisioner({ ...tenantSchemas, passwords }),
     migrations: new TenantMigrationRunner({ ...tenantSchemas, defaultConcurrency: config.migrateConcurrency }),
     lifecycle: new TenantLifecycle({ platform, directory, tenantClients }),

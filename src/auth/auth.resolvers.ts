@@ -41,7 +41,7 @@ export const authResolvers: Resolvers = {
     revokeInvitation: async (_root, { id }, ctx) => ({
       revokedId: await ctx.services.invitations.revoke(memberPrincipal(ctx), id),
     }),
-    acceptInvitation: (_root, { code }, ctx) => ctx.services.invitations.accept(memberPrincipal(ctx), code),
+    acceptInvitation: (_root, { input }, ctx) => ctx.services.invitations.accept(memberPrincipal(ctx), input),
     joinByInvitation: async (_root, { input }, ctx) => {
       const joined = await ctx.services.invitations.join(input);
       // The ordinary sign-in, so the session is exactly what `login` would have started.

@@ -1,11 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { PlatformDatabase } from '../database/platform-database';
+import type { Invitation, TenantStatus } from '../generated/prisma/platform/client';
 import { uniqueViolationFields } from '../database/prisma-errors';
 import { isUuid } from '../database/uuid';
-import { assertNoNul, badInput, conflict, forbidden, notFound } from '../errors/app-error';
-import { assertMayGrant, parseEmail } from './member-service';
+import { assertNoNul, badInput, conflict, notFound } from '../errors/app-error';
+import { assertMayGrant, parseEmail, type Transaction } from './member-service';
 import { assertAcceptablePassword, type PasswordHasher } from './passwords';
 import type { MemberPrincipal, MemberRole } from './principal';
+import { assertTenantServes } from './session-service';
+import type { SessionStateCache } from './session-state-cache';
 
 export interface InvitationModel {
   id: string;
@@ -20,6 +23,8 @@ export const INVITATION_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 
 const INVITATION_CODE_PREFIX = 'inv_';
 
+type OpenInvitation = Invitation & { tenant: { slug: string; status: TenantStatus } };
+
 const hashCode = (code: string) => createHash('sha256').update(code).digest('hex');
 
 /**
@@ -31,7 +36,7 @@ const hashCode = (code: string) => createHash('sha256').update(code).digest('hex
  * chosen on joining). See docs/decisions/0005-invitations.md.
  */
 export class InvitationService {
-  constructor(private readonly deps: { platform: PlatformDatabase; passwords: PasswordHasher }) {}
+  constructor(private readonly deps: { platform: PlatformDatabase; passwords: PasswordHasher; sessionCache: SessionStateCache }) {}
 
   async invite(actor: MemberPrincipal, input: { email: string; role: MemberRole }): Promise<{ invitation: InvitationModel; code: string }> {
     const email = parseEmail(input.email);
@@ -77,34 +82,49 @@ export class InvitationService {
     return id;
   }
 
-  /** Turns the invitation whose code this is, addressed to the caller, into a membership, once. */
-  async accept(actor: MemberPrincipal, code: string): Promise<{ tenantSlug: string; role: MemberRole }> {
-    return this.deps.platform.prisma.$transaction(async (tx) => {
-      // The share lock orders this against removeMember deleting the account with its last
-      // membership: waiting for it, we then find no account (NOT_FOUND) instead of inserting a
-      // membership for a deleted user; holding it, removal sees the new membership and keeps the account.
-      const [account] = await tx.$queryRaw<{ email: string; passwordChosenAt: Date | null }[]>`
-        SELECT "email", "passwordChosenAt" FROM platform."User" WHERE "id" = ${actor.userId}::uuid FOR SHARE`;
-      if (!account) throw notFound('Account');
-      const invitation = await tx.invitation.findFirst({
-        where: { codeHash: hashCode(code), email: account.email, expiresAt: { gt: new Date() } },
-        include: { tenant: { select: { slug: true } } },
-      });
-      if (!invitation) throw notFound('Invitation');
-      if (!account.passwordChosenAt) {
-        throw forbidden('Choose your own password with changePassword first: an administrator set the current one, and knows it');
-      }
-      // Deleting first makes two concurrent accepts serialise on the row: the second deletes nothing.
-      const { count } = await tx.invitation.deleteMany({ where: { id: invitation.id } });
-      if (count === 0) throw notFound('Invitation');
+  /**
+   * Turns the invitation whose code this is, addressed to the caller, into a membership, once,
+   * and gives the account `newPassword`, signing out its other sessions: whoever knew the old
+   * password (the admin who created the account, say) does not follow the person into this tenant.
+   */
+  async accept(
+    actor: MemberPrincipal,
+    input: { code: string; newPassword: string },
+  ): Promise<{ tenantSlug: string; role: MemberRole; signedOutSessions: number }> {
+    const { prisma } = this.deps.platform;
+    const account = await prisma.user.findUnique({ where: { id: actor.userId }, select: { email: true, passwordHash: true } });
+    if (!account) throw notFound('Account');
+    const invitation = await this.findOpen(input.code, account.email);
+    assertAcceptablePassword(input.newPassword, 'newPassword');
+    if (await this.deps.passwords.verify(input.newPassword, account.passwordHash)) {
+      throw badInput('newPassword must differ from your current password', 'newPassword');
+    }
+    const passwordHash = await this.deps.passwords.hash(input.newPassword);
+    const signedOut = await prisma.$transaction(async (tx) => {
+      // The account row first, in the order removeMember and changePassword take it: waiting on
+      // a removal that deletes the account, we then find none (NOT_FOUND) instead of inserting a
+      // membership for a deleted user; holding it, removal sees the new membership.
+      const [locked] = await tx.$queryRaw<{ passwordHash: string }[]>`
+        SELECT "passwordHash" FROM platform."User" WHERE "id" = ${actor.userId}::uuid FOR UPDATE`;
+      if (!locked) throw notFound('Account');
+      if (locked.passwordHash !== account.passwordHash) throw conflict('Your password changed meanwhile; try again', 'newPassword');
+      await this.consume(tx, invitation);
       try {
         await tx.membership.create({ data: { userId: actor.userId, tenantId: invitation.tenantId, role: invitation.role } });
       } catch (error) {
         if (uniqueViolationFields(error)) throw conflict('You are already a member of this tenant', 'code');
         throw error;
       }
-      return { tenantSlug: invitation.tenant.slug, role: invitation.role };
+      await tx.user.update({ where: { id: actor.userId }, data: { passwordHash } });
+      const others = await tx.session.findMany({ where: { userId: actor.userId, revokedAt: null, NOT: { id: actor.sessionId } }, select: { id: true } });
+      await tx.session.updateMany({
+        where: { id: { in: others.map((session) => session.id) } },
+        data: { revokedAt: new Date(), revokedReason: 'password set on accepting an invitation' },
+      });
+      return others.map((session) => session.id);
     });
+    for (const sessionId of signedOut) this.deps.sessionCache.invalidateSession(sessionId);
+    return { tenantSlug: invitation.tenant.slug, role: invitation.role, signedOutSessions: signedOut.length };
   }
 
   /**
@@ -118,27 +138,15 @@ export class InvitationService {
     assertNoNul(name, 'name');
     assertAcceptablePassword(input.password);
     const { prisma } = this.deps.platform;
-    const invitation = await prisma.invitation.findFirst({
-      where: { codeHash: hashCode(input.code), expiresAt: { gt: new Date() } },
-      include: { tenant: { select: { slug: true } } },
-    });
-    if (!invitation) throw notFound('Invitation');
+    const invitation = await this.findOpen(input.code);
     const hasAccount = () => conflict('This email already has an account: sign in with it and call acceptInvitation', 'code');
     if (await prisma.user.findUnique({ where: { email: invitation.email }, select: { id: true } })) throw hasAccount();
     const passwordHash = await this.deps.passwords.hash(input.password);
     try {
       await prisma.$transaction(async (tx) => {
-        // Deleting first makes two concurrent joins (or a join and an accept) serialise on the row.
-        const { count } = await tx.invitation.deleteMany({ where: { id: invitation.id } });
-        if (count === 0) throw notFound('Invitation');
+        await this.consume(tx, invitation);
         await tx.user.create({
-          data: {
-            email: invitation.email,
-            name,
-            passwordHash,
-            passwordChosenAt: new Date(),
-            memberships: { create: { tenantId: invitation.tenantId, role: invitation.role } },
-          },
+          data: { email: invitation.email, name, passwordHash, memberships: { create: { tenantId: invitation.tenantId, role: invitation.role } } },
         });
       });
     } catch (error) {
@@ -152,9 +160,32 @@ export class InvitationService {
   async decline(actor: MemberPrincipal, code: string): Promise<string> {
     const email = await this.emailOf(actor);
     const { prisma } = this.deps.platform;
-    const invitation = await prisma.invitation.findFirst({ where: { codeHash: hashCode(code), email }, select: { id: true } });
-    if (!invitation || (await prisma.invitation.deleteMany({ where: { id: invitation.id } })).count === 0) throw notFound('Invitation');
+    const codeHash = hashCode(code);
+    const invitation = await prisma.invitation.findFirst({ where: { codeHash, email }, select: { id: true } });
+    if (!invitation || (await prisma.invitation.deleteMany({ where: { id: invitation.id, codeHash } })).count === 0) throw notFound('Invitation');
     return invitation.id;
+  }
+
+  /** The unexpired invitation with this code (addressed to `email`, if given) of a tenant that serves. */
+  private async findOpen(code: string, email?: string): Promise<OpenInvitation> {
+    const invitation = await this.deps.platform.prisma.invitation.findFirst({
+      where: { codeHash: hashCode(code), ...(email === undefined ? {} : { email }), expiresAt: { gt: new Date() } },
+      include: { tenant: { select: { slug: true, status: true } } },
+    });
+    if (!invitation) throw notFound('Invitation');
+    // Before the code is spent: refused now, it still works once the tenant is reactivated.
+    assertTenantServes(invitation.tenant);
+    return invitation;
+  }
+
+  /**
+   * Deletes the invitation, matching its code too: inviting the same email again rewrites the row
+   * with a new code (and maybe another role), and a call holding the old code must not take that.
+   * Deleting first also makes two concurrent takers serialise on the row: the second deletes nothing.
+   */
+  private async consume(tx: Transaction, invitation: OpenInvitation): Promise<void> {
+    const { count } = await tx.invitation.deleteMany({ where: { id: invitation.id, codeHash: invitation.codeHash, expiresAt: { gt: new Date() } } });
+    if (count === 0) throw notFound('Invitation');
   }
 
   private async emailOf(actor: MemberPrincipal): Promise<string> {

@@ -166,4 +166,4 @@ export class MemberService {
   }
 }
 
-type Transaction = Parameters<Parameters<PlatformDatabase['prisma']['$transaction']>[0]>[0];
+export type Transaction = Parameters<Parameters<PlatformDatabase['prisma']['$transaction']>[0]>[0];

@@ -32,7 +32,7 @@ const invalidCredentials = () =>
 const invalidRefreshToken = () =>
   new AppError(ErrorCode.UNAUTHENTICATED, 'Invalid or expired refresh token', { httpStatus: 401 });
 
-export function assertTenantServes(tenant: TenantRecord): void {
+export function assertTenantServes(tenant: Pick<TenantRecord, 'slug' | 'status'>): void {
   if (tenant.status === 'ACTIVE') return;
   if (tenant.status === 'SUSPENDED') {
     throw new AppError(ErrorCode.TENANT_SUSPENDED, `Tenant "${tenant.slug}" is suspended`, { httpStatus: 403 });
@@ -156,7 +156,7 @@ export class SessionService {
       if (locked.passwordHash !== account.passwordHash) throw badInput('currentPassword is not your current password', 'currentPassword');
       const caller = await tx.session.findUnique({ where: { id: who.sessionId }, select: { revokedAt: true } });
       if (!caller || caller.revokedAt) throw new AppError(ErrorCode.UNAUTHENTICATED, 'Session has ended', { httpStatus: 401 });
-      if ('userId' in who) await tx.user.update({ where: { id: who.userId }, data: { passwordHash, passwordChosenAt: new Date() } });
+      if ('userId' in who) await tx.user.update({ where: { id: who.userId }, data: { passwordHash } });
       else await tx.platformAdmin.update({ where: { id: who.adminId }, data: { passwordHash } });
       const live = await tx.session.findMany({ where: { ...sessionsOfAccount, revokedAt: null, NOT: { id: who.sessionId } }, select: { id: true } });
       await tx.session.updateMany({

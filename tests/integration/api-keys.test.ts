@@ -357,7 +357,12 @@ describe("a key's role is its ceiling", () => {
           }),
         ],
         ['revokeInvitation', key.request(graphql(`mutation ApiKeysRevokeInvitation($id: ID!) { revokeInvitation(id: $id) { revokedId } }`), { id: ownerId })],
-        ['acceptInvitation', key.request(graphql(`mutation ApiKeysAcceptInvitation($code: String!) { acceptInvitation(code: $code) { role } }`), { code: 'inv_x' })],
+        [
+          'acceptInvitation',
+          key.request(graphql(`mutation ApiKeysAcceptInvitation($input: AcceptInvitationInput!) { acceptInvitation(input: $input) { role } }`), {
+            input: { code: 'inv_x', newPassword: 'sneaky-password' },
+          }),
+        ],
         ['declineInvitation', key.request(graphql(`mutation ApiKeysDeclineInvitation($code: String!) { declineInvitation(code: $code) { declinedId } }`), { code: 'inv_x' })],
       ];
       for (const [field, request] of refused) {

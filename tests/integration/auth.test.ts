@@ -50,7 +50,7 @@ const UPDATE_ROLE = graphql(`mutation UpdateRole($userId: ID!, $role: Role!) { u
 const REMOVE_MEMBER = graphql(`mutation RemoveMember($userId: ID!) { removeMember(userId: $userId) { removedUserId } }`);
 const INVITE = graphql(`mutation InviteMember($input: InviteMemberInput!) { inviteMember(input: $input) { invitation { id email role invitedAt expiresAt } code } }`);
 const INVITATIONS = graphql(`query Invitations { invitations { id email role invitedAt expiresAt } }`);
-const ACCEPT = graphql(`mutation AcceptInvitation($code: String!) { acceptInvitation(code: $code) { tenantSlug role } }`);
+const ACCEPT = graphql(`mutation AcceptInvitation($input: AcceptInvitationInput!) { acceptInvitation(input: $input) { tenantSlug role signedOutSessions } }`);
 const DECLINE = graphql(`mutation DeclineInvitation($code: String!) { declineInvitation(code: $code) { declinedId } }`);
 const JOIN = graphql(`mutation JoinByInvitation($input: JoinByInvitationInput!) { joinByInvitation(input: $input) { accessToken refreshToken expiresAt } }`);
 const REVOKE_INVITATION = graphql(`mutation RevokeInvitation($id: ID!) { revokeInvitation(id: $id) { revokedId } }`);
@@ -112,14 +112,16 @@ async function newMember(
   return { id: member.id, email, client: app.bearer(tokens.accessToken), tokens };
 }
 
-/** A password the account holder chose (changePassword), which accepting an invitation needs. */
-const OWN_PASSWORD = 'chosen-by-the-holder-1';
+/** The password an invitee sets on accepting an invitation (accepting always sets a new one). */
+const OWN_PASSWORD = 'set-on-accepting-1';
 
-/** `member` chooses their own password (OWN_PASSWORD) and joins `fixture` as `role` by invitation. */
+/** `client` accepts the invitation with `code`, setting OWN_PASSWORD (or `newPassword`). */
+const accept = (client: GraphQLClient, code: string, newPassword = OWN_PASSWORD) => client.request(ACCEPT, { input: { code, newPassword } });
+
+/** `member` joins `fixture` as `role` by invitation, and so now signs in with OWN_PASSWORD. */
 async function joinByInvitation(member: { email: string; client: GraphQLClient }, fixture: TenantFixture, role: Role): Promise<void> {
-  await changePassword(member.client, PASSWORD, OWN_PASSWORD);
   const { code } = await invite(fixture.owner, member.email, role);
-  expect((await member.client.request(ACCEPT, { code })).acceptInvitation).toEqual({ tenantSlug: fixture.slug, role });
+  expect((await accept(member.client, code)).acceptInvitation).toMatchObject({ tenantSlug: fixture.slug, role });
 }
 
 /** The single error of a failing request: code, message, field and HTTP status. */
@@ -503,15 +505,12 @@ describe('members', () => {
 describe('invitations', () => {
   const DAY = 24 * 60 * 60 * 1000;
 
-  /** A member of the other tenant who has chosen their own password: someone an invitation can reach. */
-  async function invitee(label: string) {
-    const member = await newMember(otherTenant, 'MEMBER', label);
-    await changePassword(member.client, PASSWORD, OWN_PASSWORD);
-    return member;
-  }
+  /** A member of the other tenant: someone an invitation can reach. */
+  const invitee = (label: string) => newMember(otherTenant, 'MEMBER', label);
 
-  it('name an email only; the addressee accepts with the code and signs in with their own password', async () => {
+  it('name an email only; the addressee accepts with the code, sets a new password and signs in with it', async () => {
     const person = await invitee('invitee');
+    const secondDevice = await login(otherTenant.slug, person.email, PASSWORD);
     const before = Date.now();
     const invitation = await invite(tenant.owner, ` ${person.email.toUpperCase()} `, 'MANAGER');
     expect(invitation).toEqual({
@@ -530,17 +529,20 @@ describe('invitations', () => {
     expect(JSON.stringify(stored.rows)).not.toContain(invitation.code.slice(4));
     // Pending: not a member, cannot sign in to the inviting tenant.
     expect((await members(tenant.owner)).some((member) => member.email === person.email)).toBe(false);
-    expect(await errorCode(login(tenant.slug, person.email, OWN_PASSWORD))).toBe('UNAUTHENTICATED');
+    expect(await errorCode(login(tenant.slug, person.email, PASSWORD))).toBe('UNAUTHENTICATED');
 
-    expect((await person.client.request(ACCEPT, { code: invitation.code })).acceptInvitation).toEqual({ tenantSlug: tenant.slug, role: 'MANAGER' });
+    expect((await accept(person.client, invitation.code)).acceptInvitation).toEqual({ tenantSlug: tenant.slug, role: 'MANAGER', signedOutSessions: 1 });
 
     const joined = await login(tenant.slug, person.email, OWN_PASSWORD);
     expect(await me(app.bearer(joined.accessToken))).toMatchObject({ id: person.id, role: 'MANAGER', tenant: { id: tenant.id } });
+    // The session that accepted lives on; the account's other sessions and its old password do not.
     expect((await me(person.client)).role).toBe('MEMBER');
+    expect(await errorCode(refresh(secondDevice.refreshToken))).toBe('UNAUTHENTICATED');
+    for (const slug of [tenant.slug, otherTenant.slug]) expect(await errorCode(login(slug, person.email, PASSWORD))).toBe('UNAUTHENTICATED');
     expect((await members(tenant.owner)).find((member) => member.id === person.id)).toMatchObject({ name: 'invitee person', role: 'MANAGER' });
     // Used up.
     expect(await invitationIds(tenant.owner)).not.toContain(invitation.id);
-    expect(await failure(person.client.request(ACCEPT, { code: invitation.code }))).toMatchObject({ code: 'NOT_FOUND' });
+    expect(await failure(accept(person.client, invitation.code, 'yet-another-password'))).toMatchObject({ code: 'NOT_FOUND' });
     // Removed from the inviting tenant, the account lives on at home.
     await removeMember(tenant.owner, person.id);
     expect((await me(app.bearer((await login(otherTenant.slug, person.email, OWN_PASSWORD)).accessToken))).role).toBe('MEMBER');
@@ -552,42 +554,41 @@ describe('invitations', () => {
     const address = newEmail('cfo');
     await addMember(otherTenant.owner, { email: address, name: 'Squatter', password: PASSWORD, role: 'VIEWER' });
     const squatter = app.bearer((await login(otherTenant.slug, address, PASSWORD)).accessToken);
-    await changePassword(squatter, PASSWORD, OWN_PASSWORD);
     const invitation = await invite(tenant.owner, address, 'ADMIN');
     for (const code of ['inv_guess', invitation.code.slice(0, -1) + (invitation.code.endsWith('A') ? 'B' : 'A'), '']) {
-      expect(await failure(squatter.request(ACCEPT, { code }))).toMatchObject({ code: 'NOT_FOUND', status: 200 });
+      expect(await failure(accept(squatter, code))).toMatchObject({ code: 'NOT_FOUND', status: 200 });
       expect(await failure(squatter.request(DECLINE, { code }))).toMatchObject({ code: 'NOT_FOUND', status: 200 });
     }
+    expect(await errorCode(login(tenant.slug, address, PASSWORD))).toBe('UNAUTHENTICATED');
     expect(await errorCode(login(tenant.slug, address, OWN_PASSWORD))).toBe('UNAUTHENTICATED');
     expect(await invitationIds(tenant.owner)).toContain(invitation.id);
+    // Nothing about the account changed either: the squatter still signs in where they were.
+    expect((await login(otherTenant.slug, address, PASSWORD)).accessToken).toEqual(expect.any(String));
   });
 
-  it('an account whose password an administrator set must choose its own before accepting (FORBIDDEN), then may', async () => {
-    const person = await newMember(otherTenant, 'MEMBER', 'admin-set');
+  it('refuses a new password that is too short or the current one, and then nothing changes', async () => {
+    const person = await invitee('same-password');
     const invitation = await invite(tenant.owner, person.email, 'MEMBER');
-    const refused = await failure(person.client.request(ACCEPT, { code: invitation.code }));
-    expect(refused).toMatchObject({ code: 'FORBIDDEN', status: 200 });
-    expect(refused.message).toContain('changePassword');
+    expect(await failure(accept(person.client, invitation.code, PASSWORD))).toMatchObject({ code: 'BAD_USER_INPUT', field: 'newPassword' });
+    expect(await failure(accept(person.client, invitation.code, 'short'))).toMatchObject({ code: 'BAD_USER_INPUT', field: 'newPassword' });
     expect(await invitationIds(tenant.owner)).toContain(invitation.id);
     expect(await errorCode(login(tenant.slug, person.email, PASSWORD))).toBe('UNAUTHENTICATED');
-
-    await changePassword(person.client, PASSWORD, OWN_PASSWORD);
-    expect((await person.client.request(ACCEPT, { code: invitation.code })).acceptInvitation.role).toBe('MEMBER');
+    expect((await login(otherTenant.slug, person.email, PASSWORD)).accessToken).toEqual(expect.any(String));
+    expect((await accept(person.client, invitation.code)).acceptInvitation.role).toBe('MEMBER');
   });
 
   it('the code works only for the addressee', async () => {
     const person = await invitee('addressee');
     const bystander = await newMember(otherTenant, 'ADMIN', 'bystander');
-    await changePassword(bystander.client, PASSWORD, OWN_PASSWORD);
     const invitation = await invite(tenant.owner, person.email, 'VIEWER');
-    for (const request of [ACCEPT, DECLINE]) {
-      for (const client of [bystander.client, otherTenant.owner, tenant.owner]) {
-        expect(await failure(client.request(request, { code: invitation.code }))).toMatchObject({ code: 'NOT_FOUND', status: 200 });
-      }
+    for (const client of [bystander.client, otherTenant.owner, tenant.owner]) {
+      expect(await failure(accept(client, invitation.code))).toMatchObject({ code: 'NOT_FOUND', status: 200 });
+      expect(await failure(client.request(DECLINE, { code: invitation.code }))).toMatchObject({ code: 'NOT_FOUND', status: 200 });
     }
     expect(await invitationIds(tenant.owner)).toContain(invitation.id);
-    expect(await errorCode(login(tenant.slug, bystander.email, OWN_PASSWORD))).toBe('UNAUTHENTICATED');
-    expect((await person.client.request(ACCEPT, { code: invitation.code })).acceptInvitation.role).toBe('VIEWER');
+    expect(await errorCode(login(tenant.slug, bystander.email, PASSWORD))).toBe('UNAUTHENTICATED');
+    expect((await login(otherTenant.slug, bystander.email, PASSWORD)).accessToken).toEqual(expect.any(String));
+    expect((await accept(person.client, invitation.code)).acceptInvitation.role).toBe('VIEWER');
   });
 
   it('declined or revoked, it is gone and its code no longer works', async () => {
@@ -595,15 +596,16 @@ describe('invitations', () => {
     const declined = await invite(tenant.owner, person.email, 'MEMBER');
     expect((await person.client.request(DECLINE, { code: declined.code })).declineInvitation.declinedId).toBe(declined.id);
     expect(await invitationIds(tenant.owner)).not.toContain(declined.id);
-    expect(await errorCode(person.client.request(ACCEPT, { code: declined.code }))).toBe('NOT_FOUND');
+    expect(await errorCode(accept(person.client, declined.code))).toBe('NOT_FOUND');
 
     const revoked = await invite(tenant.owner, person.email, 'MEMBER');
     expect((await tenant.owner.request(REVOKE_INVITATION, { id: revoked.id })).revokeInvitation.revokedId).toBe(revoked.id);
-    expect(await errorCode(person.client.request(ACCEPT, { code: revoked.code }))).toBe('NOT_FOUND');
+    expect(await errorCode(accept(person.client, revoked.code))).toBe('NOT_FOUND');
     expect(await errorCode(person.client.request(DECLINE, { code: revoked.code }))).toBe('NOT_FOUND');
     expect(await errorCode(tenant.owner.request(REVOKE_INVITATION, { id: revoked.id }))).toBe('NOT_FOUND');
     expect(await errorCode(tenant.owner.request(REVOKE_INVITATION, { id: 'garbage' }))).toBe('NOT_FOUND');
-    expect(await errorCode(login(tenant.slug, person.email, OWN_PASSWORD))).toBe('UNAUTHENTICATED');
+    expect(await errorCode(login(tenant.slug, person.email, PASSWORD))).toBe('UNAUTHENTICATED');
+    expect((await login(otherTenant.slug, person.email, PASSWORD)).accessToken).toEqual(expect.any(String));
   });
 
   it('inviting the same email again replaces the offer: one invitation, the new role, a fresh expiry, a new code', async () => {
@@ -616,26 +618,62 @@ describe('invitations', () => {
     const listed = (await tenant.owner.request(INVITATIONS)).invitations.filter((invitation) => invitation.email === person.email);
     const { code: _code, ...secondListed } = second;
     expect(listed).toEqual([secondListed]);
-    expect(await errorCode(person.client.request(ACCEPT, { code: first.code }))).toBe('NOT_FOUND');
-    expect((await person.client.request(ACCEPT, { code: second.code })).acceptInvitation.role).toBe('MEMBER');
+    expect(await errorCode(accept(person.client, first.code))).toBe('NOT_FOUND');
+    expect((await accept(person.client, second.code)).acceptInvitation.role).toBe('MEMBER');
+  });
+
+  it('an old code caught mid-accept by a new invitation of the same email takes nothing (NOT_FOUND); the new code still works', async () => {
+    for (const taker of ['accept', 'join'] as const) {
+      const person = taker === 'accept' ? await invitee(`mid-${taker}`) : { email: newEmail(`mid-${taker}`), client: app.client() };
+      const old = await invite(tenant.owner, person.email, 'ADMIN');
+      // Hold the invitation row, let the taker find it by the old code and wait on the row, then
+      // re-invite as VIEWER underneath it (what inviteMember writes: a new code, a new role).
+      const holder = await app.server.services.platform.pool.connect();
+      let renewed: Awaited<ReturnType<typeof invite>> | undefined;
+      try {
+        await holder.query('BEGIN');
+        await holder.query('SELECT 1 FROM platform."Invitation" WHERE id = $1 FOR UPDATE', [old.id]);
+        const holderPid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+        const taking = failure(
+          taker === 'accept'
+            ? accept(person.client, old.code)
+            : app.client().request(JOIN, { input: { code: old.code, name: 'Mid Join', password: OWN_PASSWORD } }),
+        );
+        await eventually(async () => {
+          const waiting = await app.server.services.platform.pool.query('SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [holderPid]);
+          return waiting.rowCount === 1 ? true : undefined;
+        }, 10_000, 20);
+        await holder.query(`UPDATE platform."Invitation" SET "codeHash" = 'rewritten', role = 'VIEWER' WHERE id = $1`, [old.id]);
+        await holder.query('COMMIT');
+        expect({ taker, outcome: await taking }).toMatchObject({ taker, outcome: { code: 'NOT_FOUND' } });
+        renewed = await invite(tenant.owner, person.email, 'VIEWER');
+      } finally {
+        holder.release();
+      }
+      expect(await errorCode(login(tenant.slug, person.email, OWN_PASSWORD))).toBe('UNAUTHENTICATED');
+      const taken =
+        taker === 'accept'
+          ? (await accept(person.client, renewed.code)).acceptInvitation.role
+          : (await me(app.bearer((await app.client().request(JOIN, { input: { code: renewed.code, name: 'Mid Join', password: OWN_PASSWORD } })).joinByInvitation.accessToken))).role;
+      expect({ taker, taken }).toEqual({ taker, taken: 'VIEWER' });
+    }
   });
 
   it('two concurrent invitations of one email leave one offer, whose code is the last one issued', async () => {
     const person = await invitee('twice');
     const offers = await Promise.all([invite(tenant.owner, person.email, 'VIEWER'), invite(tenant.owner, person.email, 'VIEWER')]);
     expect(new Set(offers.map((offer) => offer.id)).size).toBe(1);
-    const outcomes = await Promise.allSettled(offers.map((offer) => person.client.request(ACCEPT, { code: offer.code })));
+    const outcomes = await Promise.allSettled(offers.map((offer) => accept(person.client, offer.code)));
     expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(1);
   });
 
-  it('to an email with no account looks the same and waits: the account created later can accept it', async () => {
+  it('to an email whose account is created later, the same code can be accepted then', async () => {
     const email = newEmail('future');
     const invitation = await invite(tenant.owner, email, 'VIEWER');
     expect(Object.keys(invitation).sort()).toEqual(['code', 'email', 'expiresAt', 'id', 'invitedAt', 'role']);
     await addMember(otherTenant.owner, { email, name: 'Future Person', password: PASSWORD, role: 'VIEWER' });
     const client = app.bearer((await login(otherTenant.slug, email, PASSWORD)).accessToken);
-    await changePassword(client, PASSWORD, OWN_PASSWORD);
-    expect((await client.request(ACCEPT, { code: invitation.code })).acceptInvitation).toEqual({ tenantSlug: tenant.slug, role: 'VIEWER' });
+    expect((await accept(client, invitation.code)).acceptInvitation).toEqual({ tenantSlug: tenant.slug, role: 'VIEWER', signedOutSessions: 0 });
   });
 
   it('someone with no account joins with the code, their own name and password, and is signed in to the tenant', async () => {
@@ -648,9 +686,9 @@ describe('invitations', () => {
     expect((await login(tenant.slug, email, OWN_PASSWORD)).accessToken).toEqual(expect.any(String));
     expect(await invitationIds(tenant.owner)).not.toContain(invitation.id);
     expect(await errorCode(app.client().request(JOIN, { input: { code: invitation.code, name: 'Again', password: OWN_PASSWORD } }))).toBe('NOT_FOUND');
-    // The password is their own, so a second tenant's invitation can be accepted at once.
+    // A second tenant's invitation is accepted the usual way.
     const elsewhere = await invite(otherTenant.owner, email, 'VIEWER');
-    expect((await newcomer.request(ACCEPT, { code: elsewhere.code })).acceptInvitation).toEqual({ tenantSlug: otherTenant.slug, role: 'VIEWER' });
+    expect((await accept(newcomer, elsewhere.code, 'another-own-password')).acceptInvitation).toMatchObject({ tenantSlug: otherTenant.slug, role: 'VIEWER' });
   });
 
   it('joining is refused for an email that has an account (CONFLICT), a wrong or expired code (NOT_FOUND) and bad input, creating nothing', async () => {
@@ -688,7 +726,7 @@ describe('invitations', () => {
     const invitation = await invite(tenant.owner, person.email, 'VIEWER');
     await app.server.services.platform.pool.query(`UPDATE platform."Invitation" SET "expiresAt" = now() - interval '1 second' WHERE id = $1`, [invitation.id]);
     expect(await invitationIds(tenant.owner)).not.toContain(invitation.id);
-    expect(await errorCode(person.client.request(ACCEPT, { code: invitation.code }))).toBe('NOT_FOUND');
+    expect(await errorCode(accept(person.client, invitation.code))).toBe('NOT_FOUND');
     expect(await errorCode(login(tenant.slug, person.email, OWN_PASSWORD))).toBe('UNAUTHENTICATED');
     // The tenant's next invitation sweeps it away.
     await invite(tenant.owner, newEmail('sweeper'), 'VIEWER');
@@ -706,7 +744,7 @@ describe('invitations', () => {
       await remover.query('BEGIN');
       await remover.query('SELECT 1 FROM platform."User" WHERE id = $1 FOR UPDATE', [person.id]);
       const removerPid = (await remover.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-      const accepting = failure(person.client.request(ACCEPT, { code: invitation.code }));
+      const accepting = failure(accept(person.client, invitation.code));
       await eventually(async () => {
         const waiting = await app.server.services.platform.pool.query('SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [removerPid]);
         return waiting.rowCount === 1 ? true : undefined;
@@ -724,12 +762,33 @@ describe('invitations', () => {
     expect(await invitationIds(tenant.owner)).toContain(invitation.id);
   });
 
+  it("of a suspended tenant: TENANT_SUSPENDED, and the code still works once it is reactivated", async () => {
+    const paused = await app.createTenant(undefined, 'ENTERPRISE');
+    const person = await invitee('paused');
+    const forMember = await invite(paused.owner, person.email, 'VIEWER');
+    const newcomerEmail = newEmail('paused-newcomer');
+    const forNewcomer = await invite(paused.owner, newcomerEmail, 'VIEWER');
+    const admin = await app.admin();
+    const SUSPEND = graphql(`mutation AuthSuspendTenant($id: ID!) { suspendTenant(id: $id) { tenant { status } } }`);
+    const REACTIVATE = graphql(`mutation AuthReactivateTenant($id: ID!) { reactivateTenant(id: $id) { tenant { status } } }`);
+    await admin.request(SUSPEND, { id: paused.id });
+    const join = () => app.client().request(JOIN, { input: { code: forNewcomer.code, name: 'Paused Newcomer', password: OWN_PASSWORD } });
+    expect(await failure(accept(person.client, forMember.code))).toMatchObject({ code: 'TENANT_SUSPENDED' });
+    expect(await failure(join())).toMatchObject({ code: 'TENANT_SUSPENDED' });
+    const accounts = await app.server.services.platform.pool.query('SELECT 1 FROM platform."User" WHERE email = $1', [newcomerEmail]);
+    expect(accounts.rowCount).toBe(0);
+
+    await admin.request(REACTIVATE, { id: paused.id });
+    expect((await accept(person.client, forMember.code)).acceptInvitation.tenantSlug).toBe(paused.slug);
+    expect((await join()).joinByInvitation.accessToken).toEqual(expect.any(String));
+  });
+
   it('is refused to platform admins and signed-out callers', async () => {
     const admin = await app.admin();
     const { code } = await invite(tenant.owner, newEmail('for-admin'), 'VIEWER');
-    expect(await errorCode(admin.request(ACCEPT, { code }))).toBe('FORBIDDEN');
+    expect(await errorCode(accept(admin, code))).toBe('FORBIDDEN');
     expect(await errorCode(admin.request(INVITE, { input: { email: newEmail('by-admin'), role: 'VIEWER' } }))).toBe('FORBIDDEN');
-    expect(await errorCode(app.client().request(ACCEPT, { code }))).toBe('UNAUTHENTICATED');
+    expect(await errorCode(accept(app.client(), code))).toBe('UNAUTHENTICATED');
   });
 });
 

@@ -5,8 +5,5 @@ DELETE FROM "Invitation";
 -- AlterTable
 ALTER TABLE "Invitation" ADD COLUMN     "codeHash" TEXT NOT NULL;
 
--- AlterTable
-ALTER TABLE "User" ADD COLUMN     "passwordChosenAt" TIMESTAMPTZ(3);
-
 -- CreateIndex
 CREATE UNIQUE INDEX "Invitation_codeHash_key" ON "Invitation"("codeHash");
