@@ -72,17 +72,16 @@ export class SessionService {
         : null;
     if (!user || !tenant || !passwordOk || !membership) throw invalidCredentials();
     assertTenantServes(tenant);
-    return this.startSession({ userId: user.id, tenantId: tenant.id, role: membership.role });
+    return this.startSession({ userId: user.id, tenantId: tenant.id, role: membership.role }, user.passwordHash, invalidCredentials);
   }
 
   async adminLogin(input: { email: string; password: string }): Promise<AuthPayload> {
     const email = input.email.trim().toLowerCase();
     const admin = storable(email) ? await this.deps.platform.prisma.platformAdmin.findUnique({ where: { email } }) : null;
     const passwordOk = await this.deps.passwords.verify(input.password, admin?.passwordHash);
-    if (!admin || !passwordOk) {
-      throw new AppError(ErrorCode.UNAUTHENTICATED, 'Invalid email or password', { httpStatus: 401 });
-    }
-    return this.startSession({ adminId: admin.id });
+    const invalidAdminCredentials = () => new AppError(ErrorCode.UNAUTHENTICATED, 'Invalid email or password', { httpStatus: 401 });
+    if (!admin || !passwordOk) throw invalidAdminCredentials();
+    return this.startSession({ adminId: admin.id }, admin.passwordHash, invalidAdminCredentials);
   }
 
   async refresh(token: string): Promise<AuthPayload> {
@@ -182,14 +181,29 @@ export class SessionService {
     this.deps.sessionCache.invalidateSession(sessionId);
   }
 
+  /**
+   * Starts a session for an account whose password was just checked against `verifiedHash`.
+   * The account row is share-locked and the hash checked again: a password change (which takes
+   * that row first, then ends the account's sessions) either waits for this session and ends it
+   * too, or commits first, and then the old password starts nothing.
+   */
   private async startSession(
     who: { userId: string; tenantId: string; role: MemberRole } | { adminId: string },
+    verifiedHash: string,
+    refusal: () => AppError,
   ): Promise<AuthPayload> {
-    const session = await this.deps.platform.prisma.session.create({
-      data: {
-        ...('adminId' in who ? { adminId: who.adminId } : { userId: who.userId, tenantId: who.tenantId }),
-        expiresAt: new Date(Date.now() + this.deps.refreshTokenTtlSeconds * 1000),
-      },
+    const session = await this.deps.platform.prisma.$transaction(async (tx) => {
+      const [account] =
+        'adminId' in who
+          ? await tx.$queryRaw<{ passwordHash: string }[]>`SELECT "passwordHash" FROM platform."PlatformAdmin" WHERE "id" = ${who.adminId}::uuid FOR SHARE`
+          : await tx.$queryRaw<{ passwordHash: string }[]>`SELECT "passwordHash" FROM platform."User" WHERE "id" = ${who.userId}::uuid FOR SHARE`;
+      if (account?.passwordHash !== verifiedHash) throw refusal();
+      return tx.session.create({
+        data: {
+          ...('adminId' in who ? { adminId: who.adminId } : { userId: who.userId, tenantId: who.tenantId }),
+          expiresAt: new Date(Date.now() + this.deps.refreshTokenTtlSeconds * 1000),
+        },
+      });
     });
     return this.issueTokens(session.id, 'adminId' in who ? { adminId: who.adminId, role: 'PLATFORM_ADMIN' } : who);
   }

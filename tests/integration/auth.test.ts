@@ -364,6 +364,31 @@ describe('changePassword', () => {
     }
   });
 
+  it('a sign-in with the old password caught by a password change starts no session (UNAUTHENTICATED)', async () => {
+    const user = await newMember(tenant, 'MEMBER', 'caught');
+    // Hold the account row as changePassword does, let the sign-in check the old password and
+    // wait on the row, then put a new password in place underneath it.
+    const changer = await app.server.services.platform.pool.connect();
+    try {
+      await changer.query('BEGIN');
+      await changer.query('SELECT 1 FROM platform."User" WHERE id = $1 FOR UPDATE', [user.id]);
+      const changerPid = (await changer.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      const signingIn = failure(login(tenant.slug, user.email, PASSWORD));
+      await eventually(async () => {
+        const waiting = await app.server.services.platform.pool.query('SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [changerPid]);
+        return waiting.rowCount === 1 ? true : undefined;
+      }, 10_000, 20);
+      await changer.query('UPDATE platform."User" SET "passwordHash" = $2 WHERE id = $1', [user.id, await bcrypt.hash(NEW_PASSWORD, 4)]);
+      await changer.query('COMMIT');
+      expect(await signingIn).toMatchObject({ code: 'UNAUTHENTICATED', status: 401 });
+    } finally {
+      changer.release();
+    }
+    const sessions = await app.server.services.platform.pool.query('SELECT id FROM platform."Session" WHERE "userId" = $1', [user.id]);
+    expect(sessions.rowCount).toBe(1); // newMember's own sign-in, from before
+    expect((await login(tenant.slug, user.email, NEW_PASSWORD)).accessToken).toEqual(expect.any(String));
+  });
+
   it("changes a platform admin's password too", async () => {
     // A second admin, so the shared bootstrap admin's sessions (used by other tests) are untouched.
     const email = newEmail('second-admin');
