@@ -10,7 +10,7 @@ import {
   type TestServer,
 } from '../support/test-server';
 import { graphql } from '../generated';
-import { eventually } from '../support/raw-graphql';
+import { withRowLocked } from '../support/row-lock';
 import type { AddMemberInput, AddMemberMutation, LoginMutation, MeQuery, Role, UpdateRoleMutation } from '../generated/graphql';
 
 /*
@@ -123,6 +123,10 @@ async function joinByInvitation(member: { email: string; client: GraphQLClient }
   const { code } = await invite(fixture.owner, member.email, role);
   expect((await accept(member.client, code)).acceptInvitation).toMatchObject({ tenantSlug: fixture.slug, role });
 }
+
+const platformPool = () => app.server.services.platform.pool;
+/** The account row lock changePassword and removeMember take first. */
+const LOCK_USER = 'SELECT 1 FROM platform."User" WHERE id = $1 FOR UPDATE';
 
 /** The single error of a failing request: code, message, field and HTTP status. */
 async function failure(request: Promise<unknown>): Promise<{ code: string; message: string; field: unknown; status: number }> {
@@ -368,22 +372,14 @@ describe('changePassword', () => {
     const user = await newMember(tenant, 'MEMBER', 'caught');
     // Hold the account row as changePassword does, let the sign-in check the old password and
     // wait on the row, then put a new password in place underneath it.
-    const changer = await app.server.services.platform.pool.connect();
-    try {
-      await changer.query('BEGIN');
-      await changer.query('SELECT 1 FROM platform."User" WHERE id = $1 FOR UPDATE', [user.id]);
-      const changerPid = (await changer.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-      const signingIn = failure(login(tenant.slug, user.email, PASSWORD));
-      await eventually(async () => {
-        const waiting = await app.server.services.platform.pool.query('SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [changerPid]);
-        return waiting.rowCount === 1 ? true : undefined;
-      }, 10_000, 20);
-      await changer.query('UPDATE platform."User" SET "passwordHash" = $2 WHERE id = $1', [user.id, await bcrypt.hash(NEW_PASSWORD, 4)]);
-      await changer.query('COMMIT');
-      expect(await signingIn).toMatchObject({ code: 'UNAUTHENTICATED', status: 401 });
-    } finally {
-      changer.release();
-    }
+    const newHash = await bcrypt.hash(NEW_PASSWORD, 4);
+    const { signingIn } = await withRowLocked(platformPool(), LOCK_USER, [user.id], async (lock) => {
+      const pending = failure(login(tenant.slug, user.email, PASSWORD));
+      await lock.untilSomeoneWaits();
+      await lock.query('UPDATE platform."User" SET "passwordHash" = $2 WHERE id = $1', [user.id, newHash]);
+      return { signingIn: pending };
+    });
+    expect(await signingIn).toMatchObject({ code: 'UNAUTHENTICATED', status: 401 });
     const sessions = await app.server.services.platform.pool.query('SELECT id FROM platform."Session" WHERE "userId" = $1', [user.id]);
     expect(sessions.rowCount).toBe(1); // newMember's own sign-in, from before
     expect((await login(tenant.slug, user.email, NEW_PASSWORD)).accessToken).toEqual(expect.any(String));
@@ -653,28 +649,18 @@ describe('invitations', () => {
       const old = await invite(tenant.owner, person.email, 'ADMIN');
       // Hold the invitation row, let the taker find it by the old code and wait on the row, then
       // re-invite as VIEWER underneath it (what inviteMember writes: a new code, a new role).
-      const holder = await app.server.services.platform.pool.connect();
-      let renewed: Awaited<ReturnType<typeof invite>> | undefined;
-      try {
-        await holder.query('BEGIN');
-        await holder.query('SELECT 1 FROM platform."Invitation" WHERE id = $1 FOR UPDATE', [old.id]);
-        const holderPid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-        const taking = failure(
+      const { taking } = await withRowLocked(platformPool(), 'SELECT 1 FROM platform."Invitation" WHERE id = $1 FOR UPDATE', [old.id], async (lock) => {
+        const pending = failure(
           taker === 'accept'
             ? accept(person.client, old.code)
             : app.client().request(JOIN, { input: { code: old.code, name: 'Mid Join', password: OWN_PASSWORD } }),
         );
-        await eventually(async () => {
-          const waiting = await app.server.services.platform.pool.query('SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [holderPid]);
-          return waiting.rowCount === 1 ? true : undefined;
-        }, 10_000, 20);
-        await holder.query(`UPDATE platform."Invitation" SET "codeHash" = 'rewritten', role = 'VIEWER' WHERE id = $1`, [old.id]);
-        await holder.query('COMMIT');
-        expect({ taker, outcome: await taking }).toMatchObject({ taker, outcome: { code: 'NOT_FOUND' } });
-        renewed = await invite(tenant.owner, person.email, 'VIEWER');
-      } finally {
-        holder.release();
-      }
+        await lock.untilSomeoneWaits();
+        await lock.query(`UPDATE platform."Invitation" SET "codeHash" = 'rewritten', role = 'VIEWER' WHERE id = $1`, [old.id]);
+        return { taking: pending };
+      });
+      expect({ taker, outcome: await taking }).toMatchObject({ taker, outcome: { code: 'NOT_FOUND' } });
+      const renewed = await invite(tenant.owner, person.email, 'VIEWER');
       expect(await errorCode(login(tenant.slug, person.email, OWN_PASSWORD))).toBe('UNAUTHENTICATED');
       const taken =
         taker === 'accept'
@@ -764,23 +750,14 @@ describe('invitations', () => {
     const invitation = await invite(tenant.owner, person.email, 'MEMBER');
     // Play removeMember's closing steps by hand, so the accept can be caught in between: lock the
     // account, let the accept arrive and wait on it, then delete the last membership and the account.
-    const remover = await app.server.services.platform.pool.connect();
-    try {
-      await remover.query('BEGIN');
-      await remover.query('SELECT 1 FROM platform."User" WHERE id = $1 FOR UPDATE', [person.id]);
-      const removerPid = (await remover.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-      const accepting = failure(accept(person.client, invitation.code));
-      await eventually(async () => {
-        const waiting = await app.server.services.platform.pool.query('SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [removerPid]);
-        return waiting.rowCount === 1 ? true : undefined;
-      }, 10_000, 20);
-      await remover.query('DELETE FROM platform."Membership" WHERE "userId" = $1', [person.id]);
-      await remover.query('DELETE FROM platform."User" WHERE id = $1', [person.id]);
-      await remover.query('COMMIT');
-      expect(await accepting).toMatchObject({ code: 'NOT_FOUND', status: 200 });
-    } finally {
-      remover.release();
-    }
+    const { accepting } = await withRowLocked(platformPool(), LOCK_USER, [person.id], async (lock) => {
+      const pending = failure(accept(person.client, invitation.code));
+      await lock.untilSomeoneWaits();
+      await lock.query('DELETE FROM platform."Membership" WHERE "userId" = $1', [person.id]);
+      await lock.query('DELETE FROM platform."User" WHERE id = $1', [person.id]);
+      return { accepting: pending };
+    });
+    expect(await accepting).toMatchObject({ code: 'NOT_FOUND', status: 200 });
     const left = await app.server.services.platform.pool.query('SELECT 1 FROM platform."Membership" WHERE "userId" = $1', [person.id]);
     expect(left.rowCount).toBe(0);
     // The offer was not used up: it is still the tenant's, for whoever registers that email later.
