@@ -1,10 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { PlatformDatabase } from '../database/platform-database';
+import type { PlatformDatabase, PlatformTransaction } from '../database/platform-database';
 import type { Invitation, TenantStatus } from '../generated/prisma/platform/client';
 import { uniqueViolationFields } from '../database/prisma-errors';
 import { isUuid } from '../database/uuid';
-import { assertNoNul, badInput, conflict, notFound } from '../errors/app-error';
-import { assertMayGrant, parseEmail, type Transaction } from './member-service';
+import { AppError, ErrorCode, assertNoNul, badInput, conflict, notFound } from '../errors/app-error';
+import { assertMayGrant, parseEmail } from './member-service';
 import { assertAcceptablePassword, type PasswordHasher } from './passwords';
 import type { MemberPrincipal, MemberRole } from './principal';
 import { assertTenantServes } from './session-service';
@@ -31,9 +31,9 @@ const hashCode = (code: string) => createHash('sha256').update(code).digest('hex
  * Invitations let a tenant admin bring in a person, with an account elsewhere or none yet,
  * without learning anything about any account. Email addresses are not verified (an
  * admin can create an account for any address), so the email alone proves nothing: accepting
- * takes the invitation's code, which the inviter delivers to that mailbox, and a session of the
- * account with that email whose password its holder chose (or, with no account yet, a password
- * chosen on joining). See docs/decisions/0005-invitations.md.
+ * takes the invitation's code, which the inviter delivers to that mailbox, and the account with
+ * that email (signed in, and its current password), which then gets a new password; with no
+ * account yet, joining creates it. See docs/decisions/0005-invitations.md.
  */
 export class InvitationService {
   constructor(private readonly deps: { platform: PlatformDatabase; passwords: PasswordHasher; sessionCache: SessionStateCache }) {}
@@ -89,16 +89,18 @@ export class InvitationService {
    */
   async accept(
     actor: MemberPrincipal,
-    input: { code: string; newPassword: string },
+    input: { code: string; currentPassword: string; newPassword: string },
   ): Promise<{ tenantSlug: string; role: MemberRole; signedOutSessions: number }> {
     const { prisma } = this.deps.platform;
     const account = await prisma.user.findUnique({ where: { id: actor.userId }, select: { email: true, passwordHash: true } });
     if (!account) throw notFound('Account');
     const invitation = await this.findOpen(input.code, account.email);
-    assertAcceptablePassword(input.newPassword, 'newPassword');
-    if (await this.deps.passwords.verify(input.newPassword, account.passwordHash)) {
-      throw badInput('newPassword must differ from your current password', 'newPassword');
+    // Like changePassword: a session alone (a token that leaked) must not be able to set the password.
+    if (!(await this.deps.passwords.verify(input.currentPassword, account.passwordHash))) {
+      throw badInput('currentPassword is not your current password', 'currentPassword');
     }
+    assertAcceptablePassword(input.newPassword, 'newPassword');
+    if (input.newPassword === input.currentPassword) throw badInput('newPassword must differ from your current password', 'newPassword');
     const passwordHash = await this.deps.passwords.hash(input.newPassword);
     const signedOut = await prisma.$transaction(async (tx) => {
       // The account row first, in the order removeMember and changePassword take it: waiting on
@@ -107,7 +109,9 @@ export class InvitationService {
       const [locked] = await tx.$queryRaw<{ passwordHash: string }[]>`
         SELECT "passwordHash" FROM platform."User" WHERE "id" = ${actor.userId}::uuid FOR UPDATE`;
       if (!locked) throw notFound('Account');
-      if (locked.passwordHash !== account.passwordHash) throw conflict('Your password changed meanwhile; try again', 'newPassword');
+      if (locked.passwordHash !== account.passwordHash) throw badInput('currentPassword is not your current password', 'currentPassword');
+      const caller = await tx.session.findUnique({ where: { id: actor.sessionId }, select: { revokedAt: true } });
+      if (!caller || caller.revokedAt) throw new AppError(ErrorCode.UNAUTHENTICATED, 'Session has ended', { httpStatus: 401 });
       await this.consume(tx, invitation);
       try {
         await tx.membership.create({ data: { userId: actor.userId, tenantId: invitation.tenantId, role: invitation.role } });
@@ -183,9 +187,14 @@ export class InvitationService {
    * with a new code (and maybe another role), and a call holding the old code must not take that.
    * Deleting first also makes two concurrent takers serialise on the row: the second deletes nothing.
    */
-  private async consume(tx: Transaction, invitation: OpenInvitation): Promise<void> {
+  private async consume(tx: PlatformTransaction, invitation: OpenInvitation): Promise<void> {
     const { count } = await tx.invitation.deleteMany({ where: { id: invitation.id, codeHash: invitation.codeHash, expiresAt: { gt: new Date() } } });
     if (count === 0) throw notFound('Invitation');
+    // Again under a share lock: a suspension that landed since findOpen waits for this or rolls it back.
+    const [tenant] = await tx.$queryRaw<{ slug: string; status: TenantStatus }[]>`
+      SELECT "slug", "status" FROM platform."Tenant" WHERE "id" = ${invitation.tenantId}::uuid FOR SHARE`;
+    if (!tenant) throw notFound('Invitation');
+    assertTenantServes(tenant);
   }
 
   private async emailOf(actor: MemberPrincipal): Promise<string> {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { PlatformDatabase } from '../database/platform-database';
+import type { PlatformDatabase, PlatformTransaction } from '../database/platform-database';
 import { AppError, ErrorCode, assertNoNul, badInput, conflict, forbidden, notFound } from '../errors/app-error';
 import type { PasswordHasher } from './passwords';
 import { assertAcceptablePassword } from './passwords';
@@ -126,7 +126,7 @@ export class MemberService {
     return userId;
   }
 
-  private async targetMembership(tx: Transaction, actor: MemberPrincipal, userId: string) {
+  private async targetMembership(tx: PlatformTransaction, actor: MemberPrincipal, userId: string) {
     const target = isUuid(userId)
       ? await tx.membership.findUnique({ where: { userId_tenantId: { userId, tenantId: actor.tenant.id } } })
       : null;
@@ -141,7 +141,7 @@ export class MemberService {
    */
   private async withOwnersLocked(
     tenantId: string,
-    work: (tx: Transaction, owners: { id: string }[]) => Promise<void>,
+    work: (tx: PlatformTransaction, owners: { id: string }[]) => Promise<void>,
   ): Promise<void> {
     await this.deps.platform.prisma.$transaction(async (tx) => {
       const owners = await tx.$queryRaw<{ id: string }[]>`
@@ -166,4 +166,3 @@ export class MemberService {
   }
 }
 
-export type Transaction = Parameters<Parameters<PlatformDatabase['prisma']['$transaction']>[0]>[0];

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { PlatformDatabase } from '../database/platform-database';
+import type { PlatformDatabase, PlatformTransaction } from '../database/platform-database';
+import { isForeignKeyViolation } from '../database/prisma-errors';
 import { AppError, ErrorCode, badInput } from '../errors/app-error';
 import type { Logger } from '../observability/logger';
 import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory';
@@ -192,34 +193,43 @@ export class SessionService {
     verifiedHash: string,
     refusal: () => AppError,
   ): Promise<AuthPayload> {
-    const session = await this.deps.platform.prisma.$transaction(async (tx) => {
+    return this.deps.platform.prisma.$transaction(async (tx) => {
       const [account] =
         'adminId' in who
           ? await tx.$queryRaw<{ passwordHash: string }[]>`SELECT "passwordHash" FROM platform."PlatformAdmin" WHERE "id" = ${who.adminId}::uuid FOR SHARE`
           : await tx.$queryRaw<{ passwordHash: string }[]>`SELECT "passwordHash" FROM platform."User" WHERE "id" = ${who.userId}::uuid FOR SHARE`;
       if (account?.passwordHash !== verifiedHash) throw refusal();
-      return tx.session.create({
+      const session = await tx.session.create({
         data: {
           ...('adminId' in who ? { adminId: who.adminId } : { userId: who.userId, tenantId: who.tenantId }),
           expiresAt: new Date(Date.now() + this.deps.refreshTokenTtlSeconds * 1000),
         },
       });
+      // In the same transaction: the account cannot be deleted (taking its session along)
+      // between the session and its first refresh token.
+      return this.issueTokens(session.id, 'adminId' in who ? { adminId: who.adminId, role: 'PLATFORM_ADMIN' } : who, tx);
     });
-    return this.issueTokens(session.id, 'adminId' in who ? { adminId: who.adminId, role: 'PLATFORM_ADMIN' } : who);
   }
 
   private async issueTokens(
     sessionId: string,
     who: { userId?: string | null; tenantId?: string | null; adminId?: string | null; role: MemberRole | 'PLATFORM_ADMIN' },
+    db: Pick<PlatformTransaction, 'refreshToken'> = this.deps.platform.prisma,
   ): Promise<AuthPayload> {
     const refreshToken = newRefreshToken();
-    await this.deps.platform.prisma.refreshToken.create({
-      data: {
-        sessionId,
-        tokenHash: hashToken(refreshToken),
-        expiresAt: new Date(Date.now() + this.deps.refreshTokenTtlSeconds * 1000),
-      },
-    });
+    try {
+      await db.refreshToken.create({
+        data: {
+          sessionId,
+          tokenHash: hashToken(refreshToken),
+          expiresAt: new Date(Date.now() + this.deps.refreshTokenTtlSeconds * 1000),
+        },
+      });
+    } catch (error) {
+      // The session went (its account was deleted) since it was checked: it has ended.
+      if (isForeignKeyViolation(error)) throw invalidRefreshToken();
+      throw error;
+    }
     const subject = who.adminId ?? who.userId;
     if (!subject) throw new Error('session without a subject');
     const access = this.deps.accessTokens.issue({

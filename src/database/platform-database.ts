@@ -7,6 +7,8 @@ import type { MigrationOutcome, Migrator } from '../migrations/migrator';
 import { clientConfigFromUrl, databaseNameOf } from './connection-url';
 
 export type PlatformPrisma = InstanceType<typeof PlatformPrismaClient>;
+/** The client an interactive transaction's callback gets. */
+export type PlatformTransaction = Parameters<Parameters<PlatformPrisma['$transaction']>[0]>[0];
 
 /** Platform data lives here, never in `public`. */
 export const PLATFORM_SCHEMA = 'platform';

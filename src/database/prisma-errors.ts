@@ -27,13 +27,19 @@ export function uniqueViolationFields(error: unknown): string[] | null {
   return Array.isArray(fields) ? fields.map((field) => String(field).replaceAll('"', '')) : [];
 }
 
+/** A row the write refers to does not exist (any more). */
+export function isForeignKeyViolation(error: unknown): boolean {
+  return isPrismaKnownError(error) && error.code === 'P2003';
+}
+
 /** The row an update or delete addressed does not exist (any more). */
 export function isRecordNotFound(error: unknown): boolean {
   return isPrismaKnownError(error) && error.code === 'P2025';
 }
 
 /** Prisma's codes for a database it cannot reach, or that went away or timed out mid-request. */
-const PRISMA_UNAVAILABLE = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
+// P2028: a transaction could not start (or finish) in time, e.g. no pooled connection came free.
+const PRISMA_UNAVAILABLE = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024', 'P2028']);
 /** Driver-adapter error kinds meaning the same. */
 const ADAPTER_UNAVAILABLE = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections']);
 /**

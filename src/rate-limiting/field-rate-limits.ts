@@ -29,7 +29,7 @@ import type { RedisFailurePolicy } from './tenant-rate-limiter';
  * first, so concurrent guesses cannot overrun the limit). The tighter count per (email, address)
  * is what makes a deliberate lock-out expensive: one address failing on purpose only locks
  * itself out, and the whole-email cap, which still bounds guessing spread over many addresses,
- * takes limit / perAddress addresses to reach.
+ * takes several addresses to reach.
  */
 
 export interface FieldLimitContext {
@@ -154,8 +154,9 @@ function failedCallsPerEmailTransformer(
               refund();
               return result;
             } catch (error) {
-              // Refused by another limit (per IP) before the password was looked at: no failure either.
-              if (error instanceof AppError && error.code === ErrorCode.RATE_LIMITED) refund();
+              // Only a refused credential is a failure; refused by another limit (per IP), or a
+              // suspended tenant or an unreachable database, the password was never judged.
+              if (!(error instanceof AppError && error.code === ErrorCode.UNAUTHENTICATED)) refund();
               throw error;
             }
           },

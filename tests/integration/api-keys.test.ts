@@ -360,7 +360,7 @@ describe("a key's role is its ceiling", () => {
         [
           'acceptInvitation',
           key.request(graphql(`mutation ApiKeysAcceptInvitation($input: AcceptInvitationInput!) { acceptInvitation(input: $input) { role } }`), {
-            input: { code: 'inv_x', newPassword: 'sneaky-password' },
+            input: { code: 'inv_x', currentPassword: 'unknown', newPassword: 'sneaky-password' },
           }),
         ],
         ['declineInvitation', key.request(graphql(`mutation ApiKeysDeclineInvitation($code: String!) { declineInvitation(code: $code) { declinedId } }`), { code: 'inv_x' })],

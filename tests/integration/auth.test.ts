@@ -115,8 +115,9 @@ async function newMember(
 /** The password an invitee sets on accepting an invitation (accepting always sets a new one). */
 const OWN_PASSWORD = 'set-on-accepting-1';
 
-/** `client` accepts the invitation with `code`, setting OWN_PASSWORD (or `newPassword`). */
-const accept = (client: GraphQLClient, code: string, newPassword = OWN_PASSWORD) => client.request(ACCEPT, { input: { code, newPassword } });
+/** `client` accepts the invitation with `code`, giving its current password and setting OWN_PASSWORD (or `newPassword`). */
+const accept = (client: GraphQLClient, code: string, newPassword = OWN_PASSWORD, currentPassword = PASSWORD) =>
+  client.request(ACCEPT, { input: { code, currentPassword, newPassword } });
 
 /** `member` joins `fixture` as `role` by invitation, and so now signs in with OWN_PASSWORD. */
 async function joinByInvitation(member: { email: string; client: GraphQLClient }, fixture: TenantFixture, role: Role): Promise<void> {
@@ -587,9 +588,11 @@ describe('invitations', () => {
     expect((await login(otherTenant.slug, address, PASSWORD)).accessToken).toEqual(expect.any(String));
   });
 
-  it('refuses a new password that is too short or the current one, and then nothing changes', async () => {
+  it('refuses a wrong current password, a new one too short or the same as the current one, and then nothing changes', async () => {
     const person = await invitee('same-password');
     const invitation = await invite(tenant.owner, person.email, 'MEMBER');
+    // A session alone (a leaked token) cannot set the account's password.
+    expect(await failure(accept(person.client, invitation.code, OWN_PASSWORD, 'not-the-password'))).toMatchObject({ code: 'BAD_USER_INPUT', field: 'currentPassword' });
     expect(await failure(accept(person.client, invitation.code, PASSWORD))).toMatchObject({ code: 'BAD_USER_INPUT', field: 'newPassword' });
     expect(await failure(accept(person.client, invitation.code, 'short'))).toMatchObject({ code: 'BAD_USER_INPUT', field: 'newPassword' });
     expect(await invitationIds(tenant.owner)).toContain(invitation.id);
@@ -699,7 +702,7 @@ describe('invitations', () => {
     expect(await errorCode(app.client().request(JOIN, { input: { code: invitation.code, name: 'Again', password: OWN_PASSWORD } }))).toBe('NOT_FOUND');
     // A second tenant's invitation is accepted the usual way.
     const elsewhere = await invite(otherTenant.owner, email, 'VIEWER');
-    expect((await accept(newcomer, elsewhere.code, 'another-own-password')).acceptInvitation).toMatchObject({ tenantSlug: otherTenant.slug, role: 'VIEWER' });
+    expect((await accept(newcomer, elsewhere.code, 'another-own-password', OWN_PASSWORD)).acceptInvitation).toMatchObject({ tenantSlug: otherTenant.slug, role: 'VIEWER' });
   });
 
   it('joining is refused for an email that has an account (CONFLICT), a wrong or expired code (NOT_FOUND) and bad input, creating nothing', async () => {

@@ -540,7 +540,9 @@ const isolationCases: Record<string, Attack[]> = {
       name: "NOT_FOUND with B's invitation code, addressed to someone else: no membership in B",
       run: async () => {
         for (const client of [A.owner, A.admin.client]) {
-          await expectNotFound(client.request(ACCEPT_INVITATION, { input: { code: B.invitation.code, newPassword: 'isolation-new-password' } }));
+          await expectNotFound(
+            client.request(ACCEPT_INVITATION, { input: { code: B.invitation.code, currentPassword: A.ownerPassword, newPassword: 'isolation-new-password' } }),
+          );
         }
         const inB = await platformRowIds('SELECT "userId" AS id FROM platform."Membership" WHERE "tenantId" = $1', [B.id]);
         expect(inB).toEqual([B.ownerId, B.admin.id].sort());

@@ -537,6 +537,16 @@ describe('login limits declared in the SDL (@rateLimit 20/min per IP; failures p
     expect((await login('2001:db8:a:c::1', ipv6Email, targetPassword)).login.accessToken).toEqual(expect.any(String));
   });
 
+  it('counts only refused credentials: sign-ins refused because the tenant is suspended cost the email nothing', async () => {
+    const paused = await server.createTenant(uniqueSlug('paused'));
+    const admin = await server.admin();
+    await admin.request(graphql(`mutation RateLimitsSuspend($id: ID!) { suspendTenant(id: $id) { tenant { status } } }`), { id: paused.id });
+    const attempt = () => server.client({ 'x-forwarded-for': '198.51.100.77' }).request(LOGIN, { input: { tenant: paused.slug, email: paused.ownerEmail, password: paused.ownerPassword } });
+    for (let i = 1; i <= 12; i += 1) expect(await errorCode(attempt())).toBe('TENANT_SUSPENDED');
+    await admin.request(graphql(`mutation RateLimitsReactivate($id: ID!) { reactivateTenant(id: $id) { tenant { status } } }`), { id: paused.id });
+    expect((await attempt()).login.accessToken).toEqual(expect.any(String));
+  });
+
   it('after 100 failures within the hour from any number of addresses, the email is refused everywhere, even the right password', async () => {
     // 10 addresses × 10 failures: each address reaches its own limit exactly as the email reaches its cap.
     for (let address = 1; address <= 10; address += 1) {

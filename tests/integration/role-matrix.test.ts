@@ -123,6 +123,9 @@ const memberList = async () =>
 const INVITE = graphql(`mutation RoleMatrixInvite($input: InviteMemberInput!) { inviteMember(input: $input) { invitation { id } code } }`);
 const invitationList = async (fixture: TenantFixture) =>
   (await fixture.owner.request(graphql(`query RoleMatrixInvitationList { invitations { id email } }`))).invitations;
+/** Accepting sets a new password; the next accept of that member needs it. */
+const passwords = new Map<Role, string>();
+const currentPasswordOf = (role: Role) => passwords.get(role) ?? (role === 'OWNER' ? tenant.ownerPassword : 'matrix-password-1');
 const emailOf = (role: Role) => (role === 'OWNER' ? tenant.ownerEmail : `${role.toLowerCase()}@matrix.test`);
 
 /** Invitation code -> the email it was sent to. */
@@ -320,9 +323,12 @@ const CASES: Record<string, Case> = {
     document: `mutation($input: AcceptInvitationInput!) { acceptInvitation(input: $input) { tenantSlug role } }`,
     prepare: async (role) => {
       const { code } = await inviteFromElsewhere(role);
-      return { input: { code, newPassword: unique('matrix-new-password') } };
+      return { input: { code, currentPassword: currentPasswordOf(role), newPassword: unique('matrix-new-password') } };
     },
-    check: (data) => expect(data.acceptInvitation).toEqual({ tenantSlug: inviter.slug, role: 'VIEWER' }),
+    check: (data, variables, role) => {
+      expect(data.acceptInvitation).toEqual({ tenantSlug: inviter.slug, role: 'VIEWER' });
+      passwords.set(role, (variables.input as { newPassword: string }).newPassword);
+    },
     effect: async (variables) => joinedInviter(variables.input as Record<string, unknown>),
   },
   'Mutation.declineInvitation': {
