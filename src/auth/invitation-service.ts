@@ -1,4 +1,3 @@
-import { createHash, randomBytes } from 'node:crypto';
 import type { PlatformDatabase, PlatformTransaction } from '../database/platform-database';
 import type { Invitation, TenantStatus } from '../generated/prisma/platform/client';
 import { uniqueViolationFields } from '../database/prisma-errors';
@@ -8,6 +7,7 @@ import { assertMayGrant, parseEmail } from './member-service';
 import { assertAcceptablePassword, type PasswordHasher } from './passwords';
 import type { MemberPrincipal, MemberRole } from './principal';
 import { assertTenantServes } from './session-service';
+import { hashSecret, newSecret } from './secrets';
 import type { SessionStateCache } from './session-state-cache';
 
 export interface InvitationModel {
@@ -25,7 +25,6 @@ const INVITATION_CODE_PREFIX = 'inv_';
 
 type OpenInvitation = Invitation & { tenant: { slug: string; status: TenantStatus } };
 
-const hashCode = (code: string) => createHash('sha256').update(code).digest('hex');
 
 /**
  * Invitations let a tenant admin bring in a person, with an account elsewhere or none yet,
@@ -48,10 +47,10 @@ export class InvitationService {
       select: { id: true },
     });
     if (alreadyMember) throw conflict('This email already belongs to a member of the tenant', 'email');
-    const code = `${INVITATION_CODE_PREFIX}${randomBytes(32).toString('base64url')}`;
+    const code = newSecret(INVITATION_CODE_PREFIX);
     const offer = {
       role: input.role,
-      codeHash: hashCode(code),
+      codeHash: hashSecret(code),
       invitedByUserId: actor.userId,
       createdAt: new Date(),
       expiresAt: new Date(Date.now() + INVITATION_TTL_MS),
@@ -95,13 +94,7 @@ export class InvitationService {
     const account = await prisma.user.findUnique({ where: { id: actor.userId }, select: { email: true, passwordHash: true } });
     if (!account) throw notFound('Account');
     const invitation = await this.findOpen(input.code, account.email);
-    // Like changePassword: a session alone (a token that leaked) must not be able to set the password.
-    if (!(await this.deps.passwords.verify(input.currentPassword, account.passwordHash))) {
-      throw badInput('currentPassword is not your current password', 'currentPassword');
-    }
-    assertAcceptablePassword(input.newPassword, 'newPassword');
-    if (input.newPassword === input.currentPassword) throw badInput('newPassword must differ from your current password', 'newPassword');
-    const passwordHash = await this.deps.passwords.hash(input.newPassword);
+    const passwordHash = await this.deps.passwords.hashChange(account.passwordHash, input);
     const signedOut = await prisma.$transaction(async (tx) => {
       // The account row first, in the order removeMember and changePassword take it: waiting on
       // a removal that deletes the account, we then find none (NOT_FOUND) instead of inserting a
@@ -164,7 +157,7 @@ export class InvitationService {
   async decline(actor: MemberPrincipal, code: string): Promise<string> {
     const email = await this.emailOf(actor);
     const { prisma } = this.deps.platform;
-    const codeHash = hashCode(code);
+    const codeHash = hashSecret(code);
     const invitation = await prisma.invitation.findFirst({ where: { codeHash, email }, select: { id: true } });
     if (!invitation || (await prisma.invitation.deleteMany({ where: { id: invitation.id, codeHash } })).count === 0) throw notFound('Invitation');
     return invitation.id;
@@ -173,7 +166,7 @@ export class InvitationService {
   /** The unexpired invitation with this code (addressed to `email`, if given) of a tenant that serves. */
   private async findOpen(code: string, email?: string): Promise<OpenInvitation> {
     const invitation = await this.deps.platform.prisma.invitation.findFirst({
-      where: { codeHash: hashCode(code), ...(email === undefined ? {} : { email }), expiresAt: { gt: new Date() } },
+      where: { codeHash: hashSecret(code), ...(email === undefined ? {} : { email }), expiresAt: { gt: new Date() } },
       include: { tenant: { select: { slug: true, status: true } } },
     });
     if (!invitation) throw notFound('Invitation');

@@ -26,6 +26,19 @@ export class PasswordHasher {
     return bcrypt.hash(password, this.rounds);
   }
 
+  /**
+   * The hash of a new password for an account whose hash is `currentHash`, once the caller
+   * proved they know the current password (a session alone is not enough to set one).
+   */
+  async hashChange(currentHash: string, input: { currentPassword: string; newPassword: string }): Promise<string> {
+    if (!(await this.verify(input.currentPassword, currentHash))) {
+      throw badInput('currentPassword is not your current password', 'currentPassword');
+    }
+    assertAcceptablePassword(input.newPassword, 'newPassword');
+    if (input.newPassword === input.currentPassword) throw badInput('newPassword must differ from the current one', 'newPassword');
+    return this.hash(input.newPassword);
+  }
+
   async verify(password: string, hash: string | null | undefined): Promise<boolean> {
     if (!hash) {
       await bcrypt.compare(password, await this.decoy);

@@ -1,11 +1,11 @@
-import { createHash, randomBytes } from 'node:crypto';
 import type { PlatformDatabase, PlatformTransaction } from '../database/platform-database';
 import { isForeignKeyViolation } from '../database/prisma-errors';
 import { AppError, ErrorCode, badInput } from '../errors/app-error';
 import type { Logger } from '../observability/logger';
 import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory';
 import type { AccessTokens } from './access-tokens';
-import { assertAcceptablePassword, type PasswordHasher } from './passwords';
+import type { PasswordHasher } from './passwords';
+import { hashSecret, newSecret } from './secrets';
 import type { MemberRole } from './principal';
 import type { SessionStateCache } from './session-state-cache';
 
@@ -16,14 +16,7 @@ export interface AuthPayload {
 }
 
 const REFRESH_TOKEN_PREFIX = 'rt_';
-
-function hashToken(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
-}
-
-function newRefreshToken(): string {
-  return `${REFRESH_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
-}
+const newRefreshToken = () => newSecret(REFRESH_TOKEN_PREFIX);
 
 /** PostgreSQL text cannot hold NUL: such a value matches no stored row (and must not reach a query). */
 const storable = (value: string) => !value.includes('\u0000');
@@ -88,7 +81,7 @@ export class SessionService {
   async refresh(token: string): Promise<AuthPayload> {
     const { prisma } = this.deps.platform;
     if (!token.startsWith(REFRESH_TOKEN_PREFIX)) throw invalidRefreshToken();
-    const stored = await prisma.refreshToken.findUnique({ where: { tokenHash: hashToken(token) }, include: { session: true } });
+    const stored = await prisma.refreshToken.findUnique({ where: { tokenHash: hashSecret(token) }, include: { session: true } });
     if (!stored) throw invalidRefreshToken();
     const { session } = stored;
     const now = new Date();
@@ -137,12 +130,7 @@ export class SessionService {
         ? await prisma.user.findUnique({ where: { id: who.userId }, select: { passwordHash: true } })
         : await prisma.platformAdmin.findUnique({ where: { id: who.adminId }, select: { passwordHash: true } });
     if (!account) throw new AppError(ErrorCode.UNAUTHENTICATED, 'Account no longer exists', { httpStatus: 401 });
-    if (!(await this.deps.passwords.verify(input.currentPassword, account.passwordHash))) {
-      throw badInput('currentPassword is not your current password', 'currentPassword');
-    }
-    assertAcceptablePassword(input.newPassword, 'newPassword');
-    if (input.newPassword === input.currentPassword) throw badInput('newPassword must differ from the current one', 'newPassword');
-    const passwordHash = await this.deps.passwords.hash(input.newPassword);
+    const passwordHash = await this.deps.passwords.hashChange(account.passwordHash, input);
     const sessionsOfAccount = 'userId' in who ? { userId: who.userId } : { adminId: who.adminId };
     const others = await prisma.$transaction(async (tx) => {
       // The account row first (removeMember takes the same order), and re-checked under the
@@ -221,7 +209,7 @@ export class SessionService {
       await db.refreshToken.create({
         data: {
           sessionId,
-          tokenHash: hashToken(refreshToken),
+          tokenHash: hashSecret(refreshToken),
           expiresAt: new Date(Date.now() + this.deps.refreshTokenTtlSeconds * 1000),
         },
       });
