@@ -774,6 +774,31 @@ function rootFieldsByPolicy(schema: GraphQLSchema): Map<string, string[]> {
   return byPolicy;
 }
 
+describe('@public joinByInvitation, called with A\'s credentials', () => {
+  const JOIN = graphql(`mutation IsolationJoinByInvitation($input: JoinByInvitationInput!) { joinByInvitation(input: $input) { accessToken } }`);
+
+  it("NOT_FOUND for B's invitation named by its id, or a made-up code: no account, no member, B's invitation still pending", async () => {
+    const before = await snapshot(B);
+    for (const code of [B.invitation.id, 'inv_made-up', `inv_${B.invitation.id}`]) {
+      await expectNotFound(A.owner.request(JOIN, { input: { code, name: 'Intruder', password: 'intruder-password' } }));
+    }
+    expect(await snapshot(B)).toEqual(before);
+    expect(await platformRowIds('SELECT id FROM platform."User" WHERE email = $1', [B.invitation.email])).toEqual([]);
+  });
+
+  it("A's own code joins A only: the new account has no membership in B", async () => {
+    const email = `newcomer@${A.slug}.test`;
+    const invited = await A.owner.request(INVITE_MEMBER, { input: { email, role: 'VIEWER' } });
+    const joined = await A.owner.request(JOIN, { input: { code: invited.inviteMember.code, name: 'Newcomer', password: 'newcomer-password' } });
+    const newcomer = app.bearer(joined.joinByInvitation.accessToken);
+    const seen = await newcomer.request(graphql(`query IsolationNewcomerMe { me { tenant { id } } }`));
+    expect(seen.me.tenant?.id).toBe(A.id);
+    const memberships = await platformRowIds('SELECT m."tenantId" AS id FROM platform."Membership" m JOIN platform."User" u ON u.id = m."userId" WHERE u.email = $1', [email]);
+    expect(memberships).toEqual([A.id]);
+    expect((await snapshot(B)).members.map((member) => member.email)).not.toContain(email);
+  });
+});
+
 describe('the isolation table covers the schema', () => {
   let schema: GraphQLSchema;
   let byPolicy: Map<string, string[]>;
