@@ -2,8 +2,9 @@ import type { PlatformDatabase, PlatformTransaction } from '../database/platform
 import type { Invitation, TenantStatus } from '../generated/prisma/platform/client';
 import { uniqueViolationFields } from '../database/prisma-errors';
 import { isUuid } from '../database/uuid';
-import { AppError, ErrorCode, assertNoNul, badInput, conflict, notFound } from '../errors/app-error';
+import { assertNoNul, badInput, conflict, notFound } from '../errors/app-error';
 import { assertMayGrant, parseEmail } from './member-service';
+import { replacePassword } from './account-lock';
 import { assertAcceptablePassword, type PasswordHasher } from './passwords';
 import type { MemberPrincipal, MemberRole } from './principal';
 import { assertTenantServes } from './session-service';
@@ -94,17 +95,16 @@ export class InvitationService {
     const account = await prisma.user.findUnique({ where: { id: actor.userId }, select: { email: true, passwordHash: true } });
     if (!account) throw notFound('Account');
     const invitation = await this.findOpen(input.code, account.email);
-    const passwordHash = await this.deps.passwords.hashChange(account.passwordHash, input);
+    const newHash = await this.deps.passwords.hashChange(account.passwordHash, input);
     const signedOut = await prisma.$transaction(async (tx) => {
-      // The account row first, in the order removeMember and changePassword take it: waiting on
-      // a removal that deletes the account, we then find none (NOT_FOUND) instead of inserting a
-      // membership for a deleted user; holding it, removal sees the new membership.
-      const [locked] = await tx.$queryRaw<{ passwordHash: string }[]>`
-        SELECT "passwordHash" FROM platform."User" WHERE "id" = ${actor.userId}::uuid FOR UPDATE`;
-      if (!locked) throw notFound('Account');
-      if (locked.passwordHash !== account.passwordHash) throw badInput('currentPassword is not your current password', 'currentPassword');
-      const caller = await tx.session.findUnique({ where: { id: actor.sessionId }, select: { revokedAt: true } });
-      if (!caller || caller.revokedAt) throw new AppError(ErrorCode.UNAUTHENTICATED, 'Session has ended', { httpStatus: 401 });
+      // The account first, as removeMember takes it: waiting on a removal that deletes the
+      // account, we then find none (NOT_FOUND) instead of inserting a membership for a deleted
+      // user; holding it, removal sees the new membership.
+      const others = await replacePassword(
+        tx,
+        { account: { userId: actor.userId }, sessionId: actor.sessionId },
+        { checkedHash: account.passwordHash, newHash, reason: 'password set on accepting an invitation', accountGone: () => notFound('Account') },
+      );
       await this.consume(tx, invitation);
       try {
         await tx.membership.create({ data: { userId: actor.userId, tenantId: invitation.tenantId, role: invitation.role } });
@@ -112,13 +112,7 @@ export class InvitationService {
         if (uniqueViolationFields(error)) throw conflict('You are already a member of this tenant', 'code');
         throw error;
       }
-      await tx.user.update({ where: { id: actor.userId }, data: { passwordHash } });
-      const others = await tx.session.findMany({ where: { userId: actor.userId, revokedAt: null, NOT: { id: actor.sessionId } }, select: { id: true } });
-      await tx.session.updateMany({
-        where: { id: { in: others.map((session) => session.id) } },
-        data: { revokedAt: new Date(), revokedReason: 'password set on accepting an invitation' },
-      });
-      return others.map((session) => session.id);
+      return others;
     });
     for (const sessionId of signedOut) this.deps.sessionCache.invalidateSession(sessionId);
     return { tenantSlug: invitation.tenant.slug, role: invitation.role, signedOutSessions: signedOut.length };

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { PlatformDatabase, PlatformTransaction } from '../database/platform-database';
 import { AppError, ErrorCode, assertNoNul, badInput, conflict, forbidden, notFound } from '../errors/app-error';
 import type { PasswordHasher } from './passwords';
+import { lockAccount } from './account-lock';
 import { assertAcceptablePassword } from './passwords';
 import type { SessionStateCache } from './session-state-cache';
 import { ROLE_RANK, type MemberPrincipal, type MemberRole } from './principal';
@@ -109,10 +110,10 @@ export class MemberService {
       if (target.role === 'OWNER' && owners.length <= 1) {
         throw conflict('The last OWNER cannot be removed', 'userId');
       }
-      // The account row is locked before its sessions, in the order changePassword takes them
-      // (no deadlock), and orders the deletion below against an invitation being accepted at
-      // the same moment, which would give the account a tenant again.
-      await tx.$queryRaw`SELECT 1 FROM platform."User" WHERE "id" = ${userId}::uuid FOR UPDATE`;
+      // The account before its sessions (see account-lock.ts); it also orders the deletion below
+      // against an invitation being accepted at the same moment, which would give the account a
+      // tenant again.
+      await lockAccount(tx, { userId }, 'UPDATE');
       await tx.membership.delete({ where: { id: target.id } });
       await tx.session.updateMany({
         where: { userId, tenantId: actor.tenant.id, revokedAt: null },

@@ -1,6 +1,7 @@
 import type { PlatformDatabase, PlatformTransaction } from '../database/platform-database';
 import { isForeignKeyViolation } from '../database/prisma-errors';
-import { AppError, ErrorCode, badInput } from '../errors/app-error';
+import { AppError, ErrorCode } from '../errors/app-error';
+import { lockAccount, replacePassword } from './account-lock';
 import type { Logger } from '../observability/logger';
 import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory';
 import type { AccessTokens } from './access-tokens';
@@ -23,6 +24,7 @@ const storable = (value: string) => !value.includes('\u0000');
 
 const invalidCredentials = () =>
   new AppError(ErrorCode.UNAUTHENTICATED, 'Invalid email, password or tenant', { httpStatus: 401 });
+const accountNoLongerExists = () => new AppError(ErrorCode.UNAUTHENTICATED, 'Account no longer exists', { httpStatus: 401 });
 const invalidRefreshToken = () =>
   new AppError(ErrorCode.UNAUTHENTICATED, 'Invalid or expired refresh token', { httpStatus: 401 });
 
@@ -129,30 +131,12 @@ export class SessionService {
       'userId' in who
         ? await prisma.user.findUnique({ where: { id: who.userId }, select: { passwordHash: true } })
         : await prisma.platformAdmin.findUnique({ where: { id: who.adminId }, select: { passwordHash: true } });
-    if (!account) throw new AppError(ErrorCode.UNAUTHENTICATED, 'Account no longer exists', { httpStatus: 401 });
-    const passwordHash = await this.deps.passwords.hashChange(account.passwordHash, input);
-    const sessionsOfAccount = 'userId' in who ? { userId: who.userId } : { adminId: who.adminId };
-    const others = await prisma.$transaction(async (tx) => {
-      // The account row first (removeMember takes the same order), and re-checked under the
-      // lock: of two concurrent changes only the one that saw the hash still in place wins,
-      // and a session revoked while the password was being hashed cannot set it.
-      const [locked] =
-        'userId' in who
-          ? await tx.$queryRaw<{ passwordHash: string }[]>`SELECT "passwordHash" FROM platform."User" WHERE "id" = ${who.userId}::uuid FOR UPDATE`
-          : await tx.$queryRaw<{ passwordHash: string }[]>`SELECT "passwordHash" FROM platform."PlatformAdmin" WHERE "id" = ${who.adminId}::uuid FOR UPDATE`;
-      if (!locked) throw new AppError(ErrorCode.UNAUTHENTICATED, 'Account no longer exists', { httpStatus: 401 });
-      if (locked.passwordHash !== account.passwordHash) throw badInput('currentPassword is not your current password', 'currentPassword');
-      const caller = await tx.session.findUnique({ where: { id: who.sessionId }, select: { revokedAt: true } });
-      if (!caller || caller.revokedAt) throw new AppError(ErrorCode.UNAUTHENTICATED, 'Session has ended', { httpStatus: 401 });
-      if ('userId' in who) await tx.user.update({ where: { id: who.userId }, data: { passwordHash } });
-      else await tx.platformAdmin.update({ where: { id: who.adminId }, data: { passwordHash } });
-      const live = await tx.session.findMany({ where: { ...sessionsOfAccount, revokedAt: null, NOT: { id: who.sessionId } }, select: { id: true } });
-      await tx.session.updateMany({
-        where: { id: { in: live.map((session) => session.id) } },
-        data: { revokedAt: new Date(), revokedReason: 'password changed' },
-      });
-      return live.map((session) => session.id);
-    });
+    if (!account) throw accountNoLongerExists();
+    const newHash = await this.deps.passwords.hashChange(account.passwordHash, input);
+    const caller = { account: 'userId' in who ? { userId: who.userId } : { adminId: who.adminId }, sessionId: who.sessionId };
+    const others = await prisma.$transaction((tx) =>
+      replacePassword(tx, caller, { checkedHash: account.passwordHash, newHash, reason: 'password changed', accountGone: accountNoLongerExists }),
+    );
     for (const sessionId of others) this.deps.sessionCache.invalidateSession(sessionId);
     return others.length;
   }
@@ -182,11 +166,8 @@ export class SessionService {
     refusal: () => AppError,
   ): Promise<AuthPayload> {
     return this.deps.platform.prisma.$transaction(async (tx) => {
-      const [account] =
-        'adminId' in who
-          ? await tx.$queryRaw<{ passwordHash: string }[]>`SELECT "passwordHash" FROM platform."PlatformAdmin" WHERE "id" = ${who.adminId}::uuid FOR SHARE`
-          : await tx.$queryRaw<{ passwordHash: string }[]>`SELECT "passwordHash" FROM platform."User" WHERE "id" = ${who.userId}::uuid FOR SHARE`;
-      if (account?.passwordHash !== verifiedHash) throw refusal();
+      const passwordHash = await lockAccount(tx, 'adminId' in who ? { adminId: who.adminId } : { userId: who.userId }, 'SHARE');
+      if (passwordHash !== verifiedHash) throw refusal();
       const session = await tx.session.create({
         data: {
           ...('adminId' in who ? { adminId: who.adminId } : { userId: who.userId, tenantId: who.tenantId }),
