@@ -1,6 +1,7 @@
 import http from 'node:http';
 import pg from 'pg';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+import { parseBody, send, type RawResponse } from '../support/raw-graphql';
 import { ADMIN_EMAIL, ADMIN_PASSWORD, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
 
 /*
@@ -25,25 +26,6 @@ afterAll(async () => {
   await app.close();
 });
 
-interface RawResponse {
-  status: number;
-  headers: Headers;
-  text: string;
-  json: { data?: unknown; errors?: { message: string; path?: unknown[]; extensions?: Record<string, unknown> }[] } | undefined;
-}
-
-async function send(url: string, init: RequestInit = {}): Promise<RawResponse> {
-  const response = await fetch(url, init);
-  const text = await response.text();
-  let json: RawResponse['json'];
-  try {
-    json = JSON.parse(text) as RawResponse['json'];
-  } catch {
-    json = undefined;
-  }
-  return { status: response.status, headers: response.headers, text, json };
-}
-
 function post(body: unknown, headers: Record<string, string> = {}, url = app.url): Promise<RawResponse> {
   return send(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
 }
@@ -55,6 +37,7 @@ function rawRequest(
   server: TestServer,
   request: { method: string; path: string; headers?: Record<string, string>; body?: string | Buffer },
 ): Promise<RawResponse> {
+  const startedAt = performance.now();
   return new Promise((resolve, reject) => {
     const { hostname, port } = new URL(server.url);
     const headers = { ...request.headers, ...(request.body === undefined ? {} : { 'content-length': String(Buffer.byteLength(request.body)) }) };
@@ -64,17 +47,11 @@ function rawRequest(
       response.on('error', reject);
       response.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
-        let json: RawResponse['json'];
-        try {
-          json = JSON.parse(text) as RawResponse['json'];
-        } catch {
-          json = undefined;
-        }
         const headers = new Headers();
         for (const [name, value] of Object.entries(response.headers)) {
           if (typeof value === 'string') headers.set(name, value);
         }
-        resolve({ status: response.statusCode ?? 0, headers, text, json });
+        resolve({ status: response.statusCode ?? 0, headers, text, body: parseBody(text), ms: performance.now() - startedAt });
       });
     });
     outgoing.on('error', reject);
@@ -87,10 +64,10 @@ const LEAK = /\b(select|insert|update|delete)\b[^"]*\b(from|into|set|where)\b|re
 
 /** Every error carries the problem fields and nothing that leaks internals. */
 function expectProblemShape(response: RawResponse): void {
-  expect(response.json?.errors?.length).toBeGreaterThan(0);
+  expect(response.body?.errors?.length).toBeGreaterThan(0);
   expect(response.text).not.toMatch(/stacktrace|exception/i);
   expect(response.text).not.toMatch(LEAK);
-  for (const error of response.json!.errors!) {
+  for (const error of response.body!.errors!) {
     const extensions = error.extensions ?? {};
     expect(typeof error.message).toBe('string');
     expect(extensions).toEqual(
@@ -111,20 +88,20 @@ function expectProblemShape(response: RawResponse): void {
 }
 
 function codesOf(response: RawResponse): unknown[] {
-  return (response.json?.errors ?? []).map((error) => error.extensions?.code);
+  return (response.body?.errors ?? []).map((error) => error.extensions?.code);
 }
 
 describe('health, readiness and metrics', () => {
   it('GET /healthz answers 200', async () => {
     const response = await send(`${base}/healthz`);
     expect(response.status).toBe(200);
-    expect(response.json).toEqual({ status: 'ok' });
+    expect(response.body).toEqual({ status: 'ok' });
   });
 
   it('GET /readyz answers 200 with postgres ok', async () => {
     const response = await send(`${base}/readyz`);
     expect(response.status).toBe(200);
-    expect(response.json).toMatchObject({ status: 'ready', checks: { postgres: 'ok' } });
+    expect(response.body).toMatchObject({ status: 'ready', checks: { postgres: 'ok' } });
   });
 
   it('GET /metrics answers Prometheus text with the server\'s own metrics', async () => {
@@ -145,7 +122,7 @@ describe('request errors', () => {
     expect(response.status).toBe(400);
     expect(codesOf(response)).toEqual(['GRAPHQL_PARSE_FAILED']);
     expectProblemShape(response);
-    const [error] = response.json!.errors!;
+    const [error] = response.body!.errors!;
     expect(error!.extensions).toMatchObject({
       type: 'urn:fleet-graphql:problem:graphql-parse-failed',
       title: expect.stringMatching(/\S/),
@@ -159,7 +136,7 @@ describe('request errors', () => {
     const response = await post({ query: '{ vehicles { totalCount noSuchField } }' }, asOwner());
     expect(response.status).toBe(400);
     expect(codesOf(response)).toEqual(['GRAPHQL_VALIDATION_FAILED']);
-    expect(response.json!.errors![0]!.message).toContain('noSuchField');
+    expect(response.body!.errors![0]!.message).toContain('noSuchField');
     expectProblemShape(response);
   });
 
@@ -168,7 +145,7 @@ describe('request errors', () => {
       const response = await post({ query: '{ __typename }' }, { authorization });
       expect(response.status).toBe(401);
       expect(codesOf(response)).toEqual(['UNAUTHENTICATED']);
-      expect(response.json).not.toHaveProperty('data.__typename');
+      expect(response.body).not.toHaveProperty('data.__typename');
       expectProblemShape(response);
     }
   });
@@ -215,7 +192,7 @@ describe('requests that reach no GraphQL handling', () => {
       for (const headers of [{}, asOwner()]) {
         const response = await send(app.url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
         expectJsonRefusal(response, 400, 'BAD_REQUEST');
-        expect(response.json!.errors![0]!.message).toMatch(/batch/i);
+        expect(response.body!.errors![0]!.message).toMatch(/batch/i);
       }
     }
   });
@@ -225,9 +202,9 @@ describe('requests that reach no GraphQL handling', () => {
     expectJsonRefusal(await rawRequest(app, { method: 'GET', path: '//', headers: preflight }), 400, 'BAD_REQUEST');
     const withQuery = await rawRequest(app, { method: 'GET', path: `//?query=${encodeURIComponent('{ __typename }')}`, headers: preflight });
     expect(withQuery.status).toBe(200);
-    expect(withQuery.json).toEqual({ data: { __typename: 'Query' } });
+    expect(withQuery.body).toEqual({ data: { __typename: 'Query' } });
     const asTenant = await rawRequest(app, { method: 'GET', path: `//x?query=${encodeURIComponent('{ vehicles { totalCount } }')}`, headers: { ...preflight, ...asOwner() } });
-    expect(asTenant.json).toEqual({ data: { vehicles: { totalCount: expect.any(Number) } } });
+    expect(asTenant.body).toEqual({ data: { vehicles: { totalCount: expect.any(Number) } } });
   });
 
   it('a body in an unsupported charset or Content-Encoding is UNSUPPORTED_MEDIA_TYPE (415); a corrupt gzip body is BAD_REQUEST', async () => {
@@ -240,7 +217,7 @@ describe('requests that reach no GraphQL handling', () => {
     for (const headers of unsupported) {
       const response = await rawRequest(app, { method: 'POST', path: '/graphql', headers, body });
       expectJsonRefusal(response, 415, 'UNSUPPORTED_MEDIA_TYPE');
-      expect(response.json!.errors![0]!.extensions!.status).toBe(415);
+      expect(response.body!.errors![0]!.extensions!.status).toBe(415);
     }
     const corrupt = await rawRequest(app, { method: 'POST', path: '/graphql', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body });
     expectJsonRefusal(corrupt, 400, 'BAD_REQUEST');
@@ -284,23 +261,23 @@ describe('the platform database failing during authentication', () => {
       { query: 'mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }', variables: { input: { name: 'db-down', role: 'VIEWER' } } },
       asOwner(),
     );
-    const secret = (created.json?.data as { createApiKey: { secret: string } }).createApiKey.secret;
+    const secret = (created.body?.data as { createApiKey: { secret: string } }).createApiKey.secret;
     await proxy.stop();
     // Not cached on this instance yet: authenticating the key needs the platform database.
     const response = await post({ query: '{ vehicles { totalCount } }' }, { 'x-api-key': secret }, proxied.url);
     expectJsonRefusal(response, 503, 'SERVICE_UNAVAILABLE');
     expect(response.headers.get('retry-after')).toBe('1');
-    expect(response.json!.errors![0]!.extensions!.retryAfter).toBe(1);
+    expect(response.body!.errors![0]!.extensions!.retryAfter).toBe(1);
     expect(response.text).not.toMatch(/ECONNREFUSED|127\.0\.0\.1|P1001/i);
 
     await proxy.start();
     const recovered = await post({ query: '{ vehicles { totalCount } }' }, { 'x-api-key': secret }, proxied.url);
-    expect(recovered.json).toEqual({ data: { vehicles: { totalCount: expect.any(Number) } } });
+    expect(recovered.body).toEqual({ data: { vehicles: { totalCount: expect.any(Number) } } });
   });
 });
 
 describe('text with a NUL character, which PostgreSQL cannot store', () => {
-  const fieldOf = (response: RawResponse) => response.json?.errors?.[0]?.extensions?.field;
+  const fieldOf = (response: RawResponse) => response.body?.errors?.[0]?.extensions?.field;
 
   it('is BAD_USER_INPUT naming the field in createApiKey', async () => {
     const response = await post(
@@ -323,7 +300,7 @@ describe('text with a NUL character, which PostgreSQL cannot store', () => {
       expect(fieldOf(response)).toBe(field);
       expectProblemShape(response);
       const found = await post({ query: 'query($slug: String!) { tenant(slug: $slug) { id } }', variables: { slug } }, admin);
-      expect(found.json).toEqual({ data: { tenant: null } });
+      expect(found.body).toEqual({ data: { tenant: null } });
     }
   });
 });
@@ -368,7 +345,7 @@ describe('an unexpected failure', () => {
       const response = await post({ query: '{ vehicles { totalCount edges { node { id } } } }' }, headers);
       expect(codesOf(response)).toEqual(['INTERNAL_SERVER_ERROR']);
       expectProblemShape(response);
-      const [error] = response.json!.errors!;
+      const [error] = response.body!.errors!;
       expect(error!.message).toBe('Internal server error');
       expect(error!.path).toEqual(['vehicles']);
       expect(error!.extensions).toMatchObject({ status: 500, title: expect.any(String) });
@@ -379,7 +356,7 @@ describe('an unexpected failure', () => {
       await database.end();
     }
     const repaired = await post({ query: '{ vehicles { totalCount } }' }, headers);
-    expect(repaired.json).toEqual({ data: { vehicles: { totalCount: 0 } } });
+    expect(repaired.body).toEqual({ data: { vehicles: { totalCount: 0 } } });
   });
 });
 
@@ -413,7 +390,7 @@ describe('Apollo Sandbox in development', () => {
     const login = await post({ query: `mutation { adminLogin(email: "${ADMIN_EMAIL}", password: "${ADMIN_PASSWORD}") { accessToken } }` }, origin);
     expect(login.status).toBe(200);
     expect(login.headers.get('access-control-allow-origin')).toBe(SANDBOX_ORIGIN);
-    const token = (login.json?.data as { adminLogin: { accessToken: string } }).adminLogin.accessToken;
+    const token = (login.body?.data as { adminLogin: { accessToken: string } }).adminLogin.accessToken;
 
     const slug = uniqueSlug('sandbox');
     const created = await post(
@@ -425,7 +402,7 @@ describe('Apollo Sandbox in development', () => {
     );
     expect(created.status).toBe(200);
     expect(created.headers.get('access-control-allow-origin')).toBe(SANDBOX_ORIGIN);
-    expect(created.json).toEqual({ data: { createTenant: { tenant: { slug, status: 'ACTIVE' } } } });
+    expect(created.body).toEqual({ data: { createTenant: { tenant: { slug, status: 'ACTIVE' } } } });
   });
 
   it('serves the landing page HTML on GET / for a browser', async () => {
@@ -444,20 +421,20 @@ describe('CSRF prevention', () => {
     const response = await send(`${app.url}?query=${query}`);
     expect(response.status).toBe(400);
     expect(codesOf(response)).toEqual(['BAD_REQUEST']);
-    expect(response.json!.errors![0]!.message).toMatch(/CSRF/);
-    expect(response.json).not.toHaveProperty('data');
+    expect(response.body!.errors![0]!.message).toMatch(/CSRF/);
+    expect(response.body).not.toHaveProperty('data');
   });
 
   it('refuses a simple text/plain POST', async () => {
     const response = await send(app.url, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ query: '{ __typename }' }) });
     expect(response.status).toBe(400);
-    expect(response.json!.errors![0]!.message).toMatch(/CSRF/);
+    expect(response.body!.errors![0]!.message).toMatch(/CSRF/);
   });
 
   it('serves the same GET with apollo-require-preflight', async () => {
     const response = await send(`${app.url}?query=${query}`, { headers: { 'apollo-require-preflight': 'true' } });
     expect(response.status).toBe(200);
-    expect(response.json).toEqual({ data: { __typename: 'Query' } });
+    expect(response.body).toEqual({ data: { __typename: 'Query' } });
   });
 });
 
@@ -480,11 +457,11 @@ describe('production configuration', () => {
     const refused = await post(introspection, {}, production.url);
     expect(refused.status).toBe(400);
     expect(codesOf(refused)).toEqual(['GRAPHQL_VALIDATION_FAILED']);
-    expect(refused.json!.errors![0]!.message).toMatch(/introspection/i);
+    expect(refused.body!.errors![0]!.message).toMatch(/introspection/i);
     expectProblemShape(refused);
 
     const allowed = await post(introspection, {}, app.url);
-    expect(allowed.json).toEqual({ data: { __schema: { queryType: { name: 'Query' } } } });
+    expect(allowed.body).toEqual({ data: { __schema: { queryType: { name: 'Query' } } } });
   });
 
   it('does not serve the landing page on GET /', async () => {
@@ -504,7 +481,7 @@ describe('production configuration', () => {
   it('still serves ordinary operations', async () => {
     const response = await post({ query: `mutation { adminLogin(email: "${ADMIN_EMAIL}", password: "${ADMIN_PASSWORD}") { expiresAt } }` }, {}, production.url);
     expect(response.status).toBe(200);
-    expect(response.json).toEqual({ data: { adminLogin: { expiresAt: expect.any(String) } } });
+    expect(response.body).toEqual({ data: { adminLogin: { expiresAt: expect.any(String) } } });
     expect((await send(`${productionBase}/healthz`)).status).toBe(200);
   });
 });

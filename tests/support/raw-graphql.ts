@@ -30,14 +30,16 @@ export async function send<Body = RawBody>(url: string, init: RequestInit = {}):
   const startedAt = performance.now();
   const response = await fetch(url, init);
   const text = await response.text();
-  const ms = performance.now() - startedAt;
-  let body: Body;
+  return { status: response.status, headers: response.headers, text, body: parseBody<Body>(text), ms: performance.now() - startedAt };
+}
+
+/** A response body parsed as JSON, or undefined when it is not JSON. */
+export function parseBody<Body = RawBody>(text: string): Body {
   try {
-    body = JSON.parse(text) as Body;
+    return JSON.parse(text) as Body;
   } catch {
-    body = undefined as Body;
+    return undefined as Body;
   }
-  return { status: response.status, headers: response.headers, text, body, ms };
 }
 
 /** POST a JSON body (one operation, or an array for a batch). */
