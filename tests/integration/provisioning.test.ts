@@ -1,5 +1,6 @@
 import type { GraphQLClient } from '../support/graphql-request';
 import { DatabaseInspector, shippedTenantMigrations, tenantMigrationsWith } from '../support/provisioning-inspector';
+import { HOSTILE_SLUGS } from '../support/hostile-slugs';
 import { errorCode, expectErrors, startTestServer, uniqueSlug, type TestServer } from '../support/test-server';
 import { graphql } from '../generated';
 import type { CreateTenantInput, ProvisioningMeQuery, ProvisioningTenantFieldsFragment, ProvisioningTenantsPageQuery } from '../generated/graphql';
@@ -221,22 +222,9 @@ describe('createTenant', () => {
     expect((await ownerSees(app, input)).tenant?.slug).toBe(slug);
   });
 
-  const hostileSlugs: [string, string][] = [
-    ['', 'empty'],
-    ['ab', 'two characters'],
-    ['a'.repeat(41), '41 characters'],
-    ['Acme', 'upper case'],
-    ['acme_co', 'underscore'],
-    ['-acme', 'leading hyphen'],
-    ['acme-', 'trailing hyphen'],
-    ['a--b', 'double hyphen'],
-    ['acme co', 'space'],
-    ["x'; DROP SCHEMA platform CASCADE; --", 'SQL injection'],
-    ['acme"; DROP', 'double quote'],
-    ['café', 'non-ASCII'],
-    ['../etc', 'path traversal'],
-    ['a\u0000b', 'NUL byte'],
-  ];
+
+  // createTenant trims its text inputs, so a slug wrapped in whitespace is not hostile there.
+  const hostileSlugs = HOSTILE_SLUGS.filter(([slug]) => slug.trim() === slug);
 
   it.each(hostileSlugs)('refuses slug %j (%s) as BAD_USER_INPUT on slug, creating nothing', async (slug) => {
     const before = await footprint();

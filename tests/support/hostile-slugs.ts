@@ -1,0 +1,22 @@
+/** Slugs createTenant must refuse, with why: the unit test of the rule and the integration test over HTTP share them. */
+export const HOSTILE_SLUGS: [slug: string, why: string][] = [
+  ['', 'empty'],
+  ['ab', 'too short'],
+  ['a-', 'too short and ends with a hyphen'],
+  ['a'.repeat(41), '41 characters'],
+  ['Acme', 'upper case'],
+  ['acme_co', 'underscore'],
+  ['-acme', 'leading hyphen'],
+  ['acme-', 'trailing hyphen'],
+  ['a--b', 'double hyphen'],
+  ['acme co', 'space'],
+  [' acme', 'leading space'],
+  ['acme\n', 'trailing newline'],
+  ["x'; DROP SCHEMA platform CASCADE; --", 'SQL injection'],
+  ['acme"; DROP', 'double quote'],
+  ['café', 'non-ASCII letter'],
+  ['ａｃｍｅ', 'full-width letters'],
+  ['../etc', 'path traversal'],
+  ['a\u0000b', 'NUL byte'],
+  ['acme.co', 'dot'],
+];
