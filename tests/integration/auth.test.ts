@@ -128,6 +128,8 @@ async function joinByInvitation(member: { email: string; client: GraphQLClient }
 const platformPool = () => app.server.services.platform.pool;
 /** The account row lock changePassword and removeMember take first. */
 const LOCK_USER = 'SELECT 1 FROM platform."User" WHERE id = $1 FOR UPDATE';
+/** Holds off whatever ends the account's sessions (removeMember, after it locked the account). */
+const LOCK_SESSIONS = 'SELECT 1 FROM platform."Session" WHERE "userId" = $1 FOR SHARE';
 
 /** The single error of a failing request: code, message, field and HTTP status. */
 async function failure(request: Promise<unknown>): Promise<{ code: string; message: string; field: unknown; status: number }> {
@@ -751,15 +753,16 @@ describe('invitations', () => {
   it('accepted while the account is being deleted with its last membership: NOT_FOUND, no orphan membership', async () => {
     const person = await invitee('vanishing');
     const invitation = await invite(tenant.owner, person.email, 'MEMBER');
-    // Play removeMember's closing steps by hand, so the accept can be caught in between: lock the
-    // account, let the accept arrive and wait on it, then delete the last membership and the account.
-    const { accepting } = await withRowLocked(platformPool(), LOCK_USER, [person.id], async (lock) => {
-      const pending = failure(accept(person.client, invitation.code));
+    // Catch the removal of the person's last membership after it locked the account, at its
+    // sessions (held here), and send the accept in then: it queues on the account row.
+    const { removing, accepting } = await withRowLocked(platformPool(), LOCK_SESSIONS, [person.id], async (lock) => {
+      const removing = removeMember(otherTenant.owner, person.id);
       await lock.untilSomeoneWaits();
-      await lock.query('DELETE FROM platform."Membership" WHERE "userId" = $1', [person.id]);
-      await lock.query('DELETE FROM platform."User" WHERE id = $1', [person.id]);
-      return { accepting: pending };
+      const accepting = failure(accept(person.client, invitation.code));
+      await lock.untilSomeoneWaits(2);
+      return { removing, accepting };
     });
+    expect(await removing).toBe(person.id);
     expect(await accepting).toMatchObject({ code: 'NOT_FOUND', status: 200 });
     const left = await app.server.services.platform.pool.query('SELECT 1 FROM platform."Membership" WHERE "userId" = $1', [person.id]);
     expect(left.rowCount).toBe(0);

@@ -2,11 +2,23 @@ import type pg from 'pg';
 import { eventually } from './raw-graphql';
 
 export interface HeldLock {
-  /** Resolves once another session waits on the lock (the call under test got that far). */
-  untilSomeoneWaits(): Promise<void>;
+  /**
+   * Resolves once `count` other sessions wait on the lock, directly or queued behind one that
+   * does (the calls under test got that far).
+   */
+  untilSomeoneWaits(count?: number): Promise<void>;
   /** More statements in the transaction holding the lock, committed when the scene ends. */
   query(sql: string, params?: unknown[]): Promise<pg.QueryResult>;
 }
+
+/** Sessions blocked by the backend $1, or by one of those, and so on. */
+const WAITERS_BEHIND = `
+  WITH RECURSIVE waiter(pid) AS (
+    SELECT pid FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))
+    UNION
+    SELECT activity.pid FROM pg_stat_activity activity JOIN waiter ON waiter.pid = ANY(pg_blocking_pids(activity.pid))
+  )
+  SELECT count(*)::int AS waiters FROM waiter`;
 
 /**
  * Runs `scene` inside a transaction that first takes a row lock with `lockSql`, then commits.
@@ -20,10 +32,10 @@ export async function withRowLocked<T>(pool: pg.Pool, lockSql: string, params: u
     await holder.query(lockSql, params);
     const pid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
     const lock: HeldLock = {
-      untilSomeoneWaits: async () => {
+      untilSomeoneWaits: async (count = 1) => {
         await eventually(async () => {
-          const waiting = await pool.query('SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [pid]);
-          return waiting.rowCount === 1 ? true : undefined;
+          const waiting = await pool.query<{ waiters: number }>(WAITERS_BEHIND, [pid]);
+          return waiting.rows[0]?.waiters === count ? true : undefined;
         }, 10_000, 20);
       },
       query: (sql, queryParams) => holder.query(sql, queryParams),
