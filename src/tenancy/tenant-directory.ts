@@ -3,6 +3,7 @@ import type { NotificationSubscriber, PlatformChannel, PlatformNotifications } f
 import type { Tenant } from '../generated/prisma/platform/client';
 import { NotifiedCache } from '../database/notified-cache';
 import { isUuid } from '../database/uuid';
+import { isValidSlug } from './tenant-naming';
 
 export type TenantRecord = Tenant;
 
@@ -41,6 +42,9 @@ export class TenantDirectory implements NotificationSubscriber {
   }
 
   async findBySlug(slug: string): Promise<TenantRecord | null> {
+    // Every stored slug passed isValidSlug, so nothing else can match; and some strings (NUL)
+    // PostgreSQL would refuse with an error instead of "no row".
+    if (!isValidSlug(slug)) return null;
     const id = this.idBySlug.get(slug);
     const cached = id ? this.byId.get(id) : undefined;
     if (cached) return cached;

@@ -440,6 +440,10 @@ describe('tenants and tenant(slug:)', () => {
     expect(await tenantBySlug(`  ${input.slug.toUpperCase()} `)).toEqual(created);
     expect(await tenantBySlug('no-such-tenant')).toBeNull();
     expect(await tenantBySlug("x'; DROP SCHEMA platform CASCADE; --")).toBeNull();
+    // PostgreSQL text cannot hold NUL: answered without asking it.
+    expect(await tenantBySlug('acme\u0000')).toBeNull();
+    expect(await tenantBySlug(`${input.slug}\u0000`)).toBeNull();
+    expect(await tenantBySlug('a'.repeat(10_000))).toBeNull();
     expect(await db.schemaOwner('platform')).not.toBeNull();
   });
 
