@@ -203,7 +203,7 @@ function createServices(
       logger,
       sessionCache,
     }),
-    members: new MemberService({ platform, passwords, sessionCache }),
+    members: new MemberService({ platform, passwords, sessionCache, apiKeys }),
     invitations: new InvitationService({ platform, passwords, sessionCache }),
     provisioner: new TenantProvisioner({ ...tenantSchemas, passwords }),
     migrations: new TenantMigrationRunner({ ...tenantSchemas, defaultConcurrency: config.migrateConcurrency }),

@@ -1,11 +1,12 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { PlatformDatabase } from '../database/platform-database';
+import type { PlatformDatabase, PlatformTransaction } from '../database/platform-database';
 import { NotifiedCache } from '../database/notified-cache';
 import type { NotificationSubscriber, PlatformChannel, PlatformNotifications } from '../database/platform-notifications';
 import { AppError, ErrorCode, assertNoNul, badInput, forbidden, notFound } from '../errors/app-error';
 import type { ApiKey } from '../generated/prisma/platform/client';
 import { ROLE_RANK, type ApiKeyPrincipal, type MemberPrincipal, type MemberRole } from '../auth/principal';
 import { assertTenantServes } from '../auth/session-service';
+import { lockActorMembership } from '../auth/member-service';
 import type { TenantDirectory } from '../tenancy/tenant-directory';
 import { isUuid } from '../database/uuid';
 
@@ -75,8 +76,12 @@ export class ApiKeyService implements NotificationSubscriber {
     if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) throw badInput('expiresAt must be in the future', 'expiresAt');
     const prefix = randomBytes(4).toString('hex');
     const secret = `${API_KEY_PREFIX}${prefix}_${randomBytes(32).toString('base64url')}`;
-    const apiKey = await this.deps.platform.prisma.apiKey.create({
-      data: {
+    const apiKey = await this.deps.platform.prisma.$transaction(async (tx) => {
+      // Demoting or removing the creator revokes their keys above their new role: under this
+      // lock, such a change either waits for the key and revokes it, or is seen here.
+      await lockActorMembership(tx, actor);
+      return tx.apiKey.create({
+        data: {
         tenantId: actor.tenant.id,
         name,
         prefix,
@@ -85,7 +90,8 @@ export class ApiKeyService implements NotificationSubscriber {
         persistedOnly: input.persistedOnly ?? false,
         expiresAt: input.expiresAt ?? null,
         createdByUserId: actor.userId,
-      },
+        },
+      });
     });
     return { apiKey, secret };
   }
@@ -105,6 +111,27 @@ export class ApiKeyService implements NotificationSubscriber {
     // Not waiting for our own notification: the next request here must already see it.
     this.byPrefix.delete(key.prefix);
     return revoked;
+  }
+
+  /**
+   * Revokes, inside `tx`, the live keys `userId` created in the tenant (with a role matching
+   * `role`, when given); returns their prefixes, for `forget` once `tx` has committed.
+   */
+  async revokeCreatedBy(
+    tx: PlatformTransaction,
+    by: { tenantId: string; userId: string; role?: { in: MemberRole[] } | undefined },
+  ): Promise<string[]> {
+    const revoked = await tx.apiKey.updateManyAndReturn({
+      where: { tenantId: by.tenantId, createdByUserId: by.userId, role: by.role, revokedAt: null },
+      data: { revokedAt: new Date() },
+      select: { prefix: true },
+    });
+    return revoked.map((key) => key.prefix);
+  }
+
+  /** Drops keys from this instance's cache at once (other instances hear it from the trigger). */
+  forget(prefixes: string[]): void {
+    this.byPrefix.delete(...prefixes);
   }
 
   /** The principal a presented key stands for; UNAUTHENTICATED if unknown, revoked or expired. */

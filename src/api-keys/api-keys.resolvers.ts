@@ -6,6 +6,9 @@ export const apiKeyResolvers: Resolvers = {
   Query: {
     apiKeys: (_root, _args, ctx) => ctx.services.apiKeys.list(memberPrincipal(ctx).tenant.id),
   },
+  ApiKey: {
+    createdBy: (key) => key.createdByUserId,
+  },
   Mutation: {
     createApiKey: (_root, { input }, ctx) => ctx.services.apiKeys.create(memberPrincipal(ctx), input),
     revokeApiKey: async (_root, { id }, ctx) => ({ apiKey: await ctx.services.apiKeys.revoke(memberPrincipal(ctx), id) }),

@@ -3,7 +3,7 @@ import type { Invitation, TenantStatus } from '../generated/prisma/platform/clie
 import { uniqueViolationFields } from '../database/prisma-errors';
 import { isUuid } from '../database/uuid';
 import { assertNoNul, badInput, conflict, notFound } from '../errors/app-error';
-import { assertMayGrant, parseEmail } from './member-service';
+import { assertMayGrant, lockActorMembership, parseEmail } from './member-service';
 import { replacePassword } from './account-lock';
 import { assertAcceptablePassword, type PasswordHasher } from './passwords';
 import type { MemberPrincipal, MemberRole } from './principal';
@@ -56,12 +56,17 @@ export class InvitationService {
       createdAt: new Date(),
       expiresAt: new Date(Date.now() + INVITATION_TTL_MS),
     };
-    // Expired offers are only history: each new one sweeps its tenant's, so they never pile up.
-    await prisma.invitation.deleteMany({ where: { tenantId: actor.tenant.id, expiresAt: { lte: new Date() } } });
-    const invitation = await prisma.invitation.upsert({
-      where: { tenantId_email: { tenantId: actor.tenant.id, email } },
-      create: { tenantId: actor.tenant.id, email, ...offer },
-      update: offer,
+    const invitation = await prisma.$transaction(async (tx) => {
+      // Demoting or removing the inviter voids their invitations above their new role: under
+      // this lock, such a change either waits for this one and voids it, or is seen here.
+      await lockActorMembership(tx, actor);
+      // Expired offers are only history: each new one sweeps its tenant's, so they never pile up.
+      await tx.invitation.deleteMany({ where: { tenantId: actor.tenant.id, expiresAt: { lte: new Date() } } });
+      return tx.invitation.upsert({
+        where: { tenantId_email: { tenantId: actor.tenant.id, email } },
+        create: { tenantId: actor.tenant.id, email, ...offer },
+        update: offer,
+      });
     });
     return { invitation: toInvitation(invitation), code };
   }

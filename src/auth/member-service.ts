@@ -5,7 +5,8 @@ import type { PasswordHasher } from './passwords';
 import { lockAccount } from './account-lock';
 import { assertAcceptablePassword } from './passwords';
 import type { SessionStateCache } from './session-state-cache';
-import { ROLE_RANK, type MemberPrincipal, type MemberRole } from './principal';
+import { ROLE_RANK, rolesAbove, type MemberPrincipal, type MemberRole } from './principal';
+import type { ApiKeyService } from '../api-keys/api-key-service';
 import { isUuid } from '../database/uuid';
 import { uniqueViolationFields } from '../database/prisma-errors';
 
@@ -32,13 +33,29 @@ export function assertMayGrant(actor: MemberPrincipal, role: MemberRole): void {
 }
 
 /**
+ * Share-locks the actor's membership until `tx` ends and checks it still carries the role the
+ * request was authorised with (the SDL's @auth and the rank rules ran on the role the request
+ * started with). A demotion or removal of the actor then waits for `tx`, and withdraws what it
+ * granted (see MemberService.withdrawGrants), or commits first and is seen here.
+ */
+export async function lockActorMembership(tx: PlatformTransaction, actor: MemberPrincipal): Promise<void> {
+  const [membership] = await tx.$queryRaw<{ role: MemberRole }[]>`
+    SELECT "role"::text AS "role" FROM platform."Membership"
+    WHERE "userId" = ${actor.userId}::uuid AND "tenantId" = ${actor.tenant.id}::uuid FOR SHARE`;
+  if (!membership) throw new AppError(ErrorCode.UNAUTHENTICATED, 'Session ended; log in again', { httpStatus: 401 });
+  if (ROLE_RANK[membership.role] < ROLE_RANK[actor.role]) throw forbidden(`Your role changed to ${membership.role}; retry`);
+}
+
+/**
  * Membership management inside the caller's own tenant. Rules: you can only grant roles up to
  * your own and only change members ranked at most like you (so only an OWNER touches OWNERs),
- * and a tenant always keeps at least one OWNER.
+ * and a tenant always keeps at least one OWNER. Nobody keeps through a key or an invitation more
+ * than their role: demoting a member revokes the API keys and voids the invitations they made
+ * above their new role, removing one revokes and voids all of theirs.
  */
 export class MemberService {
   constructor(
-    private readonly deps: { platform: PlatformDatabase; passwords: PasswordHasher; sessionCache: SessionStateCache },
+    private readonly deps: { platform: PlatformDatabase; passwords: PasswordHasher; sessionCache: SessionStateCache; apiKeys: ApiKeyService },
   ) {}
 
   async list(tenantId: string): Promise<MemberModel[]> {
@@ -93,19 +110,21 @@ export class MemberService {
 
   async changeRole(actor: MemberPrincipal, userId: string, role: MemberRole): Promise<MemberModel> {
     assertMayGrant(actor, role);
-    await this.withOwnersLocked(actor.tenant.id, async (tx, owners) => {
+    const revokedKeys = await this.withOwnersLocked(actor, async (tx, owners) => {
       const target = await this.targetMembership(tx, actor, userId);
       if (target.role === 'OWNER' && role !== 'OWNER' && owners.length <= 1) {
         throw conflict('The last OWNER cannot be demoted; make someone else OWNER first', 'role');
       }
       await tx.membership.update({ where: { id: target.id }, data: { role } });
+      return this.withdrawGrants(tx, actor.tenant.id, userId, role);
     });
     this.deps.sessionCache.invalidateMembership(userId, actor.tenant.id);
+    this.deps.apiKeys.forget(revokedKeys);
     return this.getMember(actor.tenant.id, userId);
   }
 
   async remove(actor: MemberPrincipal, userId: string): Promise<string> {
-    await this.withOwnersLocked(actor.tenant.id, async (tx, owners) => {
+    const revokedKeys = await this.withOwnersLocked(actor, async (tx, owners) => {
       const target = await this.targetMembership(tx, actor, userId);
       if (target.role === 'OWNER' && owners.length <= 1) {
         throw conflict('The last OWNER cannot be removed', 'userId');
@@ -122,8 +141,10 @@ export class MemberService {
       // An account in no tenant can sign in nowhere, and its email could never be added again
       // (addMember refuses existing accounts): it goes.
       if ((await tx.membership.count({ where: { userId } })) === 0) await tx.user.delete({ where: { id: userId } });
+      return this.withdrawGrants(tx, actor.tenant.id, userId, null);
     });
     this.deps.sessionCache.invalidateMembership(userId, actor.tenant.id);
+    this.deps.apiKeys.forget(revokedKeys);
     return userId;
   }
 
@@ -137,17 +158,31 @@ export class MemberService {
   }
 
   /**
-   * Runs `work` in a transaction holding row locks on the tenant's OWNER memberships, so two
-   * concurrent demotions cannot each see "another owner remains" and leave none.
+   * Revokes the API keys and deletes the open invitations `userId` made in the tenant with a role
+   * above `ceiling` (all of them when null: they left). Returns the revoked keys' prefixes, for
+   * the key cache once committed.
    */
-  private async withOwnersLocked(
-    tenantId: string,
-    work: (tx: PlatformTransaction, owners: { id: string }[]) => Promise<void>,
-  ): Promise<void> {
-    await this.deps.platform.prisma.$transaction(async (tx) => {
+  private async withdrawGrants(tx: PlatformTransaction, tenantId: string, userId: string, ceiling: MemberRole | null): Promise<string[]> {
+    const above = ceiling ? { in: rolesAbove(ceiling) } : undefined;
+    await tx.invitation.deleteMany({ where: { tenantId, invitedByUserId: userId, role: above } });
+    return this.deps.apiKeys.revokeCreatedBy(tx, { tenantId, userId, role: above });
+  }
+
+  /**
+   * Runs `work` in a transaction holding row locks on the tenant's OWNER memberships, so two
+   * concurrent demotions cannot each see "another owner remains" and leave none; every change
+   * of members of one tenant takes them, so such changes run one at a time. The actor's own
+   * membership is checked again under them (a demoted admin's request in flight changes nothing).
+   */
+  private async withOwnersLocked<T>(
+    actor: MemberPrincipal,
+    work: (tx: PlatformTransaction, owners: { id: string }[]) => Promise<T>,
+  ): Promise<T> {
+    return this.deps.platform.prisma.$transaction(async (tx) => {
       const owners = await tx.$queryRaw<{ id: string }[]>`
-        SELECT "id" FROM platform."Membership" WHERE "tenantId" = ${tenantId}::uuid AND "role" = 'OWNER' FOR UPDATE`;
-      await work(tx, owners);
+        SELECT "id" FROM platform."Membership" WHERE "tenantId" = ${actor.tenant.id}::uuid AND "role" = 'OWNER' FOR UPDATE`;
+      await lockActorMembership(tx, actor);
+      return work(tx, owners);
     });
   }
 

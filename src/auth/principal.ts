@@ -6,6 +6,11 @@ export type { MemberRole };
 /** Higher outranks lower: OWNER > ADMIN > MANAGER > MEMBER > VIEWER. */
 export const ROLE_RANK: Record<MemberRole, number> = { VIEWER: 1, MEMBER: 2, MANAGER: 3, ADMIN: 4, OWNER: 5 };
 
+/** The roles that outrank `role`. */
+export function rolesAbove(role: MemberRole): MemberRole[] {
+  return (Object.keys(ROLE_RANK) as MemberRole[]).filter((other) => ROLE_RANK[other] > ROLE_RANK[role]);
+}
+
 export function roleAtLeast(role: MemberRole, required: MemberRole): boolean {
   return ROLE_RANK[role] >= ROLE_RANK[required];
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { print } from 'graphql';
 import type { GraphQLClient } from '../support/graphql-request';
 import { postJson, sleep, type RawResponse } from '../support/raw-graphql';
+import { withRowLocked } from '../support/row-lock';
 import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
 import { graphql } from '../generated';
 import type { CreateApiKeyInput, CreateKeyMutation, Role } from '../generated/graphql';
@@ -14,9 +15,9 @@ import type { CreateApiKeyInput, CreateKeyMutation, Role } from '../generated/gr
  */
 
 const CREATE_API_KEY = graphql(`mutation CreateKey($input: CreateApiKeyInput!) {
-  createApiKey(input: $input) { secret apiKey { id name prefix role persistedOnly expiresAt createdAt lastUsedAt revokedAt } }
+  createApiKey(input: $input) { secret apiKey { id name prefix role createdBy persistedOnly expiresAt createdAt lastUsedAt revokedAt } }
 }`);
-const API_KEYS = graphql(`query ApiKeysList { apiKeys { id name prefix role persistedOnly expiresAt createdAt lastUsedAt revokedAt } }`);
+const API_KEYS = graphql(`query ApiKeysList { apiKeys { id name prefix role createdBy persistedOnly expiresAt createdAt lastUsedAt revokedAt } }`);
 const REVOKE_API_KEY = graphql(`mutation Revoke($id: ID!) { revokeApiKey(id: $id) { apiKey { id revokedAt } } }`);
 const ME = graphql(`query ApiKeysMe { me { id kind name email role tenant { id slug } } }`);
 const CREATE_VEHICLE = graphql(`mutation CreateVehicle($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { id plate } } }`);
@@ -34,6 +35,8 @@ const LISTS = graphql(`query ApiKeysLists($search: String) {
   drivers(first: 100, filter: { search: $search }) { totalCount edges { node { id name vehicle { id } } } }
 }`);
 const ADD_MEMBER = graphql(`mutation ApiKeysAddMember($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`);
+const SET_ROLE = graphql(`mutation ApiKeysSetRole($userId: ID!, $role: Role!) { updateMemberRole(userId: $userId, role: $role) { member { role } } }`);
+const REMOVE_MEMBER = graphql(`mutation ApiKeysRemoveCreator($userId: ID!) { removeMember(userId: $userId) { removedUserId } }`);
 
 type CreatedKey = CreateKeyMutation['createApiKey'];
 
@@ -62,10 +65,14 @@ function rawMe(headers: Record<string, string>): Promise<RawResponse> {
 }
 
 async function addMember(tenant: TenantFixture, role: Role): Promise<GraphQLClient> {
+  return (await addMemberWithId(tenant, role)).client;
+}
+
+async function addMemberWithId(tenant: TenantFixture, role: Role): Promise<{ id: string; client: GraphQLClient }> {
   const email = `${role.toLowerCase()}-${uniqueSlug('m')}@${tenant.slug}.test`;
   const password = `password-${role.toLowerCase()}-1`;
-  await tenant.owner.request(ADD_MEMBER, { input: { email, name: `A ${role}`, password, role } });
-  return app.bearer(await app.login(tenant.slug, email, password));
+  const added = await tenant.owner.request(ADD_MEMBER, { input: { email, name: `A ${role}`, password, role } });
+  return { id: added.addMember.member.id, client: app.bearer(await app.login(tenant.slug, email, password)) };
 }
 
 async function seed(tenant: TenantFixture, label: string): Promise<{ vehicles: string[]; drivers: string[] }> {
@@ -110,6 +117,7 @@ describe('creating and listing keys', () => {
       name: 'Telematics partner',
       prefix: match?.[1],
       role: 'MANAGER',
+      createdBy: (await A.owner.request(ME)).me.id,
       persistedOnly: false,
       expiresAt: null,
       createdAt: expect.any(String),
@@ -128,7 +136,7 @@ describe('creating and listing keys', () => {
     // Nothing in the schema could return them: ApiKey has no secret or hash field.
     const type = await A.owner.request(graphql(`query ApiKeysType { __type(name: "ApiKey") { fields { name } } }`));
     expect(type.__type?.fields?.map((field) => field.name).sort()).toEqual(
-      ['createdAt', 'expiresAt', 'id', 'lastUsedAt', 'name', 'persistedOnly', 'prefix', 'revokedAt', 'role'].sort(),
+      ['createdAt', 'createdBy', 'expiresAt', 'id', 'lastUsedAt', 'name', 'persistedOnly', 'prefix', 'revokedAt', 'role'].sort(),
     );
   });
 
@@ -378,6 +386,53 @@ describe("a key's role is its ceiling", () => {
     const keys = (await A.owner.request(API_KEYS)).apiKeys;
     expect(keys.filter((key) => key.name === 'child key')).toEqual([]);
     expect(keys.find((key) => key.id === adminKey.apiKey.id)?.revokedAt).toBeNull();
+  });
+});
+
+describe("a key never outlives its creator's role", () => {
+  const keyRoleOf = async (secret: string) => (await keyClient(secret).request(ME)).me.role;
+  const listed = async (id: string) => (await A.owner.request(API_KEYS)).apiKeys.find((key) => key.id === id);
+
+  it('names its creator; demoting the creator revokes the keys above the new role at once, and keeps the others', async () => {
+    const admin = await addMemberWithId(A, 'ADMIN');
+    const adminKey = await createKey(admin.client, { name: 'integration (admin)', role: 'ADMIN' });
+    const managerKey = await createKey(admin.client, { name: 'integration (manager)', role: 'MANAGER' });
+    expect((await listed(adminKey.apiKey.id))?.createdBy).toBe(admin.id);
+    expect(await keyRoleOf(adminKey.secret)).toBe('ADMIN');
+
+    await A.owner.request(SET_ROLE, { userId: admin.id, role: 'MANAGER' });
+    expect(await errorCode(keyClient(adminKey.secret).request(ME))).toBe('UNAUTHENTICATED');
+    expect(await errorCode(keyClient(adminKey.secret).request(DELETE_VEHICLE, { id: aVehicle }))).toBe('UNAUTHENTICATED');
+    expect((await listed(adminKey.apiKey.id))?.revokedAt).not.toBeNull();
+    expect(await keyRoleOf(managerKey.secret)).toBe('MANAGER');
+    expect((await listed(managerKey.apiKey.id))?.revokedAt).toBeNull();
+    // Promoting them back revives nothing.
+    await A.owner.request(SET_ROLE, { userId: admin.id, role: 'ADMIN' });
+    expect(await errorCode(keyClient(adminKey.secret).request(ME))).toBe('UNAUTHENTICATED');
+  });
+
+  it("removing the creator revokes all of their keys, and no one else's", async () => {
+    const admin = await addMemberWithId(A, 'ADMIN');
+    const theirs = await createKey(admin.client, { name: 'leaves with them', role: 'VIEWER' });
+    const owners = await createKey(A.owner, { name: 'stays', role: 'VIEWER' });
+    await A.owner.request(REMOVE_MEMBER, { userId: admin.id });
+    expect(await errorCode(keyClient(theirs.secret).request(ME))).toBe('UNAUTHENTICATED');
+    expect((await listed(theirs.apiKey.id))?.revokedAt).not.toBeNull();
+    expect(await keyRoleOf(owners.secret)).toBe('VIEWER');
+  });
+
+  it('a key requested while its creator is being demoted waits for the demotion, and is refused', async () => {
+    const admin = await addMemberWithId(A, 'ADMIN');
+    const lockMembership = 'SELECT 1 FROM platform."Membership" WHERE "userId" = $1 FOR UPDATE';
+    const { creating } = await withRowLocked(app.server.services.platform.pool, lockMembership, [admin.id], async (lock) => {
+      const creating = errorCode(createKey(admin.client, { name: 'minted mid-demotion', role: 'ADMIN' }));
+      await lock.untilSomeoneWaits();
+      // The demotion commits with the lock; the request was authorised as ADMIN before it.
+      await lock.query(`UPDATE platform."Membership" SET role = 'MANAGER' WHERE "userId" = $1`, [admin.id]);
+      return { creating };
+    });
+    expect(await creating).toBe('FORBIDDEN');
+    expect((await A.owner.request(API_KEYS)).apiKeys.map((key) => key.name)).not.toContain('minted mid-demotion');
   });
 });
 

@@ -128,6 +128,8 @@ async function joinByInvitation(member: { email: string; client: GraphQLClient }
 const platformPool = () => app.server.services.platform.pool;
 /** The account row lock changePassword and removeMember take first. */
 const LOCK_USER = 'SELECT 1 FROM platform."User" WHERE id = $1 FOR UPDATE';
+/** What changing a member's role waits on; granting something (a key, an invitation) share-locks it. */
+const LOCK_MEMBERSHIPS = 'SELECT 1 FROM platform."Membership" WHERE "userId" = $1 FOR UPDATE';
 /** Holds off whatever ends the account's sessions (removeMember, after it locked the account). */
 const LOCK_SESSIONS = 'SELECT 1 FROM platform."Session" WHERE "userId" = $1 FOR SHARE';
 
@@ -735,6 +737,37 @@ describe('invitations', () => {
     expect(await failure(admin.client.request(INVITE, { input: { email, role: 'OWNER' } }))).toMatchObject({ code: 'FORBIDDEN' });
     expect((await tenant.owner.request(INVITATIONS)).invitations.some((invitation) => invitation.email === email)).toBe(false);
     expect((await me(viewer.client)).role).toBe('VIEWER');
+  });
+
+  it("never outlive the inviter's role: a demotion voids those above the new role, a removal all of them", async () => {
+    const inviter = await newMember(tenant, 'ADMIN', 'inviter');
+    const asAdmin = await invite(inviter.client, newEmail('admin-offer'), 'ADMIN');
+    const asViewer = await invite(inviter.client, newEmail('viewer-offer'), 'VIEWER');
+    const asMember = await invite(inviter.client, newEmail('member-offer'), 'MEMBER');
+    const join = (code: string) => app.client().request(JOIN, { input: { code, name: 'Joiner', password: OWN_PASSWORD } });
+
+    await setRole(tenant.owner, inviter.id, 'MEMBER');
+    expect(await invitationIds(tenant.owner)).not.toContain(asAdmin.id);
+    expect(await errorCode(join(asAdmin.code))).toBe('NOT_FOUND');
+    expect((await join(asViewer.code)).joinByInvitation.accessToken).toEqual(expect.any(String));
+
+    await removeMember(tenant.owner, inviter.id);
+    expect(await invitationIds(tenant.owner)).not.toContain(asMember.id);
+    expect(await errorCode(join(asMember.code))).toBe('NOT_FOUND');
+  });
+
+  it('an invitation sent while the inviter is being demoted waits for the demotion, and is refused', async () => {
+    const inviter = await newMember(tenant, 'ADMIN', 'demoted-inviter');
+    const email = newEmail('mid-demotion');
+    const { inviting } = await withRowLocked(platformPool(), LOCK_MEMBERSHIPS, [inviter.id], async (lock) => {
+      const inviting = failure(invite(inviter.client, email, 'ADMIN'));
+      await lock.untilSomeoneWaits();
+      await lock.query(`UPDATE platform."Membership" SET role = 'VIEWER' WHERE "userId" = $1`, [inviter.id]);
+      return { inviting };
+    });
+    expect(await inviting).toMatchObject({ code: 'FORBIDDEN' });
+    const offered = await app.server.services.platform.pool.query('SELECT 1 FROM platform."Invitation" WHERE email = $1', [email]);
+    expect(offered.rowCount).toBe(0);
   });
 
   it('an expired invitation is neither listed nor accepted', async () => {
