@@ -46,10 +46,17 @@ export interface ProvisionerDependencies extends TenantSchemaDependencies {
   lockTimeoutMs?: number;
 }
 
+/** RFC 5321's limit on a forward path. */
+const MAX_EMAIL_LENGTH = 254;
+const MAX_OWNER_NAME_LENGTH = 200;
+
 const ownerSchema = z.object({
-  email: z.string().trim().toLowerCase().pipe(z.email()),
-  name: z.string().trim().min(1).max(200),
+  email: z.string().trim().toLowerCase().max(MAX_EMAIL_LENGTH).pipe(z.email()),
+  name: z.string().trim().min(1).max(MAX_OWNER_NAME_LENGTH),
 });
+
+const ownerPasswordConflict = (email: string) =>
+  conflict(`A user with email ${email} already exists with another password; give that user's password or another email`, 'owner.email');
 
 /** Advisory-lock class for "one provisioning per slug"; the key is hashtext(slug). */
 const PROVISIONING_LOCK_CLASS = 0x46470001;
@@ -87,7 +94,12 @@ export class TenantProvisioner {
     assertNoNul(name, 'name');
     assertNoNul(request.owner.name, 'owner.name');
     const owner = ownerSchema.safeParse(request.owner);
-    if (!owner.success) throw badInput('owner needs a valid email and a name', 'owner');
+    if (!owner.success) {
+      throw badInput(
+        `owner needs a valid email (at most ${MAX_EMAIL_LENGTH} characters) and a name (1 to ${MAX_OWNER_NAME_LENGTH} characters)`,
+        'owner',
+      );
+    }
     assertAcceptablePassword(request.owner.password, 'owner.password');
 
     const lockClient = await this.deps.platform.pool.connect();
@@ -118,6 +130,10 @@ export class TenantProvisioner {
       await this.assertSameRequest(existing, request);
       return existing;
     }
+    // Checked before anything is written: a wrong password is the caller's mistake, and must not
+    // leave a FAILED tenant with a role and a schema behind. The owner step checks again, for an
+    // account created or changed meanwhile.
+    const verifiedOwnerHash = await this.verifiedExistingOwner(request.owner);
     const tenant =
       existing ??
       (await prisma.tenant.create({
@@ -133,8 +149,9 @@ export class TenantProvisioner {
     if (existing) {
       await prisma.tenant.update({ where: { id: existing.id }, data: { status: 'PROVISIONING', name: request.name, plan: request.plan } });
     }
-    // bcrypt is the slowest step; it runs while the database steps wait on I/O.
-    const ownerPasswordHash = this.deps.passwords.hash(request.owner.password);
+    // bcrypt is the slowest step; it runs while the database steps wait on I/O. An existing
+    // account's hash was just verified against this password, so it needs no new one.
+    const ownerPasswordHash = verifiedOwnerHash !== null ? Promise.resolve(verifiedOwnerHash) : this.deps.passwords.hash(request.owner.password);
     ownerPasswordHash.catch(() => undefined);
     const startedAt = performance.now();
     try {
@@ -205,10 +222,7 @@ export class TenantProvisioner {
           (await tx.user.findUnique({ where: { email: request.owner.email } })) ??
           (await tx.user.create({ data: { email: request.owner.email, name: request.owner.name, passwordHash } }));
         if (user.passwordHash !== passwordHash && !(await this.deps.passwords.verify(request.owner.password, user.passwordHash))) {
-          throw conflict(
-            `A user with email ${request.owner.email} already exists with another password; give that user's password or another email`,
-            'owner.email',
-          );
+          throw ownerPasswordConflict(request.owner.email);
         }
         await tx.membership.upsert({
           where: { userId_tenantId: { userId: user.id, tenantId: tenant.id } },
@@ -218,6 +232,17 @@ export class TenantProvisioner {
       });
     });
     return outcome.version ?? latestMigrationName(folder);
+  }
+
+  /**
+   * The stored hash of the owner's existing account once the given password matches it; null
+   * when there is no such account yet (the owner step creates it). CONFLICT otherwise.
+   */
+  private async verifiedExistingOwner(owner: CreateTenantRequest['owner']): Promise<string | null> {
+    const user = await this.deps.platform.prisma.user.findUnique({ where: { email: owner.email }, select: { passwordHash: true } });
+    if (!user) return null;
+    if (!(await this.deps.passwords.verify(owner.password, user.passwordHash))) throw ownerPasswordConflict(owner.email);
+    return user.passwordHash;
   }
 
   private async step<T>(step: Step, work: () => Promise<T>): Promise<T> {

@@ -246,6 +246,9 @@ describe('createTenant', () => {
     const cases: [CreateTenantInput, string][] = [
       [{ ...base, owner: { ...base.owner, password: 'short' } }, 'owner.password'],
       [{ ...base, owner: { ...base.owner, email: 'not-an-email' } }, 'owner'],
+      // 255 characters, one over RFC 5321's limit, in a shape the email check alone accepts.
+      [{ ...base, owner: { ...base.owner, email: `${'a'.repeat(243)}@example.com` } }, 'owner'],
+      [{ ...base, owner: { ...base.owner, name: 'n'.repeat(201) } }, 'owner'],
       [{ ...base, name: '   ' }, 'name'],
     ];
     for (const [input, field] of cases) {
@@ -255,6 +258,48 @@ describe('createTenant', () => {
     expect(await footprint()).toEqual(before);
     expect(await tenantBySlug(slug)).toBeNull();
     expect(await db.role(roleNameOf(slug))).toBeNull();
+  });
+
+  it("refuses an existing account's email with a wrong password as CONFLICT before creating anything; its own password makes it the owner", async () => {
+    const existing = inputFor(uniqueSlug('acct'));
+    await createTenant(existing);
+    const slug = uniqueSlug('wrongpw');
+    const input = inputFor(slug, { owner: { ...existing.owner, name: 'Somebody', password: 'not-the-owners-password' } });
+    const before = await footprint();
+
+    const { errors } = await expectErrors(admin.request(CREATE_TENANT, { input }));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]?.extensions).toMatchObject({ code: 'CONFLICT', field: 'owner.email' });
+    expect(await footprint()).toEqual(before);
+    expect(await tenantBySlug(slug)).toBeNull();
+    expect(await db.role(roleNameOf(slug))).toBeNull();
+    expect(await db.schemaOwner(`t_${slug.replaceAll('-', '_')}`)).toBeNull();
+
+    // The account's own password: one tenant more, owned by the same account.
+    const created = await createTenant({ ...input, owner: existing.owner });
+    expect(created.status).toBe('ACTIVE');
+    expect(await ownerSees(app, { ...input, owner: existing.owner })).toEqual({ role: 'OWNER', tenant: { slug, status: 'ACTIVE' } });
+    expect(await db.count('SELECT count(*) FROM platform."User" WHERE email = $1', [existing.owner.email])).toBe(1);
+  });
+
+  it('leaves a FAILED tenant as it was when a retry gives a wrong password, and completes it with the right one', async () => {
+    const input = inputFor(uniqueSlug('retrypw'));
+    const first = await createTenant(input);
+    // As a failed step leaves it (the owner's account and membership exist by then or not: both resume).
+    await db.client.query(`UPDATE platform."Tenant" SET status = 'FAILED', "lastError" = 'seed: Error' WHERE id = $1`, [first.id]);
+    const before = await footprint();
+
+    const wrong = { ...input, owner: { ...input.owner, password: 'a-wrong-password' } };
+    expect((await expectErrors(admin.request(CREATE_TENANT, { input: wrong }))).errors[0]?.extensions).toMatchObject({
+      code: 'CONFLICT',
+      field: 'owner.email',
+    });
+    expect(await db.tenantRow(input.slug)).toMatchObject({ id: first.id, status: 'FAILED', lastError: 'seed: Error' });
+
+    const resumed = await createTenant(input);
+    expect(resumed).toMatchObject({ id: first.id, status: 'ACTIVE', lastError: null });
+    expect(await footprint()).toEqual(before);
+    expect((await ownerSees(app, input)).role).toBe('OWNER');
   });
 
   it('is for platform admins only', async () => {
