@@ -75,6 +75,55 @@ export function assertTokenLimit(document: string, maxTokens: number): void {
   }
 }
 
+/**
+ * How deeply variables and extensions may nest (the variables object itself is the first
+ * level). GraphQL input nests no deeper than a document, and documents are capped at MAX_DEPTH
+ * (12 by default), so 64 refuses nothing real; a constant, not a setting, for that reason.
+ */
+export const MAX_INPUT_NESTING = 64;
+
+// With the u flag a well-formed pair is one astral code point; only a lone half is Cs.
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * Refuses JSON from the request (`field` names it in the message) that nests deeper than
+ * MAX_INPUT_NESTING, or holds a string, key or value, with a lone UTF-16 surrogate. JSON.parse
+ * accepts any depth, but what comes after recurses (JSON.stringify, graphql-js's coercion) and
+ * overflows the stack a few thousand levels down, into a 500; and PostgreSQL stores a lone
+ * surrogate as U+FFFD, so different inputs would be stored as the same text. An explicit stack,
+ * not recursion, and it stops at the first problem.
+ */
+export function assertSaneInput(value: unknown, field: string): void {
+  const pending: { value: unknown; depth: number }[] = [{ value, depth: 0 }];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const { value: current, depth } = next;
+    if (typeof current === 'string') {
+      assertWellFormed(current, field);
+      continue;
+    }
+    if (typeof current !== 'object' || current === null) continue;
+    if (depth >= MAX_INPUT_NESTING) {
+      throw new AppError(ErrorCode.BAD_REQUEST, `Request ${field} are nested more than ${MAX_INPUT_NESTING} levels deep`, {
+        httpStatus: 400,
+      });
+    }
+    if (Array.isArray(current)) {
+      for (const item of current as unknown[]) pending.push({ value: item, depth: depth + 1 });
+      continue;
+    }
+    for (const [key, item] of Object.entries(current)) {
+      assertWellFormed(key, field);
+      pending.push({ value: item, depth: depth + 1 });
+    }
+  }
+}
+
+function assertWellFormed(text: string, field: string): void {
+  if (LONE_SURROGATE.test(text)) {
+    throw new AppError(ErrorCode.BAD_REQUEST, `Request contains malformed Unicode (a lone surrogate) in ${field}`, { httpStatus: 400 });
+  }
+}
+
 function costLimitPlugin(maxCost: number, schema: () => GraphQLSchema): ApolloServerPlugin {
   const estimators = [directiveEstimator({ name: 'cost' }), simpleEstimator({ defaultComplexity: 1 })];
   // A document's cost depends only on it and its variables: clients repeat both all day.

@@ -3,7 +3,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Authenticator } from '../auth/authenticator';
 import { isTenantPrincipal, type Principal, type TenantPrincipal } from '../auth/principal';
 import { AppError, ErrorCode, errorResponseBody, httpStatusOf } from '../errors/app-error';
-import { assertTokenLimit } from '../graphql/hardening';
+import { assertSaneInput, assertTokenLimit } from '../graphql/hardening';
 import type { OperationSafelist } from '../persisted-queries/operation-safelist';
 import type { RateLimitDecision, TenantRateLimiter } from '../rate-limiting/tenant-rate-limiter';
 
@@ -11,7 +11,8 @@ import type { RateLimitDecision, TenantRateLimiter } from '../rate-limiting/tena
  * Everything that happens to a GraphQL request before Apollo parses it, in order:
  *   1. request id
  *   2. authentication (JWT or API key) -> res.locals.principal
- *   3. batch size, and the token count of each document (stops counting at the limit)
+ *   3. batch size; the nesting depth and well-formed Unicode of each operation's text, name,
+ *      variables and extensions; the token count of each document (stops counting at the limit)
  *   4. tenant and per-caller rate limits (one Redis round trip) -> RateLimit-* headers, 429
  *   5. persisted operations: a persistedOnly key may only name registered operations; a
  *      registered operation's text is filled in from the safelist
@@ -25,6 +26,8 @@ export interface GuardedLocals {
 
 interface GraphQLRequestFields {
   query?: unknown;
+  operationName?: unknown;
+  variables?: unknown;
   extensions?: unknown;
 }
 
@@ -49,11 +52,28 @@ function searchParamsOf(url: string): URLSearchParams {
 const isRequestObject = (value: unknown): value is GraphQLRequestFields =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
+/** A JSON query parameter as Apollo will read it; text that is not JSON stays text, for Apollo to refuse. */
+function jsonParam(text: string | null): unknown {
+  if (text === null) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
 /** The operations of a request: the JSON body (one, or an array when batched), or GET's query string. */
 function operationsOf(req: Request): GraphQLRequestFields[] {
   if (req.method === 'GET') {
     const search = searchParamsOf(req.originalUrl);
-    return [{ query: search.get('query') ?? undefined, extensions: search.get('extensions') ?? undefined }];
+    return [
+      {
+        query: search.get('query') ?? undefined,
+        operationName: search.get('operationName') ?? undefined,
+        variables: jsonParam(search.get('variables')),
+        extensions: jsonParam(search.get('extensions')),
+      },
+    ];
   }
   const body: unknown = req.body;
   if (Array.isArray(body)) {
@@ -174,7 +194,14 @@ export function graphqlRequestGuard(deps: {
       }
       const operations = operationsOf(req);
       for (const operation of operations) {
-        if (typeof operation.query === 'string') assertTokenLimit(operation.query, deps.maxTokens);
+        // Apollo refuses a query or operationName that is not a string without looking inside.
+        if (typeof operation.operationName === 'string') assertSaneInput(operation.operationName, 'operationName');
+        assertSaneInput(operation.variables, 'variables');
+        assertSaneInput(operation.extensions, 'extensions');
+        if (typeof operation.query === 'string') {
+          assertSaneInput(operation.query, 'query');
+          assertTokenLimit(operation.query, deps.maxTokens);
+        }
       }
       if (isTenantPrincipal(principal)) {
         await enforceLimits(res, principal, Math.max(1, operations.length));

@@ -1,4 +1,4 @@
-import { bearer, codesOf, postJson, type RawBody, type RawResponse } from '../support/raw-graphql';
+import { bearer, codesOf, getGraphQL, postJson, type RawBody, type RawResponse } from '../support/raw-graphql';
 import { startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
 import { graphql } from '../generated';
 
@@ -148,6 +148,129 @@ describe('hostile documents, default limits', () => {
   });
 });
 
+/**
+ * `levels` objects (or arrays) inside one another, as JSON text: `{"a":{"a":…1…}}`. Text, since
+ * JSON.stringify (like the server's, before the fix) overflows the stack on a few thousand levels.
+ */
+function deepJson(levels: number, shape: 'object' | 'array' = 'object'): string {
+  return shape === 'object' ? `${'{"a":'.repeat(levels)}1${'}'.repeat(levels)}` : `${'['.repeat(levels)}1${']'.repeat(levels)}`;
+}
+
+const CREATE_VEHICLE = 'mutation HardeningCreate($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { id make } } }';
+const VEHICLE_COUNT = '{ vehicles(first: 1) { totalCount } }';
+
+async function vehicleCount(): Promise<number> {
+  const response = await post(app, { query: VEHICLE_COUNT }, asOwner());
+  expectServed(response);
+  return (response.body.data?.vehicles as { totalCount: number }).totalCount;
+}
+
+function messagesOf(response: RawResponse): string {
+  return (response.body.errors ?? []).map((error) => error.message).join(' ');
+}
+
+describe('hostile JSON around the document', () => {
+  it('refuses variables or extensions nested 5000 levels deep (30 kB, under the body limit) with BAD_REQUEST, anonymous or not', async () => {
+    const deepObject = deepJson(5_000);
+    const payloads: [string, Record<string, string>][] = [
+      [`{"query":"{ me { id } }","variables":{"a":${deepObject}}}`, {}],
+      [`{"query":"{ __typename }","variables":{"a":${deepJson(5_000, 'array')}}}`, {}],
+      [`{"query":"{ __typename }","extensions":{"a":${deepObject}}}`, {}],
+      // Under a declared input-object variable, where graphql-js's coercion would walk it.
+      [`{"query":${JSON.stringify(CREATE_VEHICLE)},"variables":{"input":{"plate":${deepObject},"make":"M","model":"M","year":2020}}}`, asOwner()],
+      [`{"query":${JSON.stringify(CREATE_VEHICLE)},"variables":{"input":{"plate":"DEEP-1","make":"M","model":"M","year":2020,"extra":${deepObject}}}}`, asOwner()],
+    ];
+    for (const [body, headers] of payloads) {
+      expect(Buffer.byteLength(body)).toBeLessThan(200_000);
+      const response = await post(app, body, headers);
+      expectRefused(response, 'BAD_REQUEST');
+      expect(messagesOf(response)).toMatch(/nested more than 64 levels deep/);
+    }
+    expectServed(await post(app, { query: '{ __typename }' }));
+  });
+
+  it('answers deep JSON anywhere else in the request without a 500: refused with a 4xx, or ignored', async () => {
+    const deep = deepJson(5_000);
+    const outcomes: { status: number; codes: string[] }[] = [];
+    for (const body of [
+      `{"query":${deep}}`,
+      `{"query":"{ __typename }","operationName":${deep}}`,
+      `{"query":"{ __typename }","variables":${deepJson(5_000, 'array')}}`,
+      `{"query":"{ __typename }","extensions":${deep}}`,
+      `[${deep}]`,
+      // Nothing reads a field GraphQL does not define.
+      `{"query":"{ __typename }","unknownField":${deep}}`,
+    ]) {
+      const response = await post(app, body);
+      outcomes.push({ status: response.status, codes: codesOf(response) });
+    }
+    expect(outcomes).toEqual([
+      { status: 400, codes: ['BAD_REQUEST'] },
+      { status: 400, codes: ['BAD_REQUEST'] },
+      { status: 400, codes: ['BAD_REQUEST'] },
+      { status: 400, codes: ['BAD_REQUEST'] },
+      { status: 400, codes: ['BAD_REQUEST'] },
+      { status: 200, codes: [] },
+    ]);
+  });
+
+  it('serves variables and extensions nested exactly 64 levels deep', async () => {
+    expectServed(await post(app, `{"query":"{ __typename }","variables":{"a":${deepJson(63)}},"extensions":{"a":${deepJson(63, 'array')}}}`));
+    expectRefused(await post(app, `{"query":"{ __typename }","variables":{"a":${deepJson(64)}}}`), 'BAD_REQUEST');
+  });
+
+  it('refuses deep variables and extensions over GET as well', async () => {
+    for (const params of [
+      { query: '{ __typename }', variables: `{"a":${deepJson(100)}}` },
+      { query: '{ __typename }', extensions: `{"a":${deepJson(100, 'array')}}` },
+    ]) {
+      expectRefused(await getGraphQL(app.url, params), 'BAD_REQUEST');
+    }
+    const served = await getGraphQL(app.url, { query: '{ __typename }', variables: `{"a":${deepJson(10)}}` });
+    expect({ status: served.status, body: served.body }).toEqual({ status: 200, body: { data: { __typename: 'Query' } } });
+  });
+
+  it('refuses a lone surrogate in a variable with BAD_REQUEST and stores nothing; the same input, well formed, is created', async () => {
+    const before = await vehicleCount();
+    const input = { plate: 'SURR-1', make: 'a\ud800b', model: 'Model', year: 2020 };
+    for (const variables of [
+      { input },
+      { input: { ...input, make: 'a\udc00b' } },
+      // A key is a string too.
+      { input: { ...input, make: 'Make' }, '\ud83d': 1 },
+    ]) {
+      const response = await post(app, { query: CREATE_VEHICLE, variables }, asOwner());
+      expectRefused(response, 'BAD_REQUEST');
+      expect(messagesOf(response)).toMatch(/malformed Unicode \(a lone surrogate\)/);
+    }
+    expect(await vehicleCount()).toBe(before);
+    // A well-formed pair of surrogates is just a character outside the BMP.
+    const created = await post(app, { query: CREATE_VEHICLE, variables: { input: { ...input, make: 'a\ud83d\ude97b' } } }, asOwner());
+    expectServed(created);
+    expect((created.body.data?.createVehicle as { vehicle: { make: string } }).vehicle.make).toBe('a\u{1F697}b');
+    expect(await vehicleCount()).toBe(before + 1);
+  });
+
+  it('refuses a lone surrogate in the document or the operation name with BAD_REQUEST', async () => {
+    for (const payload of [
+      { query: 'mutation { createVehicle(input: { plate: "SURR-2", make: "a\ud800b", model: "M", year: 2020 }) { vehicle { id } } }' },
+      { query: '# \udfff\n{ __typename }' },
+      { query: 'query Op { __typename }', operationName: 'Op\ud800' },
+    ]) {
+      const response = await post(app, payload, asOwner());
+      expectRefused(response, 'BAD_REQUEST');
+      expect(messagesOf(response)).toMatch(/malformed Unicode \(a lone surrogate\)/);
+    }
+    expectServed(await post(app, { query: '{ __typename }' }, asOwner()));
+  });
+
+  it('refuses a lone surrogate in GET variables with BAD_REQUEST', async () => {
+    const response = await getGraphQL(app.url, { query: 'query Q($id: ID!) { vehicle(id: $id) { id } }', variables: { id: 'x\ud800' } }, asOwner());
+    expectRefused(response, 'BAD_REQUEST');
+    expect(messagesOf(response)).toMatch(/malformed Unicode/);
+  });
+});
+
 describe('every limit is configurable', () => {
   let tuned: TestServer;
 
@@ -210,6 +333,15 @@ describe('every limit is configurable', () => {
     }
     const four = Array.from({ length: 4 }, () => ({ query: '{ __typename }' }));
     expectRefused(await post(tuned, four), 'BATCH_TOO_LARGE');
+  });
+
+  it('refuses a whole batch when one entry has deep variables or a lone surrogate', async () => {
+    const lone = JSON.stringify({ query: 'query Q($id: ID!) { vehicle(id: $id) { id } }', variables: { id: '\udc00' } });
+    for (const bad of [`{"query":"{ __typename }","variables":{"a":${deepJson(100)}}}`, lone]) {
+      const batch = `[{"query":"{ __typename }"},${bad}]`;
+      expect(Buffer.byteLength(batch)).toBeLessThan(2_000);
+      expectRefused(await post(tuned, batch), 'BAD_REQUEST');
+    }
   });
 });
 
