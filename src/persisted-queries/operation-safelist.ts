@@ -10,7 +10,14 @@ export type PersistedOperationModel = PersistedOperation;
 /** Scope of operations a platform admin registers for every tenant. */
 export const GLOBAL_SCOPE = 'global';
 export const MAX_OPERATIONS_PER_CALL = 500;
-const MAX_DOCUMENT_BYTES = 20_000;
+export const MAX_DOCUMENT_BYTES = 20_000;
+export const MAX_OPERATION_NAME_LENGTH = 200;
+/**
+ * MAX_TOKENS's default (src/config/config.ts), for a caller that does not pass the configured
+ * limit. A registered document runs by hash without the request guard ever counting its tokens,
+ * so registration is where the token limit has to hold.
+ */
+const DEFAULT_MAX_TOKENS = 3_000;
 
 export interface OperationInput {
   /** sha256 of `body`, as in Apollo's persisted-query manifest; checked when given. */
@@ -32,7 +39,7 @@ export class OperationSafelist {
   private readonly found = new LRUCache<string, string>({ max: 10_000, ttl: 60_000 });
 
   constructor(
-    private readonly deps: { platform: PlatformDatabase; schema: () => GraphQLSchema },
+    private readonly deps: { platform: PlatformDatabase; schema: () => GraphQLSchema; maxTokens?: number },
   ) {}
 
   /** Validates every operation against the schema, then stores them (idempotent per hash). */
@@ -86,13 +93,15 @@ export class OperationSafelist {
     if (Buffer.byteLength(operation.body, 'utf8') > MAX_DOCUMENT_BYTES) {
       throw badInput(`${field}.body is larger than ${MAX_DOCUMENT_BYTES} bytes`, `${field}.body`);
     }
+    // The GraphQL lexer accepts NUL in strings and comments; PostgreSQL text cannot store it.
+    assertNoNul(operation.body, `${field}.body`);
     const sha256 = sha256Hex(operation.body);
     if (operation.id && operation.id !== sha256) {
       throw badInput(`${field}.id is not the sha256 of its body`, `${field}.id`);
     }
     let errors: readonly { message: string }[];
     try {
-      errors = validate(this.deps.schema(), parse(operation.body));
+      errors = validate(this.deps.schema(), parse(operation.body, { maxTokens: this.deps.maxTokens ?? DEFAULT_MAX_TOKENS }));
     } catch (error) {
       throw badInput(`${field}.body is not a GraphQL document: ${(error as Error).message}`, `${field}.body`);
     }
@@ -100,7 +109,12 @@ export class OperationSafelist {
       throw badInput(`${field}.body does not validate: ${errors.map((error) => error.message).join('; ')}`, `${field}.body`);
     }
     const name = operation.name?.trim() || null;
-    if (name) assertNoNul(name, `${field}.name`);
+    if (name) {
+      if (name.length > MAX_OPERATION_NAME_LENGTH) {
+        throw badInput(`${field}.name must be at most ${MAX_OPERATION_NAME_LENGTH} characters`, `${field}.name`);
+      }
+      assertNoNul(name, `${field}.name`);
+    }
     return { sha256, name, body: operation.body };
   }
 }

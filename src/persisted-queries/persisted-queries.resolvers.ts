@@ -12,8 +12,14 @@ export const persistedQueryResolvers: Resolvers = {
       operations: await ctx.services.safelist.register({ tenantId: memberPrincipal(ctx).tenant.id }, operations),
     }),
     registerPlatformPersistedOperations: async (_root, { tenantId, operations }, ctx) => {
-      if (tenantId && !(await ctx.services.directory.findById(tenantId))) throw notFound('Tenant');
-      return { operations: await ctx.services.safelist.register({ tenantId: tenantId ?? null }, operations) };
+      if (tenantId === null || tenantId === undefined) {
+        return { operations: await ctx.services.safelist.register({ tenantId: null }, operations) };
+      }
+      // Stored under the id as the directory has it: UUIDs compare case-insensitively, but the
+      // tenant's own requests look operations up by its canonical (lower-case) id.
+      const tenant = await ctx.services.directory.findById(tenantId);
+      if (!tenant) throw notFound('Tenant');
+      return { operations: await ctx.services.safelist.register({ tenantId: tenant.id }, operations) };
     },
   },
   PersistedOperation: {

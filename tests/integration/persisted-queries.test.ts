@@ -170,8 +170,14 @@ describe('registering operations (safelist)', () => {
       ['syntax error', { body: '{ vehicles(first: 1) { totalCount ' }, /operations\.1\.body/],
       ['unknown field', { body: '{ vehicles(first: 1) { noSuchField } }' }, /operations\.1\.body/],
       ['missing variable type', { body: 'query Q { vehicle(id: $id) { id } }' }, /operations\.1\.body/],
-      // PostgreSQL text cannot hold NUL.
+      // PostgreSQL text cannot hold NUL; the GraphQL lexer allows it in strings and comments.
       ['NUL in the name', { name: 'Plates\u0000', body: '{ me { id } }' }, /^operations\.1\.name$/],
+      ['NUL in a string', { body: '{ vehicle(id: "a\u0000b") { id } }' }, /^operations\.1\.body$/],
+      ['NUL in a comment', { body: '{ me { id } } # \u0000' }, /^operations\.1\.body$/],
+      ['a 201-character name', { name: 'N'.repeat(201), body: '{ me { id } }' }, /^operations\.1\.name$/],
+      // Run by hash, a registered document never passes the request guard's token count.
+      ['over the token limit', { body: `mutation { migrateTenants(tenantIds: [${'"a" '.repeat(3_000)}]) { durationMs } }` }, /^operations\.1\.body$/],
+      ['over 20000 bytes', { body: `{ me { id } } # ${'x'.repeat(20_000)}` }, /^operations\.1\.body$/],
     ];
     for (const [name, bad, field] of cases) {
       const { errors } = await expectErrors(register(A.owner, [{ body: good }, bad]));
@@ -340,6 +346,25 @@ describe('a persistedOnly key', () => {
     expect(await errorCode(admin.request(REGISTER_PLATFORM, { tenantId: '00000000-0000-4000-8000-000000000000', operations: [{ body: forB }] }))).toBe(
       'NOT_FOUND',
     );
+  });
+
+  it("refuses an empty tenantId as NOT_FOUND, and files an upper-case tenant id under the tenant's own id", async () => {
+    const admin = await app.admin();
+    const body = `query ForBravoByUpperId_${randomBytes(3).toString('hex')} { vehicles(first: 1) { totalCount } }`;
+    expect(await errorCode(admin.request(REGISTER_PLATFORM, { tenantId: '', operations: [{ body }] }))).toBe('NOT_FOUND');
+    expect((await B.owner.request(PERSISTED_OPERATIONS)).persistedOperations.map((operation) => operation.sha256)).not.toContain(sha256(body));
+
+    const registered = await admin.request(REGISTER_PLATFORM, { tenantId: B.id.toUpperCase(), operations: [{ body }] });
+    expect(registered.registerPlatformPersistedOperations.operations).toEqual([
+      { id: expect.any(String), sha256: sha256(body), operationName: null, scope: 'TENANT' },
+    ]);
+    // B lists and runs it; A does not.
+    expect((await B.owner.request(PERSISTED_OPERATIONS)).persistedOperations.map((operation) => operation.sha256)).toContain(sha256(body));
+    expect((await runByHash(bPartner, sha256(body))).body.data).toEqual({ vehicles: { totalCount: 2 } });
+    expect(codesOf(await runByHash(aPartner, sha256(body)))).toEqual(['PERSISTED_QUERY_NOT_REGISTERED']);
+    // Registering again under the lower-case id is the same operation, not a second one.
+    const again = await admin.request(REGISTER_PLATFORM, { tenantId: B.id, operations: [{ body }] });
+    expect(again.registerPlatformPersistedOperations.operations).toEqual(registered.registerPlatformPersistedOperations.operations);
   });
 
   it('lets ordinary keys and members run registered operations by hash alone, too', async () => {
