@@ -58,10 +58,16 @@ export class TenantMigrationRunner {
     }
     const { prisma } = this.deps.platform;
 
-    const requested = options.tenantIds ? [...new Set(options.tenantIds)] : null;
-    const tenants = requested
-      ? await prisma.tenant.findMany({ where: { id: { in: requested.filter(isUuid) } }, orderBy: { id: 'asc' } })
-      : await prisma.tenant.findMany({ where: { status: { in: ['ACTIVE', 'SUSPENDED'] } }, orderBy: { id: 'asc' } });
+    // UUIDs compare case-insensitively: one spelling per tenant, so each gets one result.
+    const requested = options.tenantIds
+      ? [...new Set(options.tenantIds.map((id) => (isUuid(id) ? id.toLowerCase() : id)))]
+      : null;
+    const lookUp = requested?.filter(isUuid) ?? null;
+    const tenants = !lookUp
+      ? await prisma.tenant.findMany({ where: { status: { in: ['ACTIVE', 'SUSPENDED'] } }, orderBy: { id: 'asc' } })
+      : lookUp.length > 0
+        ? await prisma.tenant.findMany({ where: { id: { in: lookUp } }, orderBy: { id: 'asc' } })
+        : [];
     const found = new Set(tenants.map((tenant) => tenant.id));
     const missing: TenantMigrationResult[] = (requested ?? [])
       .filter((id) => !found.has(id))

@@ -128,6 +128,23 @@ describe('migrateTenants', () => {
     }
   });
 
+  it('gives each tenant one result however its id is spelled (UUIDs compare case-insensitively)', async () => {
+    const known = tenants[4] as TenantFixture;
+    const unknown = '01900000-0000-7000-8000-0000000000AB';
+    const report = await migrate(admin, {
+      tenantIds: [known.id.toUpperCase(), known.id, unknown, unknown.toLowerCase(), 'NOT-A-UUID', 'NOT-A-UUID', 'x\u0000'],
+    });
+    expect(report).toMatchObject({ upToDate: 1, skipped: 3, failed: 0, migrated: 0 });
+    expect(report.results.map((result) => [result.tenantId, result.status])).toEqual([
+      [known.id, 'UP_TO_DATE'],
+      [unknown.toLowerCase(), 'SKIPPED'],
+      ['NOT-A-UUID', 'SKIPPED'],
+      ['x\u0000', 'SKIPPED'],
+    ]);
+    expect(resultFor(report, known).tenant?.id).toBe(known.id);
+    for (const skipped of report.results.slice(1)) expect(skipped.error).toMatch(/not found/);
+  });
+
   it('leaves out a tenant still PROVISIONING, and skips it when asked for by id', async () => {
     const stuck = tenants[3] as TenantFixture;
     await db.client.query(`UPDATE platform."Tenant" SET status = 'PROVISIONING' WHERE id = $1`, [stuck.id]);
