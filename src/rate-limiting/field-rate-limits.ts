@@ -18,7 +18,8 @@ import type { RedisFailurePolicy } from './tenant-rate-limiter';
 
 /*
  * Field-level limits declared in the SDL (schema/limits.graphql):
- *   @rateLimit(limit, duration)          per tenant and caller; per client IP when signed out
+ *   @rateLimit(limit, duration)          per tenant and caller; per client IP when signed out,
+ *                                        and always on @public fields
  *   @rateLimitPerEmail(...)              failed calls per email address in the field's arguments,
  *                                        from one client address and from all of them
  * on rate-limiter-flexible, in Redis when there is one (shared by every instance) and in memory
@@ -71,7 +72,21 @@ function callerKey(context: FieldLimitContext): string {
   const { principal } = context;
   if (isTenantPrincipal(principal)) return `{t:${principal.tenant.id}}:${principalKey(principal)}`;
   if (principal.kind === 'platformAdmin') return `admin:${principal.adminId}`;
-  return `ip:${rateLimitAddress(context.clientIp)}`;
+  return addressKey(context);
+}
+
+const addressKey = (context: FieldLimitContext) => `ip:${rateLimitAddress(context.clientIp)}`;
+
+/** `Type.field` of every field declared @public (anyone may call it, signed in or not). */
+function publicFields(schema: GraphQLSchema): Set<string> {
+  const coordinates = new Set<string>();
+  mapSchema(schema, {
+    [MapperKind.OBJECT_FIELD]: (field, fieldName, typeName) => {
+      if (getDirective(schema, field, 'public')?.length) coordinates.add(`${typeName}.${fieldName}`);
+      return field;
+    },
+  });
+  return coordinates;
 }
 
 function emailIn(args: Record<string, unknown>): string {
@@ -96,9 +111,16 @@ export function fieldRateLimitTransformer(options: {
     : { keyPrefix };
   // The library types limiterClass as the abstract base and limiterOptions per limiter kind;
   // ours are a concrete subclass and its options, which its declarations cannot express.
+  // A field anyone may call is counted per client address even when the call carries a
+  // credential: otherwise every API key or account an attacker holds would be a fresh budget
+  // of logins to spray from one address.
+  let countedPerAddress = new Set<string>();
   const perCaller = rateLimitDirective<FieldLimitContext, IRateLimiterOptions>({
     name: 'rateLimit',
-    keyGenerator: (_args, _source, _fieldArgs, context, info) => `${callerKey(context)}:${info.parentType.name}.${info.fieldName}`,
+    keyGenerator: (_args, _source, _fieldArgs, context, info) => {
+      const coordinate = `${info.parentType.name}.${info.fieldName}`;
+      return `${countedPerAddress.has(coordinate) ? addressKey(context) : callerKey(context)}:${coordinate}`;
+    },
     onLimit: (response, args, _source, _fieldArgs, _context, info) => {
       throw rateLimitedError(response, args, `${info.fieldName} calls`);
     },
@@ -111,7 +133,10 @@ export function fieldRateLimitTransformer(options: {
       ? new redisLimiterClass({ ...emailOptions, storeClient: redis, rejectIfRedisNotReady: true })
       : new RateLimiterMemory(emailOptions);
   });
-  return (schema) => perEmail(perCaller.rateLimitDirectiveTransformer(schema));
+  return (schema) => {
+    countedPerAddress = publicFields(schema);
+    return perEmail(perCaller.rateLimitDirectiveTransformer(schema));
+  };
 }
 
 interface PerEmailArgs {

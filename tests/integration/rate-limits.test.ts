@@ -586,6 +586,22 @@ describe('login limits declared in the SDL (@rateLimit 20/min per IP; failures p
     const elsewhere = await login('203.0.113.51', tenant.ownerEmail, tenant.ownerPassword);
     expect(elsewhere.login.accessToken).toEqual(expect.any(String));
   });
+
+  it('counts login calls per address even when they carry a credential: no API key or session is a fresh budget', async () => {
+    const ip = '203.0.113.70';
+    const key = (await tenant.owner.request(graphql(`mutation RateLimitsLoginKey { createApiKey(input: { name: "sprayer", role: VIEWER }) { secret } }`)))
+      .createApiKey.secret;
+    const carrying: Record<string, string>[] = [{}, { authorization: `Bearer ${tenant.ownerToken}` }, { 'x-api-key': key }];
+    for (let i = 1; i <= 20; i += 1) {
+      const client = server.client({ 'x-forwarded-for': ip, ...carrying[i % carrying.length] });
+      const attempt = client.request(LOGIN, { input: { tenant: tenant.slug, email: `spray-${i}@nowhere.test`, password: 'wrong-password' } });
+      expect(await errorCode(attempt)).toBe('UNAUTHENTICATED');
+    }
+    for (const headers of carrying) {
+      const refused = await expectErrors(server.client({ 'x-forwarded-for': ip, ...headers }).request(LOGIN, { input: { tenant: tenant.slug, email: 'one-more@nowhere.test', password: 'wrong-password' } }));
+      expect(refused.errors[0]?.extensions.code).toBe('RATE_LIMITED');
+    }
+  });
 });
 
 describe('without REDIS_URL', () => {
