@@ -17,19 +17,65 @@ function isPrismaKnownError(error: unknown): error is PrismaKnownError {
   );
 }
 
+/** What a constraint-violation error says about the constraint it hit. */
+export interface ViolatedConstraint {
+  /** The constraint's (or unique index's) name, when the error gives it. */
+  name: string | null;
+  /** Its columns, when the error gives them (the pg adapter often gives only the name). */
+  fields: string[];
+}
+
+/** A constraint as the migrations define it: name and columns. */
+export interface ConstraintRef {
+  name: string;
+  fields: readonly string[];
+}
+
+const unquote = (field: unknown) => String(field).replaceAll('"', '');
+
+/*
+ * Prisma's engines put the constraint in meta.target (a column list, or an index name); with a
+ * driver adapter it is in meta.driverAdapterError.cause.constraint instead, as `{ fields }` or
+ * `{ index }` depending on what PostgreSQL reported.
+ */
+function violatedConstraint(error: PrismaKnownError): ViolatedConstraint {
+  const target = error.meta?.target;
+  const constraint = (error.meta?.driverAdapterError as { cause?: { constraint?: { fields?: unknown; index?: unknown } } } | undefined)?.cause
+    ?.constraint;
+  const fields = Array.isArray(target) ? target : Array.isArray(constraint?.fields) ? constraint.fields : [];
+  const name = typeof target === 'string' ? target : typeof constraint?.index === 'string' ? constraint.index : null;
+  return { name, fields: fields.map(unquote) };
+}
+
+/** The unique constraint a P2002 error violated (as far as Prisma says); null for any other error. */
+export function uniqueViolation(error: unknown): ViolatedConstraint | null {
+  return isPrismaKnownError(error) && error.code === 'P2002' ? violatedConstraint(error) : null;
+}
+
+/** The foreign key a P2003 error violated (as far as Prisma says); null for any other error. */
+export function foreignKeyViolation(error: unknown): ViolatedConstraint | null {
+  return isPrismaKnownError(error) && error.code === 'P2003' ? violatedConstraint(error) : null;
+}
+
+/**
+ * Whether the violation is of `constraint`: by name when the error gives one, else by columns.
+ * An error that says neither matches nothing, so a caller never blames the wrong field.
+ */
+export function isViolationOf(violation: ViolatedConstraint | null, constraint: ConstraintRef): boolean {
+  if (!violation) return false;
+  if (violation.name !== null) return violation.name === constraint.name;
+  const wanted = new Set(constraint.fields);
+  return violation.fields.length === wanted.size && violation.fields.every((field) => wanted.has(field));
+}
+
 /** Fields of the unique constraint a P2002 error violated, when Prisma says which. */
 export function uniqueViolationFields(error: unknown): string[] | null {
-  if (!isPrismaKnownError(error) || error.code !== 'P2002') return null;
-  const target = error.meta?.target;
-  if (Array.isArray(target)) return target.map(String);
-  const cause = (error.meta?.driverAdapterError as { cause?: { constraint?: { fields?: unknown } } } | undefined)?.cause;
-  const fields = cause?.constraint?.fields;
-  return Array.isArray(fields) ? fields.map((field) => String(field).replaceAll('"', '')) : [];
+  return uniqueViolation(error)?.fields ?? null;
 }
 
 /** A row the write refers to does not exist (any more). */
 export function isForeignKeyViolation(error: unknown): boolean {
-  return isPrismaKnownError(error) && error.code === 'P2003';
+  return foreignKeyViolation(error) !== null;
 }
 
 /** The row an update or delete addressed does not exist (any more). */

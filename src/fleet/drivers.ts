@@ -1,4 +1,4 @@
-import { isRecordNotFound, uniqueViolationFields } from '../database/prisma-errors';
+import { isRecordNotFound, isViolationOf, uniqueViolation, type ConstraintRef } from '../database/prisma-errors';
 import { conflict, notFound } from '../errors/app-error';
 import type { Driver, Prisma } from '../generated/prisma/tenant/client';
 import { pageRequest, toConnection, type ConnectionModel } from '../graphql/pagination';
@@ -38,8 +38,13 @@ export async function listDrivers(
   return toConnection(rows, page, () => db.driver.count({ where }));
 }
 
+/** As migrations/tenant names it; any other violation is not the client's licence number. */
+const LICENSE_NUMBER_KEY: ConstraintRef = { name: 'Driver_licenseNumber_key', fields: ['licenseNumber'] };
+
 function driverConflict(error: unknown): never {
-  if (uniqueViolationFields(error)) throw conflict('A driver with this licence number already exists', 'licenseNumber');
+  if (isViolationOf(uniqueViolation(error), LICENSE_NUMBER_KEY)) {
+    throw conflict('A driver with this licence number already exists', 'licenseNumber');
+  }
   throw error;
 }
 

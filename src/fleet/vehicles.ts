@@ -1,4 +1,4 @@
-import { isRecordNotFound, uniqueViolationFields } from '../database/prisma-errors';
+import { foreignKeyViolation, isRecordNotFound, isViolationOf, uniqueViolation, type ConstraintRef } from '../database/prisma-errors';
 import { conflict, notFound } from '../errors/app-error';
 import type { Prisma, Vehicle } from '../generated/prisma/tenant/client';
 import { pageRequest, toConnection, type ConnectionModel } from '../graphql/pagination';
@@ -45,10 +45,17 @@ export async function listVehicles(
   return toConnection(rows, page, () => db.vehicle.count({ where }));
 }
 
+/* Vehicle's constraints as migrations/tenant names them, so a violation maps to its own field. */
+const PLATE_KEY: ConstraintRef = { name: 'Vehicle_plate_key', fields: ['plate'] };
+const DRIVER_KEY: ConstraintRef = { name: 'Vehicle_driverId_key', fields: ['driverId'] };
+const DRIVER_FKEY: ConstraintRef = { name: 'Vehicle_driverId_fkey', fields: ['driverId'] };
+
+const DRIVER_TAKEN = 'That driver is already assigned to another vehicle; unassign them first';
+
 function vehicleConflict(error: unknown): never {
-  const fields = uniqueViolationFields(error);
-  if (fields?.includes('driverId')) throw conflict('That driver is already assigned to another vehicle', 'driverId');
-  if (fields) throw conflict('A vehicle with this plate already exists', 'plate');
+  const violation = uniqueViolation(error);
+  if (isViolationOf(violation, DRIVER_KEY)) throw conflict(DRIVER_TAKEN, 'driverId');
+  if (isViolationOf(violation, PLATE_KEY)) throw conflict('A vehicle with this plate already exists', 'plate');
   throw error;
 }
 
@@ -93,10 +100,17 @@ export async function assignDriver({ db, loaders }: FleetScope, vehicleId: strin
     const driver = await tx.driver.findUnique({ where: { id: driverId }, include: { vehicle: { select: { id: true } } } });
     if (!driver) throw notFound('Driver');
     if (driver.vehicle && driver.vehicle.id !== vehicleId) {
-      throw conflict('That driver is already assigned to another vehicle; unassign them first', 'driverId');
+      throw conflict(DRIVER_TAKEN, 'driverId');
     }
     return tx.vehicle.update({ where: { id: vehicleId }, data: { driverId } });
-  }).catch(vehicleConflict);
+  }).catch((error: unknown) => {
+    // The checks above read without locking: another instance may delete the vehicle or the
+    // driver, or give the driver another vehicle, before the UPDATE lands. The database still
+    // refuses; these say what it refused.
+    if (isRecordNotFound(error)) throw notFound('Vehicle');
+    if (isViolationOf(foreignKeyViolation(error), DRIVER_FKEY)) throw notFound('Driver');
+    return vehicleConflict(error);
+  });
   loaders.vehicleById.clear(vehicleId).prime(vehicleId, vehicle);
   loaders.vehicleByDriverId.clearAll();
   return vehicle;

@@ -1,4 +1,7 @@
+import { parseGlobalId } from '../../src/graphql/global-id';
+import { quoteIdentifier } from '../../src/tenancy/tenant-naming';
 import type { GraphQLClient } from '../support/graphql-request';
+import { withRowLocked, type HeldLock } from '../support/row-lock';
 import { errorCode, expectErrors, startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
 import { graphql } from '../generated';
 import type {
@@ -500,6 +503,86 @@ describe('assignDriver', () => {
       field: 'driverId',
     });
     expect((await getVehicle(owner, vehicle.id))?.driver).toBeNull();
+  });
+});
+
+describe('assignDriver racing other writes', () => {
+  /*
+   * The competing write comes through a second instance on the same database, as it would in
+   * production: one instance gives a tenant a single connection (TENANT_POOL_MAX), which the
+   * held assignDriver is using.
+   */
+  let elsewhere: TestServer;
+  let ownerElsewhere: GraphQLClient;
+
+  beforeAll(async () => {
+    elsewhere = await startTestServer({ databaseUrl: app.databaseUrl });
+    ownerElsewhere = elsewhere.bearer(tenant.ownerToken);
+  });
+
+  afterAll(async () => {
+    await elsewhere.close();
+  });
+
+  const rowId = (globalId: string): string => {
+    const parsed = parseGlobalId(globalId);
+    if (!parsed) throw new Error(`not a global id: ${globalId}`);
+    return parsed.id;
+  };
+
+  /*
+   * Holds the vehicle's row as a competing write would, so assignDriver stops at its UPDATE
+   * with its own checks already passed; the scene changes things underneath it meanwhile.
+   */
+  const holdingVehicle = <T>(vehicleId: string, scene: (lock: HeldLock) => Promise<T>): Promise<T> =>
+    withRowLocked(
+      app.server.services.platform.pool,
+      `SELECT 1 FROM ${quoteIdentifier(tenant.schemaName)}."Vehicle" WHERE id = $1 FOR UPDATE`,
+      [rowId(vehicleId)],
+      scene,
+    );
+
+  it('a driver deleted while being assigned is NOT_FOUND (Driver), and the vehicle is left without one', async () => {
+    const vehicle = await createVehicle(owner);
+    const driver = await createDriver(owner);
+    const { assigning } = await holdingVehicle(vehicle.id, async (lock) => {
+      const pending = failure(owner.request(ASSIGN, { vehicleId: vehicle.id, driverId: driver.id }));
+      await lock.untilSomeoneWaits();
+      await ownerElsewhere.request(DELETE_DRIVER, { id: driver.id });
+      return { assigning: pending };
+    });
+    expect(await assigning).toEqual({ code: 'NOT_FOUND', field: undefined, message: 'Driver not found' });
+    expect((await getVehicle(owner, vehicle.id))?.driver).toBeNull();
+  });
+
+  it('two vehicles taking the same driver at once: the second is CONFLICT on driverId, not on plate', async () => {
+    const first = await createVehicle(owner);
+    const second = await createVehicle(owner);
+    const driver = await createDriver(owner);
+    const { assigning } = await holdingVehicle(second.id, async (lock) => {
+      const pending = failure(owner.request(ASSIGN, { vehicleId: second.id, driverId: driver.id }));
+      await lock.untilSomeoneWaits();
+      // The other assignment passes its checks and commits while the first one waits.
+      expect((await assign(ownerElsewhere, first.id, driver.id)).driver?.id).toBe(driver.id);
+      return { assigning: pending };
+    });
+    expect(await assigning).toMatchObject({ code: 'CONFLICT', field: 'driverId', message: expect.stringMatching(/already assigned to another vehicle/) });
+    expect((await getVehicle(owner, second.id))?.driver).toBeNull();
+    expect((await getDriver(owner, driver.id))?.vehicle?.id).toBe(first.id);
+  });
+
+  it('a vehicle deleted while its driver is being assigned is NOT_FOUND (Vehicle), and the driver stays free', async () => {
+    const vehicle = await createVehicle(owner);
+    const driver = await createDriver(owner);
+    const { assigning } = await holdingVehicle(vehicle.id, async (lock) => {
+      const pending = failure(owner.request(ASSIGN, { vehicleId: vehicle.id, driverId: driver.id }));
+      await lock.untilSomeoneWaits();
+      // deleteVehicle itself would queue behind the held row, so the holder deletes it.
+      await lock.query(`DELETE FROM ${quoteIdentifier(tenant.schemaName)}."Vehicle" WHERE id = $1`, [rowId(vehicle.id)]);
+      return { assigning: pending };
+    });
+    expect(await assigning).toEqual({ code: 'NOT_FOUND', field: undefined, message: 'Vehicle not found' });
+    expect((await getDriver(owner, driver.id))?.vehicle).toBeNull();
   });
 });
 
