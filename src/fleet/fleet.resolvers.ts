@@ -46,7 +46,8 @@ export const fleetResolvers: Resolvers = {
       vehicle: await assignDriver(
         ctx.tenantScope(),
         expectGlobalId(vehicleId, 'Vehicle', 'vehicleId'),
-        driverId ? expectGlobalId(driverId, 'Driver', 'driverId') : null,
+        // Only null (or leaving it out) unassigns: any string, "" too, must be a Driver id.
+        driverId === null || driverId === undefined ? null : expectGlobalId(driverId, 'Driver', 'driverId'),
       ),
     }),
   },

@@ -467,6 +467,19 @@ describe('assignDriver', () => {
     expect((await assign(owner, other.id, driver.id)).driver?.id).toBe(driver.id);
   });
 
+  it('refuses driverId "" with BAD_USER_INPUT on driverId, leaving the driver in place; only null or an omitted driverId unassigns', async () => {
+    const vehicle = await createVehicle(owner);
+    const driver = await createDriver(owner);
+    await assign(owner, vehicle.id, driver.id);
+    expect(await failure(owner.request(ASSIGN, { vehicleId: vehicle.id, driverId: '' }))).toMatchObject({
+      code: 'BAD_USER_INPUT',
+      field: 'driverId',
+    });
+    expect((await getVehicle(owner, vehicle.id))?.driver?.id).toBe(driver.id);
+    expect((await owner.request(ASSIGN, { vehicleId: vehicle.id })).assignDriver.vehicle.driver).toBeNull();
+    expect((await getDriver(owner, driver.id))?.vehicle).toBeNull();
+  });
+
   it('deleting a driver takes them out of their vehicle', async () => {
     const vehicle = await createVehicle(owner);
     const driver = await createDriver(owner);
