@@ -1,6 +1,6 @@
 import type { PlatformDatabase } from '../database/platform-database';
 import { badInput, conflict, notFound } from '../errors/app-error';
-import type { BucketLimits } from '../rate-limiting/token-buckets';
+import { BUCKET_BOUNDS, bucketOutOfBounds, type BucketLimits } from '../rate-limiting/token-buckets';
 import type { TenantClientPool } from '../tenancy/tenant-client-pool';
 import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory';
 
@@ -42,11 +42,18 @@ export class TenantLifecycle {
     const tenant = await this.find(tenantId);
     if (limit) {
       for (const [field, bucket] of [['limit.tenant', limit.tenant], ['limit.perCaller', limit.perCaller]] as const) {
-        if (!Number.isInteger(bucket.capacity) || bucket.capacity < 1 || bucket.capacity > 1_000_000) {
-          throw badInput(`${field}.capacity must be an integer from 1 to 1000000`, `${field}.capacity`);
+        const problem = bucketOutOfBounds(bucket);
+        if (problem === 'capacity') {
+          throw badInput(
+            `${field}.capacity must be an integer from ${BUCKET_BOUNDS.minCapacity} to ${BUCKET_BOUNDS.maxCapacity}`,
+            `${field}.capacity`,
+          );
         }
-        if (!(bucket.refillPerSecond > 0) || bucket.refillPerSecond > 100_000) {
-          throw badInput(`${field}.refillPerSecond must be above 0 and at most 100000`, `${field}.refillPerSecond`);
+        if (problem === 'refillPerSecond') {
+          throw badInput(
+            `${field}.refillPerSecond must be from 1/86400 (one token a day) to ${BUCKET_BOUNDS.maxRefillPerSecond}`,
+            `${field}.refillPerSecond`,
+          );
         }
       }
     }

@@ -1,6 +1,6 @@
 import type { TenantPlan } from '../generated/prisma/platform/client';
 import type { TenantRecord } from '../tenancy/tenant-directory';
-import type { BucketLimits } from './token-buckets';
+import { clampBucket, type BucketLimits } from './token-buckets';
 
 /**
  * Request budgets per plan: a tenant bucket shared by everyone in the tenant, and a smaller
@@ -13,17 +13,21 @@ export const PLAN_LIMITS: Record<TenantPlan, { tenant: BucketLimits; principal: 
   ENTERPRISE: { tenant: { capacity: 3000, refillPerSecond: 50 }, principal: { capacity: 1500, refillPerSecond: 25 } },
 };
 
-/** The tenant's plan limits with any override a platform admin set. */
+/**
+ * The tenant's plan limits with any override a platform admin set. Clamped to BUCKET_BOUNDS:
+ * an override stored before the bounds were enforced (say one token per 30 million years)
+ * becomes the nearest sane bucket instead of arithmetic that overflows in the store.
+ */
 export function effectiveLimits(tenant: TenantRecord): { tenant: BucketLimits; principal: BucketLimits } {
   const plan = PLAN_LIMITS[tenant.plan];
   return {
-    tenant: {
+    tenant: clampBucket({
       capacity: tenant.rateLimitCapacity ?? plan.tenant.capacity,
       refillPerSecond: tenant.rateLimitRefillPerSecond ?? plan.tenant.refillPerSecond,
-    },
-    principal: {
+    }),
+    principal: clampBucket({
       capacity: tenant.principalRateLimitCapacity ?? plan.principal.capacity,
       refillPerSecond: tenant.principalRateLimitRefillPerSecond ?? plan.principal.refillPerSecond,
-    },
+    }),
   };
 }

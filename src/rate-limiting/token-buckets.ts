@@ -7,6 +7,45 @@ export interface BucketLimits {
   refillPerSecond: number;
 }
 
+/**
+ * The buckets a limit may describe (plans, and platform-admin overrides, which are validated
+ * against these). At least one token a day: slower refills made the arithmetic below overflow
+ * (PEXPIRE out of range, Retry-After of centuries).
+ */
+export const BUCKET_BOUNDS = {
+  minCapacity: 1,
+  maxCapacity: 1_000_000,
+  minRefillPerSecond: 1 / 86_400,
+  maxRefillPerSecond: 100_000,
+} as const;
+
+/** Which part of a bucket is out of BUCKET_BOUNDS, if any (the first found). */
+export function bucketOutOfBounds(bucket: BucketLimits): keyof BucketLimits | null {
+  const { capacity, refillPerSecond } = bucket;
+  if (!Number.isInteger(capacity) || capacity < BUCKET_BOUNDS.minCapacity || capacity > BUCKET_BOUNDS.maxCapacity) return 'capacity';
+  // Negated comparisons, so NaN is out of bounds too.
+  if (!(refillPerSecond >= BUCKET_BOUNDS.minRefillPerSecond && refillPerSecond <= BUCKET_BOUNDS.maxRefillPerSecond)) return 'refillPerSecond';
+  return null;
+}
+
+/** The nearest bucket within BUCKET_BOUNDS (for limits stored before the bounds were enforced). */
+export function clampBucket(bucket: BucketLimits): BucketLimits {
+  if (!bucketOutOfBounds(bucket)) return bucket;
+  const within = (value: number, min: number, max: number) => (Number.isNaN(value) ? min : Math.min(max, Math.max(min, value)));
+  return {
+    capacity: Math.round(within(bucket.capacity, BUCKET_BOUNDS.minCapacity, BUCKET_BOUNDS.maxCapacity)),
+    refillPerSecond: within(bucket.refillPerSecond, BUCKET_BOUNDS.minRefillPerSecond, BUCKET_BOUNDS.maxRefillPerSecond),
+  };
+}
+
+/**
+ * The longest a bucket within BUCKET_BOUNDS takes to refill from empty, plus a second. Both stores
+ * clamp expiries and Retry-After to it: within bounds it never cuts a bucket short, and whatever
+ * limits reach a store, its own arithmetic cannot overflow (Redis refuses a PEXPIRE beyond its
+ * range, and a failing script would count as "store unavailable", i.e. not limited at all).
+ */
+export const MAX_BUCKET_SECONDS = Math.ceil(BUCKET_BOUNDS.maxCapacity / BUCKET_BOUNDS.minRefillPerSecond) + 1;
+
 export interface BucketState {
   limits: BucketLimits;
   /** Tokens left after this request (fractional while refilling). */
@@ -40,6 +79,7 @@ const TAKE_SCRIPT = `
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local cost = tonumber(ARGV[5])
+local max_seconds = ${MAX_BUCKET_SECONDS}
 local function refilled(key, capacity, rate)
   local state = redis.call('HMGET', key, 'tokens', 'at')
   local tokens = tonumber(state[1])
@@ -56,8 +96,12 @@ for i = 1, 2 do
   if allowed then tokens[i] = tokens[i] - cost
   elseif tokens[i] < cost then retry = math.max(retry, (cost - tokens[i]) / rates[i]) end
   redis.call('HSET', KEYS[i], 'tokens', tostring(tokens[i]), 'at', tostring(now))
-  redis.call('PEXPIRE', KEYS[i], math.ceil((capacities[i] - tokens[i]) / rates[i] * 1000) + 1000)
+  local ttl = (capacities[i] - tokens[i]) / rates[i] + 1
+  -- 'not <' also catches NaN and infinity (a zero or denormal rate)
+  if not (ttl < max_seconds) then ttl = max_seconds end
+  redis.call('PEXPIRE', KEYS[i], math.ceil(ttl * 1000))
 end
+if not (retry < max_seconds) then retry = max_seconds end
 return { allowed and 1 or 0, tostring(tokens[1]), tostring(tokens[2]), tostring(retry) }
 `;
 
@@ -123,7 +167,7 @@ export class MemoryTokenBuckets implements TokenBucketStore {
       const { refillPerSecond } = limits[i] as BucketLimits;
       let left = tokens[i] as number;
       if (allowed) left -= cost;
-      else if (left < cost) retry = Math.max(retry, (cost - left) / refillPerSecond);
+      else if (left < cost) retry = Math.max(retry, Math.min(MAX_BUCKET_SECONDS, (cost - left) / refillPerSecond));
       tokens[i] = left;
       this.buckets.set(key, { tokens: left, at: now });
     });

@@ -1,4 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { print } from 'graphql';
+import Redis from 'ioredis';
+import pg from 'pg';
+import { MAX_BUCKET_SECONDS, RedisTokenBuckets, type BucketLimits, type TakeResult } from '../../src/rate-limiting/token-buckets';
 import { readTestServices } from '../support/services';
 import { bearer, eventually, postJson, sleep, type RawResponse } from '../support/raw-graphql';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
@@ -255,6 +259,53 @@ describe('tenant and per-caller token buckets (Redis)', () => {
     expect((await tenantLimit(app, tenant.slug)).overridden).toBe(false);
   });
 
+  it('refuses buckets out of bounds (under one token a day, over 100000 a second, capacity over 1000000) on their field', async () => {
+    const tenant = await app.createTenant(uniqueSlug('bounds'));
+    const admin = await app.admin();
+    const sane = { capacity: 2, refillPerSecond: 1 };
+    const cases: [string, Bucket, Bucket, string][] = [
+      ['refill 1e-15', sane, { capacity: 2, refillPerSecond: 1e-15 }, 'limit.perCaller.refillPerSecond'],
+      ['refill 1e-20', sane, { capacity: 2, refillPerSecond: 1e-20 }, 'limit.perCaller.refillPerSecond'],
+      ['refill 5e-324', sane, { capacity: 2, refillPerSecond: 5e-324 }, 'limit.perCaller.refillPerSecond'],
+      ['refill 1e-12', { capacity: 2, refillPerSecond: 1e-12 }, sane, 'limit.tenant.refillPerSecond'],
+      ['just under one a day', { capacity: 2, refillPerSecond: 0.99 / 86_400 }, sane, 'limit.tenant.refillPerSecond'],
+      ['refill over 100000', sane, { capacity: 2, refillPerSecond: 100_001 }, 'limit.perCaller.refillPerSecond'],
+      ['refill 0', { capacity: 2, refillPerSecond: 0 }, sane, 'limit.tenant.refillPerSecond'],
+      ['capacity over 1000000', { capacity: 1_000_001, refillPerSecond: 1 }, sane, 'limit.tenant.capacity'],
+    ];
+    for (const [name, tenantBucket, perCaller, field] of cases) {
+      const { errors } = await expectErrors(admin.request(SET_LIMIT, { id: tenant.id, limit: { tenant: tenantBucket, perCaller } }));
+      expect({ name, errors: errors.map((error) => error.extensions) }).toEqual({
+        name,
+        errors: [expect.objectContaining({ code: 'BAD_USER_INPUT', field })],
+      });
+    }
+    expect((await tenantLimit(app, tenant.slug)).overridden).toBe(false);
+    // The bounds themselves are accepted.
+    const slowest = { capacity: 1_000_000, refillPerSecond: 1 / 86_400 };
+    expect(await setLimit(app, tenant.id, slowest)).toEqual({ tenant: slowest, perCaller: slowest, overridden: true });
+  });
+
+  it('still limits a tenant whose stored override predates the bounds, with a finite Retry-After', async () => {
+    const tenant = await app.createTenant(uniqueSlug('stale'));
+    await setLimit(app, tenant.id, { capacity: 2, refillPerSecond: 1 });
+    // As setTenantRateLimit stored it before it checked bounds.
+    const db = new pg.Client({ connectionString: app.databaseUrl });
+    await db.connect();
+    try {
+      await db.query('UPDATE platform."Tenant" SET "principalRateLimitRefillPerSecond" = 1e-15 WHERE id = $1', [tenant.id]);
+    } finally {
+      await db.end();
+    }
+    await eventually(async () => ((await tenantLimit(app, tenant.slug)).perCaller.refillPerSecond !== 1 ? true : undefined), 5_000, 50);
+    expect((await tenantLimit(app, tenant.slug)).perCaller).toEqual({ capacity: 2, refillPerSecond: 1 / 86_400 });
+
+    const responses = await hitSequentially(app, tenant.ownerToken, 3);
+    expect(statuses(responses)).toEqual([200, 200, 429]);
+    expectRateLimited(responses[2] as RawResponse, 2);
+    expect(Number(header(responses[2] as RawResponse, 'retry-after'))).toBeLessThanOrEqual(86_400);
+  });
+
   it('gives every caller its own bucket inside the tenant bucket', async () => {
     const tenant = await app.createTenant(uniqueSlug('callers'));
     const memberEmail = `member@${tenant.slug}.test`;
@@ -313,6 +364,42 @@ describe('tenant and per-caller token buckets (Redis)', () => {
     } finally {
       await second.close();
     }
+  });
+});
+
+describe('the Redis token-bucket script, given limits outside the bounds', () => {
+  let redis: Redis;
+  const prefix = `rl-test:{${randomBytes(4).toString('hex')}}`;
+
+  beforeAll(() => {
+    redis = new Redis(readTestServices().redisUrl, { maxRetriesPerRequest: 1 });
+  });
+
+  afterAll(async () => {
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+  });
+
+  // Checked at the API, but the script must not fail on them either: a failing script counts as
+  // "store unavailable", and the default policy then lets every request through.
+  it.each([1e-12, 1e-15, 1e-20, 5e-324, 0])('still limits at refillPerSecond %p, with a bounded expiry and Retry-After', async (rate) => {
+    const store = new RedisTokenBuckets(redis);
+    const keys: [string, string] = [`${prefix}:tenant:${rate}`, `${prefix}:caller:${rate}`];
+    const limits: [BucketLimits, BucketLimits] = [
+      { capacity: 100, refillPerSecond: 1 },
+      { capacity: 2, refillPerSecond: rate },
+    ];
+    const results = [];
+    for (let i = 0; i < 3; i += 1) results.push(await store.take(keys, limits, 1));
+    expect(results.map((result) => result.allowed)).toEqual([true, true, false]);
+    const refused = results[2] as TakeResult;
+    expect(Number.isFinite(refused.retryAfterSeconds)).toBe(true);
+    expect(refused.retryAfterSeconds).toBeGreaterThan(0);
+    expect(refused.retryAfterSeconds).toBeLessThanOrEqual(MAX_BUCKET_SECONDS);
+    const ttl = await redis.pttl(keys[1]);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(MAX_BUCKET_SECONDS * 1000);
   });
 });
 
