@@ -82,14 +82,14 @@ export class ApiKeyService implements NotificationSubscriber {
       await lockActorMembership(tx, actor);
       return tx.apiKey.create({
         data: {
-        tenantId: actor.tenant.id,
-        name,
-        prefix,
-        secretHash: sha256(secret).toString('hex'),
-        role: input.role,
-        persistedOnly: input.persistedOnly ?? false,
-        expiresAt: input.expiresAt ?? null,
-        createdByUserId: actor.userId,
+          tenantId: actor.tenant.id,
+          name,
+          prefix,
+          secretHash: sha256(secret).toString('hex'),
+          role: input.role,
+          persistedOnly: input.persistedOnly ?? false,
+          expiresAt: input.expiresAt ?? null,
+          createdByUserId: actor.userId,
         },
       });
     });

@@ -3,7 +3,7 @@ import type { Invitation, TenantStatus } from '../generated/prisma/platform/clie
 import { uniqueViolationFields } from '../database/prisma-errors';
 import { isUuid } from '../database/uuid';
 import { assertNoNul, badInput, conflict, notFound } from '../errors/app-error';
-import { assertMayGrant, lockActorMembership, parseEmail } from './member-service';
+import { MAX_PERSON_NAME_LENGTH, assertMayGrant, lockActorMembership, parseEmail } from './member-service';
 import { replacePassword } from './account-lock';
 import { assertAcceptablePassword, type PasswordHasher } from './passwords';
 import type { MemberPrincipal, MemberRole } from './principal';
@@ -130,7 +130,7 @@ export class InvitationService {
    */
   async join(input: { code: string; name: string; password: string }): Promise<{ tenantSlug: string; email: string }> {
     const name = input.name.trim();
-    if (!name || name.length > 200) throw badInput('name must be 1 to 200 characters', 'name');
+    if (!name || name.length > MAX_PERSON_NAME_LENGTH) throw badInput(`name must be 1 to ${MAX_PERSON_NAME_LENGTH} characters`, 'name');
     assertNoNul(name, 'name');
     assertAcceptablePassword(input.password);
     const { prisma } = this.deps.platform;

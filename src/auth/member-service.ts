@@ -18,12 +18,16 @@ export interface MemberModel {
   joinedAt: Date;
 }
 
-const emailSchema = z.string().trim().toLowerCase().pipe(z.email());
+/** RFC 5321's limit on a forward path: no deliverable address is longer. */
+const MAX_EMAIL_LENGTH = 254;
+export const MAX_PERSON_NAME_LENGTH = 200;
+
+const emailSchema = z.string().trim().toLowerCase().max(MAX_EMAIL_LENGTH).pipe(z.email());
 
 /** The normalised (trimmed, lower-case) address, or BAD_USER_INPUT on `field`. */
 export function parseEmail(value: string, field = 'email'): string {
   const email = emailSchema.safeParse(value);
-  if (!email.success) throw badInput('email is not a valid email address', field);
+  if (!email.success) throw badInput(`email is not a valid email address (at most ${MAX_EMAIL_LENGTH} characters)`, field);
   return email.data;
 }
 
@@ -90,7 +94,7 @@ export class MemberService {
     const email = parseEmail(input.email);
     assertMayGrant(actor, input.role);
     const name = input.name.trim();
-    if (!name) throw badInput('name must not be empty', 'name');
+    if (!name || name.length > MAX_PERSON_NAME_LENGTH) throw badInput(`name must be 1 to ${MAX_PERSON_NAME_LENGTH} characters`, 'name');
     assertNoNul(name, 'name');
     assertAcceptablePassword(input.password);
     const passwordHash = await this.deps.passwords.hash(input.password);

@@ -5,7 +5,15 @@ import { badInput } from '../errors/app-error';
 const MAX_PASSWORD_BYTES = 72;
 const MIN_PASSWORD_LENGTH = 8;
 
+/*
+ * bcrypt sees bytes, and only the first 72: a password of NUL characters hashes like the empty
+ * one, and a 100-byte password like its first 72 bytes. Both are refused when set, and never
+ * match when presented (a 72-byte password followed by anything is not that password).
+ */
+const bcryptSeesAll = (password: string) => !password.includes('\u0000') && Buffer.byteLength(password, 'utf8') <= MAX_PASSWORD_BYTES;
+
 export function assertAcceptablePassword(password: string, field = 'password'): void {
+  if (password.includes('\u0000')) throw badInput(`${field} must not contain NUL characters`, field);
   if (password.length < MIN_PASSWORD_LENGTH) {
     throw badInput(`${field} must be at least ${MIN_PASSWORD_LENGTH} characters`, field);
   }
@@ -40,7 +48,7 @@ export class PasswordHasher {
   }
 
   async verify(password: string, hash: string | null | undefined): Promise<boolean> {
-    if (!hash) {
+    if (!hash || !bcryptSeesAll(password)) {
       await bcrypt.compare(password, await this.decoy);
       return false;
     }

@@ -155,6 +155,23 @@ describe('login', () => {
     expect(viewer).toMatchObject({ kind: 'TENANT_MEMBER', email: tenant.ownerEmail, role: 'OWNER', tenant: { id: tenant.id, slug: tenant.slug } });
   });
 
+  it('compares every byte of a password: bcrypt ignores bytes past 72 and NULs, these never match', async () => {
+    const longest = 'p'.repeat(72);
+    const person = await addMember(tenant.owner, { email: newEmail('longest'), name: 'Longest', password: longest, role: 'VIEWER' });
+    expect((await login(tenant.slug, person.email, longest)).accessToken).toEqual(expect.any(String));
+    expect(await errorCode(login(tenant.slug, person.email, `${longest}and-more`))).toBe('UNAUTHENTICATED');
+    expect(await errorCode(login(tenant.slug, person.email, `${longest}\u0000`))).toBe('UNAUTHENTICATED');
+  });
+
+  it('refuses a password of NUL characters, which bcrypt would take for the empty one', async () => {
+    const nuls = '\u0000'.repeat(8);
+    const refused = await failure(addMember(tenant.owner, { email: newEmail('nul'), name: 'Nul', password: nuls, role: 'VIEWER' }));
+    expect(refused).toMatchObject({ code: 'BAD_USER_INPUT', field: 'password' });
+    const person = await newMember(tenant, 'VIEWER', 'nul-change');
+    expect(await failure(changePassword(person.client, PASSWORD, nuls))).toMatchObject({ code: 'BAD_USER_INPUT', field: 'newPassword' });
+    expect(await errorCode(login(tenant.slug, person.email, ''))).toBe('UNAUTHENTICATED');
+  });
+
   it('matches email and tenant case-insensitively', async () => {
     const payload = await login(tenant.slug.toUpperCase(), ` ${tenant.ownerEmail.toUpperCase()} `, tenant.ownerPassword);
     expect((await me(app.bearer(payload.accessToken))).email).toBe(tenant.ownerEmail);
@@ -461,6 +478,7 @@ describe('members', () => {
   it.each([
     ['a blank name', { name: '   ', password: PASSWORD }, 'name'],
     ['a NUL in the name', { name: 'Nu\u0000l', password: PASSWORD }, 'name'],
+    ['a name over 200 characters', { name: 'n'.repeat(201), password: PASSWORD }, 'name'],
     ['a short password', { name: 'Short', password: 'short' }, 'password'],
   ])('refuses %s with BAD_USER_INPUT', async (_label, extra, field) => {
     const email = newEmail('invalid');
@@ -470,7 +488,9 @@ describe('members', () => {
   });
 
   it('refuses an invalid email with BAD_USER_INPUT on email', async () => {
-    for (const email of ['not-an-email', '', 'a@b@c']) {
+    // 255 characters: longer than any deliverable address.
+    const tooLong = `${'a'.repeat(64)}@${'d'.repeat(63)}.${'e'.repeat(63)}.${'f'.repeat(57)}.test`;
+    for (const email of ['not-an-email', '', 'a@b@c', tooLong]) {
       expect(await failure(addMember(tenant.owner, { email, name: 'X', password: PASSWORD, role: 'VIEWER' }))).toMatchObject({
         code: 'BAD_USER_INPUT',
         field: 'email',
