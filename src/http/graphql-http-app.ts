@@ -19,6 +19,7 @@ import { requestLifecyclePlugin } from '../graphql/request-lifecycle-plugin';
 import { describeError, type Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import type { TenantRateLimiter } from '../rate-limiting/tenant-rate-limiter';
+import { PerCallerApqCache } from '../persisted-queries/per-caller-apq-cache';
 import { graphqlRequestGuard, type GuardedLocals } from './graphql-request-guard';
 import { createHealthRoutes, type ReadinessCheck } from './health-routes';
 
@@ -31,7 +32,7 @@ export interface GraphQLHttpApp {
 /**
  * The HTTP side, in the order a request meets it: health routes; then for GraphQL, CORS ->
  * JSON body (size-capped) -> request guard (authentication, rate limits, persisted
- * operations) -> Apollo (document limits, access policy, resolvers), whose context leases the
+ * operations) -> the caller's own automatic-persisted-query cache -> Apollo (document limits, access policy, resolvers), whose context leases the
  * tenant's client on first use.
  */
 export async function createGraphQLHttpApp(deps: {
@@ -54,6 +55,7 @@ export async function createGraphQLHttpApp(deps: {
   app.set('trust proxy', config.trustProxy);
   const httpServer = http.createServer(app);
   const hardening = hardeningPlugins(config.limits, () => schema);
+  const apqCache = new PerCallerApqCache(deps.apqCache);
   const apollo = new ApolloServer<RequestContext>({
     schema,
     introspection: config.introspection,
@@ -61,7 +63,7 @@ export async function createGraphQLHttpApp(deps: {
     formatError: createErrorFormatter(logger),
     validationRules: hardening.validationRules,
     allowBatchedHttpRequests: config.limits.maxBatchSize > 1,
-    persistedQueries: { cache: deps.apqCache, ttl: config.apqTtlSeconds },
+    persistedQueries: { cache: apqCache, ttl: config.apqTtlSeconds },
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
       // Responses are private to a tenant: no cache hints to compute, per field, per request.
@@ -99,6 +101,7 @@ export async function createGraphQLHttpApp(deps: {
       maxBatchSize: config.limits.maxBatchSize,
       maxTokens: config.limits.maxTokens,
     }),
+    (_req, res, next) => apqCache.runAs((res.locals as GuardedLocals).principal, next),
     expressMiddleware(apollo, {
       context: async ({ req, res }) => {
         const { requestId, principal } = res.locals as GuardedLocals;

@@ -67,8 +67,15 @@ async function seedVehicles(tenant: TenantFixture, label: string): Promise<void>
 /** The test Redis, read directly: where the APQ entries must end up. */
 let redis: Redis;
 
-/** The server prefixes `fleet:<installation id>:`; Apollo adds its own `apq:`. */
-const apqKey = (hash: string) => `fleet:${app.server.installationId}:apq:${hash}`;
+/**
+ * The APQ entries of a hash, by Redis key: `fleet:<installation id>:` (the server's prefix), the
+ * caller's scope (`t:<tenant id>:user:<id>` or `t:<tenant id>:key:<id>`), then Apollo's `apq:`.
+ */
+async function apqEntries(hash: string): Promise<Record<string, string>> {
+  const keys = await redis.keys(`fleet:${app.server.installationId}:*apq:${hash}`);
+  const values = keys.length > 0 ? await redis.mget(...keys) : [];
+  return Object.fromEntries(keys.map((key, i) => [key, values[i] ?? '']));
+}
 
 beforeAll(async () => {
   const env = { REDIS_URL: readTestServices().redisUrl };
@@ -109,7 +116,8 @@ describe('automatic persisted queries (APQ), cached in Redis', () => {
     expect(registered.status).toBe(200);
     expect(registered.body.errors).toBeUndefined();
     expect(plates(registered)).toEqual(['ALPHA-1', 'ALPHA-2']);
-    expect(await redis.get(apqKey(hash))).toBe(query);
+    const ownerId = (await A.owner.request(graphql(`query ApqOwnerId { me { id } } `))).me.id;
+    expect(await apqEntries(hash)).toEqual({ [`fleet:${app.server.installationId}:t:${A.id}:user:${ownerId}:apq:${hash}`]: query });
 
     for (const server of [app, second]) {
       const byHash = await postJson(server.url, { extensions: persisted(hash) }, owner);
@@ -120,8 +128,27 @@ describe('automatic persisted queries (APQ), cached in Redis', () => {
       expect(viaGet.status).toBe(200);
       expect(plates(viaGet)).toEqual(['ALPHA-1', 'ALPHA-2']);
     }
-    // The same cached document runs for another tenant with that tenant's data.
-    expect(plates(await postJson(second.url, { extensions: persisted(hash) }, bearer(B.ownerToken)))).toEqual(['BRAVO-1', 'BRAVO-2']);
+  });
+
+  it("is each caller's own: a hash someone else registered is not found, and signed-out callers keep nothing", async () => {
+    const query = `query ApqOwn_${randomBytes(4).toString('hex')} { vehicles(filter: { search: "ALPHA-1" }) { totalCount } }`;
+    const hash = sha256(query);
+    expect((await postJson(app.url, { query, extensions: persisted(hash) }, bearer(A.ownerToken))).status).toBe(200);
+    // Another tenant, another caller of the same tenant, a signed-out caller: as if never sent,
+    // so nobody learns which documents (and literals) anyone else sends.
+    for (const headers of [bearer(B.ownerToken), { 'x-api-key': aOrdinary }, {}]) {
+      expect(codesOf(await postJson(second.url, { extensions: persisted(hash) }, headers))).toEqual(['PERSISTED_QUERY_NOT_FOUND']);
+    }
+    // Registering it themselves, B's owner gets B's data.
+    const forB = await postJson(app.url, { query, extensions: persisted(hash) }, bearer(B.ownerToken));
+    expect(forB.body.data).toEqual({ vehicles: { totalCount: 0 } });
+    expect(Object.keys(await apqEntries(hash))).toHaveLength(2);
+
+    const signedOut = `query ApqSignedOut_${randomBytes(4).toString('hex')} { __typename }`;
+    const served = await postJson(app.url, { query: signedOut, extensions: persisted(sha256(signedOut)) });
+    expect(served.body).toEqual({ data: { __typename: 'Query' } });
+    expect(codesOf(await postJson(app.url, { extensions: persisted(sha256(signedOut)) }))).toEqual(['PERSISTED_QUERY_NOT_FOUND']);
+    expect(await apqEntries(sha256(signedOut))).toEqual({});
   });
 
   it('refuses a query whose hash does not match it, and caches nothing for that hash', async () => {
@@ -135,7 +162,7 @@ describe('automatic persisted queries (APQ), cached in Redis', () => {
     // client's mistake, reported as BAD_REQUEST (status 400 in the body too).
     expect(codesOf(response)).toEqual(['BAD_REQUEST']);
     expect(response.body.errors?.[0]?.extensions?.status).toBe(400);
-    expect(await redis.get(apqKey(wrong))).toBeNull();
+    expect(await apqEntries(wrong)).toEqual({});
   });
 });
 
@@ -213,7 +240,7 @@ describe('a persistedOnly key', () => {
     const active = await runByHash(aPartner, aOnlyHash, { status: 'ACTIVE' });
     expect(active.body.data).toEqual({ vehicles: { edges: [{ node: { plate: 'ALPHA-1', status: 'ACTIVE' } }] } });
     // Served from the safelist as a plain query: nothing is written to the APQ cache per request.
-    expect(await redis.get(apqKey(aOnlyHash))).toBeNull();
+    expect(await apqEntries(aOnlyHash)).toEqual({});
 
     const viaGet = await getGraphQL(app.url, { extensions: persisted(aOnlyHash), variables: { status: 'MAINTENANCE' } }, { 'x-api-key': aPartner });
     expect(viaGet.status).toBe(200);
@@ -238,7 +265,7 @@ describe('a persistedOnly key', () => {
     const viaGet = await byGet({ 'x-api-key': aPartner }, app, { status: 'ACTIVE' });
     expect(viaGet.status).toBe(200);
     expect(plates(viaGet)).toEqual(['ALPHA-1']);
-    expect(await redis.get(apqKey(hash))).toBeNull();
+    expect(await apqEntries(hash)).toEqual({});
 
     // Anyone else who knows (or guesses) the hash learns nothing: the same answer as for a hash
     // never seen, by GET and by POST, on both instances.
