@@ -12,12 +12,6 @@ export const GLOBAL_SCOPE = 'global';
 export const MAX_OPERATIONS_PER_CALL = 500;
 export const MAX_DOCUMENT_BYTES = 20_000;
 export const MAX_OPERATION_NAME_LENGTH = 200;
-/**
- * MAX_TOKENS's default (src/config/config.ts), for a caller that does not pass the configured
- * limit. A registered document runs by hash without the request guard ever counting its tokens,
- * so registration is where the token limit has to hold.
- */
-const DEFAULT_MAX_TOKENS = 3_000;
 
 export interface OperationInput {
   /** sha256 of `body`, as in Apollo's persisted-query manifest; checked when given. */
@@ -39,7 +33,15 @@ export class OperationSafelist {
   private readonly found = new LRUCache<string, string>({ max: 10_000, ttl: 60_000 });
 
   constructor(
-    private readonly deps: { platform: PlatformDatabase; schema: () => GraphQLSchema; maxTokens?: number },
+    private readonly deps: {
+      platform: PlatformDatabase;
+      schema: () => GraphQLSchema;
+      /**
+       * MAX_TOKENS: a registered document runs by hash without the request guard ever counting
+       * its tokens, so registration is where the token limit has to hold.
+       */
+      maxTokens: number;
+    },
   ) {}
 
   /** Validates every operation against the schema, then stores them (idempotent per hash). */
@@ -101,7 +103,7 @@ export class OperationSafelist {
     }
     let errors: readonly { message: string }[];
     try {
-      errors = validate(this.deps.schema(), parse(operation.body, { maxTokens: this.deps.maxTokens ?? DEFAULT_MAX_TOKENS }));
+      errors = validate(this.deps.schema(), parse(operation.body, { maxTokens: this.deps.maxTokens }));
     } catch (error) {
       throw badInput(`${field}.body is not a GraphQL document: ${(error as Error).message}`, `${field}.body`);
     }
