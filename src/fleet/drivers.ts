@@ -2,7 +2,7 @@ import { isRecordNotFound, isViolationOf, uniqueViolation, type ConstraintRef } 
 import { conflict, notFound } from '../errors/app-error';
 import type { Driver, Prisma } from '../generated/prisma/tenant/client';
 import { pageRequest, toConnection, type ConnectionModel } from '../graphql/pagination';
-import { createDriverSchema, parseInput, searchText, updateDriverSchema } from './fleet-input';
+import { containsLiteral, createDriverSchema, parseInput, searchText, updateDriverSchema } from './fleet-input';
 import type { FleetScope } from './vehicles';
 
 export interface DriverFilter {
@@ -18,7 +18,11 @@ function driverWhere(filter: DriverFilter | null | undefined): Prisma.DriverWher
   if (filter?.assigned === false) where.vehicle = { is: null };
   const search = searchText(filter?.search);
   if (search) {
-    where.OR = ['name', 'licenseNumber', 'email'].map((field) => ({ [field]: { contains: search, mode: 'insensitive' } }));
+    where.OR = [
+      { name: containsLiteral(search) },
+      { licenseNumber: containsLiteral(search) },
+      { email: containsLiteral(search) },
+    ];
   }
   return where;
 }

@@ -76,6 +76,9 @@ const DELETE_DRIVER = graphql(`mutation FleetDeleteDriver($id: ID!) { deleteDriv
 const GET_DRIVER = graphql(`query FleetGetDriver($id: ID!) { driver(id: $id) { ...FleetDriverFields } }`);
 const ASSIGN = graphql(`mutation FleetAssign($vehicleId: ID!, $driverId: ID) { assignDriver(vehicleId: $vehicleId, driverId: $driverId) { vehicle { ...FleetVehicleFields } } }`);
 
+const SEARCH_VEHICLES = graphql(`query FleetSearchVehicles($search: String) { vehicles(first: 100, filter: { search: $search }) { totalCount edges { node { id plate } } } }`);
+const SEARCH_DRIVERS = graphql(`query FleetSearchDrivers($search: String) { drivers(first: 100, filter: { search: $search }) { totalCount edges { node { id licenseNumber } } } }`);
+
 async function createVehicle(client: GraphQLClient, input: VehicleInput = vehicleInput()): Promise<Vehicle> {
   return (await client.request(CREATE_VEHICLE, { input })).createVehicle.vehicle;
 }
@@ -844,6 +847,56 @@ describe('connections', () => {
     const next = await listVehicles({ first: 2, after: filtered.pageInfo.endCursor });
     const afterIndex = vehicles.findIndex((vehicle) => vehicle.id === filtered.edges.at(-1)!.node.id);
     expect(next.edges.map((edge) => edge.node.id)).toEqual(vehicles.slice(afterIndex + 1, afterIndex + 3).map((vehicle) => vehicle.id));
+  });
+});
+
+describe('search is a literal, case-insensitive substring match', () => {
+  let fleet: TenantFixture;
+  let vehicles: BulkVehicle[];
+  let drivers: BulkDriver[];
+
+  beforeAll(async () => {
+    fleet = await app.createTenant(undefined, 'ENTERPRISE');
+    // Each row holds one of LIKE's special characters, next to a row it would match as a pattern.
+    vehicles = await createVehiclesInBulk(fleet.owner, [
+      { plate: 'AB-100', make: 'Volvo', model: 'FH16', year: 2020 },
+      { plate: 'AB 100', make: 'Rated 100%', model: 'FH16', year: 2020 },
+      { plate: 'LIT-2', make: 'AB_100', model: 'Special', year: 2020 },
+      { plate: 'LIT-3', make: 'back\\slash', model: 'FH16', year: 2020 },
+      { plate: 'LIT-4', make: 'backslash', model: 'FH16', year: 2020 },
+    ]);
+    drivers = await createDriversInBulk(fleet.owner, [
+      { name: 'Rated 100%', licenseNumber: 'LIT-D0' },
+      { name: 'snake_case', licenseNumber: 'LIT-D1' },
+      { name: 'snakeXcase', licenseNumber: 'LIT-D2' },
+      { name: 'back\\slash', licenseNumber: 'LIT-D3' },
+      { name: 'backslash', licenseNumber: 'LIT-D4' },
+    ]);
+  });
+
+  it.each([
+    ['%', [1]],
+    ['100%', [1]],
+    ['_', [2]],
+    ['ab_100', [2]],
+    ['\\', [3]],
+    ['BACK\\SLASH', [3]],
+  ])('vehicles: search %p finds only the vehicles containing exactly that', async (search, expected) => {
+    const { vehicles: page } = await fleet.owner.request(SEARCH_VEHICLES, { search });
+    expect(page.edges.map((edge) => edge.node.id)).toEqual(expected.map((index) => vehicles[index]!.id));
+    expect(page.totalCount).toBe(expected.length);
+  });
+
+  it.each([
+    ['%', [0]],
+    ['_', [1]],
+    ['SNAKE_case', [1]],
+    ['\\', [3]],
+    ['back\\slash', [3]],
+  ])('drivers: search %p finds only the drivers containing exactly that', async (search, expected) => {
+    const { drivers: page } = await fleet.owner.request(SEARCH_DRIVERS, { search });
+    expect(page.edges.map((edge) => edge.node.id)).toEqual(expected.map((index) => drivers[index]!.id));
+    expect(page.totalCount).toBe(expected.length);
   });
 });
 
