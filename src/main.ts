@@ -36,7 +36,7 @@ async function main(): Promise<void> {
     '  then send the token as the header  Authorization: Bearer <accessToken>',
     '  and create a tenant:',
     '    mutation { createTenant(input: { slug: "acme", name: "Acme Logistics", plan: STANDARD,',
-    '      owner: { email: "owner@acme.test", name: "Ada Owner", password: "owner-password" } }) { tenant { id slug status } } }',
+    '      owner: { email: "ada@acme.test", name: "Ada", password: "a-long-password" } }) { tenant { id slug status } } }',
     '',
   ];
   process.stdout.write(`${lines.filter((line, index) => line !== '' || lines[index - 1] !== '').join('\n')}\n`);

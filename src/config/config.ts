@@ -16,6 +16,9 @@ const boolean = z
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
 const positiveInt = z.coerce.number().int().positive();
 
+/** Tenants migrated at once, at most: each holds a connection and a schema engine instance. */
+export const MAX_MIGRATION_CONCURRENCY = 32;
+
 /** What Express's `trust proxy` setting takes, parsed from TRUST_PROXY. */
 export type TrustProxy = boolean | number | string[];
 
@@ -79,7 +82,7 @@ const environmentSchema = z.object({
   TENANT_CONNECT_TIMEOUT_MS: positiveInt.default(5_000),
   TENANT_CACHE_MAX: positiveInt.default(10_000),
   MIGRATOR: z.enum(['wasm', 'cli']).default('wasm'),
-  MIGRATE_CONCURRENCY: positiveInt.default(4),
+  MIGRATE_CONCURRENCY: positiveInt.max(MAX_MIGRATION_CONCURRENCY).default(4),
   EMBEDDED_PG_DIR: z.string().default('.data/postgres'),
   EMBEDDED_PG_PORT: positiveInt.default(54329),
   CORS_ORIGINS: z.string().optional(),

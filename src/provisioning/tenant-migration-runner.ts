@@ -1,3 +1,4 @@
+import { MAX_MIGRATION_CONCURRENCY } from '../config/config';
 import { isUuid } from '../database/uuid';
 import { badInput } from '../errors/app-error';
 import { latestMigrationName, readMigrationFolder } from '../migrations/migration-files';
@@ -33,8 +34,6 @@ export interface MigrateTenantsOptions {
   /** Ask the schema engine even when the platform row says the tenant is up to date. */
   force?: boolean;
 }
-
-export const MAX_MIGRATION_CONCURRENCY = 32;
 
 /**
  * Brings tenant schemas to the newest tenant migration. A tenant whose recorded version is the

@@ -71,3 +71,11 @@ describe('loadConfig TRUST_PROXY', () => {
     expect((thrown as ConfigError).problems).toEqual([expect.stringMatching(/^TRUST_PROXY: .*yes.*true, false, a number of proxy hops/)]);
   });
 });
+
+describe('loadConfig MIGRATE_CONCURRENCY', () => {
+  it('accepts 1 to 32 (what migrateTenants accepts), and fails start-up above', () => {
+    expect(loadConfig({}).migrateConcurrency).toBe(4);
+    expect(loadConfig({ MIGRATE_CONCURRENCY: '32' }).migrateConcurrency).toBe(32);
+    for (const value of ['33', '0', 'many']) expect(() => loadConfig({ MIGRATE_CONCURRENCY: value })).toThrow(ConfigError);
+  });
+});
