@@ -2,7 +2,7 @@ import { isRecordNotFound, isViolationOf, uniqueViolation, type ConstraintRef } 
 import { conflict, notFound } from '../errors/app-error';
 import type { Driver, Prisma } from '../generated/prisma/tenant/client';
 import { pageRequest, toConnection, type ConnectionModel } from '../graphql/pagination';
-import { containsLiteral, createDriverSchema, parseInput, searchText, updateDriverSchema } from './fleet-input';
+import { containsLiteral, createDriverSchema, normaliseIdentifier, parseInput, searchText, updateDriverSchema } from './fleet-input';
 import type { FleetScope } from './vehicles';
 
 export interface DriverFilter {
@@ -20,7 +20,7 @@ function driverWhere(filter: DriverFilter | null | undefined): Prisma.DriverWher
   if (search) {
     where.OR = [
       { name: containsLiteral(search) },
-      { licenseNumber: containsLiteral(search) },
+      { licenseNumber: containsLiteral(normaliseIdentifier(search)) },
       { email: containsLiteral(search) },
     ];
   }

@@ -14,11 +14,17 @@ const text = (max: number) =>
   z.string().trim().min(1, 'must not be empty').max(max, `must be at most ${max} characters`).refine(noNul, NUL_MESSAGE);
 const currentYear = () => new Date().getUTCFullYear();
 
+/**
+ * Plates and licence numbers are identifiers people type with stray spacing: trimmed, upper-cased
+ * and each run of whitespace made one space, so "ab  100" and "AB 100" are one plate (the unique
+ * index compares what is stored). Searches on these columns normalise the same way.
+ */
+export const normaliseIdentifier = (value: string): string => value.trim().replace(/\s+/g, ' ').toUpperCase();
+
 export const vehicleFields = {
   plate: z
     .string()
-    .trim()
-    .toUpperCase()
+    .overwrite(normaliseIdentifier)
     .min(1, 'must not be empty')
     .max(20, 'must be at most 20 characters')
     .regex(/^[A-Z0-9][A-Z0-9 -]*$/, 'may contain letters, digits, spaces and hyphens'),
@@ -37,8 +43,7 @@ export const driverFields = {
   name: text(200),
   licenseNumber: z
     .string()
-    .trim()
-    .toUpperCase()
+    .overwrite(normaliseIdentifier)
     .min(1, 'must not be empty')
     .max(50, 'must be at most 50 characters')
     .refine(noNul, NUL_MESSAGE),

@@ -3,7 +3,7 @@ import { conflict, notFound } from '../errors/app-error';
 import type { Prisma, Vehicle } from '../generated/prisma/tenant/client';
 import { pageRequest, toConnection, type ConnectionModel } from '../graphql/pagination';
 import type { TenantPrisma } from '../tenancy/tenant-client-pool';
-import { containsLiteral, createVehicleSchema, parseInput, searchText, updateVehicleSchema } from './fleet-input';
+import { containsLiteral, createVehicleSchema, normaliseIdentifier, parseInput, searchText, updateVehicleSchema } from './fleet-input';
 import type { FleetLoaders } from './fleet-loaders';
 
 /** Everything here runs on a tenant-bound client: it can only ever see one tenant's schema. */
@@ -26,7 +26,7 @@ function vehicleWhere(filter: VehicleFilter | null | undefined): Prisma.VehicleW
   const search = searchText(filter?.search);
   if (search) {
     where.OR = [
-      { plate: containsLiteral(search) },
+      { plate: containsLiteral(normaliseIdentifier(search)) },
       { make: containsLiteral(search) },
       { model: containsLiteral(search) },
     ];

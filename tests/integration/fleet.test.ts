@@ -233,6 +233,24 @@ describe('vehicles', () => {
     expect(same.updateVehicle.vehicle.plate).toBe(plate);
   });
 
+  it('collapses each run of whitespace inside a plate to one space: plates differing only in spacing are one plate', async () => {
+    const prefix = unique('WS');
+    const vehicle = await createVehicle(owner, vehicleInput({ plate: ` ${prefix.toLowerCase()}   100 ` }));
+    expect(vehicle.plate).toBe(`${prefix} 100`);
+    for (const plate of [`${prefix} 100`, `${prefix}  100`, `${prefix}\t \t100`]) {
+      expect(await failure(owner.request(CREATE_VEHICLE, { input: vehicleInput({ plate }) }))).toMatchObject({ code: 'CONFLICT', field: 'plate' });
+    }
+    const other = await createVehicle(owner);
+    expect(await failure(owner.request(UPDATE_VEHICLE, { id: other.id, input: { plate: `${prefix}    100` } }))).toMatchObject({
+      code: 'CONFLICT',
+      field: 'plate',
+    });
+    expect((await getVehicle(owner, other.id))?.plate).toBe(other.plate);
+    // A search spaced as the client typed the plate finds it as stored.
+    const found = await owner.request(SEARCH_VEHICLES, { search: `${prefix.toLowerCase()}     100` });
+    expect(found.vehicles.edges.map((edge) => edge.node.id)).toEqual([vehicle.id]);
+  });
+
   it('allows the same plate in another tenant', async () => {
     const plate = unique('SHARED');
     await createVehicle(owner, vehicleInput({ plate }));
@@ -359,6 +377,25 @@ describe('drivers', () => {
       field: 'licenseNumber',
     });
     expect((await getDriver(owner, other.id))?.licenseNumber).toBe(other.licenseNumber);
+  });
+
+  it('collapses each run of whitespace inside a licence number to one space: numbers differing only in spacing are one', async () => {
+    const prefix = unique('WSL');
+    const driver = await createDriver(owner, driverInput({ licenseNumber: `  ${prefix.toLowerCase()}  \t 7 ` }));
+    expect(driver.licenseNumber).toBe(`${prefix} 7`);
+    for (const licenseNumber of [`${prefix} 7`, `${prefix}   7`]) {
+      expect(await failure(owner.request(CREATE_DRIVER, { input: driverInput({ licenseNumber }) }))).toMatchObject({
+        code: 'CONFLICT',
+        field: 'licenseNumber',
+      });
+    }
+    const other = await createDriver(owner);
+    expect(await failure(owner.request(UPDATE_DRIVER, { id: other.id, input: { licenseNumber: `${prefix}\n7` } }))).toMatchObject({
+      code: 'CONFLICT',
+      field: 'licenseNumber',
+    });
+    const found = await owner.request(SEARCH_DRIVERS, { search: `${prefix}      7` });
+    expect(found.drivers.edges.map((edge) => edge.node.id)).toEqual([driver.id]);
   });
 
   it.each([
