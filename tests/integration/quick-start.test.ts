@@ -67,7 +67,9 @@ it('starts on the packaged PostgreSQL, prints how to sign in, and provisions and
     { email: 'admin@example.com', password: 'admin-password' },
   );
   const admin = new GraphQLClient(url, { headers: { authorization: `Bearer ${adminLogin.accessToken}` } });
-  const owner = { email: 'owner@acme.test', name: 'Ada Owner', password: 'owner-password' };
+  // The README's first session, which the banner repeats.
+  const owner = { email: 'ada@acme.test', name: 'Ada', password: 'a-long-password' };
+  expect(output).toContain(`owner: { email: "${owner.email}", name: "${owner.name}", password: "${owner.password}" }`);
   const { createTenant } = await admin.request(
     graphql(`mutation QuickStartCreateTenant($input: CreateTenantInput!) { createTenant(input: $input) { tenant { slug status migrationVersion } } }`),
     { input: { slug: 'acme', name: 'Acme Logistics', plan: 'STANDARD', owner } },
