@@ -888,6 +888,21 @@ describe('role rules', () => {
     expect(await removeMember(admin.client, added.id)).toBe(added.id);
   });
 
+  it("an ADMIN demoted while their removal of someone is under way removes no one (FORBIDDEN)", async () => {
+    const demoted = await newMember(tenant, 'ADMIN', 'demoted-remover');
+    const target = await newMember(tenant, 'MEMBER', 'spared');
+    // Member changes queue on the tenant's OWNER rows: hold them, demote the ADMIN meanwhile.
+    const lockOwners = `SELECT 1 FROM platform."Membership" WHERE "tenantId" = $1 AND role = 'OWNER' FOR UPDATE`;
+    const { removing } = await withRowLocked(platformPool(), lockOwners, [tenant.id], async (lock) => {
+      const removing = failure(removeMember(demoted.client, target.id));
+      await lock.untilSomeoneWaits();
+      await lock.query(`UPDATE platform."Membership" SET role = 'VIEWER' WHERE "userId" = $1 AND "tenantId" = $2`, [demoted.id, tenant.id]);
+      return { removing };
+    });
+    expect(await removing).toMatchObject({ code: 'FORBIDDEN' });
+    expect((await me(target.client)).role).toBe('MEMBER');
+  });
+
   it('the last OWNER can be neither demoted nor removed (CONFLICT)', async () => {
     const solo = await app.createTenant(undefined, 'ENTERPRISE');
     const soloOwnerId = (await me(solo.owner)).id;
