@@ -13,6 +13,11 @@ const EMBEDDED_DATABASE = 'fleet';
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.logLevel);
+  if (config.env === 'production' && !process.env.TENANT_DB_SECRET) {
+    // Not an error (the contract's variables suffice), but rotating JWT_SECRET after a leak
+    // would then also change every tenant role's password, and tenants could not connect.
+    logger.warn('TENANT_DB_SECRET is not set: tenant database passwords derive from JWT_SECRET; after rotating it, run `npm run tenants:migrate -- --force`');
+  }
   let embedded: EmbeddedPostgres | undefined;
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {
