@@ -2,8 +2,9 @@ import type { PlatformDatabase, PlatformTransaction } from '../database/platform
 import type { Invitation, TenantStatus } from '../generated/prisma/platform/client';
 import { uniqueViolationFields } from '../database/prisma-errors';
 import { isUuid } from '../database/uuid';
-import { assertNoNul, badInput, conflict, notFound } from '../errors/app-error';
-import { MAX_PERSON_NAME_LENGTH, assertMayGrant, lockActorMembership, parseEmail } from './member-service';
+import { conflict, notFound } from '../errors/app-error';
+import { assertMayGrant, lockActorMembership } from './member-service';
+import { parseEmail, parsePersonName } from './person-input';
 import { replacePassword } from './account-lock';
 import { assertAcceptablePassword, type PasswordHasher } from './passwords';
 import type { MemberPrincipal, MemberRole } from './principal';
@@ -129,9 +130,7 @@ export class InvitationService {
    * already has an account is refused: its holder signs in and accepts instead.
    */
   async join(input: { code: string; name: string; password: string }): Promise<{ tenantSlug: string; email: string }> {
-    const name = input.name.trim();
-    if (!name || name.length > MAX_PERSON_NAME_LENGTH) throw badInput(`name must be 1 to ${MAX_PERSON_NAME_LENGTH} characters`, 'name');
-    assertNoNul(name, 'name');
+    const name = parsePersonName(input.name);
     assertAcceptablePassword(input.password);
     const { prisma } = this.deps.platform;
     const invitation = await this.findOpen(input.code);

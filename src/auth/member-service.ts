@@ -1,8 +1,8 @@
-import { z } from 'zod';
 import type { PlatformDatabase, PlatformTransaction } from '../database/platform-database';
-import { AppError, ErrorCode, assertNoNul, badInput, conflict, forbidden, notFound } from '../errors/app-error';
+import { AppError, ErrorCode, conflict, forbidden, notFound } from '../errors/app-error';
 import type { PasswordHasher } from './passwords';
 import { lockAccount } from './account-lock';
+import { parseEmail, parsePersonName } from './person-input';
 import { assertAcceptablePassword } from './passwords';
 import type { SessionStateCache } from './session-state-cache';
 import { ROLE_RANK, rolesAbove, type MemberPrincipal, type MemberRole } from './principal';
@@ -16,19 +16,6 @@ export interface MemberModel {
   name: string;
   role: MemberRole;
   joinedAt: Date;
-}
-
-/** RFC 5321's limit on a forward path: no deliverable address is longer. */
-const MAX_EMAIL_LENGTH = 254;
-export const MAX_PERSON_NAME_LENGTH = 200;
-
-const emailSchema = z.string().trim().toLowerCase().max(MAX_EMAIL_LENGTH).pipe(z.email());
-
-/** The normalised (trimmed, lower-case) address, or BAD_USER_INPUT on `field`. */
-export function parseEmail(value: string, field = 'email'): string {
-  const email = emailSchema.safeParse(value);
-  if (!email.success) throw badInput(`email is not a valid email address (at most ${MAX_EMAIL_LENGTH} characters)`, field);
-  return email.data;
 }
 
 /** You can grant roles up to your own, never above it. */
@@ -93,9 +80,7 @@ export class MemberService {
   ): Promise<MemberModel> {
     const email = parseEmail(input.email);
     assertMayGrant(actor, input.role);
-    const name = input.name.trim();
-    if (!name || name.length > MAX_PERSON_NAME_LENGTH) throw badInput(`name must be 1 to ${MAX_PERSON_NAME_LENGTH} characters`, 'name');
-    assertNoNul(name, 'name');
+    const name = parsePersonName(input.name);
     assertAcceptablePassword(input.password);
     const passwordHash = await this.deps.passwords.hash(input.password);
     const { prisma } = this.deps.platform;

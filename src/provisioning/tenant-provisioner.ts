@@ -2,6 +2,7 @@ import pg from 'pg';
 import { z } from 'zod';
 import type { PasswordHasher } from '../auth/passwords';
 import { assertAcceptablePassword } from '../auth/passwords';
+import { MAX_EMAIL_LENGTH, MAX_PERSON_NAME_LENGTH, emailSchema } from '../auth/person-input';
 import type { PlatformDatabase } from '../database/platform-database';
 import { AppError, ErrorCode, assertNoNul, badInput, conflict } from '../errors/app-error';
 import type { TenantPlan } from '../generated/prisma/platform/client';
@@ -46,13 +47,9 @@ export interface ProvisionerDependencies extends TenantSchemaDependencies {
   lockTimeoutMs?: number;
 }
 
-/** RFC 5321's limit on a forward path. */
-const MAX_EMAIL_LENGTH = 254;
-const MAX_OWNER_NAME_LENGTH = 200;
-
 const ownerSchema = z.object({
-  email: z.string().trim().toLowerCase().max(MAX_EMAIL_LENGTH).pipe(z.email()),
-  name: z.string().trim().min(1).max(MAX_OWNER_NAME_LENGTH),
+  email: emailSchema,
+  name: z.string().trim().min(1).max(MAX_PERSON_NAME_LENGTH),
 });
 
 const ownerPasswordConflict = (email: string) =>
@@ -96,7 +93,7 @@ export class TenantProvisioner {
     const owner = ownerSchema.safeParse(request.owner);
     if (!owner.success) {
       throw badInput(
-        `owner needs a valid email (at most ${MAX_EMAIL_LENGTH} characters) and a name (1 to ${MAX_OWNER_NAME_LENGTH} characters)`,
+        `owner needs a valid email (at most ${MAX_EMAIL_LENGTH} characters) and a name (1 to ${MAX_PERSON_NAME_LENGTH} characters)`,
         'owner',
       );
     }
