@@ -34,7 +34,15 @@ export class CliMigrator implements Migrator {
   readonly kind = 'cli';
 
   /** configFile: prisma/tenant.config.ts or prisma/platform.config.ts. */
-  constructor(private readonly configFile: string) {}
+  constructor(private readonly configFile: string) {
+    // The CLI is a development dependency (production installs and the image leave out its
+    // ~200 MB); say so at start-up rather than at the first migration.
+    try {
+      require.resolve('prisma/build/index.js');
+    } catch {
+      throw new Error('MIGRATOR=cli needs the prisma CLI and its native schema engine (npm install prisma); the default MIGRATOR=wasm needs neither');
+    }
+  }
 
   async migrate(target: MigrationTarget, folder: MigrationFolder): Promise<MigrationOutcome> {
     const before = await this.appliedMigrations(target);
