@@ -15,12 +15,14 @@ import { AppError, ErrorCode, errorResponseBody, httpStatusOf } from '../errors/
 import { createRequestContext, type RequestContext, type Services } from '../graphql/context';
 import { createErrorFormatter } from '../graphql/format-error';
 import { hardeningPlugins } from '../graphql/hardening';
+import { httpStatusPlugin } from '../graphql/http-status-plugin';
 import { requestLifecyclePlugin } from '../graphql/request-lifecycle-plugin';
 import { describeError, type Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import type { TenantRateLimiter } from '../rate-limiting/tenant-rate-limiter';
 import { PerCallerApqCache } from '../persisted-queries/per-caller-apq-cache';
 import { graphqlRequestGuard, type GuardedLocals } from './graphql-request-guard';
+import { sendRequestError } from './send-request-error';
 import { createHealthRoutes, type ReadinessCheck } from './health-routes';
 
 export interface GraphQLHttpApp {
@@ -71,6 +73,7 @@ export async function createGraphQLHttpApp(deps: {
       config.landingPage ? ApolloServerPluginLandingPageLocalDefault({ embed: true }) : ApolloServerPluginLandingPageDisabled(),
       ...hardening.plugins,
       requestLifecyclePlugin(deps.metrics),
+      httpStatusPlugin(),
     ],
   });
   await apollo.start();
@@ -128,13 +131,13 @@ export async function createGraphQLHttpApp(deps: {
  * does not inflate) answered like GraphQL errors.
  */
 function bodyErrorHandler(maxBodyBytes: number): ErrorRequestHandler {
-  return (error: unknown, _req, res, next) => {
+  return (error: unknown, req, res, next) => {
     const appError = bodyError(error, maxBodyBytes);
     if (!appError) {
       next(error);
       return;
     }
-    res.status(httpStatusOf(appError)).json(errorResponseBody(appError));
+    sendRequestError(req, res, appError);
   };
 }
 

@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Authenticator } from '../auth/authenticator';
 import { isTenantPrincipal, type Principal, type TenantPrincipal } from '../auth/principal';
-import { AppError, ErrorCode, errorResponseBody, httpStatusOf } from '../errors/app-error';
+import { AppError, ErrorCode } from '../errors/app-error';
 import { assertSaneInput, assertTokenLimit } from '../graphql/hardening';
 import type { OperationSafelist } from '../persisted-queries/operation-safelist';
 import type { RateLimitDecision, TenantRateLimiter } from '../rate-limiting/tenant-rate-limiter';
+import { sendRequestError } from './send-request-error';
 
 /*
  * Everything that happens to a GraphQL request before Apollo parses it, in order:
@@ -213,7 +214,7 @@ export function graphqlRequestGuard(deps: {
         next(error);
         return;
       }
-      res.status(httpStatusOf(error)).json(errorResponseBody(error));
+      sendRequestError(req, res, error);
     }
   };
 }

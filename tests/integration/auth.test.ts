@@ -197,7 +197,8 @@ describe('login', () => {
       results.push({ code: errors[0]!.extensions.code, message: errors[0]!.message, status });
     }
     expect(new Set(results.map((result) => JSON.stringify(result))).size).toBe(1);
-    expect(results[0]).toEqual({ code: 'UNAUTHENTICATED', message: expect.any(String), status: 401 });
+    // A field error of an operation that ran: HTTP 200 (README, "HTTP status codes").
+    expect(results[0]).toEqual({ code: 'UNAUTHENTICATED', message: expect.any(String), status: 200 });
   });
 });
 
@@ -215,7 +216,7 @@ describe('adminLogin and me', () => {
     const unknown = await failure(app.client().request(ADMIN_LOGIN, { email: 'who@nowhere.test', password: ADMIN_PASSWORD }));
     const member = await failure(app.client().request(ADMIN_LOGIN, { email: tenant.ownerEmail, password: tenant.ownerPassword }));
     const nul = await failure(app.client().request(ADMIN_LOGIN, { email: `${ADMIN_EMAIL}\u0000`, password: ADMIN_PASSWORD }));
-    expect(wrong).toMatchObject({ code: 'UNAUTHENTICATED', status: 401 });
+    expect(wrong).toMatchObject({ code: 'UNAUTHENTICATED', status: 200 });
     expect(unknown).toEqual(wrong);
     expect(member).toEqual(wrong);
     expect(nul).toEqual(wrong);
@@ -302,8 +303,10 @@ describe('me.tenant', () => {
     expect((await viewer.client.request(TENANT_OF_ME)).me.tenant).toMatchObject({ slug: tenant.slug, plan: 'ENTERPRISE', status: 'ACTIVE' });
     for (const field of ['schemaName', 'migrationVersion', 'lastError']) {
       for (const client of [viewer.client, tenant.owner]) {
-        const { errors } = await expectErrors(client.request(`query { me { id tenant { slug ${field} } } }`));
+        const { errors, data, status } = await expectErrors(client.request(`query { me { id tenant { slug ${field} } } }`));
         expect(errors.map((error) => [error.extensions.code, error.path])).toEqual([['FORBIDDEN', ['me', 'tenant', field]]]);
+        // Only the refused field is null: the tenant and its slug are still there (the operation ran, so HTTP 200).
+        expect({ status, data }).toEqual({ status: 200, data: { me: { id: expect.any(String), tenant: { slug: tenant.slug, [field]: null } } } });
       }
     }
     const admin = await app.admin();
@@ -401,7 +404,7 @@ describe('changePassword', () => {
       await lock.query('UPDATE platform."User" SET "passwordHash" = $2 WHERE id = $1', [user.id, newHash]);
       return { signingIn: pending };
     });
-    expect(await signingIn).toMatchObject({ code: 'UNAUTHENTICATED', status: 401 });
+    expect(await signingIn).toMatchObject({ code: 'UNAUTHENTICATED', status: 200 });
     const sessions = await app.server.services.platform.pool.query('SELECT id FROM platform."Session" WHERE "userId" = $1', [user.id]);
     expect(sessions.rowCount).toBe(1); // newMember's own sign-in, from before
     expect((await login(tenant.slug, user.email, NEW_PASSWORD)).accessToken).toEqual(expect.any(String));

@@ -177,6 +177,36 @@ describe('request errors', () => {
   });
 });
 
+describe('HTTP status codes: 200 once an operation ran, its code\'s status when refused before (both media types)', () => {
+  const GRAPHQL_RESPONSE = 'application/graphql-response+json';
+  const wrongPassword = () =>
+    `mutation { login(input: { tenant: "${tenant.slug}", email: "${tenant.ownerEmail}", password: "wrong-password" }) { accessToken } }`;
+  const cases: [label: string, request: (accept: string) => Promise<RawResponse>, status: number, code: string, ran: boolean][] = [
+    ['tenant field without a token', (accept) => post({ query: '{ vehicles { totalCount } }' }, { accept }), 200, 'UNAUTHENTICATED', true],
+    ['wrong password', (accept) => post({ query: wrongPassword() }, { accept }), 200, 'UNAUTHENTICATED', true],
+    ['spent refresh token', (accept) => post({ query: 'mutation { refreshToken(token: "spent-or-never-issued") { accessToken } }' }, { accept }), 200, 'UNAUTHENTICATED', true],
+    ['member asks for platform data', (accept) => post({ query: '{ tenants { totalCount } }' }, { ...asOwner(), accept }), 200, 'FORBIDDEN', true],
+    ['invalid bearer token', (accept) => post({ query: '{ __typename }' }, { authorization: 'Bearer not-a-jwt', accept }), 401, 'UNAUTHENTICATED', false],
+    ['syntax error', (accept) => post({ query: '{ vehicles {' }, { ...asOwner(), accept }), 400, 'GRAPHQL_PARSE_FAILED', false],
+    ['validation failure', (accept) => post({ query: '{ nope }' }, { ...asOwner(), accept }), 400, 'GRAPHQL_VALIDATION_FAILED', false],
+    ['malformed JSON body', (accept) => send(app.url, { method: 'POST', headers: { 'content-type': 'application/json', accept }, body: '{"query": ' }), 400, 'BAD_REQUEST', false],
+  ];
+
+  it.each([['application/json'], [GRAPHQL_RESPONSE]])('Accept: %s', async (accept) => {
+    for (const [label, request, status, code, ran] of cases) {
+      const response = await request(accept);
+      expect({ label, status: response.status, codes: codesOf(response), ran: response.body !== undefined && 'data' in response.body }).toEqual({
+        label,
+        status,
+        codes: [code],
+        ran,
+      });
+      // The answer comes in the media type asked for, whoever answered (Apollo or the guard).
+      expect({ label, type: response.headers.get('content-type') }).toEqual({ label, type: expect.stringMatching(new RegExp(`^${accept.replace('+', '\\+')}`)) });
+    }
+  });
+});
+
 /** Answered in JSON with one error code: never Express's HTML error page, never a stack line. */
 function expectJsonRefusal(response: RawResponse, status: number, code: string): void {
   expect(response.headers.get('content-type')).toMatch(/^application\/json/);
