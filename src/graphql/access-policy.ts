@@ -1,5 +1,5 @@
 import { getDirective, MapperKind, mapSchema } from '@graphql-tools/utils';
-import { defaultFieldResolver, isObjectType, type GraphQLFieldConfig, type GraphQLSchema } from 'graphql';
+import { defaultFieldResolver, isNonNullType, isObjectType, type GraphQLFieldConfig, type GraphQLSchema } from 'graphql';
 import { roleAtLeast, type MemberRole, type Principal } from '../auth/principal';
 import { AppError, ErrorCode } from '../errors/app-error';
 
@@ -7,7 +7,8 @@ import { AppError, ErrorCode } from '../errors/app-error';
  * Access policy is declared in the SDL (schema/policy.graphql) on every root field and enforced
  * here, before the field's resolver runs. A root field without exactly one policy directive is a
  * build error, not an open door. A field of an object type may carry one too, narrowing who sees
- * it below a root field that admits more callers (Tenant.schemaName under `me`, say).
+ * it below a root field that admits more callers (Tenant.schemaName under `me`, say); such a
+ * field is nullable, so that refusing it costs the caller that field only.
  */
 
 export type AccessPolicy =
@@ -57,6 +58,24 @@ export function fieldsWithoutExactlyOnePolicy(schema: GraphQLSchema): string[] {
   return offenders;
 }
 
+/**
+ * "Tenant.schemaName"-style names of fields below the root that narrow who sees them but are
+ * non-null. Refusing such a field nulls it; were it non-null, the null would take its parent
+ * along (`me { tenant { slug schemaName } }` would lose the slug too), so they must be nullable.
+ */
+export function restrictedFieldsThatAreNonNull(schema: GraphQLSchema): string[] {
+  const roots = new Set(rootTypeNames(schema));
+  const offenders: string[] = [];
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (!isObjectType(type) || type.name.startsWith('__') || roots.has(type.name)) continue;
+    for (const field of Object.values(type.getFields())) {
+      if (!field.astNode || !isNonNullType(field.type)) continue;
+      if (policiesOf(schema, field as unknown as GraphQLFieldConfig<unknown, unknown>).length > 0) offenders.push(`${type.name}.${field.name}`);
+    }
+  }
+  return offenders;
+}
+
 export function enforcePolicy(policy: AccessPolicy, principal: Principal): void {
   if (policy.kind === 'public') return;
   if (principal.kind === 'anonymous') {
@@ -85,6 +104,8 @@ export function applyAccessPolicy<TContext extends { principal: Principal }>(sch
   if (offenders.length > 0) {
     throw new Error(`root fields need exactly one access policy directive, other fields at most one: ${offenders.join(', ')}`);
   }
+  const nonNull = restrictedFieldsThatAreNonNull(schema);
+  if (nonNull.length > 0) throw new Error(`fields with their own access policy must be nullable: ${nonNull.join(', ')}`);
   return mapSchema(schema, {
     [MapperKind.OBJECT_FIELD]: (fieldConfig) => {
       const [policy] = policiesOf(schema, fieldConfig as GraphQLFieldConfig<unknown, unknown>);

@@ -53,9 +53,11 @@ function inputFor(slug: string, overrides: Partial<CreateTenantInput> = {}): Cre
   };
 }
 
-async function createTenant(input: CreateTenantInput, client: GraphQLClient = admin): Promise<TenantView> {
-  const result = await client.request(CREATE_TENANT, { input });
-  return result.createTenant.tenant;
+/** A platform admin always sees schemaName; anyone else gets null there (and FORBIDDEN). */
+async function createTenant(input: CreateTenantInput, client: GraphQLClient = admin): Promise<TenantView & { schemaName: string }> {
+  const { tenant } = (await client.request(CREATE_TENANT, { input })).createTenant;
+  if (tenant.schemaName === null) throw new Error('createTenant answered without schemaName');
+  return { ...tenant, schemaName: tenant.schemaName };
 }
 
 async function tenantBySlug(slug: string, client: GraphQLClient = admin): Promise<TenantView | null> {
@@ -96,6 +98,7 @@ describe('createTenant', () => {
     });
     expect(tenant.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     expect(Date.parse(tenant.provisionedAt ?? '')).toBeGreaterThanOrEqual(Date.parse(tenant.createdAt));
+    const { schemaName } = tenant;
 
     // The role: a login role without any server-wide powers.
     const roleName = roleNameOf(slug);
@@ -112,23 +115,23 @@ describe('createTenant', () => {
     });
 
     // The schema and everything in it belong to the tenant's role.
-    expect(await db.schemaOwner(tenant.schemaName)).toBe(roleName);
-    const relations = await db.relationOwners(tenant.schemaName);
-    expect(await db.tableNames(tenant.schemaName)).toEqual(['Driver', 'FleetSettings', 'Vehicle', '_prisma_migrations']);
+    expect(await db.schemaOwner(schemaName)).toBe(roleName);
+    const relations = await db.relationOwners(schemaName);
+    expect(await db.tableNames(schemaName)).toEqual(['Driver', 'FleetSettings', 'Vehicle', '_prisma_migrations']);
     expect(relations.length).toBeGreaterThan(4); // tables and their indexes
     expect(relations.filter((relation) => relation.owner !== roleName)).toEqual([]);
-    const types = await db.typeOwners(tenant.schemaName);
+    const types = await db.typeOwners(schemaName);
     expect(types.map((type) => type.name)).toEqual(expect.arrayContaining(['VehicleStatus', 'DriverStatus', 'DistanceUnit']));
     expect(types.filter((type) => type.owner !== roleName)).toEqual([]);
 
     // Nobody but the owner has any privilege on the schema.
     const schemaAcl = await db.client.query<{ acl: string[] | null }>('SELECT nspacl::text[] AS acl FROM pg_namespace WHERE nspname = $1', [
-      tenant.schemaName,
+      schemaName,
     ]);
     expect((schemaAcl.rows[0]?.acl ?? []).filter((entry) => !entry.startsWith(`${roleName}=`))).toEqual([]);
 
     // Every shipped migration is recorded as finished, once.
-    const migrations = await db.migrationRows(tenant.schemaName);
+    const migrations = await db.migrationRows(schemaName);
     expect(migrations.map((row) => row.migration_name)).toEqual(shippedTenantMigrations());
     for (const row of migrations) {
       expect(row.finished_at).toBeInstanceOf(Date);

@@ -121,8 +121,11 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
         graphql(`mutation TestServerCreateTenant($input: CreateTenantInput!) { createTenant(input: $input) { tenant { id slug schemaName } } }`),
         { input: { slug, name: `Tenant ${slug}`, plan, owner: { email: ownerEmail, name: 'Owner', password: ownerPassword } } },
       );
+      const { schemaName, ...tenant } = result.createTenant.tenant;
+      // Null only for callers other than platform admins.
+      if (schemaName === null) throw new Error('createTenant answered a platform admin without the schema name');
       const ownerToken = await login(slug, ownerEmail, ownerPassword);
-      return { ...result.createTenant.tenant, ownerEmail, ownerPassword, ownerToken, owner: bearer(ownerToken) };
+      return { ...tenant, schemaName, ownerEmail, ownerPassword, ownerToken, owner: bearer(ownerToken) };
     },
     login,
     async close() {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import { graphql } from 'graphql';
 import type { Principal } from '../../src/auth/principal';
-import { applyAccessPolicy, fieldsWithoutExactlyOnePolicy } from '../../src/graphql/access-policy';
+import { applyAccessPolicy, fieldsWithoutExactlyOnePolicy, restrictedFieldsThatAreNonNull } from '../../src/graphql/access-policy';
 
 const POLICY_SDL = readFileSync(path.join(__dirname, '../../schema/policy.graphql'), 'utf8');
 
@@ -20,6 +20,15 @@ describe('access policy in the SDL', () => {
       type Query { account: Account @authenticated open: String @public noPolicy: String }
     `);
     expect(fieldsWithoutExactlyOnePolicy(schema).sort()).toEqual(['Account.secret', 'Query.noPolicy']);
+  });
+
+  it('names fields below the root that carry a policy and are non-null, and the server refuses to start with one', () => {
+    const sdl = `
+      type Account { name: String! secret: String! @platformAdmin note: String @platformAdmin }
+      type Query { account: Account! @authenticated open: String @public }
+    `;
+    expect(restrictedFieldsThatAreNonNull(schemaOf(sdl))).toEqual(['Account.secret']);
+    expect(() => applyAccessPolicy(schemaOf(sdl))).toThrow('fields with their own access policy must be nullable: Account.secret');
   });
 
   it('enforces a policy declared on a field below the root, whatever the root admits', async () => {
