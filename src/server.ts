@@ -21,7 +21,7 @@ import { buildSchema } from './graphql/schema';
 import { createGraphQLHttpApp } from './http/graphql-http-app';
 import { createMigrators } from './migrations/create-migrators';
 import type { Migrator } from './migrations/migrator';
-import type { Logger } from './observability/logger';
+import { describeError, type Logger } from './observability/logger';
 import { Metrics } from './observability/metrics';
 import { OperationSafelist } from './persisted-queries/operation-safelist';
 import { RedisApqCache } from './persisted-queries/redis-apq-cache';
@@ -107,6 +107,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         // the server has stopped, caches are bypassed, which is always correct.
         await notifications.close();
         await http.stop();
+        await passwords.close();
         await wired.services.tenantClients.close();
         await platform.close();
         redis?.disconnect();
@@ -134,7 +135,10 @@ async function openPlatform({ config, logger }: ServerOptions, migrator: Migrato
   } finally {
     restrictClient.release();
   }
-  const passwords = new PasswordHasher(config.auth.bcryptRounds);
+  const passwords = new PasswordHasher(config.auth.bcryptRounds, {
+    ...config.auth.passwordJobs,
+    onWorkerError: (error) => logger.error({ err: describeError(error) }, 'password worker thread failed'),
+  });
   const installationId = await ensureInstallationId(platform.prisma);
   if ((await ensureBootstrapAdmin(platform, passwords, config.bootstrapAdmin)) === 'created') {
     logger.info({ email: config.bootstrapAdmin.email }, 'bootstrap platform admin created');
@@ -161,7 +165,7 @@ function createServices(
   const directory = new TenantDirectory(platform.prisma, notifications, config.tenantCacheMax);
   const sessionCache = new SessionStateCache(notifications, config.tenantCacheMax);
   const budget = new ConnectionBudget(config.tenantClients.connectionBudget, config.tenantClients.connectTimeoutMs);
-  const metrics: Metrics = new Metrics({ tenantClients: () => tenantClients.stats() });
+  const metrics: Metrics = new Metrics({ tenantClients: () => tenantClients.stats(), passwordJobs: () => passwords.stats() });
   const tenantClients = new TenantClientPool({
     ...config.tenantClients,
     budget,

@@ -1,5 +1,5 @@
-import bcrypt from 'bcryptjs';
 import { badInput } from '../errors/app-error';
+import { PasswordJobs, type PasswordJobsOptions, type PasswordJobStats } from './password-jobs';
 
 /** bcrypt only looks at a password's first 72 bytes; longer ones are refused, not truncated. */
 const MAX_PASSWORD_BYTES = 72;
@@ -22,16 +22,25 @@ export function assertAcceptablePassword(password: string, field = 'password'): 
   }
 }
 
+/**
+ * bcrypt for every password anyone sets or presents. The work runs on worker threads behind a
+ * bounded queue (PasswordJobs): when it is full, the operation fails with RATE_LIMITED.
+ */
 export class PasswordHasher {
+  private readonly jobs: PasswordJobs;
   /** Compared against when the account does not exist, so both paths cost one bcrypt. */
-  private readonly decoy: Promise<string>;
+  private decoy: Promise<string> | undefined;
 
-  constructor(private readonly rounds: number) {
-    this.decoy = bcrypt.hash('decoy-password-for-timing', rounds);
+  constructor(
+    private readonly rounds: number,
+    jobs: PasswordJobsOptions,
+  ) {
+    this.jobs = new PasswordJobs(jobs);
+    this.decoyHash().catch(() => undefined);
   }
 
   hash(password: string): Promise<string> {
-    return bcrypt.hash(password, this.rounds);
+    return this.jobs.hash(password, this.rounds);
   }
 
   /**
@@ -49,9 +58,29 @@ export class PasswordHasher {
 
   async verify(password: string, hash: string | null | undefined): Promise<boolean> {
     if (!hash || !bcryptSeesAll(password)) {
-      await bcrypt.compare(password, await this.decoy);
+      await this.jobs.compare(password, await this.decoyHash());
       return false;
     }
-    return bcrypt.compare(password, hash);
+    return this.jobs.compare(password, hash);
+  }
+
+  stats(): PasswordJobStats {
+    return this.jobs.stats();
+  }
+
+  close(): Promise<void> {
+    return this.jobs.close();
+  }
+
+  /** Made once; made again on next use if making it failed (the queue was full, say). */
+  private decoyHash(): Promise<string> {
+    if (!this.decoy) {
+      const made = this.hash('decoy-password-for-timing');
+      made.catch(() => {
+        if (this.decoy === made) this.decoy = undefined;
+      });
+      this.decoy = made;
+    }
+    return this.decoy;
   }
 }

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import express from 'express';
 import { z } from 'zod';
 
@@ -73,6 +74,10 @@ const environmentSchema = z.object({
   /** Derives each tenant database role's password; defaults to JWT_SECRET. */
   TENANT_DB_SECRET: z.string().min(32).optional(),
   BCRYPT_ROUNDS: z.coerce.number().int().min(4).max(15).default(10),
+  // One core is left to the event loop.
+  PASSWORD_HASH_THREADS: positiveInt.max(64).default(Math.max(1, availableParallelism() - 1)),
+  PASSWORD_HASH_QUEUE_MAX: z.coerce.number().int().min(0).max(10_000).default(32),
+  PASSWORD_HASH_QUEUE_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(500),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PLATFORM_POOL_MAX: positiveInt.default(10),
   TENANT_CLIENT_CACHE_MAX: positiveInt.default(500),
@@ -120,6 +125,8 @@ export interface Config {
     accessTokenTtlSeconds: number;
     refreshTokenTtlSeconds: number;
     bcryptRounds: number;
+    /** bcrypt's worker threads, the jobs that may queue for them, and how long one may wait for room. */
+    passwordJobs: { threads: number; queueMax: number; queueWaitMs: number };
   };
   bootstrapAdmin: { email: string; password: string };
   tenantDbSecret: string;
@@ -205,6 +212,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
       refreshTokenTtlSeconds: env.REFRESH_TOKEN_TTL_SECONDS,
       bcryptRounds: env.BCRYPT_ROUNDS,
+      passwordJobs: { threads: env.PASSWORD_HASH_THREADS, queueMax: env.PASSWORD_HASH_QUEUE_MAX, queueWaitMs: env.PASSWORD_HASH_QUEUE_WAIT_MS },
     },
     bootstrapAdmin: {
       email: (env.ADMIN_EMAIL ?? DEV_ADMIN_EMAIL).toLowerCase(),

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { PasswordJobStats } from '../auth/password-jobs';
 
 /** Prometheus metrics of one server instance (its own registry, so tests can run several). */
 export class Metrics {
@@ -16,7 +17,10 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(sources: { tenantClients: () => { cachedClients: number; openConnections: number; connectionBudget: number } }) {
+  constructor(sources: {
+    tenantClients: () => { cachedClients: number; openConnections: number; connectionBudget: number };
+    passwordJobs: () => PasswordJobStats;
+  }) {
     new Gauge({
       name: 'fleet_tenant_clients_cached',
       help: 'Tenant-bound Prisma clients in the LRU',
@@ -39,6 +43,36 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         this.set(sources.tenantClients().connectionBudget);
+      },
+    });
+    new Gauge({
+      name: 'fleet_password_jobs',
+      help: 'bcrypt jobs by state: on a worker thread, queued for one, waiting for room in the queue',
+      labelNames: ['state'],
+      registers: [this.registry],
+      collect() {
+        const jobs = sources.passwordJobs();
+        for (const state of ['running', 'queued', 'waiting'] as const) this.set({ state }, jobs[state]);
+      },
+    });
+    new Counter({
+      name: 'fleet_password_jobs_total',
+      help: 'bcrypt jobs by outcome; refused: the queue stayed full, answered RATE_LIMITED',
+      labelNames: ['outcome'],
+      registers: [this.registry],
+      collect() {
+        // The jobs keep their own totals; a scrape copies them.
+        const jobs = sources.passwordJobs();
+        this.reset();
+        for (const outcome of ['completed', 'failed', 'refused'] as const) this.inc({ outcome }, jobs[outcome]);
+      },
+    });
+    new Gauge({
+      name: 'fleet_password_threads',
+      help: 'Worker threads running bcrypt',
+      registers: [this.registry],
+      collect() {
+        this.set(sources.passwordJobs().threads);
       },
     });
     collectDefaultMetrics({ register: this.registry });

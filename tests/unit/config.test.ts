@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import express from 'express';
 import { ConfigError, loadConfig, parseTrustProxy } from '../../src/config/config';
 
@@ -77,5 +78,22 @@ describe('loadConfig MIGRATE_CONCURRENCY', () => {
     expect(loadConfig({}).migrateConcurrency).toBe(4);
     expect(loadConfig({ MIGRATE_CONCURRENCY: '32' }).migrateConcurrency).toBe(32);
     for (const value of ['33', '0', 'many']) expect(() => loadConfig({ MIGRATE_CONCURRENCY: value })).toThrow(ConfigError);
+  });
+});
+
+describe('loadConfig PASSWORD_HASH_*', () => {
+  it('leaves one core to the event loop, and bounds the queue by default', () => {
+    expect(loadConfig({}).auth.passwordJobs).toEqual({ threads: Math.max(1, availableParallelism() - 1), queueMax: 32, queueWaitMs: 500 });
+  });
+
+  it('takes the variables, with 0 meaning no queue beyond the threads and no wait', () => {
+    const env = { PASSWORD_HASH_THREADS: '3', PASSWORD_HASH_QUEUE_MAX: '0', PASSWORD_HASH_QUEUE_WAIT_MS: '0' };
+    expect(loadConfig(env).auth.passwordJobs).toEqual({ threads: 3, queueMax: 0, queueWaitMs: 0 });
+  });
+
+  it('fails start-up without a thread, or with an unbounded queue or wait', () => {
+    for (const env of [{ PASSWORD_HASH_THREADS: '0' }, { PASSWORD_HASH_QUEUE_MAX: '-1' }, { PASSWORD_HASH_QUEUE_MAX: 'Infinity' }, { PASSWORD_HASH_QUEUE_WAIT_MS: '600000' }]) {
+      expect(() => loadConfig(env)).toThrow(ConfigError);
+    }
   });
 });
