@@ -104,6 +104,9 @@ const environmentSchema = z.object({
   MAX_ALIASES: positiveInt.default(20),
   MAX_DIRECTIVES: positiveInt.default(20),
   MAX_TOKENS: positiveInt.default(3_000),
+  MAX_SELECTIONS: positiveInt.default(500),
+  MAX_FRAGMENTS: positiveInt.default(50),
+  MAX_FIELD_REPEATS: positiveInt.default(20),
   MAX_COST: positiveInt.default(10_000),
   BLOCK_FIELD_SUGGESTIONS: boolean.optional(),
   TRUST_PROXY: trustProxy.optional(),
@@ -166,6 +169,12 @@ export interface Config {
     maxAliases: number;
     maxDirectives: number;
     maxTokens: number;
+    /** Fields, fragment spreads and inline fragments in a document's text. */
+    maxSelections: number;
+    /** Fragment definitions in a document. */
+    maxFragments: number;
+    /** One response name in one selection set, or with a selection set of its own in a document. */
+    maxFieldRepeats: number;
     maxCost: number;
     blockFieldSuggestions: boolean;
   };
@@ -253,6 +262,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxAliases: env.MAX_ALIASES,
       maxDirectives: env.MAX_DIRECTIVES,
       maxTokens: env.MAX_TOKENS,
+      maxSelections: env.MAX_SELECTIONS,
+      maxFragments: env.MAX_FRAGMENTS,
+      maxFieldRepeats: env.MAX_FIELD_REPEATS,
       maxCost: env.MAX_COST,
       blockFieldSuggestions: env.BLOCK_FIELD_SUGGESTIONS ?? production,
     },

@@ -12,7 +12,28 @@ const PASS_THROUGH = ['field', 'retryAfter', 'step', 'tenantId', 'cost', 'maxCos
  * RFC 7807 problem fields; anything else is logged by class and code and masked as
  * INTERNAL_SERVER_ERROR, so no stack trace, SQL or driver message ever reaches a response.
  */
-export function createErrorFormatter(logger: Logger) {
+export function createErrorFormatter(logger: Logger, options: { hideSuggestions: boolean }) {
+  const format = formatterOf(logger);
+  if (!options.hideSuggestions) return format;
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    const shaped = format(formatted, error);
+    const message = withoutSuggestions(shaped.message);
+    if (message === shaped.message) return shaped;
+    const extensions = shaped.extensions?.detail === shaped.message ? { ...shaped.extensions, detail: message } : shaped.extensions;
+    return { ...shaped, message, ...(extensions ? { extensions } : {}) };
+  };
+}
+
+/**
+ * graphql-js suggests names in many messages ('Did you mean "plate"?', 'Did you mean the enum
+ * value "ENTERPRISE"?', ...), which tells a stranger the schema in production; every such
+ * sentence is removed, whatever its form (graphql-armor's mask matched only some of them).
+ */
+export function withoutSuggestions(message: string): string {
+  return message.replace(/\s*Did you mean [^?]*\?/g, '').trim();
+}
+
+function formatterOf(logger: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = unwrapResolverError(error);
     // A limit (graphql-armor) tags its rejection with our code; GraphQL reports it as a

@@ -1,20 +1,20 @@
 import type { ApolloServerPlugin } from '@apollo/server';
-import { ApolloArmor } from '@escape.tech/graphql-armor';
 import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
-import { maxDirectivesRule } from '@escape.tech/graphql-armor-max-directives';
-import { GraphQLError, Lexer, Source, TokenKind, type GraphQLSchema, type ValidationContext, type ValidationRule } from 'graphql';
+import { GraphQLError, getVariableValues, type GraphQLSchema, type ValidationContext, type ValidationRule } from 'graphql';
 import { directiveEstimator, getComplexity, simpleEstimator } from 'graphql-query-complexity';
 import { LRUCache } from 'lru-cache';
 import type { Config } from '../config/config';
 import { AppError, ErrorCode, problemExtensions } from '../errors/app-error';
+import type { RequestContext } from './context';
 
 /*
  * Limits on hostile documents, all configurable (see README). graphql-armor's validation rules
- * check depth (fragment cycles included), aliases and directives, and its Apollo plugin hides
- * field suggestions in production; graphql-query-complexity prices a query from the SDL's @cost
- * directives, list fields multiplied by their `first`, after variables are known, so
- * `first: $n` cannot dodge it. The token limit runs before Apollo parses anything.
+ * check depth (fragment cycles included) and aliases; graphql-query-complexity
+ * prices a query from the SDL's @cost directives, list fields multiplied by their `first`, after
+ * variables are known, so `first: $n` cannot dodge it. Token, directive, selection and fragment
+ * counts run before Apollo parses anything (document-shape.ts); suggestions are removed by the error
+ * formatter (format-error.ts).
  */
 
 export type HardeningLimits = Omit<Config['limits'], 'maxBodyBytes' | 'maxBatchSize'>;
@@ -33,46 +33,18 @@ function reportAs(code: ErrorCode) {
 export function hardeningPlugins(
   limits: HardeningLimits,
   schema: () => GraphQLSchema,
-): { plugins: ApolloServerPlugin[]; validationRules: ValidationRule[] } {
+  chargeCost?: ChargeCost,
+): { plugins: ApolloServerPlugin<RequestContext>[]; validationRules: ValidationRule[] } {
   const reject = (code: ErrorCode) => ({ onReject: [reportAs(code)], propagateOnRejection: false });
-  const suggestions = new ApolloArmor({
-    blockFieldSuggestion: { enabled: limits.blockFieldSuggestions },
-    maxDepth: { enabled: false },
-    maxAliases: { enabled: false },
-    maxDirectives: { enabled: false },
-    maxTokens: { enabled: false },
-    costLimit: { enabled: false },
-  }).protect();
   return {
-    plugins: [...suggestions.plugins, costLimitPlugin(limits.maxCost, schema)],
+    plugins: [costLimitPlugin(limits.maxCost, schema, chargeCost)],
     validationRules: [
       maxDepthRule({ n: limits.maxDepth, ignoreIntrospection: true, ...reject(ErrorCode.QUERY_TOO_DEEP) }),
-      maxAliasesRule({ n: limits.maxAliases, ...reject(ErrorCode.TOO_MANY_ALIASES) }),
-      maxDirectivesRule({ n: limits.maxDirectives, ...reject(ErrorCode.TOO_MANY_DIRECTIVES) }),
+      // Every alias counts, `__typename` ones too (armor exempts those by default): 600 of them
+      // per vehicle made a 20 MB answer out of a 4 KB document.
+      maxAliasesRule({ n: limits.maxAliases, allowList: [], ...reject(ErrorCode.TOO_MANY_ALIASES) }),
     ],
   };
-}
-
-/**
- * Refuses a document with more than `maxTokens` lexical tokens before anything parses it; the
- * count stops at the limit, so a megabyte of tokens costs no more than the limit. (graphql-armor's
- * Apollo token plugin rejects from a hook where Apollo answers 500; counting with graphql's own
- * lexer up front gives a proper 400.)
- */
-export function assertTokenLimit(document: string, maxTokens: number): void {
-  const lexer = new Lexer(new Source(document));
-  let count = 0;
-  try {
-    while (lexer.advance().kind !== TokenKind.EOF) {
-      count += 1;
-      if (count > maxTokens) {
-        throw new AppError(ErrorCode.TOO_MANY_TOKENS, `Document has more than ${maxTokens} tokens`, { httpStatus: 400 });
-      }
-    }
-  } catch (error) {
-    if (error instanceof AppError) throw error;
-    // A lexing error is the parser's to report, with its position.
-  }
 }
 
 /**
@@ -124,17 +96,43 @@ function assertWellFormed(text: string, field: string): void {
   }
 }
 
-function costLimitPlugin(maxCost: number, schema: () => GraphQLSchema): ApolloServerPlugin {
+/** What an operation cost, once priced (before it executes); absent for one refused earlier. */
+const operationCosts = new WeakMap<object, number>();
+
+export function operationCostOf(contextValue: object): number | undefined {
+  return operationCosts.get(contextValue);
+}
+
+/**
+ * Spends an operation's cost from the caller's budgets (rate limits charge cost, not one token
+ * per request), or throws the refusal. Given by the HTTP layer, which owns the rate limiter.
+ */
+export type ChargeCost = (contextValue: RequestContext, cost: number, headers: Map<string, string>) => Promise<void>;
+
+const tooComplex = (message: string, extensions: Record<string, unknown> = {}) =>
+  new GraphQLError(message, {
+    extensions: { ...problemExtensions(ErrorCode.QUERY_TOO_COMPLEX, message), ...extensions, http: { status: 400 } },
+  });
+
+/**
+ * Prices every operation before it runs and refuses what costs too much, failing closed: a
+ * query whose cost cannot be computed (graphql-query-complexity gives up at 10,000 nodes, with
+ * a GraphQLError) is refused, never run unpriced. Variables that do not fit their types are left
+ * to execution, which refuses them with the offending variable named and runs nothing.
+ */
+function costLimitPlugin(maxCost: number, schema: () => GraphQLSchema, chargeCost?: ChargeCost): ApolloServerPlugin<RequestContext> {
   const estimators = [directiveEstimator({ name: 'cost' }), simpleEstimator({ defaultComplexity: 1 })];
   // A document's cost depends only on it and its variables: clients repeat both all day.
   const costs = new LRUCache<string, number>({ max: 5_000 });
   return {
     async requestDidStart() {
       return {
-        async didResolveOperation({ request, document, queryHash }) {
+        async didResolveOperation({ request, document, queryHash, operation, contextValue, response }) {
           const cacheKey = `${queryHash}:${request.operationName ?? ''}:${JSON.stringify(request.variables ?? {})}`;
           let cost = costs.get(cacheKey);
           if (cost === undefined) {
+            const coerced = getVariableValues(schema(), operation?.variableDefinitions ?? [], request.variables ?? {}, { maxErrors: 1 });
+            if (coerced.errors) return;
             try {
               cost = getComplexity({
                 schema: schema(),
@@ -144,19 +142,17 @@ function costLimitPlugin(maxCost: number, schema: () => GraphQLSchema): ApolloSe
                 estimators,
               });
             } catch (error) {
-              // Variables that do not fit their types: nothing will run, and execution reports
-              // them as BAD_USER_INPUT, with the offending variable.
-              if (error instanceof GraphQLError) return;
-              throw error;
+              const reason = error instanceof GraphQLError ? error.message : 'its cost could not be computed';
+              throw tooComplex(`Query refused: ${reason}; ask for fewer items (first) or fewer fields`, { maxCost });
             }
+            if (!Number.isFinite(cost)) throw tooComplex('Query refused: its cost could not be computed', { maxCost });
             if (cacheKey.length < 2_000) costs.set(cacheKey, cost);
           }
           if (cost > maxCost) {
-            const message = `Query cost ${cost} exceeds the limit of ${maxCost}; ask for fewer items (first) or fewer fields`;
-            throw new GraphQLError(message, {
-              extensions: { ...problemExtensions(ErrorCode.QUERY_TOO_COMPLEX, message), cost, maxCost, http: { status: 400 } },
-            });
+            throw tooComplex(`Query cost ${cost} exceeds the limit of ${maxCost}; ask for fewer items (first) or fewer fields`, { cost, maxCost });
           }
+          operationCosts.set(contextValue, cost);
+          if (chargeCost) await chargeCost(contextValue, cost, response.http.headers);
         },
       };
     },

@@ -62,7 +62,7 @@ export async function createGraphQLHttpApp(deps: {
     schema,
     introspection: config.introspection,
     includeStacktraceInErrorResponses: false,
-    formatError: createErrorFormatter(logger),
+    formatError: createErrorFormatter(logger, { hideSuggestions: config.limits.blockFieldSuggestions }),
     validationRules: hardening.validationRules,
     allowBatchedHttpRequests: config.limits.maxBatchSize > 1,
     persistedQueries: { cache: apqCache, ttl: config.apqTtlSeconds },
@@ -102,7 +102,7 @@ export async function createGraphQLHttpApp(deps: {
       rateLimiter: deps.rateLimiter,
       safelist: services.safelist,
       maxBatchSize: config.limits.maxBatchSize,
-      maxTokens: config.limits.maxTokens,
+      documentLimits: config.limits,
     }),
     (_req, res, next) => apqCache.runAs((res.locals as GuardedLocals).principal, next),
     expressMiddleware(apollo, {

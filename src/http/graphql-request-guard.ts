@@ -3,7 +3,9 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Authenticator } from '../auth/authenticator';
 import { isTenantPrincipal, type Principal, type TenantPrincipal } from '../auth/principal';
 import { AppError, ErrorCode } from '../errors/app-error';
-import { assertSaneInput, assertTokenLimit } from '../graphql/hardening';
+import { stripIgnoredCharacters } from 'graphql';
+import { assertDocumentShape, type DocumentShapeLimits } from '../graphql/document-shape';
+import { assertSaneInput } from '../graphql/hardening';
 import type { OperationSafelist } from '../persisted-queries/operation-safelist';
 import type { RateLimitDecision, TenantRateLimiter } from '../rate-limiting/tenant-rate-limiter';
 import { sendRequestError } from './send-request-error';
@@ -13,7 +15,8 @@ import { sendRequestError } from './send-request-error';
  *   1. request id
  *   2. authentication (JWT or API key) -> res.locals.principal
  *   3. batch size; the nesting depth and well-formed Unicode of each operation's text, name,
- *      variables and extensions; the token count of each document (stops counting at the limit)
+ *      variables and extensions; each document's shape on its token stream (tokens, selections,
+ *      fragments, repeated fields: src/graphql/document-shape.ts), then its text normalised
  *   4. tenant and per-caller rate limits (one Redis round trip) -> RateLimit-* headers, 429
  *   5. persisted operations: a persistedOnly key may only name registered operations; a
  *      registered operation's text is filled in from the safelist
@@ -88,26 +91,47 @@ function operationsOf(req: Request): GraphQLRequestFields[] {
 }
 
 /**
- * A GET for a registered operation, with the document filled in for Apollo (which reads GET
- * requests from the query string) and the persisted-query hash taken out, so that Apollo runs
- * it as a plain query: this request only, nothing written to the APQ cache that every caller
- * of every tenant shares.
+ * A GET's URL with `document` as its query text, for Apollo (which reads GET requests from the
+ * query string). `dropPersistedHash`: the document is a registered operation, which Apollo then
+ * runs as a plain query: this request only, nothing written to the caller's APQ cache.
  */
-function withRegisteredDocument(url: string, document: string): string {
+function withQueryText(url: string, document: string, dropPersistedHash: boolean): string {
   const start = url.indexOf('?');
   const path = start === -1 ? url : url.slice(0, start);
   const search = searchParamsOf(url);
   search.set('query', document);
-  let extensions: unknown;
-  try {
-    extensions = JSON.parse(search.get('extensions') ?? 'null');
-  } catch {
-    extensions = null;
+  if (dropPersistedHash) {
+    let extensions: unknown;
+    try {
+      extensions = JSON.parse(search.get('extensions') ?? 'null');
+    } catch {
+      extensions = null;
+    }
+    const { persistedQuery: _resolved, ...otherExtensions } = isRequestObject(extensions) ? (extensions as Record<string, unknown>) : {};
+    if (Object.keys(otherExtensions).length > 0) search.set('extensions', JSON.stringify(otherExtensions));
+    else search.delete('extensions');
   }
-  const { persistedQuery: _resolved, ...otherExtensions } = isRequestObject(extensions) ? (extensions as Record<string, unknown>) : {};
-  if (Object.keys(otherExtensions).length > 0) search.set('extensions', JSON.stringify(otherExtensions));
-  else search.delete('extensions');
   return `${path}?${search.toString()}`;
+}
+
+/**
+ * A document's text without comments and insignificant whitespace, so that variants of one
+ * document are one entry of Apollo's parse-and-validate cache (keyed by the text's hash), not a
+ * new one each: a changing comment made every request of a flood a fresh validation. Not for
+ * automatic persisted queries sent with their hash, which must hash to what the client sent.
+ * Error locations then refer to the normalised text.
+ */
+function normalise(req: Request, operation: GraphQLRequestFields): void {
+  if (typeof operation.query !== 'string' || persistedHash(operation.extensions)) return;
+  let stripped: string;
+  try {
+    stripped = stripIgnoredCharacters(operation.query);
+  } catch {
+    return; // Not lexable: the parser reports it, with a position in the text as sent.
+  }
+  if (stripped === operation.query) return;
+  operation.query = stripped;
+  if (req.method === 'GET') req.url = withQueryText(req.url, stripped, false);
 }
 
 export function setRateLimitHeaders(res: Response, decision: RateLimitDecision): void {
@@ -123,7 +147,7 @@ export function graphqlRequestGuard(deps: {
   rateLimiter: TenantRateLimiter | null;
   safelist: OperationSafelist;
   maxBatchSize: number;
-  maxTokens: number;
+  documentLimits: DocumentShapeLimits;
 }): RequestHandler {
   async function enforceLimits(res: Response, principal: TenantPrincipal, cost: number): Promise<void> {
     if (!deps.rateLimiter) return;
@@ -164,7 +188,7 @@ export function graphqlRequestGuard(deps: {
       // callers of other tenants (or none) could run it by hash.
       operation.query = document;
       if (req.method === 'GET') {
-        req.url = withRegisteredDocument(req.url, document);
+        req.url = withQueryText(req.url, document, true);
       } else if (operation.extensions && typeof operation.extensions === 'object') {
         const { persistedQuery: _resolved, ...otherExtensions } = operation.extensions as Record<string, unknown>;
         operation.extensions = otherExtensions;
@@ -201,7 +225,8 @@ export function graphqlRequestGuard(deps: {
         assertSaneInput(operation.extensions, 'extensions');
         if (typeof operation.query === 'string') {
           assertSaneInput(operation.query, 'query');
-          assertTokenLimit(operation.query, deps.maxTokens);
+          assertDocumentShape(operation.query, deps.documentLimits);
+          normalise(req, operation);
         }
       }
       if (isTenantPrincipal(principal)) {

@@ -61,14 +61,26 @@ function aliases(count: number): string {
   return `{ ${Array.from({ length: count }, (_, i) => `a${i}: me { id }`).join(' ')} }`;
 }
 
-/** Directives without aliases or repeats: one inline fragment per directive. */
+/** Directives without aliases or repeated fields: one spread of the same fragment per directive. */
 function directives(count: number): string {
-  return `{ ${Array.from({ length: count }, () => '... @include(if: true) { __typename }').join(' ')} }`;
+  return `{ ${Array.from({ length: count }, () => '...T @include(if: true)').join(' ')} } fragment T on Query { __typename }`;
 }
 
-/** A document of exactly `count` lexical tokens: braces and `__typename`s. */
+/**
+ * A document of exactly `count` lexical tokens, nearly all in a variable's default list, so no
+ * other limit (selections, repeated fields) applies. It does not validate ($pad is unused):
+ * what matters is whether the token limit lets it through to validation.
+ */
 function tokens(count: number): string {
-  return `{ ${'__typename '.repeat(count - 2)}}`;
+  // query Tokens ( $ pad : [ Int ] = [ ... ] ) { __typename }: 16 tokens around the list.
+  return `query Tokens($pad: [Int] = [${' 0'.repeat(count - 16)} ]) { __typename }`;
+}
+
+/** A realistic document of about 1,000 tokens that runs: 20 aliased pages with their fields. */
+function longRealisticQuery(): string {
+  const page = (i: number) =>
+    `p${i}: vehicles(first: 1, filter: { status: ACTIVE, search: "x${i}" }) { totalCount edges { cursor node { id plate make model year status odometerKm driver { id name licenseNumber phone status } } } pageInfo { hasNextPage endCursor } }`;
+  return `query Long { ${Array.from({ length: 20 }, (_, i) => page(i)).join(' ')} }`;
 }
 
 const FRAGMENT_CYCLE = `query Cycle { vehicles(first: 1) { edges { node { ...V } } } }
@@ -137,9 +149,10 @@ describe('hostile documents, default limits', () => {
     const long = tokens(5_000);
     expect(Buffer.byteLength(JSON.stringify({ query: long }))).toBeLessThan(200_000);
     expectRefused(await post(app, { query: long }, asOwner()), 'TOO_MANY_TOKENS');
-    // Under the limit it runs. (graphql-js meters its pairwise comparison of same-named fields
-    // and gives up somewhere below a thousand of them, hence 500 here.)
-    expectServed(await post(app, { query: tokens(500) }, asOwner()));
+    // At the limit the token count lets it through (to validation, which refuses the unused variable).
+    expect(codesOf(await post(app, { query: tokens(3_000) }, asOwner()))).toEqual(['GRAPHQL_VALIDATION_FAILED']);
+    // A long document that is no attack runs.
+    expectServed(await post(app, { query: longRealisticQuery() }, asOwner()));
   });
 
   it('refuses a batch (an array of operations) with BATCH_TOO_LARGE: batching is off by default', async () => {
@@ -309,7 +322,10 @@ describe('every limit is configurable', () => {
     ];
     for (const [code, query] of cases) {
       expectRefused(await post(tuned, { query }), code);
-      expectServed(await post(app, { query }, asOwner()));
+      // The defaults let it through (the token document then fails validation on its unused variable).
+      const underDefaults = await post(app, { query }, asOwner());
+      if (code === 'TOO_MANY_TOKENS') expect(codesOf(underDefaults)).toEqual(['GRAPHQL_VALIDATION_FAILED']);
+      else expectServed(underDefaults);
     }
     // At the limits themselves, documents pass.
     for (const query of [aliases(2), directives(2), tokens(60)]) {
@@ -345,6 +361,52 @@ describe('every limit is configurable', () => {
   });
 });
 
+describe('documents that were cheap to send and expensive to run or refuse', () => {
+  it('20 vehicle pages, each with 600 __typename aliases (a 20 MB answer once): refused before parsing, nothing runs', async () => {
+    const typenames = Array.from({ length: 600 }, (_, i) => `t${i}: __typename`).join(' ');
+    const pages = Array.from({ length: 20 }, (_, i) => `v${i}: vehicles(first: 100) { edges { node { ...X } } }`).join(' ');
+    const response = await post(app, { query: `{ ${pages} } fragment X on Vehicle { ${typenames} }` }, asOwner());
+    expectRefused(response, 'TOO_MANY_SELECTIONS');
+    expect(response.text.length).toBeLessThan(2_000);
+  });
+
+  it('__typename aliases count like any other alias (graphql-armor exempts them by default)', async () => {
+    const query = (count: number) => `{ vehicles(first: 1) { edges { node { ${Array.from({ length: count }, (_, i) => `t${i}: __typename`).join(' ')} } } } }`;
+    expectRefused(await post(app, { query: query(21) }, asOwner()), 'TOO_MANY_ALIASES');
+    expectServed(await post(app, { query: query(20) }, asOwner()));
+  });
+
+  it('a query whose cost cannot be computed (fragments multiplying past 10,000 nodes) is refused QUERY_TOO_COMPLEX, not run unpriced', async () => {
+    // F0 is one field; each F(i) spreads F(i-1) 24 times: 24^3 nodes for the cost estimator to visit.
+    const fragments = [
+      'fragment F0 on Viewer { id }',
+      ...Array.from({ length: 3 }, (_, i) => `fragment F${i + 1} on Viewer { ${`...F${i} `.repeat(24)}}`),
+    ];
+    const response = await post(app, { query: `{ me { ...F3 } } ${fragments.join(' ')}` }, asOwner());
+    expectRefused(response, 'QUERY_TOO_COMPLEX');
+    expect(messagesOf(response)).toMatch(/maximum allowed number of nodes/);
+  });
+
+  it('740 copies of me{id} (5 KB): refused on the token stream with TOO_MANY_SELECTIONS, before validation', async () => {
+    for (const headers of [{}, asOwner()]) {
+      const response = await post(app, { query: `#${Math.random()}\n{ ${'me{id} '.repeat(740)}}` }, headers);
+      expectRefused(response, 'TOO_MANY_SELECTIONS');
+      expect(messagesOf(response)).toMatch(/"me" is selected more than 20 times/);
+    }
+  });
+
+  it('the same through fragments, inline or named, is refused too; a reasonable document with fragments runs', async () => {
+    const inline = `{ ${Array.from({ length: 30 }, () => '... { me { id } }').join(' ')} }`;
+    const named = `{ ${Array.from({ length: 30 }, (_, i) => `...F${i}`).join(' ')} } ${Array.from({ length: 30 }, (_, i) => `fragment F${i} on Query { me { id } }`).join(' ')}`;
+    const manyFragments = `{ me { id } } ${Array.from({ length: 51 }, (_, i) => `fragment U${i} on Query { __typename }`).join(' ')}`;
+    const manySelections = `{ ${Array.from({ length: 20 }, (_, i) => `m${i}: me { ${'... on Viewer { id } '.repeat(13)} }`).join(' ')} }`;
+    for (const query of [inline, named, manyFragments, manySelections]) expectRefused(await post(app, { query }, asOwner()), 'TOO_MANY_SELECTIONS');
+    const reasonable = `query Reasonable { me { ...Who tenant { ...T } } vehicles(first: 2) { edges { node { ...V driver { ...D } } } } }
+      fragment Who on Viewer { id name role } fragment T on Tenant { slug name } fragment V on Vehicle { id plate } fragment D on Driver { id name }`;
+    expectServed(await post(app, { query: reasonable }, asOwner()));
+  });
+});
+
 describe('field suggestions', () => {
   const MISSPELLED = '{ vehicls(first: 1) { totalCount } }';
 
@@ -365,6 +427,30 @@ describe('field suggestions', () => {
     expect(message).toMatch(/vehicls/);
     expect(message).not.toMatch(/Did you mean/i);
     expect(message).not.toMatch(/"vehicles"/);
+  });
+
+  it('of any kind are hidden in production: enum values of variables and literals, arguments, types', async () => {
+    const server = await startTestServer({ env: { NODE_ENV: 'production' } });
+    try {
+      const attempts: [string, unknown][] = [
+        [
+          'mutation($p: TenantPlan!) { createTenant(input: { slug: "x-y", name: "X", plan: $p, owner: { email: "a@b.test", name: "A", password: "a-long-password" } }) { tenant { id } } }',
+          { p: 'ENTERPRIS' },
+        ],
+        ['query($s: VehicleStatus) { vehicles(filter: { status: $s }) { totalCount } }', { s: 'ACTIV' }],
+        ['{ vehicles(filter: { status: ACTIV }) { totalCount } }', undefined],
+        ['{ vehicles(frist: 1) { totalCount } }', undefined],
+        ['{ vehicles(filter: { serch: "x" }) { totalCount } }', undefined],
+        ['query($f: VehicleFiltr) { vehicles(filter: $f) { totalCount } }', undefined],
+      ];
+      for (const [query, variables] of attempts) {
+        const response = await post(server, { query, ...(variables ? { variables } : {}) });
+        expect(response.body.errors?.length).toBeGreaterThan(0);
+        expect({ query, text: response.text }).toEqual({ query, text: expect.not.stringMatching(/Did you mean|ENTERPRISE"|"ACTIVE"|"first"|"search"|"VehicleFilter"/) });
+      }
+    } finally {
+      await server.close();
+    }
   });
 
   it('are shown in development', async () => {

@@ -34,7 +34,7 @@ describe('a database that cannot be reached', () => {
     await prisma.$disconnect();
     expect(isDatabaseUnavailable(error)).toBe(true);
 
-    const format = createErrorFormatter(createLogger('silent'));
+    const format = createErrorFormatter(createLogger('silent'), { hideSuggestions: true });
     const wrapped = new GraphQLError(String((error as Error).message), { path: ['vehicles'], originalError: error as Error });
     const formatted = format({ message: wrapped.message, path: ['vehicles'], extensions: { code: 'INTERNAL_SERVER_ERROR' } }, wrapped);
     expect(formatted.extensions).toMatchObject({ code: 'SERVICE_UNAVAILABLE', status: 503, retryAfter: 1 });
