@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import { InMemoryLRUCache, type KeyValueCache } from '@apollo/utils.keyvaluecache';
+import type { KeyValueCache } from '@apollo/utils.keyvaluecache';
 import type Redis from 'ioredis';
 import { ApiKeyService } from './api-keys/api-key-service';
 import { AccessTokens } from './auth/access-tokens';
@@ -23,6 +23,7 @@ import { createMigrators } from './migrations/create-migrators';
 import type { Migrator } from './migrations/migrator';
 import type { Logger } from './observability/logger';
 import { Metrics } from './observability/metrics';
+import { MemoryApqCache } from './persisted-queries/apq-store';
 import { OperationSafelist } from './persisted-queries/operation-safelist';
 import { RedisApqCache } from './persisted-queries/redis-apq-cache';
 import { TenantLifecycle } from './provisioning/tenant-lifecycle';
@@ -155,9 +156,10 @@ function createServices(
   },
 ) {
   const { platform, installationId, passwords, notifications, redis } = deps;
+  const apqLimits = { ttlSeconds: config.apqTtlSeconds, ...config.apqLimits };
   const apqCache: KeyValueCache<string> = redis
-    ? new RedisApqCache(redis, config.apqTtlSeconds, `fleet:${installationId}:`)
-    : new InMemoryLRUCache<string>({ maxSize: 20 * 1024 * 1024 });
+    ? new RedisApqCache(redis, apqLimits, `fleet:${installationId}:`)
+    : new MemoryApqCache(apqLimits);
   const directory = new TenantDirectory(platform.prisma, notifications, config.tenantCacheMax);
   const sessionCache = new SessionStateCache(notifications, config.tenantCacheMax);
   const budget = new ConnectionBudget(config.tenantClients.connectionBudget, config.tenantClients.connectTimeoutMs);
