@@ -211,7 +211,7 @@ function createServices(
     migrations: new TenantMigrationRunner({ ...tenantSchemas, defaultConcurrency: config.migrateConcurrency }),
     lifecycle: new TenantLifecycle({ platform, directory, tenantClients }),
     apiKeys,
-    safelist: new OperationSafelist({ platform, schema: () => schema, maxTokens: config.limits.maxTokens }),
+    safelist: new OperationSafelist({ platform, schema: () => schema, maxTokens: config.limits.maxTokens, notifications }),
   };
   return {
     schema,
