@@ -54,10 +54,17 @@ export function entryTtlMs(options: KeyValueCacheSetOptions | undefined, limits:
 export const MEMORY_APQ_TOTAL_BYTES = 20 * 1024 * 1024;
 
 /**
+ * What an LRU of `maxEntries` costs before it holds anything: lru-cache allocates its arrays for
+ * `max` entries up front (measured: about 48 bytes an entry, 48 KB for 1,000).
+ */
+export const memoryCallerOverhead = (maxEntries: number) => 64 * maxEntries + 1_024;
+
+/**
  * The same budget in this process's memory, for a server without Redis (single instance). Each
  * caller has an LRU of entries bounded by count and bytes; reads `peek`, so, as in Redis, the
  * entry evicted first is the one written longest ago. The callers themselves sit in an LRU bounded
- * by MEMORY_APQ_TOTAL_BYTES, and a caller's whole LRU goes once its newest entry has expired.
+ * by MEMORY_APQ_TOTAL_BYTES (their documents and the LRUs' own arrays), the least recently active
+ * going first, and a caller's whole LRU goes once its newest entry has expired.
  */
 export class MemoryApqCache implements KeyValueCache<string> {
   private readonly callers: LRUCache<string, LRUCache<string, string>>;
@@ -66,13 +73,15 @@ export class MemoryApqCache implements KeyValueCache<string> {
   constructor(
     private readonly limits: ApqLimits,
     clock: Clock = Date.now,
+    totalBytes = MEMORY_APQ_TOTAL_BYTES,
   ) {
     this.perf = { now: clock };
+    const overhead = memoryCallerOverhead(limits.maxEntriesPerCaller);
     this.callers = new LRUCache<string, LRUCache<string, string>>({
       max: 100_000,
-      maxSize: MEMORY_APQ_TOTAL_BYTES,
+      maxSize: totalBytes,
       // Re-set after every change, so this follows the caller's bytes.
-      sizeCalculation: (entries) => Math.max(1, entries.calculatedSize),
+      sizeCalculation: (entries) => overhead + entries.calculatedSize,
       perf: this.perf,
       // lru-cache otherwise reuses a reading of the clock for a while; tests move the clock.
       ttlResolution: 0,

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { KeyValueCache } from '@apollo/utils.keyvaluecache';
 import Redis from 'ioredis';
-import { MemoryApqCache, type ApqLimits } from '../../src/persisted-queries/apq-store';
+import { MemoryApqCache, memoryCallerOverhead, type ApqLimits } from '../../src/persisted-queries/apq-store';
 import { callerKey } from '../../src/persisted-queries/per-caller-apq-cache';
 import { RedisApqCache } from '../../src/persisted-queries/redis-apq-cache';
 import { readTestServices } from '../support/services';
@@ -182,6 +182,20 @@ describe.each(backends)('%s store', (_name, makeHarness) => {
       ? { cache: new RedisApqCache(redis, limits, `${prefix}tight:`, clock), usage: async () => ({ entries: -1, bytes: -1 }) }
       : { cache: new MemoryApqCache(limits, clock), usage: async () => ({ entries: -1, bytes: -1 }) };
   }
+});
+
+describe('memory store', () => {
+  it('bounds all callers together, LRUs and documents: the least recently active caller goes first', async () => {
+    // Room for three callers holding 100 bytes each.
+    const cache = new MemoryApqCache(LIMITS, clock, 3 * (memoryCallerOverhead(LIMITS.maxEntriesPerCaller) + 100));
+    const callers = ['c1', 'c2', 'c3', 'c4'].map((name) => `t:${randomBytes(4).toString('hex')}:user:${name}`);
+    for (const caller of callers.slice(0, 3)) await cache.set(callerKey(caller, 'apq:x'), documentOf(100));
+    // c1 is read, so c2 is now the least recently active.
+    expect(await cache.get(callerKey(callers[0] as string, 'apq:x'))).toEqual(expect.any(String));
+    await cache.set(callerKey(callers[3] as string, 'apq:x'), documentOf(100));
+    const held = await Promise.all(callers.map(async (caller) => (await cache.get(callerKey(caller, 'apq:x'))) !== undefined));
+    expect(held).toEqual([true, false, true, true]);
+  });
 });
 
 describe('Redis store', () => {
