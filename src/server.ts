@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import { InMemoryLRUCache, type KeyValueCache } from '@apollo/utils.keyvaluecache';
+import type { KeyValueCache } from '@apollo/utils.keyvaluecache';
 import type Redis from 'ioredis';
 import { ApiKeyService } from './api-keys/api-key-service';
 import { AccessTokens } from './auth/access-tokens';
@@ -17,12 +17,14 @@ import { connectPlatformDatabase, migratePlatformSchema, type PlatformDatabase }
 import { PlatformNotifications } from './database/platform-notifications';
 import { createRedis, redisReady } from './database/redis';
 import type { Services } from './graphql/context';
+import { assertDocumentShape } from './graphql/document-shape';
 import { buildSchema } from './graphql/schema';
 import { createGraphQLHttpApp } from './http/graphql-http-app';
 import { createMigrators } from './migrations/create-migrators';
 import type { Migrator } from './migrations/migrator';
 import { describeError, type Logger } from './observability/logger';
 import { Metrics } from './observability/metrics';
+import { MemoryApqCache } from './persisted-queries/apq-store';
 import { OperationSafelist } from './persisted-queries/operation-safelist';
 import { RedisApqCache } from './persisted-queries/redis-apq-cache';
 import { TenantLifecycle } from './provisioning/tenant-lifecycle';
@@ -159,9 +161,10 @@ function createServices(
   },
 ) {
   const { platform, installationId, passwords, notifications, redis } = deps;
+  const apqLimits = { ttlSeconds: config.apqTtlSeconds, ...config.apqLimits };
   const apqCache: KeyValueCache<string> = redis
-    ? new RedisApqCache(redis, config.apqTtlSeconds, `fleet:${installationId}:`)
-    : new InMemoryLRUCache<string>({ maxSize: 20 * 1024 * 1024 });
+    ? new RedisApqCache(redis, apqLimits, `fleet:${installationId}:`)
+    : new MemoryApqCache(apqLimits);
   const directory = new TenantDirectory(platform.prisma, notifications, config.tenantCacheMax);
   const sessionCache = new SessionStateCache(notifications, config.tenantCacheMax);
   const budget = new ConnectionBudget(config.tenantClients.connectionBudget, config.tenantClients.connectTimeoutMs);
@@ -213,7 +216,12 @@ function createServices(
     migrations: new TenantMigrationRunner({ ...tenantSchemas, defaultConcurrency: config.migrateConcurrency }),
     lifecycle: new TenantLifecycle({ platform, directory, tenantClients }),
     apiKeys,
-    safelist: new OperationSafelist({ platform, schema: () => schema, maxTokens: config.limits.maxTokens }),
+    safelist: new OperationSafelist({
+      platform,
+      schema: () => schema,
+      checkDocumentShape: (document) => assertDocumentShape(document, config.limits),
+      notifications,
+    }),
   };
   return {
     schema,

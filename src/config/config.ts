@@ -98,6 +98,9 @@ const environmentSchema = z.object({
   RATE_LIMIT_REDIS_FAILURE: z.enum(['open', 'closed']).default('open'),
   REDIS_COMMAND_TIMEOUT_MS: positiveInt.default(100),
   APQ_TTL_SECONDS: positiveInt.default(24 * 3600),
+  APQ_MAX_DOCUMENT_BYTES: positiveInt.default(20_000),
+  APQ_MAX_ENTRIES_PER_CALLER: positiveInt.default(1_000),
+  APQ_MAX_BYTES_PER_CALLER: positiveInt.default(1_000_000),
   MAX_BODY_BYTES: positiveInt.default(200_000),
   MAX_BATCH_SIZE: positiveInt.default(1),
   MAX_DEPTH: positiveInt.default(12),
@@ -161,6 +164,12 @@ export interface Config {
     redisCommandTimeoutMs: number;
   };
   apqTtlSeconds: number;
+  /**
+   * What one caller's automatic persisted queries may hold: each document is stored without
+   * comments and insignificant whitespace, and only if that is at most `maxDocumentBytes`; past
+   * `maxEntriesPerCaller` or `maxBytesPerCaller` the caller's oldest entries make room.
+   */
+  apqLimits: { maxDocumentBytes: number; maxEntriesPerCaller: number; maxBytesPerCaller: number };
   limits: {
     maxBodyBytes: number;
     /** 1 turns batched (array) requests off. */
@@ -255,6 +264,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       redisCommandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS,
     },
     apqTtlSeconds: env.APQ_TTL_SECONDS,
+    apqLimits: {
+      maxDocumentBytes: env.APQ_MAX_DOCUMENT_BYTES,
+      maxEntriesPerCaller: env.APQ_MAX_ENTRIES_PER_CALLER,
+      maxBytesPerCaller: env.APQ_MAX_BYTES_PER_CALLER,
+    },
     limits: {
       maxBodyBytes: env.MAX_BODY_BYTES,
       maxBatchSize: env.MAX_BATCH_SIZE,

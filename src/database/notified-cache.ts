@@ -14,7 +14,7 @@ export class NotifiedCache<K extends NonNullable<unknown>, V extends NonNullable
 
   constructor(
     private readonly notifications: Pick<PlatformNotifications, 'isListening'> | null,
-    options: { max: number; dispose?: (value: V, key: K) => void },
+    options: { max: number; maxSize?: number; sizeCalculation?: (value: V, key: K) => number; dispose?: (value: V, key: K) => void },
   ) {
     this.entries = new LRUCache<K, V>(options);
   }

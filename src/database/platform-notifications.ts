@@ -3,7 +3,8 @@ import type { Logger } from '../observability/logger';
 
 /**
  * Channels the platform migrations' triggers notify on (see migrations/platform). Payloads:
- * a tenant id; `session:<id>`; `membership:<userId>:<tenantId>`; `apiKey:<prefix>`.
+ * a tenant id; `session:<id>`; `membership:<userId>:<tenantId>`; `apiKey:<prefix>`;
+ * `persistedOperation:<scope>:<sha256>`.
  */
 export const PLATFORM_CHANNELS = ['fleet_tenant_changes', 'fleet_access_changes'] as const;
 export type PlatformChannel = (typeof PLATFORM_CHANNELS)[number];

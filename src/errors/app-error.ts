@@ -35,6 +35,7 @@ export const ErrorCode = {
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   BAD_REQUEST: 'BAD_REQUEST',
+  QUOTA_EXCEEDED: 'QUOTA_EXCEEDED',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
 } as const;
 
@@ -77,6 +78,7 @@ export const PROBLEMS: Record<ErrorCode, Problem> = {
   PAYLOAD_TOO_LARGE: { status: 413, title: 'Request body too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported request encoding' },
   BAD_REQUEST: { status: 400, title: 'Bad request' },
+  QUOTA_EXCEEDED: { status: 403, title: 'Storage quota exceeded' },
   INTERNAL_SERVER_ERROR: { status: 500, title: 'Internal server error' },
 };
 

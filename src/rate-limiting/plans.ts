@@ -31,3 +31,24 @@ export function effectiveLimits(tenant: TenantRecord): { tenant: BucketLimits; p
     }),
   };
 }
+
+/** What registered (safelisted) operations of one scope may take in the platform database. */
+export interface PersistedOperationLimits {
+  operations: number;
+  /** Total UTF-8 bytes of their documents (each at most MAX_DOCUMENT_BYTES). */
+  bytes: number;
+}
+
+/**
+ * Registered operations per tenant, by plan. They are stored for good (until removed) in the
+ * platform database and listed in full by `persistedOperations`, so, like requests, they get a
+ * budget per plan; a real client's manifest is a few hundred operations of a few KB.
+ */
+export const PERSISTED_OPERATION_LIMITS: Record<TenantPlan, PersistedOperationLimits> = {
+  FREE: { operations: 100, bytes: 500_000 },
+  STANDARD: { operations: 1_000, bytes: 5_000_000 },
+  ENTERPRISE: { operations: 5_000, bytes: 25_000_000 },
+};
+
+/** Operations platform admins register for every tenant (every tenant's list shows them). */
+export const GLOBAL_PERSISTED_OPERATION_LIMITS: PersistedOperationLimits = { operations: 1_000, bytes: 5_000_000 };

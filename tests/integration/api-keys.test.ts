@@ -332,6 +332,11 @@ describe("a key's role is its ceiling", () => {
     const adminKey = await createKey(A.owner, { name: 'Almighty', role: 'ADMIN' });
     const members = await A.owner.request(graphql(`query ApiKeysMembers { members { id role } }`));
     const ownerId = members.members.find((member) => member.role === 'OWNER')?.id as string;
+    const registered = await A.owner.request(
+      graphql(`mutation ApiKeysRegisterKept($o: [PersistedOperationInput!]!) { registerPersistedOperations(operations: $o) { operations { id } } }`),
+      { o: [{ body: 'query KeptFromKeys { __typename }' }] },
+    );
+    const operationId = registered.registerPersistedOperations.operations[0]?.id as string;
     for (const how of ['bearer', 'x-api-key'] as const) {
       const key = keyClient(adminKey.secret, how);
       // ADMIN work on fleet data is fine...
@@ -355,6 +360,12 @@ describe("a key's role is its ceiling", () => {
           'registerPersistedOperations',
           key.request(graphql(`mutation ApiKeysRegisterPersistedOperations($o: [PersistedOperationInput!]!) { registerPersistedOperations(operations: $o) { operations { id } } }`), {
             o: [{ body: '{ me { id } }' }],
+          }),
+        ],
+        [
+          'removePersistedOperations',
+          key.request(graphql(`mutation ApiKeysRemovePersistedOperations($ids: [ID!]!) { removePersistedOperations(ids: $ids) { removedIds } }`), {
+            ids: [operationId],
           }),
         ],
         ['invitations', key.request(graphql(`query ApiKeysInvitations { invitations { id } }`))],
@@ -381,6 +392,8 @@ describe("a key's role is its ceiling", () => {
     const after = await A.owner.request(graphql(`query ApiKeysMembers3 { members { id email role } }`));
     expect(after.members.find((member) => member.id === ownerId)?.role).toBe('OWNER');
     expect(after.members.filter((member) => member.email.startsWith('sneaky'))).toEqual([]);
+    const operations = await A.owner.request(graphql(`query ApiKeysOperationsAfter { persistedOperations { id } }`));
+    expect(operations.persistedOperations.map((operation) => operation.id)).toContain(operationId);
     const invited = await A.owner.request(graphql(`query ApiKeysInvitationsAfter { invitations { email } }`));
     expect(invited.invitations.filter((invitation) => invitation.email.startsWith('sneaky'))).toEqual([]);
     const keys = (await A.owner.request(API_KEYS)).apiKeys;

@@ -201,6 +201,7 @@ const REMOVE_MEMBER = graphql(`mutation IsolationRemoveMember($userId: ID!) { re
 const API_KEYS = graphql(`query IsolationApiKeys { apiKeys { id name role revokedAt } }`);
 const REVOKE_API_KEY = graphql(`mutation IsolationRevokeApiKey($id: ID!) { revokeApiKey(id: $id) { apiKey { id revokedAt } } }`);
 const PERSISTED_OPERATIONS = graphql(`query IsolationPersistedOperations { persistedOperations { id sha256 scope } }`);
+const REMOVE_OPERATIONS = graphql(`mutation IsolationRemoveOperations($ids: [ID!]!) { removePersistedOperations(ids: $ids) { removedIds } }`);
 const ADD_MEMBER = graphql(`mutation IsolationAddMember($input: AddMemberInput!) { addMember(input: $input) { member { id email role } } }`);
 const INVITATIONS = graphql(`query IsolationInvitations { invitations { id email role } }`);
 const REVOKE_INVITATION = graphql(`mutation IsolationRevokeInvitation($id: ID!) { revokeInvitation(id: $id) { revokedId } }`);
@@ -679,6 +680,27 @@ const isolationCases: Record<string, Attack[]> = {
       },
     },
   ],
+  removePersistedOperations: [
+    {
+      name: "NOT_FOUND for B's operation ids, from A's OWNER and A's ADMIN, alone or next to A's own; B's operations still run",
+      run: async () => {
+        for (const client of [A.owner, A.admin.client]) {
+          await expectNotFound(client.request(REMOVE_OPERATIONS, { ids: [B.operation.id] }));
+          // All or none: A's own id next to B's removes neither.
+          await expectNotFound(client.request(REMOVE_OPERATIONS, { ids: [A.operation.id, B.operation.id] }));
+        }
+        expect(await platformRowIds('SELECT id FROM platform."PersistedOperation" WHERE scope = $1', [B.id])).toContain(B.operation.id);
+        // B's own members still run it by hash alone.
+        const response = await fetch(app.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${B.ownerToken}` },
+          body: JSON.stringify({ extensions: { persistedQuery: { version: 1, sha256Hash: B.operation.sha256 } } }),
+        });
+        const result = (await response.json()) as { data?: { vehicles?: { edges: { node: { plate: string } }[] } } };
+        expect(result.data?.vehicles?.edges.map((edge) => edge.node.plate).sort()).toEqual(B.vehicles.map((row) => row.plate).sort());
+      },
+    },
+  ],
 };
 
 beforeAll(async () => {
@@ -728,6 +750,11 @@ const platformAdminCases: Record<string, () => Promise<unknown>> = {
     A.owner.request(
       graphql(`mutation IsolationRegisterPlatformPersistedOperations($id: ID, $operations: [PersistedOperationInput!]!) { registerPlatformPersistedOperations(tenantId: $id, operations: $operations) { operations { id } } }`),
       { id: B.id, operations: [{ body: 'query Planted { vehicles(first: 1) { totalCount } }' }] },
+    ),
+  removePlatformPersistedOperations: () =>
+    A.owner.request(
+      graphql(`mutation IsolationRemovePlatformPersistedOperations($id: ID, $ids: [ID!]!) { removePlatformPersistedOperations(tenantId: $id, ids: $ids) { removedIds } }`),
+      { id: B.id, ids: [B.operation.id] },
     ),
   setTenantRateLimit: () =>
     A.owner.request(graphql(`mutation IsolationSetTenantRateLimit($id: ID!, $limit: TenantRateLimitInput) { setTenantRateLimit(id: $id, limit: $limit) { tenant { id } } }`), {

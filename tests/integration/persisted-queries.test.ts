@@ -1,8 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { stripIgnoredCharacters } from 'graphql';
 import Redis from 'ioredis';
 import { GraphQLClient } from '../support/graphql-request';
 import { bearer, codesOf, getGraphQL, postJson, send, type RawResponse } from '../support/raw-graphql';
 import { readTestServices } from '../support/services';
+import { startTcpProxy } from '../support/tcp-proxy';
 import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
 import { graphql } from '../generated';
 import type { CreateApiKeyInput, PersistedOperationInput, RegisterMutation } from '../generated/graphql';
@@ -27,6 +29,19 @@ type RegisteredOperation = RegisterMutation['registerPersistedOperations']['oper
 
 const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
 const persisted = (sha256Hash: string) => ({ persistedQuery: { version: 1, sha256Hash } });
+
+function redisTarget(): { host: string; port: number } {
+  const url = new URL(readTestServices().redisUrl);
+  return { host: url.hostname, port: Number(url.port || 6379) };
+}
+
+/** The test Redis, reached through a proxy on `proxy.port` (same scheme, credentials and db). */
+function proxiedRedisUrl(proxy: { port: number }): string {
+  const url = new URL(readTestServices().redisUrl);
+  url.hostname = '127.0.0.1';
+  url.port = String(proxy.port);
+  return url.toString();
+}
 
 let app: TestServer;
 let second: TestServer;
@@ -68,13 +83,18 @@ async function seedVehicles(tenant: TenantFixture, label: string): Promise<void>
 let redis: Redis;
 
 /**
- * The APQ entries of a hash, by Redis key: `fleet:<installation id>:` (the server's prefix), the
- * caller's scope (`t:<tenant id>:user:<id>` or `t:<tenant id>:key:<id>`), then Apollo's `apq:`.
+ * The APQ entries of a hash, by the Redis key of the caller's entries: `fleet:<installation id>:`
+ * (the server's prefix), the caller's scope as a hash tag (`{t:<tenant id>:user:<id>}` or
+ * `{t:<tenant id>:key:<id>}`), then `:apq`, a hash whose fields are Apollo's keys (`apq:<hash>`).
  */
 async function apqEntries(hash: string): Promise<Record<string, string>> {
-  const keys = await redis.keys(`fleet:${app.server.installationId}:*apq:${hash}`);
-  const values = keys.length > 0 ? await redis.mget(...keys) : [];
-  return Object.fromEntries(keys.map((key, i) => [key, values[i] ?? '']));
+  const keys = await redis.keys(`fleet:${app.server.installationId}:{*}:apq`);
+  const entries: Record<string, string> = {};
+  for (const key of keys) {
+    const value = await redis.hget(key, `apq:${hash}`);
+    if (value !== null) entries[key] = value;
+  }
+  return entries;
 }
 
 beforeAll(async () => {
@@ -117,7 +137,9 @@ describe('automatic persisted queries (APQ), cached in Redis', () => {
     expect(registered.body.errors).toBeUndefined();
     expect(plates(registered)).toEqual(['ALPHA-1', 'ALPHA-2']);
     const ownerId = (await A.owner.request(graphql(`query ApqOwnerId { me { id } } `))).me.id;
-    expect(await apqEntries(hash)).toEqual({ [`fleet:${app.server.installationId}:t:${A.id}:user:${ownerId}:apq:${hash}`]: query });
+    // Stored as graphql-js prints it without what is ignored (whitespace here).
+    expect(await apqEntries(hash)).toEqual({ [`fleet:${app.server.installationId}:{t:${A.id}:user:${ownerId}}:apq`]: stripIgnoredCharacters(query) });
+    expect(stripIgnoredCharacters(query)).not.toBe(query);
 
     for (const server of [app, second]) {
       const byHash = await postJson(server.url, { extensions: persisted(hash) }, owner);
@@ -163,6 +185,103 @@ describe('automatic persisted queries (APQ), cached in Redis', () => {
     expect(codesOf(response)).toEqual(['BAD_REQUEST']);
     expect(response.body.errors?.[0]?.extensions?.status).toBe(400);
     expect(await apqEntries(wrong)).toEqual({});
+  });
+});
+
+describe('what APQ stores for a caller', () => {
+  /** Registers `query` (with its hash) for the caller, and checks it ran. */
+  async function registerApq(server: TestServer, query: string, headers: Record<string, string>): Promise<RawResponse> {
+    const response = await postJson(server.url, { query, extensions: persisted(sha256(query)) }, headers);
+    expect(response.status).toBe(200);
+    expect(response.body.errors).toBeUndefined();
+    return response;
+  }
+
+  it('stores a document without its comments: a 195 KB comment costs nothing, and the hash alone still runs it on both instances', async () => {
+    const query = `# ${'padding '.repeat(24_375)}\nquery ApqComment_${randomBytes(4).toString('hex')} {\n  vehicles(first: 5) { totalCount }\n}\n`;
+    expect(query.length).toBeGreaterThan(195_000);
+    const owner = bearer(A.ownerToken);
+    await registerApq(app, query, owner);
+    const stored = Object.values(await apqEntries(sha256(query)));
+    expect(stored).toEqual([stripIgnoredCharacters(query)]);
+    expect(stored[0]?.length).toBeLessThan(80);
+    for (const server of [app, second]) {
+      const byHash = await postJson(server.url, { extensions: persisted(sha256(query)) }, owner);
+      expect(byHash.body).toEqual({ data: { vehicles: { totalCount: 2 } } });
+    }
+  });
+
+  it('runs a document still over APQ_MAX_DOCUMENT_BYTES once stripped, but does not store it', async () => {
+    // 25 KB of string literal: one token, and significant.
+    const query = `query ApqHuge_${randomBytes(4).toString('hex')} { vehicles(first: 1, filter: { search: "${'z'.repeat(25_000)}" }) { totalCount } }`;
+    const owner = bearer(A.ownerToken);
+    const ran = await registerApq(app, query, owner);
+    expect(ran.body.data).toEqual({ vehicles: { totalCount: 0 } });
+    expect(await apqEntries(sha256(query))).toEqual({});
+    expect(codesOf(await postJson(app.url, { extensions: persisted(sha256(query)) }, owner))).toEqual(['PERSISTED_QUERY_NOT_FOUND']);
+    // Control: just under the cap (20000 bytes by default), the same shape is stored.
+    const fits = `query ApqFits_${randomBytes(4).toString('hex')} { vehicles(first: 1, filter: { search: "${'z'.repeat(19_000)}" }) { totalCount } }`;
+    await registerApq(app, fits, owner);
+    expect(Object.keys(await apqEntries(sha256(fits)))).toHaveLength(1);
+  });
+
+  describe.each([
+    ['in Redis, shared by the instances', true],
+    ['in memory, without Redis', false],
+  ])('a budget per caller, %s', (_name, withRedis) => {
+    let capped: TestServer;
+
+    beforeAll(async () => {
+      capped = await startTestServer({
+        databaseUrl: app.databaseUrl,
+        env: { ...(withRedis ? { REDIS_URL: readTestServices().redisUrl } : {}), APQ_MAX_ENTRIES_PER_CALLER: '3' },
+      });
+    });
+
+    afterAll(async () => {
+      await capped?.close();
+    });
+
+    it("keeps a caller's newest entries within APQ_MAX_ENTRIES_PER_CALLER; other callers keep theirs", async () => {
+      // Fresh callers: nobody else's entries count against them.
+      const key = { 'x-api-key': await createKey(A, { name: `apq budget ${randomBytes(3).toString('hex')}`, role: 'VIEWER' }) };
+      const other = { 'x-api-key': await createKey(A, { name: `apq other ${randomBytes(3).toString('hex')}`, role: 'VIEWER' }) };
+      const query = (n: number) => `query ApqBudget${n}_${randomBytes(4).toString('hex')} { vehicles(first: ${n}) { totalCount } }`;
+      const otherQuery = query(9);
+      await registerApq(capped, otherQuery, other);
+      const queries = [1, 2, 3, 4].map(query);
+      for (const text of queries) await registerApq(capped, text, key);
+
+      const byHash = async (text: string, headers: Record<string, string>) =>
+        postJson(capped.url, { extensions: persisted(sha256(text)) }, headers);
+      // The oldest made room for the fourth; it runs again once sent in full.
+      expect(codesOf(await byHash(queries[0] as string, key))).toEqual(['PERSISTED_QUERY_NOT_FOUND']);
+      for (const text of queries.slice(1)) expect((await byHash(text, key)).body).toEqual({ data: { vehicles: { totalCount: 2 } } });
+      expect((await byHash(otherQuery, other)).body).toEqual({ data: { vehicles: { totalCount: 2 } } });
+      if (withRedis) {
+        // Through Redis the other instance (with the default budget) reads the same entries.
+        expect(codesOf(await postJson(second.url, { extensions: persisted(sha256(queries[0] as string)) }, key))).toEqual(['PERSISTED_QUERY_NOT_FOUND']);
+        expect((await postJson(second.url, { extensions: persisted(sha256(queries[3] as string)) }, key)).body.errors).toBeUndefined();
+      }
+    });
+  });
+
+  it('still runs a query sent in full while Redis is unreachable, and a hash alone is then "not found"', async () => {
+    const proxy = await startTcpProxy(redisTarget());
+    const server = await startTestServer({ databaseUrl: app.databaseUrl, env: { REDIS_URL: proxiedRedisUrl(proxy) } });
+    try {
+      const owner = bearer(A.ownerToken);
+      const query = `query ApqOutage_${randomBytes(4).toString('hex')} { vehicles(first: 3) { totalCount } }`;
+      await proxy.stop();
+      const ran = await registerApq(server, query, owner);
+      expect(ran.body.data).toEqual({ vehicles: { totalCount: 2 } });
+      const byHash = await postJson(server.url, { extensions: persisted(sha256(query)) }, owner);
+      expect(codesOf(byHash)).toEqual(['PERSISTED_QUERY_NOT_FOUND']);
+      expect(await apqEntries(sha256(query))).toEqual({});
+    } finally {
+      await server.close();
+      await proxy.close();
+    }
   });
 });
 

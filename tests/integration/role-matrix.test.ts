@@ -64,6 +64,7 @@ const KNOWN: Record<string, Role> = {
   'Mutation.createApiKey': 'ADMIN',
   'Mutation.revokeApiKey': 'ADMIN',
   'Mutation.registerPersistedOperations': 'ADMIN',
+  'Mutation.removePersistedOperations': 'ADMIN',
 };
 
 let app: TestServer;
@@ -302,6 +303,22 @@ const CASES: Record<string, Case> = {
       const [operation] = variables.operations as { body: string }[];
       const sha256 = createHash('sha256').update(operation!.body).digest('hex');
       return (await persistedList()).some((registered) => registered.sha256 === sha256);
+    },
+  },
+  'Mutation.removePersistedOperations': {
+    document: `mutation($ids: [ID!]!) { removePersistedOperations(ids: $ids) { removedIds } }`,
+    prepare: async () => {
+      const name = unique('Removable').replace('-', '');
+      const registered = await tenant.owner.request(
+        graphql(`mutation RoleMatrixRegisterRemovable($operations: [PersistedOperationInput!]!) { registerPersistedOperations(operations: $operations) { operations { id } } }`),
+        { operations: [{ name, body: `query ${name} { ${name.toLowerCase()}: __typename }` }] },
+      );
+      return { ids: registered.registerPersistedOperations.operations.map((operation) => operation.id) };
+    },
+    check: (data, variables) => expect(data.removePersistedOperations).toEqual({ removedIds: variables.ids }),
+    effect: async (variables) => {
+      const listed = await tenant.owner.request(graphql(`query RoleMatrixRemovableList { persistedOperations { id } }`));
+      return !listed.persistedOperations.some((operation) => (variables.ids as string[]).includes(operation.id));
     },
   },
   'Query.invitations': {

@@ -97,3 +97,15 @@ describe('loadConfig PASSWORD_HASH_*', () => {
     }
   });
 });
+
+describe('loadConfig APQ budget', () => {
+  it('has defaults, reads the variables, and fails start-up on a budget that is not a positive integer', () => {
+    expect(loadConfig({}).apqLimits).toEqual({ maxDocumentBytes: 20_000, maxEntriesPerCaller: 1_000, maxBytesPerCaller: 1_000_000 });
+    expect(
+      loadConfig({ APQ_MAX_DOCUMENT_BYTES: '5000', APQ_MAX_ENTRIES_PER_CALLER: '10', APQ_MAX_BYTES_PER_CALLER: '50000' }).apqLimits,
+    ).toEqual({ maxDocumentBytes: 5_000, maxEntriesPerCaller: 10, maxBytesPerCaller: 50_000 });
+    for (const name of ['APQ_MAX_DOCUMENT_BYTES', 'APQ_MAX_ENTRIES_PER_CALLER', 'APQ_MAX_BYTES_PER_CALLER']) {
+      for (const value of ['0', '-1', '1.5', 'lots']) expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
+    }
+  });
+});
