@@ -32,7 +32,7 @@ import { TenantMigrationRunner } from './provisioning/tenant-migration-runner';
 import { restrictDatabaseConnections } from './provisioning/tenant-database-objects';
 import { TenantProvisioner, type TenantSchemaDependencies } from './provisioning/tenant-provisioner';
 import { fieldRateLimitTransformer } from './rate-limiting/field-rate-limits';
-import { TenantRateLimiter } from './rate-limiting/tenant-rate-limiter';
+import { RequestRateLimiter } from './rate-limiting/request-rate-limiter';
 import { MemoryTokenBuckets, RedisTokenBuckets } from './rate-limiting/token-buckets';
 import { ConnectionBudget } from './tenancy/connection-budget';
 import { TenantClientPool } from './tenancy/tenant-client-pool';
@@ -185,7 +185,12 @@ function createServices(
   const apiKeys = new ApiKeyService({ platform, directory, notifications, cacheMax: config.tenantCacheMax });
   const schema = buildSchema({
     fieldRateLimits: config.rateLimit.enabled
-      ? fieldRateLimitTransformer({ redis, failurePolicy: config.rateLimit.redisFailure, namespace: installationId })
+      ? fieldRateLimitTransformer({
+          redis,
+          failurePolicy: config.rateLimit.redisFailure,
+          commandTimeoutMs: config.rateLimit.redisCommandTimeoutMs,
+          namespace: installationId,
+        })
       : undefined,
   });
   const tenantSchemas: TenantSchemaDependencies = {
@@ -236,7 +241,13 @@ function createServices(
       tenantHostSuffix: config.tenantHostSuffix,
     }),
     rateLimiter: config.rateLimit.enabled
-      ? new TenantRateLimiter(redis ? new RedisTokenBuckets(redis) : new MemoryTokenBuckets(), config.rateLimit.redisFailure, logger)
+      ? new RequestRateLimiter(redis ? new RedisTokenBuckets(redis) : new MemoryTokenBuckets(), {
+          failurePolicy: config.rateLimit.redisFailure,
+          storeTimeoutMs: config.rateLimit.redisCommandTimeoutMs,
+          addressLimits: config.rateLimit.signedOut,
+          namespace: installationId,
+          logger,
+        })
       : null,
     apqCache,
   };

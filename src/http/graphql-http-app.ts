@@ -14,14 +14,16 @@ import type { Config } from '../config/config';
 import { AppError, ErrorCode, errorResponseBody, httpStatusOf } from '../errors/app-error';
 import { createRequestContext, type RequestContext, type Services } from '../graphql/context';
 import { createErrorFormatter } from '../graphql/format-error';
-import { hardeningPlugins } from '../graphql/hardening';
+import { hardeningPlugins, type ChargeCost } from '../graphql/hardening';
 import { httpStatusPlugin } from '../graphql/http-status-plugin';
 import { requestLifecyclePlugin } from '../graphql/request-lifecycle-plugin';
 import { describeError, type Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
-import type { TenantRateLimiter } from '../rate-limiting/tenant-rate-limiter';
+import type { RequestRateLimiter } from '../rate-limiting/request-rate-limiter';
 import { PerCallerApqCache } from '../persisted-queries/per-caller-apq-cache';
+import { isTenantPrincipal } from '../auth/principal';
 import { graphqlRequestGuard, type GuardedLocals } from './graphql-request-guard';
+import { answerRateLimit } from './rate-limit-answer';
 import { sendRequestError } from './send-request-error';
 import { createHealthRoutes, type ReadinessCheck } from './health-routes';
 
@@ -43,7 +45,7 @@ export async function createGraphQLHttpApp(deps: {
   schema: GraphQLSchema;
   services: Services;
   authenticator: Authenticator;
-  rateLimiter: TenantRateLimiter | null;
+  rateLimiter: RequestRateLimiter | null;
   apqCache: KeyValueCache<string>;
   metrics: Metrics;
   readinessChecks: ReadinessCheck[];
@@ -56,7 +58,7 @@ export async function createGraphQLHttpApp(deps: {
   app.set('etag', false);
   app.set('trust proxy', config.trustProxy);
   const httpServer = http.createServer(app);
-  const hardening = hardeningPlugins(config.limits, () => schema);
+  const hardening = hardeningPlugins(config.limits, () => schema, deps.rateLimiter ? costCharger(deps.rateLimiter) : undefined);
   const apqCache = new PerCallerApqCache(deps.apqCache);
   const apollo = new ApolloServer<RequestContext>({
     schema,
@@ -124,6 +126,23 @@ export async function createGraphQLHttpApp(deps: {
   app.use(notFoundHandler);
   app.use(finalErrorHandler(logger));
   return { httpServer, stop: () => apollo.stop() };
+}
+
+/**
+ * Charges an operation's cost, less the point the guard took for it, to the budgets the guard
+ * charged: the tenant's and the caller's, or the signed-out client address's. Platform admins
+ * have no budget.
+ */
+function costCharger(rateLimiter: RequestRateLimiter): ChargeCost {
+  return async ({ principal, clientIp }, cost, headers) => {
+    if (cost <= 1) return;
+    const setHeader = (name: string, value: string) => void headers.set(name.toLowerCase(), value);
+    if (isTenantPrincipal(principal)) {
+      answerRateLimit(await rateLimiter.take({ kind: 'tenant', principal }, cost - 1), setHeader, principal.tenant.slug);
+    } else if (principal.kind === 'anonymous') {
+      answerRateLimit(await rateLimiter.take({ kind: 'address', clientIp }, cost - 1), setHeader, 'your address');
+    }
+  };
 }
 
 /**

@@ -7,18 +7,23 @@ import { stripIgnoredCharacters } from 'graphql';
 import { assertDocumentShape, type DocumentShapeLimits } from '../graphql/document-shape';
 import { assertSaneInput } from '../graphql/hardening';
 import type { OperationSafelist } from '../persisted-queries/operation-safelist';
-import type { RateLimitDecision, TenantRateLimiter } from '../rate-limiting/tenant-rate-limiter';
+import type { RateLimitSubject, RequestRateLimiter } from '../rate-limiting/request-rate-limiter';
+import { answerRateLimit } from './rate-limit-answer';
 import { sendRequestError } from './send-request-error';
 
 /*
  * Everything that happens to a GraphQL request before Apollo parses it, in order:
  *   1. request id
  *   2. authentication (JWT or API key) -> res.locals.principal
- *   3. batch size; the nesting depth and well-formed Unicode of each operation's text, name,
- *      variables and extensions; each document's shape on its token stream (tokens, selections,
+ *   3. batch size
+ *   4. rate limits, one point per operation (one Redis round trip): the tenant's and the
+ *      caller's buckets, or a signed-out request's client address (also when its credential
+ *      failed) -> RateLimit-* headers, 429; the rest of an operation's cost is charged once it
+ *      is priced (src/graphql/hardening.ts)
+ *   5. the nesting depth and well-formed Unicode of each operation's text, name, variables and
+ *      extensions; each document's shape on its token stream (tokens, directives, selections,
  *      fragments, repeated fields: src/graphql/document-shape.ts), then its text normalised
- *   4. tenant and per-caller rate limits (one Redis round trip) -> RateLimit-* headers, 429
- *   5. persisted operations: a persistedOnly key may only name registered operations; a
+ *   6. persisted operations: a persistedOnly key may only name registered operations; a
  *      registered operation's text is filled in from the safelist
  * A refusal here costs no parsing; it is answered in the same shape as a GraphQL error.
  */
@@ -134,38 +139,17 @@ function normalise(req: Request, operation: GraphQLRequestFields): void {
   if (req.method === 'GET') req.url = withQueryText(req.url, stripped, false);
 }
 
-export function setRateLimitHeaders(res: Response, decision: RateLimitDecision): void {
-  if (decision.outcome === 'store-unavailable') return;
-  res.setHeader('RateLimit-Limit', String(decision.limit));
-  res.setHeader('RateLimit-Remaining', String(decision.remaining));
-  res.setHeader('RateLimit-Reset', String(decision.resetSeconds));
-  if (decision.outcome === 'limited') res.setHeader('Retry-After', String(decision.retryAfterSeconds));
-}
-
 export function graphqlRequestGuard(deps: {
   authenticator: Authenticator;
-  rateLimiter: TenantRateLimiter | null;
+  rateLimiter: RequestRateLimiter | null;
   safelist: OperationSafelist;
   maxBatchSize: number;
   documentLimits: DocumentShapeLimits;
 }): RequestHandler {
-  async function enforceLimits(res: Response, principal: TenantPrincipal, cost: number): Promise<void> {
+  /** Spends `points` from the subject's budgets; throws the refusal (headers set either way). */
+  async function spend(res: Response, subject: RateLimitSubject, points: number, whose: string): Promise<void> {
     if (!deps.rateLimiter) return;
-    const decision = await deps.rateLimiter.check(principal, cost);
-    setRateLimitHeaders(res, decision);
-    if (decision.outcome === 'limited') {
-      throw new AppError(
-        ErrorCode.RATE_LIMITED,
-        `Rate limit reached for ${principal.tenant.slug}; retry in ${decision.retryAfterSeconds} s`,
-        { extensions: { retryAfter: decision.retryAfterSeconds }, httpStatus: 429 },
-      );
-    }
-    if (decision.outcome === 'store-unavailable' && decision.policy === 'closed') {
-      throw new AppError(ErrorCode.SERVICE_UNAVAILABLE, 'Rate limiting is unavailable; retry shortly', {
-        extensions: { retryAfter: 1 },
-        httpStatus: 503,
-      });
-    }
+    answerRateLimit(await deps.rateLimiter.take(subject, points), (name, value) => res.setHeader(name, value), whose);
   }
 
   async function resolvePersisted(req: Request, principal: TenantPrincipal, operation: GraphQLRequestFields): Promise<void> {
@@ -206,7 +190,18 @@ export function graphqlRequestGuard(deps: {
     res.setHeader('x-request-id', requestId);
     res.locals.requestId = requestId;
     try {
-      const principal = await deps.authenticator.authenticate(req.headers);
+      const clientIp = req.ip ?? req.socket.remoteAddress ?? 'unknown';
+      let principal: Principal;
+      try {
+        principal = await deps.authenticator.authenticate(req.headers);
+      } catch (error) {
+        // A credential that does not hold is a signed-out request: it spends its address's
+        // budget, so guessing keys or replaying dead tokens is no cheaper than anything else.
+        if (error instanceof AppError && error.code === ErrorCode.UNAUTHENTICATED) {
+          await spend(res, { kind: 'address', clientIp }, 1, 'your address');
+        }
+        throw error;
+      }
       res.locals.principal = principal;
       if (Array.isArray(req.body) && req.body.length > deps.maxBatchSize) {
         throw new AppError(
@@ -218,6 +213,10 @@ export function graphqlRequestGuard(deps: {
         );
       }
       const operations = operationsOf(req);
+      // Spent before any look inside, so a refused document costs its sender as much as any other.
+      const points = Math.max(1, operations.length);
+      if (isTenantPrincipal(principal)) await spend(res, { kind: 'tenant', principal }, points, principal.tenant.slug);
+      else if (principal.kind === 'anonymous') await spend(res, { kind: 'address', clientIp }, points, 'your address');
       for (const operation of operations) {
         // Apollo refuses a query or operationName that is not a string without looking inside.
         if (typeof operation.operationName === 'string') assertSaneInput(operation.operationName, 'operationName');
@@ -230,7 +229,6 @@ export function graphqlRequestGuard(deps: {
         }
       }
       if (isTenantPrincipal(principal)) {
-        await enforceLimits(res, principal, Math.max(1, operations.length));
         for (const operation of operations) await resolvePersisted(req, principal, operation);
       }
       next();

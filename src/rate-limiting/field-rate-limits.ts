@@ -14,7 +14,7 @@ import {
 import { isTenantPrincipal, principalKey, type Principal } from '../auth/principal';
 import { AppError, ErrorCode } from '../errors/app-error';
 import { rateLimitAddress } from './client-address';
-import type { RedisFailurePolicy } from './tenant-rate-limiter';
+import type { RedisFailurePolicy } from './request-rate-limiter';
 
 /*
  * Field-level limits declared in the SDL (schema/limits.graphql):
@@ -50,15 +50,21 @@ function rateLimitedError(response: RateLimiterRes, args: RateLimitArgs, what: s
 
 /**
  * rate-limiter-flexible's Redis limiter with our failure policy: when Redis fails, `open` lets
- * the call through and `closed` refuses it; a real "limit reached" is passed on unchanged.
+ * the call through and `closed` refuses it; a real "limit reached" is passed on unchanged. A
+ * failure long past the command timeout is this process having been too busy to read the answer
+ * (see RequestRateLimiter): refused whatever the policy.
  */
-function policyAwareRedisLimiter(policy: RedisFailurePolicy): typeof RateLimiterRedis {
+function policyAwareRedisLimiter(policy: RedisFailurePolicy, commandTimeoutMs: number): typeof RateLimiterRedis {
   return class PolicyAwareRedisLimiter extends RateLimiterRedis {
     override async consume(key: string | number, points?: number, options?: { [key: string]: unknown }): Promise<RateLimiterRes> {
+      const startedAt = performance.now();
       try {
         return await super.consume(key, points, options);
       } catch (error) {
         if (error instanceof RateLimiterRes) throw error;
+        if (performance.now() - startedAt > 2 * commandTimeoutMs) {
+          throw new AppError(ErrorCode.OVERLOADED, 'The server is overloaded; retry shortly', { extensions: { retryAfter: 1 } });
+        }
         if (policy === 'open') return new RateLimiterRes(this.points, 0, 0, false);
         throw new AppError(ErrorCode.SERVICE_UNAVAILABLE, 'Rate limiting is unavailable; retry shortly', {
           extensions: { retryAfter: 1 },
@@ -99,11 +105,13 @@ function emailIn(args: Record<string, unknown>): string {
 export function fieldRateLimitTransformer(options: {
   redis: Redis | null;
   failurePolicy: RedisFailurePolicy;
+  /** REDIS_COMMAND_TIMEOUT_MS: a failure far past it is a stall of this process, not of Redis. */
+  commandTimeoutMs: number;
   /** Keeps installations sharing one Redis apart (per-IP and per-email keys name no tenant). */
   namespace: string;
 }): (schema: GraphQLSchema) => GraphQLSchema {
   const { redis } = options;
-  const redisLimiterClass = redis ? policyAwareRedisLimiter(options.failurePolicy) : null;
+  const redisLimiterClass = redis ? policyAwareRedisLimiter(options.failurePolicy, options.commandTimeoutMs) : null;
   const limiterClass = redisLimiterClass ?? RateLimiterMemory;
   const keyPrefix = `rlf:${options.namespace}`;
   const limiterOptions: Partial<IRateLimiterRedisOptions> & Partial<IRateLimiterOptions> = redis

@@ -3,14 +3,17 @@ import type { TenantRecord } from '../tenancy/tenant-directory';
 import { clampBucket, type BucketLimits } from './token-buckets';
 
 /**
- * Request budgets per plan: a tenant bucket shared by everyone in the tenant, and a smaller
- * bucket per caller (user or API key) so one script cannot spend its whole tenant's budget.
- * Capacity is the burst; the refill rate is the sustained requests per second.
+ * Request budgets per plan, in cost points (see `@cost` in schema/: an operation spends what it
+ * costs, so a page of 20 vehicles with their drivers, about 140 points, spends as much as 140
+ * single lookups): a tenant bucket shared by everyone in the tenant, and a smaller bucket per
+ * caller (user or API key) so one script cannot spend its whole tenant's budget. Capacity is the
+ * burst; the refill rate is the sustained points per second. Every caller's bucket holds at
+ * least MAX_COST's default (10,000), so the most expensive query a document may ask for can run.
  */
 export const PLAN_LIMITS: Record<TenantPlan, { tenant: BucketLimits; principal: BucketLimits }> = {
-  FREE: { tenant: { capacity: 60, refillPerSecond: 1 }, principal: { capacity: 30, refillPerSecond: 0.5 } },
-  STANDARD: { tenant: { capacity: 600, refillPerSecond: 10 }, principal: { capacity: 300, refillPerSecond: 5 } },
-  ENTERPRISE: { tenant: { capacity: 3000, refillPerSecond: 50 }, principal: { capacity: 1500, refillPerSecond: 25 } },
+  FREE: { tenant: { capacity: 20_000, refillPerSecond: 200 }, principal: { capacity: 10_000, refillPerSecond: 100 } },
+  STANDARD: { tenant: { capacity: 100_000, refillPerSecond: 2_000 }, principal: { capacity: 50_000, refillPerSecond: 1_000 } },
+  ENTERPRISE: { tenant: { capacity: 500_000, refillPerSecond: 10_000 }, principal: { capacity: 250_000, refillPerSecond: 5_000 } },
 };
 
 /**

@@ -54,45 +54,47 @@ export interface BucketState {
 
 export interface TakeResult {
   allowed: boolean;
-  /** The tenant bucket, then the principal bucket. */
-  buckets: [BucketState, BucketState];
+  /** Each bucket, in the order of the keys given. */
+  buckets: BucketState[];
   /** Seconds until the request would have been allowed (0 when allowed). */
   retryAfterSeconds: number;
 }
 
 /**
- * Takes `cost` tokens from two buckets at once (the tenant's and the caller's), or from
- * neither. Both implementations below share the arithmetic; Redis runs it in one Lua script.
+ * Takes `cost` tokens from every bucket at once (a tenant's and its caller's, or a client
+ * address's), or from none. Both implementations below share the arithmetic; Redis runs it in
+ * one Lua script.
  */
 export interface TokenBucketStore {
   readonly kind: 'redis' | 'memory';
-  take(keys: [string, string], limits: [BucketLimits, BucketLimits], cost: number): Promise<TakeResult>;
+  take(keys: string[], limits: BucketLimits[], cost: number): Promise<TakeResult>;
 }
 
 /**
  * Continuous refill, checked and decremented atomically in one round trip. The clock is
- * Redis's own (TIME), so several API instances agree. Keys share a hash tag, so the script
- * stays on one Redis Cluster slot. Numbers travel as strings: Redis truncates Lua numbers in
- * replies to integers.
+ * Redis's own (TIME), so several API instances agree. The keys of one call share a hash tag, so
+ * the script stays on one Redis Cluster slot. Numbers travel as strings: Redis truncates Lua
+ * numbers in replies to integers. ARGV: cost, then capacity and refill rate per key.
  */
 const TAKE_SCRIPT = `
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local cost = tonumber(ARGV[5])
+local cost = tonumber(ARGV[1])
 local max_seconds = ${MAX_BUCKET_SECONDS}
-local function refilled(key, capacity, rate)
-  local state = redis.call('HMGET', key, 'tokens', 'at')
-  local tokens = tonumber(state[1])
-  local at = tonumber(state[2])
-  if tokens == nil or at == nil then return capacity end
-  return math.min(capacity, tokens + math.max(0, now - at) * rate / 1000)
+local capacities, rates, tokens = {}, {}, {}
+local allowed = true
+for i = 1, #KEYS do
+  capacities[i] = tonumber(ARGV[2 * i])
+  rates[i] = tonumber(ARGV[2 * i + 1])
+  local state = redis.call('HMGET', KEYS[i], 'tokens', 'at')
+  local left, at = tonumber(state[1]), tonumber(state[2])
+  if left == nil or at == nil then tokens[i] = capacities[i]
+  else tokens[i] = math.min(capacities[i], left + math.max(0, now - at) * rates[i] / 1000) end
+  if tokens[i] < cost then allowed = false end
 end
-local capacities = { tonumber(ARGV[1]), tonumber(ARGV[3]) }
-local rates = { tonumber(ARGV[2]), tonumber(ARGV[4]) }
-local tokens = { refilled(KEYS[1], capacities[1], rates[1]), refilled(KEYS[2], capacities[2], rates[2]) }
-local allowed = tokens[1] >= cost and tokens[2] >= cost
 local retry = 0
-for i = 1, 2 do
+local reply = { allowed and 1 or 0 }
+for i = 1, #KEYS do
   if allowed then tokens[i] = tokens[i] - cost
   elseif tokens[i] < cost then retry = math.max(retry, (cost - tokens[i]) / rates[i]) end
   redis.call('HSET', KEYS[i], 'tokens', tostring(tokens[i]), 'at', tostring(now))
@@ -100,48 +102,33 @@ for i = 1, 2 do
   -- 'not <' also catches NaN and infinity (a zero or denormal rate)
   if not (ttl < max_seconds) then ttl = max_seconds end
   redis.call('PEXPIRE', KEYS[i], math.ceil(ttl * 1000))
+  reply[#reply + 1] = tostring(tokens[i])
 end
 if not (retry < max_seconds) then retry = max_seconds end
-return { allowed and 1 or 0, tostring(tokens[1]), tostring(tokens[2]), tostring(retry) }
+reply[#reply + 1] = tostring(retry)
+return reply
 `;
 
-type TakeCommand = (
-  tenantKey: string,
-  principalKey: string,
-  tenantCapacity: number,
-  tenantRate: number,
-  principalCapacity: number,
-  principalRate: number,
-  cost: number,
-) => Promise<[number, string, string, string]>;
+type TakeCommand = (numberOfKeys: number, ...keysAndArgs: (string | number)[]) => Promise<[number, ...string[]]>;
 
 export class RedisTokenBuckets implements TokenBucketStore {
   readonly kind = 'redis';
 
   constructor(private readonly redis: Redis) {
     if (!(redis as unknown as { fleetTakeTokens?: unknown }).fleetTakeTokens) {
-      redis.defineCommand('fleetTakeTokens', { numberOfKeys: 2, lua: TAKE_SCRIPT });
+      // The number of keys varies (one bucket or two), so it is given per call.
+      redis.defineCommand('fleetTakeTokens', { lua: TAKE_SCRIPT });
     }
   }
 
-  async take(keys: [string, string], limits: [BucketLimits, BucketLimits], cost: number): Promise<TakeResult> {
+  async take(keys: string[], limits: BucketLimits[], cost: number): Promise<TakeResult> {
     const take = (this.redis as unknown as { fleetTakeTokens: TakeCommand }).fleetTakeTokens.bind(this.redis);
-    const [allowed, tenantTokens, principalTokens, retry] = await take(
-      keys[0],
-      keys[1],
-      limits[0].capacity,
-      limits[0].refillPerSecond,
-      limits[1].capacity,
-      limits[1].refillPerSecond,
-      cost,
-    );
+    const args = limits.flatMap((limit) => [limit.capacity, limit.refillPerSecond]);
+    const [allowed, ...rest] = await take(keys.length, ...keys, cost, ...args);
     return {
       allowed: allowed === 1,
-      buckets: [
-        { limits: limits[0], tokens: Number(tenantTokens) },
-        { limits: limits[1], tokens: Number(principalTokens) },
-      ],
-      retryAfterSeconds: Number(retry),
+      buckets: limits.map((limit, i) => ({ limits: limit, tokens: Number(rest[i]) })),
+      retryAfterSeconds: Number(rest[keys.length]),
     };
   }
 }
@@ -154,14 +141,14 @@ export class MemoryTokenBuckets implements TokenBucketStore {
   readonly kind = 'memory';
   private readonly buckets = new LRUCache<string, { tokens: number; at: number }>({ max: 100_000 });
 
-  async take(keys: [string, string], limits: [BucketLimits, BucketLimits], cost: number): Promise<TakeResult> {
+  async take(keys: string[], limits: BucketLimits[], cost: number): Promise<TakeResult> {
     const now = Date.now();
     const tokens = keys.map((key, i) => {
       const { capacity, refillPerSecond } = limits[i] as BucketLimits;
       const state = this.buckets.get(key);
       return state ? Math.min(capacity, state.tokens + (Math.max(0, now - state.at) * refillPerSecond) / 1000) : capacity;
-    }) as [number, number];
-    const allowed = tokens[0] >= cost && tokens[1] >= cost;
+    });
+    const allowed = tokens.every((left) => left >= cost);
     let retry = 0;
     keys.forEach((key, i) => {
       const { refillPerSecond } = limits[i] as BucketLimits;
@@ -173,10 +160,7 @@ export class MemoryTokenBuckets implements TokenBucketStore {
     });
     return {
       allowed,
-      buckets: [
-        { limits: limits[0], tokens: tokens[0] },
-        { limits: limits[1], tokens: tokens[1] },
-      ],
+      buckets: limits.map((limit, i) => ({ limits: limit, tokens: tokens[i] as number })),
       retryAfterSeconds: retry,
     };
   }

@@ -4,11 +4,11 @@ import Redis from 'ioredis';
 import pg from 'pg';
 import { MAX_BUCKET_SECONDS, RedisTokenBuckets, type BucketLimits, type TakeResult } from '../../src/rate-limiting/token-buckets';
 import { readTestServices } from '../support/services';
-import { bearer, eventually, postJson, sleep, type RawResponse } from '../support/raw-graphql';
+import { bearer, codesOf, eventually, postJson, sleep, type RawResponse } from '../support/raw-graphql';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
 import { graphql } from '../generated';
-import type { RateLimitBucketInput, RateLimitsMeQuery, SetLimitMutation } from '../generated/graphql';
+import type { RateLimitBucketInput, RateLimitsPingQuery, SetLimitMutation } from '../generated/graphql';
 
 /*
  * Request budgets over real HTTP, with the real Redis: tenant and per-caller token buckets
@@ -22,7 +22,8 @@ import type { RateLimitBucketInput, RateLimitsMeQuery, SetLimitMutation } from '
  */
 
 /** Posted with fetch (the headers matter here), as the text of a typed document. */
-const ME = graphql(`query RateLimitsMe { me { id } }`);
+/** The cheapest operation there is: it costs one point, so each hit spends exactly one. */
+const PING = graphql(`query RateLimitsPing { __typename }`);
 const LOGIN = graphql(`mutation RateLimitsLogin($input: LoginInput!) { login(input: $input) { accessToken } }`);
 const SET_LIMIT = graphql(`mutation SetLimit($id: ID!, $limit: TenantRateLimitInput) {
   setTenantRateLimit(id: $id, limit: $limit) {
@@ -56,9 +57,9 @@ async function tenantLimit(app: TestServer, slug: string): Promise<TenantRateLim
   return result.tenant.rateLimit;
 }
 
-/** One cheap tenant request as this caller (a JWT, or headers such as X-Api-Key). */
+/** One request of cost 1 as this caller (a JWT, or headers such as X-Api-Key). */
 function hit(app: TestServer, caller: string | Record<string, string>): Promise<RawResponse> {
-  return postJson(app.url, { query: print(ME) }, typeof caller === 'string' ? bearer(caller) : caller);
+  return postJson(app.url, { query: print(PING) }, typeof caller === 'string' ? bearer(caller) : caller);
 }
 
 async function hitSequentially(app: TestServer, caller: string | Record<string, string>, count: number): Promise<RawResponse[]> {
@@ -90,7 +91,7 @@ function expectRateLimited(response: RawResponse, limit: number): void {
 function expectAdmitted(response: RawResponse, limit?: number): void {
   expect(response.status).toBe(200);
   expect(response.body.errors).toBeUndefined();
-  expect((response.body.data as RateLimitsMeQuery | undefined)?.me?.id).toEqual(expect.any(String));
+  expect((response.body.data as RateLimitsPingQuery | undefined)?.__typename).toBe('Query');
   if (limit !== undefined) expect(header(response, 'ratelimit-limit')).toBe(String(limit));
   expect(Number(header(response, 'ratelimit-remaining'))).toBeGreaterThanOrEqual(0);
   expect(Number(header(response, 'ratelimit-reset'))).toBeGreaterThanOrEqual(0);
@@ -208,12 +209,12 @@ describe('tenant and per-caller token buckets (Redis)', () => {
   it('applies a platform admin override on the very next request, and null restores the plan', async () => {
     const tenant = await app.createTenant(uniqueSlug('override'), 'STANDARD');
     expect(await tenantLimit(app, tenant.slug)).toEqual({
-      tenant: { capacity: 600, refillPerSecond: 10 },
-      perCaller: { capacity: 300, refillPerSecond: 5 },
+      tenant: { capacity: 100_000, refillPerSecond: 2_000 },
+      perCaller: { capacity: 50_000, refillPerSecond: 1_000 },
       overridden: false,
     });
-    // STANDARD: the caller bucket (300) is the tighter one.
-    expectAdmitted(await hit(app, tenant.ownerToken), 300);
+    // STANDARD: the caller bucket (50,000 points) is the tighter one.
+    expectAdmitted(await hit(app, tenant.ownerToken), 50_000);
 
     const override = { capacity: 3, refillPerSecond: 0.2 };
     expect(await setLimit(app, tenant.id, override)).toEqual({ tenant: override, perCaller: override, overridden: true });
@@ -226,16 +227,16 @@ describe('tenant and per-caller token buckets (Redis)', () => {
     expect(Number(header(underOverride[3] as RawResponse, 'retry-after'))).toBeGreaterThanOrEqual(4);
 
     expect(await setLimit(app, tenant.id, null)).toEqual({
-      tenant: { capacity: 600, refillPerSecond: 10 },
-      perCaller: { capacity: 300, refillPerSecond: 5 },
+      tenant: { capacity: 100_000, refillPerSecond: 2_000 },
+      perCaller: { capacity: 50_000, refillPerSecond: 1_000 },
       overridden: false,
     });
     expect((await tenantLimit(app, tenant.slug)).overridden).toBe(false);
-    // The plan's rates apply at once: the emptied buckets regain 5 (caller) and 10 (tenant)
-    // tokens a second instead of 0.2, so half a second later requests pass again.
+    // The plan's rates apply at once: the emptied buckets regain 1,000 (caller) and 2,000
+    // (tenant) points a second instead of 0.2, so half a second later requests pass again.
     await sleep(500);
     const restored = await hit(app, tenant.ownerToken);
-    expectAdmitted(restored, 300);
+    expectAdmitted(restored, 50_000);
   });
 
   it('rejects an invalid override with BAD_USER_INPUT and refuses overrides to tenant members', async () => {
@@ -343,7 +344,7 @@ describe('tenant and per-caller token buckets (Redis)', () => {
       expect(second.server.rateLimitStore).toBe('redis');
       const tenant = await app.createTenant(uniqueSlug('shared'));
       // Warm the second instance's tenant cache with the plan's limits first.
-      expectAdmitted(await hit(second, tenant.ownerToken), 300);
+      expectAdmitted(await hit(second, tenant.ownerToken), 50_000);
 
       const budget = { capacity: 10, refillPerSecond: 0.02 };
       await setLimit(app, tenant.id, budget);
@@ -364,6 +365,102 @@ describe('tenant and per-caller token buckets (Redis)', () => {
     } finally {
       await second.close();
     }
+  });
+});
+
+describe('budgets spend what operations cost (the @cost of the SDL), not one token per request', () => {
+  // `vehicles(first: 5) { totalCount }`: (1 + totalCount's 10) × first = 55 points.
+  const FIFTY_FIVE = '{ vehicles(first: 5) { totalCount } }';
+
+  it('an operation spends its cost; one that costs more than is left is refused 429 and runs nothing, a cheap one still runs', async () => {
+    const tenant = await app.createTenant(uniqueSlug('cost'));
+    await setLimit(app, tenant.id, { capacity: 120, refillPerSecond: 0.001 });
+    const first = await hit(app, tenant.ownerToken);
+    expectAdmitted(first, 120);
+    expect(header(first, 'ratelimit-remaining')).toBe('119');
+
+    const priced = await postJson(app.url, { query: FIFTY_FIVE }, bearer(tenant.ownerToken));
+    expect(priced.status).toBe(200);
+    expect(priced.body.errors).toBeUndefined();
+    expect(header(priced, 'ratelimit-remaining')).toBe('64');
+    expect(header(await postJson(app.url, { query: FIFTY_FIVE }, bearer(tenant.ownerToken)), 'ratelimit-remaining')).toBe('9');
+
+    // 9 left: the guard's point is taken (8 left), the other 54 are not there.
+    const refused = await postJson(app.url, { query: FIFTY_FIVE }, bearer(tenant.ownerToken));
+    expect({ status: refused.status, codes: codesOf(refused), data: refused.body.data ?? null }).toEqual({ status: 429, codes: ['RATE_LIMITED'], data: null });
+    const retryAfter = refused.body.errors?.[0]?.extensions?.retryAfter as number;
+    // 47 points missing at one per 1,000 s.
+    expect(retryAfter).toBeGreaterThan(40_000);
+    expect(header(refused, 'retry-after')).toBe(String(retryAfter));
+    expect([header(refused, 'ratelimit-limit'), header(refused, 'ratelimit-remaining')]).toEqual(['120', '8']);
+    // What is left still serves operations that fit.
+    const cheap = await hit(app, tenant.ownerToken);
+    expectAdmitted(cheap, 120);
+    expect(header(cheap, 'ratelimit-remaining')).toBe('7');
+  });
+});
+
+describe('signed-out requests spend a budget of their client address', () => {
+  let server: TestServer;
+  let tenant: TenantFixture;
+  const BUDGET = 6;
+
+  beforeAll(async () => {
+    server = await startTestServer({
+      env: limitedEnv({ TRUST_PROXY: 'loopback', SIGNED_OUT_RATE_LIMIT_CAPACITY: String(BUDGET), SIGNED_OUT_RATE_LIMIT_REFILL_PER_SECOND: '0.001' }),
+    });
+    tenant = await server.createTenant(uniqueSlug('signedout'));
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  const from = (address: string, headers: Record<string, string> = {}) => ({ 'x-forwarded-for': address, ...headers });
+
+  it('every signed-out request spends, valid or not, with a bad credential or none, until its address is refused 429', async () => {
+    const address = '198.51.100.21';
+    const answers = [
+      await postJson(server.url, { query: '{ __typename }' }, from(address)),
+      await postJson(server.url, { query: '{ nope }' }, from(address)),
+      await postJson(server.url, { query: `{ ${'me{id} '.repeat(50)}}` }, from(address)),
+      await postJson(server.url, { query: '{ __typename }' }, from(address, { authorization: 'Bearer not-a-token' })),
+      await postJson(server.url, { query: '{ __typename }' }, from(address, { 'x-api-key': 'fgk_unknown_key' })),
+      await postJson(server.url, { query: '{ __typename }' }, from(address)),
+    ];
+    expect(answers.map((answer) => [answer.status, codesOf(answer)[0] ?? 'ok'])).toEqual([
+      [200, 'ok'],
+      [400, 'GRAPHQL_VALIDATION_FAILED'],
+      [400, 'TOO_MANY_SELECTIONS'],
+      [401, 'UNAUTHENTICATED'],
+      [401, 'UNAUTHENTICATED'],
+      [200, 'ok'],
+    ]);
+    expect(answers.map((answer) => header(answer, 'ratelimit-remaining'))).toEqual(['5', '4', '3', '2', '1', '0']);
+    for (const refused of [
+      await postJson(server.url, { query: '{ __typename }' }, from(address)),
+      await postJson(server.url, { query: '{ __typename }' }, from(address, { authorization: 'Bearer not-a-token' })),
+      await postJson(server.url, { query: `{ ${'me{id} '.repeat(50)}}` }, from(address)),
+    ]) {
+      expect(refused.status).toBe(429);
+      expect(codesOf(refused)).toEqual(['RATE_LIMITED']);
+      expect(Number(header(refused, 'retry-after'))).toBeGreaterThan(0);
+    }
+    // Another address, and a signed-in caller from the same one, are served.
+    expect((await postJson(server.url, { query: '{ __typename }' }, from('198.51.100.22'))).status).toBe(200);
+    expectAdmitted(await postJson(server.url, { query: print(PING) }, from(address, bearer(tenant.ownerToken))));
+  });
+
+  it('a signed-out operation spends its cost too', async () => {
+    const address = '198.51.100.23';
+    // login costs 2 (the field and accessToken): the guard's point, then one more once priced.
+    const signIn = await postJson(
+      server.url,
+      { query: 'mutation($input: LoginInput!) { login(input: $input) { accessToken } }', variables: { input: { tenant: tenant.slug, email: tenant.ownerEmail, password: tenant.ownerPassword } } },
+      from(address),
+    );
+    expect(signIn.status).toBe(200);
+    expect(header(signIn, 'ratelimit-remaining')).toBe(String(BUDGET - 2));
   });
 });
 
@@ -455,8 +552,8 @@ describe('when Redis goes away (a proxy in front of the real Redis)', () => {
           expect(response.status).toBe(200);
           expect(response.body.errors).toBeUndefined();
           expect(response.ms).toBeLessThan(1_000);
-          // Nothing was counted, so nothing is claimed.
-          expect(header(response, 'ratelimit-limit')).toBeNull();
+          // Nothing could be counted: the headers say so (nothing known to be left; look again in a second).
+          expect([header(response, 'ratelimit-limit'), header(response, 'ratelimit-remaining'), header(response, 'ratelimit-reset')]).toEqual(['3', '0', '1']);
         }
         // Signed-out fields with SDL limits (login) are served too.
         expect(await server.login(tenant.slug, tenant.ownerEmail, tenant.ownerPassword)).toEqual(expect.any(String));
