@@ -24,6 +24,7 @@ import { createMigrators } from './migrations/create-migrators';
 import type { Migrator } from './migrations/migrator';
 import { describeError, type Logger } from './observability/logger';
 import { Metrics } from './observability/metrics';
+import { OverloadMonitor } from './observability/overload-monitor';
 import { MemoryApqCache } from './persisted-queries/apq-store';
 import { OperationSafelist } from './persisted-queries/operation-safelist';
 import { RedisApqCache } from './persisted-queries/redis-apq-cache';
@@ -33,6 +34,7 @@ import { restrictDatabaseConnections } from './provisioning/tenant-database-obje
 import { TenantProvisioner, type TenantSchemaDependencies } from './provisioning/tenant-provisioner';
 import { fieldRateLimitTransformer } from './rate-limiting/field-rate-limits';
 import { RequestRateLimiter } from './rate-limiting/request-rate-limiter';
+import { TenantInFlight } from './rate-limiting/tenant-in-flight';
 import { MemoryTokenBuckets, RedisTokenBuckets } from './rate-limiting/token-buckets';
 import { ConnectionBudget } from './tenancy/connection-budget';
 import { TenantClientPool } from './tenancy/tenant-client-pool';
@@ -110,6 +112,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         await notifications.close();
         await http.stop();
         await passwords.close();
+        wired.overload.close();
         await wired.services.tenantClients.close();
         await platform.close();
         redis?.disconnect();
@@ -168,7 +171,14 @@ function createServices(
   const directory = new TenantDirectory(platform.prisma, notifications, config.tenantCacheMax);
   const sessionCache = new SessionStateCache(notifications, config.tenantCacheMax);
   const budget = new ConnectionBudget(config.tenantClients.connectionBudget, config.tenantClients.connectTimeoutMs);
-  const metrics: Metrics = new Metrics({ tenantClients: () => tenantClients.stats(), passwordJobs: () => passwords.stats() });
+  const tenantInFlight = new TenantInFlight(config.tenantInFlight);
+  const overload = new OverloadMonitor(config.overload, logger);
+  const metrics: Metrics = new Metrics({
+    tenantClients: () => tenantClients.stats(),
+    passwordJobs: () => passwords.stats(),
+    tenantOperations: () => tenantInFlight.stats(),
+    overload,
+  });
   const tenantClients = new TenantClientPool({
     ...config.tenantClients,
     budget,
@@ -184,6 +194,7 @@ function createServices(
   });
   const apiKeys = new ApiKeyService({ platform, directory, notifications, cacheMax: config.tenantCacheMax });
   const schema = buildSchema({
+    maxExecutionMs: config.limits.maxExecutionMs,
     fieldRateLimits: config.rateLimit.enabled
       ? fieldRateLimitTransformer({
           redis,
@@ -249,6 +260,8 @@ function createServices(
           logger,
         })
       : null,
+    tenantInFlight,
+    overload,
     apqCache,
   };
 }

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { Piscina } from 'piscina';
+import { BoundedAdmission } from '../concurrency/bounded-admission';
 import { AppError, ErrorCode } from '../errors/app-error';
 import type { PasswordTask, PasswordTaskResult } from './password-worker';
 
@@ -40,57 +41,6 @@ export interface PasswordJobStats {
   completed: number;
   failed: number;
   refused: number;
-}
-
-/**
- * At most `slots` holders at once; beyond that at most `maxWaiting` callers wait, first come
- * first served, each for at most `waitMs`. Nothing here grows without bound: a caller is either
- * holding, waiting for a bounded time, or refused.
- */
-export class BoundedAdmission {
-  private held = 0;
-  private readonly waiters: (() => void)[] = [];
-
-  constructor(
-    private readonly slots: number,
-    private readonly maxWaiting: number,
-    private readonly waitMs: number,
-  ) {}
-
-  /** True once a slot is held (give it back with release()); false when refused. */
-  acquire(): Promise<boolean> {
-    if (this.held < this.slots && this.waiters.length === 0) {
-      this.held += 1;
-      return Promise.resolve(true);
-    }
-    if (this.waitMs === 0 || this.waiters.length >= this.maxWaiting) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const admit = () => {
-        clearTimeout(timer);
-        resolve(true);
-      };
-      const timer = setTimeout(() => {
-        this.waiters.splice(this.waiters.indexOf(admit), 1);
-        resolve(false);
-      }, this.waitMs);
-      this.waiters.push(admit);
-    });
-  }
-
-  release(): void {
-    const next = this.waiters.shift();
-    // The slot passes straight to the next waiter, so a newcomer cannot overtake the queue.
-    if (next) next();
-    else this.held -= 1;
-  }
-
-  get holding(): number {
-    return this.held;
-  }
-
-  get waiting(): number {
-    return this.waiters.length;
-  }
 }
 
 /**

@@ -113,6 +113,17 @@ const environmentSchema = z.object({
   MAX_FRAGMENTS: positiveInt.default(50),
   MAX_FIELD_REPEATS: positiveInt.default(20),
   MAX_COST: positiveInt.default(10_000),
+  MAX_EXECUTION_MS: positiveInt.default(5_000),
+  MAX_RESPONSE_BYTES: positiveInt.default(5_000_000),
+  TENANT_MAX_IN_FLIGHT: positiveInt.max(10_000).default(8),
+  TENANT_IN_FLIGHT_QUEUE: z.coerce.number().int().min(0).max(100_000).default(64),
+  TENANT_IN_FLIGHT_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(5_000),
+  OVERLOAD_SHEDDING: boolean.default(true),
+  OVERLOAD_EVENT_LOOP_DELAY_MS: positiveInt.default(200),
+  OVERLOAD_HEAP_RATIO: z.coerce.number().gt(0).max(1).default(0.9),
+  OVERLOAD_SHED_COST: positiveInt.default(1_000),
+  OVERLOAD_CHECK_INTERVAL_MS: positiveInt.max(60_000).default(500),
+  OVERLOAD_HOLD_MS: positiveInt.max(600_000).default(5_000),
   BLOCK_FIELD_SUGGESTIONS: boolean.optional(),
   TRUST_PROXY: trustProxy.optional(),
 });
@@ -189,7 +200,22 @@ export interface Config {
     /** One response name in one selection set, or with a selection set of its own in a document. */
     maxFieldRepeats: number;
     maxCost: number;
+    /** An operation still resolving after this long is stopped (OPERATION_TIMEOUT). */
+    maxExecutionMs: number;
+    /** An answer larger than this is not sent (RESPONSE_TOO_LARGE). */
+    maxResponseBytes: number;
     blockFieldSuggestions: boolean;
+  };
+  /** Each tenant's operations at once on one instance, and how many may wait for a turn. */
+  tenantInFlight: { maxInFlight: number; maxQueued: number; maxWaitMs: number };
+  overload: {
+    enabled: boolean;
+    eventLoopDelayMs: number;
+    heapRatio: number;
+    /** Operations costing at least this are shed while overloaded. */
+    shedCost: number;
+    checkIntervalMs: number;
+    holdMs: number;
   };
   /** Express `trust proxy` (hops, or trusted addresses): where the client IP comes from behind a proxy. */
   trustProxy: TrustProxy;
@@ -285,8 +311,19 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxFragments: env.MAX_FRAGMENTS,
       maxFieldRepeats: env.MAX_FIELD_REPEATS,
       maxCost: env.MAX_COST,
+      maxExecutionMs: env.MAX_EXECUTION_MS,
+      maxResponseBytes: env.MAX_RESPONSE_BYTES,
       blockFieldSuggestions: env.BLOCK_FIELD_SUGGESTIONS ?? production,
     },
     trustProxy: env.TRUST_PROXY ?? false,
+    tenantInFlight: { maxInFlight: env.TENANT_MAX_IN_FLIGHT, maxQueued: env.TENANT_IN_FLIGHT_QUEUE, maxWaitMs: env.TENANT_IN_FLIGHT_WAIT_MS },
+    overload: {
+      enabled: env.OVERLOAD_SHEDDING,
+      eventLoopDelayMs: env.OVERLOAD_EVENT_LOOP_DELAY_MS,
+      heapRatio: env.OVERLOAD_HEAP_RATIO,
+      shedCost: env.OVERLOAD_SHED_COST,
+      checkIntervalMs: env.OVERLOAD_CHECK_INTERVAL_MS,
+      holdMs: env.OVERLOAD_HOLD_MS,
+    },
   };
 }

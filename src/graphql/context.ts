@@ -40,6 +40,8 @@ export interface TenantScope extends FleetScope {
 
 export interface RequestContext {
   requestId: string;
+  /** performance.now() when the request reached Apollo: its execution deadline counts from here. */
+  startedAt: number;
   principal: Principal;
   /** The client's address (per-IP limits of signed-out calls such as login). */
   clientIp: string;
@@ -70,6 +72,7 @@ export function createRequestContext(options: {
   let releaseLease: (() => void) | undefined;
   return {
     ...options,
+    startedAt: performance.now(),
     tenantScope() {
       if (scope) return scope;
       if (!isTenantPrincipal(principal)) {

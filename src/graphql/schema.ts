@@ -9,6 +9,7 @@ import { fleetResolvers } from '../fleet/fleet.resolvers';
 import { persistedQueryResolvers } from '../persisted-queries/persisted-queries.resolvers';
 import { platformResolvers } from '../provisioning/platform.resolvers';
 import { applyAccessPolicy } from './access-policy';
+import { withExecutionDeadline } from './execution-limits';
 import type { RequestContext } from './context';
 import { scalarResolvers } from './scalars';
 
@@ -22,15 +23,22 @@ export function loadTypeDefs(dir = SCHEMA_DIR): string[] {
 
 /**
  * SDL + each capability's resolvers. The SDL's directives are enforced by wrapping resolvers:
- * field rate limits first, then the access policy outside them, so a caller without access is
- * refused before spending any rate-limit budget.
+ * field rate limits first, the execution deadline around them, then the access policy outside,
+ * so a caller without access is refused before spending any rate-limit budget.
  */
-export function buildSchema(options: { fieldRateLimits?: (schema: GraphQLSchema) => GraphQLSchema } = {}): GraphQLSchema {
+export function buildSchema(
+  options: {
+    fieldRateLimits?: (schema: GraphQLSchema) => GraphQLSchema;
+    /** MAX_EXECUTION_MS: fields resolving objects stop past it (execution-limits.ts). */
+    maxExecutionMs?: number;
+  } = {},
+): GraphQLSchema {
   const schema = makeExecutableSchema({
     typeDefs: loadTypeDefs(),
     resolvers: [scalarResolvers, authResolvers, platformResolvers, fleetResolvers, apiKeyResolvers, persistedQueryResolvers],
     resolverValidationOptions: { requireResolversToMatchSchema: 'error' },
   });
   const limited = options.fieldRateLimits ? options.fieldRateLimits(schema) : schema;
-  return applyAccessPolicy<RequestContext>(limited);
+  const timed = options.maxExecutionMs ? withExecutionDeadline(limited, options.maxExecutionMs) : limited;
+  return applyAccessPolicy<RequestContext>(timed);
 }

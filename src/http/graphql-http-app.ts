@@ -14,12 +14,15 @@ import type { Config } from '../config/config';
 import { AppError, ErrorCode, errorResponseBody, httpStatusOf } from '../errors/app-error';
 import { createRequestContext, type RequestContext, type Services } from '../graphql/context';
 import { createErrorFormatter } from '../graphql/format-error';
+import { executionLimitsPlugin } from '../graphql/execution-limits';
 import { hardeningPlugins, type ChargeCost } from '../graphql/hardening';
 import { httpStatusPlugin } from '../graphql/http-status-plugin';
 import { requestLifecyclePlugin } from '../graphql/request-lifecycle-plugin';
 import { describeError, type Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
+import type { OverloadMonitor } from '../observability/overload-monitor';
 import type { RequestRateLimiter } from '../rate-limiting/request-rate-limiter';
+import type { TenantInFlight } from '../rate-limiting/tenant-in-flight';
 import { PerCallerApqCache } from '../persisted-queries/per-caller-apq-cache';
 import { isTenantPrincipal } from '../auth/principal';
 import { graphqlRequestGuard, type GuardedLocals } from './graphql-request-guard';
@@ -46,6 +49,8 @@ export async function createGraphQLHttpApp(deps: {
   services: Services;
   authenticator: Authenticator;
   rateLimiter: RequestRateLimiter | null;
+  tenantInFlight: TenantInFlight;
+  overload: OverloadMonitor;
   apqCache: KeyValueCache<string>;
   metrics: Metrics;
   readinessChecks: ReadinessCheck[];
@@ -58,7 +63,7 @@ export async function createGraphQLHttpApp(deps: {
   app.set('etag', false);
   app.set('trust proxy', config.trustProxy);
   const httpServer = http.createServer(app);
-  const hardening = hardeningPlugins(config.limits, () => schema, deps.rateLimiter ? costCharger(deps.rateLimiter) : undefined);
+  const hardening = hardeningPlugins(config.limits, () => schema, admitOperation(deps.rateLimiter, deps.overload, config.overload.shedCost));
   const apqCache = new PerCallerApqCache(deps.apqCache);
   const apollo = new ApolloServer<RequestContext>({
     schema,
@@ -74,6 +79,9 @@ export async function createGraphQLHttpApp(deps: {
       ApolloServerPluginCacheControlDisabled(),
       config.landingPage ? ApolloServerPluginLandingPageLocalDefault({ embed: true }) : ApolloServerPluginLandingPageDisabled(),
       ...hardening.plugins,
+      // willSendResponse runs in this order: the limits may replace the answer, which the log
+      // line and the status rule then see.
+      executionLimitsPlugin(config.limits),
       requestLifecyclePlugin(deps.metrics),
       httpStatusPlugin(),
     ],
@@ -102,6 +110,8 @@ export async function createGraphQLHttpApp(deps: {
     graphqlRequestGuard({
       authenticator: deps.authenticator,
       rateLimiter: deps.rateLimiter,
+      tenantInFlight: deps.tenantInFlight,
+      overload: deps.overload,
       safelist: services.safelist,
       maxBatchSize: config.limits.maxBatchSize,
       documentLimits: config.limits,
@@ -129,14 +139,23 @@ export async function createGraphQLHttpApp(deps: {
 }
 
 /**
- * Charges an operation's cost, less the point the guard took for it, to the budgets the guard
- * charged: the tenant's and the caller's, or the signed-out client address's. Platform admins
- * have no budget.
+ * Once an operation is priced: while the server is overloaded, one costing OVERLOAD_SHED_COST
+ * or more is shed (503 OVERLOADED); otherwise its cost, less the point the guard took for it, is
+ * charged to the budgets the guard charged: the tenant's and the caller's, or the signed-out
+ * client address's. Platform admins have no budget.
  */
-function costCharger(rateLimiter: RequestRateLimiter): ChargeCost {
+function admitOperation(rateLimiter: RequestRateLimiter | null, overload: OverloadMonitor, shedCost: number): ChargeCost {
   return async ({ principal, clientIp }, cost, headers) => {
-    if (cost <= 1) return;
     const setHeader = (name: string, value: string) => void headers.set(name.toLowerCase(), value);
+    if (cost >= shedCost && overload.overloaded) {
+      overload.recordShed('expensive');
+      setHeader('Retry-After', '1');
+      throw new AppError(ErrorCode.OVERLOADED, `The server is overloaded and sheds operations costing ${shedCost} or more; retry shortly`, {
+        extensions: { retryAfter: 1 },
+        httpStatus: 503,
+      });
+    }
+    if (!rateLimiter || cost <= 1) return;
     if (isTenantPrincipal(principal)) {
       answerRateLimit(await rateLimiter.take({ kind: 'tenant', principal }, cost - 1), setHeader, principal.tenant.slug);
     } else if (principal.kind === 'anonymous') {

@@ -8,13 +8,16 @@ import { assertDocumentShape, type DocumentShapeLimits } from '../graphql/docume
 import { assertSaneInput } from '../graphql/hardening';
 import type { OperationSafelist } from '../persisted-queries/operation-safelist';
 import type { RateLimitSubject, RequestRateLimiter } from '../rate-limiting/request-rate-limiter';
+import type { OverloadMonitor } from '../observability/overload-monitor';
+import type { TenantInFlight } from '../rate-limiting/tenant-in-flight';
 import { answerRateLimit } from './rate-limit-answer';
 import { sendRequestError } from './send-request-error';
 
 /*
  * Everything that happens to a GraphQL request before Apollo parses it, in order:
  *   1. request id
- *   2. authentication (JWT or API key) -> res.locals.principal
+ *   2. authentication (JWT or API key) -> res.locals.principal; while the server is overloaded,
+ *      signed-out requests are shed (503 OVERLOADED)
  *   3. batch size
  *   4. rate limits, one point per operation (one Redis round trip): the tenant's and the
  *      caller's buckets, or a signed-out request's client address (also when its credential
@@ -25,6 +28,8 @@ import { sendRequestError } from './send-request-error';
  *      fragments, repeated fields: src/graphql/document-shape.ts), then its text normalised
  *   6. persisted operations: a persistedOnly key may only name registered operations; a
  *      registered operation's text is filled in from the safelist
+ *   7. a turn among the tenant's operations in flight (TENANT_MAX_IN_FLIGHT), held until the
+ *      answer is out
  * A refusal here costs no parsing; it is answered in the same shape as a GraphQL error.
  */
 
@@ -142,6 +147,8 @@ function normalise(req: Request, operation: GraphQLRequestFields): void {
 export function graphqlRequestGuard(deps: {
   authenticator: Authenticator;
   rateLimiter: RequestRateLimiter | null;
+  tenantInFlight: TenantInFlight;
+  overload: OverloadMonitor;
   safelist: OperationSafelist;
   maxBatchSize: number;
   documentLimits: DocumentShapeLimits;
@@ -203,6 +210,15 @@ export function graphqlRequestGuard(deps: {
         throw error;
       }
       res.locals.principal = principal;
+      if (principal.kind === 'anonymous' && deps.overload.overloaded) {
+        // Signed-out work goes first when the server cannot keep up: tenants' requests keep the room.
+        deps.overload.recordShed('signed-out');
+        res.setHeader('Retry-After', '1');
+        throw new AppError(ErrorCode.OVERLOADED, 'The server is overloaded and serves signed-in requests first; retry shortly', {
+          extensions: { retryAfter: 1 },
+          httpStatus: 503,
+        });
+      }
       if (Array.isArray(req.body) && req.body.length > deps.maxBatchSize) {
         throw new AppError(
           ErrorCode.BATCH_TOO_LARGE,
@@ -230,6 +246,8 @@ export function graphqlRequestGuard(deps: {
       }
       if (isTenantPrincipal(principal)) {
         for (const operation of operations) await resolvePersisted(req, principal, operation);
+        // Its turn among the tenant's own operations in flight; given back once the answer is out.
+        res.once('close', await deps.tenantInFlight.acquire(principal.tenant.id, principal.tenant.slug));
       }
       next();
     } catch (error) {

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PasswordJobStats } from '../auth/password-jobs';
+import type { OverloadMonitor } from './overload-monitor';
 
 /** Prometheus metrics of one server instance (its own registry, so tests can run several). */
 export class Metrics {
@@ -20,7 +21,54 @@ export class Metrics {
   constructor(sources: {
     tenantClients: () => { cachedClients: number; openConnections: number; connectionBudget: number };
     passwordJobs: () => PasswordJobStats;
+    tenantOperations: () => { tenants: number; running: number; waiting: number };
+    overload: OverloadMonitor;
   }) {
+    new Gauge({
+      name: 'fleet_tenant_operations',
+      help: 'GraphQL operations of all tenants on this instance, by state: running, or waiting for their tenant\'s turn (TENANT_MAX_IN_FLIGHT)',
+      labelNames: ['state'],
+      registers: [this.registry],
+      collect() {
+        const operations = sources.tenantOperations();
+        this.set({ state: 'running' }, operations.running);
+        this.set({ state: 'waiting' }, operations.waiting);
+      },
+    });
+    new Gauge({
+      name: 'fleet_event_loop_delay_p99_seconds',
+      help: "The event loop's 99th-percentile delay over the overload monitor's last check",
+      registers: [this.registry],
+      collect() {
+        this.set(sources.overload.reading().eventLoopDelayMs / 1000);
+      },
+    });
+    new Gauge({
+      name: 'fleet_heap_used_ratio',
+      help: 'V8 heap in use, as a share of its limit',
+      registers: [this.registry],
+      collect() {
+        this.set(sources.overload.reading().heapRatio);
+      },
+    });
+    new Gauge({
+      name: 'fleet_overloaded',
+      help: '1 while the server sheds signed-out requests and expensive operations (503 OVERLOADED)',
+      registers: [this.registry],
+      collect() {
+        this.set(sources.overload.overloaded ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: 'fleet_shed_requests_total',
+      help: 'Requests refused while overloaded, by what they were',
+      labelNames: ['reason'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [reason, count] of sources.overload.shed()) this.inc({ reason }, count);
+      },
+    });
     new Gauge({
       name: 'fleet_tenant_clients_cached',
       help: 'Tenant-bound Prisma clients in the LRU',

@@ -69,6 +69,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     // Suites that test rate limiting turn it on (with the real Redis); elsewhere the per-IP
     // login limit would trip over the many logins of one test file.
     RATE_LIMIT_ENABLED: 'false',
+    // Jest shares the event loop with the server and stalls it (compiling a test file, say), which
+    // would look like overload; suites that test shedding turn it on.
+    OVERLOAD_SHEDDING: 'false',
     // Test documents registered in the shared Redis should not linger for a day.
     APQ_TTL_SECONDS: '600',
     ...options.env,

@@ -1,5 +1,6 @@
 import bcrypt from 'bcryptjs';
-import { BoundedAdmission, PasswordJobs } from '../../src/auth/password-jobs';
+import { PasswordJobs } from '../../src/auth/password-jobs';
+import { BoundedAdmission } from '../../src/concurrency/bounded-admission';
 import { AppError, ErrorCode } from '../../src/errors/app-error';
 
 /*

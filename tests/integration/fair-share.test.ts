@@ -1,0 +1,184 @@
+import { quoteIdentifier } from '../../src/tenancy/tenant-naming';
+import { graphql } from '../generated';
+import { withRowLocked } from '../support/row-lock';
+import { bearer, codesOf, eventually, postJson, sleep, type RawResponse } from '../support/raw-graphql';
+import { startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
+
+/*
+ * One tenant's heavy work queues behind its own, and the server sheds what matters least when it
+ * cannot keep up, over real HTTP: a cap on each tenant's operations in flight, overload shedding
+ * (signed-out requests and expensive operations first), and the backstops behind the cost limit
+ * (a deadline on queries, a cap on the size of an answer).
+ */
+
+const CREATE_VEHICLE = graphql(`mutation FairShareCreateVehicle($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { id } } }`);
+
+async function vehicleOf(tenant: TenantFixture, plate: string): Promise<string> {
+  const created = await tenant.owner.request(CREATE_VEHICLE, { input: { plate, make: 'Make', model: 'Model', year: 2024 } });
+  return created.createVehicle.vehicle.id;
+}
+
+const rowId = (globalId: string) => Buffer.from(globalId, 'base64url').toString('utf8').split(':')[1];
+
+/** Holds a vehicle's row, so an update of it stays in flight until the scene ends. */
+function holdingVehicle<T>(server: TestServer, tenant: TenantFixture, vehicleId: string, scene: (lock: { untilSomeoneWaits(count?: number): Promise<void> }) => Promise<T>) {
+  return withRowLocked(
+    server.server.services.platform.pool,
+    `SELECT 1 FROM ${quoteIdentifier(tenant.schemaName)}."Vehicle" WHERE id = $1 FOR UPDATE`,
+    [rowId(vehicleId)],
+    scene,
+  );
+}
+
+const renameVehicle = (server: TestServer, tenant: TenantFixture, id: string, model: string) =>
+  postJson(server.url, { query: 'mutation($id: ID!, $model: String) { updateVehicle(id: $id, input: { model: $model }) { vehicle { model } } }', variables: { id, model } }, bearer(tenant.ownerToken));
+
+async function metric(server: TestServer, line: RegExp): Promise<number> {
+  const text = await (await fetch(server.url.replace(/\/graphql$/, '/metrics'))).text();
+  const match = text.split('\n').find((candidate) => line.test(candidate));
+  return match ? Number(match.split(' ').at(-1)) : Number.NaN;
+}
+
+describe('each tenant has a cap on its operations in flight', () => {
+  let server: TestServer;
+  let a: TenantFixture;
+  let b: TenantFixture;
+
+  beforeAll(async () => {
+    server = await startTestServer({ env: { TENANT_MAX_IN_FLIGHT: '1', TENANT_IN_FLIGHT_QUEUE: '1', TENANT_IN_FLIGHT_WAIT_MS: '10000' } });
+    [a, b] = await Promise.all([server.createTenant(), server.createTenant()]);
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it("a tenant's operations queue behind its own, past its queue they are refused 429, and another tenant is served meanwhile", async () => {
+    const vehicleId = await vehicleOf(a, 'INFLIGHT-1');
+    const outcome = await holdingVehicle(server, a, vehicleId, async (lock) => {
+      const first = renameVehicle(server, a, vehicleId, 'first');
+      await lock.untilSomeoneWaits();
+      // A's one turn is taken (its update waits on the row): the next waits, the one after is refused.
+      const second = postJson(server.url, { query: '{ vehicles(first: 1) { totalCount } }' }, bearer(a.ownerToken));
+      await eventually(async () => ((await metric(server, /^fleet_tenant_operations\{state="waiting"\}/)) === 1 ? true : undefined), 5_000, 20);
+      const third = await postJson(server.url, { query: '{ __typename }' }, bearer(a.ownerToken));
+      // B is not behind A.
+      const other = await postJson(server.url, { query: '{ vehicles(first: 1) { totalCount } }' }, bearer(b.ownerToken));
+      return { first, second, third, other };
+    });
+    expect({ status: outcome.third.status, codes: codesOf(outcome.third) }).toEqual({ status: 429, codes: ['RATE_LIMITED'] });
+    expect(outcome.third.body.errors?.[0]?.message).toMatch(/Too many operations of .* in flight/);
+    expect(outcome.third.headers.get('retry-after')).toBe('1');
+    expect(outcome.other.status).toBe(200);
+    expect(outcome.other.body.errors).toBeUndefined();
+    // Once the row is free, the queued operations finish, in order, and nothing is left waiting.
+    const [first, second] = await Promise.all([outcome.first, outcome.second]);
+    expect(first.body).toEqual({ data: { updateVehicle: { vehicle: { model: 'first' } } } });
+    expect(second.body).toEqual({ data: { vehicles: { totalCount: 1 } } });
+    expect(await metric(server, /^fleet_tenant_operations\{state="running"\}/)).toBe(0);
+    expect(await metric(server, /^fleet_tenant_operations\{state="waiting"\}/)).toBe(0);
+  });
+});
+
+describe('while overloaded, the server sheds signed-out requests and expensive operations first', () => {
+  let server: TestServer;
+  let tenant: TenantFixture;
+
+  beforeAll(async () => {
+    server = await startTestServer({
+      env: {
+        OVERLOAD_SHEDDING: 'true',
+        OVERLOAD_EVENT_LOOP_DELAY_MS: '150',
+        OVERLOAD_CHECK_INTERVAL_MS: '50',
+        OVERLOAD_HOLD_MS: '2000',
+        OVERLOAD_SHED_COST: '50',
+      },
+    });
+    tenant = await server.createTenant();
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  /** Blocks the event loop this server shares with the test, as a burst of work would. */
+  function stall(ms: number): void {
+    const until = performance.now() + ms;
+    while (performance.now() < until) {
+      // the server can run nothing meanwhile
+    }
+  }
+
+  it('refuses them 503 OVERLOADED with Retry-After, serves cheap signed-in work, and recovers by itself', async () => {
+    stall(600);
+    await eventually(async () => ((await metric(server, /^fleet_overloaded /)) === 1 ? true : undefined), 2_000, 10);
+    const signedOut = await postJson(server.url, { query: '{ __typename }' });
+    // vehicles(first: 5) { totalCount } costs 55, over OVERLOAD_SHED_COST.
+    const expensive = await postJson(server.url, { query: '{ vehicles(first: 5) { totalCount } }' }, bearer(tenant.ownerToken));
+    const cheap = await postJson(server.url, { query: '{ me { id } }' }, bearer(tenant.ownerToken));
+    for (const shed of [signedOut, expensive]) {
+      expect({ status: shed.status, codes: codesOf(shed), retryAfter: shed.headers.get('retry-after') }).toEqual({
+        status: 503,
+        codes: ['OVERLOADED'],
+        retryAfter: '1',
+      });
+    }
+    expect(cheap.status).toBe(200);
+    expect(cheap.body.errors).toBeUndefined();
+    expect(await metric(server, /^fleet_shed_requests_total\{reason="signed-out"\}/)).toBeGreaterThanOrEqual(1);
+    expect(await metric(server, /^fleet_shed_requests_total\{reason="expensive"\}/)).toBeGreaterThanOrEqual(1);
+    expect(await metric(server, /^fleet_event_loop_delay_p99_seconds /)).toBeGreaterThanOrEqual(0);
+
+    // Once the loop is calm for the hold time, everything is served again.
+    const served: RawResponse = await eventually(async () => {
+      const response = await postJson(server.url, { query: '{ __typename }' });
+      return response.status === 200 ? response : undefined;
+    }, 10_000, 100);
+    expect(served.body).toEqual({ data: { __typename: 'Query' } });
+  });
+});
+
+describe('backstops behind the cost limit', () => {
+  let server: TestServer;
+  let tenant: TenantFixture;
+
+  beforeAll(async () => {
+    server = await startTestServer({ env: { MAX_EXECUTION_MS: '300', MAX_RESPONSE_BYTES: '2000', TENANT_POOL_MAX: '1' } });
+    tenant = await server.createTenant();
+    for (let i = 0; i < 12; i += 1) await vehicleOf(tenant, `BIG-${String(i).padStart(2, '0')}`);
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('a query still resolving past MAX_EXECUTION_MS is stopped: one OPERATION_TIMEOUT, no data (503)', async () => {
+    const [vehicleId] = [await vehicleOf(tenant, 'SLOW-1')];
+    const { query } = await holdingVehicle(server, tenant, vehicleId!, async (lock) => {
+      // The update takes the tenant's one connection and waits on the row; the query waits for the connection.
+      const update = renameVehicle(server, tenant, vehicleId!, 'held');
+      await lock.untilSomeoneWaits();
+      const pending = postJson(server.url, { query: '{ vehicles(first: 3) { edges { node { id plate } } } }' }, bearer(tenant.ownerToken));
+      await sleep(600);
+      return { query: pending, update };
+    });
+    const response = await query;
+    expect({ status: response.status, codes: codesOf(response), data: response.body.data ?? null }).toEqual({ status: 503, codes: ['OPERATION_TIMEOUT'], data: null });
+    expect(response.body.errors).toHaveLength(1);
+    expect(response.headers.get('retry-after')).toBe('1');
+    // Without the wait, the same query runs.
+    const again = await postJson(server.url, { query: '{ vehicles(first: 3) { edges { node { id plate } } } }' }, bearer(tenant.ownerToken));
+    expect(again.status).toBe(200);
+    expect(again.body.errors).toBeUndefined();
+  });
+
+  it('an answer over MAX_RESPONSE_BYTES is not sent: one RESPONSE_TOO_LARGE, no data; a smaller one is', async () => {
+    const big = await postJson(server.url, { query: '{ vehicles(first: 50) { edges { node { id plate make model createdAt updatedAt } } } }' }, bearer(tenant.ownerToken));
+    expect({ status: big.status, codes: codesOf(big), data: big.body.data ?? null }).toEqual({ status: 400, codes: ['RESPONSE_TOO_LARGE'], data: null });
+    expect(big.body.errors?.[0]?.message).toMatch(/over the limit of 2000/);
+    expect(big.text.length).toBeLessThan(1_000);
+    const small = await postJson(server.url, { query: '{ vehicles(first: 50) { edges { node { plate } } } }' }, bearer(tenant.ownerToken));
+    expect(small.status).toBe(200);
+    expect((small.body.data as { vehicles: { edges: unknown[] } }).vehicles.edges.length).toBeGreaterThanOrEqual(12);
+  });
+});
