@@ -18,6 +18,7 @@ import { ms } from './lib/stats';
 import { coldSection } from './sections/cold';
 import { memorySection } from './sections/memory';
 import { migrateSection } from './sections/migrate';
+import { noisySection } from './sections/noisy';
 import { provisionSection } from './sections/provision';
 import { requestSection } from './sections/request';
 import { scaleSection } from './sections/scale';
@@ -27,7 +28,7 @@ import { scaleSection } from './sections/scale';
  *
  *   npm run bench                                  full run (about 5 min on 2 cores)
  *   npm run bench -- --quick                       scaled down (a couple of minutes)
- *   npm run bench -- --only request,cold           a subset: request, cold, provision, migrate, memory, scale
+ *   npm run bench -- --only request,cold           a subset: request, cold, provision, migrate, memory, scale, noisy
  *   npm run bench -- --duration 5 --rounds 5 --connections 20 --log-level silent --keep-database
  *   npm run bench -- --only request --set TENANT_POOL_MAX=1 --set TENANT_CONNECTION_BUDGET=60
  *
@@ -45,10 +46,11 @@ const SECTION_RUNNERS: Record<Section, (ctx: BenchContext) => Promise<SectionRep
   migrate: migrateSection,
   memory: memorySection,
   scale: scaleSection,
+  noisy: noisySection,
 };
 
 /** Table order: as the sections are numbered in the README. */
-const TABLE_ORDER: Section[] = ['request', 'cold', 'provision', 'migrate', 'memory', 'scale'];
+const TABLE_ORDER: Section[] = ['request', 'cold', 'provision', 'migrate', 'memory', 'scale', 'noisy'];
 
 const startedAt = performance.now();
 function progress(message: string): void {

@@ -104,43 +104,51 @@ export class BenchFleet {
     const login = await this.app.server.services.sessions.login({ tenant: tenant.slug, email: tenant.ownerEmail, password: OWNER_PASSWORD });
     const token = login.accessToken;
     const count = this.options.vehiclesPerTenant;
-    const indexes = Array.from({ length: count }, (_, index) => index);
-    const driverIds: string[] = [];
-    const vehicleIds: string[] = [];
-    for (const chunk of chunks(indexes, ALIASES_PER_REQUEST)) {
-      const drivers = await graphql<Record<string, { driver: { id: string } }>>(
-        url,
-        `mutation Drivers { ${chunk
-          .map((i) => `d${i}: createDriver(input: { name: "Driver ${i} of ${tenant.slug}", licenseNumber: "LIC-${tenant.slug}-${i}" }) { driver { id } }`)
-          .join(' ')} }`,
-        {},
-        token,
-      );
-      const vehicles = await graphql<Record<string, { vehicle: { id: string } }>>(
-        url,
-        `mutation Vehicles { ${chunk
-          .map((i) => `v${i}: createVehicle(input: { plate: "BN${String(i).padStart(4, '0')}", make: "Make ${i % 7}", model: "Model ${i % 5}", year: ${2010 + (i % 15)} }) { vehicle { id } }`)
-          .join(' ')} }`,
-        {},
-        token,
-      );
-      for (const i of chunk) {
-        driverIds[i] = (drivers[`d${i}`] as { driver: { id: string } }).driver.id;
-        vehicleIds[i] = (vehicles[`v${i}`] as { vehicle: { id: string } }).vehicle.id;
-      }
-    }
-    for (const chunk of chunks(indexes, ALIASES_PER_REQUEST)) {
-      await graphql(
-        url,
-        `mutation Assign { ${chunk.map((i) => `a${i}: assignDriver(vehicleId: "${vehicleIds[i]}", driverId: "${driverIds[i]}") { vehicle { id } }`).join(' ')} }`,
-        {},
-        token,
-      );
-    }
+    await createVehiclesWithDrivers(url, token, tenant.slug, count);
     const page = await graphql<VehiclesPage>(url, VEHICLES_QUERY, {}, token);
     assertFullPage(page, count, tenant.slug);
     tenant.token = token;
     tenant.loaded = true;
+  }
+}
+
+/**
+ * `count` vehicles, each with its own driver assigned, created over HTTP with a tenant token
+ * (ALIASES_PER_REQUEST per mutation). Plates are BN0000, BN0001, ...; licences name the slug.
+ */
+export async function createVehiclesWithDrivers(url: string, token: string, slug: string, count: number): Promise<void> {
+  const indexes = Array.from({ length: count }, (_, index) => index);
+  const driverIds: string[] = [];
+  const vehicleIds: string[] = [];
+  for (const chunk of chunks(indexes, ALIASES_PER_REQUEST)) {
+    const drivers = await graphql<Record<string, { driver: { id: string } }>>(
+      url,
+      `mutation Drivers { ${chunk
+        .map((i) => `d${i}: createDriver(input: { name: "Driver ${i} of ${slug}", licenseNumber: "LIC-${slug}-${i}" }) { driver { id } }`)
+        .join(' ')} }`,
+      {},
+      token,
+    );
+    const vehicles = await graphql<Record<string, { vehicle: { id: string } }>>(
+      url,
+      `mutation Vehicles { ${chunk
+        .map((i) => `v${i}: createVehicle(input: { plate: "BN${String(i).padStart(4, '0')}", make: "Make ${i % 7}", model: "Model ${i % 5}", year: ${2010 + (i % 15)} }) { vehicle { id } }`)
+        .join(' ')} }`,
+      {},
+      token,
+    );
+    for (const i of chunk) {
+      driverIds[i] = (drivers[`d${i}`] as { driver: { id: string } }).driver.id;
+      vehicleIds[i] = (vehicles[`v${i}`] as { vehicle: { id: string } }).vehicle.id;
+    }
+  }
+  for (const chunk of chunks(indexes, ALIASES_PER_REQUEST)) {
+    await graphql(
+      url,
+      `mutation Assign { ${chunk.map((i) => `a${i}: assignDriver(vehicleId: "${vehicleIds[i]}", driverId: "${driverIds[i]}") { vehicle { id } }`).join(' ')} }`,
+      {},
+      token,
+    );
   }
 }
 

@@ -3,14 +3,14 @@
  * bench/README.md for what every section measures.
  */
 
-export const SECTIONS = ['request', 'cold', 'provision', 'migrate', 'memory', 'scale'] as const;
+export const SECTIONS = ['request', 'cold', 'provision', 'migrate', 'memory', 'scale', 'noisy'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 /**
  * The order sections run in, whatever the order asked for: tenants accumulate in one scratch
  * database, and migrate goes last because its new migrations change 200 tenants' schemas.
  */
-export const RUN_ORDER: readonly Section[] = ['request', 'cold', 'provision', 'memory', 'scale', 'migrate'];
+export const RUN_ORDER: readonly Section[] = ['request', 'cold', 'provision', 'memory', 'scale', 'noisy', 'migrate'];
 
 export interface Counts {
   /** Tenants (20 vehicles and drivers each) the request path rotates over. */
@@ -29,6 +29,9 @@ export interface Counts {
   memoryClients: number[];
   scaleTenants: number;
   scaleHot: number;
+  /** Noisy section: seconds tenant B is measured in each scenario, and the noise's head start. */
+  noisyWindowSec: number;
+  noisyWarmupSec: number;
   /** createTenant calls in flight while loading tenants in-process (not a measured figure). */
   bulkConcurrency: number;
 }
@@ -58,6 +61,8 @@ const FULL: Counts = {
   memoryClients: [50, 500],
   scaleTenants: 1000,
   scaleHot: 50,
+  noisyWindowSec: 15,
+  noisyWarmupSec: 5,
   bulkConcurrency: 4,
 };
 
@@ -74,13 +79,16 @@ const QUICK: Counts = {
   memoryClients: [10, 100],
   scaleTenants: 200,
   scaleHot: 10,
+  noisyWindowSec: 5,
+  noisyWarmupSec: 2,
 };
 
 export const USAGE = `npm run bench -- [options]
 
   --only <list>        comma-separated subset of: ${SECTIONS.join(', ')} (default: all)
-  --quick              scaled-down counts and short rounds (10 tenants, 200 for scale, 2 x 3 s)
-  --duration <s>       seconds per load round (default 10; quick 3)
+  --quick              scaled-down counts and short rounds (10 tenants, 200 for scale, 2 x 3 s,
+                       noisy windows of 5 s)
+  --duration <s>       seconds per load round (default 10; quick 3; not the noisy section's windows)
   --rounds <n>         rounds per load figure, median shown (default 3; quick 2)
   --connections <n>    concurrent connections of the load generator (default 10)
   --log-level <level>  the tenant server's log level; logs go to a file (default info, as in production)
