@@ -13,9 +13,9 @@ COPY schema ./schema
 COPY migrations ./migrations
 COPY scripts ./scripts
 COPY src ./src
-# Production keeps neither development tools (the prisma CLI among them) nor optional packages:
-# the embedded PostgreSQL (~60 MB) is only for running without DATABASE_URL.
-RUN npm run build && npm prune --omit=dev --omit=optional --ignore-scripts
+# Production keeps no development tools: neither the prisma CLI nor the embedded PostgreSQL
+# (~60 MB, only for running without DATABASE_URL) nor TypeScript and its friends.
+RUN npm run build && npm prune --omit=dev --ignore-scripts
 
 # Runtime: compiled code, production dependencies, and the files read at run time
 # (SDL, migrations, Prisma schemas), plus the launcher of the operator commands.

@@ -97,6 +97,7 @@ const environmentSchema = z.object({
   RATE_LIMIT_ENABLED: boolean.default(true),
   RATE_LIMIT_REDIS_FAILURE: z.enum(['open', 'closed']).default('open'),
   REDIS_COMMAND_TIMEOUT_MS: positiveInt.default(100),
+  RATE_LIMIT_REFUSAL_DELAY_MS: z.coerce.number().int().min(0).max(10_000).default(1_000),
   SIGNED_OUT_RATE_LIMIT_CAPACITY: positiveInt.max(1_000_000).default(600),
   SIGNED_OUT_RATE_LIMIT_REFILL_PER_SECOND: z.coerce.number().positive().max(100_000).default(10),
   APQ_TTL_SECONDS: positiveInt.default(24 * 3600),
@@ -175,6 +176,8 @@ export interface Config {
     /** What happens while Redis is unreachable: `open` serves requests unlimited, `closed` refuses them. */
     redisFailure: 'open' | 'closed';
     redisCommandTimeoutMs: number;
+    /** The longest a 429 of a rate limit is held before it is sent (0: at once). */
+    refusalDelayMs: number;
     /** The budget of each client address for requests without valid credentials, in cost points. */
     signedOut: { capacity: number; refillPerSecond: number };
   };
@@ -292,6 +295,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       enabled: env.RATE_LIMIT_ENABLED,
       redisFailure: env.RATE_LIMIT_REDIS_FAILURE,
       redisCommandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS,
+      refusalDelayMs: env.RATE_LIMIT_REFUSAL_DELAY_MS,
       signedOut: { capacity: env.SIGNED_OUT_RATE_LIMIT_CAPACITY, refillPerSecond: env.SIGNED_OUT_RATE_LIMIT_REFILL_PER_SECOND },
     },
     apqTtlSeconds: env.APQ_TTL_SECONDS,

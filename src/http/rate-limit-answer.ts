@@ -27,3 +27,18 @@ export function answerRateLimit(decision: RateLimitDecision, setHeader: (name: s
       return;
   }
 }
+
+/**
+ * How long to hold a RATE_LIMITED answer before sending it: the refusal's retryAfter, at most
+ * `maxMs`. A client over its budget that asks again at once (a script in a loop, a flood) then
+ * gets one answer per connection per `maxMs` instead of thousands a second, each of which costs
+ * the server as much to refuse as a cheap request costs to serve; a client that honours
+ * Retry-After loses nothing, since it would have waited longer anyway. Holding costs a timer.
+ */
+export function refusalHoldMs(error: AppError, maxMs: number): number {
+  if (error.code !== ErrorCode.RATE_LIMITED) return 0;
+  const retryAfter = (error.extensions as { retryAfter?: unknown }).retryAfter;
+  return typeof retryAfter === 'number' ? Math.min(retryAfter * 1000, maxMs) : 0;
+}
+
+export const hold = (ms: number) => (ms > 0 ? new Promise<void>((resolve) => setTimeout(resolve, ms)) : Promise.resolve());

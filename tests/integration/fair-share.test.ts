@@ -2,6 +2,7 @@ import { quoteIdentifier } from '../../src/tenancy/tenant-naming';
 import { graphql } from '../generated';
 import { withRowLocked } from '../support/row-lock';
 import { bearer, codesOf, eventually, postJson, sleep, type RawResponse } from '../support/raw-graphql';
+import { readTestServices } from '../support/services';
 import { startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
 
 /*
@@ -180,5 +181,39 @@ describe('backstops behind the cost limit', () => {
     const small = await postJson(server.url, { query: '{ vehicles(first: 50) { edges { node { plate } } } }' }, bearer(tenant.ownerToken));
     expect(small.status).toBe(200);
     expect((small.body.data as { vehicles: { edges: unknown[] } }).vehicles.edges.length).toBeGreaterThanOrEqual(12);
+  });
+});
+
+describe('a refusal for want of budget is held before it is sent', () => {
+  let server: TestServer;
+  let tenant: TenantFixture;
+  const HOLD_MS = 600;
+
+  beforeAll(async () => {
+    server = await startTestServer({ env: { REDIS_URL: readTestServices().redisUrl, RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_REFUSAL_DELAY_MS: String(HOLD_MS) } });
+    tenant = await server.createTenant();
+    const admin = await server.admin();
+    await admin.request(
+      graphql(`mutation FairShareSetLimit($id: ID!, $limit: TenantRateLimitInput) { setTenantRateLimit(id: $id, limit: $limit) { tenant { id } } }`),
+      { id: tenant.id, limit: { tenant: { capacity: 60, refillPerSecond: 0.001 }, perCaller: { capacity: 60, refillPerSecond: 0.001 } } },
+    );
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('so a client asking again at once gets one answer per hold, not thousands a second; what fits is answered at once', async () => {
+    // 55 of 60 points: then the same again is refused once priced, and anything is refused before parsing.
+    const served = await postJson(server.url, { query: '{ vehicles(first: 5) { totalCount } }' }, bearer(tenant.ownerToken));
+    expect(served.status).toBe(200);
+    expect(served.ms).toBeLessThan(HOLD_MS);
+    const pricedRefusal = await postJson(server.url, { query: '{ vehicles(first: 5) { totalCount } }' }, bearer(tenant.ownerToken));
+    expect({ status: pricedRefusal.status, codes: codesOf(pricedRefusal) }).toEqual({ status: 429, codes: ['RATE_LIMITED'] });
+    expect(pricedRefusal.ms).toBeGreaterThanOrEqual(HOLD_MS - 50);
+    for (let i = 0; i < 4; i += 1) await postJson(server.url, { query: '{ __typename }' }, bearer(tenant.ownerToken));
+    const guardRefusal = await postJson(server.url, { query: '{ __typename }' }, bearer(tenant.ownerToken));
+    expect({ status: guardRefusal.status, codes: codesOf(guardRefusal) }).toEqual({ status: 429, codes: ['RATE_LIMITED'] });
+    expect(guardRefusal.ms).toBeGreaterThanOrEqual(HOLD_MS - 50);
   });
 });

