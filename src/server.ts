@@ -140,8 +140,14 @@ async function openPlatform({ config, logger }: ServerOptions, migrator: Migrato
   } finally {
     restrictClient.release();
   }
+  // Per instance, in memory: what it bounds is this machine's CPU.
+  const passwordChecks = new MemoryTokenBuckets();
   const passwords = new PasswordHasher(config.auth.bcryptRounds, {
     ...config.auth.passwordJobs,
+    takeCheck: async () => {
+      const taken = await passwordChecks.take(['password-checks'], [config.auth.passwordChecks], 1);
+      return taken.allowed ? null : taken.retryAfterSeconds;
+    },
     onWorkerError: (error) => logger.error({ err: describeError(error) }, 'password worker thread failed'),
   });
   const installationId = await ensureInstallationId(platform.prisma);

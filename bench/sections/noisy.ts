@@ -398,7 +398,15 @@ export async function noisySection(ctx: BenchContext): Promise<SectionReport> {
   // Honour a TRUST_PROXY given with --set; otherwise trust the loopback proxy that the noise "is".
   const trustProxy = ctx.run.serverEnv.TRUST_PROXY ?? 'loopback';
   await forgetAllClients(ctx); // the main instance gives its tenant connections back
-  const app = await startBenchServer(ctx.run, 'noisy-server', { env: { TRUST_PROXY: trustProxy } });
+  const app = await startBenchServer(ctx.run, 'noisy-server', {
+    env: {
+      TRUST_PROXY: trustProxy,
+      // Empty is unset: production's budget of password checks (the bench's other servers lift it for loading).
+      PASSWORD_CHECKS_PER_SECOND: '',
+      PASSWORD_CHECKS_BURST: '',
+      ...ctx.run.serverEnv,
+    },
+  });
   try {
     ctx.progress('creating tenants noisy-a and noisy-b');
     const a = await createTenant(ctx, app, 'noisy-a', A_VEHICLES);

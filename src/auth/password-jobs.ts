@@ -25,6 +25,13 @@ export interface PasswordJobsOptions {
   queueMax: number;
   /** How long a job arriving at a full queue may wait for room before it is refused (0: refused at once). */
   queueWaitMs: number;
+  /**
+   * The instance's budget of password checks: null to go ahead, or the seconds until there is
+   * one (RATE_LIMITED). bcrypt is CPU on the machine the requests share, whatever thread runs
+   * it, so the budget bounds its share (PASSWORD_CHECKS_PER_SECOND); given by the composition
+   * root, which owns the token buckets.
+   */
+  takeCheck?: () => Promise<number | null>;
   /** A worker thread failed (not a job: bcrypt's own errors reject their job). */
   onWorkerError?: (error: Error) => void;
 }
@@ -73,7 +80,7 @@ export class PasswordJobs {
       maxQueue: slots,
       // bcrypt yields the cores to the event loop: a flood of logins slows logins, not every
       // tenant's requests (a nice value on the worker threads, through piscina's @napi-rs/nice).
-      niceIncrement: 10,
+      niceIncrement: 19,
     });
     // Without a listener, a thread that fails to start would throw on the event loop.
     this.pool.on('error', (error: Error) => options.onWorkerError?.(error));
@@ -109,6 +116,14 @@ export class PasswordJobs {
   }
 
   private async run(task: PasswordTask): Promise<string | boolean> {
+    const budgetRetryAfter = (await this.options.takeCheck?.()) ?? null;
+    if (budgetRetryAfter !== null) {
+      this.counts.refused += 1;
+      const retryAfter = Math.max(1, Math.ceil(budgetRetryAfter));
+      throw new AppError(ErrorCode.RATE_LIMITED, `Too many password checks on this server; retry in ${retryAfter} s`, {
+        extensions: { retryAfter },
+      });
+    }
     if (!(await this.admission.acquire())) {
       this.counts.refused += 1;
       throw this.refusal();

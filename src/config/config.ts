@@ -78,6 +78,10 @@ const environmentSchema = z.object({
   PASSWORD_HASH_THREADS: positiveInt.max(64).default(Math.max(1, availableParallelism() - 1)),
   PASSWORD_HASH_QUEUE_MAX: z.coerce.number().int().min(0).max(10_000).default(32),
   PASSWORD_HASH_QUEUE_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(500),
+  // bcrypt at cost 10 is ~70 ms of a core: two checks a second per core beyond the first kept the
+  // other tenants' p99 within 2x during a login flood on two cores (npm run bench -- --only noisy).
+  PASSWORD_CHECKS_PER_SECOND: z.coerce.number().positive().max(100_000).default(2 * Math.max(1, availableParallelism() - 1)),
+  PASSWORD_CHECKS_BURST: positiveInt.max(100_000).default(40),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PLATFORM_POOL_MAX: positiveInt.default(10),
   TENANT_CLIENT_CACHE_MAX: positiveInt.default(500),
@@ -147,6 +151,8 @@ export interface Config {
     bcryptRounds: number;
     /** bcrypt's worker threads, the jobs that may queue for them, and how long one may wait for room. */
     passwordJobs: { threads: number; queueMax: number; queueWaitMs: number };
+    /** Password checks one instance makes at most: burst, then per second. */
+    passwordChecks: { capacity: number; refillPerSecond: number };
   };
   bootstrapAdmin: { email: string; password: string };
   tenantDbSecret: string;
@@ -264,6 +270,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       refreshTokenTtlSeconds: env.REFRESH_TOKEN_TTL_SECONDS,
       bcryptRounds: env.BCRYPT_ROUNDS,
       passwordJobs: { threads: env.PASSWORD_HASH_THREADS, queueMax: env.PASSWORD_HASH_QUEUE_MAX, queueWaitMs: env.PASSWORD_HASH_QUEUE_WAIT_MS },
+      passwordChecks: { capacity: env.PASSWORD_CHECKS_BURST, refillPerSecond: env.PASSWORD_CHECKS_PER_SECOND },
     },
     bootstrapAdmin: {
       email: (env.ADMIN_EMAIL ?? DEV_ADMIN_EMAIL).toLowerCase(),

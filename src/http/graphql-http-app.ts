@@ -26,7 +26,7 @@ import type { TenantInFlight } from '../rate-limiting/tenant-in-flight';
 import { PerCallerApqCache } from '../persisted-queries/per-caller-apq-cache';
 import { isTenantPrincipal } from '../auth/principal';
 import { graphqlRequestGuard, type GuardedLocals } from './graphql-request-guard';
-import { answerRateLimit, hold, refusalHoldMs } from './rate-limit-answer';
+import { answerRateLimit, holdRateLimitedAnswers } from './rate-limit-answer';
 import { sendRequestError } from './send-request-error';
 import { createHealthRoutes, type ReadinessCheck } from './health-routes';
 
@@ -66,7 +66,7 @@ export async function createGraphQLHttpApp(deps: {
   const hardening = hardeningPlugins(
     config.limits,
     () => schema,
-    admitOperation(deps.rateLimiter, deps.overload, { shedCost: config.overload.shedCost, refusalHoldMaxMs: config.rateLimit.refusalDelayMs }),
+    admitOperation(deps.rateLimiter, deps.overload, { shedCost: config.overload.shedCost }),
   );
   const apqCache = new PerCallerApqCache(deps.apqCache);
   const apollo = new ApolloServer<RequestContext>({
@@ -86,6 +86,7 @@ export async function createGraphQLHttpApp(deps: {
       // willSendResponse runs in this order: the limits may replace the answer, which the log
       // line and the status rule then see.
       executionLimitsPlugin(config.limits),
+      holdRateLimitedAnswers(config.rateLimit.refusalDelayMs),
       requestLifecyclePlugin(deps.metrics),
       httpStatusPlugin(),
     ],
@@ -147,13 +148,12 @@ export async function createGraphQLHttpApp(deps: {
  * Once an operation is priced: while the server is overloaded, one costing OVERLOAD_SHED_COST
  * or more is shed (503 OVERLOADED); otherwise its cost, less the point the guard took for it, is
  * charged to the budgets the guard charged: the tenant's and the caller's, or the signed-out
- * client address's. Platform admins have no budget. A refusal for want of budget is held like
- * the guard's (rate-limit-answer.ts).
+ * client address's. Platform admins have no budget.
  */
 function admitOperation(
   rateLimiter: RequestRateLimiter | null,
   overload: OverloadMonitor,
-  { shedCost, refusalHoldMaxMs }: { shedCost: number; refusalHoldMaxMs: number },
+  { shedCost }: { shedCost: number },
 ): ChargeCost {
   return async ({ principal, clientIp }, cost, headers) => {
     const setHeader = (name: string, value: string) => void headers.set(name.toLowerCase(), value);
@@ -172,12 +172,7 @@ function admitOperation(
         ? { kind: 'address', clientIp }
         : null;
     if (!subject) return;
-    try {
-      answerRateLimit(await rateLimiter.take(subject, cost - 1), setHeader, isTenantPrincipal(principal) ? principal.tenant.slug : 'your address');
-    } catch (error) {
-      if (error instanceof AppError) await hold(refusalHoldMs(error, refusalHoldMaxMs));
-      throw error;
-    }
+    answerRateLimit(await rateLimiter.take(subject, cost - 1), setHeader, isTenantPrincipal(principal) ? principal.tenant.slug : 'your address');
   };
 }
 

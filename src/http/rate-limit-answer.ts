@@ -1,3 +1,4 @@
+import type { ApolloServerPlugin } from '@apollo/server';
 import { AppError, ErrorCode } from '../errors/app-error';
 import type { RateLimitDecision } from '../rate-limiting/request-rate-limiter';
 
@@ -35,10 +36,29 @@ export function answerRateLimit(decision: RateLimitDecision, setHeader: (name: s
  * the server as much to refuse as a cheap request costs to serve; a client that honours
  * Retry-After loses nothing, since it would have waited longer anyway. Holding costs a timer.
  */
-export function refusalHoldMs(error: AppError, maxMs: number): number {
-  if (error.code !== ErrorCode.RATE_LIMITED) return 0;
-  const retryAfter = (error.extensions as { retryAfter?: unknown }).retryAfter;
+export function refusalHoldMs(error: { extensions?: Record<string, unknown> }, maxMs: number): number {
+  if (error.extensions?.code !== ErrorCode.RATE_LIMITED) return 0;
+  const retryAfter = error.extensions.retryAfter;
   return typeof retryAfter === 'number' ? Math.min(retryAfter * 1000, maxMs) : 0;
+}
+
+/**
+ * The same hold for answers Apollo sends: an operation refused once priced, and fields refused
+ * by their own limits (a login's per-address limit, the password-check budget), which would
+ * otherwise be the cheapest answers to ask for again in a loop.
+ */
+export function holdRateLimitedAnswers(maxMs: number): ApolloServerPlugin {
+  return {
+    async requestDidStart() {
+      return {
+        async willSendResponse({ response }) {
+          if (response.body.kind !== 'single' || maxMs <= 0) return;
+          const longest = Math.max(0, ...(response.body.singleResult.errors ?? []).map((error) => refusalHoldMs(error, maxMs)));
+          await hold(longest);
+        },
+      };
+    },
+  };
 }
 
 export const hold = (ms: number) => (ms > 0 ? new Promise<void>((resolve) => setTimeout(resolve, ms)) : Promise.resolve());

@@ -177,6 +177,39 @@ describe('a flood beyond the queue', () => {
   });
 });
 
+describe('the instance\'s budget of password checks', () => {
+  let app: TestServer;
+  let tenant: TenantFixture;
+
+  beforeAll(async () => {
+    app = await startTestServer({ env: { PASSWORD_CHECKS_BURST: '40', PASSWORD_CHECKS_PER_SECOND: '0.01' } });
+    // Creating the tenant hashes its owner's password: one check of the 40.
+    tenant = await app.createTenant();
+  });
+
+  afterAll(async () => {
+    await app.close();
+  });
+
+  it('bounds the bcrypt work a flood can ask of the machine: past it, RATE_LIMITED before any bcrypt runs', async () => {
+    const completedBefore = await completedJobs(app);
+    const responses = [];
+    for (let i = 0; i < 45; i += 1) responses.push(await loginOver(app, { tenant: tenant.slug, email: `nobody-${i}@${tenant.slug}.test`, password: 'not-the-password' }));
+    const codes = responses.map(codeOf);
+    // Setting up took a few checks of the burst (the bootstrap admin, the decoy, the owner, two sign-ins).
+    const judged = codes.filter((code) => code === 'UNAUTHENTICATED').length;
+    expect(judged).toBeGreaterThanOrEqual(30);
+    expect(judged).toBeLessThanOrEqual(39);
+    expect(codes.slice(judged)).toEqual(Array.from({ length: 45 - judged }, () => 'RATE_LIMITED'));
+    const refusal = responses.at(-1)!.body.errors?.[0];
+    expect(refusal?.message).toMatch(/Too many password checks on this server/);
+    // At 0.01 a second, the next check is about 100 s away.
+    expect(refusal?.extensions?.retryAfter as number).toBeGreaterThan(50);
+    // Only the judged attempts ran bcrypt.
+    expect(await completedJobs(app)).toBe(completedBefore + judged);
+  });
+});
+
 describe('closing the server', () => {
   it('ends the password threads', async () => {
     const app = await startTestServer({ env: { PASSWORD_HASH_THREADS: '1' } });

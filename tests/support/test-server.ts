@@ -72,6 +72,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     // Jest shares the event loop with the server and stalls it (compiling a test file, say), which
     // would look like overload; suites that test shedding turn it on.
     OVERLOAD_SHEDDING: 'false',
+    // Test files sign in far more often than people do; the password-check budget has its own tests.
+    PASSWORD_CHECKS_PER_SECOND: '100000',
+    PASSWORD_CHECKS_BURST: '100000',
     // Rate-limit refusals come at once, so suites that exhaust budgets need not wait a second each.
     RATE_LIMIT_REFUSAL_DELAY_MS: '0',
     // Test documents registered in the shared Redis should not linger for a day.
