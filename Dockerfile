@@ -13,9 +13,10 @@ COPY schema ./schema
 COPY migrations ./migrations
 COPY scripts ./scripts
 COPY src ./src
-# Production keeps no development tools: neither the prisma CLI nor the embedded PostgreSQL
-# (~60 MB, only for running without DATABASE_URL) nor TypeScript and its friends.
-RUN npm run build && npm prune --omit=dev --ignore-scripts
+# Production keeps no development tools: neither the embedded PostgreSQL (~60 MB, only for
+# running without DATABASE_URL), nor the prisma CLI and TypeScript, which npm also counts as
+# optional (peers of @prisma/client), hence --omit=optional too.
+RUN npm run build && npm prune --omit=dev --omit=optional --ignore-scripts
 
 # Runtime: compiled code, production dependencies, and the files read at run time
 # (SDL, migrations, Prisma schemas), plus the launcher of the operator commands.

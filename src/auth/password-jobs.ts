@@ -78,9 +78,6 @@ export class PasswordJobs {
       // The admission lets fewer through; this only keeps piscina's queue bounded on its own.
       // (Not queueMax: piscina also queues a task while its thread is starting.)
       maxQueue: slots,
-      // bcrypt yields the cores to the event loop: a flood of logins slows logins, not every
-      // tenant's requests (a nice value on the worker threads, through piscina's @napi-rs/nice).
-      niceIncrement: 19,
     });
     // Without a listener, a thread that fails to start would throw on the event loop.
     this.pool.on('error', (error: Error) => options.onWorkerError?.(error));

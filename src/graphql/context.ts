@@ -42,6 +42,8 @@ export interface RequestContext {
   requestId: string;
   /** performance.now() when the request reached Apollo: its execution deadline counts from here. */
   startedAt: number;
+  /** Budget points each operation already spent in the request guard, before it was priced. */
+  prepaidPoints: number;
   principal: Principal;
   /** The client's address (per-IP limits of signed-out calls such as login). */
   clientIp: string;
@@ -63,6 +65,7 @@ export function memberPrincipal(ctx: RequestContext): MemberPrincipal {
 export function createRequestContext(options: {
   requestId: string;
   principal: Principal;
+  prepaidPoints: number;
   clientIp: string;
   services: Services;
   logger: Logger;

@@ -125,10 +125,11 @@ export async function createGraphQLHttpApp(deps: {
     (_req, res, next) => apqCache.runAs((res.locals as GuardedLocals).principal, next),
     expressMiddleware(apollo, {
       context: async ({ req, res }) => {
-        const { requestId, principal } = res.locals as GuardedLocals;
+        const { requestId, principal, prepaidPoints } = res.locals as GuardedLocals;
         return createRequestContext({
           requestId,
           principal,
+          prepaidPoints: prepaidPoints ?? 1,
           clientIp: req.ip ?? req.socket.remoteAddress ?? 'unknown',
           services,
           logger: logger.child({ requestId }),
@@ -146,7 +147,7 @@ export async function createGraphQLHttpApp(deps: {
 
 /**
  * Once an operation is priced: while the server is overloaded, one costing OVERLOAD_SHED_COST
- * or more is shed (503 OVERLOADED); otherwise its cost, less the point the guard took for it, is
+ * or more is shed (503 OVERLOADED); otherwise its cost, less what the guard took for it, is
  * charged to the budgets the guard charged: the tenant's and the caller's, or the signed-out
  * client address's. Platform admins have no budget.
  */
@@ -155,7 +156,7 @@ function admitOperation(
   overload: OverloadMonitor,
   { shedCost }: { shedCost: number },
 ): ChargeCost {
-  return async ({ principal, clientIp }, cost, headers) => {
+  return async ({ principal, clientIp, prepaidPoints }, cost, headers) => {
     const setHeader = (name: string, value: string) => void headers.set(name.toLowerCase(), value);
     if (cost >= shedCost && overload.overloaded) {
       overload.recordShed('expensive');
@@ -165,14 +166,15 @@ function admitOperation(
         httpStatus: 503,
       });
     }
-    if (!rateLimiter || cost <= 1) return;
+    const due = Math.ceil(cost - prepaidPoints);
+    if (!rateLimiter || due <= 0) return;
     const subject: RateLimitSubject | null = isTenantPrincipal(principal)
       ? { kind: 'tenant', principal }
       : principal.kind === 'anonymous'
         ? { kind: 'address', clientIp }
         : null;
     if (!subject) return;
-    answerRateLimit(await rateLimiter.take(subject, cost - 1), setHeader, isTenantPrincipal(principal) ? principal.tenant.slug : 'your address');
+    answerRateLimit(await rateLimiter.take(subject, due), setHeader, isTenantPrincipal(principal) ? principal.tenant.slug : 'your address');
   };
 }
 

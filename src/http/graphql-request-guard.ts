@@ -19,7 +19,7 @@ import { sendRequestError } from './send-request-error';
  *   2. authentication (JWT or API key) -> res.locals.principal; while the server is overloaded,
  *      signed-out requests are shed (503 OVERLOADED)
  *   3. batch size
- *   4. rate limits, one point per operation (one Redis round trip): the tenant's and the
+ *   4. rate limits, a point per operation and KB of text (one Redis round trip): the tenant's and the
  *      caller's buckets, or a signed-out request's client address (also when its credential
  *      failed) -> RateLimit-* headers, 429; the rest of an operation's cost is charged once it
  *      is priced (src/graphql/hardening.ts)
@@ -36,6 +36,17 @@ import { sendRequestError } from './send-request-error';
 export interface GuardedLocals {
   requestId: string;
   principal: Principal;
+  /** Points each operation spent in the guard, before it was priced (see admissionPoints). */
+  prepaidPoints: number;
+}
+
+/**
+ * What an operation spends before anything looks inside it: a point, and one more for each KB of
+ * its text past the first, since reading, scanning and parsing are paid by size. A login is one
+ * point; a 7.5 KB document built to be expensive to refuse is eight.
+ */
+export function admissionPoints(operation: { query?: unknown }): number {
+  return typeof operation.query === 'string' ? Math.max(1, Math.ceil(operation.query.length / 1024)) : 1;
 }
 
 interface GraphQLRequestFields {
@@ -232,7 +243,8 @@ export function graphqlRequestGuard(deps: {
       }
       const operations = operationsOf(req);
       // Spent before any look inside, so a refused document costs its sender as much as any other.
-      const points = Math.max(1, operations.length);
+      const points = Math.max(1, operations.reduce((sum, operation) => sum + admissionPoints(operation), 0));
+      res.locals.prepaidPoints = points / Math.max(1, operations.length);
       if (isTenantPrincipal(principal)) await spend(res, { kind: 'tenant', principal }, points, principal.tenant.slug);
       else if (principal.kind === 'anonymous') await spend(res, { kind: 'address', clientIp }, points, 'your address');
       for (const operation of operations) {

@@ -462,6 +462,15 @@ describe('signed-out requests spend a budget of their client address', () => {
     expect(signIn.status).toBe(200);
     expect(header(signIn, 'ratelimit-remaining')).toBe(String(BUDGET - 2));
   });
+
+  it('a long document spends a point per KB of its text before anything reads it, comments included', async () => {
+    const address = '198.51.100.24';
+    const padded = `# ${'x'.repeat(3_000)}\n{ __typename }`;
+    expect(Math.ceil(padded.length / 1024)).toBe(3);
+    const answer = await postJson(server.url, { query: padded }, from(address));
+    expect(answer.body).toEqual({ data: { __typename: 'Query' } });
+    expect(header(answer, 'ratelimit-remaining')).toBe(String(BUDGET - 3));
+  });
 });
 
 describe('the Redis token-bucket script, given limits outside the bounds', () => {
