@@ -260,8 +260,19 @@ export function graphqlRequestGuard(deps: {
       }
       if (isTenantPrincipal(principal)) {
         for (const operation of operations) await resolvePersisted(req, principal, operation);
-        // Its turn among the tenant's own operations in flight; given back once the answer is out.
-        res.once('close', await deps.tenantInFlight.acquire(principal.tenant.id, principal.tenant.slug));
+        // Its turn among the tenant's own operations in flight, given back once the answer is out,
+        // or at once if the client left while it waited (it would otherwise be held for good).
+        let release: (() => void) | undefined;
+        let clientGone = false;
+        res.once('close', () => {
+          clientGone = true;
+          release?.();
+        });
+        release = await deps.tenantInFlight.acquire(principal.tenant.id, principal.tenant.slug);
+        if (clientGone) {
+          release();
+          return;
+        }
       }
       next();
     } catch (error) {

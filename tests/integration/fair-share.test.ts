@@ -79,6 +79,29 @@ describe('each tenant has a cap on its operations in flight', () => {
     expect(await metric(server, /^fleet_tenant_operations\{state="running"\}/)).toBe(0);
     expect(await metric(server, /^fleet_tenant_operations\{state="waiting"\}/)).toBe(0);
   });
+  it('a client that leaves while waiting for its turn gives the turn back', async () => {
+    const vehicleId = await vehicleOf(a, 'INFLIGHT-2');
+    const leaving = new AbortController();
+    const { first } = await holdingVehicle(server, a, vehicleId, async (lock) => {
+      const first = renameVehicle(server, a, vehicleId, 'held');
+      await lock.untilSomeoneWaits();
+      const waiting = fetch(server.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...bearer(a.ownerToken) },
+        body: JSON.stringify({ query: '{ __typename }' }),
+        signal: leaving.signal,
+      }).catch(() => 'left');
+      await eventually(async () => ((await metric(server, /^fleet_tenant_operations\{state="waiting"\}/)) === 1 ? true : undefined), 5_000, 20);
+      leaving.abort();
+      expect(await waiting).toBe('left');
+      return { first };
+    });
+    expect((await first).body).toEqual({ data: { updateVehicle: { vehicle: { model: 'held' } } } });
+    // The turn the leaver was handed is free again: nothing runs, and A is served at once.
+    await eventually(async () => ((await metric(server, /^fleet_tenant_operations\{state="running"\}/)) === 0 ? true : undefined), 5_000, 20);
+    const after = await postJson(server.url, { query: '{ __typename }' }, bearer(a.ownerToken));
+    expect(after.body).toEqual({ data: { __typename: 'Query' } });
+  });
 });
 
 describe('while overloaded, the server sheds signed-out requests and expensive operations first', () => {
