@@ -187,6 +187,7 @@ function createServices(
   });
   const tenantClients = new TenantClientPool({
     ...config.tenantClients,
+    statementTimeoutMs: config.limits.maxExecutionMs,
     budget,
     connectionConfig: (tenant) => tenantConnectionConfig(config.databaseUrl, tenant.dbRole, config.tenantDbSecret),
     onQuery: () => metrics.tenantSqlStatements.inc(),

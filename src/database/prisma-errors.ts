@@ -110,3 +110,18 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * PostgreSQL cancelled the statement for running past statement_timeout (SQLSTATE 57014), as
+ * Prisma wraps it (its code varies with the query kind; the driver's cause says 57014).
+ */
+export function isStatementTimeout(error: unknown): boolean {
+  for (let current = error, depth = 0; current && typeof current === 'object' && depth < 5; depth += 1) {
+    const { code, meta, cause } = current as { code?: unknown; meta?: { driverAdapterError?: { cause?: { code?: unknown; originalCode?: unknown } } }; cause?: unknown };
+    if (code === '57014') return true;
+    const adapterCause = meta?.driverAdapterError?.cause;
+    if (adapterCause?.code === '57014' || adapterCause?.originalCode === '57014') return true;
+    current = cause;
+  }
+  return false;
+}

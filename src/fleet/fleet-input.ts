@@ -78,11 +78,18 @@ function withoutNulls(input: Record<string, unknown>, nullable: readonly string[
   return Object.fromEntries(Object.entries(input).filter(([key, value]) => value !== null || nullable.includes(key)));
 }
 
+/**
+ * Longest search text: longer than anything it can match (plates, names, emails), and a
+ * substring search costs the database in proportion to it (100 KB took a core for minutes).
+ */
+export const MAX_SEARCH_LENGTH = 100;
+
 /** A list filter's search text, trimmed; undefined when empty. */
 export function searchText(search: string | null | undefined): string | undefined {
   const trimmed = search?.trim();
   if (!trimmed) return undefined;
   if (!noNul(trimmed)) throw badInput(`filter.search ${NUL_MESSAGE}`, 'filter.search');
+  if (trimmed.length > MAX_SEARCH_LENGTH) throw badInput(`filter.search must be at most ${MAX_SEARCH_LENGTH} characters`, 'filter.search');
   return trimmed;
 }
 

@@ -68,7 +68,7 @@ export function executionLimitsPlugin(limits: ExecutionLimits): ApolloServerPlug
           if (result.errors?.some((error) => error.extensions?.code === ErrorCode.OPERATION_TIMEOUT)) {
             refusal = {
               code: ErrorCode.OPERATION_TIMEOUT,
-              message: `The operation ran longer than ${limits.maxExecutionMs} ms and was stopped; ask for less`,
+              message: `The operation ran longer than ${limits.maxExecutionMs} ms and was stopped (anything it was changing was rolled back); ask for less`,
               status: 503,
             };
           } else if (result.data && (operationCostOf(contextValue) ?? Infinity) >= SMALL_COST) {
@@ -82,11 +82,9 @@ export function executionLimitsPlugin(limits: ExecutionLimits): ApolloServerPlug
             }
           }
           if (!refusal) return;
-          response.body.singleResult = {
-            errors: [{ message: refusal.message, extensions: { ...problemExtensions(refusal.code, refusal.message), ...(refusal.status === 503 ? { retryAfter: 1 } : {}) } }],
-          };
+          // No Retry-After: the same operation would take as long again.
+          response.body.singleResult = { errors: [{ message: refusal.message, extensions: problemExtensions(refusal.code, refusal.message) }] };
           response.http.status = refusal.status;
-          if (refusal.status === 503) response.http.headers.set('retry-after', '1');
         },
       };
     },

@@ -1,6 +1,6 @@
 import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
-import { isDatabaseUnavailable } from '../database/prisma-errors';
+import { isDatabaseUnavailable, isStatementTimeout } from '../database/prisma-errors';
 import { AppError, ErrorCode, isErrorCode, problemExtensions } from '../errors/app-error';
 import { describeError, type Logger } from '../observability/logger';
 
@@ -71,6 +71,16 @@ function formatterOf(logger: Logger) {
           ...(typeof httpStatus?.status === 'number' && httpStatus.status >= 400 ? { status: httpStatus.status } : {}),
           ...extra,
         },
+      };
+    }
+    if (isStatementTimeout(original)) {
+      // PostgreSQL cancelled a statement that ran past the operation's time (statement_timeout):
+      // the operation's own weight, and any change it was making was rolled back.
+      const message = 'The operation ran too long in the database and was stopped; nothing it was changing was kept; ask for less';
+      return {
+        message,
+        ...(formatted.path ? { path: formatted.path } : {}),
+        extensions: problemExtensions(ErrorCode.OPERATION_TIMEOUT, message),
       };
     }
     if (isDatabaseUnavailable(original)) {

@@ -27,6 +27,12 @@ export interface TenantClientPoolOptions {
   /** Connections one tenant's pool may open. */
   poolMax: number;
   idleTimeoutMs: number;
+  /**
+   * A statement running longer is cancelled by PostgreSQL (statement_timeout): a query's
+   * deadline (MAX_EXECUTION_MS) cannot stop SQL already sent, and a client that hangs up does
+   * not either. Absent: no limit.
+   */
+  statementTimeoutMs?: number;
   connectTimeoutMs: number;
   budget: ConnectionBudget;
   /** Login settings (user = tenant role) for a tenant's connections. */
@@ -137,6 +143,7 @@ export class TenantClientPool {
       Client: this.clientClass,
       max: this.options.poolMax,
       idleTimeoutMillis: this.options.idleTimeoutMs,
+      ...(this.options.statementTimeoutMs ? { statement_timeout: this.options.statementTimeoutMs } : {}),
       allowExitOnIdle: true,
     });
     pool.on('error', (error) => onError?.(error, tenant.id));
