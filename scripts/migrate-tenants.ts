@@ -6,7 +6,7 @@
  * and exits 1 if any failed. Uses DATABASE_URL, or the embedded PostgreSQL of `npm start`
  * (the running one when `npm start` is up, else it starts and stops it).
  */
-import { loadConfig } from '../src/config/config';
+import { MAX_MIGRATION_CONCURRENCY, loadConfig } from '../src/config/config';
 import { TENANT_MIGRATIONS_DIR } from '../src/config/paths';
 import { openEmbeddedDatabase, type EmbeddedDatabase } from '../src/database/embedded-postgres';
 import { connectPlatformDatabase, migratePlatformSchema } from '../src/database/platform-database';
@@ -17,6 +17,8 @@ import { TenantDirectory } from '../src/tenancy/tenant-directory';
 import { ensureInstallationId } from '../src/tenancy/installation';
 import { runOperatorCommand } from './operator-command';
 
+const USAGE = 'usage: npm run tenants:migrate [-- --concurrency <1..32>] [-- --force] [-- <tenant-id> ...]';
+
 function parseArgs(argv: string[]): { concurrency?: number; force: boolean; tenantIds: string[] } {
   const tenantIds: string[] = [];
   let concurrency: number | undefined;
@@ -24,7 +26,12 @@ function parseArgs(argv: string[]): { concurrency?: number; force: boolean; tena
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i] as string;
     if (arg === '--force') force = true;
-    else if (arg === '--concurrency') concurrency = Number(argv[++i]);
+    else if (arg === '--concurrency') {
+      concurrency = Number(argv[++i]);
+      if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > MAX_MIGRATION_CONCURRENCY) {
+        throw new Error(`--concurrency must be a whole number from 1 to ${MAX_MIGRATION_CONCURRENCY}; ${USAGE}`);
+      }
+    } else if (arg.startsWith('-')) throw new Error(`unknown option ${arg}; ${USAGE}`);
     else tenantIds.push(arg);
   }
   return { ...(concurrency !== undefined ? { concurrency } : {}), force, tenantIds };
@@ -67,8 +74,10 @@ async function main(): Promise<void> {
       console.log(`${result.status.padEnd(10)} ${(result.slug ?? result.tenantId).padEnd(42)} ${String(result.durationMs).padStart(6)} ms  ${detail}`);
     }
     const failed = report.results.filter((result) => result.status === 'FAILED').length;
+    // A tenant asked for by id that is not there is a mistake to hear about, not a success.
+    const missing = report.results.filter((result) => result.status === 'SKIPPED' && result.tenant === null).length;
     console.log(`target ${report.targetVersion}: ${report.results.length} tenants, ${failed} failed, ${report.durationMs} ms`);
-    process.exitCode = failed > 0 ? 1 : 0;
+    process.exitCode = failed > 0 || missing > 0 ? 1 : 0;
   } finally {
     await platform.close();
     await embedded?.stop();

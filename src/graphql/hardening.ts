@@ -128,6 +128,11 @@ function costLimitPlugin(maxCost: number, schema: () => GraphQLSchema, chargeCos
     async requestDidStart() {
       return {
         async didResolveOperation({ request, document, queryHash, operation, contextValue, response }) {
+          if (operation?.operation === 'subscription') {
+            // graphql-js validates a subscription against a schema without a Subscription type
+            // and only fails when executing it, into a 500.
+            throw new AppError(ErrorCode.BAD_REQUEST, 'This server has no subscriptions', { httpStatus: 400 });
+          }
           const cacheKey = `${queryHash}:${request.operationName ?? ''}:${JSON.stringify(request.variables ?? {})}`;
           let cost = costs.get(cacheKey);
           if (cost === undefined) {

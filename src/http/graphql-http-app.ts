@@ -26,7 +26,7 @@ import type { TenantInFlight } from '../rate-limiting/tenant-in-flight';
 import { PerCallerApqCache } from '../persisted-queries/per-caller-apq-cache';
 import { isTenantPrincipal } from '../auth/principal';
 import { graphqlRequestGuard, type GuardedLocals } from './graphql-request-guard';
-import { answerRateLimit, holdRateLimitedAnswers } from './rate-limit-answer';
+import { answerRateLimit, hold, holdRateLimitedAnswers, refusalHoldMs } from './rate-limit-answer';
 import { sendRequestError } from './send-request-error';
 import { createHealthRoutes, type ReadinessCheck } from './health-routes';
 
@@ -137,7 +137,7 @@ export async function createGraphQLHttpApp(deps: {
       },
     }),
   );
-  app.use(bodyErrorHandler(config.limits.maxBodyBytes));
+  app.use(bodyErrorHandler(config.limits.maxBodyBytes, deps.rateLimiter, config.rateLimit.refusalDelayMs));
   // Whatever nothing above answered: JSON with a code, never Express's HTML page (which shows
   // the stack outside production and writes the whole error to stderr, around pino).
   app.use(notFoundHandler);
@@ -182,12 +182,25 @@ function admitOperation(
  * Body-parser failures (too large, malformed JSON, unsupported charset or encoding, a body that
  * does not inflate) answered like GraphQL errors.
  */
-function bodyErrorHandler(maxBodyBytes: number): ErrorRequestHandler {
-  return (error: unknown, req, res, next) => {
-    const appError = bodyError(error, maxBodyBytes);
+function bodyErrorHandler(maxBodyBytes: number, rateLimiter: RequestRateLimiter | null, refusalHoldMaxMs: number): ErrorRequestHandler {
+  return async (error: unknown, req, res, next) => {
+    let appError = bodyError(error, maxBodyBytes);
     if (!appError) {
       next(error);
       return;
+    }
+    // Read before any credential was looked at: the client address pays, by size, as a signed-out
+    // request would (a flood of malformed 200 KB bodies was otherwise free).
+    if (rateLimiter) {
+      const bytes = Math.min(Number(req.headers['content-length']) || maxBodyBytes, maxBodyBytes);
+      const clientIp = req.ip ?? req.socket.remoteAddress ?? 'unknown';
+      try {
+        answerRateLimit(await rateLimiter.take({ kind: 'address', clientIp }, Math.max(1, Math.ceil(bytes / 1024))), (name, value) => res.setHeader(name, value), 'your address');
+      } catch (refusal) {
+        if (!(refusal instanceof AppError)) throw refusal;
+        appError = refusal;
+        await hold(refusalHoldMs(refusal, refusalHoldMaxMs));
+      }
     }
     sendRequestError(req, res, appError);
   };

@@ -16,16 +16,17 @@ import { sendRequestError } from './send-request-error';
 /*
  * Everything that happens to a GraphQL request before Apollo parses it, in order:
  *   1. request id
- *   2. authentication (JWT or API key) -> res.locals.principal; while the server is overloaded,
- *      signed-out requests are shed (503 OVERLOADED)
- *   3. batch size
- *   4. rate limits, a point per operation and KB of text (one Redis round trip): the tenant's and the
- *      caller's buckets, or a signed-out request's client address (also when its credential
- *      failed) -> RateLimit-* headers, 429; the rest of an operation's cost is charged once it
- *      is priced (src/graphql/hardening.ts)
- *   5. the nesting depth and well-formed Unicode of each operation's text, name, variables and
- *      extensions; each document's shape on its token stream (tokens, directives, selections,
- *      fragments, repeated fields: src/graphql/document-shape.ts), then its text normalised
+ *   2. authentication (JWT or API key) -> res.locals.principal; a credential that fails spends
+ *      its client address's budget
+ *   3. rate limits, a point per operation and KB of text (one Redis round trip): the tenant's
+ *      and the caller's buckets, or a signed-out request's client address -> RateLimit-*
+ *      headers, 429; the rest of an operation's cost is charged once it is priced
+ *      (src/graphql/hardening.ts)
+ *   4. while the server is overloaded, signed-out requests are shed (503 OVERLOADED)
+ *   5. batch size; the nesting depth and well-formed Unicode of each operation's text, name,
+ *      variables and extensions; each document's shape on its token stream (tokens,
+ *      directives, selections, fragments, repeated fields: src/graphql/document-shape.ts),
+ *      then its text normalised
  *   6. persisted operations: a persistedOnly key may only name registered operations; a
  *      registered operation's text is filled in from the safelist
  *   7. a turn among the tenant's operations in flight (TENANT_MAX_IN_FLIGHT), held until the
@@ -215,14 +216,19 @@ export function graphqlRequestGuard(deps: {
       try {
         principal = await deps.authenticator.authenticate(req.headers);
       } catch (error) {
-        // A credential that does not hold is a signed-out request: it spends its address's
-        // budget, so guessing keys or replaying dead tokens is no cheaper than anything else.
-        if (error instanceof AppError && error.code === ErrorCode.UNAUTHENTICATED) {
-          await spend(res, { kind: 'address', clientIp }, 1, 'your address');
-        }
+        // A credential that does not hold (unknown, expired, for another tenant than the request
+        // names, of a suspended tenant) is a signed-out request: it spends its address's budget,
+        // so guessing keys or replaying dead tokens is no cheaper than anything else.
+        if (error instanceof AppError) await spend(res, { kind: 'address', clientIp }, 1, 'your address');
         throw error;
       }
       res.locals.principal = principal;
+      const operations = operationsOf(req);
+      // Spent before any look inside, so a refused document costs its sender as much as any other.
+      const points = Math.max(1, operations.reduce((sum, operation) => sum + admissionPoints(operation), 0));
+      res.locals.prepaidPoints = points / Math.max(1, operations.length);
+      if (isTenantPrincipal(principal)) await spend(res, { kind: 'tenant', principal }, points, principal.tenant.slug);
+      else if (principal.kind === 'anonymous') await spend(res, { kind: 'address', clientIp }, points, 'your address');
       if (principal.kind === 'anonymous' && deps.overload.overloaded) {
         // Signed-out work goes first when the server cannot keep up: tenants' requests keep the room.
         deps.overload.recordShed('signed-out');
@@ -241,12 +247,6 @@ export function graphqlRequestGuard(deps: {
           { httpStatus: 400 },
         );
       }
-      const operations = operationsOf(req);
-      // Spent before any look inside, so a refused document costs its sender as much as any other.
-      const points = Math.max(1, operations.reduce((sum, operation) => sum + admissionPoints(operation), 0));
-      res.locals.prepaidPoints = points / Math.max(1, operations.length);
-      if (isTenantPrincipal(principal)) await spend(res, { kind: 'tenant', principal }, points, principal.tenant.slug);
-      else if (principal.kind === 'anonymous') await spend(res, { kind: 'address', clientIp }, points, 'your address');
       for (const operation of operations) {
         // Apollo refuses a query or operationName that is not a string without looking inside.
         if (typeof operation.operationName === 'string') assertSaneInput(operation.operationName, 'operationName');
@@ -262,15 +262,14 @@ export function graphqlRequestGuard(deps: {
         for (const operation of operations) await resolvePersisted(req, principal, operation);
         // Its turn among the tenant's own operations in flight, given back once the answer is out,
         // or at once if the client left while it waited (it would otherwise be held for good).
-        let release: (() => void) | undefined;
-        let clientGone = false;
+        const turn: { release?: () => void; clientGone?: boolean } = {};
         res.once('close', () => {
-          clientGone = true;
-          release?.();
+          turn.clientGone = true;
+          turn.release?.();
         });
-        release = await deps.tenantInFlight.acquire(principal.tenant.id, principal.tenant.slug);
-        if (clientGone) {
-          release();
+        turn.release = await deps.tenantInFlight.acquire(principal.tenant.id, principal.tenant.slug);
+        if (turn.clientGone) {
+          turn.release();
           return;
         }
       }

@@ -30,14 +30,15 @@ export function answerRateLimit(decision: RateLimitDecision, setHeader: (name: s
 }
 
 /**
- * How long to hold a RATE_LIMITED answer before sending it: the refusal's retryAfter, at most
+ * How long to hold a RATE_LIMITED (or OVERLOADED) answer before sending it: the refusal's retryAfter, at most
  * `maxMs`. A client over its budget that asks again at once (a script in a loop, a flood) then
  * gets one answer per connection per `maxMs` instead of thousands a second, each of which costs
  * the server as much to refuse as a cheap request costs to serve; a client that honours
  * Retry-After loses nothing, since it would have waited longer anyway. Holding costs a timer.
  */
 export function refusalHoldMs(error: { extensions?: Record<string, unknown> }, maxMs: number): number {
-  if (error.extensions?.code !== ErrorCode.RATE_LIMITED) return 0;
+  // Shed work too: a client told "overloaded" that asks again at once is most of the overload.
+  if (error.extensions?.code !== ErrorCode.RATE_LIMITED && error.extensions?.code !== ErrorCode.OVERLOADED) return 0;
   const retryAfter = error.extensions.retryAfter;
   return typeof retryAfter === 'number' ? Math.min(retryAfter * 1000, maxMs) : 0;
 }

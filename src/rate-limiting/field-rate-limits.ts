@@ -14,7 +14,7 @@ import {
 import { isTenantPrincipal, principalKey, type Principal } from '../auth/principal';
 import { AppError, ErrorCode } from '../errors/app-error';
 import { rateLimitAddress } from './client-address';
-import type { RedisFailurePolicy } from './request-rate-limiter';
+import { firedLate, type RedisFailurePolicy } from './request-rate-limiter';
 
 /*
  * Field-level limits declared in the SDL (schema/limits.graphql):
@@ -62,7 +62,7 @@ function policyAwareRedisLimiter(policy: RedisFailurePolicy, commandTimeoutMs: n
         return await super.consume(key, points, options);
       } catch (error) {
         if (error instanceof RateLimiterRes) throw error;
-        if (performance.now() - startedAt > 2 * commandTimeoutMs) {
+        if (firedLate(performance.now() - startedAt, commandTimeoutMs)) {
           throw new AppError(ErrorCode.OVERLOADED, 'The server is overloaded; retry shortly', { extensions: { retryAfter: 1 } });
         }
         if (policy === 'open') return new RateLimiterRes(this.points, 0, 0, false);

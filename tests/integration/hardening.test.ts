@@ -377,10 +377,11 @@ describe('documents that were cheap to send and expensive to run or refuse', () 
   });
 
   it('a query whose cost cannot be computed (fragments multiplying past 10,000 nodes) is refused QUERY_TOO_COMPLEX, not run unpriced', async () => {
-    // F0 is one field; each F(i) spreads F(i-1) 24 times: 24^3 nodes for the cost estimator to visit.
+    // F0 is one field; each F(i) spreads F(i-1) 21 times: 9,261 selections once inlined (under the
+    // token-stream bound of 10,000), more nodes than the cost estimator visits (it counts spreads too).
     const fragments = [
       'fragment F0 on Viewer { id }',
-      ...Array.from({ length: 3 }, (_, i) => `fragment F${i + 1} on Viewer { ${`...F${i} `.repeat(24)}}`),
+      ...Array.from({ length: 3 }, (_, i) => `fragment F${i + 1} on Viewer { ${`...F${i} `.repeat(21)}}`),
     ];
     const response = await post(app, { query: `{ me { ...F3 } } ${fragments.join(' ')}` }, asOwner());
     expectRefused(response, 'QUERY_TOO_COMPLEX');
@@ -393,6 +394,13 @@ describe('documents that were cheap to send and expensive to run or refuse', () 
       expectRefused(response, 'TOO_MANY_SELECTIONS');
       expect(messagesOf(response)).toMatch(/"me" is selected more than 20 times/);
     }
+  });
+
+  it('fragments spreading fragments many times (1.7 KB multiplying past 10,000 selections) are refused on the token stream', async () => {
+    const fragments = Array.from({ length: 12 }, (_, i) => `fragment F${i} on Viewer { ${i === 11 ? 'id' : `...F${i + 1} `.repeat(20)}}`);
+    const response = await post(app, { query: `{ me { ...F0 } } ${fragments.join(' ')}` }, asOwner());
+    expectRefused(response, 'TOO_MANY_SELECTIONS');
+    expect(messagesOf(response)).toMatch(/expands to more than 10000 selections through its fragments/);
   });
 
   it('the same through fragments, inline or named, is refused too; a reasonable document with fragments runs', async () => {

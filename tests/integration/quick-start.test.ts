@@ -102,6 +102,12 @@ it('npm run tenants:migrate, while the server runs, uses its embedded PostgreSQL
   expect(migrate.output).not.toContain('undefined');
   expect(migrate).toEqual({ status: 0, output: expect.stringMatching(/^UP_TO_DATE +acme /m) });
   expect(migrate.output).toMatch(/: 1 tenants, 0 failed/);
+  // A typo or an id that is not there is said, and fails, instead of passing quietly.
+  const typo = npmRun('tenants:migrate', ['--focre']);
+  expect(typo).toEqual({ status: 1, output: expect.stringMatching(/^tenants:migrate: unknown option --focre; usage: /m) });
+  const unknown = npmRun('tenants:migrate', ['01900000-0000-7000-8000-000000000000']);
+  expect(unknown.status).toBe(1);
+  expect(unknown.output).toMatch(/^SKIPPED .*not found/m);
 }, 60_000);
 
 it('npm run smoke walks the first session against it', () => {

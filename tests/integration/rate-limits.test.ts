@@ -463,6 +463,23 @@ describe('signed-out requests spend a budget of their client address', () => {
     expect(header(signIn, 'ratelimit-remaining')).toBe(String(BUDGET - 2));
   });
 
+  it('a credential that names another tenant, and a body that is not JSON, spend the address budget too (by size)', async () => {
+    const address = '198.51.100.25';
+    const other = await server.createTenant(uniqueSlug('elsewhere'));
+    const wrongTenant = await postJson(server.url, { query: '{ __typename }' }, from(address, { ...bearer(tenant.ownerToken), 'x-tenant': other.slug }));
+    expect({ status: wrongTenant.status, codes: codesOf(wrongTenant), remaining: header(wrongTenant, 'ratelimit-remaining') }).toEqual({
+      status: 403,
+      codes: ['FORBIDDEN'],
+      remaining: String(BUDGET - 1),
+    });
+    const malformed = await postJson(server.url, `{"query": "${'x'.repeat(2_500)}",}`, from(address));
+    expect({ status: malformed.status, codes: codesOf(malformed), remaining: header(malformed, 'ratelimit-remaining') }).toEqual({
+      status: 400,
+      codes: ['BAD_REQUEST'],
+      remaining: String(BUDGET - 1 - 3),
+    });
+  });
+
   it('a long document spends a point per KB of its text before anything reads it, comments included', async () => {
     const address = '198.51.100.24';
     const padded = `# ${'x'.repeat(3_000)}\n{ __typename }`;
