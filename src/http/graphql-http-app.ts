@@ -21,12 +21,11 @@ import { requestLifecyclePlugin } from '../graphql/request-lifecycle-plugin';
 import { describeError, type Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import type { OverloadMonitor } from '../observability/overload-monitor';
-import type { RateLimitSubject, RequestRateLimiter } from '../rate-limiting/request-rate-limiter';
+import { rateLimitSubjectOf, type RequestRateLimiter } from '../rate-limiting/request-rate-limiter';
 import type { TenantInFlight } from '../rate-limiting/tenant-in-flight';
 import { PerCallerApqCache } from '../persisted-queries/per-caller-apq-cache';
-import { isTenantPrincipal } from '../auth/principal';
-import { graphqlRequestGuard, type GuardedLocals } from './graphql-request-guard';
-import { answerRateLimit, hold, holdRateLimitedAnswers, refusalHoldMs } from './rate-limit-answer';
+import { clientIpOf, graphqlRequestGuard, type GuardedLocals } from './graphql-request-guard';
+import { answerRateLimit, hold, holdRateLimitedAnswers, overloaded, refusalHoldMs } from './rate-limit-answer';
 import { sendRequestError } from './send-request-error';
 import { createHealthRoutes, type ReadinessCheck } from './health-routes';
 
@@ -130,7 +129,7 @@ export async function createGraphQLHttpApp(deps: {
           requestId,
           principal,
           prepaidPoints: prepaidPoints ?? 1,
-          clientIp: req.ip ?? req.socket.remoteAddress ?? 'unknown',
+          clientIp: clientIpOf(req),
           services,
           logger: logger.child({ requestId }),
         });
@@ -161,20 +160,12 @@ function admitOperation(
     if (cost >= shedCost && overload.overloaded) {
       overload.recordShed('expensive');
       setHeader('Retry-After', '1');
-      throw new AppError(ErrorCode.OVERLOADED, `The server is overloaded and sheds operations costing ${shedCost} or more; retry shortly`, {
-        extensions: { retryAfter: 1 },
-        httpStatus: 503,
-      });
+      throw overloaded(`The server is overloaded and sheds operations costing ${shedCost} or more; retry shortly`);
     }
     const due = Math.ceil(cost - prepaidPoints);
-    if (!rateLimiter || due <= 0) return;
-    const subject: RateLimitSubject | null = isTenantPrincipal(principal)
-      ? { kind: 'tenant', principal }
-      : principal.kind === 'anonymous'
-        ? { kind: 'address', clientIp }
-        : null;
-    if (!subject) return;
-    answerRateLimit(await rateLimiter.take(subject, due), setHeader, isTenantPrincipal(principal) ? principal.tenant.slug : 'your address');
+    const subject = rateLimitSubjectOf(principal, clientIp);
+    if (!rateLimiter || due <= 0 || !subject) return;
+    answerRateLimit(await rateLimiter.take(subject, due), setHeader, subject);
   };
 }
 
@@ -193,9 +184,9 @@ function bodyErrorHandler(maxBodyBytes: number, rateLimiter: RequestRateLimiter 
     // request would (a flood of malformed 200 KB bodies was otherwise free).
     if (rateLimiter) {
       const bytes = Math.min(Number(req.headers['content-length']) || maxBodyBytes, maxBodyBytes);
-      const clientIp = req.ip ?? req.socket.remoteAddress ?? 'unknown';
+      const subject = { kind: 'address', clientIp: clientIpOf(req) } as const;
       try {
-        answerRateLimit(await rateLimiter.take({ kind: 'address', clientIp }, Math.max(1, Math.ceil(bytes / 1024))), (name, value) => res.setHeader(name, value), 'your address');
+        answerRateLimit(await rateLimiter.take(subject, Math.max(1, Math.ceil(bytes / 1024))), (name, value) => res.setHeader(name, value), subject);
       } catch (refusal) {
         if (!(refusal instanceof AppError)) throw refusal;
         appError = refusal;

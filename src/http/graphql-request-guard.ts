@@ -7,10 +7,10 @@ import { stripIgnoredCharacters } from 'graphql';
 import { assertDocumentShape, type DocumentShapeLimits } from '../graphql/document-shape';
 import { assertSaneInput } from '../graphql/hardening';
 import type { OperationSafelist } from '../persisted-queries/operation-safelist';
-import type { RateLimitSubject, RequestRateLimiter } from '../rate-limiting/request-rate-limiter';
+import { rateLimitSubjectOf, type RateLimitSubject, type RequestRateLimiter } from '../rate-limiting/request-rate-limiter';
 import type { OverloadMonitor } from '../observability/overload-monitor';
 import type { TenantInFlight } from '../rate-limiting/tenant-in-flight';
-import { answerRateLimit, hold, refusalHoldMs } from './rate-limit-answer';
+import { answerRateLimit, hold, overloaded, refusalHoldMs } from './rate-limit-answer';
 import { sendRequestError } from './send-request-error';
 
 /*
@@ -33,6 +33,9 @@ import { sendRequestError } from './send-request-error';
  *      answer is out
  * A refusal here costs no parsing; it is answered in the same shape as a GraphQL error.
  */
+
+/** The client's address (behind TRUST_PROXY, as the proxy says): what per-address budgets count. */
+export const clientIpOf = (req: Request): string => req.ip ?? req.socket.remoteAddress ?? 'unknown';
 
 export interface GuardedLocals {
   requestId: string;
@@ -168,9 +171,9 @@ export function graphqlRequestGuard(deps: {
   documentLimits: DocumentShapeLimits;
 }): RequestHandler {
   /** Spends `points` from the subject's budgets; throws the refusal (headers set either way). */
-  async function spend(res: Response, subject: RateLimitSubject, points: number, whose: string): Promise<void> {
-    if (!deps.rateLimiter) return;
-    answerRateLimit(await deps.rateLimiter.take(subject, points), (name, value) => res.setHeader(name, value), whose);
+  async function spend(res: Response, subject: RateLimitSubject | null, points: number): Promise<void> {
+    if (!deps.rateLimiter || !subject) return;
+    answerRateLimit(await deps.rateLimiter.take(subject, points), (name, value) => res.setHeader(name, value), subject);
   }
 
   async function resolvePersisted(req: Request, principal: TenantPrincipal, operation: GraphQLRequestFields): Promise<void> {
@@ -211,7 +214,7 @@ export function graphqlRequestGuard(deps: {
     res.setHeader('x-request-id', requestId);
     res.locals.requestId = requestId;
     try {
-      const clientIp = req.ip ?? req.socket.remoteAddress ?? 'unknown';
+      const clientIp = clientIpOf(req);
       let principal: Principal;
       try {
         principal = await deps.authenticator.authenticate(req.headers);
@@ -219,7 +222,7 @@ export function graphqlRequestGuard(deps: {
         // A credential that does not hold (unknown, expired, for another tenant than the request
         // names, of a suspended tenant) is a signed-out request: it spends its address's budget,
         // so guessing keys or replaying dead tokens is no cheaper than anything else.
-        if (error instanceof AppError) await spend(res, { kind: 'address', clientIp }, 1, 'your address');
+        if (error instanceof AppError) await spend(res, { kind: 'address', clientIp }, 1);
         throw error;
       }
       res.locals.principal = principal;
@@ -227,16 +230,11 @@ export function graphqlRequestGuard(deps: {
       // Spent before any look inside, so a refused document costs its sender as much as any other.
       const points = Math.max(1, operations.reduce((sum, operation) => sum + admissionPoints(operation), 0));
       res.locals.prepaidPoints = points / Math.max(1, operations.length);
-      if (isTenantPrincipal(principal)) await spend(res, { kind: 'tenant', principal }, points, principal.tenant.slug);
-      else if (principal.kind === 'anonymous') await spend(res, { kind: 'address', clientIp }, points, 'your address');
+      await spend(res, rateLimitSubjectOf(principal, clientIp), points);
       if (principal.kind === 'anonymous' && deps.overload.overloaded) {
         // Signed-out work goes first when the server cannot keep up: tenants' requests keep the room.
         deps.overload.recordShed('signed-out');
-        res.setHeader('Retry-After', '1');
-        throw new AppError(ErrorCode.OVERLOADED, 'The server is overloaded and serves signed-in requests first; retry shortly', {
-          extensions: { retryAfter: 1 },
-          httpStatus: 503,
-        });
+        throw overloaded('The server is overloaded and serves signed-in requests first; retry shortly');
       }
       if (Array.isArray(req.body) && req.body.length > deps.maxBatchSize) {
         throw new AppError(

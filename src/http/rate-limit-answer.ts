@@ -1,6 +1,6 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { AppError, ErrorCode } from '../errors/app-error';
-import type { RateLimitDecision } from '../rate-limiting/request-rate-limiter';
+import { subjectName, type RateLimitDecision, type RateLimitSubject } from '../rate-limiting/request-rate-limiter';
 
 /**
  * What a rate-limit decision means for the response, in the guard (before parsing) and when an
@@ -8,7 +8,8 @@ import type { RateLimitDecision } from '../rate-limiting/request-rate-limiter';
  * Retry-After and the error to answer with (the whole request: 429, or 503 when the store is
  * unreachable under the `closed` policy or this process is too busy to hear it).
  */
-export function answerRateLimit(decision: RateLimitDecision, setHeader: (name: string, value: string) => void, whose: string): void {
+export function answerRateLimit(decision: RateLimitDecision, setHeader: (name: string, value: string) => void, subject: RateLimitSubject): void {
+  const whose = subjectName(subject);
   setHeader('RateLimit-Limit', String(decision.limit));
   setHeader('RateLimit-Remaining', String(decision.remaining));
   setHeader('RateLimit-Reset', String(decision.resetSeconds));
@@ -20,7 +21,8 @@ export function answerRateLimit(decision: RateLimitDecision, setHeader: (name: s
     case 'limited':
       return refuse(ErrorCode.RATE_LIMITED, `Rate limit reached for ${whose}; retry in ${decision.retryAfterSeconds} s`, decision.retryAfterSeconds, 429);
     case 'overloaded':
-      return refuse(ErrorCode.OVERLOADED, 'The server is overloaded; retry shortly', 1, 503);
+      setHeader('Retry-After', '1');
+      throw overloaded('The server is overloaded; retry shortly');
     case 'store-unavailable':
       if (decision.policy === 'closed') return refuse(ErrorCode.SERVICE_UNAVAILABLE, 'Rate limiting is unavailable; retry shortly', 1, 503);
       return;
@@ -63,3 +65,8 @@ export function holdRateLimitedAnswers(maxMs: number): ApolloServerPlugin {
 }
 
 export const hold = (ms: number) => (ms > 0 ? new Promise<void>((resolve) => setTimeout(resolve, ms)) : Promise.resolve());
+
+/** A refusal while the server is overloaded: 503, come back in a second (and held like a 429). */
+export function overloaded(message: string): AppError {
+  return new AppError(ErrorCode.OVERLOADED, message, { extensions: { retryAfter: 1 }, httpStatus: 503 });
+}

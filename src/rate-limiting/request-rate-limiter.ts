@@ -1,4 +1,4 @@
-import { principalKey, type TenantPrincipal } from '../auth/principal';
+import { isTenantPrincipal, principalKey, type Principal, type TenantPrincipal } from '../auth/principal';
 import type { Logger } from '../observability/logger';
 import { rateLimitAddress } from './client-address';
 import { effectiveLimits } from './plans';
@@ -8,6 +8,15 @@ export type RedisFailurePolicy = 'open' | 'closed';
 
 /** Whose budget a request spends: its tenant's and caller's, or, signed out, its client address's. */
 export type RateLimitSubject = { kind: 'tenant'; principal: TenantPrincipal } | { kind: 'address'; clientIp: string };
+
+/** The budgets a request of `principal` spends; null for platform admins, who have none. */
+export function rateLimitSubjectOf(principal: Principal, clientIp: string): RateLimitSubject | null {
+  if (isTenantPrincipal(principal)) return { kind: 'tenant', principal };
+  return principal.kind === 'anonymous' ? { kind: 'address', clientIp } : null;
+}
+
+/** Whose budget it is, as a refusal says it. */
+export const subjectName = (subject: RateLimitSubject) => (subject.kind === 'tenant' ? subject.principal.tenant.slug : 'your address');
 
 /** What the response's RateLimit-* headers say: the bucket closest to empty. */
 export interface RateLimitState {
