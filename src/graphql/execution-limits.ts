@@ -65,12 +65,10 @@ export function executionLimitsPlugin(limits: ExecutionLimits): ApolloServerPlug
           if (response.body.kind !== 'single') return;
           const result = response.body.singleResult;
           let refusal: { code: ErrorCode; message: string; status: number } | undefined;
-          if (result.errors?.some((error) => error.extensions?.code === ErrorCode.OPERATION_TIMEOUT)) {
-            refusal = {
-              code: ErrorCode.OPERATION_TIMEOUT,
-              message: `The operation ran longer than ${limits.maxExecutionMs} ms and was stopped (anything it was changing was rolled back); ask for less`,
-              status: 503,
-            };
+          const timedOut = result.errors?.find((error) => error.extensions?.code === ErrorCode.OPERATION_TIMEOUT);
+          if (timedOut) {
+            // The first field's own words: stopped by the deadline, or by the database (rolled back).
+            refusal = { code: ErrorCode.OPERATION_TIMEOUT, message: timedOut.message, status: 503 };
           } else if (result.data && (operationCostOf(contextValue) ?? Infinity) >= SMALL_COST) {
             const bytes = Buffer.byteLength(JSON.stringify(result));
             if (bytes > limits.maxResponseBytes) {
