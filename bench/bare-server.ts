@@ -12,6 +12,7 @@ import type { FleetScope } from '../src/fleet/vehicles';
 import { PrismaClient as TenantPrismaClient } from '../src/generated/prisma/tenant/client';
 import { scalarResolvers } from '../src/graphql/scalars';
 import { loadTypeDefs } from '../src/graphql/schema';
+import { TenantSql } from '../src/tenancy/tenant-sql';
 
 /*
  * The baseline the tenant server is compared with: the same SDL, the same fleet resolvers and
@@ -31,7 +32,9 @@ interface BareContext {
 
 async function main(): Promise<void> {
   const options = JSON.parse(process.argv[2] ?? '{}') as { databaseUrl: string; schema: string; poolMax?: number };
-  const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolMax ?? 10 });
+  // search_path as a tenant role has it: the resolvers' SQL reads name tables unqualified.
+  const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolMax ?? 10, options: `-c search_path=${pg.Client.prototype.escapeIdentifier(options.schema)}` });
+  const sql = new TenantSql(pool);
   const db = new TenantPrismaClient({ adapter: new PrismaPg(pool, { schema: options.schema }) });
 
   // The fleet resolvers only ever call ctx.tenantScope(), which is all this context offers.
@@ -46,7 +49,7 @@ async function main(): Promise<void> {
     express.json({ limit: '200kb' }),
     expressMiddleware(apollo, {
       context: async () => {
-        const scope: FleetScope = { db, loaders: createFleetLoaders(db) };
+        const scope: FleetScope = { db, sql, loaders: createFleetLoaders(sql) };
         return { tenantScope: () => scope };
       },
     }),

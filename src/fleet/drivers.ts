@@ -1,8 +1,10 @@
 import { isRecordNotFound, isViolationOf, uniqueViolation, type ConstraintRef } from '../database/prisma-errors';
 import { conflict, notFound } from '../errors/app-error';
-import type { Driver, Prisma } from '../generated/prisma/tenant/client';
+import { Prisma, type Driver } from '../generated/prisma/tenant/client';
 import { pageRequest, toConnection, type ConnectionModel } from '../graphql/pagination';
-import { containsLiteral, createDriverSchema, normaliseIdentifier, parseInput, searchText, updateDriverSchema } from './fleet-input';
+import { containsText } from '../tenancy/tenant-table';
+import { createDriverSchema, normaliseIdentifier, parseInput, searchText, updateDriverSchema } from './fleet-input';
+import { driverTable, driverVehicle } from './fleet-tables';
 import type { FleetScope } from './vehicles';
 
 export interface DriverFilter {
@@ -11,35 +13,46 @@ export interface DriverFilter {
   assigned?: boolean | null;
 }
 
-function driverWhere(filter: DriverFilter | null | undefined): Prisma.DriverWhereInput {
-  const where: Prisma.DriverWhereInput = {};
-  if (filter?.status) where.status = filter.status;
-  if (filter?.assigned === true) where.vehicle = { isNot: null };
-  if (filter?.assigned === false) where.vehicle = { is: null };
+function driverConditions(filter: DriverFilter | null | undefined): Prisma.Sql[] {
+  const where: Prisma.Sql[] = [];
+  if (filter?.status) where.push(Prisma.sql`t."status" = ${filter.status}::"DriverStatus"`);
+  const assigned = Prisma.sql`EXISTS (SELECT 1 FROM "Vehicle" v WHERE v."driverId" = t."id")`;
+  if (filter?.assigned === true) where.push(assigned);
+  if (filter?.assigned === false) where.push(Prisma.sql`NOT ${assigned}`);
   const search = searchText(filter?.search);
   if (search) {
-    where.OR = [
-      { name: containsLiteral(search) },
-      { licenseNumber: containsLiteral(normaliseIdentifier(search)) },
-      { email: containsLiteral(search) },
-    ];
+    where.push(
+      Prisma.sql`(${Prisma.join(
+        [containsText(Prisma.sql`t."name"`, search), containsText(Prisma.sql`t."licenseNumber"`, normaliseIdentifier(search)), containsText(Prisma.sql`t."email"`, search)],
+        ' OR ',
+      )})`,
+    );
   }
   return where;
 }
 
+/** A page of drivers; with `withVehicle`, their vehicles in the same statement (as listVehicles). */
 export async function listDrivers(
-  { db, loaders }: FleetScope,
+  { sql, loaders }: FleetScope,
   args: { first?: number | null; after?: string | null; filter?: DriverFilter | null },
+  { withVehicle }: { withVehicle: boolean },
 ): Promise<ConnectionModel<Driver>> {
   const page = pageRequest(args.first, args.after);
-  const where = driverWhere(args.filter);
-  const rows = await db.driver.findMany({
-    where: page.afterId ? { AND: [where, { id: { gt: page.afterId } }] } : where,
-    orderBy: { id: 'asc' },
-    take: page.take + 1,
-  });
+  const where = driverConditions(args.filter);
+  const query = { where, afterId: page.afterId, limit: page.take + 1 };
+  let rows: Driver[];
+  if (withVehicle) {
+    const joined = await driverTable.page(sql, query, driverVehicle);
+    rows = joined.map(({ row, related }) => {
+      loaders.vehicleByDriverId.prime(row.id, related);
+      if (related) loaders.vehicleById.prime(related.id, related);
+      return row;
+    });
+  } else {
+    rows = await driverTable.page(sql, query);
+  }
   for (const row of rows) loaders.driverById.prime(row.id, row);
-  return toConnection(rows, page, () => db.driver.count({ where }));
+  return toConnection(rows, page, () => driverTable.count(sql, where));
 }
 
 /** As migrations/tenant names it; any other violation is not the client's licence number. */

@@ -93,15 +93,6 @@ export function searchText(search: string | null | undefined): string | undefine
   return trimmed;
 }
 
-/**
- * A Prisma filter matching `text` as a literal, case-insensitive substring. Prisma hands
- * `contains` to LIKE unescaped, so `%`, `_` and `\` would act as patterns; they are escaped
- * with backslash, PostgreSQL's default LIKE escape character.
- */
-export function containsLiteral(text: string): { contains: string; mode: 'insensitive' } {
-  return { contains: text.replace(/[\\%_]/g, '\\$&'), mode: 'insensitive' };
-}
-
 export function parseInput<T extends z.ZodType>(schema: T, input: object, nullable: readonly string[] = []): z.infer<T> {
   const result = schema.safeParse(withoutNulls(input as Record<string, unknown>, nullable));
   if (!result.success) {

@@ -1,11 +1,14 @@
 import DataLoader from 'dataloader';
 import type { Driver, Vehicle } from '../generated/prisma/tenant/client';
-import type { TenantPrisma } from '../tenancy/tenant-client-pool';
+import type { TenantSql } from '../tenancy/tenant-sql';
+import type { TenantTable } from '../tenancy/tenant-table';
+import { driverTable, vehicleTable } from './fleet-tables';
 
 /**
  * Per-request batching for nested fields: however many vehicles a page lists, their drivers
- * come from one query (and the reverse for drivers' vehicles). Created per request on the
- * tenant-bound client, so a loader can never hold another tenant's rows.
+ * come from one statement (and the reverse for drivers' vehicles), unless the page brought
+ * them along already (see listVehicles). Created per request on the tenant-bound client, so a
+ * loader can never hold another tenant's rows.
  */
 export interface FleetLoaders {
   vehicleById: DataLoader<string, Vehicle | null>;
@@ -13,28 +16,18 @@ export interface FleetLoaders {
   vehicleByDriverId: DataLoader<string, Vehicle | null>;
 }
 
-function indexBy<T>(rows: T[], key: (row: T) => string | null): Map<string, T> {
-  const map = new Map<string, T>();
-  for (const row of rows) {
-    const value = key(row);
-    if (value !== null) map.set(value, row);
-  }
-  return map;
+function loaderOf<Row extends { id: string }>(sql: TenantSql, table: TenantTable<Row>, key: keyof Row & string): DataLoader<string, Row | null> {
+  return new DataLoader(async (keys) => {
+    const rows = new Map<unknown, Row>();
+    for (const row of await table.whereIn(sql, key, keys)) rows.set(row[key], row);
+    return keys.map((value) => rows.get(value) ?? null);
+  });
 }
 
-export function createFleetLoaders(db: TenantPrisma): FleetLoaders {
+export function createFleetLoaders(sql: TenantSql): FleetLoaders {
   return {
-    vehicleById: new DataLoader(async (ids) => {
-      const rows = indexBy(await db.vehicle.findMany({ where: { id: { in: [...ids] } } }), (row) => row.id);
-      return ids.map((id) => rows.get(id) ?? null);
-    }),
-    driverById: new DataLoader(async (ids) => {
-      const rows = indexBy(await db.driver.findMany({ where: { id: { in: [...ids] } } }), (row) => row.id);
-      return ids.map((id) => rows.get(id) ?? null);
-    }),
-    vehicleByDriverId: new DataLoader(async (driverIds) => {
-      const rows = indexBy(await db.vehicle.findMany({ where: { driverId: { in: [...driverIds] } } }), (row) => row.driverId);
-      return driverIds.map((id) => rows.get(id) ?? null);
-    }),
+    vehicleById: loaderOf(sql, vehicleTable, 'id'),
+    driverById: loaderOf(sql, driverTable, 'id'),
+    vehicleByDriverId: loaderOf(sql, vehicleTable, 'driverId'),
   };
 }

@@ -1,5 +1,6 @@
 import type { Resolvers } from '../generated/graphql';
 import { expectGlobalId, parseGlobalId, toGlobalId } from '../graphql/global-id';
+import { selectsPath } from '../graphql/look-ahead';
 import { createDriver, deleteDriver, listDrivers, updateDriver } from './drivers';
 import { assignDriver, createVehicle, deleteVehicle, listVehicles, updateVehicle } from './vehicles';
 
@@ -21,9 +22,9 @@ export const fleetResolvers: Resolvers = {
       return driver ? { ...driver, __typename: 'Driver' as const } : null;
     },
     vehicle: (_root, { id }, ctx) => ctx.tenantScope().loaders.vehicleById.load(expectGlobalId(id, 'Vehicle')),
-    vehicles: (_root, args, ctx) => listVehicles(ctx.tenantScope(), args),
+    vehicles: (_root, args, ctx, info) => listVehicles(ctx.tenantScope(), args, { withDriver: selectsPath(info, ['edges', 'node', 'driver']) }),
     driver: (_root, { id }, ctx) => ctx.tenantScope().loaders.driverById.load(expectGlobalId(id, 'Driver')),
-    drivers: (_root, args, ctx) => listDrivers(ctx.tenantScope(), args),
+    drivers: (_root, args, ctx, info) => listDrivers(ctx.tenantScope(), args, { withVehicle: selectsPath(info, ['edges', 'node', 'vehicle']) }),
   },
   Mutation: {
     createVehicle: async (_root, { input }, ctx) => ({ vehicle: await createVehicle(ctx.tenantScope(), input) }),

@@ -1,14 +1,21 @@
 import { foreignKeyViolation, isRecordNotFound, isViolationOf, uniqueViolation, type ConstraintRef } from '../database/prisma-errors';
 import { conflict, notFound } from '../errors/app-error';
-import type { Prisma, Vehicle } from '../generated/prisma/tenant/client';
+import { Prisma, type Vehicle } from '../generated/prisma/tenant/client';
 import { pageRequest, toConnection, type ConnectionModel } from '../graphql/pagination';
 import type { TenantPrisma } from '../tenancy/tenant-client-pool';
-import { containsLiteral, createVehicleSchema, normaliseIdentifier, parseInput, searchText, updateVehicleSchema } from './fleet-input';
+import type { TenantSql } from '../tenancy/tenant-sql';
+import { containsText } from '../tenancy/tenant-table';
+import { createVehicleSchema, normaliseIdentifier, parseInput, searchText, updateVehicleSchema } from './fleet-input';
 import type { FleetLoaders } from './fleet-loaders';
+import { vehicleDriver, vehicleTable } from './fleet-tables';
 
-/** Everything here runs on a tenant-bound client: it can only ever see one tenant's schema. */
+/**
+ * Everything here runs on a tenant-bound client (Prisma for writes, SQL for reads, on the same
+ * connections): it can only ever see one tenant's schema.
+ */
 export interface FleetScope {
   db: TenantPrisma;
+  sql: TenantSql;
   loaders: FleetLoaders;
 }
 
@@ -18,35 +25,51 @@ export interface VehicleFilter {
   hasDriver?: boolean | null;
 }
 
-function vehicleWhere(filter: VehicleFilter | null | undefined): Prisma.VehicleWhereInput {
-  const where: Prisma.VehicleWhereInput = {};
-  if (filter?.status) where.status = filter.status;
-  if (filter?.hasDriver === true) where.driverId = { not: null };
-  if (filter?.hasDriver === false) where.driverId = null;
+function vehicleConditions(filter: VehicleFilter | null | undefined): Prisma.Sql[] {
+  const where: Prisma.Sql[] = [];
+  if (filter?.status) where.push(Prisma.sql`t."status" = ${filter.status}::"VehicleStatus"`);
+  if (filter?.hasDriver === true) where.push(Prisma.sql`t."driverId" IS NOT NULL`);
+  if (filter?.hasDriver === false) where.push(Prisma.sql`t."driverId" IS NULL`);
   const search = searchText(filter?.search);
   if (search) {
-    where.OR = [
-      { plate: containsLiteral(normaliseIdentifier(search)) },
-      { make: containsLiteral(search) },
-      { model: containsLiteral(search) },
-    ];
+    where.push(
+      Prisma.sql`(${Prisma.join(
+        [containsText(Prisma.sql`t."plate"`, normaliseIdentifier(search)), containsText(Prisma.sql`t."make"`, search), containsText(Prisma.sql`t."model"`, search)],
+        ' OR ',
+      )})`,
+    );
   }
   return where;
 }
 
+/**
+ * A page of vehicles; with `withDriver` (the query selects each vehicle's driver), their drivers
+ * come in the same statement and wait in the request's loaders, so the page costs one
+ * statement instead of two.
+ */
 export async function listVehicles(
-  { db, loaders }: FleetScope,
+  { sql, loaders }: FleetScope,
   args: { first?: number | null; after?: string | null; filter?: VehicleFilter | null },
+  { withDriver }: { withDriver: boolean },
 ): Promise<ConnectionModel<Vehicle>> {
   const page = pageRequest(args.first, args.after);
-  const where = vehicleWhere(args.filter);
-  const rows = await db.vehicle.findMany({
-    where: page.afterId ? { AND: [where, { id: { gt: page.afterId } }] } : where,
-    orderBy: { id: 'asc' },
-    take: page.take + 1,
-  });
-  for (const row of rows) loaders.vehicleById.prime(row.id, row);
-  return toConnection(rows, page, () => db.vehicle.count({ where }));
+  const where = vehicleConditions(args.filter);
+  const query = { where, afterId: page.afterId, limit: page.take + 1 };
+  let rows: Vehicle[];
+  if (withDriver) {
+    const joined = await vehicleTable.page(sql, query, vehicleDriver);
+    rows = joined.map(({ row, related }) => {
+      if (related) loaders.driverById.prime(related.id, related);
+      return row;
+    });
+  } else {
+    rows = await vehicleTable.page(sql, query);
+  }
+  for (const row of rows) {
+    loaders.vehicleById.prime(row.id, row);
+    if (row.driverId) loaders.vehicleByDriverId.prime(row.driverId, row);
+  }
+  return toConnection(rows, page, () => vehicleTable.count(sql, where));
 }
 
 /* Vehicle's constraints as migrations/tenant names them, so a violation maps to its own field. */

@@ -83,7 +83,7 @@ export function createRequestContext(options: {
       }
       const lease = services.tenantClients.lease(principal.tenant);
       releaseLease = lease.release;
-      scope = { principal, db: lease.db, loaders: createFleetLoaders(lease.db) };
+      scope = { principal, db: lease.db, sql: lease.sql, loaders: createFleetLoaders(lease.sql) };
       return scope;
     },
     release() {

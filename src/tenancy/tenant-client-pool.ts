@@ -5,6 +5,7 @@ import pg from 'pg';
 import { AppError, ErrorCode } from '../errors/app-error';
 import { PrismaClient as TenantPrismaClient } from '../generated/prisma/tenant/client';
 import type { ConnectionBudget } from './connection-budget';
+import { TenantSql } from './tenant-sql';
 
 export type TenantPrisma = InstanceType<typeof TenantPrismaClient>;
 
@@ -15,9 +16,13 @@ export interface TenantDatabaseRef {
   dbRole: string;
 }
 
-/** A tenant-bound client, kept alive until release() even if the LRU evicts it meanwhile. */
+/**
+ * A tenant-bound client, kept alive until release() even if the LRU evicts it meanwhile: Prisma
+ * for writes and transactions, and SQL reads on the same connections (see TenantSql).
+ */
 export interface TenantLease {
   readonly db: TenantPrisma;
+  readonly sql: TenantSql;
   release(): void;
 }
 
@@ -46,6 +51,7 @@ interface CachedClient {
   tenant: TenantDatabaseRef;
   pool: pg.Pool;
   db: TenantPrisma;
+  sql: TenantSql;
   leases: number;
   /** Evicted from the cache; disconnect when the last lease is released. */
   retired: boolean;
@@ -99,6 +105,7 @@ export class TenantClientPool {
     let released = false;
     return {
       db: leased.db,
+      sql: leased.sql,
       release: () => {
         if (released) return;
         released = true;
@@ -148,7 +155,7 @@ export class TenantClientPool {
     });
     pool.on('error', (error) => onError?.(error, tenant.id));
     const db = new TenantPrismaClient({ adapter: new PrismaPg(pool, { schema: tenant.schemaName }) });
-    return { tenant, pool, db, leases: 0, retired: false };
+    return { tenant, pool, db, sql: new TenantSql(pool), leases: 0, retired: false };
   }
 
   private readonly disconnecting = new WeakSet<CachedClient>();
