@@ -265,6 +265,7 @@ function createServices(
           addressLimits: config.rateLimit.signedOut,
           namespace: installationId,
           logger,
+          onTake: () => metrics.rateLimitTakes.inc(),
         })
       : null,
     tenantInFlight,

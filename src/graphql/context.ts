@@ -44,6 +44,8 @@ export interface RequestContext {
   startedAt: number;
   /** Budget points each operation already spent in the request guard, before it was priced. */
   prepaidPoints: number;
+  /** The operation as sent, as the guard's memo of prices keys it (src/rate-limiting/known-costs.ts). */
+  costKey: string | undefined;
   principal: Principal;
   /** The client's address (per-IP limits of signed-out calls such as login). */
   clientIp: string;
@@ -66,6 +68,7 @@ export function createRequestContext(options: {
   requestId: string;
   principal: Principal;
   prepaidPoints: number;
+  costKey: string | undefined;
   clientIp: string;
   services: Services;
   logger: Logger;

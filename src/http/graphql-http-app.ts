@@ -24,6 +24,7 @@ import type { OverloadMonitor } from '../observability/overload-monitor';
 import { rateLimitSubjectOf, type RequestRateLimiter } from '../rate-limiting/request-rate-limiter';
 import type { TenantInFlight } from '../rate-limiting/tenant-in-flight';
 import { PerCallerApqCache } from '../persisted-queries/per-caller-apq-cache';
+import { KnownCosts } from '../rate-limiting/known-costs';
 import { clientIpOf, graphqlRequestGuard, type GuardedLocals } from './graphql-request-guard';
 import { answerRateLimit, hold, holdRateLimitedAnswers, overloaded, refusalHoldMs } from './rate-limit-answer';
 import { sendRequestError } from './send-request-error';
@@ -62,10 +63,13 @@ export async function createGraphQLHttpApp(deps: {
   app.set('etag', false);
   app.set('trust proxy', config.trustProxy);
   const httpServer = http.createServer(app);
+  const knownCosts = new KnownCosts();
   const hardening = hardeningPlugins(
     config.limits,
     () => schema,
-    admitOperation(deps.rateLimiter, deps.overload, { shedCost: config.overload.shedCost }),
+    admitOperation(deps.rateLimiter, deps.overload, { shedCost: config.overload.shedCost }, (contextValue, cost) =>
+      knownCosts.remember(contextValue.costKey, cost),
+    ),
   );
   const apqCache = new PerCallerApqCache(deps.apqCache);
   const apollo = new ApolloServer<RequestContext>({
@@ -120,15 +124,17 @@ export async function createGraphQLHttpApp(deps: {
       safelist: services.safelist,
       maxBatchSize: config.limits.maxBatchSize,
       documentLimits: config.limits,
+      knownCosts,
     }),
     (_req, res, next) => apqCache.runAs((res.locals as GuardedLocals).principal, next),
     expressMiddleware(apollo, {
       context: async ({ req, res }) => {
-        const { requestId, principal, prepaidPoints } = res.locals as GuardedLocals;
+        const { requestId, principal, prepaidPoints, costKey } = res.locals as GuardedLocals;
         return createRequestContext({
           requestId,
           principal,
           prepaidPoints: prepaidPoints ?? 1,
+          costKey,
           clientIp: clientIpOf(req),
           services,
           logger: logger.child({ requestId }),
@@ -145,17 +151,20 @@ export async function createGraphQLHttpApp(deps: {
 }
 
 /**
- * Once an operation is priced: while the server is overloaded, one costing OVERLOAD_SHED_COST
- * or more is shed (503 OVERLOADED); otherwise its cost, less what the guard took for it, is
- * charged to the budgets the guard charged: the tenant's and the caller's, or the signed-out
- * client address's. Platform admins have no budget.
+ * Once an operation is priced: its price is remembered (KnownCosts); while the server is
+ * overloaded, one costing OVERLOAD_SHED_COST or more is shed (503 OVERLOADED); otherwise its
+ * cost, less what the guard took for it, is charged to the budgets the guard charged: the
+ * tenant's and the caller's, or the signed-out client address's. Platform admins have no budget.
  */
 function admitOperation(
   rateLimiter: RequestRateLimiter | null,
   overload: OverloadMonitor,
   { shedCost }: { shedCost: number },
+  priced: (contextValue: RequestContext, cost: number) => void,
 ): ChargeCost {
-  return async ({ principal, clientIp, prepaidPoints }, cost, headers) => {
+  return async (contextValue, cost, headers) => {
+    const { principal, clientIp, prepaidPoints } = contextValue;
+    priced(contextValue, cost);
     const setHeader = (name: string, value: string) => void headers.set(name.toLowerCase(), value);
     if (cost >= shedCost && overload.overloaded) {
       overload.recordShed('expensive');

@@ -9,6 +9,7 @@ import { assertSaneInput } from '../graphql/hardening';
 import type { OperationSafelist } from '../persisted-queries/operation-safelist';
 import { rateLimitSubjectOf, type RateLimitSubject, type RequestRateLimiter } from '../rate-limiting/request-rate-limiter';
 import type { OverloadMonitor } from '../observability/overload-monitor';
+import type { KnownCosts } from '../rate-limiting/known-costs';
 import type { TenantInFlight } from '../rate-limiting/tenant-in-flight';
 import { answerRateLimit, hold, overloaded, refusalHoldMs } from './rate-limit-answer';
 import { sendRequestError } from './send-request-error';
@@ -21,7 +22,8 @@ import { sendRequestError } from './send-request-error';
  *   3. rate limits, a point per operation and KB of text (one Redis round trip): the tenant's
  *      and the caller's buckets, or a signed-out request's client address -> RateLimit-*
  *      headers, 429; the rest of an operation's cost is charged once it is priced
- *      (src/graphql/hardening.ts)
+ *      (src/graphql/hardening.ts), unless the same operation was priced before: then its whole
+ *      cost is charged here (KnownCosts), and pricing finds nothing left to charge
  *   4. while the server is overloaded, signed-out requests are shed (503 OVERLOADED)
  *   5. batch size; the nesting depth and well-formed Unicode of each operation's text, name,
  *      variables and extensions; each document's shape on its token stream (tokens,
@@ -40,8 +42,10 @@ export const clientIpOf = (req: Request): string => req.ip ?? req.socket.remoteA
 export interface GuardedLocals {
   requestId: string;
   principal: Principal;
-  /** Points each operation spent in the guard, before it was priced (see admissionPoints). */
+  /** Points each operation spent in the guard, before it was priced (see admissionPoints and KnownCosts). */
   prepaidPoints: number;
+  /** The operation as sent, as KnownCosts keys it (a single operation only). */
+  costKey: string | undefined;
 }
 
 /**
@@ -169,6 +173,7 @@ export function graphqlRequestGuard(deps: {
   safelist: OperationSafelist;
   maxBatchSize: number;
   documentLimits: DocumentShapeLimits;
+  knownCosts: KnownCosts;
 }): RequestHandler {
   /** Spends `points` from the subject's budgets; throws the refusal (headers set either way). */
   async function spend(res: Response, subject: RateLimitSubject | null, points: number): Promise<void> {
@@ -227,8 +232,13 @@ export function graphqlRequestGuard(deps: {
       }
       res.locals.principal = principal;
       const operations = operationsOf(req);
-      // Spent before any look inside, so a refused document costs its sender as much as any other.
-      const points = Math.max(1, operations.reduce((sum, operation) => sum + admissionPoints(operation), 0));
+      // Spent before any look inside, so a refused document costs its sender as much as any other;
+      // an operation priced before is charged its whole cost now, in this one round trip.
+      const single = !Array.isArray(req.body) && operations.length === 1 ? (operations[0] as GraphQLRequestFields) : undefined;
+      const costKey = single ? deps.knownCosts.keyOf(single) : undefined;
+      const admission = Math.max(1, operations.reduce((sum, operation) => sum + admissionPoints(operation), 0));
+      const points = Math.max(admission, deps.knownCosts.get(costKey) ?? 0);
+      res.locals.costKey = costKey;
       res.locals.prepaidPoints = points / Math.max(1, operations.length);
       await spend(res, rateLimitSubjectOf(principal, clientIp), points);
       if (principal.kind === 'anonymous' && deps.overload.overloaded) {

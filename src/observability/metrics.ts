@@ -10,6 +10,11 @@ export class Metrics {
     help: 'SQL statements sent by tenant-bound connections',
     registers: [this.registry],
   });
+  readonly rateLimitTakes = new Counter({
+    name: 'fleet_rate_limit_takes_total',
+    help: 'Round trips to the rate-limit store (one spends a request\'s points from all its buckets at once)',
+    registers: [this.registry],
+  });
   readonly graphqlOperations = new Histogram({
     name: 'fleet_graphql_operation_duration_seconds',
     help: 'GraphQL operations by type and outcome',

@@ -40,7 +40,8 @@ export type RateLimitDecision =
  * Spends points from request budgets: a tenant's bucket and its caller's (user or API key), or
  * the client address's for a request without valid credentials. The guard takes one point per
  * operation before parsing; once an operation is priced, it takes the rest of its cost
- * (src/graphql/hardening.ts), so a budget is spent by what operations cost. Tenant limits come
+ * (src/graphql/hardening.ts), so a budget is spent by what operations cost. An operation priced
+ * before (known-costs.ts) spends its whole cost in the guard's one take. Tenant limits come
  * from the tenant record (plan plus overrides), so an override applies on the next request.
  */
 export class RequestRateLimiter {
@@ -57,6 +58,8 @@ export class RequestRateLimiter {
       /** Keeps installations that share a Redis apart (tenant ids are unique anyway; addresses are not). */
       namespace: string;
       logger: Logger;
+      /** Called for every round trip to the store (metrics; tests count them). */
+      onTake?: () => void;
     },
   ) {}
 
@@ -67,6 +70,7 @@ export class RequestRateLimiter {
   async take(subject: RateLimitSubject, points: number): Promise<RateLimitDecision> {
     const { keys, limits } = this.bucketsOf(subject);
     const startedAt = performance.now();
+    this.options.onTake?.();
     try {
       const result = await this.store.take(keys, limits, points);
       const tightest = result.buckets.reduce(tighter);

@@ -385,18 +385,48 @@ describe('budgets spend what operations cost (the @cost of the SDL), not one tok
     expect(header(priced, 'ratelimit-remaining')).toBe('64');
     expect(header(await postJson(app.url, { query: FIFTY_FIVE }, bearer(tenant.ownerToken)), 'ratelimit-remaining')).toBe('9');
 
-    // 9 left: the guard's point is taken (8 left), the other 54 are not there.
-    const refused = await postJson(app.url, { query: FIFTY_FIVE }, bearer(tenant.ownerToken));
+    // 9 left. An operation never priced before: the guard's point is taken (8 left), and once
+    // priced, the other 54 are not there.
+    const refused = await postJson(app.url, { query: `{ again: ${FIFTY_FIVE.slice(2)}` }, bearer(tenant.ownerToken));
     expect({ status: refused.status, codes: codesOf(refused), data: refused.body.data ?? null }).toEqual({ status: 429, codes: ['RATE_LIMITED'], data: null });
     const retryAfter = refused.body.errors?.[0]?.extensions?.retryAfter as number;
-    // 47 points missing at one per 1,000 s.
+    // 46 points missing at one per 1,000 s.
     expect(retryAfter).toBeGreaterThan(40_000);
     expect(header(refused, 'retry-after')).toBe(String(retryAfter));
     expect([header(refused, 'ratelimit-limit'), header(refused, 'ratelimit-remaining')]).toEqual(['120', '8']);
+    // The operation priced before: the guard asks for all 55 points at once, is refused, and
+    // nothing is spent.
+    const known = await postJson(app.url, { query: FIFTY_FIVE }, bearer(tenant.ownerToken));
+    expect({ status: known.status, codes: codesOf(known), data: known.body.data ?? null }).toEqual({ status: 429, codes: ['RATE_LIMITED'], data: null });
+    expect([header(known, 'ratelimit-limit'), header(known, 'ratelimit-remaining')]).toEqual(['120', '8']);
     // What is left still serves operations that fit.
     const cheap = await hit(app, tenant.ownerToken);
     expectAdmitted(cheap, 120);
     expect(header(cheap, 'ratelimit-remaining')).toBe('7');
+  });
+
+  it('an operation priced before spends its whole cost in one round trip to Redis; a new one takes two', async () => {
+    const tenant = await app.createTenant(uniqueSlug('trips'));
+    await setLimit(app, tenant.id, { capacity: 1000, refillPerSecond: 0.001 });
+    const takes = async () => {
+      const response = await fetch(app.url.replace(/\/graphql$/, '/metrics'));
+      const line = (await response.text()).split('\n').find((row) => row.startsWith('fleet_rate_limit_takes_total '));
+      if (!line) throw new Error('fleet_rate_limit_takes_total missing from /metrics');
+      return Number(line.split(' ')[1]);
+    };
+    const roundTrips = async (query: string, variables: Record<string, unknown> = {}) => {
+      const before = await takes();
+      const response = await postJson(app.url, { query, variables }, bearer(tenant.ownerToken));
+      expect({ status: response.status, errors: response.body.errors }).toEqual({ status: 200, errors: undefined });
+      return { trips: (await takes()) - before, remaining: Number(header(response, 'ratelimit-remaining')) };
+    };
+    const query = 'query Trips($first: Int) { vehicles(first: $first) { totalCount } }';
+    const first = await roundTrips(query, { first: 5 });
+    const again = await roundTrips(query, { first: 5 });
+    const otherVariables = await roundTrips(query, { first: 6 });
+    expect([first.trips, again.trips, otherVariables.trips]).toEqual([2, 1, 2]);
+    // Either way the operation spent its cost, 55 points (66 with first: 6).
+    expect([first.remaining - again.remaining, again.remaining - otherVariables.remaining]).toEqual([55, 66]);
   });
 });
 

@@ -1,0 +1,38 @@
+import { LRUCache } from 'lru-cache';
+
+/** A request's operation as the guard reads it off the wire. */
+export interface OperationAsSent {
+  query?: unknown;
+  operationName?: unknown;
+  variables?: unknown;
+  extensions?: unknown;
+}
+
+/** Longer requests are priced afresh each time rather than kept (and hashed) as keys. */
+const MAX_KEY_LENGTH = 2_048;
+
+/**
+ * The cost each recently seen operation was priced at, keyed by the operation exactly as sent
+ * (text or persisted hash, name, variables), so that the request guard can spend a repeated
+ * operation's whole cost in its one Redis round trip instead of a point first and the rest once
+ * Apollo has priced it (a second round trip). A cost is a function of the document and its
+ * variables only, so a key always maps to the same cost; a request whose operation is not
+ * known here is charged as before, and its price is remembered for the next one.
+ */
+export class KnownCosts {
+  private readonly costs = new LRUCache<string, number>({ max: 5_000 });
+
+  /** The key of a single operation as sent; undefined when it is too long to keep. */
+  keyOf(operation: OperationAsSent): string | undefined {
+    const key = JSON.stringify([operation.query ?? null, operation.operationName ?? null, operation.variables ?? null, operation.extensions ?? null]);
+    return key.length <= MAX_KEY_LENGTH ? key : undefined;
+  }
+
+  get(key: string | undefined): number | undefined {
+    return key === undefined ? undefined : this.costs.get(key);
+  }
+
+  remember(key: string | undefined, cost: number): void {
+    if (key !== undefined) this.costs.set(key, cost);
+  }
+}
