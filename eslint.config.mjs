@@ -16,6 +16,17 @@ export default tseslint.config(
     },
   },
   {
+    // AsyncLocalStorage turns on promise hooks for the whole process on Node 20 and 22: every
+    // promise of every request pays for them (docs/decisions/0007-request-path.md).
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { paths: [{ name: 'node:async_hooks', message: 'No async context on the request path: pass what a request needs along with it (see docs/decisions/0007-request-path.md).' }] },
+      ],
+    },
+  },
+  {
     files: ['scripts/**', 'bench/**'],
     rules: { 'no-console': 'off' },
   },

@@ -23,7 +23,7 @@ import type { Metrics } from '../observability/metrics';
 import type { OverloadMonitor } from '../observability/overload-monitor';
 import { rateLimitSubjectOf, type RequestRateLimiter } from '../rate-limiting/request-rate-limiter';
 import type { TenantInFlight } from '../rate-limiting/tenant-in-flight';
-import { PerCallerApqCache } from '../persisted-queries/per-caller-apq-cache';
+import { NO_SHARED_APQ_CACHE, perCallerApqPlugin } from '../persisted-queries/per-caller-apq-cache';
 import { KnownCosts } from '../rate-limiting/known-costs';
 import { clientIpOf, graphqlRequestGuard, type GuardedLocals } from './graphql-request-guard';
 import { answerRateLimit, hold, holdRateLimitedAnswers, overloaded, refusalHoldMs } from './rate-limit-answer';
@@ -39,8 +39,8 @@ export interface GraphQLHttpApp {
 /**
  * The HTTP side, in the order a request meets it: health routes; then for GraphQL, CORS ->
  * JSON body (size-capped) -> request guard (authentication, rate limits, persisted
- * operations) -> the caller's own automatic-persisted-query cache -> Apollo (document limits, access policy, resolvers), whose context leases the
- * tenant's client on first use.
+ * operations) -> Apollo (the caller's own automatic-persisted-query entries, document limits,
+ * access policy, resolvers), whose context leases the tenant's client on first use.
  */
 export async function createGraphQLHttpApp(deps: {
   config: Config;
@@ -71,7 +71,6 @@ export async function createGraphQLHttpApp(deps: {
       knownCosts.remember(contextValue.costKey, cost),
     ),
   );
-  const apqCache = new PerCallerApqCache(deps.apqCache);
   const apollo = new ApolloServer<RequestContext>({
     schema,
     introspection: config.introspection,
@@ -79,12 +78,13 @@ export async function createGraphQLHttpApp(deps: {
     formatError: createErrorFormatter(logger, { hideSuggestions: config.limits.blockFieldSuggestions }),
     validationRules: hardening.validationRules,
     allowBatchedHttpRequests: config.limits.maxBatchSize > 1,
-    persistedQueries: { cache: apqCache, ttl: config.apqTtlSeconds },
+    persistedQueries: { cache: NO_SHARED_APQ_CACHE, ttl: config.apqTtlSeconds },
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
       // Responses are private to a tenant: no cache hints to compute, per field, per request.
       ApolloServerPluginCacheControlDisabled(),
       config.landingPage ? ApolloServerPluginLandingPageLocalDefault({ embed: true }) : ApolloServerPluginLandingPageDisabled(),
+      perCallerApqPlugin(deps.apqCache, config.apqTtlSeconds),
       ...hardening.plugins,
       // willSendResponse runs in this order: the limits may replace the answer, which the log
       // line and the status rule then see.
@@ -126,7 +126,6 @@ export async function createGraphQLHttpApp(deps: {
       documentLimits: config.limits,
       knownCosts,
     }),
-    (_req, res, next) => apqCache.runAs((res.locals as GuardedLocals).principal, next),
     expressMiddleware(apollo, {
       context: async ({ req, res }) => {
         const { requestId, principal, prepaidPoints, costKey } = res.locals as GuardedLocals;
