@@ -4,6 +4,7 @@ import type { Authenticator } from '../auth/authenticator';
 import { isTenantPrincipal, type Principal, type TenantPrincipal } from '../auth/principal';
 import { AppError, ErrorCode } from '../errors/app-error';
 import { stripIgnoredCharacters } from 'graphql';
+import { LRUCache } from 'lru-cache';
 import { assertDocumentShape, type DocumentShapeLimits } from '../graphql/document-shape';
 import { assertSaneInput } from '../graphql/hardening';
 import type { OperationSafelist } from '../persisted-queries/operation-safelist';
@@ -150,18 +151,23 @@ function withQueryText(url: string, document: string, dropPersistedHash: boolean
  * automatic persisted queries sent with their hash, which must hash to what the client sent.
  * Error locations then refer to the normalised text.
  */
-function normalise(req: Request, operation: GraphQLRequestFields): void {
-  if (typeof operation.query !== 'string' || persistedHash(operation.extensions)) return;
-  let stripped: string;
-  try {
-    stripped = stripIgnoredCharacters(operation.query);
-  } catch {
-    return; // Not lexable: the parser reports it, with a position in the text as sent.
-  }
-  if (stripped === operation.query) return;
+function normalise(req: Request, operation: GraphQLRequestFields, stripped: string): void {
+  if (typeof operation.query !== 'string' || stripped === operation.query || persistedHash(operation.extensions)) return;
   operation.query = stripped;
   if (req.method === 'GET') req.url = withQueryText(req.url, stripped, false);
 }
+
+/** The text without what the lexer ignores, or as sent when it does not lex (the parser then says where). */
+function strippedText(query: string): string {
+  try {
+    return stripIgnoredCharacters(query);
+  } catch {
+    return query;
+  }
+}
+
+/** Documents longer than this are checked afresh each time rather than kept. */
+const MAX_REMEMBERED_DOCUMENT = 8_192;
 
 export function graphqlRequestGuard(deps: {
   authenticator: Authenticator;
@@ -175,6 +181,13 @@ export function graphqlRequestGuard(deps: {
   documentLimits: DocumentShapeLimits;
   knownCosts: KnownCosts;
 }): RequestHandler {
+  /**
+   * Documents that passed the checks below, as sent, with their stripped text: clients send the
+   * same few documents all day, and lexing each twice (shape, then stripping) was a visible
+   * share of a request's CPU. The checks depend on the text and the configuration only.
+   */
+  const checkedDocuments = new LRUCache<string, string>({ max: 1_000 });
+
   /** Spends `points` from the subject's budgets; throws the refusal (headers set either way). */
   async function spend(res: Response, subject: RateLimitSubject | null, points: number): Promise<void> {
     if (!deps.rateLimiter || !subject) return;
@@ -235,7 +248,8 @@ export function graphqlRequestGuard(deps: {
       // Spent before any look inside, so a refused document costs its sender as much as any other;
       // an operation priced before is charged its whole cost now, in this one round trip.
       const single = !Array.isArray(req.body) && operations.length === 1 ? (operations[0] as GraphQLRequestFields) : undefined;
-      const costKey = single ? deps.knownCosts.keyOf(single) : undefined;
+      const sentBytes = req.method === 'GET' ? req.originalUrl.length : Number(req.headers['content-length'] ?? Infinity);
+      const costKey = single ? deps.knownCosts.keyOf(single, sentBytes) : undefined;
       const admission = Math.max(1, operations.reduce((sum, operation) => sum + admissionPoints(operation), 0));
       const points = Math.max(admission, deps.knownCosts.get(costKey) ?? 0);
       res.locals.costKey = costKey;
@@ -261,9 +275,14 @@ export function graphqlRequestGuard(deps: {
         assertSaneInput(operation.variables, 'variables');
         assertSaneInput(operation.extensions, 'extensions');
         if (typeof operation.query === 'string') {
-          assertSaneInput(operation.query, 'query');
-          assertDocumentShape(operation.query, deps.documentLimits);
-          normalise(req, operation);
+          let stripped = checkedDocuments.get(operation.query);
+          if (stripped === undefined) {
+            assertSaneInput(operation.query, 'query');
+            assertDocumentShape(operation.query, deps.documentLimits);
+            stripped = strippedText(operation.query);
+            if (operation.query.length <= MAX_REMEMBERED_DOCUMENT) checkedDocuments.set(operation.query, stripped);
+          }
+          normalise(req, operation, stripped);
         }
       }
       if (isTenantPrincipal(principal)) {

@@ -22,9 +22,19 @@ const MAX_KEY_LENGTH = 2_048;
 export class KnownCosts {
   private readonly costs = new LRUCache<string, number>({ max: 5_000 });
 
-  /** The key of a single operation as sent; undefined when it is too long to keep. */
-  keyOf(operation: OperationAsSent): string | undefined {
-    const key = JSON.stringify([operation.query ?? null, operation.operationName ?? null, operation.variables ?? null, operation.extensions ?? null]);
+  /**
+   * The key of a single operation as sent; undefined when it is too long to keep. `sentBytes`
+   * (the body's or URL's length) comes first: nothing has checked the operation yet, and
+   * variables nested thousands deep would overflow the stack of JSON.stringify.
+   */
+  keyOf(operation: OperationAsSent, sentBytes: number): string | undefined {
+    if (sentBytes > MAX_KEY_LENGTH) return undefined;
+    let key: string;
+    try {
+      key = JSON.stringify([operation.query ?? null, operation.operationName ?? null, operation.variables ?? null, operation.extensions ?? null]);
+    } catch {
+      return undefined;
+    }
     return key.length <= MAX_KEY_LENGTH ? key : undefined;
   }
 
