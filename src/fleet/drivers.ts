@@ -46,6 +46,7 @@ export async function listDrivers(
     rows = joined.map(({ row, related }) => {
       loaders.vehicleByDriverId.prime(row.id, related);
       if (related) loaders.vehicleById.prime(related.id, related);
+      loaders.joined.vehicleOfDriver.set(row, related);
       return row;
     });
   } else {

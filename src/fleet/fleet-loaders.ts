@@ -14,6 +14,15 @@ export interface FleetLoaders {
   vehicleById: DataLoader<string, Vehicle | null>;
   driverById: DataLoader<string, Driver | null>;
   vehicleByDriverId: DataLoader<string, Vehicle | null>;
+  /**
+   * The relation a page row brought along in its own statement, at hand without a promise: a
+   * loader answers even a primed key with a promise, and a page of 20 rows then costs 20
+   * promises and 20 deferred objects in graphql-js for values already in memory.
+   */
+  joined: {
+    driverOfVehicle: WeakMap<Vehicle, Driver | null>;
+    vehicleOfDriver: WeakMap<Driver, Vehicle | null>;
+  };
 }
 
 function loaderOf<Row extends { id: string }>(sql: TenantSql, table: TenantTable<Row>, key: keyof Row & string): DataLoader<string, Row | null> {
@@ -29,5 +38,6 @@ export function createFleetLoaders(sql: TenantSql): FleetLoaders {
     vehicleById: loaderOf(sql, vehicleTable, 'id'),
     driverById: loaderOf(sql, driverTable, 'id'),
     vehicleByDriverId: loaderOf(sql, vehicleTable, 'driverId'),
+    joined: { driverOfVehicle: new WeakMap(), vehicleOfDriver: new WeakMap() },
   };
 }

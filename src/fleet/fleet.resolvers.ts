@@ -57,11 +57,20 @@ export const fleetResolvers: Resolvers = {
   },
   Vehicle: {
     id: (vehicle) => toGlobalId('Vehicle', vehicle.id),
-    driver: (vehicle, _args, ctx) => (vehicle.driverId ? ctx.tenantScope().loaders.driverById.load(vehicle.driverId) : null),
+    driver: (vehicle, _args, ctx) => {
+      const { loaders } = ctx.tenantScope();
+      const joined = loaders.joined.driverOfVehicle.get(vehicle);
+      if (joined !== undefined) return joined;
+      return vehicle.driverId ? loaders.driverById.load(vehicle.driverId) : null;
+    },
   },
   Driver: {
     id: (driver) => toGlobalId('Driver', driver.id),
-    vehicle: (driver, _args, ctx) => ctx.tenantScope().loaders.vehicleByDriverId.load(driver.id),
+    vehicle: (driver, _args, ctx) => {
+      const { loaders } = ctx.tenantScope();
+      const joined = loaders.joined.vehicleOfDriver.get(driver);
+      return joined !== undefined ? joined : loaders.vehicleByDriverId.load(driver.id);
+    },
   },
   VehicleConnection: {
     totalCount: (connection) => connection.totalCount(),

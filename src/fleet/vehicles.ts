@@ -60,6 +60,7 @@ export async function listVehicles(
     const joined = await vehicleTable.page(sql, query, vehicleDriver);
     rows = joined.map(({ row, related }) => {
       if (related) loaders.driverById.prime(related.id, related);
+      loaders.joined.driverOfVehicle.set(row, related);
       return row;
     });
   } else {
