@@ -55,7 +55,7 @@ export async function sessionsOpened(ctx: BenchContext): Promise<number> {
 /** Forgets every cached tenant client of an instance (their pools close) and waits for the connections to go. */
 export async function forgetAllClients(ctx: BenchContext, app: BenchServer = ctx.app): Promise<void> {
   const pool = app.server.services.tenantClients;
-  for (const tenant of ctx.fleet.tenants) pool.forget(tenant.id);
+  for (const tenant of ctx.fleet.everyTenant()) pool.forget(tenant.id);
   for (let waited = 0; waited < 10_000 && pool.stats().openConnections > 0; waited += 50) {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

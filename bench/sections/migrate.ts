@@ -45,7 +45,7 @@ export async function migrateSection(ctx: BenchContext): Promise<SectionReport> 
   const tenants = await ctx.fleet.ensureTenants(counts.migrateTenants);
   const ids = tenants.map((tenant) => tenant.id);
   const count = ids.length;
-  const fleetSize = ctx.fleet.tenants.length;
+  const fleetSize = ctx.fleet.everyTenant().length;
   const concurrency = ctx.app.config.migrateConcurrency;
   const rows: Row[] = [];
   const notes: string[] = [];

@@ -12,7 +12,7 @@ export async function scaleSection(ctx: BenchContext): Promise<SectionReport> {
   const { counts } = ctx;
   await ctx.fleet.ensureTenants(counts.scaleTenants);
   const hot = await ctx.fleet.ensureHot(counts.scaleHot);
-  const total = ctx.fleet.tenants.length;
+  const total = ctx.fleet.everyTenant().length;
   const catalog = (
     await ctx.monitor.query<{ schemas: string; relations: string; roles: string }>(
       `SELECT (SELECT count(*) FROM pg_namespace WHERE nspname LIKE 't\\_%') AS schemas,
