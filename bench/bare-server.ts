@@ -5,13 +5,13 @@ import { expressMiddleware } from '@as-integrations/express5';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import { PrismaPg } from '@prisma/adapter-pg';
 import express from 'express';
-import pg from 'pg';
 import { createFleetLoaders } from '../src/fleet/fleet-loaders';
 import { fleetResolvers } from '../src/fleet/fleet.resolvers';
 import type { FleetScope } from '../src/fleet/vehicles';
 import { PrismaClient as TenantPrismaClient } from '../src/generated/prisma/tenant/client';
 import { scalarResolvers } from '../src/graphql/scalars';
 import { loadTypeDefs } from '../src/graphql/schema';
+import { countingPool, STATS_PATH, type ServedCounts } from './lib/statement-counts';
 
 /*
  * The baseline the tenant server is compared with: the same SDL, the same fleet resolvers and
@@ -22,7 +22,8 @@ import { loadTypeDefs } from '../src/graphql/schema';
  *
  *   node --import tsx bench/bare-server.ts '{"databaseUrl":"postgres://...","schema":"t_x","poolMax":10}'
  *
- * Prints {"url": ...} on stdout once it listens; stops on SIGTERM.
+ * Prints {"url": ...} on stdout once it listens; GET /stats answers the requests served and the
+ * SQL statements sent so far (counted on the pg clients under Prisma); stops on SIGTERM.
  */
 
 interface BareContext {
@@ -31,7 +32,8 @@ interface BareContext {
 
 async function main(): Promise<void> {
   const options = JSON.parse(process.argv[2] ?? '{}') as { databaseUrl: string; schema: string; poolMax?: number };
-  const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolMax ?? 10 });
+  const counts: ServedCounts = { requests: 0, statements: 0 };
+  const pool = countingPool({ connectionString: options.databaseUrl, max: options.poolMax ?? 10 }, counts);
   const db = new TenantPrismaClient({ adapter: new PrismaPg(pool, { schema: options.schema }) });
 
   // The fleet resolvers only ever call ctx.tenantScope(), which is all this context offers.
@@ -41,11 +43,13 @@ async function main(): Promise<void> {
 
   const app = express();
   app.disable('x-powered-by');
+  app.get(STATS_PATH, (_req, res) => void res.json(counts));
   app.use(
     '/graphql',
     express.json({ limit: '200kb' }),
     expressMiddleware(apollo, {
       context: async () => {
+        counts.requests += 1;
         const scope: FleetScope = { db, loaders: createFleetLoaders(db) };
         return { tenantScope: () => scope };
       },
