@@ -6,7 +6,7 @@ import pg from 'pg';
  * subclass, into fleet_tenant_sql_statements_total); the baseline servers count theirs with
  * countingPool() and answer GET /stats with these counts, so the bench divides statements by
  * the requests the server itself answered (the load generator's own count leaves out requests
- * still in flight when a round ends).
+ * still in flight when a round ends). Loaded by the baselines and by the bench: keep it small.
  */
 
 export interface ServedCounts {
