@@ -20,6 +20,7 @@ export interface Counts {
   rounds: number;
   durationSec: number;
   warmupSec: number;
+  /** Concurrent connections of the load generator (request, scale). */
   connections: number;
   coldTenants: number;
   provisionTenants: number;
@@ -53,7 +54,7 @@ const FULL: Counts = {
   rounds: 3,
   durationSec: 10,
   warmupSec: 3,
-  connections: 10,
+  connections: 32,
   coldTenants: 20,
   provisionTenants: 20,
   migrateTenants: 200,
@@ -90,7 +91,7 @@ export const USAGE = `npm run bench -- [options]
                        noisy windows of 5 s)
   --duration <s>       seconds per load round (default 10; quick 3; not the noisy section's windows)
   --rounds <n>         rounds per load figure, median shown (default 3; quick 2)
-  --connections <n>    concurrent connections of the load generator (default 10)
+  --connections <n>    concurrent connections of the load generator (default 32)
   --log-level <level>  the tenant server's log level; logs go to a file (default info, as in production)
   --set KEY=VALUE      server configuration override (environment variable of src/config/config.ts),
                        repeatable, e.g. --set TENANT_CONNECTION_BUDGET=60 --set TENANT_POOL_MAX=1
