@@ -17,7 +17,7 @@ export interface SectionReport {
   notes: string[];
 }
 
-/** Figures a later section compares with (scale against request). */
+/** Figures a later section compares with (scale and hot against request). */
 export interface SharedFigures {
   requestTenantRps?: { rps: number; tenants: number; p50: number; p99: number };
 }

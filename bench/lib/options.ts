@@ -3,24 +3,27 @@
  * bench/README.md for what every section measures.
  */
 
-export const SECTIONS = ['request', 'cold', 'provision', 'migrate', 'memory', 'scale', 'noisy'] as const;
+export const SECTIONS = ['request', 'hot', 'cold', 'provision', 'migrate', 'memory', 'scale', 'noisy'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 /**
  * The order sections run in, whatever the order asked for: tenants accumulate in one scratch
- * database, and migrate goes last because its new migrations change 200 tenants' schemas.
+ * database, and migrate goes last because its new migrations change 200 tenants' schemas. Hot
+ * runs right after request, whose tenant-server figure it compares with.
  */
-export const RUN_ORDER: readonly Section[] = ['request', 'cold', 'provision', 'memory', 'scale', 'noisy', 'migrate'];
+export const RUN_ORDER: readonly Section[] = ['request', 'hot', 'cold', 'provision', 'memory', 'scale', 'noisy', 'migrate'];
 
 export interface Counts {
   /** Tenants (20 vehicles and drivers each) the request path rotates over. */
   requestTenants: number;
   vehiclesPerTenant: number;
+  /** Vehicles (each with its driver) of the hot section's one tenant. */
+  hotVehicles: number;
   /** Rounds per load figure; the table shows the median. */
   rounds: number;
   durationSec: number;
   warmupSec: number;
-  /** Concurrent connections of the load generator (request, scale). */
+  /** Concurrent connections of the load generator (request, hot and scale). */
   connections: number;
   coldTenants: number;
   provisionTenants: number;
@@ -51,6 +54,7 @@ export interface Options {
 const FULL: Counts = {
   requestTenants: 50,
   vehiclesPerTenant: 20,
+  hotVehicles: 1000,
   rounds: 3,
   durationSec: 10,
   warmupSec: 3,

@@ -4,7 +4,7 @@ import { mapWithConcurrency } from '../../src/provisioning/tenant-migration-runn
 import { forgetAllClients, sessionsOpened, type BenchContext, type SectionReport } from '../lib/context';
 import { assertFullPage, type BenchTenant } from '../lib/fleet';
 import { graphql, VEHICLES_BODY, VEHICLES_QUERY, type VehiclesPage } from '../lib/graphql-http';
-import { describeRounds, loadRounds, summarize, type Summary, type Target, type TargetRounds } from '../lib/load-rounds';
+import { describeRounds, loadRounds, summarize, totalObserved, type Summary, type Target, type TargetRounds } from '../lib/load-rounds';
 import { cpuSecondsOfThisProcess, startChildServer, type ChildServer, type LoadConfig } from '../lib/processes';
 import { ratio, rps } from '../lib/stats';
 
@@ -24,10 +24,11 @@ export function tenantTarget(
   tenants: BenchTenant[],
   name: string,
   requests: LoadRequest[] = tenants.map((tenant) => ({ headers: { authorization: `Bearer ${tenant.token as string}` }, body: VEHICLES_BODY })),
+  expect = '"licenseNumber"',
 ): Target {
   return {
     name,
-    config: { url: ctx.app.url, requests, expect: '"licenseNumber"' },
+    config: { url: ctx.app.url, requests, expect },
     // The tenant server runs in this process, which meanwhile only waits for the load generator.
     cpuSeconds: cpuSecondsOfThisProcess,
     observe: async () => {
@@ -50,7 +51,7 @@ export function tenantTarget(
 
 /** What the tenant server's rounds observed, for the detail column and the notes. */
 export function churnNotes(target: TargetRounds, tenants: number): { detail: string; notes: string[] } {
-  const totals = (key: string) => target.observations.reduce((sum, observed) => sum + (observed[key] ?? 0), 0);
+  const totals = (key: string) => totalObserved(target, key);
   const leases = totals('leases');
   const built = totals('clients built');
   const sessions = totals('pg sessions opened');

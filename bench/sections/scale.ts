@@ -4,7 +4,7 @@ import { ratio, rps } from '../lib/stats';
 import { churnNotes, tenantTarget } from './request';
 
 /*
- * 6. Scale: the request-path figure again once the database holds many provisioned tenants
+ * 7. Scale: the request-path figure again once the database holds many provisioned tenants
  * (schemas, roles, catalog entries, directory rows), of which only a few are hot.
  */
 
