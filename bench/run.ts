@@ -31,6 +31,7 @@ import { scaleSection } from './sections/scale';
  *   npm run bench -- --quick                       scaled down (a couple of minutes)
  *   npm run bench -- --only request,cold           a subset: request, hot, cold, provision, migrate, memory, scale, noisy
  *   npm run bench -- --duration 5 --rounds 5 --connections 20 --log-level silent --keep-database
+ *   npm run bench -- --only hot --profile /tmp/hot.cpuprofile   CPU profile of the tenant server under the hot load
  *   npm run bench -- --only request --set TENANT_POOL_MAX=1 --set TENANT_CONNECTION_BUDGET=60
  *
  * It finds PostgreSQL like the tests (DATABASE_URL, else 127.0.0.1:5432, else an embedded
@@ -189,6 +190,7 @@ async function main(options: Options): Promise<void> {
     databaseName,
     maxConnections: machine.maxConnections,
     shared: {},
+    profileFile: options.profileFile,
     progress,
   };
 

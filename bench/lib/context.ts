@@ -33,6 +33,8 @@ export interface BenchContext {
   databaseName: string;
   maxConnections: number;
   shared: SharedFigures;
+  /** --profile: the hot section records the tenant server's rounds into this .cpuprofile. */
+  profileFile: string | null;
   progress(message: string): void;
 }
 

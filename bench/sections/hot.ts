@@ -1,4 +1,6 @@
+import { PROJECT_ROOT } from '../../src/config/paths';
 import type { BenchContext, Row, SectionReport } from '../lib/context';
+import { CpuProfiler, describeBreakdown, type SelfTime } from '../lib/cpu-profile';
 import { describeRounds, loadRounds, observedBy, summarize, totalObserved, type Observer, type Summary, type Target, type TargetRounds } from '../lib/load-rounds';
 import { startChildServer, type ChildServer } from '../lib/processes';
 import type { ServedCounts } from '../lib/statement-counts';
@@ -129,7 +131,23 @@ function statementsPerRequest(target: TargetRounds): number {
   return totalObserved(target, STATEMENTS) / totalObserved(target, SERVED);
 }
 
-function targets(ctx: BenchContext, token: string, baselines: Baselines, hot: HotQuery): Target[] {
+/**
+ * Waits until the tenant server's overload monitor has checked the event loop since now and
+ * does not shed: a profiler's start stalls the loop for a few hundred milliseconds, which the
+ * monitor answers with OVERLOAD_HOLD_MS of shedding; the round must not start in that state.
+ */
+async function untilNotOverloaded(ctx: BenchContext): Promise<void> {
+  const { checkIntervalMs, holdMs } = ctx.app.config.overload;
+  const gauge = ctx.app.server.metrics.registry.getSingleMetric('fleet_overloaded');
+  await sleep(checkIntervalMs + 100);
+  for (let waited = 0; waited < holdMs + 2 * checkIntervalMs; waited += 100) {
+    if (!gauge || (await gauge.get()).values[0]?.value === 0) return;
+    await sleep(100);
+  }
+  ctx.progress('hot: the tenant server still sheds (overloaded) after the profiler started; the round starts anyway');
+}
+
+function targets(ctx: BenchContext, token: string, baselines: Baselines, hot: HotQuery, profiler: CpuProfiler | null): Target[] {
   const body = JSON.stringify({ query: hot.query });
   const tenant = observedBy(
     tenantTarget(ctx, [], 'tenant server', [{ headers: { authorization: `Bearer ${token}` }, body }], hot.expect),
@@ -142,7 +160,8 @@ function targets(ctx: BenchContext, token: string, baselines: Baselines, hot: Ho
     observe: countsObserver(server.counts),
   });
   return [
-    tenant,
+    // Innermost, so the profile brackets the round and not the other observers' reads.
+    profiler ? observedBy(tenant, profiler.observer(hot.label, () => untilNotOverloaded(ctx))) : tenant,
     baseline('bare Apollo + Prisma', baselines.prisma),
     baseline('bare Apollo + pg', baselines.pg),
     baseline('raw SQL', baselines.raw),
@@ -202,6 +221,32 @@ function manyTenantsRow(ctx: BenchContext, hotPage: Summary): Row {
   };
 }
 
+function progressTable(ctx: BenchContext, heading: string, entries: SelfTime[], count: number): void {
+  ctx.progress(heading);
+  for (const entry of entries.slice(0, count)) {
+    ctx.progress(`  ${entry.name.padEnd(48)} ${ms(entry.ms, 0).padStart(8)} ${(100 * entry.share).toFixed(1).padStart(5)}%`);
+  }
+}
+
+/** Writes the profile and describes it: to stderr at length, in the notes in short. */
+function reportProfile(ctx: BenchContext, profiler: CpuProfiler, file: string): string[] {
+  if (!profiler.write(file)) return [`--profile: nothing was recorded (no tenant-server round ran), ${file} not written.`];
+  const notes = [
+    `CPU profile of the tenant server's measured rounds written to ${file} (both queries, rounds joined). Its figures above carry the sampling's overhead, ` +
+      "and each recording's start stalls the event loop (the log's \"overloaded\" lines); rounds started once the server no longer shed. " +
+      'Self time (native functions such as a socket\'s writev charged to their caller; (idle): the event loop waiting):',
+  ];
+  for (const label of profiler.labels) {
+    const categories = profiler.byCategory(label);
+    const functions = profiler.byFunction(label);
+    progressTable(ctx, `profile of the tenant server, ${label}: self time by category`, categories, 20);
+    progressTable(ctx, `profile of the tenant server, ${label}: self time by function`, functions, 15);
+    notes.push(`profile, ${label}, by category: ${describeBreakdown(categories, 12)}`);
+    notes.push(`profile, ${label}, top functions: ${describeBreakdown(functions, 6)}`);
+  }
+  return notes;
+}
+
 export async function hotSection(ctx: BenchContext): Promise<SectionReport> {
   const vehicles = ctx.counts.hotVehicles;
   const queries: HotQuery[] = [
@@ -216,6 +261,7 @@ export async function hotSection(ctx: BenchContext): Promise<SectionReport> {
     children.push(child);
     return child;
   };
+  const profiler = ctx.profileFile ? new CpuProfiler(PROJECT_ROOT) : null;
   try {
     const baselines: Baselines = {
       prisma: await started('bare-server.ts'),
@@ -228,7 +274,7 @@ export async function hotSection(ctx: BenchContext): Promise<SectionReport> {
     for (const hot of queries) {
       await compareAnswers(ctx, tenant.token, baselines, hot, vehicles);
       ctx.progress(`hot: ${hot.label}: all four servers answer the same bytes`);
-      const results = await loadRounds(ctx, targets(ctx, tenant.token, baselines, hot));
+      const results = await loadRounds(ctx, targets(ctx, tenant.token, baselines, hot, profiler));
       rows.push(...queryRows(hot, results));
       hotPage ??= summarize(results[0] as TargetRounds);
       for (const result of results) {
@@ -237,6 +283,7 @@ export async function hotSection(ctx: BenchContext): Promise<SectionReport> {
       }
     }
     rows.push(manyTenantsRow(ctx, hotPage as Summary));
+    if (profiler && ctx.profileFile) notes.push(...reportProfile(ctx, profiler, ctx.profileFile));
     const { config } = ctx.app;
     return {
       title:
@@ -246,6 +293,7 @@ export async function hotSection(ctx: BenchContext): Promise<SectionReport> {
       notes,
     };
   } finally {
+    await profiler?.close();
     for (const child of children) await child.stop();
   }
 }
