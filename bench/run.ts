@@ -16,6 +16,7 @@ import { parseOptions, USAGE, type Options, type Section } from './lib/options';
 import { killChildren } from './lib/processes';
 import { ms } from './lib/stats';
 import { coldSection } from './sections/cold';
+import { hotSection } from './sections/hot';
 import { memorySection } from './sections/memory';
 import { migrateSection } from './sections/migrate';
 import { noisySection } from './sections/noisy';
@@ -28,8 +29,9 @@ import { scaleSection } from './sections/scale';
  *
  *   npm run bench                                  full run (about 5 min on 2 cores)
  *   npm run bench -- --quick                       scaled down (a couple of minutes)
- *   npm run bench -- --only request,cold           a subset: request, cold, provision, migrate, memory, scale, noisy
+ *   npm run bench -- --only request,cold           a subset: request, hot, cold, provision, migrate, memory, scale, noisy
  *   npm run bench -- --duration 5 --rounds 5 --connections 20 --log-level silent --keep-database
+ *   npm run bench -- --only hot --profile /tmp/hot.cpuprofile   CPU profile of the tenant server under the hot load
  *   npm run bench -- --only request --set TENANT_POOL_MAX=1 --set TENANT_CONNECTION_BUDGET=60
  *
  * It finds PostgreSQL like the tests (DATABASE_URL, else 127.0.0.1:5432, else an embedded
@@ -41,6 +43,7 @@ import { scaleSection } from './sections/scale';
 
 const SECTION_RUNNERS: Record<Section, (ctx: BenchContext) => Promise<SectionReport>> = {
   request: requestSection,
+  hot: hotSection,
   cold: coldSection,
   provision: provisionSection,
   migrate: migrateSection,
@@ -50,7 +53,7 @@ const SECTION_RUNNERS: Record<Section, (ctx: BenchContext) => Promise<SectionRep
 };
 
 /** Table order: as the sections are numbered in the README. */
-const TABLE_ORDER: Section[] = ['request', 'cold', 'provision', 'migrate', 'memory', 'scale', 'noisy'];
+const TABLE_ORDER: Section[] = ['request', 'hot', 'cold', 'provision', 'migrate', 'memory', 'scale', 'noisy'];
 
 const startedAt = performance.now();
 function progress(message: string): void {
@@ -178,7 +181,18 @@ async function main(options: Options): Promise<void> {
   const monitor = new pg.Client({ connectionString: databaseUrl, application_name: 'fleet-bench-monitor' });
   await monitor.connect();
   cleanups.push(() => monitor.end());
-  const ctx: BenchContext = { run, app, fleet, counts, monitor, databaseName, maxConnections: machine.maxConnections, shared: {}, progress };
+  const ctx: BenchContext = {
+    run,
+    app,
+    fleet,
+    counts,
+    monitor,
+    databaseName,
+    maxConnections: machine.maxConnections,
+    shared: {},
+    profileFile: options.profileFile,
+    progress,
+  };
 
   const reports = new Map<Section, SectionReport>();
   for (const section of options.sections) {

@@ -17,7 +17,7 @@ export interface SectionReport {
   notes: string[];
 }
 
-/** Figures a later section compares with (scale against request). */
+/** Figures a later section compares with (scale and hot against request). */
 export interface SharedFigures {
   requestTenantRps?: { rps: number; tenants: number; p50: number; p99: number };
 }
@@ -33,6 +33,8 @@ export interface BenchContext {
   databaseName: string;
   maxConnections: number;
   shared: SharedFigures;
+  /** --profile: the hot section records the tenant server's rounds into this .cpuprofile. */
+  profileFile: string | null;
   progress(message: string): void;
 }
 
@@ -55,7 +57,7 @@ export async function sessionsOpened(ctx: BenchContext): Promise<number> {
 /** Forgets every cached tenant client of an instance (their pools close) and waits for the connections to go. */
 export async function forgetAllClients(ctx: BenchContext, app: BenchServer = ctx.app): Promise<void> {
   const pool = app.server.services.tenantClients;
-  for (const tenant of ctx.fleet.tenants) pool.forget(tenant.id);
+  for (const tenant of ctx.fleet.everyTenant()) pool.forget(tenant.id);
   for (let waited = 0; waited < 10_000 && pool.stats().openConnections > 0; waited += 50) {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

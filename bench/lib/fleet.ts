@@ -9,7 +9,9 @@ import { graphql, VEHICLES_QUERY, type VehiclesPage } from './graphql-http';
  * createTenant's field limit of 60 a minute would stall 1,000 creations over HTTP); "hot"
  * tenants also get a huge rate-limit override (setTenantRateLimit, over HTTP), an access token
  * (in-process login: the per-IP login limit is 20 a minute) and their vehicles and drivers,
- * created over HTTP with the owner's token.
+ * created over HTTP with the owner's token. Large tenants (the hot section's one tenant with
+ * 1,000 vehicles) are kept apart from the list the other sections slice, so that a section
+ * asking for the first N tenants always gets tenants of vehiclesPerTenant vehicles.
  */
 
 export interface BenchTenant {
@@ -34,7 +36,10 @@ export interface BulkProvisioning {
 }
 
 export class BenchFleet {
+  /** The uniform fleet: vehiclesPerTenant vehicles each once loaded. */
   readonly tenants: BenchTenant[] = [];
+  /** Large tenants by vehicle count, not in `tenants`. */
+  private readonly large = new Map<number, BenchTenant & { token: string }>();
   /** In-process creations so far (a by-product figure: provisioning throughput at concurrency). */
   readonly bulk: BulkProvisioning;
 
@@ -48,13 +53,18 @@ export class BenchFleet {
 
   /** A tenant created elsewhere (the provisioning section, over HTTP) joins the fleet. */
   adopt(record: Pick<TenantRecord, 'id' | 'slug' | 'schemaName' | 'dbRole'>, ownerEmail: string): BenchTenant {
-    const tenant: BenchTenant = { id: record.id, slug: record.slug, schemaName: record.schemaName, dbRole: record.dbRole, ownerEmail, token: null, loaded: false };
+    const tenant = benchTenant(record, ownerEmail);
     this.tenants.push(tenant);
     return tenant;
   }
 
   static ownerFor(slug: string): { email: string; name: string; password: string } {
     return { email: `owner-${slug}@bench.example.com`, name: `Owner of ${slug}`, password: OWNER_PASSWORD };
+  }
+
+  /** Every tenant this run created or adopted, large ones included (all the database holds). */
+  everyTenant(): BenchTenant[] {
+    return [...this.tenants, ...this.large.values()];
   }
 
   /** At least `count` tenants exist; returns the first `count`. */
@@ -67,11 +77,10 @@ export class BenchFleet {
       let done = 0;
       this.options.progress(`creating ${missing} tenants in-process (concurrency ${this.options.bulkConcurrency})`);
       const created = await mapWithConcurrency(slugs, this.options.bulkConcurrency, async (slug) => {
-        const owner = BenchFleet.ownerFor(slug);
-        const record = await this.app.server.services.provisioner.createTenant({ slug, name: `Bench ${slug}`, plan: 'STANDARD', owner });
+        const tenant = await this.create(slug);
         done += 1;
         if (done % 100 === 0) this.options.progress(`  ${done}/${missing} tenants created`);
-        return { record, email: owner.email };
+        return tenant;
       });
       const elapsed = performance.now() - startedAt;
       this.bulk.tenants += missing;
@@ -88,12 +97,34 @@ export class BenchFleet {
     const cold = tenants.filter((tenant) => !tenant.loaded);
     if (cold.length > 0) {
       this.options.progress(`loading ${cold.length} tenants with ${this.options.vehiclesPerTenant} vehicles and drivers each (over HTTP)`);
-      await mapWithConcurrency(cold, 4, (tenant) => this.load(tenant));
+      await mapWithConcurrency(cold, 4, (tenant) => this.load(tenant, this.options.vehiclesPerTenant));
     }
     return tenants as (BenchTenant & { token: string })[];
   }
 
-  private async load(tenant: BenchTenant): Promise<void> {
+  /**
+   * One tenant of its own holding `vehicles` vehicles, each with its own driver, loaded like a
+   * hot tenant (rate-limit override, token); created once per run and size.
+   */
+  async ensureLargeTenant(vehicles: number): Promise<BenchTenant & { token: string }> {
+    const existing = this.large.get(vehicles);
+    if (existing) return existing;
+    const { record, email } = await this.create(`bench-large-${vehicles}`);
+    const tenant = benchTenant(record, email);
+    this.options.progress(`loading ${tenant.slug} with ${vehicles} vehicles and drivers (over HTTP)`);
+    await this.load(tenant, vehicles);
+    const loaded = tenant as BenchTenant & { token: string };
+    this.large.set(vehicles, loaded);
+    return loaded;
+  }
+
+  private async create(slug: string): Promise<{ record: TenantRecord; email: string }> {
+    const owner = BenchFleet.ownerFor(slug);
+    const record = await this.app.server.services.provisioner.createTenant({ slug, name: `Bench ${slug}`, plan: 'STANDARD', owner });
+    return { record, email: owner.email };
+  }
+
+  private async load(tenant: BenchTenant, count: number): Promise<void> {
     const url = this.app.url;
     await graphql(
       url,
@@ -103,13 +134,16 @@ export class BenchFleet {
     );
     const login = await this.app.server.services.sessions.login({ tenant: tenant.slug, email: tenant.ownerEmail, password: OWNER_PASSWORD });
     const token = login.accessToken;
-    const count = this.options.vehiclesPerTenant;
     await createVehiclesWithDrivers(url, token, tenant.slug, count);
     const page = await graphql<VehiclesPage>(url, VEHICLES_QUERY, {}, token);
     assertFullPage(page, count, tenant.slug);
     tenant.token = token;
     tenant.loaded = true;
   }
+}
+
+function benchTenant(record: Pick<TenantRecord, 'id' | 'slug' | 'schemaName' | 'dbRole'>, ownerEmail: string): BenchTenant {
+  return { id: record.id, slug: record.slug, schemaName: record.schemaName, dbRole: record.dbRole, ownerEmail, token: null, loaded: false };
 }
 
 /**

@@ -8,11 +8,17 @@ import { list, median, ms, rps } from './stats';
  * shows the median over rounds of each round's throughput and percentiles.
  */
 
+/**
+ * Called just before a measured round (never around warm-ups); what it returns is called just
+ * after the round and says what moved meanwhile.
+ */
+export type Observer = () => Promise<() => Promise<Record<string, number>>>;
+
 export interface Target {
   name: string;
   config: Omit<LoadConfig, 'durationSec' | 'connections'>;
   /** Observations around each round (e.g. tenant clients built, connections opened). */
-  observe?: () => Promise<() => Promise<Record<string, number>>>;
+  observe?: Observer;
   /** CPU seconds the serving process has used so far: read around each round. */
   cpuSeconds?: () => number;
 }
@@ -32,6 +38,30 @@ export interface Summary {
   failures: number;
   /** Median over rounds; NaN when the target's CPU time is not known. */
   cpuMicrosPerRequest: number;
+}
+
+/**
+ * The target with one more observer, run inside the ones it has (started last, finished
+ * first, so it brackets the round most closely); the observations are merged.
+ */
+export function observedBy(target: Target, observer: Observer): Target {
+  const outer = target.observe;
+  return {
+    ...target,
+    observe: async () => {
+      const finishOuter = outer ? await outer() : null;
+      const finish = await observer();
+      return async () => {
+        const observed = await finish();
+        return { ...(finishOuter ? await finishOuter() : {}), ...observed };
+      };
+    },
+  };
+}
+
+/** Sums one observation over a target's rounds. */
+export function totalObserved(target: TargetRounds, key: string): number {
+  return target.observations.reduce((sum, observed) => sum + (observed[key] ?? 0), 0);
 }
 
 export function failuresOf(result: LoadResult): number {

@@ -1,25 +1,32 @@
+import { accessSync, constants } from 'node:fs';
+import path from 'node:path';
+
 /*
  * Command-line options of `npm run bench -- ...` and the counts each mode uses. See
  * bench/README.md for what every section measures.
  */
 
-export const SECTIONS = ['request', 'cold', 'provision', 'migrate', 'memory', 'scale', 'noisy'] as const;
+export const SECTIONS = ['request', 'hot', 'cold', 'provision', 'migrate', 'memory', 'scale', 'noisy'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 /**
  * The order sections run in, whatever the order asked for: tenants accumulate in one scratch
- * database, and migrate goes last because its new migrations change 200 tenants' schemas.
+ * database, and migrate goes last because its new migrations change 200 tenants' schemas. Hot
+ * runs right after request, whose tenant-server figure it compares with.
  */
-export const RUN_ORDER: readonly Section[] = ['request', 'cold', 'provision', 'memory', 'scale', 'noisy', 'migrate'];
+export const RUN_ORDER: readonly Section[] = ['request', 'hot', 'cold', 'provision', 'memory', 'scale', 'noisy', 'migrate'];
 
 export interface Counts {
   /** Tenants (20 vehicles and drivers each) the request path rotates over. */
   requestTenants: number;
   vehiclesPerTenant: number;
+  /** Vehicles (each with its driver) of the hot section's one tenant. */
+  hotVehicles: number;
   /** Rounds per load figure; the table shows the median. */
   rounds: number;
   durationSec: number;
   warmupSec: number;
+  /** Concurrent connections of the load generator (request, hot and scale). */
   connections: number;
   coldTenants: number;
   provisionTenants: number;
@@ -44,16 +51,19 @@ export interface Options {
   /** Environment overrides for the product's server (--set KEY=VALUE), e.g. TENANT_POOL_MAX=1. */
   serverEnv: Record<string, string>;
   keepDatabase: boolean;
+  /** --profile: where the hot section writes a CPU profile of the tenant server's rounds. */
+  profileFile: string | null;
   help: boolean;
 }
 
 const FULL: Counts = {
   requestTenants: 50,
   vehiclesPerTenant: 20,
+  hotVehicles: 1000,
   rounds: 3,
   durationSec: 10,
   warmupSec: 3,
-  connections: 10,
+  connections: 32,
   coldTenants: 20,
   provisionTenants: 20,
   migrateTenants: 200,
@@ -90,11 +100,13 @@ export const USAGE = `npm run bench -- [options]
                        noisy windows of 5 s)
   --duration <s>       seconds per load round (default 10; quick 3; not the noisy section's windows)
   --rounds <n>         rounds per load figure, median shown (default 3; quick 2)
-  --connections <n>    concurrent connections of the load generator (default 10)
+  --connections <n>    concurrent connections of the load generator (default 32)
   --log-level <level>  the tenant server's log level; logs go to a file (default info, as in production)
   --set KEY=VALUE      server configuration override (environment variable of src/config/config.ts),
                        repeatable, e.g. --set TENANT_CONNECTION_BUDGET=60 --set TENANT_POOL_MAX=1
   --keep-database      leave the scratch database (and its tenant roles) behind for inspection
+  --profile <file>     CPU profile of the tenant server during the hot section's measured rounds,
+                       written as a .cpuprofile; self time by category goes into the notes
   --help               this text`;
 
 function positiveInt(flag: string, value: string | undefined): number {
@@ -103,11 +115,24 @@ function positiveInt(flag: string, value: string | undefined): number {
   return parsed;
 }
 
+/** An absolute path in a folder that exists and can be written to: checked now, not after the run. */
+function writableFile(flag: string, value: string | undefined): string {
+  if (!value || value.startsWith('--')) throw new Error(`${flag} takes a file name, e.g. ${flag} /tmp/hot.cpuprofile`);
+  const file = path.resolve(value);
+  try {
+    accessSync(path.dirname(file), constants.W_OK);
+  } catch {
+    throw new Error(`${flag}: cannot write to ${path.dirname(file)}`);
+  }
+  return file;
+}
+
 export function parseOptions(argv: string[]): Options {
   let sections: Section[] = [...SECTIONS];
   let quick = false;
   let logLevel = 'info';
   let keepDatabase = false;
+  let profileFile: string | null = null;
   let help = false;
   const serverEnv: Record<string, string> = {};
   const overrides: Partial<Counts> = {};
@@ -150,6 +175,9 @@ export function parseOptions(argv: string[]): Options {
       case '--keep-database':
         keepDatabase = true;
         break;
+      case '--profile':
+        profileFile = writableFile(flag, value());
+        break;
       case '--help':
       case '-h':
         help = true;
@@ -161,5 +189,6 @@ export function parseOptions(argv: string[]): Options {
   const counts: Counts = { ...(quick ? QUICK : FULL), ...overrides };
   // migrateTenants allows 10 calls a minute per admin: 3 + 3 up-to-date checks + at most 3 rounds.
   counts.migrateRounds = Math.min(counts.rounds, quick ? 1 : 3);
-  return { sections: RUN_ORDER.filter((section) => sections.includes(section)), quick, counts, logLevel, serverEnv, keepDatabase, help };
+  if (profileFile && !sections.includes('hot')) throw new Error(`--profile records the hot section's rounds: add hot to --only`);
+  return { sections: RUN_ORDER.filter((section) => sections.includes(section)), quick, counts, logLevel, serverEnv, keepDatabase, profileFile, help };
 }

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { fetchServedCounts, type ServedCounts } from './statement-counts';
 
 /*
  * Child processes: the load generators (bench/load.js, and bench/paced.js and bench/noise.js for
@@ -170,6 +171,8 @@ export interface ChildServer {
   url: string;
   /** CPU time (user + system) the server process has used so far, in seconds. */
   cpuSeconds(): number;
+  /** Requests served and SQL statements sent so far (the server's GET /stats). */
+  counts(): Promise<ServedCounts>;
   stop(): Promise<void>;
 }
 
@@ -213,6 +216,7 @@ export async function startChildServer(script: string, options: object): Promise
   return {
     url,
     cpuSeconds: () => cpuSecondsOfProcess(child.pid as number),
+    counts: () => fetchServedCounts(url),
     stop: async () => {
       if (child.exitCode !== null) return;
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

@@ -4,7 +4,7 @@ import { graphql, VEHICLES_QUERY, type VehiclesPage } from '../lib/graphql-http'
 import { median, ms, percentile, sleep } from '../lib/stats';
 
 /*
- * 2. Cold tenant: the first request to a tenant whose client is not cached (forgotten through
+ * 3. Cold tenant: the first request to a tenant whose client is not cached (forgotten through
  * services.tenantClients.forget, so the request builds a Prisma client, a pg pool and a new
  * connection), against the same request warm. A third case also drops the tenant from the
  * tenant directory's cache (one more platform query). One request at a time, over HTTP.

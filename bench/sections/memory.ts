@@ -7,7 +7,7 @@ import { forgetAllClients, tenantConnections, type BenchContext, type Row, type 
 import { kib, mib, sleep } from '../lib/stats';
 
 /*
- * 5. Memory: what a cached tenant client costs the server process. On a server instance of its
+ * 6. Memory: what a cached tenant client costs the server process. On a server instance of its
  * own (in this process; cache large enough for N, a connection budget that fits PostgreSQL's
  * max_connections, a short idle timeout), lease N tenants' clients, run one query on each,
  * and compare the process's RSS and V8 heap with the state before: once while every client

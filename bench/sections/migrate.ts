@@ -7,7 +7,7 @@ import { graphql } from '../lib/graphql-http';
 import { list, median, ms } from '../lib/stats';
 
 /*
- * 4. Fleet migration: migrateTenants over N tenants (by id) when all are up to date (the runner
+ * 5. Fleet migration: migrateTenants over N tenants (by id) when all are up to date (the runner
  * answers from the platform rows without touching a schema), and when each must apply one new
  * migration: a second server instance on the same database, started with a temporary copy of
  * migrations/tenant, gets one more trivial migration per round. Default concurrency, over HTTP.
@@ -45,7 +45,7 @@ export async function migrateSection(ctx: BenchContext): Promise<SectionReport> 
   const tenants = await ctx.fleet.ensureTenants(counts.migrateTenants);
   const ids = tenants.map((tenant) => tenant.id);
   const count = ids.length;
-  const fleetSize = ctx.fleet.tenants.length;
+  const fleetSize = ctx.fleet.everyTenant().length;
   const concurrency = ctx.app.config.migrateConcurrency;
   const rows: Row[] = [];
   const notes: string[] = [];

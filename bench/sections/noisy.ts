@@ -17,7 +17,7 @@ import {
 import { ms, ratio, sleep } from '../lib/stats';
 
 /*
- * 7. Noisy neighbours: tenant B's latency at a moderate, fixed request rate, alone and while
+ * 8. Noisy neighbours: tenant B's latency at a moderate, fixed request rate, alone and while
  * someone else misbehaves at full speed: tenant A sending the costliest document the server
  * accepts, a signed-out client flooding documents that are expensive to validate, and a flood of
  * failed logins. B's load (bench/paced.js) and the noise (bench/noise.js) are processes of their

@@ -4,7 +4,7 @@ import { graphql } from '../lib/graphql-http';
 import { median, ms, percentile } from '../lib/stats';
 
 /*
- * 3. Provisioning: createTenant over HTTP as a platform admin, one at a time (platform row,
+ * 4. Provisioning: createTenant over HTTP as a platform admin, one at a time (platform row,
  * role, schema, migrations through the WebAssembly schema engine, seed, owner with bcrypt).
  * createTenant allows 60 calls a minute per admin, so counts stay well under that.
  */

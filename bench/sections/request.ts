@@ -4,14 +4,14 @@ import { mapWithConcurrency } from '../../src/provisioning/tenant-migration-runn
 import { forgetAllClients, sessionsOpened, type BenchContext, type SectionReport } from '../lib/context';
 import { assertFullPage, type BenchTenant } from '../lib/fleet';
 import { graphql, VEHICLES_BODY, VEHICLES_QUERY, type VehiclesPage } from '../lib/graphql-http';
-import { describeRounds, loadRounds, summarize, type Summary, type Target, type TargetRounds } from '../lib/load-rounds';
+import { describeRounds, loadRounds, summarize, totalObserved, type Summary, type Target, type TargetRounds } from '../lib/load-rounds';
 import { cpuSecondsOfThisProcess, startChildServer, type ChildServer, type LoadConfig } from '../lib/processes';
 import { ratio, rps } from '../lib/stats';
 
 /*
  * 1. Request path: the tenant server (auth, rate limits in Redis, hardening, tenancy) against a
- * bare Apollo server with the same resolvers on one schema, and against the same two SQL
- * queries through pg with no GraphQL. Same query, same concurrency, load from another process.
+ * bare Apollo + Prisma server on one schema (bench/bare-server.ts), and against the page and
+ * drivers statements through pg with no GraphQL. Same query, same concurrency, load from another process.
  * The tenant server is also driven the way partners call it: a persistedOnly API key per
  * tenant sending only the hash of the registered query.
  */
@@ -24,10 +24,11 @@ export function tenantTarget(
   tenants: BenchTenant[],
   name: string,
   requests: LoadRequest[] = tenants.map((tenant) => ({ headers: { authorization: `Bearer ${tenant.token as string}` }, body: VEHICLES_BODY })),
+  expect = '"licenseNumber"',
 ): Target {
   return {
     name,
-    config: { url: ctx.app.url, requests, expect: '"licenseNumber"' },
+    config: { url: ctx.app.url, requests, expect },
     // The tenant server runs in this process, which meanwhile only waits for the load generator.
     cpuSeconds: cpuSecondsOfThisProcess,
     observe: async () => {
@@ -50,7 +51,7 @@ export function tenantTarget(
 
 /** What the tenant server's rounds observed, for the detail column and the notes. */
 export function churnNotes(target: TargetRounds, tenants: number): { detail: string; notes: string[] } {
-  const totals = (key: string) => target.observations.reduce((sum, observed) => sum + (observed[key] ?? 0), 0);
+  const totals = (key: string) => totalObserved(target, key);
   const leases = totals('leases');
   const built = totals('clients built');
   const sessions = totals('pg sessions opened');
@@ -140,7 +141,7 @@ export async function requestSection(ctx: BenchContext): Promise<SectionReport> 
           result: rps(partnerResult.rps),
           detail: `${describeRounds(results[1] as TargetRounds)}; ${ratio(partnerResult.rps / tenant.rps)} of the access-token path`,
         },
-        { measurement: 'Bare Apollo (same resolvers, one schema, no auth/limits/tenancy)', result: rps(bareResult.rps), detail: describeRounds(results[2] as TargetRounds) },
+        { measurement: 'Bare Apollo + Prisma (same SDL, Prisma model API, one schema, no auth/limits/tenancy)', result: rps(bareResult.rps), detail: describeRounds(results[2] as TargetRounds) },
         { measurement: 'Raw SQL (same 2 queries through pg, node:http, no GraphQL)', result: rps(rawResult.rps), detail: describeRounds(results[3] as TargetRounds) },
         { measurement: 'Throughput tenant / bare', result: ratio(tenant.rps / bareResult.rps), detail: 'cost of auth + rate limiting + hardening + tenant routing' },
         { measurement: 'Throughput tenant / raw SQL', result: ratio(tenant.rps / rawResult.rps), detail: 'cost of the whole GraphQL stack over the SQL floor' },

@@ -4,7 +4,7 @@ import { ratio, rps } from '../lib/stats';
 import { churnNotes, tenantTarget } from './request';
 
 /*
- * 6. Scale: the request-path figure again once the database holds many provisioned tenants
+ * 7. Scale: the request-path figure again once the database holds many provisioned tenants
  * (schemas, roles, catalog entries, directory rows), of which only a few are hot.
  */
 
@@ -12,7 +12,7 @@ export async function scaleSection(ctx: BenchContext): Promise<SectionReport> {
   const { counts } = ctx;
   await ctx.fleet.ensureTenants(counts.scaleTenants);
   const hot = await ctx.fleet.ensureHot(counts.scaleHot);
-  const total = ctx.fleet.tenants.length;
+  const total = ctx.fleet.everyTenant().length;
   const catalog = (
     await ctx.monitor.query<{ schemas: string; relations: string; roles: string }>(
       `SELECT (SELECT count(*) FROM pg_namespace WHERE nspname LIKE 't\\_%') AS schemas,
