@@ -85,7 +85,7 @@ const environmentSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PLATFORM_POOL_MAX: positiveInt.default(10),
   TENANT_CLIENT_CACHE_MAX: positiveInt.default(500),
-  TENANT_POOL_MAX: positiveInt.default(1),
+  TENANT_POOL_MAX: positiveInt.default(4),
   TENANT_CONNECTION_BUDGET: positiveInt.default(60),
   TENANT_IDLE_TIMEOUT_MS: positiveInt.default(10_000),
   TENANT_CONNECT_TIMEOUT_MS: positiveInt.default(5_000),

@@ -28,6 +28,14 @@ export class ConnectionBudget {
     return this.waiters.length;
   }
 
+  /**
+   * Whether a tenant may open a connection beyond its first: nobody waits and a quarter of the
+   * budget (at least one) would still be free, for tenants that have no connection yet.
+   */
+  hasRoomToGrow(): boolean {
+    return this.waiters.length === 0 && this.held < this.limit - Math.max(1, Math.floor(this.limit / 4));
+  }
+
   acquire(): Promise<void> {
     if (this.held < this.limit) {
       this.held += 1;

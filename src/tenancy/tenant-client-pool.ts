@@ -29,7 +29,10 @@ export interface TenantLease {
 export interface TenantClientPoolOptions {
   /** Most tenant clients kept cached. */
   cacheMax: number;
-  /** Connections one tenant's pool may open. */
+  /**
+   * Connections one tenant's pool may open: its first whenever it needs one, more (up to this)
+   * only while the budget has room to spare (ConnectionBudget.hasRoomToGrow).
+   */
   poolMax: number;
   idleTimeoutMs: number;
   /**
@@ -153,6 +156,7 @@ export class TenantClientPool {
       ...(this.options.statementTimeoutMs ? { statement_timeout: this.options.statementTimeoutMs } : {}),
       allowExitOnIdle: true,
     });
+    growsWithDemand(pool, this.options.poolMax, this.options.budget);
     pool.on('error', (error) => onError?.(error, tenant.id));
     const db = new TenantPrismaClient({ adapter: new PrismaPg(pool, { schema: tenant.schemaName }) });
     return { tenant, pool, db, sql: new TenantSql(pool), leases: 0, retired: false };
@@ -180,6 +184,22 @@ export class TenantClientPool {
       }
     }
   }
+}
+
+/**
+ * A tenant's pool grows with its demand inside the global budget: pg-pool opens another
+ * connection only when every open one is busy and it is below `options.max`, which it reads at
+ * each of those decisions; here that bound is the tenant's first connection, or as many as it
+ * holds, plus one more while the budget has room to spare (up to poolMax). So one busy tenant
+ * alone on an instance runs on poolMax connections, while many busy tenants each keep one and
+ * the rest of the budget stays free for tenants that have none. A pool that grew gives its extra
+ * connections back after idleTimeoutMs like any other.
+ */
+function growsWithDemand(pool: pg.Pool, poolMax: number, budget: ConnectionBudget): void {
+  Object.defineProperty(pool.options, 'max', {
+    get: () => Math.min(poolMax, budget.hasRoomToGrow() ? pool.totalCount + 1 : Math.max(1, pool.totalCount)),
+    configurable: true,
+  });
 }
 
 /**

@@ -565,8 +565,7 @@ describe('assignDriver', () => {
 describe('assignDriver racing other writes', () => {
   /*
    * The competing write comes through a second instance on the same database, as it would in
-   * production: one instance gives a tenant a single connection (TENANT_POOL_MAX), which the
-   * held assignDriver is using.
+   * production (the held assignDriver keeps its own connection of this instance busy).
    */
   let elsewhere: TestServer;
   let ownerElsewhere: GraphQLClient;

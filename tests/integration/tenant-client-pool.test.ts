@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { Prisma } from '../../src/generated/prisma/tenant/client';
 import { databaseNameOf } from '../../src/database/connection-url';
 import type { TenantRecord } from '../../src/tenancy/tenant-directory';
 import { postJson, type RawResponse } from '../support/raw-graphql';
@@ -147,6 +148,59 @@ describe('connection budget', () => {
     const stats = app.server.services.tenantClients.stats();
     expect(stats.openConnections).toBe(0);
     expect(stats.cachedClients).toBeGreaterThan(0);
+  });
+});
+
+describe('a tenant pool that grows with demand inside the budget', () => {
+  const BUDGET = 8; // a quarter (2) stays free for tenants without a connection: a tenant grows while fewer than 6 are open
+  let app: TestServer;
+  let busy: TenantRecord;
+  let other: TenantRecord;
+
+  beforeAll(async () => {
+    app = await startTestServer({ env: { TENANT_CONNECTION_BUDGET: String(BUDGET), TENANT_POOL_MAX: '4', TENANT_IDLE_TIMEOUT_MS: '5000' } });
+    busy = await record(app, await app.createTenant());
+    other = await record(app, await app.createTenant());
+  });
+
+  afterAll(async () => {
+    await app.close();
+  });
+
+  /** `count` statements of `tenant` sleeping `seconds` each, all sent at once. */
+  function sleepers(tenant: TenantRecord, count: number, seconds: number): Promise<unknown[]> {
+    const lease = app.server.services.tenantClients.lease(tenant);
+    return Promise.all(Array.from({ length: count }, () => lease.sql.rows(Prisma.sql`SELECT pg_sleep(${seconds})`))).finally(() => lease.release());
+  }
+
+  async function openConnectionsOf(tenant: TenantRecord): Promise<number> {
+    const client = new pg.Client({ connectionString: app.databaseUrl });
+    await client.connect();
+    try {
+      const result = await client.query<{ count: string }>(`SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND usename = $2`, [
+        databaseNameOf(app.databaseUrl),
+        tenant.dbRole,
+      ]);
+      return Number(result.rows[0]?.count ?? 0);
+    } finally {
+      await client.end();
+    }
+  }
+
+  it('opens up to TENANT_POOL_MAX connections for one busy tenant, and stops growing before the budget runs short', async () => {
+    const running = sleepers(busy, 6, 0.5);
+    await sleep(250);
+    // Six statements at once: the pool grew to its ceiling of 4; the other two wait their turn.
+    expect(await openConnectionsOf(busy)).toBe(4);
+    await running;
+
+    // With 4 of 8 held, a second busy tenant may grow to 2 more (6 open), not to 4: two stay free.
+    const both = Promise.all([sleepers(busy, 6, 0.5), sleepers(other, 6, 0.5)]);
+    await sleep(250);
+    expect([await openConnectionsOf(busy), await openConnectionsOf(other)]).toEqual([4, 2]);
+    const stats = app.server.services.tenantClients.stats();
+    expect({ open: stats.openConnections, waiting: stats.waitingForConnection }).toEqual({ open: 6, waiting: 0 });
+    await both;
   });
 });
 
