@@ -186,7 +186,7 @@ function queryRows(hot: HotQuery, results: TargetRounds[]): Row[] {
       result: rps(tenant.rps),
       detail: `${describeTarget(tenantRounds)} (tenant connections; platform statements not counted)`,
     },
-    { measurement: 'Bare Apollo + Prisma (product resolvers, one schema)', result: rps(prisma.rps), detail: describeTarget(prismaRounds) },
+    { measurement: 'Bare Apollo + Prisma (same SDL and ids, Prisma model API, a DataLoader)', result: rps(prisma.rps), detail: describeTarget(prismaRounds) },
     { measurement: 'Bare Apollo + pg (same SDL and ids, pg resolvers, a DataLoader)', result: rps(pg.rps), detail: describeTarget(pgRounds) },
     { measurement: 'Raw SQL (same statements through pg, node:http, no GraphQL)', result: rps(raw.rps), detail: describeTarget(rawRounds) },
     { measurement: 'Throughput tenant / bare Apollo + pg', result: ratio(overPg), detail: `target ≥ ${TARGETS.rpsOverBarePg}: ${verdict(overPg >= TARGETS.rpsOverBarePg)}` },

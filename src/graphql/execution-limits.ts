@@ -1,6 +1,6 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { MapperKind, mapSchema } from '@graphql-tools/utils';
-import { defaultFieldResolver, getNamedType, isLeafType, type GraphQLSchema } from 'graphql';
+import { defaultFieldResolver, getNamedType, isLeafType, type FormattedExecutionResult, type GraphQLSchema } from 'graphql';
 import { AppError, ErrorCode, problemExtensions } from '../errors/app-error';
 import { operationCostOf } from './hardening';
 
@@ -54,11 +54,16 @@ const SMALL_COST = 100;
 /**
  * Replaces an answer that ran out of time (one error per field that stopped, possibly many) or
  * grew too large with a single error and no data. Sizes are measured only for operations that
- * could be large (cost at least SMALL_COST, or unknown), so ordinary answers are not serialised
- * twice.
+ * could be large (cost at least SMALL_COST, or unknown); a measured answer's text is kept for
+ * Apollo to send (`stringifyResult`, given to Apollo's config), so it is serialised once.
  */
-export function executionLimitsPlugin(limits: ExecutionLimits): ApolloServerPlugin<TimedContext> {
-  return {
+export function executionLimitsPlugin(limits: ExecutionLimits): {
+  plugin: ApolloServerPlugin<TimedContext>;
+  stringifyResult: (result: FormattedExecutionResult) => string;
+} {
+  /** Measured answers' JSON, by their data object (which is this request's own). */
+  const measured = new WeakMap<object, string>();
+  const plugin: ApolloServerPlugin<TimedContext> = {
     async requestDidStart() {
       return {
         async willSendResponse({ response, contextValue }) {
@@ -70,7 +75,10 @@ export function executionLimitsPlugin(limits: ExecutionLimits): ApolloServerPlug
             // The first field's own words: stopped by the deadline, or by the database (rolled back).
             refusal = { code: ErrorCode.OPERATION_TIMEOUT, message: timedOut.message, status: 503 };
           } else if (result.data && (operationCostOf(contextValue) ?? Infinity) >= SMALL_COST) {
-            const bytes = Buffer.byteLength(JSON.stringify(result));
+            const text = JSON.stringify(result);
+            // A UTF-16 unit is at most 3 bytes of UTF-8: most answers need no byte count.
+            const bytes = text.length * 3 <= limits.maxResponseBytes ? text.length : Buffer.byteLength(text);
+            if (bytes <= limits.maxResponseBytes && !result.errors && !result.extensions) measured.set(result.data, text);
             if (bytes > limits.maxResponseBytes) {
               refusal = {
                 code: ErrorCode.RESPONSE_TOO_LARGE,
@@ -85,6 +93,16 @@ export function executionLimitsPlugin(limits: ExecutionLimits): ApolloServerPlug
           response.http.status = refusal.status;
         },
       };
+    },
+  };
+  return {
+    plugin,
+    // Apollo's own serialisation (its prettyJSONStringify) is JSON.stringify plus a newline; it
+    // hands over {errors, data, extensions}, which serialises as `{"data":...}` without errors or
+    // extensions, the same text as the measured answer.
+    stringifyResult: (result) => {
+      const text = result.data && result.errors === undefined && result.extensions === undefined ? measured.get(result.data) : undefined;
+      return `${text ?? JSON.stringify(result)}\n`;
     },
   };
 }

@@ -64,6 +64,7 @@ export async function createGraphQLHttpApp(deps: {
   app.set('trust proxy', config.trustProxy);
   const httpServer = http.createServer(app);
   const knownCosts = new KnownCosts();
+  const executionLimits = executionLimitsPlugin(config.limits);
   const hardening = hardeningPlugins(
     config.limits,
     () => schema,
@@ -78,6 +79,7 @@ export async function createGraphQLHttpApp(deps: {
     formatError: createErrorFormatter(logger, { hideSuggestions: config.limits.blockFieldSuggestions }),
     validationRules: hardening.validationRules,
     allowBatchedHttpRequests: config.limits.maxBatchSize > 1,
+    stringifyResult: executionLimits.stringifyResult,
     persistedQueries: { cache: NO_SHARED_APQ_CACHE, ttl: config.apqTtlSeconds },
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
@@ -88,7 +90,7 @@ export async function createGraphQLHttpApp(deps: {
       ...hardening.plugins,
       // willSendResponse runs in this order: the limits may replace the answer, which the log
       // line and the status rule then see.
-      executionLimitsPlugin(config.limits),
+      executionLimits.plugin,
       holdRateLimitedAnswers(config.rateLimit.refusalDelayMs),
       requestLifecyclePlugin(deps.metrics),
       httpStatusPlugin(),

@@ -230,14 +230,15 @@ describe('a refusal for want of budget is held before it is sent', () => {
   });
 
   it('so a client asking again at once gets one answer per hold, not thousands a second; what fits is answered at once', async () => {
-    // 55 of 60 points: then the same again is refused once priced, and anything is refused before parsing.
+    // 55 of 60 points: then the same again (priced before, so its whole cost is asked at once) is
+    // refused and spends nothing; five cheap ones spend the rest, and the next is refused too.
     const served = await postJson(server.url, { query: '{ vehicles(first: 5) { totalCount } }' }, bearer(tenant.ownerToken));
     expect(served.status).toBe(200);
     expect(served.ms).toBeLessThan(HOLD_MS);
     const pricedRefusal = await postJson(server.url, { query: '{ vehicles(first: 5) { totalCount } }' }, bearer(tenant.ownerToken));
     expect({ status: pricedRefusal.status, codes: codesOf(pricedRefusal) }).toEqual({ status: 429, codes: ['RATE_LIMITED'] });
     expect(pricedRefusal.ms).toBeGreaterThanOrEqual(HOLD_MS - 50);
-    for (let i = 0; i < 4; i += 1) await postJson(server.url, { query: '{ __typename }' }, bearer(tenant.ownerToken));
+    for (let i = 0; i < 5; i += 1) await postJson(server.url, { query: '{ __typename }' }, bearer(tenant.ownerToken));
     const guardRefusal = await postJson(server.url, { query: '{ __typename }' }, bearer(tenant.ownerToken));
     expect({ status: guardRefusal.status, codes: codesOf(guardRefusal) }).toEqual({ status: 429, codes: ['RATE_LIMITED'] });
     expect(guardRefusal.ms).toBeGreaterThanOrEqual(HOLD_MS - 50);
