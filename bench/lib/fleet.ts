@@ -27,7 +27,7 @@ export interface BenchTenant {
 const OWNER_PASSWORD = 'bench-owner-password';
 /** armor's alias limit is 20 per document; stay under it. */
 const ALIASES_PER_REQUEST = 10;
-const HUGE_LIMIT = { tenant: { capacity: 1_000_000, refillPerSecond: 100_000 }, perCaller: { capacity: 1_000_000, refillPerSecond: 100_000 } };
+const HUGE_LIMIT = { tenant: { capacity: 1_000_000, refillPerSecond: 1_000_000 }, perCaller: { capacity: 1_000_000, refillPerSecond: 1_000_000 } };
 
 export interface BulkProvisioning {
   tenants: number;

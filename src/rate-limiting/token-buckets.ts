@@ -10,13 +10,15 @@ export interface BucketLimits {
 /**
  * The buckets a limit may describe (plans, and platform-admin overrides, which are validated
  * against these). At least one token a day: slower refills made the arithmetic below overflow
- * (PEXPIRE out of range, Retry-After of centuries).
+ * (PEXPIRE out of range, Retry-After of centuries). At most a million points a second: a page
+ * with its relations costs ~140 points, so one busy tenant across instances can reach a few
+ * thousand pages a second, and no more.
  */
 export const BUCKET_BOUNDS = {
   minCapacity: 1,
   maxCapacity: 1_000_000,
   minRefillPerSecond: 1 / 86_400,
-  maxRefillPerSecond: 100_000,
+  maxRefillPerSecond: 1_000_000,
 } as const;
 
 /** Which part of a bucket is out of BUCKET_BOUNDS, if any (the first found). */

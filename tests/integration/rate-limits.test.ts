@@ -260,7 +260,7 @@ describe('tenant and per-caller token buckets (Redis)', () => {
     expect((await tenantLimit(app, tenant.slug)).overridden).toBe(false);
   });
 
-  it('refuses buckets out of bounds (under one token a day, over 100000 a second, capacity over 1000000) on their field', async () => {
+  it('refuses buckets out of bounds (under one token a day, over 1000000 a second, capacity over 1000000) on their field', async () => {
     const tenant = await app.createTenant(uniqueSlug('bounds'));
     const admin = await app.admin();
     const sane = { capacity: 2, refillPerSecond: 1 };
@@ -270,7 +270,7 @@ describe('tenant and per-caller token buckets (Redis)', () => {
       ['refill 5e-324', sane, { capacity: 2, refillPerSecond: 5e-324 }, 'limit.perCaller.refillPerSecond'],
       ['refill 1e-12', { capacity: 2, refillPerSecond: 1e-12 }, sane, 'limit.tenant.refillPerSecond'],
       ['just under one a day', { capacity: 2, refillPerSecond: 0.99 / 86_400 }, sane, 'limit.tenant.refillPerSecond'],
-      ['refill over 100000', sane, { capacity: 2, refillPerSecond: 100_001 }, 'limit.perCaller.refillPerSecond'],
+      ['refill over 1000000', sane, { capacity: 2, refillPerSecond: 1_000_001 }, 'limit.perCaller.refillPerSecond'],
       ['refill 0', { capacity: 2, refillPerSecond: 0 }, sane, 'limit.tenant.refillPerSecond'],
       ['capacity over 1000000', { capacity: 1_000_001, refillPerSecond: 1 }, sane, 'limit.tenant.capacity'],
     ];

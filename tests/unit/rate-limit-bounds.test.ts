@@ -34,7 +34,8 @@ describe('bucket bounds', () => {
 
   it.each<[BucketLimits, keyof BucketLimits | null]>([
     [{ capacity: 1, refillPerSecond: 1 / 86_400 }, null],
-    [{ capacity: 1_000_000, refillPerSecond: 100_000 }, null],
+    [{ capacity: 1_000_000, refillPerSecond: 1_000_000 }, null],
+    [{ capacity: 2, refillPerSecond: 1_000_001 }, 'refillPerSecond'],
     [{ capacity: 2, refillPerSecond: 1e-15 }, 'refillPerSecond'],
     [{ capacity: 2, refillPerSecond: 5e-324 }, 'refillPerSecond'],
     [{ capacity: 2, refillPerSecond: 0 }, 'refillPerSecond'],
