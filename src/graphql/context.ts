@@ -50,7 +50,11 @@ export interface RequestContext {
   /** The client's address (per-IP limits of signed-out calls such as login). */
   clientIp: string;
   services: Services;
-  logger: Logger;
+  /**
+   * A logger whose lines carry this request's id, made on first use: a pino child per request
+   * cost every request, and most never log anything but the line the server writes for them.
+   */
+  logger(): Logger;
   /** The caller's tenant-bound client and loaders, leased on first use. */
   tenantScope(): TenantScope;
   /** Returns the lease; called once the response is sent. */
@@ -71,14 +75,21 @@ export function createRequestContext(options: {
   costKey: string | undefined;
   clientIp: string;
   services: Services;
-  logger: Logger;
+  /** The server's logger (the request's own is a child of it). */
+  serverLogger: Logger;
 }): RequestContext {
-  const { principal, services } = options;
+  const { serverLogger, ...fields } = options;
+  const { principal, services, requestId } = options;
   let scope: TenantScope | undefined;
   let releaseLease: (() => void) | undefined;
+  let requestLogger: Logger | undefined;
   return {
-    ...options,
+    ...fields,
     startedAt: performance.now(),
+    logger() {
+      requestLogger ??= serverLogger.child({ requestId });
+      return requestLogger;
+    },
     tenantScope() {
       if (scope) return scope;
       if (!isTenantPrincipal(principal)) {

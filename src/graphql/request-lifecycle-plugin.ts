@@ -1,4 +1,5 @@
 import type { ApolloServerPlugin } from '@apollo/server';
+import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import type { RequestContext } from './context';
 
@@ -6,7 +7,7 @@ import type { RequestContext } from './context';
  * Per operation: returns the tenant-client lease once the response is ready (whatever
  * happened), and records one log line and one metric sample.
  */
-export function requestLifecyclePlugin(metrics: Metrics): ApolloServerPlugin<RequestContext> {
+export function requestLifecyclePlugin(metrics: Metrics, logger: Logger): ApolloServerPlugin<RequestContext> {
   return {
     async requestDidStart() {
       const startedAt = performance.now();
@@ -21,8 +22,10 @@ export function requestLifecyclePlugin(metrics: Metrics): ApolloServerPlugin<Req
           const outcome = codes.length === 0 ? 'ok' : [...new Set(codes)].join(',');
           metrics.graphqlOperations.observe({ operation: operation?.operation ?? 'unknown', outcome }, durationMs / 1000);
           const { principal } = contextValue;
-          contextValue.logger.info(
+          // The server's logger with the request id as a field: the same line as a child would write.
+          logger.info(
             {
+              requestId: contextValue.requestId,
               operationName: operationName ?? null,
               operation: operation?.operation ?? null,
               principal: principal.kind,

@@ -92,7 +92,7 @@ export async function createGraphQLHttpApp(deps: {
       // line and the status rule then see.
       executionLimits.plugin,
       holdRateLimitedAnswers(config.rateLimit.refusalDelayMs),
-      requestLifecyclePlugin(deps.metrics),
+      requestLifecyclePlugin(deps.metrics, logger),
       httpStatusPlugin(),
     ],
   });
@@ -138,7 +138,7 @@ export async function createGraphQLHttpApp(deps: {
           costKey,
           clientIp: clientIpOf(req),
           services,
-          logger: logger.child({ requestId }),
+          serverLogger: logger,
         });
       },
     }),
