@@ -10,6 +10,7 @@ import express, { type ErrorRequestHandler, type RequestHandler } from 'express'
 import type { GraphQLSchema } from 'graphql';
 import { isDatabaseUnavailable } from '../database/prisma-errors';
 import type { Authenticator } from '../auth/authenticator';
+import { isTenantPrincipal } from '../auth/principal';
 import type { Config } from '../config/config';
 import { AppError, ErrorCode, errorResponseBody, httpStatusOf } from '../errors/app-error';
 import { createRequestContext, type RequestContext, type Services } from '../graphql/context';
@@ -127,6 +128,17 @@ export async function createGraphQLHttpApp(deps: {
       maxBatchSize: config.limits.maxBatchSize,
       documentLimits: config.limits,
       knownCosts,
+      recordRefusal: (requestId, principal, error) => {
+        const code = String(error.extensions.code);
+        deps.metrics.graphqlOperations.observe({ operation: 'unknown', outcome: code }, 0);
+        // Signed-out refusals are counted, not logged: a flood of them would be a flood of lines.
+        if (principal && principal.kind !== 'anonymous') {
+          logger.info(
+            { requestId, principal: principal.kind, tenant: isTenantPrincipal(principal) ? principal.tenant.slug : undefined, outcome: code },
+            'graphql request refused',
+          );
+        }
+      },
     }),
     expressMiddleware(apollo, {
       context: async ({ req, res }) => {

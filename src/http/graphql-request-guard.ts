@@ -180,6 +180,8 @@ export function graphqlRequestGuard(deps: {
   maxBatchSize: number;
   documentLimits: DocumentShapeLimits;
   knownCosts: KnownCosts;
+  /** Records a request refused here (it never reaches Apollo, whose plugin records the rest). */
+  recordRefusal: (requestId: string, principal: Principal | undefined, error: AppError) => void;
 }): RequestHandler {
   /**
    * Documents that passed the checks below, as sent, with their stripped text: clients send the
@@ -306,6 +308,7 @@ export function graphqlRequestGuard(deps: {
         next(error);
         return;
       }
+      deps.recordRefusal(requestId, (res.locals as Partial<GuardedLocals>).principal, error);
       await hold(refusalHoldMs(error, deps.refusalHoldMaxMs));
       sendRequestError(req, res, error);
     }

@@ -395,10 +395,17 @@ describe('budgets spend what operations cost (the @cost of the SDL), not one tok
     expect(header(refused, 'retry-after')).toBe(String(retryAfter));
     expect([header(refused, 'ratelimit-limit'), header(refused, 'ratelimit-remaining')]).toEqual(['120', '8']);
     // The operation priced before: the guard asks for all 55 points at once, is refused, and
-    // nothing is spent.
+    // nothing is spent. Refused before Apollo saw it, it is still counted in the metrics.
+    const refusalsCounted = async () => {
+      const text = await (await fetch(app.url.replace(/\/graphql$/, '/metrics'))).text();
+      const line = text.split('\n').find((row) => row.startsWith('fleet_graphql_operation_duration_seconds_count{operation="unknown",outcome="RATE_LIMITED"}'));
+      return Number(line?.split(' ')[1] ?? 0);
+    };
+    const countedBefore = await refusalsCounted();
     const known = await postJson(app.url, { query: FIFTY_FIVE }, bearer(tenant.ownerToken));
     expect({ status: known.status, codes: codesOf(known), data: known.body.data ?? null }).toEqual({ status: 429, codes: ['RATE_LIMITED'], data: null });
     expect([header(known, 'ratelimit-limit'), header(known, 'ratelimit-remaining')]).toEqual(['120', '8']);
+    expect((await refusalsCounted()) - countedBefore).toBe(1);
     // What is left still serves operations that fit.
     const cheap = await hit(app, tenant.ownerToken);
     expectAdmitted(cheap, 120);

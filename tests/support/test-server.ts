@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { ClientError, GraphQLClient } from './graphql-request';
 import { graphql } from '../generated';
 import { loadConfig } from '../../src/config/config';
-import { createLogger } from '../../src/observability/logger';
+import { createLogger, type Logger } from '../../src/observability/logger';
 import { startServer, type RunningServer } from '../../src/server';
 import { readTestServices } from './services';
 import { createTestDatabase, dropTestDatabase } from './test-database';
@@ -46,6 +46,8 @@ export interface TestServerOptions {
   tenantMigrationsDir?: string;
   /** Reuse another test server's database (for two instances sharing one platform). */
   databaseUrl?: string;
+  /** The server's logger (default: the production logger at TEST_LOG_LEVEL, silent). */
+  logger?: Logger;
 }
 
 export function uniqueSlug(prefix = 't'): string {
@@ -83,7 +85,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   });
   const server = await startServer({
     config: { ...config, databaseUrl },
-    logger: createLogger(config.logLevel),
+    logger: options.logger ?? createLogger(config.logLevel),
     ...(options.tenantMigrationsDir ? { tenantMigrationsDir: options.tenantMigrationsDir } : {}),
   });
   const url = `http://127.0.0.1:${server.port}/graphql`;
