@@ -130,7 +130,8 @@ export async function createGraphQLHttpApp(deps: {
       knownCosts,
       recordRefusal: (requestId, principal, error) => {
         const code = String(error.extensions.code);
-        deps.metrics.graphqlOperations.observe({ operation: 'unknown', outcome: code }, 0);
+        // operation="refused": refused before Apollo parsed it (so of no known type), took no time to run.
+        deps.metrics.graphqlOperations.observe({ operation: 'refused', outcome: code }, 0);
         // Signed-out refusals are counted, not logged: a flood of them would be a flood of lines.
         if (principal && principal.kind !== 'anonymous') {
           logger.info(

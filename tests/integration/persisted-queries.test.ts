@@ -423,6 +423,7 @@ describe('a persistedOnly key', () => {
     expect(sqlAfterControl).toBeGreaterThan(sqlBefore);
 
     const operationsBefore = await operationCount();
+    const refusalsBefore = await refusalCount('PERSISTED_QUERY_REQUIRED');
     const attempts: [string, Promise<RawResponse>][] = [
       ['query', postJson(app.url, { query: expensive }, { 'x-api-key': aPartner })],
       ['query + registered hash', postJson(app.url, { query: BY_STATUS, extensions: persisted(aOnlyHash) }, { 'x-api-key': aPartner })],
@@ -438,6 +439,8 @@ describe('a persistedOnly key', () => {
     }
     expect((await app.server.metrics.tenantSqlStatements.get()).values[0]?.value ?? 0).toBe(sqlAfterControl);
     expect(await operationCount()).toBe(operationsBefore);
+    // Refused in the guard, each is still counted (as refused).
+    expect((await refusalCount('PERSISTED_QUERY_REQUIRED')) - refusalsBefore).toBe(attempts.length);
   });
 
   it("is refused unregistered hashes, including another tenant's, with PERSISTED_QUERY_NOT_REGISTERED", async () => {
@@ -520,9 +523,17 @@ describe('a persistedOnly key', () => {
   });
 });
 
+/** Operations Apollo ran (or tried to), and requests the guard refused before, by outcome code. */
 async function operationCount(): Promise<number> {
   const metric = await app.server.metrics.graphqlOperations.get();
-  return metric.values.filter((value) => value.metricName?.endsWith('_count')).reduce((sum, value) => sum + value.value, 0);
+  return metric.values
+    .filter((value) => value.metricName?.endsWith('_count') && value.labels.operation !== 'refused')
+    .reduce((sum, value) => sum + value.value, 0);
+}
+
+async function refusalCount(code: string): Promise<number> {
+  const metric = await app.server.metrics.graphqlOperations.get();
+  return metric.values.find((value) => value.metricName?.endsWith('_count') && value.labels.operation === 'refused' && value.labels.outcome === code)?.value ?? 0;
 }
 
 describe('the partner flow shown in the README', () => {

@@ -398,7 +398,7 @@ describe('budgets spend what operations cost (the @cost of the SDL), not one tok
     // nothing is spent. Refused before Apollo saw it, it is still counted in the metrics.
     const refusalsCounted = async () => {
       const text = await (await fetch(app.url.replace(/\/graphql$/, '/metrics'))).text();
-      const line = text.split('\n').find((row) => row.startsWith('fleet_graphql_operation_duration_seconds_count{operation="unknown",outcome="RATE_LIMITED"}'));
+      const line = text.split('\n').find((row) => row.startsWith('fleet_graphql_operation_duration_seconds_count{operation="refused",outcome="RATE_LIMITED"}'));
       return Number(line?.split(' ')[1] ?? 0);
     };
     const countedBefore = await refusalsCounted();
