@@ -10,6 +10,8 @@ import type { TenantSql } from './tenant-sql';
 
 const quote = (identifier: string) => `"${identifier.replaceAll('"', '""')}"`;
 
+const whereClause = (conditions: Prisma.Sql[]) => (conditions.length > 0 ? Prisma.sql`WHERE ${Prisma.join(conditions, ' AND ')}` : Prisma.empty);
+
 /**
  * A to-one relation a page can bring along in its own statement: a LEFT JOIN of `table` where
  * its `relatedKey` equals this row's `localKey` (Vehicle.driverId = Driver.id, or the other
@@ -56,8 +58,7 @@ export class TenantTable<Row extends { id: string }> {
     query: PageQuery,
     join?: ToOneJoin<Row, Related>,
   ): Promise<Row[] | { row: Row; related: Related | null }[]> {
-    const where = query.afterId === undefined ? query.where : [...query.where, Prisma.sql`t."id" > ${query.afterId}::uuid`];
-    const conditions = where.length > 0 ? Prisma.sql`WHERE ${Prisma.join(where, ' AND ')}` : Prisma.empty;
+    const conditions = whereClause(query.afterId === undefined ? query.where : [...query.where, Prisma.sql`t."id" > ${query.afterId}::uuid`]);
     if (!join) {
       return sql.rows<Row>(
         Prisma.sql`SELECT ${Prisma.raw(this.columnList)} FROM ${Prisma.raw(quote(this.name))} t ${conditions} ORDER BY t."id" LIMIT ${query.limit}`,
@@ -81,8 +82,7 @@ export class TenantTable<Row extends { id: string }> {
   }
 
   async count(sql: TenantSql, where: Prisma.Sql[]): Promise<number> {
-    const conditions = where.length > 0 ? Prisma.sql`WHERE ${Prisma.join(where, ' AND ')}` : Prisma.empty;
-    const [row] = await sql.rows<{ count: number }>(Prisma.sql`SELECT count(*)::int AS count FROM ${Prisma.raw(quote(this.name))} t ${conditions}`);
+    const [row] = await sql.rows<{ count: number }>(Prisma.sql`SELECT count(*)::int AS count FROM ${Prisma.raw(quote(this.name))} t ${whereClause(where)}`);
     return row?.count ?? 0;
   }
 
