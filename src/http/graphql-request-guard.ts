@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Authenticator } from '../auth/authenticator';
-import { isTenantPrincipal, type Principal, type TenantPrincipal } from '../auth/principal';
+import { isTenantPrincipal, principalKey, type Principal, type TenantPrincipal } from '../auth/principal';
 import { AppError, ErrorCode } from '../errors/app-error';
 import { stripIgnoredCharacters } from 'graphql';
 import { LRUCache } from 'lru-cache';
@@ -251,7 +251,8 @@ export function graphqlRequestGuard(deps: {
       // an operation priced before is charged its whole cost now, in this one round trip.
       const single = !Array.isArray(req.body) && operations.length === 1 ? (operations[0] as GraphQLRequestFields) : undefined;
       const sentBytes = req.method === 'GET' ? req.originalUrl.length : Number(req.headers['content-length'] ?? Infinity);
-      const costKey = single ? deps.knownCosts.keyOf(single, sentBytes) : undefined;
+      // Signed-in tenant callers only: others have no budget, or one per address.
+      const costKey = single && isTenantPrincipal(principal) ? deps.knownCosts.keyOf(`${principal.tenant.id}:${principalKey(principal)}`, single, sentBytes) : undefined;
       const admission = Math.max(1, operations.reduce((sum, operation) => sum + admissionPoints(operation), 0));
       const points = Math.max(admission, deps.knownCosts.get(costKey) ?? 0);
       res.locals.costKey = costKey;

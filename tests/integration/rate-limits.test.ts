@@ -412,6 +412,27 @@ describe('budgets spend what operations cost (the @cost of the SDL), not one tok
     expect(header(cheap, 'ratelimit-remaining')).toBe('7');
   });
 
+  it("another caller's price is not charged: a persisted-only key refused the text someone else ran spends one point", async () => {
+    const a = await app.createTenant(uniqueSlug('price-a'));
+    const b = await app.createTenant(uniqueSlug('price-b'));
+    await setLimit(app, b.id, { capacity: 1000, refillPerSecond: 0.001 });
+    const query = `query Priced_${randomBytes(3).toString('hex')} { vehicles(first: 20) { totalCount edges { node { plate } } } }`;
+    expect((await postJson(app.url, { query }, bearer(a.ownerToken))).status).toBe(200); // priced, for A's owner
+    const created = await postJson(
+      app.url,
+      { query: 'mutation Key($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }', variables: { input: { name: 'partner', role: 'VIEWER', persistedOnly: true } } },
+      bearer(b.ownerToken),
+    );
+    const secret = (created.body.data as { createApiKey: { secret: string } }).createApiKey.secret;
+    const remaining: number[] = [];
+    for (let i = 0; i < 3; i += 1) {
+      const refused = await postJson(app.url, { query }, { 'x-api-key': secret });
+      expect({ status: refused.status, codes: codesOf(refused) }).toEqual({ status: 403, codes: ['PERSISTED_QUERY_REQUIRED'] });
+      remaining.push(Number(header(refused, 'ratelimit-remaining')));
+    }
+    expect([remaining[0]! - remaining[1]!, remaining[1]! - remaining[2]!]).toEqual([1, 1]);
+  });
+
   it('an operation priced before spends its whole cost in one round trip to Redis; a new one takes two', async () => {
     const tenant = await app.createTenant(uniqueSlug('trips'));
     await setLimit(app, tenant.id, { capacity: 1000, refillPerSecond: 0.001 });
