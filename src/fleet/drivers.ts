@@ -4,7 +4,7 @@ import { Prisma, type Driver } from '../generated/prisma/tenant/client';
 import { pageRequest, toConnection, type ConnectionModel } from '../graphql/pagination';
 import { containsText } from '../tenancy/tenant-table';
 import { createDriverSchema, normaliseIdentifier, parseInput, searchText, updateDriverSchema } from './fleet-input';
-import { driverTable, driverVehicle } from './fleet-tables';
+import { driverTable, driverVehicle, readPage } from './fleet-tables';
 import type { FleetScope } from './vehicles';
 
 export interface DriverFilter {
@@ -39,19 +39,11 @@ export async function listDrivers(
 ): Promise<ConnectionModel<Driver>> {
   const page = pageRequest(args.first, args.after);
   const where = driverConditions(args.filter);
-  const query = { where, afterId: page.afterId, limit: page.take + 1 };
-  let rows: Driver[];
-  if (withVehicle) {
-    const joined = await driverTable.page(sql, query, driverVehicle);
-    rows = joined.map(({ row, related }) => {
-      loaders.vehicleByDriverId.prime(row.id, related);
-      if (related) loaders.vehicleById.prime(related.id, related);
-      loaders.joined.vehicleOfDriver.set(row, related);
-      return row;
-    });
-  } else {
-    rows = await driverTable.page(sql, query);
-  }
+  const rows = await readPage(sql, driverTable, { where, afterId: page.afterId, limit: page.take + 1 }, withVehicle ? driverVehicle : undefined, (row, vehicle) => {
+    loaders.vehicleByDriverId.prime(row.id, vehicle);
+    if (vehicle) loaders.vehicleById.prime(vehicle.id, vehicle);
+    loaders.joined.vehicleOfDriver.set(row, vehicle);
+  });
   for (const row of rows) loaders.driverById.prime(row.id, row);
   return toConnection(rows, page, () => driverTable.count(sql, where));
 }

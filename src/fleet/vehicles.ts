@@ -7,7 +7,7 @@ import type { TenantSql } from '../tenancy/tenant-sql';
 import { containsText } from '../tenancy/tenant-table';
 import { createVehicleSchema, normaliseIdentifier, parseInput, searchText, updateVehicleSchema } from './fleet-input';
 import type { FleetLoaders } from './fleet-loaders';
-import { vehicleDriver, vehicleTable } from './fleet-tables';
+import { readPage, vehicleDriver, vehicleTable } from './fleet-tables';
 
 /**
  * Everything here runs on a tenant-bound client (Prisma for writes, SQL for reads, on the same
@@ -54,18 +54,10 @@ export async function listVehicles(
 ): Promise<ConnectionModel<Vehicle>> {
   const page = pageRequest(args.first, args.after);
   const where = vehicleConditions(args.filter);
-  const query = { where, afterId: page.afterId, limit: page.take + 1 };
-  let rows: Vehicle[];
-  if (withDriver) {
-    const joined = await vehicleTable.page(sql, query, vehicleDriver);
-    rows = joined.map(({ row, related }) => {
-      if (related) loaders.driverById.prime(related.id, related);
-      loaders.joined.driverOfVehicle.set(row, related);
-      return row;
-    });
-  } else {
-    rows = await vehicleTable.page(sql, query);
-  }
+  const rows = await readPage(sql, vehicleTable, { where, afterId: page.afterId, limit: page.take + 1 }, withDriver ? vehicleDriver : undefined, (row, driver) => {
+    if (driver) loaders.driverById.prime(driver.id, driver);
+    loaders.joined.driverOfVehicle.set(row, driver);
+  });
   for (const row of rows) {
     loaders.vehicleById.prime(row.id, row);
     if (row.driverId) loaders.vehicleByDriverId.prime(row.driverId, row);

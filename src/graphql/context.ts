@@ -7,7 +7,6 @@ import type { PlatformDatabase } from '../database/platform-database';
 import { AppError, ErrorCode } from '../errors/app-error';
 import { createFleetLoaders } from '../fleet/fleet-loaders';
 import type { FleetScope } from '../fleet/vehicles';
-import type { Logger } from '../observability/logger';
 import type { TenantLifecycle } from '../provisioning/tenant-lifecycle';
 import type { TenantMigrationRunner } from '../provisioning/tenant-migration-runner';
 import type { TenantProvisioner } from '../provisioning/tenant-provisioner';
@@ -50,11 +49,6 @@ export interface RequestContext {
   /** The client's address (per-IP limits of signed-out calls such as login). */
   clientIp: string;
   services: Services;
-  /**
-   * A logger whose lines carry this request's id, made on first use: a pino child per request
-   * cost every request, and most never log anything but the line the server writes for them.
-   */
-  logger(): Logger;
   /** The caller's tenant-bound client and loaders, leased on first use. */
   tenantScope(): TenantScope;
   /** Returns the lease; called once the response is sent. */
@@ -75,21 +69,13 @@ export function createRequestContext(options: {
   costKey: string | undefined;
   clientIp: string;
   services: Services;
-  /** The server's logger (the request's own is a child of it). */
-  serverLogger: Logger;
 }): RequestContext {
-  const { serverLogger, ...fields } = options;
-  const { principal, services, requestId } = options;
+  const { principal, services } = options;
   let scope: TenantScope | undefined;
   let releaseLease: (() => void) | undefined;
-  let requestLogger: Logger | undefined;
   return {
-    ...fields,
+    ...options,
     startedAt: performance.now(),
-    logger() {
-      requestLogger ??= serverLogger.child({ requestId });
-      return requestLogger;
-    },
     tenantScope() {
       if (scope) return scope;
       if (!isTenantPrincipal(principal)) {

@@ -151,7 +151,6 @@ export async function createGraphQLHttpApp(deps: {
           costKey,
           clientIp: clientIpOf(req),
           services,
-          serverLogger: logger,
         });
       },
     }),
