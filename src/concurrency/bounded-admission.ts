@@ -1,8 +1,9 @@
 /*
  * Written by hand: a counting semaphore whose waiters are bounded in number and in time, with
- * the slot handed straight to the longest waiter. Small enough that a dependency would be
- * larger than it; the pieces general-purpose semaphores lack are the two bounds. Used for bcrypt
- * jobs (src/auth/password-jobs.ts) and for each tenant's operations in flight
+ * slots handed straight to the longest waiters, and whose number of slots may change between
+ * calls. Small enough that a dependency would be larger than it; the pieces general-purpose
+ * semaphores lack are the two bounds and the moving limit. Used for bcrypt jobs
+ * (src/auth/password-jobs.ts) and for each tenant's operations in flight
  * (src/rate-limiting/tenant-in-flight.ts).
  */
 
@@ -10,20 +11,27 @@
  * At most `slots` holders at once; beyond that at most `maxWaiting` callers wait, first come
  * first served, each for at most `waitMs`. Nothing here grows without bound: a caller is either
  * holding, waiting for a bounded time, or refused.
+ *
+ * `slots` may be a function, read on every acquire and release: when it drops below the holders,
+ * nobody is let in until enough have left; when it rises, the next release lets in as many
+ * waiters as now fit.
  */
 export class BoundedAdmission {
   private held = 0;
   private readonly waiters: (() => void)[] = [];
+  private readonly limit: () => number;
 
   constructor(
-    private readonly slots: number,
+    slots: number | (() => number),
     private readonly maxWaiting: number,
     private readonly waitMs: number,
-  ) {}
+  ) {
+    this.limit = typeof slots === 'number' ? () => slots : slots;
+  }
 
   /** True once a slot is held (give it back with release()); false when refused. */
   acquire(): Promise<boolean> {
-    if (this.held < this.slots && this.waiters.length === 0) {
+    if (this.waiters.length === 0 && this.held < this.limit()) {
       this.held += 1;
       return Promise.resolve(true);
     }
@@ -42,10 +50,12 @@ export class BoundedAdmission {
   }
 
   release(): void {
-    const next = this.waiters.shift();
-    // The slot passes straight to the next waiter, so a newcomer cannot overtake the queue.
-    if (next) next();
-    else this.held -= 1;
+    this.held -= 1;
+    // Freed slots go straight to the waiters, in order, so a newcomer cannot overtake the queue.
+    while (this.waiters.length > 0 && this.held < this.limit()) {
+      this.held += 1;
+      this.waiters.shift()?.();
+    }
   }
 
   get holding(): number {

@@ -121,6 +121,8 @@ const environmentSchema = z.object({
   MAX_EXECUTION_MS: positiveInt.default(5_000),
   MAX_RESPONSE_BYTES: positiveInt.default(5_000_000),
   TENANT_MAX_IN_FLIGHT: positiveInt.max(10_000).default(8),
+  TENANT_MAX_IN_FLIGHT_ALONE: positiveInt.max(10_000).optional(),
+  TENANT_IN_FLIGHT_QUIET_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
   TENANT_IN_FLIGHT_QUEUE: z.coerce.number().int().min(0).max(100_000).default(64),
   TENANT_IN_FLIGHT_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(5_000),
   OVERLOAD_SHEDDING: boolean.default(true),
@@ -216,7 +218,7 @@ export interface Config {
     blockFieldSuggestions: boolean;
   };
   /** Each tenant's operations at once on one instance, and how many may wait for a turn. */
-  tenantInFlight: { maxInFlight: number; maxQueued: number; maxWaitMs: number };
+  tenantInFlight: { maxInFlight: number; maxInFlightAlone: number; quietMs: number; maxQueued: number; maxWaitMs: number };
   overload: {
     enabled: boolean;
     eventLoopDelayMs: number;
@@ -254,6 +256,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     if (missing.length > 0) {
       throw new ConfigError(missing.map((key) => `${key} must be set when NODE_ENV=production`));
     }
+  }
+  if (env.TENANT_MAX_IN_FLIGHT_ALONE !== undefined && env.TENANT_MAX_IN_FLIGHT_ALONE < env.TENANT_MAX_IN_FLIGHT) {
+    throw new ConfigError([`TENANT_MAX_IN_FLIGHT_ALONE (${env.TENANT_MAX_IN_FLIGHT_ALONE}) must be at least TENANT_MAX_IN_FLIGHT (${env.TENANT_MAX_IN_FLIGHT})`]);
   }
   const jwtSecret = env.JWT_SECRET ?? DEV_JWT_SECRET;
   return {
@@ -327,7 +332,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       blockFieldSuggestions: env.BLOCK_FIELD_SUGGESTIONS ?? production,
     },
     trustProxy: env.TRUST_PROXY ?? false,
-    tenantInFlight: { maxInFlight: env.TENANT_MAX_IN_FLIGHT, maxQueued: env.TENANT_IN_FLIGHT_QUEUE, maxWaitMs: env.TENANT_IN_FLIGHT_WAIT_MS },
+    tenantInFlight: {
+      maxInFlight: env.TENANT_MAX_IN_FLIGHT,
+      maxInFlightAlone: env.TENANT_MAX_IN_FLIGHT_ALONE ?? 4 * env.TENANT_MAX_IN_FLIGHT,
+      quietMs: env.TENANT_IN_FLIGHT_QUIET_MS,
+      maxQueued: env.TENANT_IN_FLIGHT_QUEUE,
+      maxWaitMs: env.TENANT_IN_FLIGHT_WAIT_MS,
+    },
     overload: {
       enabled: env.OVERLOAD_SHEDDING,
       eventLoopDelayMs: env.OVERLOAD_EVENT_LOOP_DELAY_MS,

@@ -46,7 +46,8 @@ describe('each tenant has a cap on its operations in flight', () => {
   let b: TenantFixture;
 
   beforeAll(async () => {
-    server = await startTestServer({ env: { TENANT_MAX_IN_FLIGHT: '1', TENANT_IN_FLIGHT_QUEUE: '1', TENANT_IN_FLIGHT_WAIT_MS: '10000' } });
+    // One turn each, alone or not (what a tenant alone may take beyond its share is the next block's).
+    server = await startTestServer({ env: { TENANT_MAX_IN_FLIGHT: '1', TENANT_MAX_IN_FLIGHT_ALONE: '1', TENANT_IN_FLIGHT_QUEUE: '1', TENANT_IN_FLIGHT_WAIT_MS: '10000' } });
     [a, b] = await Promise.all([server.createTenant(), server.createTenant()]);
   });
 
@@ -101,6 +102,47 @@ describe('each tenant has a cap on its operations in flight', () => {
     await eventually(async () => ((await metric(server, /^fleet_tenant_operations\{state="running"\}/)) === 0 ? true : undefined), 5_000, 20);
     const after = await postJson(server.url, { query: '{ __typename }' }, bearer(a.ownerToken));
     expect(after.body).toEqual({ data: { __typename: 'Query' } });
+  });
+});
+
+describe('a tenant alone on the instance may use the turns nobody else wants, and is back to its share once another tenant is active', () => {
+  let server: TestServer;
+  let a: TenantFixture;
+  let b: TenantFixture;
+
+  beforeAll(async () => {
+    server = await startTestServer({
+      env: { TENANT_MAX_IN_FLIGHT: '1', TENANT_MAX_IN_FLIGHT_ALONE: '2', TENANT_IN_FLIGHT_QUIET_MS: '10000', TENANT_IN_FLIGHT_QUEUE: '1', TENANT_IN_FLIGHT_WAIT_MS: '10000' },
+    });
+    [a, b] = await Promise.all([server.createTenant(), server.createTenant()]);
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('runs two of A alone, serves B at once, then holds A to one turn', async () => {
+    const vehicleId = await vehicleOf(a, 'ALONE-1');
+    const outcome = await holdingVehicle(server, a, vehicleId, async (lock) => {
+      // A alone: both updates run (both wait on the row in the database, none for a turn).
+      const held = [renameVehicle(server, a, vehicleId, 'one'), renameVehicle(server, a, vehicleId, 'two')];
+      await lock.untilSomeoneWaits(2);
+      const runningAlone = await metric(server, /^fleet_tenant_operations\{state="running"\}/);
+      // B is served at once, with its own turn.
+      const other = await postJson(server.url, { query: '{ vehicles(first: 1) { totalCount } }' }, bearer(b.ownerToken));
+      // Now A is not alone: holding two, over its share of one, its next operation waits and the one after is refused.
+      const waiting = postJson(server.url, { query: '{ __typename }' }, bearer(a.ownerToken));
+      await eventually(async () => ((await metric(server, /^fleet_tenant_operations\{state="waiting"\}/)) === 1 ? true : undefined), 5_000, 20);
+      const refused = await postJson(server.url, { query: '{ __typename }' }, bearer(a.ownerToken));
+      return { held, runningAlone, other, waiting, refused };
+    });
+    expect(outcome.runningAlone).toBe(2);
+    expect({ status: outcome.other.status, body: outcome.other.body }).toEqual({ status: 200, body: { data: { vehicles: { totalCount: 0 } } } });
+    expect({ status: outcome.refused.status, codes: codesOf(outcome.refused) }).toEqual({ status: 429, codes: ['RATE_LIMITED'] });
+    const answers = await Promise.all([...outcome.held, outcome.waiting]);
+    expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200]);
+    expect(answers[2]?.body).toEqual({ data: { __typename: 'Query' } });
+    expect(await metric(server, /^fleet_tenant_operations\{state="running"\}/)).toBe(0);
   });
 });
 

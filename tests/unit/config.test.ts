@@ -109,3 +109,15 @@ describe('loadConfig APQ budget', () => {
     }
   });
 });
+
+describe('loadConfig TENANT_MAX_IN_FLIGHT*', () => {
+  it('lets a tenant alone on an instance run four times its share by default, or what TENANT_MAX_IN_FLIGHT_ALONE says', () => {
+    expect(loadConfig({}).tenantInFlight).toEqual({ maxInFlight: 8, maxInFlightAlone: 32, quietMs: 1_000, maxQueued: 64, maxWaitMs: 5_000 });
+    expect(loadConfig({ TENANT_MAX_IN_FLIGHT: '2' }).tenantInFlight.maxInFlightAlone).toBe(8);
+    expect(loadConfig({ TENANT_MAX_IN_FLIGHT: '2', TENANT_MAX_IN_FLIGHT_ALONE: '2', TENANT_IN_FLIGHT_QUIET_MS: '0' }).tenantInFlight).toMatchObject({ maxInFlightAlone: 2, quietMs: 0 });
+  });
+
+  it('fails start-up when the cap alone is below the share', () => {
+    expect(() => loadConfig({ TENANT_MAX_IN_FLIGHT: '8', TENANT_MAX_IN_FLIGHT_ALONE: '4' })).toThrow(/TENANT_MAX_IN_FLIGHT_ALONE \(4\) must be at least TENANT_MAX_IN_FLIGHT \(8\)/);
+  });
+});

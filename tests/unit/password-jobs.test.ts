@@ -67,6 +67,24 @@ describe('BoundedAdmission', () => {
     await settle();
     expect(newcomer.result).toBe(true);
   });
+
+  it('follows a moving limit: nobody enters while holders exceed it, and a raised limit lets in every waiter that fits', async () => {
+    let slots = 3;
+    const admission = new BoundedAdmission(() => slots, 5, 60_000);
+    for (let i = 0; i < 3; i += 1) expect(await admission.acquire()).toBe(true);
+    slots = 1;
+    const waiters = [track(admission.acquire()), track(admission.acquire())];
+    admission.release();
+    await settle();
+    // Two still hold, over the new limit of one: the freed slot is not handed on.
+    expect({ holding: admission.holding, waiting: admission.waiting }).toEqual({ holding: 2, waiting: 2 });
+    expect(waiters.map((waiter) => waiter.result)).toEqual(['pending', 'pending']);
+    slots = 4;
+    admission.release();
+    await settle();
+    expect(waiters.map((waiter) => waiter.result)).toEqual([true, true]);
+    expect({ holding: admission.holding, waiting: admission.waiting }).toEqual({ holding: 3, waiting: 0 });
+  });
 });
 
 describe('PasswordJobs', () => {
