@@ -36,6 +36,12 @@ export const ErrorCode = {
   UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   BAD_REQUEST: 'BAD_REQUEST',
   QUOTA_EXCEEDED: 'QUOTA_EXCEEDED',
+  INVALID_TRANSITION: 'INVALID_TRANSITION',
+  TRIP_UNASSIGNED: 'TRIP_UNASSIGNED',
+  VEHICLE_UNAVAILABLE: 'VEHICLE_UNAVAILABLE',
+  VEHICLE_BUSY: 'VEHICLE_BUSY',
+  DRIVER_BUSY: 'DRIVER_BUSY',
+  REASON_REQUIRED: 'REASON_REQUIRED',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
 } as const;
 
@@ -79,6 +85,12 @@ export const PROBLEMS: Record<ErrorCode, Problem> = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported request encoding' },
   BAD_REQUEST: { status: 400, title: 'Bad request' },
   QUOTA_EXCEEDED: { status: 403, title: 'Storage quota exceeded' },
+  INVALID_TRANSITION: { status: 409, title: 'Not an allowed transition' },
+  TRIP_UNASSIGNED: { status: 409, title: 'Trip needs a vehicle and a driver' },
+  VEHICLE_UNAVAILABLE: { status: 409, title: 'Vehicle not available' },
+  VEHICLE_BUSY: { status: 409, title: 'Vehicle already on the road' },
+  DRIVER_BUSY: { status: 409, title: 'Driver already on the road' },
+  REASON_REQUIRED: { status: 400, title: 'A reason is required' },
   INTERNAL_SERVER_ERROR: { status: 500, title: 'Internal server error' },
 };
 

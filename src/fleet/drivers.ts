@@ -1,4 +1,4 @@
-import { isRecordNotFound, isViolationOf, uniqueViolation, type ConstraintRef } from '../database/prisma-errors';
+import { foreignKeyViolation, isRecordNotFound, isViolationOf, uniqueViolation, type ConstraintRef } from '../database/prisma-errors';
 import { conflict, notFound } from '../errors/app-error';
 import { Prisma, type Driver } from '../generated/prisma/tenant/client';
 import { pageRequest, toConnection, type ConnectionModel } from '../graphql/pagination';
@@ -78,6 +78,9 @@ export async function updateDriver({ db, loaders }: FleetScope, id: string, inpu
 }
 
 /** Deleting a driver takes them out of their vehicle (the foreign key sets it to null). */
+/** Trips keep their driver (Trip_driverId_fkey, ON DELETE RESTRICT). */
+const TRIP_DRIVER_FKEY: ConstraintRef = { name: 'Trip_driverId_fkey', fields: ['driverId'] };
+
 export async function deleteDriver({ db, loaders }: FleetScope, id: string): Promise<void> {
   try {
     await db.driver.delete({ where: { id } });
@@ -85,6 +88,7 @@ export async function deleteDriver({ db, loaders }: FleetScope, id: string): Pro
     loaders.vehicleByDriverId.clear(id);
   } catch (error) {
     if (isRecordNotFound(error)) throw notFound('Driver');
+    if (isViolationOf(foreignKeyViolation(error), TRIP_DRIVER_FKEY)) throw conflict('This driver has trips, which keep them; they cannot be deleted');
     throw error;
   }
 }

@@ -10,7 +10,8 @@ import { badInput } from '../errors/app-error';
 const noNul = (value: string) => !value.includes('\u0000');
 const NUL_MESSAGE = 'must not contain NUL characters';
 
-const text = (max: number) =>
+/** Trimmed, non-empty text of at most `max` characters, without NUL. */
+export const boundedText = (max: number) =>
   z.string().trim().min(1, 'must not be empty').max(max, `must be at most ${max} characters`).refine(noNul, NUL_MESSAGE);
 const currentYear = () => new Date().getUTCFullYear();
 
@@ -28,8 +29,8 @@ export const vehicleFields = {
     .min(1, 'must not be empty')
     .max(20, 'must be at most 20 characters')
     .regex(/^[A-Z0-9][A-Z0-9 -]*$/, 'may contain letters, digits, spaces and hyphens'),
-  make: text(100),
-  model: text(100),
+  make: boundedText(100),
+  model: boundedText(100),
   year: z
     .number()
     .int()
@@ -40,7 +41,7 @@ export const vehicleFields = {
 };
 
 export const driverFields = {
-  name: text(200),
+  name: boundedText(200),
   licenseNumber: z
     .string()
     .overwrite(normaliseIdentifier)

@@ -18,8 +18,12 @@ export const fleetResolvers: Resolvers = {
         const vehicle = await loaders.vehicleById.load(parsed.id);
         return vehicle ? { ...vehicle, __typename: 'Vehicle' as const } : null;
       }
-      const driver = await loaders.driverById.load(parsed.id);
-      return driver ? { ...driver, __typename: 'Driver' as const } : null;
+      if (parsed.type === 'Driver') {
+        const driver = await loaders.driverById.load(parsed.id);
+        return driver ? { ...driver, __typename: 'Driver' as const } : null;
+      }
+      const trip = await ctx.tenantScope().trips.tripById.load(parsed.id);
+      return trip ? { ...trip, __typename: 'Trip' as const } : null;
     },
     vehicle: (_root, { id }, ctx) => ctx.tenantScope().loaders.vehicleById.load(expectGlobalId(id, 'Vehicle')),
     vehicles: (_root, args, ctx, info) => listVehicles(ctx.tenantScope(), args, { withDriver: selectsPath(info, ['edges', 'node', 'driver']) }),
@@ -53,7 +57,7 @@ export const fleetResolvers: Resolvers = {
     }),
   },
   Node: {
-    __resolveType: (node) => ('plate' in node ? 'Vehicle' : 'Driver'),
+    __resolveType: (node) => ('plate' in node ? 'Vehicle' : 'reference' in node ? 'Trip' : 'Driver'),
   },
   Vehicle: {
     id: (vehicle) => toGlobalId('Vehicle', vehicle.id),

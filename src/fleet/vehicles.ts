@@ -98,12 +98,16 @@ export async function updateVehicle({ db, loaders }: FleetScope, id: string, inp
   }
 }
 
+/** Trips keep their vehicle (Trip_vehicleId_fkey, ON DELETE RESTRICT). */
+const TRIP_VEHICLE_FKEY: ConstraintRef = { name: 'Trip_vehicleId_fkey', fields: ['vehicleId'] };
+
 export async function deleteVehicle({ db, loaders }: FleetScope, id: string): Promise<void> {
   try {
     await db.vehicle.delete({ where: { id } });
     loaders.vehicleById.clear(id);
   } catch (error) {
     if (isRecordNotFound(error)) throw notFound('Vehicle');
+    if (isViolationOf(foreignKeyViolation(error), TRIP_VEHICLE_FKEY)) throw conflict('This vehicle has trips, which keep it; it cannot be deleted');
     throw error;
   }
 }

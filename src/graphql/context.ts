@@ -1,12 +1,13 @@
 import type { AuthPayload } from '../auth/session-service';
 import type { InvitationService } from '../auth/invitation-service';
 import type { MemberService } from '../auth/member-service';
-import { isTenantPrincipal, type MemberPrincipal, type Principal, type TenantPrincipal } from '../auth/principal';
+import { isTenantPrincipal, type MemberPrincipal, type Principal } from '../auth/principal';
 import type { SessionService } from '../auth/session-service';
 import type { PlatformDatabase } from '../database/platform-database';
 import { AppError, ErrorCode } from '../errors/app-error';
+import { TripLoaders } from '../dispatch/trip-tables';
+import type { DispatchScope } from '../dispatch/trips';
 import { createFleetLoaders } from '../fleet/fleet-loaders';
-import type { FleetScope } from '../fleet/vehicles';
 import type { TenantLifecycle } from '../provisioning/tenant-lifecycle';
 import type { TenantMigrationRunner } from '../provisioning/tenant-migration-runner';
 import type { TenantProvisioner } from '../provisioning/tenant-provisioner';
@@ -32,10 +33,8 @@ export interface Services {
   safelist: OperationSafelist;
 }
 
-/** What a tenant-scoped resolver works with: its tenant's client and this request's loaders. */
-export interface TenantScope extends FleetScope {
-  principal: TenantPrincipal;
-}
+/** What a tenant-scoped resolver works with: its tenant's client, this request's loaders, the caller. */
+export type TenantScope = DispatchScope;
 
 export interface RequestContext {
   requestId: string;
@@ -83,7 +82,18 @@ export function createRequestContext(options: {
       }
       const lease = services.tenantClients.lease(principal.tenant);
       releaseLease = lease.release;
-      scope = { principal, db: lease.db, sql: lease.sql, loaders: createFleetLoaders(lease.sql) };
+      const { db, sql } = lease;
+      let trips: TripLoaders | undefined;
+      scope = {
+        principal,
+        db,
+        sql,
+        loaders: createFleetLoaders(sql),
+        // Built on first use: most requests never read a trip.
+        get trips() {
+          return (trips ??= new TripLoaders(sql));
+        },
+      };
       return scope;
     },
     release() {

@@ -6,9 +6,9 @@ import { isCanonicalUuid } from '../database/uuid';
  * node(id:) knows which table to look in.
  */
 
-export type NodeType = 'Vehicle' | 'Driver';
+export type NodeType = 'Vehicle' | 'Driver' | 'Trip';
 
-const NODE_TYPES: ReadonlySet<string> = new Set<NodeType>(['Vehicle', 'Driver']);
+const NODE_TYPES: ReadonlySet<string> = new Set<NodeType>(['Vehicle', 'Driver', 'Trip']);
 
 export function toGlobalId(type: NodeType, id: string): string {
   return Buffer.from(`${type}:${id}`, 'utf8').toString('base64url');

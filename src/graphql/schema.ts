@@ -5,6 +5,7 @@ import type { GraphQLSchema } from 'graphql';
 import { authResolvers } from '../auth/auth.resolvers';
 import { SCHEMA_DIR } from '../config/paths';
 import { apiKeyResolvers } from '../api-keys/api-keys.resolvers';
+import { dispatchResolvers } from '../dispatch/dispatch.resolvers';
 import { fleetResolvers } from '../fleet/fleet.resolvers';
 import { persistedQueryResolvers } from '../persisted-queries/persisted-queries.resolvers';
 import { platformResolvers } from '../provisioning/platform.resolvers';
@@ -35,7 +36,7 @@ export function buildSchema(
 ): GraphQLSchema {
   const schema = makeExecutableSchema({
     typeDefs: loadTypeDefs(),
-    resolvers: [scalarResolvers, authResolvers, platformResolvers, fleetResolvers, apiKeyResolvers, persistedQueryResolvers],
+    resolvers: [scalarResolvers, authResolvers, platformResolvers, fleetResolvers, dispatchResolvers, apiKeyResolvers, persistedQueryResolvers],
     resolverValidationOptions: { requireResolversToMatchSchema: 'error' },
   });
   const limited = options.fieldRateLimits ? options.fieldRateLimits(schema) : schema;

@@ -33,6 +33,8 @@ export interface PageQuery {
 
 export class TenantTable<Row extends { id: string }> {
   private readonly columnList: string;
+  /** The columns unqualified, as a subquery's are selected. */
+  private readonly plainColumnList: string;
   /** The columns as a joined table's are selected: `r.column AS "r.column"`, and those names. */
   private readonly joinedColumnList: string;
   private readonly joinedKeys: readonly string[];
@@ -42,6 +44,7 @@ export class TenantTable<Row extends { id: string }> {
     readonly columns: readonly (keyof Row & string)[],
   ) {
     this.columnList = columns.map((column) => `t.${quote(column)}`).join(', ');
+    this.plainColumnList = columns.map(quote).join(', ');
     this.joinedKeys = columns.map((column) => `r.${column}`);
     this.joinedColumnList = columns.map((column, index) => `r.${quote(column)} AS ${quote(this.joinedKeys[index] as string)}`).join(', ');
   }
@@ -78,6 +81,21 @@ export class TenantTable<Row extends { id: string }> {
   async whereIn(sql: TenantSql, column: keyof Row & string, keys: readonly string[]): Promise<Row[]> {
     return sql.rows<Row>(
       Prisma.sql`SELECT ${Prisma.raw(this.columnList)} FROM ${Prisma.raw(quote(this.name))} t WHERE t.${Prisma.raw(quote(column))} = ANY(${[...keys]}::uuid[])`,
+    );
+  }
+
+  /**
+   * For each of `keys`, the newest `limit` rows whose `column` (a uuid column) equals it, newest
+   * first, in one statement: a window over the rows of all keys at once, so a page of parents
+   * costs one statement whatever its size.
+   */
+  async newestPerKey(sql: TenantSql, column: keyof Row & string, keys: readonly string[], limit: number, where: Prisma.Sql[] = []): Promise<Row[]> {
+    const conditions = whereClause([Prisma.sql`t.${Prisma.raw(quote(column))} = ANY(${[...keys]}::uuid[])`, ...where]);
+    return sql.rows<Row>(
+      Prisma.sql`SELECT ${Prisma.raw(this.plainColumnList)} FROM (
+          SELECT ${Prisma.raw(this.columnList)}, row_number() OVER (PARTITION BY t.${Prisma.raw(quote(column))} ORDER BY t."id" DESC) AS position
+            FROM ${Prisma.raw(quote(this.name))} t ${conditions}
+        ) ranked WHERE ranked.position <= ${limit} ORDER BY ranked."id" DESC`,
     );
   }
 

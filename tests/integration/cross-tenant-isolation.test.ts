@@ -32,6 +32,8 @@ interface SeededTenant extends TenantFixture {
   ownerId: string;
   vehicles: SeededVehicle[];
   drivers: SeededDriver[];
+  /** A PLANNED trip (vehicle 1, driver 1), so it has a transition. */
+  trip: { id: string; reference: string };
   /** A second member (ADMIN), so member attacks do not only hit the last-OWNER rule. */
   admin: { id: string; email: string; client: GraphQLClient };
   apiKey: { id: string; secret: string };
@@ -47,6 +49,8 @@ const SHARED_LICENSE = 'SHARED-LIC';
 
 const CREATE_VEHICLE = graphql(`mutation IsolationCreateVehicle($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { id plate } } }`);
 const CREATE_DRIVER = graphql(`mutation IsolationCreateDriver($input: CreateDriverInput!) { createDriver(input: $input) { driver { id name licenseNumber email } } }`);
+const CREATE_TRIP = graphql(`mutation IsolationCreateTrip($input: CreateTripInput!) { createTrip(input: $input) { trip { id reference } } }`);
+const TRANSITION_TRIP = graphql(`mutation IsolationTransitionTrip($input: TransitionTripInput!) { transitionTrip(input: $input) { trip { id status } } }`);
 const ASSIGN = graphql(`mutation IsolationAssign($vehicleId: ID!, $driverId: ID) { assignDriver(vehicleId: $vehicleId, driverId: $driverId) { vehicle { id driver { id } } } }`);
 
 const CREATE_API_KEY = graphql(`mutation IsolationCreateApiKey($input: CreateApiKeyInput!) { createApiKey(input: $input) { apiKey { id name role } secret } }`);
@@ -84,6 +88,10 @@ async function seedTenant(label: 'alpha' | 'bravo'): Promise<SeededTenant> {
     drivers.push(result.createDriver.driver);
   }
   await tenant.owner.request(ASSIGN, { vehicleId: vehicles[0]?.id as string, driverId: drivers[0]?.id as string });
+  const trip = await tenant.owner.request(CREATE_TRIP, {
+    input: { reference: `${prefix}-TRIP`, origin: `${label} depot`, destination: 'Shared city', vehicleId: vehicles[1]?.id, driverId: drivers[1]?.id },
+  });
+  await tenant.owner.request(TRANSITION_TRIP, { input: { id: trip.createTrip.trip.id, to: 'PLANNED' } });
 
   const me = await tenant.owner.request(graphql(`query IsolationSeedMe { me { id } }`));
   const adminEmail = `admin@${tenant.slug}.test`;
@@ -109,6 +117,7 @@ async function seedTenant(label: 'alpha' | 'bravo'): Promise<SeededTenant> {
     ownerId: me.me.id,
     vehicles,
     drivers,
+    trip: { id: trip.createTrip.trip.id, reference: trip.createTrip.trip.reference },
     admin: { id: added.addMember.member.id, email: adminEmail, client: app.bearer(adminToken) },
     apiKey: { id: key.createApiKey.apiKey.id, secret: key.createApiKey.secret },
     operation: { ...operation, body },
@@ -129,6 +138,10 @@ const SNAPSHOT = graphql(`query IsolationSnapshot {
     pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
     edges { cursor node { id name licenseNumber phone email status createdAt updatedAt vehicle { id plate } } }
   }
+  trips(first: 20) {
+    totalCount
+    edges { node { id reference status version origin destination vehicle { id } driver { id } transitions { from to actorKind actorId at } } }
+  }
   members { id email name role joinedAt }
   me { id role tenant { id slug status } }
   apiKeys { id name prefix role persistedOnly expiresAt createdAt revokedAt }
@@ -144,7 +157,7 @@ function snapshot(tenant: TenantFixture): Promise<FleetSnapshot> {
 }
 
 /** The tenant's row ids as global ids, read straight from its schema (an oracle independent of the API). */
-async function globalIdsInSchema(tenant: TenantFixture, table: 'Vehicle' | 'Driver'): Promise<string[]> {
+async function globalIdsInSchema(tenant: TenantFixture, table: 'Vehicle' | 'Driver' | 'Trip'): Promise<string[]> {
   const result = await app.server.services.platform.pool.query<{ id: string }>(
     `SELECT id FROM ${quoteIdentifier(tenant.schemaName)}."${table}" ORDER BY id`,
   );
@@ -195,6 +208,9 @@ const UPDATE_VEHICLE = graphql(`mutation IsolationUpdateVehicle($id: ID!, $input
 const DELETE_VEHICLE = graphql(`mutation IsolationDeleteVehicle($id: ID!) { deleteVehicle(id: $id) { deletedId } }`);
 const UPDATE_DRIVER = graphql(`mutation IsolationUpdateDriver($id: ID!, $input: UpdateDriverInput!) { updateDriver(id: $id, input: $input) { driver { id name } } }`);
 const DELETE_DRIVER = graphql(`mutation IsolationDeleteDriver($id: ID!) { deleteDriver(id: $id) { deletedId } }`);
+const TRIP = graphql(`query IsolationTrip($id: ID!) { trip(id: $id) { id reference vehicle { id } transitions { actorId } } }`);
+const TRIPS = graphql(`query IsolationTrips($filter: TripFilter) { trips(first: 20, filter: $filter) { totalCount edges { node { id } } } }`);
+const UPDATE_TRIP = graphql(`mutation IsolationUpdateTrip($id: ID!, $input: UpdateTripInput!) { updateTrip(id: $id, input: $input) { trip { id } } }`);
 const MEMBERS = graphql(`query IsolationMembers { members { id email role } }`);
 const UPDATE_ROLE = graphql(`mutation IsolationUpdateRole($userId: ID!, $role: Role!) { updateMemberRole(userId: $userId, role: $role) { member { id role } } }`);
 const REMOVE_MEMBER = graphql(`mutation IsolationRemoveMember($userId: ID!) { removeMember(userId: $userId) { removedUserId } }`);
@@ -262,7 +278,7 @@ const isolationCases: Record<string, Attack[]> = {
     {
       name: "returns null for B's vehicle and driver global ids",
       run: async () => {
-        for (const id of [...B.vehicles.map((row) => row.id), ...B.drivers.map((row) => row.id)]) {
+        for (const id of [...B.vehicles.map((row) => row.id), ...B.drivers.map((row) => row.id), B.trip.id]) {
           const result = await A.owner.request(NODE, { id });
           expect(result.node).toBeNull();
         }
@@ -429,6 +445,62 @@ const isolationCases: Record<string, Attack[]> = {
       name: "unassigning B's assigned vehicle (driverId null): NOT_FOUND, B keeps the assignment",
       run: async () => {
         await expectNotFound(A.owner.request(ASSIGN, { vehicleId: vehicle(B, 0).id, driverId: null }));
+      },
+    },
+  ],
+  trip: [
+    {
+      name: "returns null for B's trip id",
+      run: async () => {
+        expect((await A.owner.request(TRIP, { id: B.trip.id })).trip).toBeNull();
+        expect((await A.owner.request(TRIP, { id: A.trip.id })).trip?.id).toBe(A.trip.id);
+      },
+    },
+  ],
+  trips: [
+    {
+      name: "lists exactly A's trips; B's vehicle, driver and reference as filters find nothing",
+      run: async () => {
+        const all = await A.owner.request(TRIPS, {});
+        expect(all.trips.edges.map((edge) => edge.node.id)).toEqual(await globalIdsInSchema(A, 'Trip'));
+        expect(all.trips.totalCount).toBe(all.trips.edges.length);
+        for (const filter of [{ vehicleId: vehicle(B, 1).id }, { driverId: driver(B, 1).id }, { search: B.trip.reference }, { search: 'bravo depot' }]) {
+          const found = await A.owner.request(TRIPS, { filter });
+          expect({ filter, totalCount: found.trips.totalCount, ids: found.trips.edges.map((edge) => edge.node.id) }).toEqual({ filter, totalCount: 0, ids: [] });
+        }
+      },
+    },
+  ],
+  createTrip: [
+    {
+      name: "NOT_FOUND with B's vehicle or driver; B's reference is created in A only",
+      changesA: true,
+      run: async () => {
+        await expectNotFound(A.owner.request(CREATE_TRIP, { input: { reference: 'PROBE-1', origin: 'x', destination: 'y', vehicleId: vehicle(B, 2).id } }));
+        await expectNotFound(A.owner.request(CREATE_TRIP, { input: { reference: 'PROBE-2', origin: 'x', destination: 'y', driverId: driver(B, 2).id } }));
+        const created = await A.owner.request(CREATE_TRIP, { input: { reference: B.trip.reference.replace('BRAVO', 'bravo'), origin: 'x', destination: 'y' } });
+        expect(await globalIdsInSchema(A, 'Trip')).toContain(created.createTrip.trip.id);
+        expect(await globalIdsInSchema(B, 'Trip')).not.toContain(created.createTrip.trip.id);
+      },
+    },
+  ],
+  updateTrip: [
+    {
+      name: "NOT_FOUND for B's trip; A's own trip cannot take B's vehicle or driver",
+      run: async () => {
+        await expectNotFound(A.owner.request(UPDATE_TRIP, { id: B.trip.id, input: { destination: 'Hijacked' } }));
+        await expectNotFound(A.owner.request(UPDATE_TRIP, { id: A.trip.id, input: { vehicleId: vehicle(B, 2).id } }));
+        await expectNotFound(A.owner.request(UPDATE_TRIP, { id: A.trip.id, input: { driverId: driver(B, 2).id } }));
+      },
+    },
+  ],
+  transitionTrip: [
+    {
+      name: "NOT_FOUND for B's trip, whatever the target",
+      run: async () => {
+        for (const to of ['DRAFT', 'DISPATCHED', 'CANCELLED'] as const) {
+          await expectNotFound(A.owner.request(TRANSITION_TRIP, { input: { id: B.trip.id, to, reason: 'probe' } }));
+        }
       },
     },
   ],
@@ -717,6 +789,9 @@ describe('fixture', () => {
     const b = await snapshot(B);
     expect(b.vehicles.totalCount).toBe(3);
     expect(b.drivers.totalCount).toBe(3);
+    expect(b.trips.edges.map((edge) => ({ id: edge.node.id, status: edge.node.status, transitions: edge.node.transitions.length }))).toEqual([
+      { id: B.trip.id, status: 'PLANNED', transitions: 1 },
+    ]);
     expect(b.vehicles.edges.find((edge) => edge.node.id === vehicle(B, 0).id)?.node.driver?.id).toBe(driver(B, 0).id);
     expect(new Set(b.members.map((member) => member.id))).toEqual(new Set([B.ownerId, B.admin.id]));
     expect(b.invitations.map((invitation) => invitation.id)).toEqual([B.invitation.id]);

@@ -51,6 +51,11 @@ const KNOWN: Record<string, Role> = {
   'Mutation.updateDriver': 'MEMBER',
   'Mutation.deleteDriver': 'ADMIN',
   'Mutation.assignDriver': 'MANAGER',
+  'Query.trip': 'VIEWER',
+  'Query.trips': 'VIEWER',
+  'Mutation.createTrip': 'MANAGER',
+  'Mutation.updateTrip': 'MANAGER',
+  'Mutation.transitionTrip': 'MEMBER',
   'Mutation.addMember': 'ADMIN',
   'Mutation.updateMemberRole': 'ADMIN',
   'Mutation.removeMember': 'ADMIN',
@@ -100,6 +105,22 @@ async function addViewer(): Promise<{ id: string; email: string }> {
   );
   return { id: result.addMember.member.id, email };
 }
+
+/** A trip of a new vehicle and driver, moved (as the OWNER) through `through`. */
+async function createTrip(through: ('PLANNED' | 'DISPATCHED')[] = []): Promise<string> {
+  const result = await tenant.owner.request(
+    graphql(`mutation RoleMatrixCreateTrip($input: CreateTripInput!) { createTrip(input: $input) { trip { id } } }`),
+    { input: { reference: unique('RM-TRIP'), origin: 'Here', destination: 'There', vehicleId: await createVehicle(), driverId: await createDriver() } },
+  );
+  const id = result.createTrip.trip.id;
+  for (const to of through) {
+    await tenant.owner.request(graphql(`mutation RoleMatrixMoveTrip($input: TransitionTripInput!) { transitionTrip(input: $input) { trip { id } } }`), { input: { id, to } });
+  }
+  return id;
+}
+
+const tripOf = async (id: string) =>
+  (await tenant.owner.request(graphql(`query RoleMatrixTripOf($id: ID!) { trip(id: $id) { status destination } }`), { id })).trip;
 
 const vehicleOf = async (id: string) =>
   (await tenant.owner.request(graphql(`query RoleMatrixVehicleOf($id: ID!) { vehicle(id: $id) { make driver { id } } }`), { id })).vehicle;
@@ -214,6 +235,36 @@ const CASES: Record<string, Case> = {
       );
       return found.vehicles.totalCount === 1;
     },
+  },
+  'Query.trip': {
+    document: `query($id: ID!) { trip(id: $id) { id } }`,
+    prepare: async () => ({ id: await createTrip() }),
+    check: (data, variables) => expect(data.trip).toEqual({ id: variables.id }),
+  },
+  'Query.trips': {
+    document: `{ trips(first: 1) { totalCount } }`,
+    prepare: async () => ({ id: await createTrip() }),
+    check: (data) => expect((data.trips as { totalCount: number }).totalCount).toBeGreaterThan(0),
+  },
+  'Mutation.createTrip': {
+    document: `mutation($input: CreateTripInput!) { createTrip(input: $input) { trip { reference } } }`,
+    prepare: async () => ({ input: { reference: unique('RM-NEW-TRIP'), origin: 'A', destination: 'B' } }),
+    effect: async (variables) => {
+      const { reference } = variables.input as { reference: string };
+      const found = await tenant.owner.request(graphql(`query RoleMatrixTripsFound($search: String) { trips(filter: { search: $search }) { totalCount } }`), { search: reference });
+      return found.trips.totalCount === 1;
+    },
+  },
+  'Mutation.updateTrip': {
+    document: `mutation($id: ID!) { updateTrip(id: $id, input: { destination: "Changed" }) { trip { destination } } }`,
+    prepare: async () => ({ id: await createTrip() }),
+    effect: async (variables) => (await tripOf(variables.id as string))?.destination === 'Changed',
+  },
+  'Mutation.transitionTrip': {
+    // The lowest role's own transition (the table's other rows: tests/integration/trips.test.ts).
+    document: `mutation($id: ID!) { transitionTrip(input: { id: $id, to: IN_TRANSIT }) { trip { status } } }`,
+    prepare: async () => ({ id: await createTrip(['PLANNED', 'DISPATCHED']) }),
+    effect: async (variables) => (await tripOf(variables.id as string))?.status === 'IN_TRANSIT',
   },
   'Mutation.updateVehicle': {
     document: `mutation($id: ID!) { updateVehicle(id: $id, input: { make: "Changed" }) { vehicle { make } } }`,

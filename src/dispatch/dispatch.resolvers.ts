@@ -1,0 +1,68 @@
+import { badInput } from '../errors/app-error';
+import type { Resolvers } from '../generated/graphql';
+import { expectGlobalId, toGlobalId } from '../graphql/global-id';
+import type { TripStatus } from '../generated/prisma/tenant/client';
+import { MAX_TRIPS_PER_PARENT, type RecentTripsQuery } from './trip-tables';
+import { createTrip, listTrips, transitionTrip, updateTrip, type TripInput } from './trips';
+
+/*
+ * Dispatch resolvers. As everywhere, data only through ctx.tenantScope(): another tenant's id
+ * finds nothing.
+ */
+
+/** A vehicle or driver global id of the input as its row id; null and absent pass through. */
+function rowIdOf(value: string | null | undefined, type: 'Vehicle' | 'Driver', field: string): string | null | undefined {
+  return value === null || value === undefined ? value : expectGlobalId(value, type, field);
+}
+
+function withRowIds<T extends TripInput>(input: T): T {
+  return { ...input, vehicleId: rowIdOf(input.vehicleId, 'Vehicle', 'vehicleId'), driverId: rowIdOf(input.driverId, 'Driver', 'driverId') };
+}
+
+function recentTripsQuery(args: { first?: number | null; status?: readonly TripStatus[] | null }): RecentTripsQuery {
+  const first = args.first ?? 10;
+  if (!Number.isInteger(first) || first < 1 || first > MAX_TRIPS_PER_PARENT) throw badInput(`first must be between 1 and ${MAX_TRIPS_PER_PARENT}`, 'first');
+  return { first, statuses: args.status ?? null };
+}
+
+export const dispatchResolvers: Resolvers = {
+  Query: {
+    trip: (_root, { id }, ctx) => ctx.tenantScope().trips.tripById.load(expectGlobalId(id, 'Trip')),
+    trips: (_root, { first, after, filter }, ctx) =>
+      listTrips(ctx.tenantScope(), {
+        first,
+        after,
+        filter: filter && {
+          ...filter,
+          vehicleId: rowIdOf(filter.vehicleId, 'Vehicle', 'filter.vehicleId'),
+          driverId: rowIdOf(filter.driverId, 'Driver', 'filter.driverId'),
+        },
+      }),
+  },
+  Mutation: {
+    createTrip: async (_root, { input }, ctx) => ({ trip: await createTrip(ctx.tenantScope(), withRowIds(input)) }),
+    updateTrip: async (_root, { id, input }, ctx) => ({ trip: await updateTrip(ctx.tenantScope(), expectGlobalId(id, 'Trip'), withRowIds(input)) }),
+    transitionTrip: async (_root, { input }, ctx) => ({
+      trip: await transitionTrip(ctx.tenantScope(), { ...input, id: expectGlobalId(input.id, 'Trip', 'id') }),
+    }),
+  },
+  Trip: {
+    id: (trip) => toGlobalId('Trip', trip.id),
+    vehicle: (trip, _args, ctx) => (trip.vehicleId ? ctx.tenantScope().loaders.vehicleById.load(trip.vehicleId) : null),
+    driver: (trip, _args, ctx) => (trip.driverId ? ctx.tenantScope().loaders.driverById.load(trip.driverId) : null),
+    transitions: (trip, _args, ctx) => ctx.tenantScope().trips.transitionsOfTrip.load(trip.id),
+  },
+  TripTransition: {
+    from: (transition) => transition.fromStatus,
+    to: (transition) => transition.toStatus,
+  },
+  TripConnection: {
+    totalCount: (connection) => connection.totalCount(),
+  },
+  Vehicle: {
+    trips: (vehicle, args, ctx) => ctx.tenantScope().trips.recentTrips('vehicleId', recentTripsQuery(args)).load(vehicle.id),
+  },
+  Driver: {
+    trips: (driver, args, ctx) => ctx.tenantScope().trips.recentTrips('driverId', recentTripsQuery(args)).load(driver.id),
+  },
+};

@@ -1,0 +1,214 @@
+import { roleAtLeast, type TenantPrincipal } from '../auth/principal';
+import { foreignKeyViolation, isViolationOf, uniqueViolation, type ConstraintRef } from '../database/prisma-errors';
+import { AppError, conflict, ErrorCode, forbidden, notFound } from '../errors/app-error';
+import { normaliseIdentifier, parseInput, searchText } from '../fleet/fleet-input';
+import type { FleetScope } from '../fleet/vehicles';
+import { Prisma, type Trip, type TripStatus } from '../generated/prisma/tenant/client';
+import { pageRequest, toConnection, type ConnectionModel } from '../graphql/pagination';
+import { containsText } from '../tenancy/tenant-table';
+import { CLEARABLE_TRIP_FIELDS, createTripSchema, transitionSchema, updateTripSchema, WINDOW_ISSUE, windowInOrder } from './trip-input';
+import { statusCondition, tripTable, type TripLoaders } from './trip-tables';
+import { allowedTargets, EDITABLE_TRIP_STATUSES, transitionRule, type TripGuard } from './trip-workflow';
+
+/**
+ * What dispatch works with: the fleet's tenant-bound client and loaders, the trip loaders, and
+ * who is calling (transitions are recorded with their actor, and some need a higher role).
+ */
+export interface DispatchScope extends FleetScope {
+  principal: TenantPrincipal;
+  trips: TripLoaders;
+}
+
+export interface TripFilter {
+  status?: readonly TripStatus[] | null;
+  /** Row ids (the resolver has unwrapped the global ids). */
+  vehicleId?: string | null;
+  driverId?: string | null;
+  departureFrom?: Date | null;
+  departureTo?: Date | null;
+  search?: string | null;
+}
+
+function tripConditions(filter: TripFilter | null | undefined): Prisma.Sql[] {
+  const where = statusCondition(filter?.status);
+  if (filter?.vehicleId) where.push(Prisma.sql`t."vehicleId" = ${filter.vehicleId}::uuid`);
+  if (filter?.driverId) where.push(Prisma.sql`t."driverId" = ${filter.driverId}::uuid`);
+  if (filter?.departureFrom) where.push(Prisma.sql`t."plannedDepartureAt" >= ${filter.departureFrom}`);
+  if (filter?.departureTo) where.push(Prisma.sql`t."plannedDepartureAt" < ${filter.departureTo}`);
+  const search = searchText(filter?.search);
+  if (search) {
+    where.push(
+      Prisma.sql`(${Prisma.join(
+        [containsText(Prisma.sql`t."reference"`, normaliseIdentifier(search)), containsText(Prisma.sql`t."origin"`, search), containsText(Prisma.sql`t."destination"`, search)],
+        ' OR ',
+      )})`,
+    );
+  }
+  return where;
+}
+
+export async function listTrips(
+  { sql, trips }: DispatchScope,
+  args: { first?: number | null; after?: string | null; filter?: TripFilter | null },
+): Promise<ConnectionModel<Trip>> {
+  const page = pageRequest(args.first, args.after);
+  const where = tripConditions(args.filter);
+  const rows = await tripTable.page(sql, { where, afterId: page.afterId, limit: page.take + 1 });
+  for (const row of rows) trips.tripById.prime(row.id, row);
+  return toConnection(rows, page, () => tripTable.count(sql, where));
+}
+
+/* Trip's constraints as migrations/tenant names them. */
+const REFERENCE_KEY: ConstraintRef = { name: 'Trip_reference_key', fields: ['reference'] };
+const VEHICLE_FKEY: ConstraintRef = { name: 'Trip_vehicleId_fkey', fields: ['vehicleId'] };
+const DRIVER_FKEY: ConstraintRef = { name: 'Trip_driverId_fkey', fields: ['driverId'] };
+const VEHICLE_ON_THE_ROAD: ConstraintRef = { name: 'Trip_vehicleId_on_the_road_key', fields: ['vehicleId'] };
+const DRIVER_ON_THE_ROAD: ConstraintRef = { name: 'Trip_driverId_on_the_road_key', fields: ['driverId'] };
+
+const vehicleBusy = () => new AppError(ErrorCode.VEHICLE_BUSY, 'The vehicle is already on another trip on the road (DISPATCHED or IN_TRANSIT)', { extensions: { field: 'vehicleId' } });
+const driverBusy = () => new AppError(ErrorCode.DRIVER_BUSY, 'The driver is already on another trip on the road (DISPATCHED or IN_TRANSIT)', { extensions: { field: 'driverId' } });
+
+/** A write's constraint violation as what it means for a trip. */
+function tripWriteError(error: unknown): never {
+  const unique = uniqueViolation(error);
+  if (isViolationOf(unique, REFERENCE_KEY)) throw conflict('A trip with this reference already exists', 'reference');
+  // The database's last word when two dispatchers race (see transitionTrip's own check).
+  if (isViolationOf(unique, VEHICLE_ON_THE_ROAD)) throw vehicleBusy();
+  if (isViolationOf(unique, DRIVER_ON_THE_ROAD)) throw driverBusy();
+  const foreign = foreignKeyViolation(error);
+  if (isViolationOf(foreign, VEHICLE_FKEY)) throw notFound('Vehicle');
+  if (isViolationOf(foreign, DRIVER_FKEY)) throw notFound('Driver');
+  throw error;
+}
+
+/** As GraphQL passes it: null for a field sent as null (for the clearable ones: clear it). */
+export interface TripInput {
+  reference?: string | null;
+  origin?: string | null;
+  destination?: string | null;
+  vehicleId?: string | null;
+  driverId?: string | null;
+  plannedDepartureAt?: Date | null;
+  plannedArrivalAt?: Date | null;
+  cargoDescription?: string | null;
+  cargoWeightKg?: number | null;
+}
+
+export async function createTrip({ db, trips }: DispatchScope, input: TripInput): Promise<Trip> {
+  const data = parseInput(createTripSchema, input);
+  const trip = await db.trip.create({ data }).catch(tripWriteError);
+  trips.tripById.prime(trip.id, trip);
+  return trip;
+}
+
+/** The row a change works on, locked for the rest of its transaction. */
+interface LockedTrip {
+  id: string;
+  status: TripStatus;
+  version: number;
+  vehicleId: string | null;
+  driverId: string | null;
+  plannedDepartureAt: Date | null;
+  plannedArrivalAt: Date | null;
+}
+
+type Transaction = Parameters<Parameters<FleetScope['db']['$transaction']>[0]>[0];
+
+async function lockTrip(tx: Transaction, id: string, expectedVersion: number | null | undefined): Promise<LockedTrip> {
+  const [trip] = await tx.$queryRaw<LockedTrip[]>`
+    SELECT "id", "status", "version", "vehicleId", "driverId", "plannedDepartureAt", "plannedArrivalAt" FROM "Trip" WHERE "id" = ${id}::uuid FOR UPDATE`;
+  if (!trip) throw notFound('Trip');
+  if (expectedVersion !== undefined && expectedVersion !== null && expectedVersion !== trip.version) {
+    throw new AppError(ErrorCode.CONFLICT, `The trip changed meanwhile: it is at version ${trip.version}, not ${expectedVersion}`, {
+      extensions: { field: 'expectedVersion', currentVersion: trip.version },
+    });
+  }
+  return trip;
+}
+
+export async function updateTrip({ db, trips }: DispatchScope, id: string, input: TripInput & { expectedVersion?: number | null }): Promise<Trip> {
+  const { expectedVersion, ...data } = parseInput(updateTripSchema, input, CLEARABLE_TRIP_FIELDS);
+  const trip = await db
+    .$transaction(async (tx) => {
+      const current = await lockTrip(tx, id, expectedVersion);
+      if (!EDITABLE_TRIP_STATUSES.has(current.status)) {
+        throw new AppError(ErrorCode.CONFLICT, `A ${current.status} trip's plan cannot change; only DRAFT and PLANNED trips can`, { extensions: { tripStatus: current.status } });
+      }
+      const next = { ...current, ...Object.fromEntries(Object.entries(data).filter(([, value]) => value !== undefined)) };
+      if (current.status === 'PLANNED' && (!next.vehicleId || !next.driverId)) {
+        throw new AppError(ErrorCode.TRIP_UNASSIGNED, 'A PLANNED trip keeps a vehicle and a driver; move it back to DRAFT first', {
+          extensions: { field: next.vehicleId ? 'driverId' : 'vehicleId' },
+        });
+      }
+      if (!windowInOrder(next)) throw new AppError(ErrorCode.BAD_USER_INPUT, `plannedArrivalAt ${WINDOW_ISSUE.message}`, { extensions: { field: 'plannedArrivalAt' } });
+      return tx.trip.update({ where: { id }, data: { ...data, version: { increment: 1 } } });
+    })
+    .catch(tripWriteError);
+  trips.tripById.clear(id).prime(id, trip);
+  return trip;
+}
+
+function actorOf(principal: TenantPrincipal): { actorKind: 'USER' | 'API_KEY'; actorId: string } {
+  return principal.kind === 'member' ? { actorKind: 'USER', actorId: principal.userId } : { actorKind: 'API_KEY', actorId: principal.keyId };
+}
+
+/** Checks one guard of a transition inside its transaction; throws the guard's own code. */
+async function checkGuard(tx: Transaction, guard: TripGuard, trip: LockedTrip, reason: string | undefined): Promise<void> {
+  switch (guard) {
+    case 'assigned':
+      if (!trip.vehicleId || !trip.driverId) {
+        throw new AppError(ErrorCode.TRIP_UNASSIGNED, 'The trip needs a vehicle and a driver first', { extensions: { field: trip.vehicleId ? 'driverId' : 'vehicleId' } });
+      }
+      return;
+    case 'vehicleActive': {
+      // FOR SHARE: a concurrent change of the vehicle's status waits until this transition is done.
+      const [vehicle] = await tx.$queryRaw<{ status: string }[]>`SELECT "status" FROM "Vehicle" WHERE "id" = ${trip.vehicleId}::uuid FOR SHARE`;
+      if (vehicle?.status !== 'ACTIVE') {
+        throw new AppError(ErrorCode.VEHICLE_UNAVAILABLE, `The vehicle is ${vehicle?.status ?? 'gone'}, not ACTIVE`, { extensions: { field: 'vehicleId' } });
+      }
+      return;
+    }
+    case 'notOnTheRoad': {
+      const busy = await tx.$queryRaw<{ vehicleBusy: boolean; driverBusy: boolean }[]>`
+        SELECT bool_or("vehicleId" = ${trip.vehicleId}::uuid) AS "vehicleBusy", bool_or("driverId" = ${trip.driverId}::uuid) AS "driverBusy"
+          FROM "Trip" WHERE "status" IN ('DISPATCHED', 'IN_TRANSIT') AND "id" <> ${trip.id}::uuid
+           AND ("vehicleId" = ${trip.vehicleId}::uuid OR "driverId" = ${trip.driverId}::uuid)`;
+      if (busy[0]?.vehicleBusy) throw vehicleBusy();
+      if (busy[0]?.driverBusy) throw driverBusy();
+      return;
+    }
+    case 'reasonGiven':
+      if (!reason) throw new AppError(ErrorCode.REASON_REQUIRED, 'Say why: this transition needs a reason', { extensions: { field: 'reason' } });
+      return;
+  }
+}
+
+export async function transitionTrip(
+  { db, trips, principal }: DispatchScope,
+  input: { id: string; to: TripStatus; reason?: string | null; expectedVersion?: number | null },
+): Promise<Trip> {
+  // A blank reason is no reason (REASON_REQUIRED where one is needed, not a validation error).
+  const { reason } = parseInput(transitionSchema, { reason: input.reason?.trim() ? input.reason : undefined });
+  const trip = await db
+    .$transaction(async (tx) => {
+      const current = await lockTrip(tx, input.id, input.expectedVersion);
+      const rule = transitionRule(current.status, input.to);
+      if (!rule) {
+        const allowed = allowedTargets(current.status);
+        throw new AppError(
+          ErrorCode.INVALID_TRANSITION,
+          `A ${current.status} trip cannot become ${input.to}; ${allowed.length > 0 ? `it can become ${allowed.join(', ')}` : 'it is final'}`,
+          { extensions: { from: current.status, to: input.to, allowed } },
+        );
+      }
+      if (!roleAtLeast(principal.role, rule.role)) throw forbidden(`Moving a trip from ${rule.from} to ${rule.to} takes the ${rule.role} role or higher`);
+      for (const guard of rule.guards) await checkGuard(tx, guard, current, reason);
+      const updated = await tx.trip.update({ where: { id: current.id }, data: { status: rule.to, version: { increment: 1 } } });
+      await tx.tripTransition.create({ data: { tripId: current.id, fromStatus: rule.from, toStatus: rule.to, reason: reason ?? null, ...actorOf(principal) } });
+      return updated;
+    })
+    .catch(tripWriteError);
+  trips.tripById.clear(trip.id).prime(trip.id, trip);
+  trips.transitionsOfTrip.clear(trip.id);
+  return trip;
+}
