@@ -53,8 +53,8 @@ function pgResolvers(pool: pg.Pool, sql: ReturnType<typeof fleetSql>): Resolvers
       vehicles: async (_root, args) => {
         if (args.filter) throw new Error('this baseline answers unfiltered pages only');
         const page = pageRequest(args.first, args.after);
-        const { rows } = page.afterId
-          ? await pool.query<Vehicle>(sql.pageAfter, [page.take + 1, page.afterId])
+        const { rows } = page.after
+          ? await pool.query<Vehicle>(sql.pageAfter, [page.take + 1, page.after.id])
           : await pool.query<Vehicle>(sql.firstPage, [page.take + 1]);
         return toConnection(rows, page, async () => Number((await pool.query<{ count: string }>(sql.count)).rows[0]?.count));
       },

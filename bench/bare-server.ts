@@ -41,7 +41,7 @@ function prismaResolvers(db: TenantPrisma): Resolvers<PrismaContext> {
         if (args.filter) throw new Error('this baseline answers unfiltered pages only');
         const page = pageRequest(args.first, args.after);
         const rows = await db.vehicle.findMany({
-          ...(page.afterId ? { where: { id: { gt: page.afterId } } } : {}),
+          ...(page.after ? { where: { id: { gt: page.after.id } } } : {}),
           orderBy: { id: 'asc' },
           take: page.take + 1,
         });

@@ -28,10 +28,11 @@ function recentTripsQuery(args: { first?: number | null; status?: readonly TripS
 export const dispatchResolvers: Resolvers = {
   Query: {
     trip: (_root, { id }, ctx) => ctx.tenantScope().trips.tripById.load(expectGlobalId(id, 'Trip')),
-    trips: (_root, { first, after, filter }, ctx) =>
+    trips: (_root, { first, after, filter, orderBy }, ctx) =>
       listTrips(ctx.tenantScope(), {
         first,
         after,
+        orderBy,
         filter: filter && {
           ...filter,
           vehicleId: rowIdOf(filter.vehicleId, 'Vehicle', 'filter.vehicleId'),

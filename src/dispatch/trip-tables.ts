@@ -1,7 +1,10 @@
 import DataLoader from 'dataloader';
+import { normaliseIdentifier, searchText } from '../fleet/fleet-input';
+import type { TripOrderField } from '../generated/graphql';
 import { Prisma, type Trip, type TripStatus, type TripTransition } from '../generated/prisma/tenant/client';
+import type { RecordList } from '../records/record-list';
 import type { TenantSql } from '../tenancy/tenant-sql';
-import { TenantTable } from '../tenancy/tenant-table';
+import { containsText, TenantTable } from '../tenancy/tenant-table';
 
 /** The dispatch tables as the request path reads them (columns from Prisma's field lists). */
 export const tripTable = new TenantTable<Trip>('Trip', Object.values(Prisma.TripScalarFieldEnum));
@@ -59,3 +62,41 @@ export class TripLoaders {
 export function statusCondition(statuses: readonly TripStatus[] | null | undefined): Prisma.Sql[] {
   return statuses && statuses.length > 0 ? [Prisma.sql`t."status" = ANY(${[...new Set(statuses)]}::"TripStatus"[])`] : [];
 }
+
+export interface TripFilter {
+  status?: readonly TripStatus[] | null;
+  /** Row ids (the resolver has unwrapped the global ids). */
+  vehicleId?: string | null;
+  driverId?: string | null;
+  departureFrom?: Date | null;
+  departureTo?: Date | null;
+  search?: string | null;
+}
+
+export const tripList: RecordList<Trip, TripFilter, TripOrderField> = {
+  table: tripTable,
+  conditions(filter) {
+    const where = statusCondition(filter?.status);
+    if (filter?.vehicleId) where.push(Prisma.sql`t."vehicleId" = ${filter.vehicleId}::uuid`);
+    if (filter?.driverId) where.push(Prisma.sql`t."driverId" = ${filter.driverId}::uuid`);
+    if (filter?.departureFrom) where.push(Prisma.sql`t."plannedDepartureAt" >= ${filter.departureFrom}`);
+    if (filter?.departureTo) where.push(Prisma.sql`t."plannedDepartureAt" < ${filter.departureTo}`);
+    const search = searchText(filter?.search);
+    if (search) {
+      where.push(
+        Prisma.sql`(${Prisma.join(
+          [containsText(Prisma.sql`t."reference"`, normaliseIdentifier(search)), containsText(Prisma.sql`t."origin"`, search), containsText(Prisma.sql`t."destination"`, search)],
+          ' OR ',
+        )})`,
+      );
+    }
+    return where;
+  },
+  orders: {
+    CREATED_AT: { column: 'id' },
+    UPDATED_AT: { column: 'updatedAt' },
+    REFERENCE: { column: 'reference' },
+    PLANNED_DEPARTURE_AT: { column: 'plannedDepartureAt', nullable: true },
+    STATUS: { column: 'status' },
+  },
+};

@@ -1,13 +1,14 @@
 import { roleAtLeast, type TenantPrincipal } from '../auth/principal';
 import { foreignKeyViolation, isViolationOf, uniqueViolation, type ConstraintRef } from '../database/prisma-errors';
 import { AppError, conflict, ErrorCode, forbidden, notFound } from '../errors/app-error';
-import { normaliseIdentifier, parseInput, searchText } from '../fleet/fleet-input';
+import { parseInput } from '../fleet/fleet-input';
 import type { FleetScope } from '../fleet/vehicles';
-import { Prisma, type Trip, type TripStatus } from '../generated/prisma/tenant/client';
-import { pageRequest, toConnection, type ConnectionModel } from '../graphql/pagination';
-import { containsText } from '../tenancy/tenant-table';
+import type { TripOrderField } from '../generated/graphql';
+import type { Trip, TripStatus } from '../generated/prisma/tenant/client';
+import type { ConnectionModel } from '../graphql/pagination';
+import { readList, type ListArgs } from '../records/record-list';
 import { CLEARABLE_TRIP_FIELDS, createTripSchema, transitionSchema, updateTripSchema, WINDOW_ISSUE, windowInOrder } from './trip-input';
-import { statusCondition, tripTable, type TripLoaders } from './trip-tables';
+import { tripList, type TripFilter, type TripLoaders } from './trip-tables';
 import { allowedTargets, EDITABLE_TRIP_STATUSES, transitionRule, type TripGuard } from './trip-workflow';
 
 /**
@@ -19,43 +20,10 @@ export interface DispatchScope extends FleetScope {
   trips: TripLoaders;
 }
 
-export interface TripFilter {
-  status?: readonly TripStatus[] | null;
-  /** Row ids (the resolver has unwrapped the global ids). */
-  vehicleId?: string | null;
-  driverId?: string | null;
-  departureFrom?: Date | null;
-  departureTo?: Date | null;
-  search?: string | null;
-}
-
-function tripConditions(filter: TripFilter | null | undefined): Prisma.Sql[] {
-  const where = statusCondition(filter?.status);
-  if (filter?.vehicleId) where.push(Prisma.sql`t."vehicleId" = ${filter.vehicleId}::uuid`);
-  if (filter?.driverId) where.push(Prisma.sql`t."driverId" = ${filter.driverId}::uuid`);
-  if (filter?.departureFrom) where.push(Prisma.sql`t."plannedDepartureAt" >= ${filter.departureFrom}`);
-  if (filter?.departureTo) where.push(Prisma.sql`t."plannedDepartureAt" < ${filter.departureTo}`);
-  const search = searchText(filter?.search);
-  if (search) {
-    where.push(
-      Prisma.sql`(${Prisma.join(
-        [containsText(Prisma.sql`t."reference"`, normaliseIdentifier(search)), containsText(Prisma.sql`t."origin"`, search), containsText(Prisma.sql`t."destination"`, search)],
-        ' OR ',
-      )})`,
-    );
-  }
-  return where;
-}
-
-export async function listTrips(
-  { sql, trips }: DispatchScope,
-  args: { first?: number | null; after?: string | null; filter?: TripFilter | null },
-): Promise<ConnectionModel<Trip>> {
-  const page = pageRequest(args.first, args.after);
-  const where = tripConditions(args.filter);
-  const rows = await tripTable.page(sql, { where, afterId: page.afterId, limit: page.take + 1 });
-  for (const row of rows) trips.tripById.prime(row.id, row);
-  return toConnection(rows, page, () => tripTable.count(sql, where));
+export async function listTrips({ sql, trips }: DispatchScope, args: ListArgs<TripFilter, TripOrderField>): Promise<ConnectionModel<Trip>> {
+  const connection = await readList(sql, tripList, args);
+  for (const { node } of connection.edges) trips.tripById.prime(node.id, node);
+  return connection;
 }
 
 /* Trip's constraints as migrations/tenant names them. */

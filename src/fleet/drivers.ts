@@ -1,51 +1,36 @@
 import { foreignKeyViolation, isRecordNotFound, isViolationOf, uniqueViolation, type ConstraintRef } from '../database/prisma-errors';
 import { conflict, notFound } from '../errors/app-error';
-import { Prisma, type Driver } from '../generated/prisma/tenant/client';
-import { pageRequest, toConnection, type ConnectionModel } from '../graphql/pagination';
-import { containsText } from '../tenancy/tenant-table';
-import { createDriverSchema, normaliseIdentifier, parseInput, searchText, updateDriverSchema } from './fleet-input';
-import { driverTable, driverVehicle, readPage } from './fleet-tables';
+import type { Driver } from '../generated/prisma/tenant/client';
+import type { DriverFilter, DriverOrderField } from '../generated/graphql';
+import type { ConnectionModel } from '../graphql/pagination';
+import { readList, type ListArgs } from '../records/record-list';
+import { createDriverSchema, parseInput, updateDriverSchema } from './fleet-input';
+import { driverList, driverVehicle } from './fleet-tables';
 import type { FleetScope } from './vehicles';
-
-export interface DriverFilter {
-  status?: Driver['status'] | null;
-  search?: string | null;
-  assigned?: boolean | null;
-}
-
-function driverConditions(filter: DriverFilter | null | undefined): Prisma.Sql[] {
-  const where: Prisma.Sql[] = [];
-  if (filter?.status) where.push(Prisma.sql`t."status" = ${filter.status}::"DriverStatus"`);
-  const assigned = Prisma.sql`EXISTS (SELECT 1 FROM "Vehicle" v WHERE v."driverId" = t."id")`;
-  if (filter?.assigned === true) where.push(assigned);
-  if (filter?.assigned === false) where.push(Prisma.sql`NOT ${assigned}`);
-  const search = searchText(filter?.search);
-  if (search) {
-    where.push(
-      Prisma.sql`(${Prisma.join(
-        [containsText(Prisma.sql`t."name"`, search), containsText(Prisma.sql`t."licenseNumber"`, normaliseIdentifier(search)), containsText(Prisma.sql`t."email"`, search)],
-        ' OR ',
-      )})`,
-    );
-  }
-  return where;
-}
 
 /** A page of drivers; with `withVehicle`, their vehicles in the same statement (as listVehicles). */
 export async function listDrivers(
   { sql, loaders }: FleetScope,
-  args: { first?: number | null; after?: string | null; filter?: DriverFilter | null },
+  args: ListArgs<DriverFilter, DriverOrderField>,
   { withVehicle }: { withVehicle: boolean },
 ): Promise<ConnectionModel<Driver>> {
-  const page = pageRequest(args.first, args.after);
-  const where = driverConditions(args.filter);
-  const rows = await readPage(sql, driverTable, { where, afterId: page.afterId, limit: page.take + 1 }, withVehicle ? driverVehicle : undefined, (row, vehicle) => {
-    loaders.vehicleByDriverId.prime(row.id, vehicle);
-    if (vehicle) loaders.vehicleById.prime(vehicle.id, vehicle);
-    loaders.joined.vehicleOfDriver.set(row, vehicle);
-  });
-  for (const row of rows) loaders.driverById.prime(row.id, row);
-  return toConnection(rows, page, () => driverTable.count(sql, where));
+  const connection = await readList(
+    sql,
+    driverList,
+    args,
+    withVehicle
+      ? {
+          relation: driverVehicle,
+          keep: (row, vehicle) => {
+            loaders.vehicleByDriverId.prime(row.id, vehicle);
+            if (vehicle) loaders.vehicleById.prime(vehicle.id, vehicle);
+            loaders.joined.vehicleOfDriver.set(row, vehicle);
+          },
+        }
+      : undefined,
+  );
+  for (const { node } of connection.edges) loaders.driverById.prime(node.id, node);
+  return connection;
 }
 
 /** As migrations/tenant names it; any other violation is not the client's licence number. */
@@ -77,10 +62,10 @@ export async function updateDriver({ db, loaders }: FleetScope, id: string, inpu
   }
 }
 
-/** Deleting a driver takes them out of their vehicle (the foreign key sets it to null). */
 /** Trips keep their driver (Trip_driverId_fkey, ON DELETE RESTRICT). */
 const TRIP_DRIVER_FKEY: ConstraintRef = { name: 'Trip_driverId_fkey', fields: ['driverId'] };
 
+/** Deleting a driver takes them out of their vehicle (the foreign key sets it to null). */
 export async function deleteDriver({ db, loaders }: FleetScope, id: string): Promise<void> {
   try {
     await db.driver.delete({ where: { id } });

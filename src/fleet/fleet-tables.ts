@@ -1,6 +1,8 @@
 import { Prisma, type Driver, type Vehicle } from '../generated/prisma/tenant/client';
-import type { TenantSql } from '../tenancy/tenant-sql';
-import { TenantTable, type PageQuery, type ToOneJoin } from '../tenancy/tenant-table';
+import type { DriverFilter, DriverOrderField, VehicleFilter, VehicleOrderField } from '../generated/graphql';
+import type { RecordList } from '../records/record-list';
+import { containsText, TenantTable, type ToOneJoin } from '../tenancy/tenant-table';
+import { normaliseIdentifier, searchText } from './fleet-input';
 
 /** The fleet's tables as the request path reads them; columns are Prisma's generated field lists. */
 export const vehicleTable = new TenantTable<Vehicle>('Vehicle', Object.values(Prisma.VehicleScalarFieldEnum));
@@ -9,19 +11,73 @@ export const driverTable = new TenantTable<Driver>('Driver', Object.values(Prism
 export const vehicleDriver: ToOneJoin<Vehicle, Driver> = { table: driverTable, localKey: 'driverId', relatedKey: 'id' };
 export const driverVehicle: ToOneJoin<Driver, Vehicle> = { table: vehicleTable, localKey: 'id', relatedKey: 'driverId' };
 
-/**
- * A page of `table`, with its `join` relation in the same statement when there is one: each
- * row and its related row (or null) go to `keep` (the request's loaders), and the rows are returned.
- */
-export async function readPage<Row extends { id: string }, Related extends { id: string }>(
-  sql: TenantSql,
-  table: TenantTable<Row>,
-  query: PageQuery,
-  join: ToOneJoin<Row, Related> | undefined,
-  keep: (row: Row, related: Related | null) => void,
-): Promise<Row[]> {
-  if (!join) return table.page(sql, query);
-  const joined = await table.page(sql, query, join);
-  for (const { row, related } of joined) keep(row, related);
-  return joined.map(({ row }) => row);
+/** `column` between the range's bounds, both inclusive, either optional. */
+export function withinRange(column: Prisma.Sql, range: { min?: number | null; max?: number | null } | null | undefined): Prisma.Sql[] {
+  const where: Prisma.Sql[] = [];
+  if (range?.min !== undefined && range.min !== null) where.push(Prisma.sql`${column} >= ${range.min}`);
+  if (range?.max !== undefined && range.max !== null) where.push(Prisma.sql`${column} <= ${range.max}`);
+  return where;
 }
+
+/** `column` is one of `values`, cast to the enum `type` (no condition for none). */
+export function oneOf(column: Prisma.Sql, values: readonly string[] | null | undefined, type: string): Prisma.Sql[] {
+  return values && values.length > 0 ? [Prisma.sql`${column} = ANY(${[...new Set(values)]}::${Prisma.raw(`"${type}"`)}[])`] : [];
+}
+
+export const vehicleList: RecordList<Vehicle, VehicleFilter, VehicleOrderField> = {
+  table: vehicleTable,
+  conditions(filter) {
+    const where = [
+      ...oneOf(Prisma.sql`t."status"`, filter?.status, 'VehicleStatus'),
+      ...withinRange(Prisma.sql`t."year"`, filter?.year),
+      ...withinRange(Prisma.sql`t."odometerKm"`, filter?.odometerKm),
+    ];
+    if (filter?.hasDriver === true) where.push(Prisma.sql`t."driverId" IS NOT NULL`);
+    if (filter?.hasDriver === false) where.push(Prisma.sql`t."driverId" IS NULL`);
+    const search = searchText(filter?.search);
+    if (search) {
+      where.push(
+        Prisma.sql`(${Prisma.join(
+          [containsText(Prisma.sql`t."plate"`, normaliseIdentifier(search)), containsText(Prisma.sql`t."make"`, search), containsText(Prisma.sql`t."model"`, search)],
+          ' OR ',
+        )})`,
+      );
+    }
+    return where;
+  },
+  orders: {
+    CREATED_AT: { column: 'id' },
+    UPDATED_AT: { column: 'updatedAt' },
+    PLATE: { column: 'plate' },
+    YEAR: { column: 'year' },
+    ODOMETER_KM: { column: 'odometerKm' },
+    STATUS: { column: 'status' },
+  },
+};
+
+export const driverList: RecordList<Driver, DriverFilter, DriverOrderField> = {
+  table: driverTable,
+  conditions(filter) {
+    const where = oneOf(Prisma.sql`t."status"`, filter?.status, 'DriverStatus');
+    const assigned = Prisma.sql`EXISTS (SELECT 1 FROM "Vehicle" v WHERE v."driverId" = t."id")`;
+    if (filter?.assigned === true) where.push(assigned);
+    if (filter?.assigned === false) where.push(Prisma.sql`NOT ${assigned}`);
+    const search = searchText(filter?.search);
+    if (search) {
+      where.push(
+        Prisma.sql`(${Prisma.join(
+          [containsText(Prisma.sql`t."name"`, search), containsText(Prisma.sql`t."licenseNumber"`, normaliseIdentifier(search)), containsText(Prisma.sql`t."email"`, search)],
+          ' OR ',
+        )})`,
+      );
+    }
+    return where;
+  },
+  orders: {
+    CREATED_AT: { column: 'id' },
+    UPDATED_AT: { column: 'updatedAt' },
+    NAME: { column: 'name' },
+    LICENSE_NUMBER: { column: 'licenseNumber' },
+    STATUS: { column: 'status' },
+  },
+};

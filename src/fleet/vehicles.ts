@@ -1,13 +1,14 @@
 import { foreignKeyViolation, isRecordNotFound, isViolationOf, uniqueViolation, type ConstraintRef } from '../database/prisma-errors';
 import { conflict, notFound } from '../errors/app-error';
-import { Prisma, type Vehicle } from '../generated/prisma/tenant/client';
-import { pageRequest, toConnection, type ConnectionModel } from '../graphql/pagination';
+import type { Vehicle } from '../generated/prisma/tenant/client';
+import type { VehicleFilter, VehicleOrderField } from '../generated/graphql';
+import type { ConnectionModel } from '../graphql/pagination';
+import { readList, type ListArgs } from '../records/record-list';
 import type { TenantPrisma } from '../tenancy/tenant-client-pool';
 import type { TenantSql } from '../tenancy/tenant-sql';
-import { containsText } from '../tenancy/tenant-table';
-import { createVehicleSchema, normaliseIdentifier, parseInput, searchText, updateVehicleSchema } from './fleet-input';
+import { createVehicleSchema, parseInput, updateVehicleSchema } from './fleet-input';
 import type { FleetLoaders } from './fleet-loaders';
-import { readPage, vehicleDriver, vehicleTable } from './fleet-tables';
+import { vehicleDriver, vehicleList } from './fleet-tables';
 
 /**
  * Everything here runs on a tenant-bound client (Prisma for writes, SQL for reads, on the same
@@ -19,29 +20,6 @@ export interface FleetScope {
   loaders: FleetLoaders;
 }
 
-export interface VehicleFilter {
-  status?: Vehicle['status'] | null;
-  search?: string | null;
-  hasDriver?: boolean | null;
-}
-
-function vehicleConditions(filter: VehicleFilter | null | undefined): Prisma.Sql[] {
-  const where: Prisma.Sql[] = [];
-  if (filter?.status) where.push(Prisma.sql`t."status" = ${filter.status}::"VehicleStatus"`);
-  if (filter?.hasDriver === true) where.push(Prisma.sql`t."driverId" IS NOT NULL`);
-  if (filter?.hasDriver === false) where.push(Prisma.sql`t."driverId" IS NULL`);
-  const search = searchText(filter?.search);
-  if (search) {
-    where.push(
-      Prisma.sql`(${Prisma.join(
-        [containsText(Prisma.sql`t."plate"`, normaliseIdentifier(search)), containsText(Prisma.sql`t."make"`, search), containsText(Prisma.sql`t."model"`, search)],
-        ' OR ',
-      )})`,
-    );
-  }
-  return where;
-}
-
 /**
  * A page of vehicles; with `withDriver` (the query selects each vehicle's driver), their drivers
  * come in the same statement and wait in the request's loaders, so the page costs one
@@ -49,20 +27,28 @@ function vehicleConditions(filter: VehicleFilter | null | undefined): Prisma.Sql
  */
 export async function listVehicles(
   { sql, loaders }: FleetScope,
-  args: { first?: number | null; after?: string | null; filter?: VehicleFilter | null },
+  args: ListArgs<VehicleFilter, VehicleOrderField>,
   { withDriver }: { withDriver: boolean },
 ): Promise<ConnectionModel<Vehicle>> {
-  const page = pageRequest(args.first, args.after);
-  const where = vehicleConditions(args.filter);
-  const rows = await readPage(sql, vehicleTable, { where, afterId: page.afterId, limit: page.take + 1 }, withDriver ? vehicleDriver : undefined, (row, driver) => {
-    if (driver) loaders.driverById.prime(driver.id, driver);
-    loaders.joined.driverOfVehicle.set(row, driver);
-  });
-  for (const row of rows) {
-    loaders.vehicleById.prime(row.id, row);
-    if (row.driverId) loaders.vehicleByDriverId.prime(row.driverId, row);
+  const connection = await readList(
+    sql,
+    vehicleList,
+    args,
+    withDriver
+      ? {
+          relation: vehicleDriver,
+          keep: (row, driver) => {
+            if (driver) loaders.driverById.prime(driver.id, driver);
+            loaders.joined.driverOfVehicle.set(row, driver);
+          },
+        }
+      : undefined,
+  );
+  for (const { node } of connection.edges) {
+    loaders.vehicleById.prime(node.id, node);
+    if (node.driverId) loaders.vehicleByDriverId.prime(node.driverId, node);
   }
-  return toConnection(rows, page, () => vehicleTable.count(sql, where));
+  return connection;
 }
 
 /* Vehicle's constraints as migrations/tenant names them, so a violation maps to its own field. */

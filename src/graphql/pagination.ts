@@ -10,48 +10,90 @@ export interface ConnectionModel<T> {
 
 export const MAX_PAGE_SIZE = 100;
 
-export interface PageRequest {
-  take: number;
-  /** Row id after which the page starts. */
-  afterId: string | undefined;
+/** Where a page starts: after the row with this id and, for an order other than creation, this sort value. */
+export interface PagePosition {
+  id: string;
+  value: SortValue;
 }
 
+/** A sort column's value as a cursor carries it (timestamps as ISO strings). */
+export type SortValue = string | number | boolean | null;
+
+export interface PageRequest {
+  take: number;
+  /** The order the cursor was made for: `id` order (creation) is the empty string. */
+  order: string;
+  after: PagePosition | undefined;
+}
+
+/** The order of a list: rows by id (UUIDv7, so creation order), its default. */
+export const CREATION_ORDER = '';
+
 /**
- * Validates first/after. Rows are ordered by id, a UUIDv7 (time-ordered): the order is creation
- * order and stable, and a cursor is simply the last row's id, made opaque.
+ * Validates first/after for a list read in `order` (CREATION_ORDER, or a name such as
+ * "plate ASC"). A cursor holds its order: one made for another order is refused, since
+ * its position means nothing there.
  */
-export function pageRequest(first: number | null | undefined, after: string | null | undefined): PageRequest {
+export function pageRequest(first: number | null | undefined, after: string | null | undefined, order = CREATION_ORDER): PageRequest {
   const take = first ?? 20;
   if (!Number.isInteger(take) || take < 1 || take > MAX_PAGE_SIZE) {
     throw badInput(`first must be between 1 and ${MAX_PAGE_SIZE}`, 'first');
   }
-  return { take, afterId: after ? decodeCursor(after) : undefined };
+  return { take, order, after: after ? decodeCursor(after, order) : undefined };
 }
 
-export function encodeCursor(id: string): string {
-  return Buffer.from(`cursor:${id}`, 'utf8').toString('base64url');
+/*
+ * A cursor is opaque base64url: `cursor:<id>` in creation order (what every list has always
+ * answered), `cursor:<order>|<JSON value>|<id>` in any other.
+ */
+export function encodeCursor(id: string, order = CREATION_ORDER, value: SortValue = null): string {
+  const text = order === CREATION_ORDER ? `cursor:${id}` : `cursor:${order}|${JSON.stringify(value)}|${id}`;
+  return Buffer.from(text, 'utf8').toString('base64url');
 }
 
-export function decodeCursor(cursor: string): string {
-  const decoded = /^[A-Za-z0-9_-]{1,100}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
-  const id = decoded.startsWith('cursor:') ? decoded.slice('cursor:'.length) : '';
-  if (!isCanonicalUuid(id)) throw badInput('after is not a valid cursor', 'after');
-  return id;
+const MAX_CURSOR_LENGTH = 600;
+
+export function decodeCursor(cursor: string, order = CREATION_ORDER): PagePosition {
+  const invalid = () => badInput('after is not a valid cursor', 'after');
+  const decoded = cursor.length <= MAX_CURSOR_LENGTH && /^[A-Za-z0-9_-]+$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
+  if (!decoded.startsWith('cursor:')) throw invalid();
+  const body = decoded.slice('cursor:'.length);
+  const parts = body.split('|');
+  const cursorOrder = parts.length === 1 ? CREATION_ORDER : parts[0];
+  if (parts.length !== 1 && parts.length < 3) throw invalid();
+  if (cursorOrder !== order) {
+    throw badInput(`after was made for another order (${cursorOrder || 'creation'}), not this list's (${order || 'creation'}); start again without it`, 'after');
+  }
+  const id = parts.at(-1) ?? '';
+  if (!isCanonicalUuid(id)) throw invalid();
+  if (parts.length === 1) return { id, value: null };
+  let value: unknown;
+  try {
+    value = JSON.parse(parts.slice(1, -1).join('|'));
+  } catch {
+    throw invalid();
+  }
+  if (value !== null && !['string', 'number', 'boolean'].includes(typeof value)) throw invalid();
+  return { id, value: value as SortValue };
 }
 
-/** Builds the connection from up to take+1 rows (the extra row only says there is a next page). */
+/**
+ * Builds the connection from up to take+1 rows (the extra row only says there is a next page);
+ * `sortValueOf` gives a row's value in the page's order (unused in creation order).
+ */
 export function toConnection<T extends { id: string }>(
   rows: T[],
   page: PageRequest,
   totalCount: () => Promise<number>,
+  sortValueOf: (row: T) => SortValue = () => null,
 ): ConnectionModel<T> {
   const nodes = rows.slice(0, page.take);
-  const edges = nodes.map((node) => ({ cursor: encodeCursor(node.id), node }));
+  const edges = nodes.map((node) => ({ cursor: encodeCursor(node.id, page.order, page.order === CREATION_ORDER ? null : sortValueOf(node)), node }));
   return {
     edges,
     pageInfo: {
       hasNextPage: rows.length > page.take,
-      hasPreviousPage: page.afterId !== undefined,
+      hasPreviousPage: page.after !== undefined,
       startCursor: edges[0]?.cursor ?? null,
       endCursor: edges.at(-1)?.cursor ?? null,
     },

@@ -9,7 +9,7 @@ export const platformResolvers: Resolvers = {
       const { prisma } = ctx.services.platform;
       const page = pageRequest(first, after);
       const rows = await prisma.tenant.findMany({
-        where: page.afterId ? { id: { gt: page.afterId } } : {},
+        where: page.after ? { id: { gt: page.after.id } } : {},
         orderBy: { id: 'asc' },
         take: page.take + 1,
       });

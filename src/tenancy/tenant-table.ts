@@ -23,12 +23,48 @@ export interface ToOneJoin<Row, Related extends { id: string }> {
   relatedKey: keyof Related & string;
 }
 
+/** A page's order: one column (or `id`, creation order), ties broken by id in the same direction. */
+export interface PageOrder {
+  column: string;
+  direction: 'ASC' | 'DESC';
+  /** NULLs sort last ascending and first descending (PostgreSQL's default, so a (column, id) index serves both). */
+  nullable: boolean;
+}
+
+export const ID_ORDER: PageOrder = { column: 'id', direction: 'ASC', nullable: false };
+
 export interface PageQuery {
   /** Conditions over the alias `t`, joined with AND. */
   where: Prisma.Sql[];
-  /** Row id after which the page starts (ids are UUIDv7, so id order is creation order). */
-  afterId: string | undefined;
+  order?: PageOrder;
+  /** The last row of the previous page: its id and its value in `order`'s column. */
+  after?: { id: string; value: unknown } | undefined;
   limit: number;
+}
+
+/**
+ * Rows after `after` in `order` (keyset pagination): a row comparison the (column, id) index
+ * answers directly, spelled out with the NULLs where the column may hold them.
+ */
+function afterCondition(order: PageOrder, after: { id: string; value: unknown }): Prisma.Sql {
+  const id = Prisma.sql`${after.id}::uuid`;
+  if (order.column === 'id') return order.direction === 'ASC' ? Prisma.sql`t."id" > ${id}` : Prisma.sql`t."id" < ${id}`;
+  const column = Prisma.raw(`t.${quote(order.column)}`);
+  const beyond = Prisma.raw(order.direction === 'ASC' ? '>' : '<');
+  if (!order.nullable) return Prisma.sql`(${column}, t."id") ${beyond} (${after.value}, ${id})`;
+  if (after.value === null) {
+    // Ascending, NULLs come last: only NULLs with a later id. Descending, first: those, then every value.
+    return order.direction === 'ASC'
+      ? Prisma.sql`(${column} IS NULL AND t."id" > ${id})`
+      : Prisma.sql`((${column} IS NULL AND t."id" < ${id}) OR ${column} IS NOT NULL)`;
+  }
+  const past = Prisma.sql`(${column} ${beyond} ${after.value} OR (${column} = ${after.value} AND t."id" ${beyond} ${id}))`;
+  return order.direction === 'ASC' ? Prisma.sql`(${past} OR ${column} IS NULL)` : past;
+}
+
+function orderClause(order: PageOrder): Prisma.Sql {
+  if (order.column === 'id') return Prisma.raw(`ORDER BY t."id" ${order.direction}`);
+  return Prisma.raw(`ORDER BY t.${quote(order.column)} ${order.direction}, t."id" ${order.direction}`);
 }
 
 export class TenantTable<Row extends { id: string }> {
@@ -49,7 +85,7 @@ export class TenantTable<Row extends { id: string }> {
     this.joinedColumnList = columns.map((column, index) => `r.${quote(column)} AS ${quote(this.joinedKeys[index] as string)}`).join(', ');
   }
 
-  /** A page of rows in id order; with `join`, each row's related row too, in the same statement. */
+  /** A page of rows in `query.order` (id order by default); with `join`, each row's related row too, in the same statement. */
   async page(sql: TenantSql, query: PageQuery): Promise<Row[]>;
   async page<Related extends { id: string }>(
     sql: TenantSql,
@@ -61,20 +97,23 @@ export class TenantTable<Row extends { id: string }> {
     query: PageQuery,
     join?: ToOneJoin<Row, Related>,
   ): Promise<Row[] | { row: Row; related: Related | null }[]> {
-    const conditions = whereClause(query.afterId === undefined ? query.where : [...query.where, Prisma.sql`t."id" > ${query.afterId}::uuid`]);
-    if (!join) {
-      return sql.rows<Row>(
-        Prisma.sql`SELECT ${Prisma.raw(this.columnList)} FROM ${Prisma.raw(quote(this.name))} t ${conditions} ORDER BY t."id" LIMIT ${query.limit}`,
-      );
-    }
+    if (!join) return sql.rows<Row>(this.pageStatement(query));
     const related = join.table;
-    const rows = await sql.rows<Record<string, unknown>>(
-      Prisma.sql`SELECT ${Prisma.raw(this.columnList)}, ${Prisma.raw(related.joinedColumnList)}
-        FROM ${Prisma.raw(quote(this.name))} t
-        LEFT JOIN ${Prisma.raw(quote(related.name))} r ON r.${Prisma.raw(quote(join.relatedKey))} = t.${Prisma.raw(quote(join.localKey))}
-        ${conditions} ORDER BY t."id" LIMIT ${query.limit}`,
-    );
+    const rows = await sql.rows<Record<string, unknown>>(this.pageStatement(query, join));
     return rows.map((flat) => ({ row: this.pick(flat, this.columns), related: flat['r.id'] === null ? null : related.pick(flat, related.joinedKeys) }));
+  }
+
+  /** The statement `page` sends (public so that a test can EXPLAIN exactly it). */
+  pageStatement<Related extends { id: string }>(query: PageQuery, join?: ToOneJoin<Row, Related>): Prisma.Sql {
+    const order = query.order ?? ID_ORDER;
+    const conditions = whereClause(query.after === undefined ? query.where : [...query.where, afterCondition(order, query.after)]);
+    if (!join) {
+      return Prisma.sql`SELECT ${Prisma.raw(this.columnList)} FROM ${Prisma.raw(quote(this.name))} t ${conditions} ${orderClause(order)} LIMIT ${query.limit}`;
+    }
+    return Prisma.sql`SELECT ${Prisma.raw(this.columnList)}, ${Prisma.raw(join.table.joinedColumnList)}
+        FROM ${Prisma.raw(quote(this.name))} t
+        LEFT JOIN ${Prisma.raw(quote(join.table.name))} r ON r.${Prisma.raw(quote(join.relatedKey))} = t.${Prisma.raw(quote(join.localKey))}
+        ${conditions} ${orderClause(order)} LIMIT ${query.limit}`;
   }
 
   /** Rows whose `column` is one of `keys` (a uuid column), in no particular order. */

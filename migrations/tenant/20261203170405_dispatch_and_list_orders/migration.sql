@@ -4,6 +4,12 @@ CREATE TYPE "TripStatus" AS ENUM ('DRAFT', 'PLANNED', 'DISPATCHED', 'IN_TRANSIT'
 -- CreateEnum
 CREATE TYPE "ActorKind" AS ENUM ('USER', 'API_KEY');
 
+-- DropIndex
+DROP INDEX "Driver_status_idx";
+
+-- DropIndex
+DROP INDEX "Vehicle_status_idx";
+
 -- CreateTable
 CREATE TABLE "Trip" (
     "id" UUID NOT NULL,
@@ -54,7 +60,40 @@ CREATE INDEX "Trip_status_id_idx" ON "Trip"("status", "id");
 CREATE INDEX "Trip_plannedDepartureAt_id_idx" ON "Trip"("plannedDepartureAt", "id");
 
 -- CreateIndex
+CREATE INDEX "Trip_reference_id_idx" ON "Trip"("reference", "id");
+
+-- CreateIndex
+CREATE INDEX "Trip_updatedAt_id_idx" ON "Trip"("updatedAt", "id");
+
+-- CreateIndex
 CREATE INDEX "TripTransition_tripId_id_idx" ON "TripTransition"("tripId", "id");
+
+-- CreateIndex
+CREATE INDEX "Driver_status_id_idx" ON "Driver"("status", "id");
+
+-- CreateIndex
+CREATE INDEX "Driver_name_id_idx" ON "Driver"("name", "id");
+
+-- CreateIndex
+CREATE INDEX "Driver_licenseNumber_id_idx" ON "Driver"("licenseNumber", "id");
+
+-- CreateIndex
+CREATE INDEX "Driver_updatedAt_id_idx" ON "Driver"("updatedAt", "id");
+
+-- CreateIndex
+CREATE INDEX "Vehicle_status_id_idx" ON "Vehicle"("status", "id");
+
+-- CreateIndex
+CREATE INDEX "Vehicle_year_id_idx" ON "Vehicle"("year", "id");
+
+-- CreateIndex
+CREATE INDEX "Vehicle_odometerKm_id_idx" ON "Vehicle"("odometerKm", "id");
+
+-- CreateIndex
+CREATE INDEX "Vehicle_updatedAt_id_idx" ON "Vehicle"("updatedAt", "id");
+
+-- CreateIndex
+CREATE INDEX "Vehicle_plate_id_idx" ON "Vehicle"("plate", "id");
 
 -- AddForeignKey
 ALTER TABLE "Trip" ADD CONSTRAINT "Trip_vehicleId_fkey" FOREIGN KEY ("vehicleId") REFERENCES "Vehicle"("id") ON DELETE RESTRICT ON UPDATE CASCADE;

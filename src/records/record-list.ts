@@ -1,0 +1,85 @@
+import { badInput } from '../errors/app-error';
+import type { Prisma } from '../generated/prisma/tenant/client';
+import { CREATION_ORDER, pageRequest, toConnection, type ConnectionModel, type PageRequest, type SortValue } from '../graphql/pagination';
+import type { TenantSql } from '../tenancy/tenant-sql';
+import { ID_ORDER, type PageOrder, type PageQuery, type TenantTable, type ToOneJoin } from '../tenancy/tenant-table';
+
+/*
+ * The one way a tenant record type is listed: a Relay connection in an order the type declares
+ * (each backed by a (column, id) index its migration adds), with its filters as SQL conditions.
+ * A type declares itself once (`RecordList`) and every list of it, whatever the order, pages
+ * with cursors that stay stable under that order (ties broken by id).
+ */
+
+/** An order a type offers: its column and whether it may hold NULLs. */
+export interface OrderColumn<Row> {
+  column: keyof Row & string;
+  nullable?: boolean;
+}
+
+export interface RecordList<Row extends { id: string }, Filter, OrderField extends string> {
+  table: TenantTable<Row>;
+  /** The filter as conditions over the alias `t`. */
+  conditions(filter: Filter | null | undefined): Prisma.Sql[];
+  /** What `orderBy: { field }` may name. CREATED_AT, the default, is id order (UUIDv7). */
+  orders: Record<OrderField, OrderColumn<Row>>;
+}
+
+export interface ListArgs<Filter, OrderField extends string> {
+  first?: number | null;
+  after?: string | null;
+  filter?: Filter | null;
+  orderBy?: { field: OrderField; direction?: 'ASC' | 'DESC' | null } | null;
+}
+
+/** A sort value as a cursor carries it, and back as SQL compares it. */
+function sortValueOf(value: unknown): SortValue {
+  if (value instanceof Date) return value.toISOString();
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return value;
+  throw new Error(`a sort column holds a ${typeof value}; declare only scalar columns as orders`);
+}
+
+function pageOrderOf<Row extends { id: string }, OrderField extends string>(
+  list: RecordList<Row, unknown, OrderField>,
+  orderBy: ListArgs<unknown, OrderField>['orderBy'],
+): { name: string; order: PageOrder } {
+  const direction = orderBy?.direction ?? 'ASC';
+  if (!orderBy || (orderBy.field === 'CREATED_AT' && direction === 'ASC')) return { name: CREATION_ORDER, order: ID_ORDER };
+  const declared: OrderColumn<Row> | undefined = list.orders[orderBy.field];
+  if (!declared) throw badInput(`orderBy.field ${orderBy.field} is not an order of this list`, 'orderBy.field');
+  return { name: `${orderBy.field} ${direction}`, order: { column: declared.column, direction, nullable: declared.nullable ?? false } };
+}
+
+/** What one page of `list` asks the table for, and the page request it answers (public so that a test can EXPLAIN it). */
+export function pageQueryOf<Row extends { id: string }, Filter, OrderField extends string>(
+  list: RecordList<Row, Filter, OrderField>,
+  args: ListArgs<Filter, OrderField>,
+): { page: PageRequest; query: PageQuery } {
+  const { name, order } = pageOrderOf(list, args.orderBy);
+  const page = pageRequest(args.first, args.after, name);
+  return { page, query: { where: list.conditions(args.filter), order, after: page.after, limit: page.take + 1 } };
+}
+
+/**
+ * A page of `list`; with `join`, each row's to-one relation comes in the same statement and
+ * goes to `keep` (the request's loaders). The connection's totalCount counts the filter's matches.
+ */
+export async function readList<Row extends { id: string }, Filter, OrderField extends string, Related extends { id: string } = never>(
+  sql: TenantSql,
+  list: RecordList<Row, Filter, OrderField>,
+  args: ListArgs<Filter, OrderField>,
+  join?: { relation: ToOneJoin<Row, Related>; keep: (row: Row, related: Related | null) => void },
+): Promise<ConnectionModel<Row>> {
+  const { page, query } = pageQueryOf(list, args);
+  let rows: Row[];
+  if (join) {
+    const joined = await list.table.page(sql, query, join.relation);
+    for (const { row, related } of joined) join.keep(row, related);
+    rows = joined.map(({ row }) => row);
+  } else {
+    rows = await list.table.page(sql, query);
+  }
+  const column = (query.order ?? ID_ORDER).column as keyof Row;
+  return toConnection(rows, page, () => list.table.count(sql, query.where), (row) => sortValueOf(row[column]));
+}
