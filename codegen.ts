@@ -54,6 +54,8 @@ const config: CodegenConfig = {
           Trip: './prisma/tenant/client#Trip as TripModel',
           TripConnection: '../graphql/pagination#ConnectionModel<TripModel>',
           TripTransition: './prisma/tenant/client#TripTransition as TripTransitionModel',
+          RecordChange: './prisma/tenant/client#RecordChange as RecordChangeModel',
+          RecordChangeConnection: '../graphql/pagination#ConnectionModel<RecordChangeModel>',
           Tenant: './prisma/platform/client#Tenant as TenantModel',
           TenantConnection: '../graphql/pagination#ConnectionModel<TenantModel>',
           Viewer: '../auth/principal#Principal',

@@ -78,6 +78,21 @@ export function isForeignKeyViolation(error: unknown): boolean {
   return foreignKeyViolation(error) !== null;
 }
 
+/**
+ * Any unique violation, including one a raw statement hit (Prisma reports those under its own
+ * codes; the driver's cause carries SQLSTATE 23505).
+ */
+export function isUniqueViolation(error: unknown): boolean {
+  for (let current = error, depth = 0; current && typeof current === 'object' && depth < 5; depth += 1) {
+    const { code, meta, cause } = current as { code?: unknown; meta?: { code?: unknown; driverAdapterError?: { cause?: { originalCode?: unknown; kind?: unknown } } }; cause?: unknown };
+    if (code === 'P2002' || code === '23505' || meta?.code === '23505') return true;
+    const adapter = meta?.driverAdapterError?.cause;
+    if (adapter?.originalCode === '23505' || adapter?.kind === 'UniqueConstraintViolation') return true;
+    current = cause;
+  }
+  return false;
+}
+
 /** The row an update or delete addressed does not exist (any more). */
 export function isRecordNotFound(error: unknown): boolean {
   return isPrismaKnownError(error) && error.code === 'P2025';

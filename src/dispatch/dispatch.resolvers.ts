@@ -3,7 +3,8 @@ import type { Resolvers } from '../generated/graphql';
 import { expectGlobalId, toGlobalId } from '../graphql/global-id';
 import type { TripStatus } from '../generated/prisma/tenant/client';
 import { MAX_TRIPS_PER_PARENT, type RecentTripsQuery } from './trip-tables';
-import { createTrip, listTrips, transitionTrip, updateTrip, type TripInput } from './trips';
+import { includeDeletedFor } from '../records/records.resolvers';
+import { createTrip, deleteTrip, listTrips, restoreTrip, transitionTrip, updateTrip, type TripInput } from './trips';
 
 /*
  * Dispatch resolvers. As everywhere, data only through ctx.tenantScope(): another tenant's id
@@ -27,12 +28,16 @@ function recentTripsQuery(args: { first?: number | null; status?: readonly TripS
 
 export const dispatchResolvers: Resolvers = {
   Query: {
-    trip: (_root, { id }, ctx) => ctx.tenantScope().trips.tripById.load(expectGlobalId(id, 'Trip')),
-    trips: (_root, { first, after, filter, orderBy }, ctx) =>
+    trip: async (_root, { id }, ctx) => {
+      const trip = await ctx.tenantScope().trips.tripById.load(expectGlobalId(id, 'Trip'));
+      return trip?.deletedAt === null ? trip : null;
+    },
+    trips: (_root, { first, after, filter, orderBy, includeDeleted }, ctx) =>
       listTrips(ctx.tenantScope(), {
         first,
         after,
         orderBy,
+        includeDeleted: includeDeletedFor(ctx.tenantScope().principal, includeDeleted),
         filter: filter && {
           ...filter,
           vehicleId: rowIdOf(filter.vehicleId, 'Vehicle', 'filter.vehicleId'),
@@ -43,6 +48,11 @@ export const dispatchResolvers: Resolvers = {
   Mutation: {
     createTrip: async (_root, { input }, ctx) => ({ trip: await createTrip(ctx.tenantScope(), withRowIds(input)) }),
     updateTrip: async (_root, { id, input }, ctx) => ({ trip: await updateTrip(ctx.tenantScope(), expectGlobalId(id, 'Trip'), withRowIds(input)) }),
+    deleteTrip: async (_root, { id }, ctx) => {
+      await deleteTrip(ctx.tenantScope(), expectGlobalId(id, 'Trip'));
+      return { deletedId: id };
+    },
+    restoreTrip: async (_root, { id }, ctx) => ({ trip: await restoreTrip(ctx.tenantScope(), expectGlobalId(id, 'Trip')) }),
     transitionTrip: async (_root, { input }, ctx) => ({
       trip: await transitionTrip(ctx.tenantScope(), { ...input, id: expectGlobalId(input.id, 'Trip', 'id') }),
     }),

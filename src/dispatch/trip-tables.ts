@@ -2,6 +2,7 @@ import DataLoader from 'dataloader';
 import { normaliseIdentifier, searchText } from '../fleet/fleet-input';
 import type { TripOrderField } from '../generated/graphql';
 import { Prisma, type Trip, type TripStatus, type TripTransition } from '../generated/prisma/tenant/client';
+import type { RecordType } from '../records/record-changes';
 import type { RecordList } from '../records/record-list';
 import type { TenantSql } from '../tenancy/tenant-sql';
 import { containsText, TenantTable } from '../tenancy/tenant-table';
@@ -9,6 +10,8 @@ import { containsText, TenantTable } from '../tenancy/tenant-table';
 /** The dispatch tables as the request path reads them (columns from Prisma's field lists). */
 export const tripTable = new TenantTable<Trip>('Trip', Object.values(Prisma.TripScalarFieldEnum));
 export const tripTransitionTable = new TenantTable<TripTransition>('TripTransition', Object.values(Prisma.TripTransitionScalarFieldEnum));
+
+export const tripRecord: RecordType<Trip> = { name: 'Trip', table: tripTable, uniqueAmongLive: ['reference'] };
 
 export const MAX_TRIPS_PER_PARENT = 50;
 
@@ -47,7 +50,7 @@ export class TripLoaders {
     let loader = this.recent.get(key);
     if (!loader) {
       loader = new DataLoader(async (parentIds) => {
-        const rows = await tripTable.newestPerKey(this.sql, parent, parentIds, query.first, statusCondition(query.statuses));
+        const rows = await tripTable.newestPerKey(this.sql, parent, parentIds, query.first, [...statusCondition(query.statuses), Prisma.sql`t."deletedAt" IS NULL`]);
         const byParent = new Map<string, Trip[]>(parentIds.map((id) => [id, []]));
         for (const row of rows) byParent.get(row[parent] as string)?.push(row);
         return parentIds.map((id) => byParent.get(id) ?? []);
@@ -75,6 +78,7 @@ export interface TripFilter {
 
 export const tripList: RecordList<Trip, TripFilter, TripOrderField> = {
   table: tripTable,
+  softDeleted: true,
   conditions(filter) {
     const where = statusCondition(filter?.status);
     if (filter?.vehicleId) where.push(Prisma.sql`t."vehicleId" = ${filter.vehicleId}::uuid`);

@@ -1,4 +1,5 @@
 import { roleAtLeast, type TenantPrincipal } from '../auth/principal';
+import { actorOf, changeRecord, createRecord, restoreRecord, softDelete, type TenantTransaction } from '../records/record-changes';
 import { foreignKeyViolation, isViolationOf, uniqueViolation, type ConstraintRef } from '../database/prisma-errors';
 import { AppError, conflict, ErrorCode, forbidden, notFound } from '../errors/app-error';
 import { parseInput } from '../fleet/fleet-input';
@@ -8,7 +9,7 @@ import type { Trip, TripStatus } from '../generated/prisma/tenant/client';
 import type { ConnectionModel } from '../graphql/pagination';
 import { readList, type ListArgs } from '../records/record-list';
 import { CLEARABLE_TRIP_FIELDS, createTripSchema, transitionSchema, updateTripSchema, WINDOW_ISSUE, windowInOrder } from './trip-input';
-import { tripList, type TripFilter, type TripLoaders } from './trip-tables';
+import { tripList, tripRecord, type TripFilter, type TripLoaders } from './trip-tables';
 import { allowedTargets, EDITABLE_TRIP_STATUSES, transitionRule, type TripGuard } from './trip-workflow';
 
 /**
@@ -62,66 +63,53 @@ export interface TripInput {
   cargoWeightKg?: number | null;
 }
 
-export async function createTrip({ db, trips }: DispatchScope, input: TripInput): Promise<Trip> {
+export async function createTrip({ db, trips, principal }: DispatchScope, input: TripInput): Promise<Trip> {
   const data = parseInput(createTripSchema, input);
-  const trip = await db.trip.create({ data }).catch(tripWriteError);
+  const trip = await createRecord(db, tripRecord, actorOf(principal), (tx) => tx.trip.create({ data })).catch(tripWriteError);
   trips.tripById.prime(trip.id, trip);
   return trip;
 }
 
-/** The row a change works on, locked for the rest of its transaction. */
-interface LockedTrip {
-  id: string;
-  status: TripStatus;
-  version: number;
-  vehicleId: string | null;
-  driverId: string | null;
-  plannedDepartureAt: Date | null;
-  plannedArrivalAt: Date | null;
-}
-
-type Transaction = Parameters<Parameters<FleetScope['db']['$transaction']>[0]>[0];
-
-async function lockTrip(tx: Transaction, id: string, expectedVersion: number | null | undefined): Promise<LockedTrip> {
-  const [trip] = await tx.$queryRaw<LockedTrip[]>`
-    SELECT "id", "status", "version", "vehicleId", "driverId", "plannedDepartureAt", "plannedArrivalAt" FROM "Trip" WHERE "id" = ${id}::uuid FOR UPDATE`;
-  if (!trip) throw notFound('Trip');
-  if (expectedVersion !== undefined && expectedVersion !== null && expectedVersion !== trip.version) {
-    throw new AppError(ErrorCode.CONFLICT, `The trip changed meanwhile: it is at version ${trip.version}, not ${expectedVersion}`, {
-      extensions: { field: 'expectedVersion', currentVersion: trip.version },
-    });
-  }
-  return trip;
-}
-
-export async function updateTrip({ db, trips }: DispatchScope, id: string, input: TripInput & { expectedVersion?: number | null }): Promise<Trip> {
+export async function updateTrip({ db, trips, principal }: DispatchScope, id: string, input: TripInput & { expectedVersion?: number | null }): Promise<Trip> {
   const { expectedVersion, ...data } = parseInput(updateTripSchema, input, CLEARABLE_TRIP_FIELDS);
-  const trip = await db
-    .$transaction(async (tx) => {
-      const current = await lockTrip(tx, id, expectedVersion);
-      if (!EDITABLE_TRIP_STATUSES.has(current.status)) {
-        throw new AppError(ErrorCode.CONFLICT, `A ${current.status} trip's plan cannot change; only DRAFT and PLANNED trips can`, { extensions: { tripStatus: current.status } });
-      }
-      const next = { ...current, ...Object.fromEntries(Object.entries(data).filter(([, value]) => value !== undefined)) };
-      if (current.status === 'PLANNED' && (!next.vehicleId || !next.driverId)) {
-        throw new AppError(ErrorCode.TRIP_UNASSIGNED, 'A PLANNED trip keeps a vehicle and a driver; move it back to DRAFT first', {
-          extensions: { field: next.vehicleId ? 'driverId' : 'vehicleId' },
-        });
-      }
-      if (!windowInOrder(next)) throw new AppError(ErrorCode.BAD_USER_INPUT, `plannedArrivalAt ${WINDOW_ISSUE.message}`, { extensions: { field: 'plannedArrivalAt' } });
-      return tx.trip.update({ where: { id }, data: { ...data, version: { increment: 1 } } });
-    })
-    .catch(tripWriteError);
+  const trip = await changeRecord(db, tripRecord, id, { actor: actorOf(principal), expectedVersion }, async (tx, current) => {
+    if (!EDITABLE_TRIP_STATUSES.has(current.status)) {
+      throw new AppError(ErrorCode.CONFLICT, `A ${current.status} trip's plan cannot change; only DRAFT and PLANNED trips can`, { extensions: { tripStatus: current.status } });
+    }
+    const next = { ...current, ...Object.fromEntries(Object.entries(data).filter(([, value]) => value !== undefined)) };
+    if (current.status === 'PLANNED' && (!next.vehicleId || !next.driverId)) {
+      throw new AppError(ErrorCode.TRIP_UNASSIGNED, 'A PLANNED trip keeps a vehicle and a driver; move it back to DRAFT first', {
+        extensions: { field: next.vehicleId ? 'driverId' : 'vehicleId' },
+      });
+    }
+    if (!windowInOrder(next)) throw new AppError(ErrorCode.BAD_USER_INPUT, `plannedArrivalAt ${WINDOW_ISSUE.message}`, { extensions: { field: 'plannedArrivalAt' } });
+    return tx.trip.update({ where: { id }, data: { ...data, version: { increment: 1 } } });
+  }).catch(tripWriteError);
   trips.tripById.clear(id).prime(id, trip);
   return trip;
 }
 
-function actorOf(principal: TenantPrincipal): { actorKind: 'USER' | 'API_KEY'; actorId: string } {
-  return principal.kind === 'member' ? { actorKind: 'USER', actorId: principal.userId } : { actorKind: 'API_KEY', actorId: principal.keyId };
+/** Soft-deletes a trip; one on the road (DISPATCHED, IN_TRANSIT) must be delivered or cancelled first. */
+export async function deleteTrip({ db, trips, principal }: DispatchScope, id: string): Promise<void> {
+  await softDelete(db, tripRecord, id, {
+    actor: actorOf(principal),
+    beforeDelete: async (_tx, trip) => {
+      if (trip.status === 'DISPATCHED' || trip.status === 'IN_TRANSIT') {
+        throw new AppError(ErrorCode.CONFLICT, `A ${trip.status} trip is on the road; deliver or cancel it first`, { extensions: { tripStatus: trip.status } });
+      }
+    },
+  });
+  trips.tripById.clear(id);
+}
+
+export async function restoreTrip({ db, trips, principal }: DispatchScope, id: string): Promise<Trip> {
+  const trip = await restoreRecord(db, tripRecord, id, actorOf(principal));
+  trips.tripById.clear(id).prime(id, trip);
+  return trip;
 }
 
 /** Checks one guard of a transition inside its transaction; throws the guard's own code. */
-async function checkGuard(tx: Transaction, guard: TripGuard, trip: LockedTrip, reason: string | undefined): Promise<void> {
+async function checkGuard(tx: TenantTransaction, guard: TripGuard, trip: Trip, reason: string | undefined): Promise<void> {
   switch (guard) {
     case 'assigned':
       if (!trip.vehicleId || !trip.driverId) {
@@ -130,9 +118,10 @@ async function checkGuard(tx: Transaction, guard: TripGuard, trip: LockedTrip, r
       return;
     case 'vehicleActive': {
       // FOR SHARE: a concurrent change of the vehicle's status waits until this transition is done.
-      const [vehicle] = await tx.$queryRaw<{ status: string }[]>`SELECT "status" FROM "Vehicle" WHERE "id" = ${trip.vehicleId}::uuid FOR SHARE`;
-      if (vehicle?.status !== 'ACTIVE') {
-        throw new AppError(ErrorCode.VEHICLE_UNAVAILABLE, `The vehicle is ${vehicle?.status ?? 'gone'}, not ACTIVE`, { extensions: { field: 'vehicleId' } });
+      const [vehicle] = await tx.$queryRaw<{ status: string; deletedAt: Date | null }[]>`SELECT "status", "deletedAt" FROM "Vehicle" WHERE "id" = ${trip.vehicleId}::uuid FOR SHARE`;
+      if (vehicle?.status !== 'ACTIVE' || vehicle.deletedAt !== null) {
+        const state = !vehicle ? 'gone' : vehicle.deletedAt !== null ? 'deleted' : vehicle.status;
+        throw new AppError(ErrorCode.VEHICLE_UNAVAILABLE, `The vehicle is ${state}, not ACTIVE`, { extensions: { field: 'vehicleId' } });
       }
       return;
     }
@@ -157,25 +146,23 @@ export async function transitionTrip(
 ): Promise<Trip> {
   // A blank reason is no reason (REASON_REQUIRED where one is needed, not a validation error).
   const { reason } = parseInput(transitionSchema, { reason: input.reason?.trim() ? input.reason : undefined });
-  const trip = await db
-    .$transaction(async (tx) => {
-      const current = await lockTrip(tx, input.id, input.expectedVersion);
-      const rule = transitionRule(current.status, input.to);
-      if (!rule) {
-        const allowed = allowedTargets(current.status);
-        throw new AppError(
-          ErrorCode.INVALID_TRANSITION,
-          `A ${current.status} trip cannot become ${input.to}; ${allowed.length > 0 ? `it can become ${allowed.join(', ')}` : 'it is final'}`,
-          { extensions: { from: current.status, to: input.to, allowed } },
-        );
-      }
-      if (!roleAtLeast(principal.role, rule.role)) throw forbidden(`Moving a trip from ${rule.from} to ${rule.to} takes the ${rule.role} role or higher`);
-      for (const guard of rule.guards) await checkGuard(tx, guard, current, reason);
-      const updated = await tx.trip.update({ where: { id: current.id }, data: { status: rule.to, version: { increment: 1 } } });
-      await tx.tripTransition.create({ data: { tripId: current.id, fromStatus: rule.from, toStatus: rule.to, reason: reason ?? null, ...actorOf(principal) } });
-      return updated;
-    })
-    .catch(tripWriteError);
+  const actor = actorOf(principal);
+  const trip = await changeRecord(db, tripRecord, input.id, { actor, expectedVersion: input.expectedVersion }, async (tx, current) => {
+    const rule = transitionRule(current.status, input.to);
+    if (!rule) {
+      const allowed = allowedTargets(current.status);
+      throw new AppError(
+        ErrorCode.INVALID_TRANSITION,
+        `A ${current.status} trip cannot become ${input.to}; ${allowed.length > 0 ? `it can become ${allowed.join(', ')}` : 'it is final'}`,
+        { extensions: { from: current.status, to: input.to, allowed } },
+      );
+    }
+    if (!roleAtLeast(principal.role, rule.role)) throw forbidden(`Moving a trip from ${rule.from} to ${rule.to} takes the ${rule.role} role or higher`);
+    for (const guard of rule.guards) await checkGuard(tx, guard, current, reason);
+    const updated = await tx.trip.update({ where: { id: current.id }, data: { status: rule.to, version: { increment: 1 } } });
+    await tx.tripTransition.create({ data: { tripId: current.id, fromStatus: rule.from, toStatus: rule.to, reason: reason ?? null, ...actor } });
+    return updated;
+  }).catch(tripWriteError);
   trips.tripById.clear(trip.id).prime(trip.id, trip);
   trips.transitionsOfTrip.clear(trip.id);
   return trip;

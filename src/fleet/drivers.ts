@@ -1,11 +1,12 @@
-import { foreignKeyViolation, isRecordNotFound, isViolationOf, uniqueViolation, type ConstraintRef } from '../database/prisma-errors';
-import { conflict, notFound } from '../errors/app-error';
+import { isViolationOf, uniqueViolation, type ConstraintRef } from '../database/prisma-errors';
+import { conflict } from '../errors/app-error';
 import type { Driver } from '../generated/prisma/tenant/client';
 import type { DriverFilter, DriverOrderField } from '../generated/graphql';
 import type { ConnectionModel } from '../graphql/pagination';
+import { actorOf, changeRecord, createRecord, lockLive, recordChange, restoreRecord, softDelete } from '../records/record-changes';
 import { readList, type ListArgs } from '../records/record-list';
 import { createDriverSchema, parseInput, updateDriverSchema } from './fleet-input';
-import { driverList, driverVehicle } from './fleet-tables';
+import { driverList, driverRecord, driverVehicle, vehicleRecord } from './fleet-tables';
 import type { FleetScope } from './vehicles';
 
 /** A page of drivers; with `withVehicle`, their vehicles in the same statement (as listVehicles). */
@@ -43,37 +44,48 @@ function driverConflict(error: unknown): never {
   throw error;
 }
 
-export async function createDriver({ db, loaders }: FleetScope, input: object): Promise<Driver> {
+export async function createDriver({ db, loaders, principal }: FleetScope, input: object): Promise<Driver> {
   const data = parseInput(createDriverSchema, input);
-  const driver = await db.driver.create({ data }).catch(driverConflict);
+  const driver = await createRecord(db, driverRecord, actorOf(principal), (tx) => tx.driver.create({ data })).catch(driverConflict);
   loaders.driverById.prime(driver.id, driver);
   return driver;
 }
 
-export async function updateDriver({ db, loaders }: FleetScope, id: string, input: object): Promise<Driver> {
-  const data = parseInput(updateDriverSchema, input, ['phone', 'email']);
-  try {
-    const driver = await db.driver.update({ where: { id }, data });
-    loaders.driverById.clear(id).prime(id, driver);
-    return driver;
-  } catch (error) {
-    if (isRecordNotFound(error)) throw notFound('Driver');
-    return driverConflict(error);
-  }
+export async function updateDriver({ db, loaders, principal }: FleetScope, id: string, input: object): Promise<Driver> {
+  const { expectedVersion, ...data } = parseInput(updateDriverSchema, input, ['phone', 'email']);
+  const driver = await changeRecord(db, driverRecord, id, { actor: actorOf(principal), expectedVersion }, (tx) =>
+    tx.driver.update({ where: { id }, data: { ...data, version: { increment: 1 } } }),
+  ).catch(driverConflict);
+  loaders.driverById.clear(id).prime(id, driver);
+  return driver;
 }
 
-/** Trips keep their driver (Trip_driverId_fkey, ON DELETE RESTRICT). */
-const TRIP_DRIVER_FKEY: ConstraintRef = { name: 'Trip_driverId_fkey', fields: ['driverId'] };
+/**
+ * Soft-deletes a driver: they leave their vehicle (a recorded change of that vehicle), and are
+ * refused while on a trip on the road.
+ */
+export async function deleteDriver({ db, loaders, principal }: FleetScope, id: string): Promise<void> {
+  const actor = actorOf(principal);
+  await softDelete(db, driverRecord, id, {
+    actor,
+    beforeDelete: async (tx, driver) => {
+      const onTheRoad = await tx.trip.count({ where: { driverId: driver.id, status: { in: ['DISPATCHED', 'IN_TRANSIT'] }, deletedAt: null } });
+      if (onTheRoad > 0) throw conflict('This driver is on a trip on the road; deliver or cancel it first');
+      const vehicle = await tx.vehicle.findFirst({ where: { driverId: driver.id }, select: { id: true } });
+      if (vehicle) {
+        const before = await lockLive(tx, vehicleRecord, vehicle.id);
+        const after = await tx.vehicle.update({ where: { id: vehicle.id }, data: { driverId: null, version: { increment: 1 } } });
+        await recordChange(tx, vehicleRecord, 'UPDATED', actor, before, after);
+      }
+    },
+  });
+  loaders.driverById.clear(id);
+  loaders.vehicleByDriverId.clear(id);
+  loaders.vehicleById.clearAll();
+}
 
-/** Deleting a driver takes them out of their vehicle (the foreign key sets it to null). */
-export async function deleteDriver({ db, loaders }: FleetScope, id: string): Promise<void> {
-  try {
-    await db.driver.delete({ where: { id } });
-    loaders.driverById.clear(id);
-    loaders.vehicleByDriverId.clear(id);
-  } catch (error) {
-    if (isRecordNotFound(error)) throw notFound('Driver');
-    if (isViolationOf(foreignKeyViolation(error), TRIP_DRIVER_FKEY)) throw conflict('This driver has trips, which keep them; they cannot be deleted');
-    throw error;
-  }
+export async function restoreDriver({ db, loaders, principal }: FleetScope, id: string): Promise<Driver> {
+  const driver = await restoreRecord(db, driverRecord, id, actorOf(principal));
+  loaders.driverById.clear(id).prime(id, driver);
+  return driver;
 }

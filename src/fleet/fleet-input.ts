@@ -62,7 +62,10 @@ export const createVehicleSchema = z.object({
   status: vehicleFields.status.optional(),
   odometerKm: vehicleFields.odometerKm.optional(),
 });
-export const updateVehicleSchema = z.object(vehicleFields).partial();
+/** The version a change was made against (CONFLICT if the record moved on). */
+const expectedVersion = z.number().int().optional();
+
+export const updateVehicleSchema = z.object(vehicleFields).partial().extend({ expectedVersion });
 
 export const createDriverSchema = z.object({
   ...driverFields,
@@ -72,7 +75,8 @@ export const createDriverSchema = z.object({
 });
 export const updateDriverSchema = z
   .object({ ...driverFields, phone: driverFields.phone.nullable(), email: driverFields.email.nullable() })
-  .partial();
+  .partial()
+  .extend({ expectedVersion });
 
 /** GraphQL gives null for an omitted optional input field; null means "leave as is" here. */
 function withoutNulls(input: Record<string, unknown>, nullable: readonly string[]): Record<string, unknown> {

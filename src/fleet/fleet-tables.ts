@@ -1,5 +1,6 @@
 import { Prisma, type Driver, type Vehicle } from '../generated/prisma/tenant/client';
 import type { DriverFilter, DriverOrderField, VehicleFilter, VehicleOrderField } from '../generated/graphql';
+import type { RecordType } from '../records/record-changes';
 import type { RecordList } from '../records/record-list';
 import { containsText, TenantTable, type ToOneJoin } from '../tenancy/tenant-table';
 import { normaliseIdentifier, searchText } from './fleet-input';
@@ -7,6 +8,9 @@ import { normaliseIdentifier, searchText } from './fleet-input';
 /** The fleet's tables as the request path reads them; columns are Prisma's generated field lists. */
 export const vehicleTable = new TenantTable<Vehicle>('Vehicle', Object.values(Prisma.VehicleScalarFieldEnum));
 export const driverTable = new TenantTable<Driver>('Driver', Object.values(Prisma.DriverScalarFieldEnum));
+
+export const vehicleRecord: RecordType<Vehicle> = { name: 'Vehicle', table: vehicleTable, uniqueAmongLive: ['plate'] };
+export const driverRecord: RecordType<Driver> = { name: 'Driver', table: driverTable, uniqueAmongLive: ['licenseNumber'] };
 
 export const vehicleDriver: ToOneJoin<Vehicle, Driver> = { table: driverTable, localKey: 'driverId', relatedKey: 'id' };
 export const driverVehicle: ToOneJoin<Driver, Vehicle> = { table: vehicleTable, localKey: 'id', relatedKey: 'driverId' };
@@ -26,6 +30,7 @@ export function oneOf(column: Prisma.Sql, values: readonly string[] | null | und
 
 export const vehicleList: RecordList<Vehicle, VehicleFilter, VehicleOrderField> = {
   table: vehicleTable,
+  softDeleted: true,
   conditions(filter) {
     const where = [
       ...oneOf(Prisma.sql`t."status"`, filter?.status, 'VehicleStatus'),
@@ -57,8 +62,10 @@ export const vehicleList: RecordList<Vehicle, VehicleFilter, VehicleOrderField> 
 
 export const driverList: RecordList<Driver, DriverFilter, DriverOrderField> = {
   table: driverTable,
+  softDeleted: true,
   conditions(filter) {
     const where = oneOf(Prisma.sql`t."status"`, filter?.status, 'DriverStatus');
+    // A deleted vehicle has left its driver, so any vehicle holding one is live.
     const assigned = Prisma.sql`EXISTS (SELECT 1 FROM "Vehicle" v WHERE v."driverId" = t."id")`;
     if (filter?.assigned === true) where.push(assigned);
     if (filter?.assigned === false) where.push(Prisma.sql`NOT ${assigned}`);

@@ -1,8 +1,12 @@
 import type { Resolvers } from '../generated/graphql';
 import { expectGlobalId, parseGlobalId, toGlobalId } from '../graphql/global-id';
 import { selectsPath } from '../graphql/look-ahead';
-import { createDriver, deleteDriver, listDrivers, updateDriver } from './drivers';
-import { assignDriver, createVehicle, deleteVehicle, listVehicles, updateVehicle } from './vehicles';
+import { includeDeletedFor } from '../records/records.resolvers';
+import { createDriver, deleteDriver, listDrivers, restoreDriver, updateDriver } from './drivers';
+import { assignDriver, createVehicle, deleteVehicle, listVehicles, restoreVehicle, updateVehicle } from './vehicles';
+
+/** A row found by id, unless soft-deleted. */
+const live = <Row extends { deletedAt: Date | null }>(row: Row | null): Row | null => (row && row.deletedAt === null ? row : null);
 
 /*
  * Fleet resolvers. Each one reaches data only through ctx.tenantScope(): the caller's
@@ -14,21 +18,28 @@ export const fleetResolvers: Resolvers = {
       const parsed = parseGlobalId(id);
       if (!parsed) return null;
       const { loaders } = ctx.tenantScope();
+      // Soft-deleted records are not found by id (their relations still show them).
       if (parsed.type === 'Vehicle') {
-        const vehicle = await loaders.vehicleById.load(parsed.id);
+        const vehicle = live(await loaders.vehicleById.load(parsed.id));
         return vehicle ? { ...vehicle, __typename: 'Vehicle' as const } : null;
       }
       if (parsed.type === 'Driver') {
-        const driver = await loaders.driverById.load(parsed.id);
+        const driver = live(await loaders.driverById.load(parsed.id));
         return driver ? { ...driver, __typename: 'Driver' as const } : null;
       }
-      const trip = await ctx.tenantScope().trips.tripById.load(parsed.id);
+      const trip = live(await ctx.tenantScope().trips.tripById.load(parsed.id));
       return trip ? { ...trip, __typename: 'Trip' as const } : null;
     },
-    vehicle: (_root, { id }, ctx) => ctx.tenantScope().loaders.vehicleById.load(expectGlobalId(id, 'Vehicle')),
-    vehicles: (_root, args, ctx, info) => listVehicles(ctx.tenantScope(), args, { withDriver: selectsPath(info, ['edges', 'node', 'driver']) }),
-    driver: (_root, { id }, ctx) => ctx.tenantScope().loaders.driverById.load(expectGlobalId(id, 'Driver')),
-    drivers: (_root, args, ctx, info) => listDrivers(ctx.tenantScope(), args, { withVehicle: selectsPath(info, ['edges', 'node', 'vehicle']) }),
+    vehicle: async (_root, { id }, ctx) => live(await ctx.tenantScope().loaders.vehicleById.load(expectGlobalId(id, 'Vehicle'))),
+    vehicles: (_root, args, ctx, info) => {
+      const scope = ctx.tenantScope();
+      return listVehicles(scope, { ...args, includeDeleted: includeDeletedFor(scope.principal, args.includeDeleted) }, { withDriver: selectsPath(info, ['edges', 'node', 'driver']) });
+    },
+    driver: async (_root, { id }, ctx) => live(await ctx.tenantScope().loaders.driverById.load(expectGlobalId(id, 'Driver'))),
+    drivers: (_root, args, ctx, info) => {
+      const scope = ctx.tenantScope();
+      return listDrivers(scope, { ...args, includeDeleted: includeDeletedFor(scope.principal, args.includeDeleted) }, { withVehicle: selectsPath(info, ['edges', 'node', 'vehicle']) });
+    },
   },
   Mutation: {
     createVehicle: async (_root, { input }, ctx) => ({ vehicle: await createVehicle(ctx.tenantScope(), input) }),
@@ -47,6 +58,8 @@ export const fleetResolvers: Resolvers = {
       await deleteDriver(ctx.tenantScope(), expectGlobalId(id, 'Driver'));
       return { deletedId: id };
     },
+    restoreVehicle: async (_root, { id }, ctx) => ({ vehicle: await restoreVehicle(ctx.tenantScope(), expectGlobalId(id, 'Vehicle')) }),
+    restoreDriver: async (_root, { id }, ctx) => ({ driver: await restoreDriver(ctx.tenantScope(), expectGlobalId(id, 'Driver')) }),
     assignDriver: async (_root, { vehicleId, driverId }, ctx) => ({
       vehicle: await assignDriver(
         ctx.tenantScope(),

@@ -1,14 +1,16 @@
-import { foreignKeyViolation, isRecordNotFound, isViolationOf, uniqueViolation, type ConstraintRef } from '../database/prisma-errors';
+import type { TenantPrincipal } from '../auth/principal';
+import { foreignKeyViolation, isViolationOf, uniqueViolation, type ConstraintRef } from '../database/prisma-errors';
 import { conflict, notFound } from '../errors/app-error';
 import type { Vehicle } from '../generated/prisma/tenant/client';
 import type { VehicleFilter, VehicleOrderField } from '../generated/graphql';
 import type { ConnectionModel } from '../graphql/pagination';
+import { actorOf, changeRecord, createRecord, restoreRecord, softDelete } from '../records/record-changes';
 import { readList, type ListArgs } from '../records/record-list';
 import type { TenantPrisma } from '../tenancy/tenant-client-pool';
 import type { TenantSql } from '../tenancy/tenant-sql';
 import { createVehicleSchema, parseInput, updateVehicleSchema } from './fleet-input';
 import type { FleetLoaders } from './fleet-loaders';
-import { vehicleDriver, vehicleList } from './fleet-tables';
+import { vehicleDriver, vehicleList, vehicleRecord } from './fleet-tables';
 
 /**
  * Everything here runs on a tenant-bound client (Prisma for writes, SQL for reads, on the same
@@ -18,6 +20,8 @@ export interface FleetScope {
   db: TenantPrisma;
   sql: TenantSql;
   loaders: FleetLoaders;
+  /** Who is calling: changes are recorded with their actor. */
+  principal: TenantPrincipal;
 }
 
 /**
@@ -65,59 +69,60 @@ function vehicleConflict(error: unknown): never {
   throw error;
 }
 
-export async function createVehicle({ db, loaders }: FleetScope, input: object): Promise<Vehicle> {
+export async function createVehicle({ db, loaders, principal }: FleetScope, input: object): Promise<Vehicle> {
   const data = parseInput(createVehicleSchema, input);
-  const vehicle = await db.vehicle.create({ data }).catch(vehicleConflict);
+  const vehicle = await createRecord(db, vehicleRecord, actorOf(principal), (tx) => tx.vehicle.create({ data })).catch(vehicleConflict);
   loaders.vehicleById.prime(vehicle.id, vehicle);
   return vehicle;
 }
 
-export async function updateVehicle({ db, loaders }: FleetScope, id: string, input: object): Promise<Vehicle> {
-  const data = parseInput(updateVehicleSchema, input);
-  try {
-    const vehicle = await db.vehicle.update({ where: { id }, data });
-    loaders.vehicleById.clear(id).prime(id, vehicle);
-    return vehicle;
-  } catch (error) {
-    if (isRecordNotFound(error)) throw notFound('Vehicle');
-    return vehicleConflict(error);
-  }
+export async function updateVehicle({ db, loaders, principal }: FleetScope, id: string, input: object): Promise<Vehicle> {
+  const { expectedVersion, ...data } = parseInput(updateVehicleSchema, input);
+  const vehicle = await changeRecord(db, vehicleRecord, id, { actor: actorOf(principal), expectedVersion }, (tx) =>
+    tx.vehicle.update({ where: { id }, data: { ...data, version: { increment: 1 } } }),
+  ).catch(vehicleConflict);
+  loaders.vehicleById.clear(id).prime(id, vehicle);
+  return vehicle;
 }
 
-/** Trips keep their vehicle (Trip_vehicleId_fkey, ON DELETE RESTRICT). */
-const TRIP_VEHICLE_FKEY: ConstraintRef = { name: 'Trip_vehicleId_fkey', fields: ['vehicleId'] };
+/**
+ * Soft-deletes a vehicle: it leaves its driver (unassigned), and is refused while on a trip on
+ * the road. Restorable by ADMIN+ (restoreVehicle) until purged.
+ */
+export async function deleteVehicle({ db, loaders, principal }: FleetScope, id: string): Promise<void> {
+  await softDelete(db, vehicleRecord, id, {
+    actor: actorOf(principal),
+    beforeDelete: async (tx, vehicle) => {
+      const onTheRoad = await tx.trip.count({ where: { vehicleId: vehicle.id, status: { in: ['DISPATCHED', 'IN_TRANSIT'] }, deletedAt: null } });
+      if (onTheRoad > 0) throw conflict('This vehicle is on a trip on the road; deliver or cancel it first');
+      if (vehicle.driverId) await tx.vehicle.update({ where: { id: vehicle.id }, data: { driverId: null } });
+    },
+  });
+  loaders.vehicleById.clear(id);
+  loaders.vehicleByDriverId.clearAll();
+}
 
-export async function deleteVehicle({ db, loaders }: FleetScope, id: string): Promise<void> {
-  try {
-    await db.vehicle.delete({ where: { id } });
-    loaders.vehicleById.clear(id);
-  } catch (error) {
-    if (isRecordNotFound(error)) throw notFound('Vehicle');
-    if (isViolationOf(foreignKeyViolation(error), TRIP_VEHICLE_FKEY)) throw conflict('This vehicle has trips, which keep it; it cannot be deleted');
-    throw error;
-  }
+export async function restoreVehicle({ db, loaders, principal }: FleetScope, id: string): Promise<Vehicle> {
+  const vehicle = await restoreRecord(db, vehicleRecord, id, actorOf(principal));
+  loaders.vehicleById.clear(id).prime(id, vehicle);
+  return vehicle;
 }
 
 /**
  * Puts a driver in a vehicle (or takes the vehicle's driver out). A driver drives one vehicle:
  * assigning one who already has another vehicle is a CONFLICT, never a silent move.
  */
-export async function assignDriver({ db, loaders }: FleetScope, vehicleId: string, driverId: string | null): Promise<Vehicle> {
-  const vehicle = await db.$transaction(async (tx) => {
-    const current = await tx.vehicle.findUnique({ where: { id: vehicleId } });
-    if (!current) throw notFound('Vehicle');
-    if (driverId === null) return tx.vehicle.update({ where: { id: vehicleId }, data: { driverId: null } });
-    const driver = await tx.driver.findUnique({ where: { id: driverId }, include: { vehicle: { select: { id: true } } } });
-    if (!driver) throw notFound('Driver');
-    if (driver.vehicle && driver.vehicle.id !== vehicleId) {
-      throw conflict(DRIVER_TAKEN, 'driverId');
+export async function assignDriver({ db, loaders, principal }: FleetScope, vehicleId: string, driverId: string | null): Promise<Vehicle> {
+  const vehicle = await changeRecord(db, vehicleRecord, vehicleId, { actor: actorOf(principal) }, async (tx) => {
+    if (driverId !== null) {
+      const driver = await tx.driver.findFirst({ where: { id: driverId, deletedAt: null }, include: { vehicle: { select: { id: true } } } });
+      if (!driver) throw notFound('Driver');
+      if (driver.vehicle && driver.vehicle.id !== vehicleId) throw conflict(DRIVER_TAKEN, 'driverId');
     }
-    return tx.vehicle.update({ where: { id: vehicleId }, data: { driverId } });
+    return tx.vehicle.update({ where: { id: vehicleId }, data: { driverId, version: { increment: 1 } } });
   }).catch((error: unknown) => {
-    // The checks above read without locking: another instance may delete the vehicle or the
-    // driver, or give the driver another vehicle, before the UPDATE lands. The database still
-    // refuses; these say what it refused.
-    if (isRecordNotFound(error)) throw notFound('Vehicle');
+    // The driver check reads without locking: another instance may delete the driver, or give
+    // them another vehicle, before the UPDATE lands. The database still refuses; these say what.
     if (isViolationOf(foreignKeyViolation(error), DRIVER_FKEY)) throw notFound('Driver');
     return vehicleConflict(error);
   });

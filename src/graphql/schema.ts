@@ -7,6 +7,7 @@ import { SCHEMA_DIR } from '../config/paths';
 import { apiKeyResolvers } from '../api-keys/api-keys.resolvers';
 import { dispatchResolvers } from '../dispatch/dispatch.resolvers';
 import { fleetResolvers } from '../fleet/fleet.resolvers';
+import { recordsResolvers } from '../records/records.resolvers';
 import { persistedQueryResolvers } from '../persisted-queries/persisted-queries.resolvers';
 import { platformResolvers } from '../provisioning/platform.resolvers';
 import { applyAccessPolicy } from './access-policy';
@@ -36,7 +37,7 @@ export function buildSchema(
 ): GraphQLSchema {
   const schema = makeExecutableSchema({
     typeDefs: loadTypeDefs(),
-    resolvers: [scalarResolvers, authResolvers, platformResolvers, fleetResolvers, dispatchResolvers, apiKeyResolvers, persistedQueryResolvers],
+    resolvers: [scalarResolvers, authResolvers, platformResolvers, fleetResolvers, dispatchResolvers, recordsResolvers, apiKeyResolvers, persistedQueryResolvers],
     resolverValidationOptions: { requireResolversToMatchSchema: 'error' },
   });
   const limited = options.fieldRateLimits ? options.fieldRateLimits(schema) : schema;

@@ -1,5 +1,5 @@
 import { badInput } from '../errors/app-error';
-import type { Prisma } from '../generated/prisma/tenant/client';
+import { Prisma } from '../generated/prisma/tenant/client';
 import { CREATION_ORDER, pageRequest, toConnection, type ConnectionModel, type PageRequest, type SortValue } from '../graphql/pagination';
 import type { TenantSql } from '../tenancy/tenant-sql';
 import { ID_ORDER, type PageOrder, type PageQuery, type TenantTable, type ToOneJoin } from '../tenancy/tenant-table';
@@ -23,6 +23,8 @@ export interface RecordList<Row extends { id: string }, Filter, OrderField exten
   conditions(filter: Filter | null | undefined): Prisma.Sql[];
   /** What `orderBy: { field }` may name. CREATED_AT, the default, is id order (UUIDv7). */
   orders: Record<OrderField, OrderColumn<Row>>;
+  /** Rows carry `deletedAt`: lists leave deleted ones out unless asked to include them. */
+  softDeleted?: boolean;
 }
 
 export interface ListArgs<Filter, OrderField extends string> {
@@ -30,6 +32,8 @@ export interface ListArgs<Filter, OrderField extends string> {
   after?: string | null;
   filter?: Filter | null;
   orderBy?: { field: OrderField; direction?: 'ASC' | 'DESC' | null } | null;
+  /** Deleted rows too (the resolver has checked the caller may see them). */
+  includeDeleted?: boolean | null;
 }
 
 /** A sort value as a cursor carries it, and back as SQL compares it. */
@@ -58,7 +62,9 @@ export function pageQueryOf<Row extends { id: string }, Filter, OrderField exten
 ): { page: PageRequest; query: PageQuery } {
   const { name, order } = pageOrderOf(list, args.orderBy);
   const page = pageRequest(args.first, args.after, name);
-  return { page, query: { where: list.conditions(args.filter), order, after: page.after, limit: page.take + 1 } };
+  const where = list.conditions(args.filter);
+  if (list.softDeleted && !args.includeDeleted) where.push(Prisma.sql`t."deletedAt" IS NULL`);
+  return { page, query: { where, order, after: page.after, limit: page.take + 1 } };
 }
 
 /**

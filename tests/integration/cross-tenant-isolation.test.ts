@@ -34,6 +34,8 @@ interface SeededTenant extends TenantFixture {
   drivers: SeededDriver[];
   /** A PLANNED trip (vehicle 1, driver 1), so it has a transition. */
   trip: { id: string; reference: string };
+  /** A soft-deleted vehicle, driver and trip (restorable by the tenant's ADMIN+). */
+  deleted: { vehicleId: string; driverId: string; tripId: string };
   /** A second member (ADMIN), so member attacks do not only hit the last-OWNER rule. */
   admin: { id: string; email: string; client: GraphQLClient };
   apiKey: { id: string; secret: string };
@@ -92,6 +94,14 @@ async function seedTenant(label: 'alpha' | 'bravo'): Promise<SeededTenant> {
     input: { reference: `${prefix}-TRIP`, origin: `${label} depot`, destination: 'Shared city', vehicleId: vehicles[1]?.id, driverId: drivers[1]?.id },
   });
   await tenant.owner.request(TRANSITION_TRIP, { input: { id: trip.createTrip.trip.id, to: 'PLANNED' } });
+  const gone = {
+    vehicleId: (await tenant.owner.request(CREATE_VEHICLE, { input: { plate: `${prefix}-GONE`, make: 'Gone', model: 'Gone', year: 2010 } })).createVehicle.vehicle.id,
+    driverId: (await tenant.owner.request(CREATE_DRIVER, { input: { name: `${label} gone`, licenseNumber: `${prefix}-GONE` } })).createDriver.driver.id,
+    tripId: (await tenant.owner.request(CREATE_TRIP, { input: { reference: `${prefix}-GONE`, origin: 'x', destination: 'y' } })).createTrip.trip.id,
+  };
+  await tenant.owner.request(graphql(`mutation IsolationSeedDeleteVehicle($id: ID!) { deleteVehicle(id: $id) { deletedId } }`), { id: gone.vehicleId });
+  await tenant.owner.request(graphql(`mutation IsolationSeedDeleteDriver($id: ID!) { deleteDriver(id: $id) { deletedId } }`), { id: gone.driverId });
+  await tenant.owner.request(graphql(`mutation IsolationSeedDeleteTrip($id: ID!) { deleteTrip(id: $id) { deletedId } }`), { id: gone.tripId });
 
   const me = await tenant.owner.request(graphql(`query IsolationSeedMe { me { id } }`));
   const adminEmail = `admin@${tenant.slug}.test`;
@@ -118,6 +128,7 @@ async function seedTenant(label: 'alpha' | 'bravo'): Promise<SeededTenant> {
     vehicles,
     drivers,
     trip: { id: trip.createTrip.trip.id, reference: trip.createTrip.trip.reference },
+    deleted: gone,
     admin: { id: added.addMember.member.id, email: adminEmail, client: app.bearer(adminToken) },
     apiKey: { id: key.createApiKey.apiKey.id, secret: key.createApiKey.secret },
     operation: { ...operation, body },
@@ -140,8 +151,11 @@ const SNAPSHOT = graphql(`query IsolationSnapshot {
   }
   trips(first: 20) {
     totalCount
-    edges { node { id reference status version origin destination vehicle { id } driver { id } transitions { from to actorKind actorId at } } }
+    edges { node { id reference status version origin destination vehicle { id } driver { id } transitions { from to actorKind actorId at } history(first: 5) { edges { node { version action actorId changes { field from to } } } } } }
   }
+  allVehicles: vehicles(first: 20, includeDeleted: true) { totalCount edges { node { id version deletedAt history(first: 5) { edges { node { version action actorId } } } } } }
+  allDrivers: drivers(first: 20, includeDeleted: true) { totalCount edges { node { id version deletedAt } } }
+  allTrips: trips(first: 20, includeDeleted: true) { totalCount edges { node { id version deletedAt } } }
   members { id email name role joinedAt }
   me { id role tenant { id slug status } }
   apiKeys { id name prefix role persistedOnly expiresAt createdAt revokedAt }
@@ -156,10 +170,10 @@ function snapshot(tenant: TenantFixture): Promise<FleetSnapshot> {
   return tenant.owner.request(SNAPSHOT);
 }
 
-/** The tenant's row ids as global ids, read straight from its schema (an oracle independent of the API). */
-async function globalIdsInSchema(tenant: TenantFixture, table: 'Vehicle' | 'Driver' | 'Trip'): Promise<string[]> {
+/** The tenant's row ids as global ids, read straight from its schema (an oracle independent of the API); live rows unless asked. */
+async function globalIdsInSchema(tenant: TenantFixture, table: 'Vehicle' | 'Driver' | 'Trip', withDeleted = false): Promise<string[]> {
   const result = await app.server.services.platform.pool.query<{ id: string }>(
-    `SELECT id FROM ${quoteIdentifier(tenant.schemaName)}."${table}" ORDER BY id`,
+    `SELECT id FROM ${quoteIdentifier(tenant.schemaName)}."${table}" ${withDeleted ? '' : 'WHERE "deletedAt" IS NULL'} ORDER BY id`,
   );
   return result.rows.map((row) => toGlobalId(table, row.id));
 }
@@ -211,6 +225,10 @@ const DELETE_DRIVER = graphql(`mutation IsolationDeleteDriver($id: ID!) { delete
 const TRIP = graphql(`query IsolationTrip($id: ID!) { trip(id: $id) { id reference vehicle { id } transitions { actorId } } }`);
 const TRIPS = graphql(`query IsolationTrips($filter: TripFilter) { trips(first: 20, filter: $filter) { totalCount edges { node { id } } } }`);
 const UPDATE_TRIP = graphql(`mutation IsolationUpdateTrip($id: ID!, $input: UpdateTripInput!) { updateTrip(id: $id, input: $input) { trip { id } } }`);
+const DELETE_TRIP = graphql(`mutation IsolationDeleteTrip($id: ID!) { deleteTrip(id: $id) { deletedId } }`);
+const RESTORE_TRIP = graphql(`mutation IsolationRestoreTrip($id: ID!) { restoreTrip(id: $id) { trip { id } } }`);
+const RESTORE_VEHICLE = graphql(`mutation IsolationRestoreVehicle($id: ID!) { restoreVehicle(id: $id) { vehicle { id } } }`);
+const RESTORE_DRIVER = graphql(`mutation IsolationRestoreDriver($id: ID!) { restoreDriver(id: $id) { driver { id } } }`);
 const MEMBERS = graphql(`query IsolationMembers { members { id email role } }`);
 const UPDATE_ROLE = graphql(`mutation IsolationUpdateRole($userId: ID!, $role: Role!) { updateMemberRole(userId: $userId, role: $role) { member { id role } } }`);
 const REMOVE_MEMBER = graphql(`mutation IsolationRemoveMember($userId: ID!) { removeMember(userId: $userId) { removedUserId } }`);
@@ -278,7 +296,7 @@ const isolationCases: Record<string, Attack[]> = {
     {
       name: "returns null for B's vehicle and driver global ids",
       run: async () => {
-        for (const id of [...B.vehicles.map((row) => row.id), ...B.drivers.map((row) => row.id), B.trip.id]) {
+        for (const id of [...B.vehicles.map((row) => row.id), ...B.drivers.map((row) => row.id), B.trip.id, ...Object.values(B.deleted)]) {
           const result = await A.owner.request(NODE, { id });
           expect(result.node).toBeNull();
         }
@@ -296,6 +314,15 @@ const isolationCases: Record<string, Attack[]> = {
         expect(listed.ids).toEqual(expected);
         expect(listed.totalCount).toBe(expected.length);
         expectNoneOf(listed.ids, B);
+      },
+    },
+    {
+      name: "includeDeleted lists A's deleted vehicle and none of B's",
+      run: async () => {
+        const result = await A.owner.request(graphql(`query IsolationAllVehicles { vehicles(first: 20, includeDeleted: true) { totalCount edges { node { id } } } }`));
+        expect(result.vehicles.edges.map((edge) => edge.node.id)).toEqual(await globalIdsInSchema(A, 'Vehicle', true));
+        expect(result.vehicles.edges.map((edge) => edge.node.id)).toContain(A.deleted.vehicleId);
+        expect(result.vehicles.edges.map((edge) => edge.node.id)).not.toContain(B.deleted.vehicleId);
       },
     },
     {
@@ -501,6 +528,38 @@ const isolationCases: Record<string, Attack[]> = {
         for (const to of ['DRAFT', 'DISPATCHED', 'CANCELLED'] as const) {
           await expectNotFound(A.owner.request(TRANSITION_TRIP, { input: { id: B.trip.id, to, reason: 'probe' } }));
         }
+      },
+    },
+  ],
+  deleteTrip: [
+    {
+      name: "NOT_FOUND for B's trips, live or deleted",
+      run: async () => {
+        for (const id of [B.trip.id, B.deleted.tripId]) await expectNotFound(A.owner.request(DELETE_TRIP, { id }));
+      },
+    },
+  ],
+  restoreTrip: [
+    {
+      name: "NOT_FOUND for B's deleted trip",
+      run: async () => {
+        await expectNotFound(A.owner.request(RESTORE_TRIP, { id: B.deleted.tripId }));
+      },
+    },
+  ],
+  restoreVehicle: [
+    {
+      name: "NOT_FOUND for B's deleted vehicle",
+      run: async () => {
+        await expectNotFound(A.owner.request(RESTORE_VEHICLE, { id: B.deleted.vehicleId }));
+      },
+    },
+  ],
+  restoreDriver: [
+    {
+      name: "NOT_FOUND for B's deleted driver",
+      run: async () => {
+        await expectNotFound(A.owner.request(RESTORE_DRIVER, { id: B.deleted.driverId }));
       },
     },
   ],

@@ -56,6 +56,10 @@ const KNOWN: Record<string, Role> = {
   'Mutation.createTrip': 'MANAGER',
   'Mutation.updateTrip': 'MANAGER',
   'Mutation.transitionTrip': 'MEMBER',
+  'Mutation.deleteTrip': 'ADMIN',
+  'Mutation.restoreTrip': 'ADMIN',
+  'Mutation.restoreVehicle': 'ADMIN',
+  'Mutation.restoreDriver': 'ADMIN',
   'Mutation.addMember': 'ADMIN',
   'Mutation.updateMemberRole': 'ADMIN',
   'Mutation.removeMember': 'ADMIN',
@@ -265,6 +269,38 @@ const CASES: Record<string, Case> = {
     document: `mutation($id: ID!) { transitionTrip(input: { id: $id, to: IN_TRANSIT }) { trip { status } } }`,
     prepare: async () => ({ id: await createTrip(['PLANNED', 'DISPATCHED']) }),
     effect: async (variables) => (await tripOf(variables.id as string))?.status === 'IN_TRANSIT',
+  },
+  'Mutation.deleteTrip': {
+    document: `mutation($id: ID!) { deleteTrip(id: $id) { deletedId } }`,
+    prepare: async () => ({ id: await createTrip() }),
+    effect: async (variables) => (await tripOf(variables.id as string)) === null,
+  },
+  'Mutation.restoreTrip': {
+    document: `mutation($id: ID!) { restoreTrip(id: $id) { trip { id } } }`,
+    prepare: async () => {
+      const id = await createTrip();
+      await tenant.owner.request(graphql(`mutation RoleMatrixDeleteTrip($id: ID!) { deleteTrip(id: $id) { deletedId } }`), { id });
+      return { id };
+    },
+    effect: async (variables) => (await tripOf(variables.id as string)) !== null,
+  },
+  'Mutation.restoreVehicle': {
+    document: `mutation($id: ID!) { restoreVehicle(id: $id) { vehicle { id } } }`,
+    prepare: async () => {
+      const id = await createVehicle();
+      await tenant.owner.request(graphql(`mutation RoleMatrixDeleteVehicleFirst($id: ID!) { deleteVehicle(id: $id) { deletedId } }`), { id });
+      return { id };
+    },
+    effect: async (variables) => (await vehicleOf(variables.id as string)) !== null,
+  },
+  'Mutation.restoreDriver': {
+    document: `mutation($id: ID!) { restoreDriver(id: $id) { driver { id } } }`,
+    prepare: async () => {
+      const id = await createDriver();
+      await tenant.owner.request(graphql(`mutation RoleMatrixDeleteDriverFirst($id: ID!) { deleteDriver(id: $id) { deletedId } }`), { id });
+      return { id };
+    },
+    effect: async (variables) => (await driverOf(variables.id as string)) !== null,
   },
   'Mutation.updateVehicle': {
     document: `mutation($id: ID!) { updateVehicle(id: $id, input: { make: "Changed" }) { vehicle { make } } }`,

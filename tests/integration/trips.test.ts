@@ -257,18 +257,27 @@ describe('refusals say why and change nothing', () => {
     expect(await tripInDatabase(trip.id)).toMatchObject({ status: 'DISPATCHED', version: 3 });
   });
 
-  it('a duplicate reference is a CONFLICT on reference; a vehicle or driver with trips cannot be deleted', async () => {
-    const trip = await newTrip();
-    const reference = (await tenant.owner.request(TRIP, { id: trip.id })).trip?.id;
-    expect(reference).toBe(trip.id);
+  it('a duplicate reference is a CONFLICT on reference; a vehicle or driver on the road cannot be deleted, one with past trips can', async () => {
     const created = await client('MANAGER').request(CREATE_TRIP, { input: { reference: 'dup 1', origin: 'A', destination: 'B' } });
     expect(created.createTrip.trip.reference).toBe('DUP 1');
     const duplicate = await codesOf(client('MANAGER').request(CREATE_TRIP, { input: { reference: ' DUP  1 ', origin: 'A', destination: 'B' } }));
     expect(duplicate).toMatchObject({ codes: ['CONFLICT'], extensions: [expect.objectContaining({ field: 'reference' })] });
+
     const deleteVehicle = graphql(`mutation TripsDeleteVehicle($id: ID!) { deleteVehicle(id: $id) { deletedId } }`);
-    expect((await codesOf(tenant.owner.request(deleteVehicle, { id: trip.vehicleId }))).codes).toEqual(['CONFLICT']);
     const deleteDriver = graphql(`mutation TripsDeleteDriver($id: ID!) { deleteDriver(id: $id) { deletedId } }`);
-    expect((await codesOf(tenant.owner.request(deleteDriver, { id: trip.driverId }))).codes).toEqual(['CONFLICT']);
+    const onTheRoad = await newTrip();
+    for (const to of ['PLANNED', 'DISPATCHED'] as const) await client('MANAGER').request(TRANSITION, { input: { id: onTheRoad.id, to } });
+    expect((await codesOf(tenant.owner.request(deleteVehicle, { id: onTheRoad.vehicleId }))).codes).toEqual(['CONFLICT']);
+    expect((await codesOf(tenant.owner.request(deleteDriver, { id: onTheRoad.driverId }))).codes).toEqual(['CONFLICT']);
+    const deleteTrip = graphql(`mutation TripsDeleteTrip($id: ID!) { deleteTrip(id: $id) { deletedId } }`);
+    expect((await codesOf(tenant.owner.request(deleteTrip, { id: onTheRoad.id }))).codes).toEqual(['CONFLICT']);
+
+    // A trip not on the road keeps pointing at its (soft-deleted) vehicle.
+    const planned = await newTrip();
+    await tenant.owner.request(deleteVehicle, { id: planned.vehicleId });
+    const read = await tenant.owner.request(graphql(`query TripsVehicleOfTrip($id: ID!) { trip(id: $id) { vehicle { id deletedAt } } }`), { id: planned.id });
+    expect(read.trip?.vehicle?.id).toBe(planned.vehicleId);
+    expect(read.trip?.vehicle?.deletedAt).toEqual(expect.any(String));
   });
 });
 
