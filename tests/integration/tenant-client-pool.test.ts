@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { Prisma } from '../../src/generated/prisma/tenant/client';
 import { databaseNameOf } from '../../src/database/connection-url';
 import type { TenantRecord } from '../../src/tenancy/tenant-directory';
-import { postJson, type RawResponse } from '../support/raw-graphql';
+import { toGlobalId } from '../../src/graphql/global-id';
+import { bearer, postJson, type RawResponse } from '../support/raw-graphql';
 import { readTestServices } from '../support/services';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 import { createTestDatabase, dropTestDatabase } from '../support/test-database';
@@ -343,8 +345,14 @@ describe('a tenant connection that cannot be had in time', () => {
   const countVehicles = (tenant: TenantFixture): Promise<RawResponse> =>
     postJson(app.url, { query: '{ vehicles { totalCount } }' }, { authorization: `Bearer ${tenant.ownerToken}` });
 
-  /** SERVICE_UNAVAILABLE with its 503 problem status and retry guidance; no driver message. */
+  /**
+   * SERVICE_UNAVAILABLE with its 503 problem status and retry guidance, as the response's HTTP
+   * status and Retry-After too (nothing of the operation was served); no driver message.
+   */
   function expectUnavailable(response: RawResponse): void {
+    expect(response.status).toBe(503);
+    expect(response.headers.get('retry-after')).toBe('1');
+    expect(response.body.data).toBeNull();
     expect(response.body.errors?.map((error) => error.extensions?.code)).toEqual(['SERVICE_UNAVAILABLE']);
     expect(response.body.errors?.[0]?.extensions).toMatchObject({ status: 503, retryAfter: 1 });
     expect(response.text).not.toMatch(/terminated|ECONN|prisma|Invalid `/i);
@@ -358,9 +366,17 @@ describe('a tenant connection that cannot be had in time', () => {
       const slow = (async () => lease.db.$queryRaw`SELECT pg_sleep(${(CONNECT_TIMEOUT_MS * 3) / 1000})::text AS slept`)();
       await sleep(100);
       const startedAt = Date.now();
-      const response = await countVehicles(b);
+      const [response, partly] = await Promise.all([
+        countVehicles(b),
+        // A field that needs no tenant connection is served: a partial answer is no refusal.
+        postJson(app.url, { query: `{ me { name } vehicle(id: "${toGlobalId('Vehicle', randomUUID())}") { id } }` }, bearer(b.ownerToken)),
+      ]);
       expect(Date.now() - startedAt).toBeGreaterThanOrEqual(CONNECT_TIMEOUT_MS - 50);
       expectUnavailable(response);
+      expect(partly.status).toBe(200);
+      expect(partly.headers.get('retry-after')).toBeNull();
+      expect(partly.body.data).toEqual({ me: { name: 'Owner' }, vehicle: null });
+      expect(partly.body.errors?.map((error) => [error.path, error.extensions?.code])).toEqual([[['vehicle'], 'SERVICE_UNAVAILABLE']]);
       await slow;
     } finally {
       lease.release();
