@@ -199,8 +199,9 @@ describe('connection budget under pressure', () => {
       expect(response.status).toBe(200);
       expect(response.body).toEqual({ data: { vehicles: { totalCount: 0 } } });
     }
-    // About the 300 ms left of the sleeps plus seven connections opened three at a time; before,
-    // they waited out CONNECT_TIMEOUT_MS and got 503 while three idle connections sat open.
+    // The 300 ms left of the sleeps plus seven connections opened three at a time (about 400 ms
+    // in all here); before, they waited out CONNECT_TIMEOUT_MS and got 503 while three idle
+    // connections sat open.
     expect(ms).toBeLessThan(CONNECT_TIMEOUT_MS);
     expect(app.server.services.tenantClients.stats().openConnections).toBeLessThanOrEqual(BUDGET);
   });
