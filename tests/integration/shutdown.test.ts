@@ -250,6 +250,15 @@ it('on SIGTERM during a burst of writes: readiness red, then no new connections,
         if (performance.now() > signalledAt + TIMEOUT_MS) throw new Error('still served long after the signal');
       }
     });
+    // A keep-alive connection between two requests, as a client's pool keeps one.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const idleSocketClosed = new Promise<number>((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port: main.port, path: '/healthz', agent }, (res) => {
+        res.resume();
+        res.on('end', () => setImmediate(() => req.socket?.once('close', () => resolve(performance.now()))));
+      });
+      req.on('error', reject);
+    });
     await sleep(500);
     signalledAt = performance.now();
     main.child.kill('SIGTERM');
@@ -296,6 +305,12 @@ it('on SIGTERM during a burst of writes: readiness red, then no new connections,
     expect(slowOne.endedAt - signalledAt).toBeGreaterThan(DELAY_MS + 400);
     expect(sent.filter((result) => acknowledged(result) && result.endedAt > signalledAt).length).toBeGreaterThan(1);
     expect(sent.filter(acknowledged).length).toBeGreaterThan(8);
+    // The idle keep-alive connection was closed by the server when the listener closed, without
+    // waiting for the drain (the held write was still in flight).
+    const idleClosedAt = await idleSocketClosed;
+    agent.destroy();
+    expect(idleClosedAt - signalledAt).toBeGreaterThan(DELAY_MS - 50);
+    expect(idleClosedAt).toBeLessThan(slowOne.endedAt);
     // In order: red, drained, closed; nothing cut off.
     const steps = ['"msg":"shutting down', '"msg":"requests in flight drained"', '"msg":"stopped"'].map((step) => log.indexOf(step));
     expect(steps.filter((index) => index < 0)).toEqual([]);
