@@ -1,7 +1,8 @@
+import os from 'node:os';
 import { ConfigError, DEV_ADMIN_PASSWORD, loadConfig } from './config/config';
 import { redactUrl } from './database/connection-url';
 import { openEmbeddedDatabase, type EmbeddedDatabase } from './database/embedded-postgres';
-import { createLogger, describeError, errorMessageOf } from './observability/logger';
+import { createLogger, describeError, errorMessageOf, type Logger } from './observability/logger';
 import { startServer } from './server';
 
 /**
@@ -45,17 +46,44 @@ async function main(): Promise<void> {
   ];
   process.stdout.write(`${lines.filter((line, index) => line !== '' || lines[index - 1] !== '').join('\n')}\n`);
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    await server.close().catch((error: unknown) => logger.error({ err: describeError(error) }, 'error while closing the server'));
+  shutDownOnSignals(config.shutdown.timeoutMs, logger, async () => {
+    await server.close();
     await embedded?.stop().catch(() => undefined);
-    process.exit(0);
+  });
+}
+
+/**
+ * The process's one owner of SIGTERM and SIGINT (Apollo's own handler is off). The first signal
+ * runs the shutdown sequence (RunningServer.close) and exits 0 when it is done, or 1 when it
+ * fails or outlasts SHUTDOWN_TIMEOUT_MS; a second signal exits at once, without draining, with
+ * 128 + the signal's number (143 for SIGTERM, 130 for SIGINT), as a shell reports a killed process.
+ */
+function shutDownOnSignals(timeoutMs: number, logger: Logger, shutDown: () => Promise<void>): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal while shutting down: exiting now, without draining');
+      process.exit(128 + (os.constants.signals[signal] ?? 15));
+    }
+    stopping = true;
+    logger.info({ signal, timeoutMs }, 'shutting down: readiness red, then no new connections; requests in flight may finish');
+    setTimeout(() => {
+      logger.error({ timeoutMs }, 'shutdown did not finish within SHUTDOWN_TIMEOUT_MS: exiting');
+      process.exit(1);
+    }, timeoutMs).unref();
+    shutDown().then(
+      () => {
+        logger.info('stopped');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error({ err: describeError(error) }, 'error while shutting down');
+        process.exit(1);
+      },
+    );
   };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 }
 
 main().catch((error: unknown) => {

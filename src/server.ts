@@ -57,6 +57,12 @@ export interface RunningServer {
   metrics: Metrics;
   /** Where rate-limit buckets live: shared Redis, or this process only. */
   rateLimitStore: 'redis' | 'memory' | 'disabled';
+  /**
+   * The one shutdown sequence (once, however often called): readiness turns red, the listener
+   * closes (after SHUTDOWN_DELAY_MS), requests in flight get most of SHUTDOWN_TIMEOUT_MS to
+   * finish (those still running then are cut), then password workers, tenant pools, the
+   * platform database and Redis close.
+   */
   close(): Promise<void>;
 }
 
@@ -106,11 +112,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     rateLimitStore: wired.rateLimiter ? wired.rateLimiter.storeKind : 'disabled',
     close: () => {
       closing ??= (async () => {
-        // First, and synchronously marked closed: on Ctrl-C the embedded PostgreSQL gets the
+        const startedAt = performance.now();
+        // Readiness red at once, synchronously; the listener closes a turn of the event loop later.
+        const stopped = http.stop(config.shutdown);
+        // Then, and synchronously marked closed: on Ctrl-C the embedded PostgreSQL gets the
         // signal too, and its LISTEN connection ending is then no loss worth a warning. Until
         // the server has stopped, caches are bypassed, which is always correct.
         await notifications.close();
-        await http.stop();
+        const { cut } = await stopped;
+        const drainedMs = Math.round(performance.now() - startedAt);
+        if (cut > 0) logger.warn({ cut, drainMs: config.shutdown.drainMs }, 'requests still in flight at the shutdown deadline were cut off');
+        else logger.info({ drainedMs }, 'requests in flight drained');
         await passwords.close();
         wired.overload.close();
         await wired.services.tenantClients.close();

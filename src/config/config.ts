@@ -83,6 +83,10 @@ const environmentSchema = z.object({
   PASSWORD_CHECKS_PER_SECOND: z.coerce.number().positive().max(100_000).default(2 * Math.max(1, availableParallelism() - 1)),
   PASSWORD_CHECKS_BURST: positiveInt.max(100_000).default(40),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // Below `docker stop`'s 10 s and Kubernetes' 30 s before they kill: the process should be the
+  // one to end its requests.
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(8_000),
+  SHUTDOWN_DELAY_MS: z.coerce.number().int().min(0).max(600_000).default(0),
   PLATFORM_POOL_MAX: positiveInt.default(10),
   TENANT_CLIENT_CACHE_MAX: positiveInt.default(500),
   TENANT_POOL_MAX: positiveInt.default(4),
@@ -219,6 +223,14 @@ export interface Config {
   };
   /** Each tenant's operations at once on one instance, and how many may wait for a turn. */
   tenantInFlight: { maxInFlight: number; maxInFlightAlone: number; quietMs: number; maxQueued: number; maxWaitMs: number };
+  shutdown: {
+    /** From SIGTERM/SIGINT to exit; past it the process exits 1. */
+    timeoutMs: number;
+    /** Readiness red while still serving, before the listener closes (for load balancers to notice). */
+    delayMs: number;
+    /** When requests still in flight are cut, counted from the signal: what closing leaves of timeoutMs. */
+    drainMs: number;
+  };
   overload: {
     enabled: boolean;
     eventLoopDelayMs: number;
@@ -230,6 +242,18 @@ export interface Config {
   };
   /** Express `trust proxy` (hops, or trusted addresses): where the client IP comes from behind a proxy. */
   trustProxy: TrustProxy;
+}
+
+/**
+ * Closing the pools, Redis and the databases gets a quarter of the shutdown time, at most 2 s;
+ * requests in flight get the rest, less the readiness delay, which must leave them some.
+ */
+function shutdownTimes(timeoutMs: number, delayMs: number): Config['shutdown'] {
+  const drainMs = timeoutMs - Math.min(2_000, Math.floor(timeoutMs / 4));
+  if (delayMs >= drainMs) {
+    throw new ConfigError([`SHUTDOWN_DELAY_MS (${delayMs}) must be shorter than ${drainMs} ms: SHUTDOWN_TIMEOUT_MS less what closing needs`]);
+  }
+  return { timeoutMs, delayMs, drainMs };
 }
 
 export class ConfigError extends Error {
@@ -339,6 +363,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxQueued: env.TENANT_IN_FLIGHT_QUEUE,
       maxWaitMs: env.TENANT_IN_FLIGHT_WAIT_MS,
     },
+    shutdown: shutdownTimes(env.SHUTDOWN_TIMEOUT_MS, env.SHUTDOWN_DELAY_MS),
     overload: {
       enabled: env.OVERLOAD_SHEDDING,
       eventLoopDelayMs: env.OVERLOAD_EVENT_LOOP_DELAY_MS,

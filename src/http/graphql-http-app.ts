@@ -1,6 +1,5 @@
 import http from 'node:http';
 import { ApolloServer } from '@apollo/server';
-import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import type { KeyValueCache } from '@apollo/utils.keyvaluecache';
@@ -30,11 +29,16 @@ import { clientIpOf, graphqlRequestGuard, type GuardedLocals } from './graphql-r
 import { answerRateLimit, hold, holdRateLimitedAnswers, overloaded, refusalHoldMs } from './rate-limit-answer';
 import { sendRequestError } from './send-request-error';
 import { createHealthRoutes, type ReadinessCheck } from './health-routes';
+import { httpDrainOf } from './http-drain';
 
 export interface GraphQLHttpApp {
   httpServer: http.Server;
-  /** Stops Apollo (draining requests in flight); the caller closes what it opened. */
-  stop(): Promise<void>;
+  /**
+   * Readiness turns red, the listener closes `delayMs` later, requests in flight may finish
+   * until `drainMs` after the call (the connections left are then closed), and Apollo stops.
+   * The caller closes what it opened.
+   */
+  stop(times: { delayMs: number; drainMs: number }): Promise<{ cut: number }>;
 }
 
 /**
@@ -64,6 +68,7 @@ export async function createGraphQLHttpApp(deps: {
   app.set('etag', false);
   app.set('trust proxy', config.trustProxy);
   const httpServer = http.createServer(app);
+  const drain = httpDrainOf(httpServer);
   const knownCosts = new KnownCosts();
   const executionLimits = executionLimitsPlugin(config.limits);
   const hardening = hardeningPlugins(
@@ -82,8 +87,11 @@ export async function createGraphQLHttpApp(deps: {
     allowBatchedHttpRequests: config.limits.maxBatchSize > 1,
     stringifyResult: executionLimits.stringifyResult,
     persistedQueries: { cache: NO_SHARED_APQ_CACHE, ttl: config.apqTtlSeconds },
+    // Shutdown is the server's, in one sequence (src/server.ts): Apollo's own handler (on outside
+    // tests) would start a second stop(), and @apollo/server 5.5.1 never resolves the promise a
+    // second stop() waits on when the first succeeds, so the process hung on SIGTERM.
+    stopOnTerminationSignals: false,
     plugins: [
-      ApolloServerPluginDrainHttpServer({ httpServer }),
       // Responses are private to a tenant: no cache hints to compute, per field, per request.
       ApolloServerPluginCacheControlDisabled(),
       config.landingPage ? ApolloServerPluginLandingPageLocalDefault({ embed: true }) : ApolloServerPluginLandingPageDisabled(),
@@ -99,7 +107,14 @@ export async function createGraphQLHttpApp(deps: {
   });
   await apollo.start();
 
-  app.use(createHealthRoutes({ platform: services.platform, metrics: deps.metrics, extraChecks: deps.readinessChecks }));
+  app.use(
+    createHealthRoutes({
+      platform: services.platform,
+      metrics: deps.metrics,
+      extraChecks: deps.readinessChecks,
+      shuttingDown: () => drain.draining,
+    }),
+  );
   app.use(
     ['/graphql', '/'],
     cors({
@@ -160,7 +175,14 @@ export async function createGraphQLHttpApp(deps: {
   // the stack outside production and writes the whole error to stderr, around pino).
   app.use(notFoundHandler);
   app.use(finalErrorHandler(logger));
-  return { httpServer, stop: () => apollo.stop() };
+  return {
+    httpServer,
+    stop: async (times) => {
+      const drained = await drain.drain(times);
+      await apollo.stop();
+      return drained;
+    },
+  };
 }
 
 /**

@@ -20,12 +20,18 @@ function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
 }
 
 /**
- * GET /healthz: the process is up (liveness; touches nothing).
+ * GET /healthz: the process is up (liveness; touches nothing), also while it shuts down.
  * GET /readyz: PostgreSQL answers (and Redis, when configured); 503 with the failing checks
- * otherwise, so a load balancer stops routing here.
+ * otherwise, and 503 `shutting down` from the moment shutdown starts, so a load balancer stops
+ * routing here.
  * GET /metrics: Prometheus text format.
  */
-export function createHealthRoutes(deps: { platform: PlatformDatabase; metrics: Metrics; extraChecks?: ReadinessCheck[] }): Router {
+export function createHealthRoutes(deps: {
+  platform: PlatformDatabase;
+  metrics: Metrics;
+  extraChecks?: ReadinessCheck[];
+  shuttingDown?: () => boolean;
+}): Router {
   const router = Router();
   const checks: ReadinessCheck[] = [
     { name: 'postgres', check: async () => void (await deps.platform.pool.query('SELECT 1')) },
@@ -35,6 +41,10 @@ export function createHealthRoutes(deps: { platform: PlatformDatabase; metrics: 
     res.json({ status: 'ok' });
   });
   router.get('/readyz', async (_req, res) => {
+    if (deps.shuttingDown?.()) {
+      res.status(503).json({ status: 'shutting down' });
+      return;
+    }
     const results = await Promise.all(
       checks.map(async ({ name, check }) => {
         try {

@@ -1,24 +1,45 @@
 import { AppError, ErrorCode } from '../errors/app-error';
 
+/** Longest a waiter queues before busy tenants, not only idle ones, must give up connections. */
+const FAIR_SHARE_MAX_MS = 100;
+
+interface Waiter {
+  grant: () => void;
+  since: number;
+  timer: NodeJS.Timeout;
+  nudge: NodeJS.Timeout;
+}
+
 /**
  * A cap on the PostgreSQL connections that all tenant pools together hold open. A permit is
  * taken before a tenant connection is opened and returned when it closes, so the cap holds
  * whatever the number of tenants.
  *
  * Written by hand because the permit must follow a physical connection's whole lifetime (not
- * one checkout), waiting must time out, and a waiter must be able to ask for idle connections
- * to be reclaimed: general-purpose semaphores offer the first, not the other two.
+ * one checkout), waiting must time out, and the pools must hear of waiters to close idle
+ * connections for them: general-purpose semaphores offer the first, not the other two.
  */
 export class ConnectionBudget {
   private held = 0;
-  private readonly waiters: { grant: () => void; timer: NodeJS.Timeout }[] = [];
-  /** Called when a waiter queues: close idle connections somewhere to free a permit. */
+  private readonly waiters: Waiter[] = [];
+  /**
+   * After this long in the queue, a waiter is owed a connection even by tenants still serving a
+   * request (between two statements): before, only tenants with nothing in flight give theirs
+   * up, so a request's statements keep their connection instead of reconnecting each time.
+   */
+  readonly fairShareMs: number;
+  /**
+   * Called when a waiter queues, and again once it has waited fairShareMs: close idle
+   * connections somewhere to free a permit.
+   */
   onPressure: (() => void) | undefined;
 
   constructor(
     readonly limit: number,
     private readonly acquireTimeoutMs: number,
-  ) {}
+  ) {
+    this.fairShareMs = Math.min(FAIR_SHARE_MAX_MS, Math.floor(acquireTimeoutMs / 4));
+  }
 
   get inUse(): number {
     return this.held;
@@ -26,6 +47,12 @@ export class ConnectionBudget {
 
   get waiting(): number {
     return this.waiters.length;
+  }
+
+  /** How long the first waiter in the queue has waited, in ms (0 when nobody waits). */
+  longestWaitMs(): number {
+    const first = this.waiters[0];
+    return first ? performance.now() - first.since : 0;
   }
 
   /**
@@ -42,12 +69,15 @@ export class ConnectionBudget {
       return Promise.resolve();
     }
     return new Promise((resolve, reject) => {
-      const waiter = {
+      const waiter: Waiter = {
         grant: () => {
           clearTimeout(waiter.timer);
+          clearTimeout(waiter.nudge);
           resolve();
         },
+        since: performance.now(),
         timer: setTimeout(() => {
+          clearTimeout(waiter.nudge);
           this.waiters.splice(this.waiters.indexOf(waiter), 1);
           reject(
             new AppError(ErrorCode.SERVICE_UNAVAILABLE, 'The database is busy; retry shortly', {
@@ -55,6 +85,7 @@ export class ConnectionBudget {
             }),
           );
         }, this.acquireTimeoutMs),
+        nudge: setTimeout(() => this.onPressure?.(), this.fairShareMs),
       };
       this.waiters.push(waiter);
       this.onPressure?.();

@@ -79,6 +79,8 @@ export class TenantClientPool {
   private readonly clients: LRUCache<string, CachedClient>;
   private readonly clientClass: typeof pg.Client;
   private closed = false;
+  /** Connections closing to free a permit for a waiter, not closed yet. */
+  private reclaiming = 0;
 
   constructor(private readonly options: TenantClientPoolOptions) {
     this.clients = new LRUCache<string, CachedClient>({
@@ -113,7 +115,10 @@ export class TenantClientPool {
         if (released) return;
         released = true;
         leased.leases -= 1;
-        if (leased.leases === 0 && leased.retired) void this.disconnect(leased);
+        if (leased.leases > 0) return;
+        if (leased.retired) void this.disconnect(leased);
+        // Its request is done: its idle connections are now the first to go to a waiter.
+        else if (this.permitsWanted() > 0) this.reclaimIdleConnections();
       },
     };
   }
@@ -159,7 +164,53 @@ export class TenantClientPool {
     growsWithDemand(pool, this.options.poolMax, this.options.budget);
     pool.on('error', (error) => onError?.(error, tenant.id));
     const db = new TenantPrismaClient({ adapter: new PrismaPg(pool, { schema: tenant.schemaName }) });
-    return { tenant, pool, db, sql: new TenantSql(pool), leases: 0, retired: false };
+    const entry: CachedClient = { tenant, pool, db, sql: new TenantSql(pool), leases: 0, retired: false };
+    this.yieldsToWaiters(entry);
+    return entry;
+  }
+
+  /** Permits that waiters still need beyond those of connections already closing for them. */
+  private permitsWanted(): number {
+    return this.options.budget.waiting - this.reclaiming;
+  }
+
+  /**
+   * Whether a connection of this client that is not running a statement should close for a
+   * waiter: when its tenant has no request in flight, or when the first waiter has waited past
+   * the budget's fair share (a tenant serving request after request never has none in flight).
+   */
+  private owesConnection(entry: CachedClient): boolean {
+    return this.permitsWanted() > 0 && (entry.leases === 0 || this.options.budget.longestWaitMs() >= this.options.budget.fairShareMs);
+  }
+
+  /** Counts a connection closing for a waiter until it has closed (and its permit moved on). */
+  private closingForWaiter(client: pg.Client): void {
+    this.reclaiming += 1;
+    client.once('end', () => {
+      this.reclaiming -= 1;
+    });
+  }
+
+  /**
+   * A connection the pool takes back while someone waits for a permit closes instead of waiting
+   * idle (or going to the next statement of its own tenant), when owesConnection says so: the
+   * case pressure alone cannot see, since at pressure time every connection was busy.
+   *
+   * pg-pool has no hook to refuse a returned connection, but it reads `options.maxUses` right
+   * after emitting 'release' for that connection and closes one that reached it; so `maxUses`
+   * answers 0 for the connection just released when it should close (as `max` is read live in
+   * growsWithDemand). Tested by the 'connection budget under pressure' suite.
+   */
+  private yieldsToWaiters(entry: CachedClient): void {
+    let closeReleased = false;
+    entry.pool.on('release', (error: Error | undefined, client: pg.Client) => {
+      closeReleased = !error && !this.closed && this.owesConnection(entry);
+      if (closeReleased) this.closingForWaiter(client);
+    });
+    Object.defineProperty(entry.pool.options, 'maxUses', {
+      get: () => (closeReleased ? 0 : Infinity),
+      configurable: true,
+    });
   }
 
   private readonly disconnecting = new WeakSet<CachedClient>();
@@ -172,17 +223,38 @@ export class TenantClientPool {
   }
 
   /**
-   * The budget is exhausted and someone waits: close the least recently used client that no
-   * request holds and that has connections open. Its connections' permits go to the waiters.
+   * Someone waits for a permit (it just queued, or its fair share has passed, or a tenant's
+   * request just ended): close idle connections, least recently used client first, as many as
+   * the waiters need, from clients whose owesConnection says so. The client stays cached; its
+   * next request opens a connection again.
    */
   private reclaimIdleConnections(): void {
+    if (this.closed) return;
     for (const tenantId of this.clients.rkeys()) {
+      if (this.permitsWanted() <= 0) return;
       const entry = this.clients.peek(tenantId);
-      if (entry && entry.leases === 0 && entry.pool.totalCount > 0) {
-        this.clients.delete(tenantId);
-        return;
-      }
+      if (!entry || entry.pool.idleCount === 0 || !this.owesConnection(entry)) continue;
+      for (let idle = entry.pool.idleCount; idle > 0 && this.permitsWanted() > 0; idle -= 1) this.closeIdleConnection(entry.pool);
     }
+  }
+
+  /**
+   * pg-pool closes no idle connection on request, but hands out idle ones first: check one out
+   * (queued behind nothing, since the pool has idle connections it would give to any waiter of
+   * its own at once) and release it as broken, which closes it.
+   */
+  private closeIdleConnection(pool: pg.Pool): void {
+    this.reclaiming += 1;
+    pool.connect().then(
+      (client) => {
+        this.reclaiming -= 1;
+        this.closingForWaiter(client);
+        client.release(true);
+      },
+      () => {
+        this.reclaiming -= 1;
+      },
+    );
   }
 }
 

@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { Prisma } from '../../src/generated/prisma/tenant/client';
 import { databaseNameOf } from '../../src/database/connection-url';
 import type { TenantRecord } from '../../src/tenancy/tenant-directory';
-import { postJson, type RawResponse } from '../support/raw-graphql';
+import { toGlobalId } from '../../src/graphql/global-id';
+import { bearer, postJson, type RawResponse } from '../support/raw-graphql';
 import { readTestServices } from '../support/services';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 import { createTestDatabase, dropTestDatabase } from '../support/test-database';
@@ -151,6 +153,107 @@ describe('connection budget', () => {
   });
 });
 
+describe('connection budget under pressure', () => {
+  // The issue's numbers: 10 tenants at once on 3 connections, a second to get one, and idle
+  // connections left to the (default) 10 s idle timeout.
+  const BUDGET = 3;
+  const CONNECT_TIMEOUT_MS = 1_000;
+  let app: TestServer;
+  let tenants: TenantFixture[];
+
+  beforeAll(async () => {
+    app = await startTestServer({
+      env: {
+        TENANT_CONNECTION_BUDGET: String(BUDGET),
+        TENANT_CONNECT_TIMEOUT_MS: String(CONNECT_TIMEOUT_MS),
+        TENANT_IDLE_TIMEOUT_MS: '10000',
+      },
+    });
+    tenants = [];
+    for (let i = 0; i < 10; i += 1) tenants.push(await app.createTenant());
+  }, 60_000);
+
+  afterAll(async () => {
+    await app.close();
+  });
+
+  const countVehicles = (tenant: TenantFixture): Promise<RawResponse> =>
+    postJson(app.url, { query: '{ vehicles { totalCount } }' }, { authorization: `Bearer ${tenant.ownerToken}` });
+
+  it('hands the connections of tenants whose statements end to the tenants waiting, long before they would idle out', async () => {
+    // Three tenants hold every connection of the budget, busy for 400 ms.
+    const records = await Promise.all(tenants.map((tenant) => record(app, tenant)));
+    const busy = records.slice(0, BUDGET).map((tenant) => {
+      const lease = app.server.services.tenantClients.lease(tenant);
+      return lease.sql.rows(Prisma.sql`SELECT pg_sleep(0.4)`).finally(() => lease.release());
+    });
+    await sleep(100);
+    expect(app.server.services.tenantClients.stats().openConnections).toBe(BUDGET);
+
+    // The seven others wait for a permit; when the sleeps end, those connections close for them.
+    const startedAt = performance.now();
+    const waiting = await Promise.all(tenants.slice(BUDGET).map((tenant) => countVehicles(tenant)));
+    const ms = performance.now() - startedAt;
+    await Promise.all(busy);
+    for (const response of waiting) {
+      expect(response.status).toBe(200);
+      expect(response.body).toEqual({ data: { vehicles: { totalCount: 0 } } });
+    }
+    // The 300 ms left of the sleeps plus seven connections opened three at a time (about 400 ms
+    // in all here); before, they waited out CONNECT_TIMEOUT_MS and got 503 while three idle
+    // connections sat open.
+    expect(ms).toBeLessThan(CONNECT_TIMEOUT_MS);
+    expect(app.server.services.tenantClients.stats().openConnections).toBeLessThanOrEqual(BUDGET);
+  });
+
+  it('serves 10 tenants at once, round after round, several requests each, with no 503 and never more than the budget open', async () => {
+    let maxOpen = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        maxOpen = Math.max(maxOpen, await tenantConnections(app));
+        await sleep(5);
+      }
+    })();
+    const statuses: number[] = [];
+    const codes = new Set<string>();
+    const startedAt = performance.now();
+    for (let round = 0; round < 5; round += 1) {
+      const responses = await Promise.all(
+        tenants.flatMap((tenant) =>
+          Array.from({ length: 3 }, (_, i) =>
+            i === 0
+              ? postJson(
+                  app.url,
+                  {
+                    query: 'mutation($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { plate } } }',
+                    variables: { input: { plate: `R${round}`, make: 'Volvo', model: 'FH', year: 2020 } },
+                  },
+                  { authorization: `Bearer ${tenant.ownerToken}` },
+                )
+              : countVehicles(tenant),
+          ),
+        ),
+      );
+      for (const response of responses) {
+        statuses.push(response.status);
+        for (const error of response.body?.errors ?? []) codes.add(String(error.extensions?.code));
+      }
+    }
+    const ms = performance.now() - startedAt;
+    sampling = false;
+    await sampler;
+    expect(codes).toEqual(new Set());
+    expect(statuses).toEqual(Array.from({ length: 5 * 10 * 3 }, () => 200));
+    expect(maxOpen).toBeLessThanOrEqual(BUDGET);
+    for (const tenant of tenants) {
+      expect((await countVehicles(tenant)).body).toEqual({ data: { vehicles: { totalCount: 5 } } });
+    }
+    // 150 requests on 3 connections took about 1.5 s here; the bound only catches a stall.
+    expect(ms).toBeLessThan(15_000);
+  }, 60_000);
+});
+
 describe('a tenant pool that grows with demand inside the budget', () => {
   const BUDGET = 8; // a quarter (2) stays free for tenants without a connection: a tenant grows while fewer than 6 are open
   let app: TestServer;
@@ -243,8 +346,14 @@ describe('a tenant connection that cannot be had in time', () => {
   const countVehicles = (tenant: TenantFixture): Promise<RawResponse> =>
     postJson(app.url, { query: '{ vehicles { totalCount } }' }, { authorization: `Bearer ${tenant.ownerToken}` });
 
-  /** SERVICE_UNAVAILABLE with its 503 problem status and retry guidance; no driver message. */
+  /**
+   * SERVICE_UNAVAILABLE with its 503 problem status and retry guidance, as the response's HTTP
+   * status and Retry-After too (nothing of the operation was served); no driver message.
+   */
   function expectUnavailable(response: RawResponse): void {
+    expect(response.status).toBe(503);
+    expect(response.headers.get('retry-after')).toBe('1');
+    expect(response.body.data).toBeNull();
     expect(response.body.errors?.map((error) => error.extensions?.code)).toEqual(['SERVICE_UNAVAILABLE']);
     expect(response.body.errors?.[0]?.extensions).toMatchObject({ status: 503, retryAfter: 1 });
     expect(response.text).not.toMatch(/terminated|ECONN|prisma|Invalid `/i);
@@ -258,9 +367,17 @@ describe('a tenant connection that cannot be had in time', () => {
       const slow = (async () => lease.db.$queryRaw`SELECT pg_sleep(${(CONNECT_TIMEOUT_MS * 3) / 1000})::text AS slept`)();
       await sleep(100);
       const startedAt = Date.now();
-      const response = await countVehicles(b);
+      const [response, partly] = await Promise.all([
+        countVehicles(b),
+        // A field that needs no tenant connection is served: a partial answer is no refusal.
+        postJson(app.url, { query: `{ me { name } vehicle(id: "${toGlobalId('Vehicle', randomUUID())}") { id } }` }, bearer(b.ownerToken)),
+      ]);
       expect(Date.now() - startedAt).toBeGreaterThanOrEqual(CONNECT_TIMEOUT_MS - 50);
       expectUnavailable(response);
+      expect(partly.status).toBe(200);
+      expect(partly.headers.get('retry-after')).toBeNull();
+      expect(partly.body.data).toEqual({ me: { name: 'Owner' }, vehicle: null });
+      expect(partly.body.errors?.map((error) => [error.path, error.extensions?.code])).toEqual([[['vehicle'], 'SERVICE_UNAVAILABLE']]);
       await slow;
     } finally {
       lease.release();

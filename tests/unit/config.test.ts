@@ -121,3 +121,16 @@ describe('loadConfig TENANT_MAX_IN_FLIGHT*', () => {
     expect(() => loadConfig({ TENANT_MAX_IN_FLIGHT: '8', TENANT_MAX_IN_FLIGHT_ALONE: '4' })).toThrow(/TENANT_MAX_IN_FLIGHT_ALONE \(4\) must be at least TENANT_MAX_IN_FLIGHT \(8\)/);
   });
 });
+
+describe('loadConfig SHUTDOWN_*', () => {
+  it('gives requests in flight what closing leaves of the shutdown time: a quarter, at most 2 s', () => {
+    expect(loadConfig({}).shutdown).toEqual({ timeoutMs: 8_000, delayMs: 0, drainMs: 6_000 });
+    expect(loadConfig({ SHUTDOWN_TIMEOUT_MS: '2000', SHUTDOWN_DELAY_MS: '500' }).shutdown).toEqual({ timeoutMs: 2_000, delayMs: 500, drainMs: 1_500 });
+    expect(loadConfig({ SHUTDOWN_TIMEOUT_MS: '30000' }).shutdown.drainMs).toBe(28_000);
+  });
+
+  it('fails start-up on a readiness delay that would leave requests in flight no time, or on a timeout below 100 ms', () => {
+    expect(() => loadConfig({ SHUTDOWN_TIMEOUT_MS: '2000', SHUTDOWN_DELAY_MS: '1500' })).toThrow(/SHUTDOWN_DELAY_MS/);
+    for (const value of ['99', '-1', 'soon']) expect(() => loadConfig({ SHUTDOWN_TIMEOUT_MS: value })).toThrow(ConfigError);
+  });
+});
