@@ -39,7 +39,7 @@ const PENDING_SQL = [
 const CREATE_TENANT = graphql(`mutation CrashCreateTenant($input: CreateTenantInput!) {
   createTenant(input: $input) { tenant { id slug status schemaName migrationVersion lastError } }
 }`);
-const TENANT_STATE = graphql(`query CrashTenantState($slug: String!) { tenant(slug: $slug) { id status lastError migrationVersion } }`);
+const TENANT_STATE = graphql(`query CrashTenantState($slug: String!) { tenant(slug: $slug) { id status lastError migrationVersion updatedAt } }`);
 const MIGRATE = graphql(`mutation CrashMigrate($ids: [ID!]) {
   migrateTenants(tenantIds: $ids) { results { tenantId status appliedMigrations version error } }
 }`);
@@ -338,9 +338,10 @@ describe('a crash seen over HTTP', () => {
     expect(errors[0]?.extensions).toMatchObject({ code: 'PROVISIONING_FAILED', step: 'migrate' });
     expect(JSON.stringify(errors)).not.toMatch(/CREATE |SELECT |INSERT |_prisma_migrations|VehicleStatus|ECONN|terminated/);
 
-    // The instance died before it could record FAILED: the row says PROVISIONING.
+    // The instance died before it could record FAILED: the row says PROVISIONING, since when.
     const state = await tenantState(input.slug);
     expect(state).toMatchObject({ status: 'PROVISIONING', lastError: null });
+    expect(Date.now() - Date.parse(state?.updatedAt ?? '')).toBeLessThan(60_000);
     const { tenant } = (await admin.request(CREATE_TENANT, { input })).createTenant;
     expect(tenant).toMatchObject({ id: state?.id, status: 'ACTIVE' });
     await expectComplete(input, tenant.id, SHIPPED);
