@@ -70,6 +70,7 @@ export class CliMigrator implements Migrator {
 
   private async appliedMigrations(target: MigrationTarget): Promise<string[]> {
     const client = new pg.Client(target.connection);
+    client.on('error', () => undefined); // a lost connection fails the query instead of the process
     await client.connect();
     try {
       const table = await client.query<{ present: boolean }>(`SELECT to_regclass('_prisma_migrations') IS NOT NULL AS present`);
