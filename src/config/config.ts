@@ -94,7 +94,11 @@ const environmentSchema = z.object({
   TENANT_IDLE_TIMEOUT_MS: positiveInt.default(10_000),
   TENANT_CONNECT_TIMEOUT_MS: positiveInt.default(5_000),
   TENANT_CACHE_MAX: positiveInt.default(10_000),
-  MIGRATOR: z.enum(['wasm', 'cli']).default('wasm'),
+  // `wasm` is what the in-process migrator was called while it drove Prisma's WebAssembly engine.
+  MIGRATOR: z
+    .enum(['in-process', 'wasm', 'cli'])
+    .default('in-process')
+    .transform((kind) => (kind === 'wasm' ? 'in-process' : kind)),
   MIGRATE_CONCURRENCY: positiveInt.max(MAX_MIGRATION_CONCURRENCY).default(4),
   EMBEDDED_PG_DIR: z.string().default('.data/postgres'),
   EMBEDDED_PG_PORT: positiveInt.default(54329),
@@ -175,7 +179,7 @@ export interface Config {
     connectTimeoutMs: number;
   };
   tenantCacheMax: number;
-  migrator: 'wasm' | 'cli';
+  migrator: 'in-process' | 'cli';
   migrateConcurrency: number;
   embeddedPostgres: { dataDir: string; port: number };
   corsOrigins: string[];

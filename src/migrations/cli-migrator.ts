@@ -27,8 +27,11 @@ export function migrateDeployCommand(target: MigrationTarget, configFile: string
 
 /**
  * Spawns `prisma migrate deploy` against the target schema's URL. For deployments where
- * Prisma's native schema engine is installed (it cannot be downloaded everywhere); it leaves the
- * same `_prisma_migrations` rows as the in-process WebAssembly migrator. Select with MIGRATOR=cli.
+ * Prisma's native schema engine is installed (it cannot be downloaded everywhere); it reads and
+ * leaves the same `_prisma_migrations` rows as the in-process migrator. Prisma records a
+ * migration's start, runs it and marks it finished in separate statements: a process killed in
+ * between leaves a row that `prisma migrate resolve` must settle (docs/decisions/0008).
+ * Select with MIGRATOR=cli.
  */
 export class CliMigrator implements Migrator {
   readonly kind = 'cli';
@@ -40,7 +43,7 @@ export class CliMigrator implements Migrator {
     try {
       require.resolve('prisma/build/index.js');
     } catch {
-      throw new Error('MIGRATOR=cli needs the prisma CLI and its native schema engine (npm install prisma); the default MIGRATOR=wasm needs neither');
+      throw new Error('MIGRATOR=cli needs the prisma CLI and its native schema engine (npm install prisma); the default MIGRATOR=in-process needs neither');
     }
   }
 
@@ -67,6 +70,7 @@ export class CliMigrator implements Migrator {
 
   private async appliedMigrations(target: MigrationTarget): Promise<string[]> {
     const client = new pg.Client(target.connection);
+    client.on('error', () => undefined); // a lost connection fails the query instead of the process
     await client.connect();
     try {
       const table = await client.query<{ present: boolean }>(`SELECT to_regclass('_prisma_migrations') IS NOT NULL AS present`);

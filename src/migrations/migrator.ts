@@ -20,11 +20,13 @@ export interface MigrationOutcome {
 
 /**
  * Applies a migrations folder to a schema and leaves Prisma's standard `_prisma_migrations`
- * bookkeeping. Two implementations with the same effect: the in-process WebAssembly engine
- * (default) and the `prisma migrate deploy` CLI (needs Prisma's native engine installed).
+ * bookkeeping. Two implementations that read and write the same rows: the in-process
+ * transactional migrator (default; each migration and its row commit together, so a crash at
+ * any point leaves a retryable schema) and the `prisma migrate deploy` CLI (needs Prisma's
+ * native engine installed, and keeps Prisma's own crash window).
  */
 export interface Migrator {
-  readonly kind: 'wasm' | 'cli';
+  readonly kind: 'in-process' | 'cli';
   migrate(target: MigrationTarget, folder: MigrationFolder): Promise<MigrationOutcome>;
 }
 

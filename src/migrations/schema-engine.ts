@@ -9,6 +9,7 @@ import type { MigrationList, SchemaEngine } from '@prisma/schema-engine-wasm' wi
 import type * as SchemaEngineBindings from '@prisma/schema-engine-wasm/schema_engine_bg' with { 'resolution-mode': 'import' };
 import type pg from 'pg';
 import type { MigrationFolder } from './migration-files';
+import { PRISMA_MIGRATE_LOCK_KEY, schemaMigrationLock } from './migration-lock';
 
 /*
  * Prisma's schema engine (the engine behind `prisma migrate deploy`), as Prisma publishes it
@@ -63,37 +64,6 @@ function withUnrefTimers(imports: WebAssembly.ModuleImports): WebAssembly.Module
 
 export function schemaEngineVersion(): string {
   return loadBindings().version();
-}
-
-/** Prisma migrate's own advisory-lock key; it serialises every migration of a database. */
-const PRISMA_MIGRATE_LOCK_KEY = 72707369;
-
-/** A stable signed 32-bit FNV-1a hash, to turn a schema name into an advisory-lock key. */
-function int32Hash(text: string): number {
-  let hash = 0x811c9dc5;
-  for (const byte of Buffer.from(text, 'utf8')) {
-    hash ^= byte;
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return hash | 0;
-}
-
-/**
- * Takes the schema's migrate lock (the one the engine takes, see below) on the pool's single
- * connection, for checks that must not interleave with another run's migrations. Session lock:
- * it is re-entrant, so the engine's own lock on this connection is granted at once, and it is
- * released when the pool ends.
- */
-export async function lockSchemaMigrations(pool: pg.Pool, schema: string): Promise<void> {
-  const [key, schemaKey] = schemaMigrationLock(schema);
-  // Inlined, not bound: both keys are integers of ours, and reportCharColumnsAsText's wrapper
-  // passes the query text alone.
-  await pool.query(`SELECT pg_advisory_lock(${key}, ${schemaKey})`);
-}
-
-/** The two keys of a schema's migrate lock (tests take it to play a migration in progress). */
-export function schemaMigrationLock(schema: string): [number, number] {
-  return [PRISMA_MIGRATE_LOCK_KEY, int32Hash(schema)];
 }
 
 /**

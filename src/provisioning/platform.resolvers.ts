@@ -2,7 +2,7 @@ import type { Resolvers } from '../generated/graphql';
 import { pageRequest, toConnection } from '../graphql/pagination';
 import { effectiveLimits } from '../rate-limiting/plans';
 
-/** Platform-admin operations: tenants, provisioning, fleet-wide migrations, suspension. */
+/** Platform-admin operations: tenants, provisioning (and purging what never finished), fleet-wide migrations, suspension. */
 export const platformResolvers: Resolvers = {
   Query: {
     tenants: async (_root, { first, after }, ctx) => {
@@ -26,6 +26,10 @@ export const platformResolvers: Resolvers = {
     setTenantRateLimit: async (_root, { id, limit }, ctx) => ({
       tenant: await ctx.services.lifecycle.setRateLimit(id, limit ?? null),
     }),
+    purgeTenant: async (_root, { slug }, ctx) => {
+      const purged = await ctx.services.provisioner.purgeTenant(slug);
+      return { purgedTenantId: purged.tenantId, slug: purged.slug };
+    },
   },
   Tenant: {
     rateLimit: (tenant) => {

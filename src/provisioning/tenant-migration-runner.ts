@@ -1,4 +1,5 @@
 import { MAX_MIGRATION_CONCURRENCY } from '../config/config';
+import { withCheckedOutClient } from '../database/checked-out-client';
 import { isUuid } from '../database/uuid';
 import { badInput } from '../errors/app-error';
 import { latestMigrationName, readMigrationFolder } from '../migrations/migration-files';
@@ -135,9 +136,8 @@ export class TenantMigrationRunner {
   }
 
   private async reassertRole(tenant: TenantRecord): Promise<void> {
-    const ddl = await this.deps.platform.pool.connect();
-    try {
-      await ensureTenantRole(
+    await withCheckedOutClient(this.deps.platform.pool, (ddl) =>
+      ensureTenantRole(
         ddl,
         {
           roleName: tenant.dbRole,
@@ -146,10 +146,8 @@ export class TenantMigrationRunner {
           installationId: this.deps.installationId,
         },
         this.deps.tenantDbSecret,
-      );
-    } finally {
-      ddl.release();
-    }
+      ),
+    );
   }
 }
 

@@ -3,16 +3,17 @@ import { z } from 'zod';
 import type { PasswordHasher } from '../auth/passwords';
 import { assertAcceptablePassword } from '../auth/passwords';
 import { MAX_EMAIL_LENGTH, MAX_PERSON_NAME_LENGTH, emailSchema } from '../auth/person-input';
+import { withCheckedOutClient } from '../database/checked-out-client';
 import type { PlatformDatabase } from '../database/platform-database';
-import { AppError, ErrorCode, assertNoNul, badInput, conflict } from '../errors/app-error';
+import { AppError, ErrorCode, assertNoNul, badInput, conflict, notFound } from '../errors/app-error';
 import type { TenantPlan } from '../generated/prisma/platform/client';
 import { latestMigrationName, readMigrationFolder } from '../migrations/migration-files';
 import { MigrationError, type Migrator } from '../migrations/migrator';
 import { describeError, type Logger } from '../observability/logger';
 import { tenantConnectionConfig } from '../tenancy/tenant-credentials';
 import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory';
-import { assertValidSlug, tenantRoleName, tenantSchemaName } from '../tenancy/tenant-naming';
-import { ensureTenantRole, ensureTenantSchema } from './tenant-database-objects';
+import { assertValidSlug, isValidSlug, tenantRoleName, tenantSchemaName } from '../tenancy/tenant-naming';
+import { dropTenantObjects, ensureTenantRole, ensureTenantSchema } from './tenant-database-objects';
 import { seedTenant } from './tenant-seed';
 
 /** Why a step failed, for `lastError` and logs: a class, a code, a migration name; never SQL. */
@@ -56,7 +57,7 @@ const ownerPasswordConflict = (email: string) =>
   conflict(`A user with email ${email} already exists with another password; give that user's password or another email`, 'owner.email');
 
 /** Advisory-lock class for "one provisioning per slug"; the key is hashtext(slug). */
-const PROVISIONING_LOCK_CLASS = 0x46470001;
+export const PROVISIONING_LOCK_CLASS = 0x46470001;
 
 type Step = 'role' | 'schema' | 'migrate' | 'seed' | 'owner' | 'activate';
 
@@ -77,8 +78,10 @@ class StepFailure extends Error {
  * repeated or concurrent calls for one slug wait for each other and converge on one tenant,
  * one role and one schema. A failure marks the tenant FAILED with the step that failed; calling
  * again resumes. A crash leaves it PROVISIONING (the lock dies with the connection); calling
- * again resumes too. Only the last step makes the tenant ACTIVE, and only ACTIVE tenants serve
- * tenant requests.
+ * again resumes too, from any statement the crash came after: each step is one statement or
+ * transaction that a rerun finds done or redoes, and each migration commits with its
+ * bookkeeping row (TransactionalMigrator). Only the last step makes the tenant ACTIVE, and only
+ * ACTIVE tenants serve tenant requests. A tenant that never got there can be purged instead.
  */
 export class TenantProvisioner {
   constructor(private readonly deps: ProvisionerDependencies) {}
@@ -99,25 +102,65 @@ export class TenantProvisioner {
     }
     assertAcceptablePassword(request.owner.password, 'owner.password');
 
-    const lockClient = await this.deps.platform.pool.connect();
-    let lockHeld = false;
-    try {
-      await lockClient.query(`SET lock_timeout = ${Math.trunc(this.deps.lockTimeoutMs ?? 60_000)}`);
-      try {
-        await lockClient.query('SELECT pg_advisory_lock($1, hashtext($2))', [PROVISIONING_LOCK_CLASS, slug]);
-        lockHeld = true;
-      } catch (error) {
-        if ((error as { code?: string }).code === '55P03') {
-          throw new AppError(ErrorCode.SERVICE_UNAVAILABLE, `Tenant "${slug}" is being provisioned by another call; retry shortly`);
-        }
-        throw error;
+    return this.withSlugLock(slug, 'wait', () =>
+      this.provisionLocked({ ...request, slug, name, owner: { ...owner.data, password: request.owner.password } }),
+    );
+  }
+
+  /**
+   * Removes a tenant whose provisioning never finished (PROVISIONING or FAILED): its schema, its
+   * role, its platform row and, with the row, its memberships. The slug is free again; the
+   * owner's account stays (it may own other tenants). Refused for a tenant that has served
+   * (ACTIVE, SUSPENDED), and at once for one a createTenant call is working on right now.
+   */
+  async purgeTenant(rawSlug: string): Promise<{ tenantId: string; slug: string }> {
+    const slug = rawSlug.trim().toLowerCase();
+    if (!isValidSlug(slug)) throw notFound('Tenant');
+    return this.withSlugLock(slug, 'fail', async () => {
+      const { platform, directory, logger } = this.deps;
+      const tenant = await platform.prisma.tenant.findUnique({ where: { slug } });
+      if (!tenant) throw notFound('Tenant');
+      if (tenant.status === 'ACTIVE' || tenant.status === 'SUSPENDED') {
+        throw conflict(`Only a tenant whose provisioning did not finish (PROVISIONING or FAILED) can be purged; this one is ${tenant.status}`, 'slug');
       }
-      return await this.provisionLocked({ ...request, slug, name, owner: { ...owner.data, password: request.owner.password } });
-    } finally {
-      if (lockHeld) await lockClient.query('SELECT pg_advisory_unlock($1, hashtext($2))', [PROVISIONING_LOCK_CLASS, slug]).catch(() => undefined);
-      await lockClient.query('RESET lock_timeout').catch(() => undefined);
-      lockClient.release();
-    }
+      // The database objects first, the row last: a purge that dies midway leaves the row
+      // (still PROVISIONING or FAILED, still listed), and purging again finishes the job.
+      await withCheckedOutClient(platform.pool, (client) => dropTenantObjects(client, { roleName: tenant.dbRole, schemaName: tenant.schemaName }));
+      await platform.prisma.tenant.delete({ where: { id: tenant.id } });
+      directory.invalidate(tenant.id);
+      logger.info({ tenantId: tenant.id, slug, status: tenant.status }, 'tenant purged');
+      return { tenantId: tenant.id, slug };
+    });
+  }
+
+  /**
+   * Runs `work` holding the slug's provisioning lock, a session advisory lock that PostgreSQL
+   * releases by itself if this process dies. 'wait' queues behind another holder (up to
+   * lockTimeoutMs); 'fail' answers SERVICE_UNAVAILABLE at once.
+   */
+  private async withSlugLock<T>(slug: string, mode: 'wait' | 'fail', work: () => Promise<T>): Promise<T> {
+    const busy = () => new AppError(ErrorCode.SERVICE_UNAVAILABLE, `Tenant "${slug}" is being provisioned by another call; retry shortly`);
+    return withCheckedOutClient(this.deps.platform.pool, async (lockClient) => {
+      if (mode === 'wait') {
+        await lockClient.query(`SET lock_timeout = ${Math.trunc(this.deps.lockTimeoutMs ?? 60_000)}`);
+        try {
+          await lockClient.query('SELECT pg_advisory_lock($1, hashtext($2))', [PROVISIONING_LOCK_CLASS, slug]);
+        } catch (error) {
+          if ((error as { code?: string }).code === '55P03') throw busy();
+          throw error;
+        } finally {
+          await lockClient.query('RESET lock_timeout').catch(() => undefined);
+        }
+      } else {
+        const taken = await lockClient.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked', [PROVISIONING_LOCK_CLASS, slug]);
+        if (!taken.rows[0]?.locked) throw busy();
+      }
+      try {
+        return await work();
+      } finally {
+        await lockClient.query('SELECT pg_advisory_unlock($1, hashtext($2))', [PROVISIONING_LOCK_CLASS, slug]).catch(() => undefined);
+      }
+    });
   }
 
   private async provisionLocked(request: CreateTenantRequest): Promise<TenantRecord> {
@@ -184,7 +227,7 @@ export class TenantProvisioner {
       );
       throw new AppError(
         ErrorCode.PROVISIONING_FAILED,
-        `Provisioning tenant "${tenant.slug}" failed at step "${failure.step}". The tenant is marked FAILED; call createTenant again to resume.`,
+        `Provisioning tenant "${tenant.slug}" failed at step "${failure.step}". Call createTenant again to resume it, or purgeTenant to remove it.`,
         { extensions: { step: failure.step, tenantId: tenant.id } },
       );
     }
@@ -193,18 +236,16 @@ export class TenantProvisioner {
   private async runSteps(tenant: TenantRecord, request: CreateTenantRequest, ownerPasswordHash: Promise<string>): Promise<string | null> {
     const { platform, installationId, tenantDbSecret, migrator } = this.deps;
     const objects = { roleName: tenant.dbRole, schemaName: tenant.schemaName, databaseName: platform.databaseName, installationId };
-    const ddl = await platform.pool.connect();
-    try {
+    await withCheckedOutClient(platform.pool, async (ddl) => {
       await this.step('role', () => ensureTenantRole(ddl, objects, tenantDbSecret));
       await this.step('schema', () => ensureTenantSchema(ddl, objects));
-    } finally {
-      ddl.release();
-    }
+    });
     const connection = tenantConnectionConfig(platform.url, tenant.dbRole, tenantDbSecret);
     const folder = readMigrationFolder(this.deps.tenantMigrationsDir);
     const outcome = await this.step('migrate', () => migrator.migrate({ connection, schema: tenant.schemaName }, folder));
     await this.step('seed', async () => {
       const client = new pg.Client(connection);
+      client.on('error', () => undefined); // a lost connection fails the query instead
       await client.connect();
       try {
         await seedTenant(client);

@@ -297,11 +297,11 @@ describe('refresh tokens', () => {
 });
 
 describe('me.tenant', () => {
-  it("shows a member the tenant's name, plan, status and budget; schema, migration and last error are for platform admins only", async () => {
+  it("shows a member the tenant's name, plan, status and budget; schema, migration, last error and last change are for platform admins only", async () => {
     const viewer = await newMember(tenant, 'VIEWER', 'curious');
     const TENANT_OF_ME = graphql(`query MeTenant { me { tenant { slug plan status rateLimit { tenant { capacity } overridden } } } }`);
     expect((await viewer.client.request(TENANT_OF_ME)).me.tenant).toMatchObject({ slug: tenant.slug, plan: 'ENTERPRISE', status: 'ACTIVE' });
-    for (const field of ['schemaName', 'migrationVersion', 'lastError']) {
+    for (const field of ['schemaName', 'migrationVersion', 'lastError', 'updatedAt']) {
       for (const client of [viewer.client, tenant.owner]) {
         const { errors, data, status } = await expectErrors(client.request(`query { me { id tenant { slug ${field} } } }`));
         expect(errors.map((error) => [error.extensions.code, error.path])).toEqual([['FORBIDDEN', ['me', 'tenant', field]]]);
@@ -310,9 +310,10 @@ describe('me.tenant', () => {
       }
     }
     const admin = await app.admin();
-    const TENANT_FOR_ADMIN = graphql(`query MeTenantForAdmin($slug: String!) { tenant(slug: $slug) { schemaName migrationVersion lastError } }`);
+    const TENANT_FOR_ADMIN = graphql(`query MeTenantForAdmin($slug: String!) { tenant(slug: $slug) { schemaName migrationVersion lastError updatedAt } }`);
     const seen = (await admin.request(TENANT_FOR_ADMIN, { slug: tenant.slug })).tenant;
-    expect(seen).toEqual({ schemaName: tenant.schemaName, migrationVersion: expect.any(String), lastError: null });
+    expect(seen).toEqual({ schemaName: tenant.schemaName, migrationVersion: expect.any(String), lastError: null, updatedAt: expect.any(String) });
+    expect(Date.parse(seen?.updatedAt ?? '')).toBeGreaterThan(0);
   });
 });
 

@@ -890,6 +890,7 @@ const platformAdminCases: Record<string, () => Promise<unknown>> = {
       graphql(`mutation IsolationRemovePlatformPersistedOperations($id: ID, $ids: [ID!]!) { removePlatformPersistedOperations(tenantId: $id, ids: $ids) { removedIds } }`),
       { id: B.id, ids: [B.operation.id] },
     ),
+  purgeTenant: () => A.owner.request(graphql(`mutation IsolationPurgeTenant($slug: String!) { purgeTenant(slug: $slug) { purgedTenantId } }`), { slug: B.slug }),
   setTenantRateLimit: () =>
     A.owner.request(graphql(`mutation IsolationSetTenantRateLimit($id: ID!, $limit: TenantRateLimitInput) { setTenantRateLimit(id: $id, limit: $limit) { tenant { id } } }`), {
       id: B.id,

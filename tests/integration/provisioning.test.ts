@@ -1,3 +1,4 @@
+import { PROVISIONING_LOCK_CLASS } from '../../src/provisioning/tenant-provisioner';
 import type { GraphQLClient } from '../support/graphql-request';
 import { DatabaseInspector, shippedTenantMigrations, tenantMigrationsWith } from '../support/provisioning-inspector';
 import { HOSTILE_SLUGS } from '../support/hostile-slugs';
@@ -19,6 +20,7 @@ const CREATE_TENANT = graphql(`mutation ProvisioningCreateTenant($input: CreateT
   createTenant(input: $input) { tenant { ...ProvisioningTenantFields } }
 }`);
 const TENANT_BY_SLUG = graphql(`query ProvisioningTenant($slug: String!) { tenant(slug: $slug) { ...ProvisioningTenantFields } }`);
+const PURGE_TENANT = graphql(`mutation ProvisioningPurgeTenant($slug: String!) { purgeTenant(slug: $slug) { purgedTenantId slug } }`);
 
 type TenantView = ProvisioningTenantFieldsFragment;
 
@@ -380,6 +382,91 @@ describe('a provisioning that fails midway', () => {
     const rows = await db.migrationRows(schema);
     expect(rows.filter((row) => row.finished_at !== null).map((row) => row.migration_name)).toEqual(shippedTenantMigrations());
     expect(rows.find((row) => row.migration_name === BROKEN_MIGRATION)?.rolled_back_at).toBeInstanceOf(Date);
+  });
+
+  it('purges a FAILED tenant: schema, role, memberships and row go, the owner account stays, and the slug is free again', async () => {
+    const input = inputFor(uniqueSlug('purge'));
+    const brokenAdmin = await broken.admin();
+    const failure = await expectErrors(brokenAdmin.request(CREATE_TENANT, { input }));
+    expect(failure.errors[0]?.extensions).toMatchObject({ code: 'PROVISIONING_FAILED', step: 'migrate' });
+    const failed = await tenantBySlug(input.slug);
+    expect(failed?.status).toBe('FAILED');
+    const schema = `t_${input.slug.replaceAll('-', '_')}`;
+    // Give it a member too (as a failure after the owner step leaves one): another tenant's owner.
+    const bystander = inputFor(uniqueSlug('bystander'));
+    await createTenant(bystander);
+    const added = await db.client.query(
+      `INSERT INTO platform."Membership" (id, "userId", "tenantId", role, "createdAt", "updatedAt")
+       SELECT gen_random_uuid(), u.id, $1, 'OWNER', now(), now() FROM platform."User" u WHERE u.email = $2`,
+      [failed?.id, bystander.owner.email],
+    );
+    expect(added.rowCount).toBe(1);
+    const before = await footprint();
+
+    const purged = await admin.request(PURGE_TENANT, { slug: `  ${input.slug.toUpperCase()} ` });
+    expect(purged.purgeTenant).toEqual({ purgedTenantId: failed?.id, slug: input.slug });
+    expect(await footprint()).toEqual({ tenants: before.tenants - 1, schemas: before.schemas - 1, roles: before.roles - 1 });
+    expect(await tenantBySlug(input.slug)).toBeNull();
+    expect(await db.schemaOwner(schema)).toBeNull();
+    expect(await db.role(roleNameOf(input.slug))).toBeNull();
+    expect(await db.count('SELECT count(*) FROM platform."Membership" WHERE "tenantId" = $1', [failed?.id])).toBe(0);
+    expect(await errorCode(admin.request(PURGE_TENANT, { slug: input.slug }))).toBe('NOT_FOUND');
+    // The member's account and its own tenant are untouched.
+    expect(await ownerSees(app, bystander)).toEqual({ role: 'OWNER', tenant: { slug: bystander.slug, status: 'ACTIVE' } });
+
+    // The slug is free: a new tenant under it, with a new id.
+    const again = await createTenant(input);
+    expect(again).toMatchObject({ slug: input.slug, status: 'ACTIVE', migrationVersion: NEWEST_MIGRATION });
+    expect(again.id).not.toBe(failed?.id);
+    expect((await ownerSees(app, input)).role).toBe('OWNER');
+  });
+});
+
+describe('purgeTenant', () => {
+  it('refuses a tenant that is or was serving (ACTIVE, SUSPENDED) as CONFLICT and changes nothing', async () => {
+    const tenant = await app.createTenant(uniqueSlug('keep'));
+    const before = await footprint();
+    const refused = await expectErrors(admin.request(PURGE_TENANT, { slug: tenant.slug }));
+    expect(refused.errors[0]?.extensions).toMatchObject({ code: 'CONFLICT', field: 'slug' });
+    await admin.request(graphql(`mutation ProvisioningPurgeSuspend($id: ID!) { suspendTenant(id: $id) { tenant { id } } }`), { id: tenant.id });
+    expect(await errorCode(admin.request(PURGE_TENANT, { slug: tenant.slug }))).toBe('CONFLICT');
+    expect(await footprint()).toEqual(before);
+    expect(await db.schemaOwner(tenant.schemaName)).toBe(roleNameOf(tenant.slug));
+  });
+
+  it('answers NOT_FOUND for an unknown or malformed slug', async () => {
+    for (const slug of ['no-such-tenant', "x'; DROP SCHEMA platform CASCADE; --", 'acme\u0000', 'a'.repeat(10_000)]) {
+      expect(await errorCode(admin.request(PURGE_TENANT, { slug }))).toBe('NOT_FOUND');
+    }
+    expect(await db.schemaOwner('platform')).not.toBeNull();
+  });
+
+  it('answers SERVICE_UNAVAILABLE at once while a createTenant call holds the slug, and purges once it is gone', async () => {
+    const input = inputFor(uniqueSlug('busy'));
+    const tenant = await createTenant(input);
+    await db.client.query(`UPDATE platform."Tenant" SET status = 'PROVISIONING' WHERE id = $1`, [tenant.id]);
+    // What a running createTenant holds for its slug (a session advisory lock).
+    await db.client.query('SELECT pg_advisory_lock($1, hashtext($2))', [PROVISIONING_LOCK_CLASS, input.slug]);
+    try {
+      const startedAt = performance.now();
+      expect(await errorCode(admin.request(PURGE_TENANT, { slug: input.slug }))).toBe('SERVICE_UNAVAILABLE');
+      expect(performance.now() - startedAt).toBeLessThan(5_000);
+      expect((await tenantBySlug(input.slug))?.status).toBe('PROVISIONING');
+    } finally {
+      await db.client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [PROVISIONING_LOCK_CLASS, input.slug]);
+    }
+    expect((await admin.request(PURGE_TENANT, { slug: input.slug })).purgeTenant.purgedTenantId).toBe(tenant.id);
+    expect(await db.schemaOwner(tenant.schemaName)).toBeNull();
+  });
+
+  it('is for platform admins only', async () => {
+    const tenant = await app.createTenant(uniqueSlug('nopurge'));
+    // Its own owner, while the tenant serves (a FAILED tenant's members cannot sign in at all).
+    expect(await errorCode(tenant.owner.request(PURGE_TENANT, { slug: tenant.slug }))).toBe('FORBIDDEN');
+    await db.client.query(`UPDATE platform."Tenant" SET status = 'FAILED' WHERE id = $1`, [tenant.id]);
+    expect(await errorCode(app.client().request(PURGE_TENANT, { slug: tenant.slug }))).toBe('UNAUTHENTICATED');
+    expect((await db.tenantRow(tenant.slug))?.status).toBe('FAILED');
+    expect(await db.schemaOwner(tenant.schemaName)).toBe(roleNameOf(tenant.slug));
   });
 });
 

@@ -81,6 +81,15 @@ describe('loadConfig MIGRATE_CONCURRENCY', () => {
   });
 });
 
+describe('loadConfig MIGRATOR', () => {
+  it('defaults to the in-process migrator, still takes its old name `wasm`, and refuses anything else', () => {
+    expect(loadConfig({}).migrator).toBe('in-process');
+    expect(loadConfig({ MIGRATOR: 'wasm' }).migrator).toBe('in-process');
+    expect(loadConfig({ MIGRATOR: 'cli' }).migrator).toBe('cli');
+    expect(() => loadConfig({ MIGRATOR: 'engine' })).toThrow(ConfigError);
+  });
+});
+
 describe('loadConfig PASSWORD_HASH_*', () => {
   it('leaves one core to the event loop, and bounds the queue by default', () => {
     expect(loadConfig({}).auth.passwordJobs).toEqual({ threads: Math.max(1, availableParallelism() - 1), queueMax: 32, queueWaitMs: 500 });

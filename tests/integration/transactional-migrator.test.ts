@@ -1,23 +1,25 @@
 import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { TENANT_MIGRATIONS_DIR, TENANT_PRISMA_SCHEMA } from '../../src/config/paths';
 import { latestMigrationName, readMigrationFolder } from '../../src/migrations/migration-files';
+import { schemaMigrationLock } from '../../src/migrations/migration-lock';
 import { MigrationError, type MigrationTarget } from '../../src/migrations/migrator';
-import { schemaMigrationLock } from '../../src/migrations/schema-engine';
-import { WasmMigrator } from '../../src/migrations/wasm-migrator';
+import { NO_FILTERS, toMigrationList, withSchemaEngine } from '../../src/migrations/schema-engine';
+import { TransactionalMigrator } from '../../src/migrations/transactional-migrator';
 import { readTestServices } from '../support/services';
 import { createTestDatabase, dropTestDatabase } from '../support/test-database';
 
 /*
- * The in-process schema engine against scratch schemas of a fresh database, as the superuser:
- * what it writes, that it is idempotent, transactional per migration, and retries a failure.
+ * The in-process migrator against scratch schemas of a fresh database, as the superuser: what it
+ * writes, that it is idempotent, transactional per migration, retries a failure, and agrees with
+ * Prisma's own schema engine (WebAssembly build) about what is applied.
  */
 
 const services = readTestServices();
-const migrator = new WasmMigrator(TENANT_PRISMA_SCHEMA);
+const migrator = new TransactionalMigrator();
 const shippedMigrations = readMigrationFolder(TENANT_MIGRATIONS_DIR).migrations;
 
 let databaseUrl: string;
@@ -47,7 +49,7 @@ async function scratchSchema(): Promise<MigrationTarget> {
 
 /** A copy of migrations/tenant with extra migrations (name -> SQL) added after the shipped ones. */
 function migrationsWith(extra: Record<string, string>): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'fg-wasm-migrations-'));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'fg-migrations-'));
   tempDirs.push(dir);
   cpSync(TENANT_MIGRATIONS_DIR, dir, { recursive: true });
   for (const [name, sql] of Object.entries(extra)) writeMigration(dir, name, sql);
@@ -94,7 +96,35 @@ async function columnExists(schema: string, table: string, column: string): Prom
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
-describe('WasmMigrator', () => {
+/** Prisma's own schema engine (its WebAssembly build) applying a folder: what `prisma migrate deploy` does. */
+async function engineApply(target: MigrationTarget, dir: string): Promise<string[]> {
+  const pool = new pg.Pool({ ...target.connection, max: 1 });
+  try {
+    return await withSchemaEngine({ pool, schema: target.schema }, readFileSync(TENANT_PRISMA_SCHEMA, 'utf8'), async (engine) => {
+      const result = await engine.applyMigrations({ migrationsList: toMigrationList(readMigrationFolder(dir)), filters: NO_FILTERS });
+      return result.appliedMigrationNames;
+    });
+  } finally {
+    await pool.end();
+  }
+}
+
+/** The bookkeeping table's definition: columns with their types, nullability and defaults, and its key. */
+async function bookkeepingDefinition(schema: string): Promise<unknown[]> {
+  const columns = await admin.query(
+    `SELECT column_name, data_type, character_maximum_length, is_nullable, column_default
+       FROM information_schema.columns WHERE table_schema = $1 AND table_name = '_prisma_migrations' ORDER BY ordinal_position`,
+    [schema],
+  );
+  const key = await admin.query(
+    `SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+      WHERE i.indrelid = to_regclass($1) AND i.indisprimary`,
+    [`${schema}._prisma_migrations`],
+  );
+  return [...columns.rows, { primaryKey: key.rows.map((row: { attname: string }) => row.attname) }];
+}
+
+describe('TransactionalMigrator', () => {
   it('applies migrations/tenant to the target schema and writes standard _prisma_migrations rows', async () => {
     expect(shippedMigrations.length).toBeGreaterThan(0);
     const target = await scratchSchema();
@@ -285,5 +315,42 @@ describe('WasmMigrator', () => {
     expect((failure as MigrationError).migration).toBe(name);
     expect((failure as MigrationError).message).not.toMatch(/ALTER TABLE|secret_column_name/);
     expect((failure as MigrationError).reason).not.toMatch(/ALTER TABLE|secret_column_name/);
+  });
+  it("agrees with Prisma's schema engine: the same bookkeeping table, and each finds the other's migrations applied", async () => {
+    const byEngine = await scratchSchema();
+    const byUs = await scratchSchema();
+    const name = '29990101000000_add_vehicle_vin';
+    const extended = migrationsWith({ [name]: 'ALTER TABLE "Vehicle" ADD COLUMN "vin" TEXT;\n' });
+
+    // Prisma's engine first, then us: nothing left to do.
+    expect(await engineApply(byEngine, TENANT_MIGRATIONS_DIR)).toEqual(shippedMigrations.map((migration) => migration.name));
+    expect(await migrator.migrate(byEngine, readMigrationFolder(TENANT_MIGRATIONS_DIR))).toEqual({
+      applied: [],
+      version: latestMigrationName(readMigrationFolder(TENANT_MIGRATIONS_DIR)),
+    });
+    // Us, then Prisma's engine: nothing left to do, no failed migration (P3009), no complaint.
+    expect((await migrator.migrate(byUs, readMigrationFolder(extended))).applied).toEqual([...shippedMigrations.map((migration) => migration.name), name]);
+    expect(await engineApply(byUs, extended)).toEqual([]);
+    // A migration we add on top of the engine's history, and the engine's view of it.
+    expect((await migrator.migrate(byEngine, readMigrationFolder(extended))).applied).toEqual([name]);
+    expect(await engineApply(byEngine, extended)).toEqual([]);
+
+    expect(await bookkeepingDefinition(byUs.schema)).toEqual(await bookkeepingDefinition(byEngine.schema));
+    const ours = await migrationRows(byUs.schema);
+    const theirs = await migrationRows(byEngine.schema);
+    expect(ours.map((row) => [row.migration_name, row.checksum, row.applied_steps_count, row.logs, row.rolled_back_at])).toEqual(
+      theirs.map((row) => [row.migration_name, row.checksum, row.applied_steps_count, row.logs, row.rolled_back_at]),
+    );
+  });
+
+  it('refuses a connection whose search_path resolves to another schema, creating nothing anywhere', async () => {
+    const target = await scratchSchema();
+    const elsewhere = await scratchSchema();
+    const misdirected: MigrationTarget = { schema: target.schema, connection: { connectionString: databaseUrl, options: `-c search_path=${elsewhere.schema}` } };
+    let failure: unknown;
+    await migrator.migrate(misdirected, readMigrationFolder(TENANT_MIGRATIONS_DIR)).catch((error: unknown) => (failure = error));
+    expect(failure).toBeInstanceOf(MigrationError);
+    expect(await relationsIn(target.schema)).toEqual([]);
+    expect(await relationsIn(elsewhere.schema)).toEqual([]);
   });
 });

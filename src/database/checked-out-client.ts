@@ -1,0 +1,23 @@
+import type pg from 'pg';
+
+/**
+ * Runs `work` on a client checked out of `pool` for several statements (a session lock, DDL).
+ * While a client is checked out, pg-pool no longer listens for its 'error' event, and pg emits
+ * one when the connection drops between two statements: unheard, it would end the process (a
+ * database restart during provisioning would take the server down). Here the loss fails the
+ * next statement instead, and the dead client is discarded rather than returned to the pool.
+ */
+export async function withCheckedOutClient<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let lost: Error | undefined;
+  const onError = (error: Error) => {
+    lost = error;
+  };
+  client.on('error', onError);
+  try {
+    return await work(client);
+  } finally {
+    client.off('error', onError);
+    client.release(lost);
+  }
+}
