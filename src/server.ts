@@ -99,6 +99,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     http.httpServer.once('error', reject);
     http.httpServer.listen(config.port, config.host, () => resolve());
   });
+  wired.overload.beginServing();
   const { port } = http.httpServer.address() as AddressInfo;
   const displayHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
 

@@ -28,12 +28,21 @@ export function oneOf(column: Prisma.Sql, values: readonly string[] | null | und
   return values && values.length > 0 ? [Prisma.sql`${column} = ANY(${[...new Set(values)]}::${Prisma.raw(`"${type}"`)}[])`] : [];
 }
 
+/**
+ * `status` (one, as the API first had it: registered operations pass it as a variable of the
+ * enum type, which a list argument would refuse) and `statuses` (several), together.
+ */
+function statusesOf<Status extends string>(filter: { status?: Status | null; statuses?: readonly Status[] | null } | null | undefined): Status[] | null {
+  if (!filter?.status && !filter?.statuses) return null;
+  return [...(filter.status ? [filter.status] : []), ...(filter.statuses ?? [])];
+}
+
 export const vehicleList: RecordList<Vehicle, VehicleFilter, VehicleOrderField> = {
   table: vehicleTable,
   softDeleted: true,
   conditions(filter) {
     const where = [
-      ...oneOf(Prisma.sql`t."status"`, filter?.status, 'VehicleStatus'),
+      ...oneOf(Prisma.sql`t."status"`, statusesOf(filter), 'VehicleStatus'),
       ...withinRange(Prisma.sql`t."year"`, filter?.year),
       ...withinRange(Prisma.sql`t."odometerKm"`, filter?.odometerKm),
     ];
@@ -64,7 +73,7 @@ export const driverList: RecordList<Driver, DriverFilter, DriverOrderField> = {
   table: driverTable,
   softDeleted: true,
   conditions(filter) {
-    const where = oneOf(Prisma.sql`t."status"`, filter?.status, 'DriverStatus');
+    const where = oneOf(Prisma.sql`t."status"`, statusesOf(filter), 'DriverStatus');
     // A deleted vehicle has left its driver, so any vehicle holding one is live.
     const assigned = Prisma.sql`EXISTS (SELECT 1 FROM "Vehicle" v WHERE v."driverId" = t."id")`;
     if (filter?.assigned === true) where.push(assigned);

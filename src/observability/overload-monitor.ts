@@ -65,6 +65,17 @@ export class OverloadMonitor {
     return this.shedCounts;
   }
 
+  /**
+   * Forgets what was measured so far: called once the server listens, so that its own start-up
+   * (building the schema, migrating, connecting), which stalls the loop before any request can
+   * arrive, does not have it shed its first requests.
+   */
+  beginServing(): void {
+    this.histogram.reset();
+    this.lastCheckAt = performance.now();
+    this.overloadedUntil = 0;
+  }
+
   close(): void {
     clearInterval(this.timer);
     this.histogram.disable();

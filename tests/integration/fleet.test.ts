@@ -807,13 +807,13 @@ describe('connections', () => {
 
   it('filters vehicles by status, with a matching totalCount, and pages within the filter', async () => {
     const expected = vehicles.filter((_, index) => index % 3 === 0).map((vehicle) => vehicle.id);
-    const first = await listVehicles({ first: 10, filter: { status: ['MAINTENANCE'] } });
+    const first = await listVehicles({ first: 10, filter: { status: 'MAINTENANCE' } });
     expect(first.totalCount).toBe(expected.length);
     expect(first.pageInfo.hasNextPage).toBe(true);
-    const rest = await listVehicles({ first: 10, after: first.pageInfo.endCursor, filter: { status: ['MAINTENANCE'] } });
+    const rest = await listVehicles({ first: 10, after: first.pageInfo.endCursor, filter: { status: 'MAINTENANCE' } });
     expect(rest.totalCount).toBe(expected.length);
     expect([...first.edges, ...rest.edges].map((edge) => edge.node.id)).toEqual(expected);
-    const retired = await listVehicles({ filter: { status: ['RETIRED'] } });
+    const retired = await listVehicles({ filter: { status: 'RETIRED' } });
     expect(retired).toMatchObject({ edges: [], totalCount: 0 });
   });
 
@@ -838,7 +838,7 @@ describe('connections', () => {
     expect(without.edges.map((edge) => edge.node.id)).toEqual(vehicles.slice(7).map((vehicle) => vehicle.id));
     expect(without.totalCount).toBe(38);
     // Vehicles 0..6 with a driver, every 3rd in MAINTENANCE, every 5th a Scania: 0 only.
-    const combined = await listVehicles({ first: 100, filter: { hasDriver: true, status: ['MAINTENANCE'], search: 'scania' } });
+    const combined = await listVehicles({ first: 100, filter: { hasDriver: true, status: 'MAINTENANCE', search: 'scania' } });
     expect(combined.edges.map((edge) => edge.node.id)).toEqual([vehicles[0]!.id]);
     expect(combined.totalCount).toBe(1);
   });
@@ -853,7 +853,7 @@ describe('connections', () => {
     expect([firstPage, secondPage, thirdPage].map((page) => page.pageInfo.hasNextPage)).toEqual([true, true, false]);
     expect([firstPage, secondPage, thirdPage].map((page) => page.totalCount)).toEqual([12, 12, 12]);
 
-    const onLeave = await listDrivers({ first: 100, filter: { status: ['ON_LEAVE'] } });
+    const onLeave = await listDrivers({ first: 100, filter: { status: 'ON_LEAVE' } });
     expect(onLeave.edges.map((edge) => edge.node.id)).toEqual([0, 4, 8].map((index) => drivers[index]!.id));
     expect(onLeave.totalCount).toBe(3);
 
@@ -872,7 +872,7 @@ describe('connections', () => {
     const free = await listDrivers({ first: 100, filter: { assigned: false } });
     expect(free.edges.map((edge) => edge.node.id)).toEqual(drivers.slice(7).map((driver) => driver.id));
     expect(free.totalCount).toBe(5);
-    const combined = await listDrivers({ first: 100, filter: { assigned: true, status: ['ON_LEAVE'] } });
+    const combined = await listDrivers({ first: 100, filter: { assigned: true, status: 'ON_LEAVE' } });
     expect(combined.edges.map((edge) => edge.node.id)).toEqual([0, 4].map((index) => drivers[index]!.id));
   });
 
@@ -882,7 +882,7 @@ describe('connections', () => {
   });
 
   it('a cursor from one filter still pages correctly without it (cursors are positions, not filters)', async () => {
-    const filtered = await listVehicles({ first: 3, filter: { status: ['MAINTENANCE'] } });
+    const filtered = await listVehicles({ first: 3, filter: { status: 'MAINTENANCE' } });
     const next = await listVehicles({ first: 2, after: filtered.pageInfo.endCursor });
     const afterIndex = vehicles.findIndex((vehicle) => vehicle.id === filtered.edges.at(-1)!.node.id);
     expect(next.edges.map((edge) => edge.node.id)).toEqual(vehicles.slice(afterIndex + 1, afterIndex + 3).map((vehicle) => vehicle.id));

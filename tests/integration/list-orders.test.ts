@@ -122,16 +122,15 @@ describe('cursors and filters', () => {
     expect(next.vehicles.edges).toHaveLength(2);
   });
 
-  it('several statuses at once, a single status as older clients send it, ranges on year and odometer', async () => {
+  it('several statuses at once, a single status as before, ranges on year and odometer', async () => {
     const count = async (filter: object) => (await tenant.owner.request(VEHICLES, { first: 100, filter })).vehicles.totalCount;
     const all = await count({});
-    const retired = await count({ status: ['RETIRED'] });
+    const retired = await count({ status: 'RETIRED' });
     expect(retired).toBe(3);
-    expect(await count({ status: ['RETIRED', 'ACTIVE'] })).toBe(all);
-    expect(await count({ status: ['MAINTENANCE'] })).toBe(0);
-    // A single value where a list is expected is coerced to a list of one (GraphQL input coercion).
-    const single = await app.client({ authorization: `Bearer ${tenant.ownerToken}` }).request<{ vehicles: { totalCount: number } }>(`{ vehicles(filter: { status: RETIRED }) { totalCount } }`);
-    expect(single.vehicles.totalCount).toBe(retired);
+    expect(await count({ statuses: ['RETIRED'] })).toBe(retired);
+    expect(await count({ statuses: ['RETIRED', 'ACTIVE'] })).toBe(all);
+    expect(await count({ status: 'ACTIVE', statuses: ['RETIRED'] })).toBe(all);
+    expect(await count({ statuses: ['MAINTENANCE'] })).toBe(0);
     expect(await count({ year: { min: 2019, max: 2019 } })).toBe(4);
     expect(await count({ year: { min: 2019 } })).toBe(8);
     expect(await count({ odometerKm: { max: 999 } })).toBe(4);
