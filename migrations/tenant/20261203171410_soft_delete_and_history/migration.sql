@@ -45,3 +45,9 @@ CREATE INDEX "RecordChange_recordType_recordId_id_idx" ON "RecordChange"("record
 CREATE UNIQUE INDEX "Vehicle_plate_key" ON "Vehicle"("plate") WHERE "deletedAt" IS NULL;
 CREATE UNIQUE INDEX "Driver_licenseNumber_key" ON "Driver"("licenseNumber") WHERE "deletedAt" IS NULL;
 CREATE UNIQUE INDEX "Trip_reference_key" ON "Trip"("reference") WHERE "deletedAt" IS NULL;
+
+-- Added by hand: statistics for the new columns. Every list now filters on "deletedAt" IS NULL;
+-- a column without statistics has that estimated at 0.5% of rows, and the planner would scan and
+-- sort whole tables for a page until autovacuum analyzed them, which on a table that is mostly
+-- read may not be soon. (ANALYZE runs inside the migration's transaction.)
+ANALYZE "Vehicle", "Driver", "Trip";
