@@ -2,6 +2,7 @@ import { badInput } from '../errors/app-error';
 import type { Resolvers } from '../generated/graphql';
 import { expectGlobalId, toGlobalId } from '../graphql/global-id';
 import type { TripStatus } from '../generated/prisma/tenant/client';
+import { fleetSummary } from './fleet-summary';
 import { MAX_TRIPS_PER_PARENT, type RecentTripsQuery } from './trip-tables';
 import { includeDeletedFor } from '../records/records.resolvers';
 import { createTrip, deleteTrip, listTrips, restoreTrip, transitionTrip, updateTrip, type TripInput } from './trips';
@@ -28,6 +29,7 @@ function recentTripsQuery(args: { first?: number | null; status?: readonly TripS
 
 export const dispatchResolvers: Resolvers = {
   Query: {
+    fleetSummary: (_root, _args, ctx) => fleetSummary(ctx.tenantScope().sql),
     trip: async (_root, { id }, ctx) => {
       const trip = await ctx.tenantScope().trips.tripById.load(expectGlobalId(id, 'Trip'));
       return trip?.deletedAt === null ? trip : null;

@@ -531,6 +531,19 @@ const isolationCases: Record<string, Attack[]> = {
       },
     },
   ],
+  fleetSummary: [
+    {
+      name: "counts A's vehicles only: a status only A has shows in A's summary, and B's figures never do",
+      changesA: true,
+      run: async () => {
+        const extra = await A.owner.request(CREATE_VEHICLE, { input: { plate: 'SUMMARY-ONLY-A', make: 'Probe', model: 'Probe', year: 2020, status: 'MAINTENANCE' } });
+        const summary = await A.owner.request(graphql(`query IsolationFleetSummary { fleetSummary { vehiclesByStatus { status count } driversOnDuty } }`));
+        const byStatus = Object.fromEntries(summary.fleetSummary.vehiclesByStatus.map((entry) => [entry.status, entry.count]));
+        expect(byStatus).toEqual({ ACTIVE: (await globalIdsInSchema(A, 'Vehicle')).length - 1, MAINTENANCE: 1, RETIRED: 0 });
+        await A.owner.request(DELETE_VEHICLE, { id: extra.createVehicle.vehicle.id });
+      },
+    },
+  ],
   deleteTrip: [
     {
       name: "NOT_FOUND for B's trips, live or deleted",

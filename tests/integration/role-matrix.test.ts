@@ -52,6 +52,7 @@ const KNOWN: Record<string, Role> = {
   'Mutation.deleteDriver': 'ADMIN',
   'Mutation.assignDriver': 'MANAGER',
   'Query.trip': 'VIEWER',
+  'Query.fleetSummary': 'VIEWER',
   'Query.trips': 'VIEWER',
   'Mutation.createTrip': 'MANAGER',
   'Mutation.updateTrip': 'MANAGER',
@@ -239,6 +240,11 @@ const CASES: Record<string, Case> = {
       );
       return found.vehicles.totalCount === 1;
     },
+  },
+  'Query.fleetSummary': {
+    document: `{ fleetSummary { vehiclesByStatus { status count } driversOnDuty } }`,
+    prepare: async () => ({ id: await createVehicle() }),
+    check: (data) => expect((data.fleetSummary as { vehiclesByStatus: { count: number }[] }).vehiclesByStatus.reduce((sum, entry) => sum + entry.count, 0)).toBeGreaterThan(0),
   },
   'Query.trip': {
     document: `query($id: ID!) { trip(id: $id) { id } }`,
