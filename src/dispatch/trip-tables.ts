@@ -1,11 +1,11 @@
 import DataLoader from 'dataloader';
-import { normaliseIdentifier, searchText } from '../fleet/fleet-input';
+import { searchCondition } from '../fleet/fleet-tables';
 import type { TripOrderField } from '../generated/graphql';
 import { Prisma, type Trip, type TripStatus, type TripTransition } from '../generated/prisma/tenant/client';
 import type { RecordType } from '../records/record-changes';
 import type { RecordList } from '../records/record-list';
 import type { TenantSql } from '../tenancy/tenant-sql';
-import { containsText, TenantTable } from '../tenancy/tenant-table';
+import { TenantTable } from '../tenancy/tenant-table';
 
 /** The dispatch tables as the request path reads them (columns from Prisma's field lists). */
 export const tripTable = new TenantTable<Trip>('Trip', Object.values(Prisma.TripScalarFieldEnum));
@@ -85,15 +85,7 @@ export const tripList: RecordList<Trip, TripFilter, TripOrderField> = {
     if (filter?.driverId) where.push(Prisma.sql`t."driverId" = ${filter.driverId}::uuid`);
     if (filter?.departureFrom) where.push(Prisma.sql`t."plannedDepartureAt" >= ${filter.departureFrom}`);
     if (filter?.departureTo) where.push(Prisma.sql`t."plannedDepartureAt" < ${filter.departureTo}`);
-    const search = searchText(filter?.search);
-    if (search) {
-      where.push(
-        Prisma.sql`(${Prisma.join(
-          [containsText(Prisma.sql`t."reference"`, normaliseIdentifier(search)), containsText(Prisma.sql`t."origin"`, search), containsText(Prisma.sql`t."destination"`, search)],
-          ' OR ',
-        )})`,
-      );
-    }
+    where.push(...searchCondition(filter?.search, [{ column: 'reference', identifier: true }, { column: 'origin' }, { column: 'destination' }]));
     return where;
   },
   orders: {

@@ -29,6 +29,18 @@ export function oneOf(column: Prisma.Sql, values: readonly string[] | null | und
 }
 
 /**
+ * A list filter's `search` (trimmed, bounded; none when empty) as one condition: a literal,
+ * case-insensitive substring of any of `columns`. Identifier columns (plates, licence numbers,
+ * references) are stored normalised, so the text is normalised the same way for them.
+ */
+export function searchCondition(search: string | null | undefined, columns: readonly { column: string; identifier?: boolean }[]): Prisma.Sql[] {
+  const text = searchText(search);
+  if (!text) return [];
+  const matches = columns.map(({ column, identifier }) => containsText(Prisma.raw(`t."${column}"`), identifier ? normaliseIdentifier(text) : text));
+  return [Prisma.sql`(${Prisma.join(matches, ' OR ')})`];
+}
+
+/**
  * `status` (one, as the API first had it: registered operations pass it as a variable of the
  * enum type, which a list argument would refuse) and `statuses` (several), together.
  */
@@ -48,15 +60,7 @@ export const vehicleList: RecordList<Vehicle, VehicleFilter, VehicleOrderField> 
     ];
     if (filter?.hasDriver === true) where.push(Prisma.sql`t."driverId" IS NOT NULL`);
     if (filter?.hasDriver === false) where.push(Prisma.sql`t."driverId" IS NULL`);
-    const search = searchText(filter?.search);
-    if (search) {
-      where.push(
-        Prisma.sql`(${Prisma.join(
-          [containsText(Prisma.sql`t."plate"`, normaliseIdentifier(search)), containsText(Prisma.sql`t."make"`, search), containsText(Prisma.sql`t."model"`, search)],
-          ' OR ',
-        )})`,
-      );
-    }
+    where.push(...searchCondition(filter?.search, [{ column: 'plate', identifier: true }, { column: 'make' }, { column: 'model' }]));
     return where;
   },
   orders: {
@@ -78,15 +82,7 @@ export const driverList: RecordList<Driver, DriverFilter, DriverOrderField> = {
     const assigned = Prisma.sql`EXISTS (SELECT 1 FROM "Vehicle" v WHERE v."driverId" = t."id")`;
     if (filter?.assigned === true) where.push(assigned);
     if (filter?.assigned === false) where.push(Prisma.sql`NOT ${assigned}`);
-    const search = searchText(filter?.search);
-    if (search) {
-      where.push(
-        Prisma.sql`(${Prisma.join(
-          [containsText(Prisma.sql`t."name"`, search), containsText(Prisma.sql`t."licenseNumber"`, normaliseIdentifier(search)), containsText(Prisma.sql`t."email"`, search)],
-          ' OR ',
-        )})`,
-      );
-    }
+    where.push(...searchCondition(filter?.search, [{ column: 'name' }, { column: 'licenseNumber', identifier: true }, { column: 'email' }]));
     return where;
   },
   orders: {
