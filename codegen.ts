@@ -52,6 +52,7 @@ const config: CodegenConfig = {
           VehicleConnection: '../graphql/pagination#ConnectionModel<VehicleModel>',
           DriverConnection: '../graphql/pagination#ConnectionModel<DriverModel>',
           Trip: './prisma/tenant/client#Trip as TripModel',
+          FleetSettings: './prisma/tenant/client#FleetSettings as FleetSettingsModel',
           TripConnection: '../graphql/pagination#ConnectionModel<TripModel>',
           TripTransition: './prisma/tenant/client#TripTransition as TripTransitionModel',
           RecordChange: './prisma/tenant/client#RecordChange as RecordChangeModel',

@@ -27,7 +27,8 @@ interface SummaryRow {
  * filter, and "today" is the tenant's day in its own time zone (FleetSettings).
  */
 const SUMMARY = Prisma.sql`
-  WITH zone AS (SELECT coalesce((SELECT "timezone" FROM "FleetSettings" WHERE "id" = 1), 'UTC') AS tz),
+  WITH zone AS (SELECT coalesce((SELECT "timezone" FROM "FleetSettings" WHERE "id" = 1), 'UTC') AS tz,
+                       make_interval(mins => coalesce((SELECT "lateToleranceMinutes" FROM "FleetSettings" WHERE "id" = 1), 0)) AS tolerance),
   today AS (SELECT date_trunc('day', now() AT TIME ZONE zone.tz) AS local_midnight, zone.tz FROM zone),
   bounds AS (SELECT local_midnight AT TIME ZONE tz AS day_start, (local_midnight + interval '1 day') AT TIME ZONE tz AS day_end, local_midnight, tz FROM today)
   SELECT
@@ -36,9 +37,9 @@ const SUMMARY = Prisma.sql`
     (SELECT coalesce(json_agg(json_build_object('status', t."status", 'count', t.n)), '[]'::json)
        FROM (SELECT "status", count(*)::int AS n FROM "Trip", bounds
               WHERE "deletedAt" IS NULL AND "plannedDepartureAt" >= bounds.day_start AND "plannedDepartureAt" < bounds.day_end GROUP BY "status") t) AS "tripsToday",
-    (SELECT count(*)::int FROM "Trip"
+    (SELECT count(*)::int FROM "Trip", zone
       WHERE "deletedAt" IS NULL AND "status" NOT IN ('DELIVERED', 'CANCELLED')
-        AND (("status" IN ('DRAFT', 'PLANNED') AND "plannedDepartureAt" < now()) OR "plannedArrivalAt" < now())) AS "lateTrips",
+        AND (("status" IN ('DRAFT', 'PLANNED') AND "plannedDepartureAt" + zone.tolerance < now()) OR "plannedArrivalAt" + zone.tolerance < now())) AS "lateTrips",
     (SELECT count(DISTINCT "driverId")::int FROM "Trip" WHERE "deletedAt" IS NULL AND "status" IN ('DISPATCHED', 'IN_TRANSIT')) AS "driversOnDuty",
     (SELECT to_char(local_midnight, 'YYYY-MM-DD') FROM bounds) AS "day",
     (SELECT tz FROM zone) AS "timeZone"`;

@@ -2,6 +2,7 @@ import type { Resolvers } from '../generated/graphql';
 import { expectGlobalId, parseGlobalId, toGlobalId } from '../graphql/global-id';
 import { selectsPath } from '../graphql/look-ahead';
 import { includeDeletedFor } from '../records/records.resolvers';
+import { readFleetSettings, updateFleetSettings } from './fleet-settings';
 import { createDriver, deleteDriver, listDrivers, restoreDriver, updateDriver } from './drivers';
 import { assignDriver, createVehicle, deleteVehicle, listVehicles, restoreVehicle, updateVehicle } from './vehicles';
 
@@ -14,6 +15,7 @@ const live = <Row extends { deletedAt: Date | null }>(row: Row | null): Row | nu
  */
 export const fleetResolvers: Resolvers = {
   Query: {
+    fleetSettings: (_root, _args, ctx) => readFleetSettings(ctx.tenantScope().sql),
     node: async (_root, { id }, ctx) => {
       const parsed = parseGlobalId(id);
       if (!parsed) return null;
@@ -42,6 +44,7 @@ export const fleetResolvers: Resolvers = {
     },
   },
   Mutation: {
+    updateFleetSettings: async (_root, { input }, ctx) => ({ settings: await updateFleetSettings(ctx.tenantScope(), input) }),
     createVehicle: async (_root, { input }, ctx) => ({ vehicle: await createVehicle(ctx.tenantScope(), input) }),
     updateVehicle: async (_root, { id, input }, ctx) => ({
       vehicle: await updateVehicle(ctx.tenantScope(), expectGlobalId(id, 'Vehicle'), input),
@@ -88,6 +91,9 @@ export const fleetResolvers: Resolvers = {
       const joined = loaders.joined.vehicleOfDriver.get(driver);
       return joined !== undefined ? joined : loaders.vehicleByDriverId.load(driver.id);
     },
+  },
+  FleetSettings: {
+    timeZone: (settings) => settings.timezone,
   },
   VehicleConnection: {
     totalCount: (connection) => connection.totalCount(),

@@ -156,6 +156,7 @@ const SNAPSHOT = graphql(`query IsolationSnapshot {
   allVehicles: vehicles(first: 20, includeDeleted: true) { totalCount edges { node { id version deletedAt history(first: 5) { edges { node { version action actorId } } } } } }
   allDrivers: drivers(first: 20, includeDeleted: true) { totalCount edges { node { id version deletedAt } } }
   allTrips: trips(first: 20, includeDeleted: true) { totalCount edges { node { id version deletedAt } } }
+  fleetSettings { timeZone distanceUnit currency lateToleranceMinutes defaultNotificationChannel updatedAt }
   members { id email name role joinedAt }
   me { id role tenant { id slug status } }
   apiKeys { id name prefix role persistedOnly expiresAt createdAt revokedAt }
@@ -225,6 +226,7 @@ const DELETE_DRIVER = graphql(`mutation IsolationDeleteDriver($id: ID!) { delete
 const TRIP = graphql(`query IsolationTrip($id: ID!) { trip(id: $id) { id reference vehicle { id } transitions { actorId } } }`);
 const TRIPS = graphql(`query IsolationTrips($filter: TripFilter) { trips(first: 20, filter: $filter) { totalCount edges { node { id } } } }`);
 const UPDATE_TRIP = graphql(`mutation IsolationUpdateTrip($id: ID!, $input: UpdateTripInput!) { updateTrip(id: $id, input: $input) { trip { id } } }`);
+const UPDATE_SETTINGS = graphql(`mutation IsolationUpdateSettings($input: UpdateFleetSettingsInput!) { updateFleetSettings(input: $input) { settings { timeZone currency lateToleranceMinutes } } }`);
 const DELETE_TRIP = graphql(`mutation IsolationDeleteTrip($id: ID!) { deleteTrip(id: $id) { deletedId } }`);
 const RESTORE_TRIP = graphql(`mutation IsolationRestoreTrip($id: ID!) { restoreTrip(id: $id) { trip { id } } }`);
 const RESTORE_VEHICLE = graphql(`mutation IsolationRestoreVehicle($id: ID!) { restoreVehicle(id: $id) { vehicle { id } } }`);
@@ -541,6 +543,26 @@ const isolationCases: Record<string, Attack[]> = {
         const byStatus = Object.fromEntries(summary.fleetSummary.vehiclesByStatus.map((entry) => [entry.status, entry.count]));
         expect(byStatus).toEqual({ ACTIVE: (await globalIdsInSchema(A, 'Vehicle')).length - 1, MAINTENANCE: 1, RETIRED: 0 });
         await A.owner.request(DELETE_VEHICLE, { id: extra.createVehicle.vehicle.id });
+      },
+    },
+  ],
+  fleetSettings: [
+    {
+      name: "reads A's settings, never B's",
+      changesA: true,
+      run: async () => {
+        await A.owner.request(UPDATE_SETTINGS, { input: { timeZone: 'Asia/Tokyo', currency: 'JPY' } });
+        expect((await A.owner.request(graphql(`query IsolationSettings { fleetSettings { timeZone currency } }`))).fleetSettings).toEqual({ timeZone: 'Asia/Tokyo', currency: 'JPY' });
+      },
+    },
+  ],
+  updateFleetSettings: [
+    {
+      name: "changes A's settings only (B's are in the snapshot)",
+      changesA: true,
+      run: async () => {
+        const changed = await A.owner.request(UPDATE_SETTINGS, { input: { lateToleranceMinutes: 42, currency: 'CHF' } });
+        expect(changed.updateFleetSettings.settings).toMatchObject({ lateToleranceMinutes: 42, currency: 'CHF' });
       },
     },
   ],

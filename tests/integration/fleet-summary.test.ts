@@ -16,6 +16,7 @@ const SUMMARY = graphql(`query SummaryOfFleet {
 const CREATE_VEHICLE = graphql(`mutation SummaryCreateVehicle($input: CreateVehicleInput!) { createVehicle(input: $input) { vehicle { id } } }`);
 const CREATE_DRIVER = graphql(`mutation SummaryCreateDriver($input: CreateDriverInput!) { createDriver(input: $input) { driver { id } } }`);
 const CREATE_TRIP = graphql(`mutation SummaryCreateTrip($input: CreateTripInput!) { createTrip(input: $input) { trip { id } } }`);
+const SETTINGS = graphql(`mutation SummarySettings($input: UpdateFleetSettingsInput!) { updateFleetSettings(input: $input) { settings { timeZone lateToleranceMinutes } } }`);
 const TRANSITION = graphql(`mutation SummaryTransition($input: TransitionTripInput!) { transitionTrip(input: $input) { trip { status } } }`);
 
 let counter = 0;
@@ -60,6 +61,8 @@ const hours = (n: number) => new Date(Date.now() + n * 3_600_000);
 
 describe('fleetSummary', () => {
   it("counts the tenant's vehicles, today's trips, late trips and drivers on duty, in one statement however many rows", async () => {
+    // No tolerance: a trip is late the moment it is past its window.
+    await tenant.owner.request(SETTINGS, { input: { lateToleranceMinutes: 0 } });
     const empty = await tenant.owner.request(SUMMARY);
     expect(empty.fleetSummary).toMatchObject({ lateTrips: 0, driversOnDuty: 0, timeZone: 'UTC', day: new Date().toISOString().slice(0, 10) });
     expect(empty.fleetSummary.vehiclesByStatus).toEqual([
@@ -100,14 +103,17 @@ describe('fleetSummary', () => {
     const nearMidnight = soon.getTime() <= Date.now();
     expect(full.fleetSummary.lateTrips).toBe(nearMidnight ? 3 : 2);
     expect(full.fleetSummary.driversOnDuty).toBe(2);
+
+    // With the settings' tolerance, the trip a couple of minutes late arriving is not late yet.
+    await tenant.owner.request(SETTINGS, { input: { lateToleranceMinutes: 15 } });
+    expect((await tenant.owner.request(SUMMARY)).fleetSummary.lateTrips).toBe(nearMidnight ? 2 : 1);
   });
 
   it("counts the day in the tenant's time zone", async () => {
-    const schema = quoteIdentifier(tenant.schemaName);
-    await app.server.services.platform.pool.query(`UPDATE ${schema}."FleetSettings" SET timezone = 'Pacific/Kiritimati' WHERE id = 1`);
+    await tenant.owner.request(SETTINGS, { input: { timeZone: 'Pacific/Kiritimati' } });
     const summary = await tenant.owner.request(SUMMARY);
     const expected = new Intl.DateTimeFormat('en-CA', { timeZone: 'Pacific/Kiritimati', year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date());
     expect(summary.fleetSummary).toMatchObject({ timeZone: 'Pacific/Kiritimati', day: expected });
-    await app.server.services.platform.pool.query(`UPDATE ${schema}."FleetSettings" SET timezone = 'UTC' WHERE id = 1`);
+    await tenant.owner.request(SETTINGS, { input: { timeZone: 'UTC' } });
   });
 });

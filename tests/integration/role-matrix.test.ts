@@ -53,6 +53,8 @@ const KNOWN: Record<string, Role> = {
   'Mutation.assignDriver': 'MANAGER',
   'Query.trip': 'VIEWER',
   'Query.fleetSummary': 'VIEWER',
+  'Query.fleetSettings': 'VIEWER',
+  'Mutation.updateFleetSettings': 'ADMIN',
   'Query.trips': 'VIEWER',
   'Mutation.createTrip': 'MANAGER',
   'Mutation.updateTrip': 'MANAGER',
@@ -240,6 +242,16 @@ const CASES: Record<string, Case> = {
       );
       return found.vehicles.totalCount === 1;
     },
+  },
+  'Query.fleetSettings': {
+    document: `{ fleetSettings { timeZone currency } }`,
+    check: (data) => expect(data.fleetSettings).toMatchObject({ timeZone: expect.any(String) as unknown }),
+  },
+  'Mutation.updateFleetSettings': {
+    document: `mutation($minutes: Int!) { updateFleetSettings(input: { lateToleranceMinutes: $minutes }) { settings { lateToleranceMinutes } } }`,
+    prepare: async () => ({ minutes: (counter += 1) % 1000 }),
+    effect: async (variables) =>
+      (await tenant.owner.request(graphql(`query RoleMatrixSettingsOf { fleetSettings { lateToleranceMinutes } }`))).fleetSettings.lateToleranceMinutes === variables.minutes,
   },
   'Query.fleetSummary': {
     document: `{ fleetSummary { vehiclesByStatus { status count } driversOnDuty } }`,
