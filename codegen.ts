@@ -52,6 +52,8 @@ const config: CodegenConfig = {
           VehicleConnection: '../graphql/pagination#ConnectionModel<VehicleModel>',
           DriverConnection: '../graphql/pagination#ConnectionModel<DriverModel>',
           Trip: './prisma/tenant/client#Trip as TripModel',
+          MaintenanceRecord: './prisma/tenant/client#MaintenanceRecord as MaintenanceRecordModel',
+          MaintenanceRecordConnection: '../graphql/pagination#ConnectionModel<MaintenanceRecordModel>',
           FleetSettings: './prisma/tenant/client#FleetSettings as FleetSettingsModel',
           TripConnection: '../graphql/pagination#ConnectionModel<TripModel>',
           TripTransition: './prisma/tenant/client#TripTransition as TripTransitionModel',

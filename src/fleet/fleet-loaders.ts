@@ -23,6 +23,8 @@ export interface FleetLoaders {
     driverOfVehicle: WeakMap<Vehicle, Driver | null>;
     vehicleOfDriver: WeakMap<Driver, Vehicle | null>;
   };
+  /** A loader made on first use and kept for the request under `key` (one per field and arguments). */
+  batch<Key, Value>(key: string, create: (sql: TenantSql) => DataLoader<Key, Value>): DataLoader<Key, Value>;
 }
 
 function loaderOf<Row extends { id: string }>(sql: TenantSql, table: TenantTable<Row>, key: keyof Row & string): DataLoader<string, Row | null> {
@@ -34,10 +36,20 @@ function loaderOf<Row extends { id: string }>(sql: TenantSql, table: TenantTable
 }
 
 export function createFleetLoaders(sql: TenantSql): FleetLoaders {
+  // Made lazily: most requests use none of them.
+  const batches = new Map<string, DataLoader<unknown, unknown>>();
   return {
     vehicleById: loaderOf(sql, vehicleTable, 'id'),
     driverById: loaderOf(sql, driverTable, 'id'),
     vehicleByDriverId: loaderOf(sql, vehicleTable, 'driverId'),
     joined: { driverOfVehicle: new WeakMap(), vehicleOfDriver: new WeakMap() },
+    batch<Key, Value>(key: string, create: (tenantSql: TenantSql) => DataLoader<Key, Value>): DataLoader<Key, Value> {
+      let loader = batches.get(key) as DataLoader<Key, Value> | undefined;
+      if (!loader) {
+        loader = create(sql);
+        batches.set(key, loader as DataLoader<unknown, unknown>);
+      }
+      return loader;
+    },
   };
 }

@@ -2,7 +2,9 @@ import type { Resolvers } from '../generated/graphql';
 import { expectGlobalId, parseGlobalId, toGlobalId } from '../graphql/global-id';
 import { selectsPath } from '../graphql/look-ahead';
 import { includeDeletedFor } from '../records/records.resolvers';
+import { badInput } from '../errors/app-error';
 import { readFleetSettings, updateFleetSettings } from './fleet-settings';
+import { closeMaintenance, listMaintenance, maintenanceOfVehicles, maintenanceTable, MAX_MAINTENANCE_PER_VEHICLE, openMaintenance } from './maintenance';
 import { createDriver, deleteDriver, listDrivers, restoreDriver, updateDriver } from './drivers';
 import { assignDriver, createVehicle, deleteVehicle, listVehicles, restoreVehicle, updateVehicle } from './vehicles';
 
@@ -16,6 +18,11 @@ const live = <Row extends { deletedAt: Date | null }>(row: Row | null): Row | nu
 export const fleetResolvers: Resolvers = {
   Query: {
     fleetSettings: (_root, _args, ctx) => readFleetSettings(ctx.tenantScope().sql),
+    maintenanceRecords: (_root, { filter, ...args }, ctx) =>
+      listMaintenance(ctx.tenantScope(), {
+        ...args,
+        filter: filter && { ...filter, vehicleId: filter.vehicleId ? expectGlobalId(filter.vehicleId, 'Vehicle', 'filter.vehicleId') : null },
+      }),
     node: async (_root, { id }, ctx) => {
       const parsed = parseGlobalId(id);
       if (!parsed) return null;
@@ -28,6 +35,10 @@ export const fleetResolvers: Resolvers = {
       if (parsed.type === 'Driver') {
         const driver = live(await loaders.driverById.load(parsed.id));
         return driver ? { ...driver, __typename: 'Driver' as const } : null;
+      }
+      if (parsed.type === 'MaintenanceRecord') {
+        const [record] = await maintenanceTable.whereIn(ctx.tenantScope().sql, 'id', [parsed.id]);
+        return record ? { ...record, __typename: 'MaintenanceRecord' as const } : null;
       }
       const trip = live(await ctx.tenantScope().trips.tripById.load(parsed.id));
       return trip ? { ...trip, __typename: 'Trip' as const } : null;
@@ -44,6 +55,12 @@ export const fleetResolvers: Resolvers = {
     },
   },
   Mutation: {
+    openMaintenance: async (_root, { input }, ctx) => ({
+      maintenanceRecord: await openMaintenance(ctx.tenantScope(), { ...input, vehicleId: expectGlobalId(input.vehicleId, 'Vehicle', 'vehicleId') }),
+    }),
+    closeMaintenance: async (_root, { input }, ctx) => ({
+      maintenanceRecord: await closeMaintenance(ctx.tenantScope(), { ...input, id: expectGlobalId(input.id, 'MaintenanceRecord', 'id') }),
+    }),
     updateFleetSettings: async (_root, { input }, ctx) => ({ settings: await updateFleetSettings(ctx.tenantScope(), input) }),
     createVehicle: async (_root, { input }, ctx) => ({ vehicle: await createVehicle(ctx.tenantScope(), input) }),
     updateVehicle: async (_root, { id, input }, ctx) => ({
@@ -73,10 +90,15 @@ export const fleetResolvers: Resolvers = {
     }),
   },
   Node: {
-    __resolveType: (node) => ('plate' in node ? 'Vehicle' : 'reference' in node ? 'Trip' : 'Driver'),
+    __resolveType: (node) => ('plate' in node ? 'Vehicle' : 'reference' in node ? 'Trip' : 'kind' in node ? 'MaintenanceRecord' : 'Driver'),
   },
   Vehicle: {
     id: (vehicle) => toGlobalId('Vehicle', vehicle.id),
+    maintenance: (vehicle, { first, open }, ctx) => {
+      const count = first ?? 10;
+      if (!Number.isInteger(count) || count < 1 || count > MAX_MAINTENANCE_PER_VEHICLE) throw badInput(`first must be between 1 and ${MAX_MAINTENANCE_PER_VEHICLE}`, 'first');
+      return ctx.tenantScope().loaders.batch(`maintenance:${count}:${String(open)}`, (sql) => maintenanceOfVehicles(sql, count, open)).load(vehicle.id);
+    },
     driver: (vehicle, _args, ctx) => {
       const { loaders } = ctx.tenantScope();
       const joined = loaders.joined.driverOfVehicle.get(vehicle);
@@ -91,6 +113,17 @@ export const fleetResolvers: Resolvers = {
       const joined = loaders.joined.vehicleOfDriver.get(driver);
       return joined !== undefined ? joined : loaders.vehicleByDriverId.load(driver.id);
     },
+  },
+  MaintenanceRecord: {
+    id: (record) => toGlobalId('MaintenanceRecord', record.id),
+    vehicle: async (record, _args, ctx) => {
+      const vehicle = await ctx.tenantScope().loaders.vehicleById.load(record.vehicleId);
+      if (!vehicle) throw new Error('a maintenance record without its vehicle (the foreign key forbids it)');
+      return vehicle;
+    },
+  },
+  MaintenanceRecordConnection: {
+    totalCount: (connection) => connection.totalCount(),
   },
   FleetSettings: {
     timeZone: (settings) => settings.timezone,

@@ -34,6 +34,8 @@ interface SeededTenant extends TenantFixture {
   drivers: SeededDriver[];
   /** A PLANNED trip (vehicle 1, driver 1), so it has a transition. */
   trip: { id: string; reference: string };
+  /** An open maintenance record on vehicle 2. */
+  maintenanceId: string;
   /** A soft-deleted vehicle, driver and trip (restorable by the tenant's ADMIN+). */
   deleted: { vehicleId: string; driverId: string; tripId: string };
   /** A second member (ADMIN), so member attacks do not only hit the last-OWNER rule. */
@@ -94,6 +96,10 @@ async function seedTenant(label: 'alpha' | 'bravo'): Promise<SeededTenant> {
     input: { reference: `${prefix}-TRIP`, origin: `${label} depot`, destination: 'Shared city', vehicleId: vehicles[1]?.id, driverId: drivers[1]?.id },
   });
   await tenant.owner.request(TRANSITION_TRIP, { input: { id: trip.createTrip.trip.id, to: 'PLANNED' } });
+  const maintenance = await tenant.owner.request(
+    graphql(`mutation IsolationSeedMaintenance($vehicleId: ID!) { openMaintenance(input: { vehicleId: $vehicleId, kind: SERVICE, description: "seeded" }) { maintenanceRecord { id } } }`),
+    { vehicleId: vehicles[2]?.id as string },
+  );
   const gone = {
     vehicleId: (await tenant.owner.request(CREATE_VEHICLE, { input: { plate: `${prefix}-GONE`, make: 'Gone', model: 'Gone', year: 2010 } })).createVehicle.vehicle.id,
     driverId: (await tenant.owner.request(CREATE_DRIVER, { input: { name: `${label} gone`, licenseNumber: `${prefix}-GONE` } })).createDriver.driver.id,
@@ -129,6 +135,7 @@ async function seedTenant(label: 'alpha' | 'bravo'): Promise<SeededTenant> {
     drivers,
     trip: { id: trip.createTrip.trip.id, reference: trip.createTrip.trip.reference },
     deleted: gone,
+    maintenanceId: maintenance.openMaintenance.maintenanceRecord.id,
     admin: { id: added.addMember.member.id, email: adminEmail, client: app.bearer(adminToken) },
     apiKey: { id: key.createApiKey.apiKey.id, secret: key.createApiKey.secret },
     operation: { ...operation, body },
@@ -154,6 +161,7 @@ const SNAPSHOT = graphql(`query IsolationSnapshot {
     edges { node { id reference status version origin destination vehicle { id } driver { id } transitions { from to actorKind actorId at } history(first: 5) { edges { node { version action actorId changes { field from to } } } } } }
   }
   allVehicles: vehicles(first: 20, includeDeleted: true) { totalCount edges { node { id version deletedAt history(first: 5) { edges { node { version action actorId } } } } } }
+  maintenanceRecords(first: 20) { totalCount edges { node { id kind closedAt vehicle { id status } } } }
   allDrivers: drivers(first: 20, includeDeleted: true) { totalCount edges { node { id version deletedAt } } }
   allTrips: trips(first: 20, includeDeleted: true) { totalCount edges { node { id version deletedAt } } }
   fleetSettings { timeZone distanceUnit currency lateToleranceMinutes defaultNotificationChannel updatedAt }
@@ -227,6 +235,9 @@ const TRIP = graphql(`query IsolationTrip($id: ID!) { trip(id: $id) { id referen
 const TRIPS = graphql(`query IsolationTrips($filter: TripFilter) { trips(first: 20, filter: $filter) { totalCount edges { node { id } } } }`);
 const UPDATE_TRIP = graphql(`mutation IsolationUpdateTrip($id: ID!, $input: UpdateTripInput!) { updateTrip(id: $id, input: $input) { trip { id } } }`);
 const UPDATE_SETTINGS = graphql(`mutation IsolationUpdateSettings($input: UpdateFleetSettingsInput!) { updateFleetSettings(input: $input) { settings { timeZone currency lateToleranceMinutes } } }`);
+const MAINTENANCE_RECORDS = graphql(`query IsolationMaintenanceRecords($filter: MaintenanceFilter) { maintenanceRecords(first: 20, filter: $filter) { totalCount edges { node { id } } } }`);
+const OPEN_MAINTENANCE = graphql(`mutation IsolationOpenMaintenance($vehicleId: ID!) { openMaintenance(input: { vehicleId: $vehicleId, kind: REPAIR, description: "probe" }) { maintenanceRecord { id } } }`);
+const CLOSE_MAINTENANCE = graphql(`mutation IsolationCloseMaintenance($id: ID!) { closeMaintenance(input: { id: $id }) { maintenanceRecord { id } } }`);
 const DELETE_TRIP = graphql(`mutation IsolationDeleteTrip($id: ID!) { deleteTrip(id: $id) { deletedId } }`);
 const RESTORE_TRIP = graphql(`mutation IsolationRestoreTrip($id: ID!) { restoreTrip(id: $id) { trip { id } } }`);
 const RESTORE_VEHICLE = graphql(`mutation IsolationRestoreVehicle($id: ID!) { restoreVehicle(id: $id) { vehicle { id } } }`);
@@ -298,7 +309,7 @@ const isolationCases: Record<string, Attack[]> = {
     {
       name: "returns null for B's vehicle and driver global ids",
       run: async () => {
-        for (const id of [...B.vehicles.map((row) => row.id), ...B.drivers.map((row) => row.id), B.trip.id, ...Object.values(B.deleted)]) {
+        for (const id of [...B.vehicles.map((row) => row.id), ...B.drivers.map((row) => row.id), B.trip.id, ...Object.values(B.deleted), B.maintenanceId]) {
           const result = await A.owner.request(NODE, { id });
           expect(result.node).toBeNull();
         }
@@ -541,7 +552,12 @@ const isolationCases: Record<string, Attack[]> = {
         const extra = await A.owner.request(CREATE_VEHICLE, { input: { plate: 'SUMMARY-ONLY-A', make: 'Probe', model: 'Probe', year: 2020, status: 'MAINTENANCE' } });
         const summary = await A.owner.request(graphql(`query IsolationFleetSummary { fleetSummary { vehiclesByStatus { status count } driversOnDuty } }`));
         const byStatus = Object.fromEntries(summary.fleetSummary.vehiclesByStatus.map((entry) => [entry.status, entry.count]));
-        expect(byStatus).toEqual({ ACTIVE: (await globalIdsInSchema(A, 'Vehicle')).length - 1, MAINTENANCE: 1, RETIRED: 0 });
+        const counted = await app.server.services.platform.pool.query<{ status: string; n: number }>(
+          `SELECT status::text, count(*)::int AS n FROM ${quoteIdentifier(A.schemaName)}."Vehicle" WHERE "deletedAt" IS NULL GROUP BY status`,
+        );
+        expect(byStatus).toEqual({ ACTIVE: 0, MAINTENANCE: 0, RETIRED: 0, ...Object.fromEntries(counted.rows.map((row) => [row.status, row.n])) });
+        // B has no vehicle this one status-only-A probe made, so a B figure would differ.
+        expect(byStatus.MAINTENANCE).toBe(2);
         await A.owner.request(DELETE_VEHICLE, { id: extra.createVehicle.vehicle.id });
       },
     },
@@ -563,6 +579,33 @@ const isolationCases: Record<string, Attack[]> = {
       run: async () => {
         const changed = await A.owner.request(UPDATE_SETTINGS, { input: { lateToleranceMinutes: 42, currency: 'CHF' } });
         expect(changed.updateFleetSettings.settings).toMatchObject({ lateToleranceMinutes: 42, currency: 'CHF' });
+      },
+    },
+  ],
+  maintenanceRecords: [
+    {
+      name: "lists A's records only; B's vehicle as a filter finds nothing",
+      run: async () => {
+        const all = await A.owner.request(MAINTENANCE_RECORDS, {});
+        expect(all.maintenanceRecords.edges.map((edge) => edge.node.id)).toEqual([A.maintenanceId]);
+        const byB = await A.owner.request(MAINTENANCE_RECORDS, { filter: { vehicleId: vehicle(B, 2).id } });
+        expect(byB.maintenanceRecords).toEqual({ totalCount: 0, edges: [] });
+      },
+    },
+  ],
+  openMaintenance: [
+    {
+      name: "NOT_FOUND for B's vehicles",
+      run: async () => {
+        for (const target of B.vehicles) await expectNotFound(A.owner.request(OPEN_MAINTENANCE, { vehicleId: target.id }));
+      },
+    },
+  ],
+  closeMaintenance: [
+    {
+      name: "NOT_FOUND for B's open record",
+      run: async () => {
+        await expectNotFound(A.owner.request(CLOSE_MAINTENANCE, { id: B.maintenanceId }));
       },
     },
   ],

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { tripList } from '../../src/dispatch/trip-tables';
 import { driverList, vehicleList } from '../../src/fleet/fleet-tables';
+import { maintenanceList } from '../../src/fleet/maintenance';
 import { toGlobalId, type NodeType } from '../../src/graphql/global-id';
 import { pageQueryOf, type RecordList } from '../../src/records/record-list';
 import { quoteIdentifier } from '../../src/tenancy/tenant-naming';
@@ -139,6 +140,7 @@ describe('cursors and filters', () => {
 });
 
 describe('on 10,000 rows per table, no order is read by a sequential scan', () => {
+  // (Maintenance records are ordered the same way; their HTTP paging shares readList with the types above.)
   let big: TenantFixture;
   let client: pg.Client;
 
@@ -158,7 +160,9 @@ describe('on 10,000 rows per table, no order is read by a sequential scan', () =
       SELECT gen_random_uuid(), 'REF-' || i, 'A', 'B', CASE WHEN i % 10 = 0 THEN NULL ELSE now() + (i % 500) * interval '1 hour' END,
              (ARRAY['DRAFT', 'PLANNED', 'DELIVERED', 'CANCELLED'])[1 + i % 4]::"TripStatus", now() - i * interval '1 minute'
         FROM generate_series(1, 10000) i`);
-    await client.query('ANALYZE "Vehicle"; ANALYZE "Driver"; ANALYZE "Trip"');
+    await client.query(`INSERT INTO "MaintenanceRecord" (id, "vehicleId", kind, description, "openedAt", "updatedAt")
+      SELECT gen_random_uuid(), v.id, 'SERVICE', 'Service', now() - (row_number() OVER ()) * interval '1 hour', now() FROM "Vehicle" v`);
+    await client.query('ANALYZE "Vehicle"; ANALYZE "Driver"; ANALYZE "Trip"; ANALYZE "MaintenanceRecord"');
   }, 60_000);
 
   afterAll(async () => {
@@ -177,7 +181,7 @@ describe('on 10,000 rows per table, no order is read by a sequential scan', () =
     return nodeTypes(result.rows[0]!['QUERY PLAN'][0].Plan);
   }
 
-  const lists = { Vehicle: vehicleList, Driver: driverList, Trip: tripList } as unknown as Record<string, RecordList<{ id: string }, unknown, string>>;
+  const lists = { Vehicle: vehicleList, Driver: driverList, Trip: tripList, MaintenanceRecord: maintenanceList } as unknown as Record<string, RecordList<{ id: string }, unknown, string>>;
   const cases = Object.entries(lists).flatMap(([type, list]) => Object.keys(list.orders).flatMap((field) => DIRECTIONS.map((direction) => ({ type, field, direction }))));
 
   it.each(cases)('$type by $field $direction: first page and a page from the middle', async ({ type, field, direction }) => {

@@ -54,6 +54,9 @@ const KNOWN: Record<string, Role> = {
   'Query.trip': 'VIEWER',
   'Query.fleetSummary': 'VIEWER',
   'Query.fleetSettings': 'VIEWER',
+  'Query.maintenanceRecords': 'VIEWER',
+  'Mutation.openMaintenance': 'MANAGER',
+  'Mutation.closeMaintenance': 'MANAGER',
   'Mutation.updateFleetSettings': 'ADMIN',
   'Query.trips': 'VIEWER',
   'Mutation.createTrip': 'MANAGER',
@@ -125,6 +128,18 @@ async function createTrip(through: ('PLANNED' | 'DISPATCHED')[] = []): Promise<s
   }
   return id;
 }
+
+/** An open maintenance record of a new vehicle (opened as the OWNER); its global id. */
+async function openMaintenanceRecord(): Promise<string> {
+  const opened = await tenant.owner.request(
+    graphql(`mutation RoleMatrixOpenMaintenance($vehicleId: ID!) { openMaintenance(input: { vehicleId: $vehicleId, kind: REPAIR, description: "Matrix" }) { maintenanceRecord { id } } }`),
+    { vehicleId: await createVehicle() },
+  );
+  return opened.openMaintenance.maintenanceRecord.id;
+}
+
+const vehicleStatusOf = async (id: string) =>
+  (await tenant.owner.request(graphql(`query RoleMatrixVehicleStatusOf($id: ID!) { vehicle(id: $id) { status } }`), { id })).vehicle?.status;
 
 const tripOf = async (id: string) =>
   (await tenant.owner.request(graphql(`query RoleMatrixTripOf($id: ID!) { trip(id: $id) { status destination } }`), { id })).trip;
@@ -241,6 +256,24 @@ const CASES: Record<string, Case> = {
         { search: plate },
       );
       return found.vehicles.totalCount === 1;
+    },
+  },
+  'Query.maintenanceRecords': {
+    document: `{ maintenanceRecords(first: 1) { totalCount } }`,
+    prepare: async () => ({ id: await openMaintenanceRecord() }),
+    check: (data) => expect((data.maintenanceRecords as { totalCount: number }).totalCount).toBeGreaterThan(0),
+  },
+  'Mutation.openMaintenance': {
+    document: `mutation($vehicleId: ID!) { openMaintenance(input: { vehicleId: $vehicleId, kind: SERVICE, description: "Matrix" }) { maintenanceRecord { id } } }`,
+    prepare: async () => ({ vehicleId: await createVehicle() }),
+    effect: async (variables) => (await vehicleStatusOf(variables.vehicleId as string)) === 'MAINTENANCE',
+  },
+  'Mutation.closeMaintenance': {
+    document: `mutation($id: ID!) { closeMaintenance(input: { id: $id }) { maintenanceRecord { id } } }`,
+    prepare: async () => ({ id: await openMaintenanceRecord() }),
+    effect: async (variables) => {
+      const found = await tenant.owner.request(graphql(`query RoleMatrixMaintenanceOf($id: ID!) { node(id: $id) { ... on MaintenanceRecord { closedAt } } }`), { id: variables.id as string });
+      return Boolean(found.node && 'closedAt' in found.node && found.node.closedAt);
     },
   },
   'Query.fleetSettings': {
