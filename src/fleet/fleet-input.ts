@@ -15,6 +15,15 @@ export const boundedText = (max: number) =>
   z.string().trim().min(1, 'must not be empty').max(max, `must be at most ${max} characters`).refine(noNul, NUL_MESSAGE);
 const currentYear = () => new Date().getUTCFullYear();
 
+const CURRENCIES: ReadonlySet<string> = new Set(Intl.supportedValuesOf('currency'));
+
+/** An ISO 4217 currency code, upper-cased. */
+export const currencyCode = z
+  .string()
+  .trim()
+  .toUpperCase()
+  .refine((code) => CURRENCIES.has(code), 'must be an ISO 4217 currency code, such as EUR or USD');
+
 /**
  * Plates and licence numbers are identifiers people type with stray spacing: trimmed, upper-cased
  * and each run of whitespace made one space, so "ab  100" and "AB 100" are one plate (the unique

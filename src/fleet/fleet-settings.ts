@@ -2,24 +2,17 @@ import { z } from 'zod';
 import { AppError, ErrorCode } from '../errors/app-error';
 import { Prisma, type FleetSettings } from '../generated/prisma/tenant/client';
 import type { TenantSql } from '../tenancy/tenant-sql';
-import { parseInput } from './fleet-input';
+import { currencyCode, parseInput } from './fleet-input';
 import type { FleetScope } from './vehicles';
 
 /** The tenant's one row of fleet settings (seeded at provisioning). */
 
 const SETTINGS_ID = 1;
 
-const CURRENCIES: ReadonlySet<string> = new Set(Intl.supportedValuesOf('currency'));
-
 const updateSettingsSchema = z.object({
   timeZone: z.string().trim().min(1, 'must not be empty').max(64, 'must be at most 64 characters').optional(),
   distanceUnit: z.enum(['KM', 'MI']).optional(),
-  currency: z
-    .string()
-    .trim()
-    .toUpperCase()
-    .refine((code) => CURRENCIES.has(code), 'must be an ISO 4217 currency code, such as EUR or USD')
-    .optional(),
+  currency: currencyCode.optional(),
   lateToleranceMinutes: z.number().int().min(0, 'must not be negative').max(1440, 'must be at most 1440 (a day)').optional(),
   defaultNotificationChannel: z.enum(['EMAIL', 'WEBHOOK', 'NONE']).optional(),
 });

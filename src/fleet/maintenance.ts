@@ -8,7 +8,7 @@ import { actorOf, lockLive, recordChange, type TenantTransaction } from '../reco
 import { readList, type ListArgs, type RecordList } from '../records/record-list';
 import type { TenantSql } from '../tenancy/tenant-sql';
 import { TenantTable } from '../tenancy/tenant-table';
-import { boundedText, parseInput } from './fleet-input';
+import { boundedText, currencyCode, parseInput } from './fleet-input';
 import { vehicleRecord } from './fleet-tables';
 import type { FleetScope } from './vehicles';
 
@@ -57,12 +57,7 @@ export function maintenanceOfVehicles(sql: TenantSql, first: number, open: boole
   });
 }
 
-const CURRENCIES: ReadonlySet<string> = new Set(Intl.supportedValuesOf('currency'));
-const currency = z
-  .string()
-  .trim()
-  .toUpperCase()
-  .refine((code) => CURRENCIES.has(code), 'must be an ISO 4217 currency code, such as EUR or USD');
+const currency = currencyCode;
 const cost = z.number().int().min(0, 'must not be negative').max(2_000_000_000, 'is implausibly large');
 const absent = (value: unknown): value is null | undefined => value === null || value === undefined;
 const costNeedsCurrency = (input: { costMinorUnits?: number | null; currency?: string | null }) => absent(input.costMinorUnits) || !absent(input.currency);

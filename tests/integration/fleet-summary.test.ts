@@ -1,5 +1,6 @@
 import { quoteIdentifier } from '../../src/tenancy/tenant-naming';
 import { graphql } from '../generated';
+import { tenantSqlStatements } from '../support/raw-graphql';
 import { startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
 
 /*
@@ -43,10 +44,7 @@ async function trip(options: { departure?: Date; arrival?: Date; through?: ('PLA
   for (const to of options.through ?? []) await tenant.owner.request(TRANSITION, { input: { id: created.createTrip.trip.id, to } });
 }
 
-async function statements(): Promise<number> {
-  const text = await (await fetch(app.url.replace(/\/graphql$/, '/metrics'))).text();
-  return Number(text.split('\n').find((row) => row.startsWith('fleet_tenant_sql_statements_total '))?.split(' ')[1]);
-}
+const statements = () => tenantSqlStatements(app.url);
 
 beforeAll(async () => {
   app = await startTestServer();

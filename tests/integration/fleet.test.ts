@@ -4,6 +4,7 @@ import type { GraphQLClient } from '../support/graphql-request';
 import { withRowLocked, type HeldLock } from '../support/row-lock';
 import { errorCode, expectErrors, startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
 import { graphql } from '../generated';
+import { tenantSqlStatements } from '../support/raw-graphql';
 import type {
   CreateDriverInput,
   CreateVehicleInput,
@@ -940,15 +941,7 @@ describe('search is a literal, case-insensitive substring match', () => {
 });
 
 describe('nested fields are batched (no N+1)', () => {
-  const metricsUrl = () => app.url.replace(/\/graphql$/, '/metrics');
-
-  async function tenantStatements(): Promise<number> {
-    const response = await fetch(metricsUrl());
-    expect(response.status).toBe(200);
-    const line = (await response.text()).split('\n').find((row) => row.startsWith('fleet_tenant_sql_statements_total '));
-    if (!line) throw new Error('fleet_tenant_sql_statements_total missing from /metrics');
-    return Number(line.split(' ')[1]);
-  }
+  const tenantStatements = () => tenantSqlStatements(app.url);
 
   const NESTED = graphql(`query FleetNested($first: Int) {
     vehicles(first: $first) { edges { node { plate driver { name vehicle { plate } } } } totalCount }

@@ -1,4 +1,5 @@
 import { graphql } from '../generated';
+import { tenantSqlStatements } from '../support/raw-graphql';
 import { expectErrors, startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
 
 /*
@@ -89,10 +90,7 @@ describe('maintenance', () => {
     expect(open.maintenanceRecords.totalCount + closed.maintenanceRecords.totalCount).toBe(all.maintenanceRecords.totalCount);
     expect((await tenant.owner.request(RECORDS, { filter: { kind: 'TIRES' } })).maintenanceRecords.totalCount).toBe(1);
 
-    const statements = async () => {
-      const text = await (await fetch(app.url.replace(/\/graphql$/, '/metrics'))).text();
-      return Number(text.split('\n').find((row) => row.startsWith('fleet_tenant_sql_statements_total '))?.split(' ')[1]);
-    };
+    const statements = () => tenantSqlStatements(app.url);
     const page = graphql(`query MaintPage($first: Int!) { vehicles(first: $first) { edges { node { id maintenance(first: 3) { id kind } } } } }`);
     const measure = async (first: number) => {
       const before = await statements();

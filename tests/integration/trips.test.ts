@@ -1,6 +1,7 @@
 import { TRIP_STATUSES, TRIP_TRANSITIONS } from '../../src/dispatch/trip-workflow';
 import { quoteIdentifier } from '../../src/tenancy/tenant-naming';
 import { graphql } from '../generated';
+import { tenantSqlStatements } from '../support/raw-graphql';
 import type { TripStatus } from '../generated/graphql';
 import type { GraphQLClient } from '../support/graphql-request';
 import { expectErrors, startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
@@ -363,10 +364,7 @@ describe('lists', () => {
   });
 
   it("vehicles' and drivers' trips come batched: the same statements for 2 vehicles as for 6", async () => {
-    const statements = async () => {
-      const text = await (await fetch(app.url.replace(/\/graphql$/, '/metrics'))).text();
-      return Number(text.split('\n').find((row) => row.startsWith('fleet_tenant_sql_statements_total '))?.split(' ')[1]);
-    };
+    const statements = () => tenantSqlStatements(app.url);
     const measure = async (first: number) => {
       const before = await statements();
       const result = await manager.request(VEHICLES_WITH_TRIPS, { first });

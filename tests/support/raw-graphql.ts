@@ -82,3 +82,11 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, timeout
     await sleep(intervalMs);
   }
 }
+
+/** SQL statements every tenant connection of the server at `graphqlUrl` has sent so far (its /metrics counter). */
+export async function tenantSqlStatements(graphqlUrl: string): Promise<number> {
+  const response = await fetch(graphqlUrl.replace(/\/graphql$/, '/metrics'));
+  const line = (await response.text()).split('\n').find((row) => row.startsWith('fleet_tenant_sql_statements_total '));
+  if (response.status !== 200 || !line) throw new Error('fleet_tenant_sql_statements_total missing from /metrics');
+  return Number(line.split(' ')[1]);
+}
