@@ -3,10 +3,10 @@ import { conflict } from '../errors/app-error';
 import type { Driver } from '../generated/prisma/tenant/client';
 import type { DriverFilter, DriverOrderField } from '../generated/graphql';
 import type { ConnectionModel } from '../graphql/pagination';
-import { actorOf, changeRecord, createRecord, lockLive, recordChange, restoreRecord, softDelete } from '../records/record-changes';
+import { actorOf, changeLocked, changeRecord, createRecord, lockLive, restoreRecord, softDelete } from '../records/record-changes';
 import { readList, type ListArgs } from '../records/record-list';
 import { createDriverSchema, parseInput, updateDriverSchema } from './fleet-input';
-import { driverList, driverRecord, driverVehicle, vehicleRecord } from './fleet-tables';
+import { driverList, driverRecord, driverVehicle, refuseIfOnTheRoad, vehicleRecord } from './fleet-tables';
 import type { FleetScope } from './vehicles';
 
 /** A page of drivers; with `withVehicle`, their vehicles in the same statement (as listVehicles). */
@@ -69,13 +69,12 @@ export async function deleteDriver({ db, loaders, principal }: FleetScope, id: s
   await softDelete(db, driverRecord, id, {
     actor,
     beforeDelete: async (tx, driver) => {
-      const onTheRoad = await tx.trip.count({ where: { driverId: driver.id, status: { in: ['DISPATCHED', 'IN_TRANSIT'] }, deletedAt: null } });
-      if (onTheRoad > 0) throw conflict('This driver is on a trip on the road; deliver or cancel it first');
+      await refuseIfOnTheRoad(tx, { driverId: driver.id });
       const vehicle = await tx.vehicle.findFirst({ where: { driverId: driver.id }, select: { id: true } });
       if (vehicle) {
-        const before = await lockLive(tx, vehicleRecord, vehicle.id);
-        const after = await tx.vehicle.update({ where: { id: vehicle.id }, data: { driverId: null, version: { increment: 1 } } });
-        await recordChange(tx, vehicleRecord, 'UPDATED', actor, before, after);
+        await changeLocked(tx, vehicleRecord, await lockLive(tx, vehicleRecord, vehicle.id), actor, (inner) =>
+          inner.vehicle.update({ where: { id: vehicle.id }, data: { driverId: null, version: { increment: 1 } } }),
+        );
       }
     },
   });

@@ -36,14 +36,15 @@ function loaderOf<Row extends { id: string }>(sql: TenantSql, table: TenantTable
 }
 
 export function createFleetLoaders(sql: TenantSql): FleetLoaders {
-  // Made lazily: most requests use none of them.
-  const batches = new Map<string, DataLoader<unknown, unknown>>();
+  // Made on first use: most requests use none of them.
+  let batches: Map<string, DataLoader<unknown, unknown>> | undefined;
   return {
     vehicleById: loaderOf(sql, vehicleTable, 'id'),
     driverById: loaderOf(sql, driverTable, 'id'),
     vehicleByDriverId: loaderOf(sql, vehicleTable, 'driverId'),
     joined: { driverOfVehicle: new WeakMap(), vehicleOfDriver: new WeakMap() },
     batch<Key, Value>(key: string, create: (tenantSql: TenantSql) => DataLoader<Key, Value>): DataLoader<Key, Value> {
+      batches ??= new Map();
       let loader = batches.get(key) as DataLoader<Key, Value> | undefined;
       if (!loader) {
         loader = create(sql);

@@ -1,6 +1,7 @@
 import { Prisma, type Driver, type Vehicle } from '../generated/prisma/tenant/client';
 import type { DriverFilter, DriverOrderField, VehicleFilter, VehicleOrderField } from '../generated/graphql';
-import type { RecordType } from '../records/record-changes';
+import { conflict } from '../errors/app-error';
+import type { RecordType, TenantTransaction } from '../records/record-changes';
 import type { RecordList } from '../records/record-list';
 import { containsText, TenantTable, type ToOneJoin } from '../tenancy/tenant-table';
 import { normaliseIdentifier, searchText } from './fleet-input';
@@ -11,6 +12,16 @@ export const driverTable = new TenantTable<Driver>('Driver', Object.values(Prism
 
 export const vehicleRecord: RecordType<Vehicle> = { name: 'Vehicle', table: vehicleTable, uniqueAmongLive: ['plate'] };
 export const driverRecord: RecordType<Driver> = { name: 'Driver', table: driverTable, uniqueAmongLive: ['licenseNumber'] };
+
+/**
+ * Refuses (CONFLICT) a change to a vehicle or driver that is on a trip on the road (DISPATCHED
+ * or IN_TRANSIT): deleting it, or taking the vehicle into maintenance. Fleet knows this much of
+ * dispatch because these are the fleet's own rules.
+ */
+export async function refuseIfOnTheRoad(tx: TenantTransaction, on: { vehicleId: string } | { driverId: string }): Promise<void> {
+  const trips = await tx.trip.count({ where: { ...on, status: { in: ['DISPATCHED', 'IN_TRANSIT'] }, deletedAt: null } });
+  if (trips > 0) throw conflict(`This ${'vehicleId' in on ? 'vehicle' : 'driver'} is on a trip on the road; deliver or cancel it first`, 'vehicleId' in on ? 'vehicleId' : 'driverId');
+}
 
 export const vehicleDriver: ToOneJoin<Vehicle, Driver> = { table: driverTable, localKey: 'driverId', relatedKey: 'id' };
 export const driverVehicle: ToOneJoin<Driver, Vehicle> = { table: vehicleTable, localKey: 'id', relatedKey: 'driverId' };

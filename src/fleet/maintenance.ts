@@ -4,12 +4,12 @@ import { AppError, conflict, ErrorCode, notFound } from '../errors/app-error';
 import type { MaintenanceFilter, MaintenanceOrderField } from '../generated/graphql';
 import { Prisma, type MaintenanceRecord, type Vehicle } from '../generated/prisma/tenant/client';
 import type { ConnectionModel } from '../graphql/pagination';
-import { actorOf, lockLive, recordChange, type TenantTransaction } from '../records/record-changes';
+import { actorOf, changeLocked, lockLive, type TenantTransaction } from '../records/record-changes';
 import { readList, type ListArgs, type RecordList } from '../records/record-list';
 import type { TenantSql } from '../tenancy/tenant-sql';
 import { TenantTable } from '../tenancy/tenant-table';
 import { boundedText, currencyCode, parseInput } from './fleet-input';
-import { vehicleRecord } from './fleet-tables';
+import { refuseIfOnTheRoad, vehicleRecord } from './fleet-tables';
 import type { FleetScope } from './vehicles';
 
 /*
@@ -79,8 +79,9 @@ const closeSchema = z.object({ id: z.string(), costMinorUnits: cost.nullish(), c
 /** Moves the locked vehicle to `status` (a recorded change), unless it is there already. */
 async function setVehicleStatus(tx: TenantTransaction, vehicle: Vehicle, status: Vehicle['status'], scope: FleetScope): Promise<void> {
   if (vehicle.status === status) return;
-  const after = await tx.vehicle.update({ where: { id: vehicle.id }, data: { status, version: { increment: 1 } } });
-  await recordChange(tx, vehicleRecord, 'UPDATED', actorOf(scope.principal), vehicle, after);
+  const after = await changeLocked(tx, vehicleRecord, vehicle, actorOf(scope.principal), (inner) =>
+    inner.vehicle.update({ where: { id: vehicle.id }, data: { status, version: { increment: 1 } } }),
+  );
   scope.loaders.vehicleById.clear(vehicle.id).prime(vehicle.id, after);
 }
 
@@ -89,8 +90,7 @@ export async function openMaintenance(scope: FleetScope, input: object): Promise
   return scope.db.$transaction(async (tx) => {
     const vehicle = await lockLive(tx, vehicleRecord, vehicleId);
     if (vehicle.status === 'RETIRED') throw conflict('A RETIRED vehicle is not maintained; change its status first', 'vehicleId');
-    const onTheRoad = await tx.trip.count({ where: { vehicleId, status: { in: ['DISPATCHED', 'IN_TRANSIT'] }, deletedAt: null } });
-    if (onTheRoad > 0) throw conflict('This vehicle is on a trip on the road; deliver or cancel it first', 'vehicleId');
+    await refuseIfOnTheRoad(tx, { vehicleId });
     const record = await tx.maintenanceRecord.create({ data: { vehicleId, ...data } });
     await setVehicleStatus(tx, vehicle, 'MAINTENANCE', scope);
     return record;

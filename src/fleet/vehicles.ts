@@ -10,7 +10,7 @@ import type { TenantPrisma } from '../tenancy/tenant-client-pool';
 import type { TenantSql } from '../tenancy/tenant-sql';
 import { createVehicleSchema, parseInput, updateVehicleSchema } from './fleet-input';
 import type { FleetLoaders } from './fleet-loaders';
-import { vehicleDriver, vehicleList, vehicleRecord } from './fleet-tables';
+import { refuseIfOnTheRoad, vehicleDriver, vehicleList, vehicleRecord } from './fleet-tables';
 
 /**
  * Everything here runs on a tenant-bound client (Prisma for writes, SQL for reads, on the same
@@ -93,8 +93,7 @@ export async function deleteVehicle({ db, loaders, principal }: FleetScope, id: 
   await softDelete(db, vehicleRecord, id, {
     actor: actorOf(principal),
     beforeDelete: async (tx, vehicle) => {
-      const onTheRoad = await tx.trip.count({ where: { vehicleId: vehicle.id, status: { in: ['DISPATCHED', 'IN_TRANSIT'] }, deletedAt: null } });
-      if (onTheRoad > 0) throw conflict('This vehicle is on a trip on the road; deliver or cancel it first');
+      await refuseIfOnTheRoad(tx, { vehicleId: vehicle.id });
       if (vehicle.driverId) await tx.vehicle.update({ where: { id: vehicle.id }, data: { driverId: null } });
     },
   });

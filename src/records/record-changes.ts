@@ -106,12 +106,24 @@ export async function changeRecord<Row extends VersionedRow>(
   options: { actor: Actor; expectedVersion?: number | null },
   apply: (tx: TenantTransaction, before: Row) => Promise<Row>,
 ): Promise<Row> {
-  return db.$transaction(async (tx) => {
-    const before = await lockLive(tx, type, id, options.expectedVersion);
-    const after = await apply(tx, before);
-    await recordChange(tx, type, 'UPDATED', options.actor, before, after);
-    return after;
-  });
+  return db.$transaction(async (tx) => changeLocked(tx, type, await lockLive(tx, type, id, options.expectedVersion), options.actor, apply));
+}
+
+/**
+ * The same change inside a transaction that already holds the record's lock (`before`, from
+ * lockLive): for changes a change of another record brings about (a driver deleted leaves their
+ * vehicle; maintenance moves a vehicle's status).
+ */
+export async function changeLocked<Row extends VersionedRow>(
+  tx: TenantTransaction,
+  type: RecordType<Row>,
+  before: Row,
+  actor: Actor,
+  apply: (tx: TenantTransaction, before: Row) => Promise<Row>,
+): Promise<Row> {
+  const after = await apply(tx, before);
+  await recordChange(tx, type, 'UPDATED', actor, before, after);
+  return after;
 }
 
 /** A new record and its first history entry, in one transaction. */
