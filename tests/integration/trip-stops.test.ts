@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { quoteIdentifier } from '../../src/tenancy/tenant-naming';
 import { graphql } from '../generated';
 import { tenantSqlStatements } from '../support/raw-graphql';
@@ -355,5 +357,38 @@ describe('batching', () => {
     const two = await measure(2);
     expect(await measure(6)).toBe(two);
     expect(two).toBe(2);
+  });
+});
+
+describe("the README's first session", () => {
+  it('takes a trip with a drop-off from DRAFT to DELIVERED, as written', async () => {
+    const readme = readFileSync(path.join(__dirname, '../../README.md'), 'utf8');
+    const session = readme.slice(readme.indexOf('# a trip from DRAFT to DELIVERED'));
+    const lines = session.slice(0, session.indexOf('```')).split('\n');
+    const ids: Record<string, string> = {
+      'vehicle id': (await tenant.owner.request(CREATE_VEHICLE, { input: { plate: unique('README'), make: 'Volvo', model: 'FH16', year: 2022 } })).createVehicle.vehicle.id,
+    };
+    const run = async (document: string) => {
+      const filled = document.replace(/<([a-z ]+)>/g, (_match, name: string) => ids[name] ?? `missing ${name}`);
+      const data = await tenant.owner.request<Record<string, Record<string, Record<string, unknown>>>>(filled);
+      const [payload] = Object.values(data);
+      for (const [key, name] of [['driver', 'driver id'], ['trip', 'trip id'], ['stop', 'stop id']] as const) {
+        const id = payload?.[key]?.id;
+        if (typeof id === 'string' && !ids[name]) ids[name] = id;
+      }
+      return data;
+    };
+    let last: Record<string, unknown> = {};
+    for (const line of lines) {
+      if (line.startsWith('mutation {') || line.startsWith('query {')) last = await run(line);
+      if (line.startsWith('# then to: DISPATCHED and IN_TRANSIT the same way')) {
+        const planned = lines.find((each) => each.includes('to: PLANNED')) as string;
+        for (const to of ['DISPATCHED', 'IN_TRANSIT']) await run(planned.replace('to: PLANNED', `to: ${to}`));
+      }
+    }
+    expect(last).toMatchObject({
+      trip: { status: 'DELIVERED', stops: [{ sequence: 1, completedAt: expect.any(String), proofOfDelivery: { recipientName: 'Chloé Martin' } }] },
+    });
+    expect((last.trip as { transitions: { to: string }[] }).transitions.map((transition) => transition.to)).toEqual(['PLANNED', 'DISPATCHED', 'IN_TRANSIT', 'DELIVERED']);
   });
 });
