@@ -49,6 +49,8 @@ const userIds = new Map<Role, string>();
 let counter = 0;
 const unique = (prefix: string) => `${prefix}-${(counter += 1)}`;
 const client = (role: Role) => clients.get(role) as GraphQLClient;
+/** A second MEMBER: someone other than a note's author, at the same role. */
+let otherMember: GraphQLClient;
 
 const rowId = (globalId: string) => Buffer.from(globalId, 'base64url').toString('utf8').split(':')[1] as string;
 
@@ -94,9 +96,8 @@ beforeAll(async () => {
     userIds.set(role, added.addMember.member.id);
     clients.set(role, app.bearer(await app.login(tenant.slug, email, 'stops-password-1')));
   }
-  // A second MEMBER, to be someone other than a note's author at the same role.
   await tenant.owner.request(ADD_MEMBER, { input: { email: 'member2@stops.test', name: 'Other member', password: 'stops-password-1', role: 'MEMBER' } });
-  clients.set('OTHER_MEMBER' as Role, app.bearer(await app.login(tenant.slug, 'member2@stops.test', 'stops-password-1')));
+  otherMember = app.bearer(await app.login(tenant.slug, 'member2@stops.test', 'stops-password-1'));
 }, 60_000);
 
 afterAll(async () => {
@@ -202,6 +203,25 @@ describe("the plan's rules", () => {
     expect(rows.rows.map((row) => row.sequence)).toEqual([1, 2]);
   });
 
+  it('changes made at once are serialised by the trip: stops added together get 1..n, of two reorders against one version one wins', async () => {
+    const tripId = await newTrip();
+    const added = await Promise.all(['A', 'B', 'C', 'D', 'E'].map((address) => addStop(tripId, 'DROP_OFF', address)));
+    const stops = await stopsOf(tripId);
+    expect(stops.map((stop) => stop.sequence)).toEqual([1, 2, 3, 4, 5]);
+    expect(new Set(stops.map((stop) => stop.id))).toEqual(new Set(added));
+    const version = (await tenant.owner.request(TRIP, { id: tripId })).trip?.version as number;
+    const ids = stops.map((stop) => stop.id);
+    const outcomes = await Promise.allSettled([
+      client('MANAGER').request(REORDER, { input: { tripId, stopIds: [...ids].reverse(), expectedVersion: version } }),
+      client('OWNER').request(REORDER, { input: { tripId, stopIds: [...ids.slice(1), ids[0] as string], expectedVersion: version } }),
+    ]);
+    expect(outcomes.map((outcome) => outcome.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const loser = outcomes.find((outcome) => outcome.status === 'rejected') as PromiseRejectedResult;
+    expect((await expectErrors(Promise.reject(loser.reason as Error))).errors.map((error) => error.extensions.code)).toEqual(['CONFLICT']);
+    const winner = outcomes.find((outcome) => outcome.status === 'fulfilled') as PromiseFulfilledResult<{ reorderStops: { trip: { stops: { id: string }[] } } }>;
+    expect((await stopsOf(tripId)).map((stop) => stop.id)).toEqual(winner.value.reorderStops.trip.stops.map((stop) => stop.id));
+  });
+
   it('once dispatched the plan is fixed; before, nothing is arrived at or completed', async () => {
     const tripId = await newTrip();
     const a = await addStop(tripId, 'PICKUP', 'A');
@@ -286,8 +306,8 @@ describe('notes', () => {
     const edited = await client('MEMBER').request(EDIT_NOTE, { input: { id: note.id, body: 'Gate code 4712', expectedVersion: 1 } });
     expect(edited.editTripNote.note).toMatchObject({ body: 'Gate code 4712', version: 2, editedAt: expect.any(String) });
     // Someone else, whatever their role, may not edit it.
-    for (const other of ['OTHER_MEMBER', 'ADMIN', 'OWNER'] as Role[]) {
-      expect(await codesOf(client(other).request(EDIT_NOTE, { input: { id: note.id, body: 'hijacked' } }))).toEqual([['FORBIDDEN', undefined]]);
+    for (const other of [otherMember, client('ADMIN'), client('OWNER')]) {
+      expect(await codesOf(other.request(EDIT_NOTE, { input: { id: note.id, body: 'hijacked' } }))).toEqual([['FORBIDDEN', undefined]]);
     }
     // 16 minutes later (set back in the database), not even its author.
     await app.server.services.platform.pool.query(
@@ -306,7 +326,7 @@ describe('notes', () => {
 
     // Deleting: not another MEMBER (nor a MANAGER); the author, or an ADMIN.
     const second = (await client('MANAGER').request(ADD_NOTE, { input: { tripId, body: 'Second' } })).addTripNote.note.id;
-    expect(await codesOf(client('OTHER_MEMBER' as Role).request(DELETE_NOTE, { id: note.id }))).toEqual([['FORBIDDEN', undefined]]);
+    expect(await codesOf(otherMember.request(DELETE_NOTE, { id: note.id }))).toEqual([['FORBIDDEN', undefined]]);
     expect(await codesOf(client('MANAGER').request(DELETE_NOTE, { id: note.id }))).toEqual([['FORBIDDEN', undefined]]);
     expect(await codesOf(client('VIEWER').request(DELETE_NOTE, { id: note.id }))).toEqual([['FORBIDDEN', undefined]]);
     await client('ADMIN').request(DELETE_NOTE, { id: note.id });
