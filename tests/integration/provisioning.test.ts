@@ -119,7 +119,7 @@ describe('createTenant', () => {
     // The schema and everything in it belong to the tenant's role.
     expect(await db.schemaOwner(schemaName)).toBe(roleName);
     const relations = await db.relationOwners(schemaName);
-    expect(await db.tableNames(schemaName)).toEqual(['Driver', 'FleetSettings', 'MaintenanceRecord', 'RecordChange', 'Trip', 'TripTransition', 'Vehicle', '_prisma_migrations']);
+    expect(await db.tableNames(schemaName)).toEqual(['Driver', 'FleetSettings', 'MaintenanceRecord', 'RecordChange', 'Stop', 'Trip', 'TripNote', 'TripTransition', 'Vehicle', '_prisma_migrations']);
     expect(relations.length).toBeGreaterThan(4); // tables and their indexes
     expect(relations.filter((relation) => relation.owner !== roleName)).toEqual([]);
     const types = await db.typeOwners(schemaName);
@@ -151,7 +151,7 @@ describe('createTenant', () => {
     // Nothing of the tenant landed in public.
     expect(await db.objectsIn('public')).toEqual(publicBefore);
     expect(await db.count(`SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = 'public' AND c.relname IN ('Vehicle', 'Driver', 'Trip', 'TripTransition', 'RecordChange', 'MaintenanceRecord', 'FleetSettings', '_prisma_migrations')`)).toBe(0);
+      WHERE n.nspname = 'public' AND c.relname IN ('Vehicle', 'Driver', 'Trip', 'TripTransition', 'RecordChange', 'MaintenanceRecord', 'Stop', 'TripNote', 'FleetSettings', '_prisma_migrations')`)).toBe(0);
 
     // The platform row says the same.
     expect(await tenantBySlug(slug)).toEqual(tenant);
