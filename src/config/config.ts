@@ -103,6 +103,8 @@ const environmentSchema = z.object({
   /** Soft-deleted vehicles, drivers and trips are purged for good after this many days. */
   DELETED_RECORD_RETENTION_DAYS: positiveInt.max(3650).default(30),
   /** deleteTenant: days between the request (the tenant stops serving at once) and its data going for good. */
+  /** The largest tenant archive POST /admin/tenants/:slug/import reads. */
+  TENANT_IMPORT_MAX_BYTES: positiveInt.default(256 * 1024 * 1024),
   TENANT_DELETION_GRACE_DAYS: z.coerce.number().int().min(0).max(3650).default(30),
   /** How often an instance runs the purge (one instance at a time); 0 never (the operator command still can). */
   RETENTION_PURGE_INTERVAL_MS: z.coerce.number().int().min(0).max(7 * 24 * 3600 * 1000).default(3_600_000),
@@ -188,6 +190,7 @@ export interface Config {
   migrator: 'in-process' | 'cli';
   migrateConcurrency: number;
   retention: { deletedRecordDays: number; purgeIntervalMs: number; tenantDeletionGraceDays: number };
+  tenantImportMaxBytes: number;
   embeddedPostgres: { dataDir: string; port: number };
   corsOrigins: string[];
   introspection: boolean;
@@ -329,6 +332,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     tenantCacheMax: env.TENANT_CACHE_MAX,
     migrator: env.MIGRATOR,
     migrateConcurrency: env.MIGRATE_CONCURRENCY,
+    tenantImportMaxBytes: env.TENANT_IMPORT_MAX_BYTES,
     retention: {
       deletedRecordDays: env.DELETED_RECORD_RETENTION_DAYS,
       purgeIntervalMs: env.RETENTION_PURGE_INTERVAL_MS,
