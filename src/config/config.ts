@@ -64,6 +64,13 @@ const environmentSchema = z.object({
   HOST: z.string().default('0.0.0.0'),
   DATABASE_URL: z.string().url().optional(),
   REDIS_URL: z.string().url().optional(),
+  /**
+   * A connection pooler (PgBouncer in transaction mode) in front of DATABASE_URL's server, for
+   * tenant connections only: host, port and database are taken from it, logins stay the tenant
+   * roles'. Platform connections, migrations and provisioning keep DATABASE_URL (they use session
+   * advisory locks and LISTEN, which transaction pooling does not carry).
+   */
+  TENANT_POOLER_URL: z.string().url().optional(),
   JWT_SECRET: z.string().min(32, 'JWT_SECRET must be at least 32 characters').optional(),
   JWT_ISSUER: z.string().default('fleet-graphql'),
   JWT_AUDIENCE: z.string().default('fleet-graphql-api'),
@@ -160,6 +167,8 @@ export interface Config {
   /** Absent: start an embedded PostgreSQL (development only). */
   databaseUrl: string | undefined;
   redisUrl: string | undefined;
+  /** PgBouncer (transaction mode) for tenant connections; absent: straight to DATABASE_URL. */
+  tenantPoolerUrl: string | undefined;
   auth: {
     jwtSecret: string;
     issuer: string;
@@ -305,6 +314,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     host: env.HOST,
     databaseUrl: env.DATABASE_URL,
     redisUrl: env.REDIS_URL,
+    tenantPoolerUrl: env.TENANT_POOLER_URL,
     auth: {
       jwtSecret,
       issuer: env.JWT_ISSUER,
