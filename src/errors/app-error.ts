@@ -42,6 +42,10 @@ export const ErrorCode = {
   VEHICLE_BUSY: 'VEHICLE_BUSY',
   DRIVER_BUSY: 'DRIVER_BUSY',
   REASON_REQUIRED: 'REASON_REQUIRED',
+  IDEMPOTENCY_KEY_INVALID: 'IDEMPOTENCY_KEY_INVALID',
+  IDEMPOTENCY_KEY_REUSED: 'IDEMPOTENCY_KEY_REUSED',
+  IDEMPOTENCY_KEY_IN_PROGRESS: 'IDEMPOTENCY_KEY_IN_PROGRESS',
+  IDEMPOTENT_SECRET_NOT_REPLAYED: 'IDEMPOTENT_SECRET_NOT_REPLAYED',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
 } as const;
 
@@ -91,6 +95,10 @@ export const PROBLEMS: Record<ErrorCode, Problem> = {
   VEHICLE_BUSY: { status: 409, title: 'Vehicle already on the road' },
   DRIVER_BUSY: { status: 409, title: 'Driver already on the road' },
   REASON_REQUIRED: { status: 400, title: 'A reason is required' },
+  IDEMPOTENCY_KEY_INVALID: { status: 400, title: 'Invalid Idempotency-Key' },
+  IDEMPOTENCY_KEY_REUSED: { status: 422, title: 'Idempotency-Key reused for another request' },
+  IDEMPOTENCY_KEY_IN_PROGRESS: { status: 409, title: 'A request with this Idempotency-Key is still running' },
+  IDEMPOTENT_SECRET_NOT_REPLAYED: { status: 409, title: 'Already done; its secret is not shown again' },
   INTERNAL_SERVER_ERROR: { status: 500, title: 'Internal server error' },
 };
 
