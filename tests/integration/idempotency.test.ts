@@ -224,6 +224,25 @@ describe('callers and tenants', () => {
   });
 });
 
+describe('platform admins', () => {
+  const SUSPEND = graphql(`mutation IdemSuspend($id: ID!) { suspendTenant(id: $id) { tenant { id status } } }`);
+  const REACTIVATE = graphql(`mutation IdemReactivate($id: ID!) { reactivateTenant(id: $id) { tenant { id status } } }`);
+
+  it("keep their own keys: the retry replays, and does not suspend the tenant again once it was reactivated", async () => {
+    const third = await app.createTenant();
+    const adminToken = await app.adminToken();
+    const key = newKey('admin');
+    const first = await keyed(adminToken, key, SUSPEND, { id: third.id });
+    expect((first.body.data as { suspendTenant: { tenant: { status: string } } }).suspendTenant.tenant.status).toBe('SUSPENDED');
+    await keyed(adminToken, undefined, REACTIVATE, { id: third.id });
+    const retry = await keyed(adminToken, key, SUSPEND, { id: third.id });
+    expect(retry.text).toBe(first.text);
+    expect(replayed(retry)).toBe('true');
+    const status = await platformPool().query<{ status: string }>(`SELECT "status" FROM platform."Tenant" WHERE "id" = $1`, [third.id]);
+    expect(status.rows[0]?.status).toBe('ACTIVE');
+  });
+});
+
 describe('concurrent requests with one key', () => {
   const LOCK_VEHICLE = (fixture: TenantFixture) => `SELECT 1 FROM "${fixture.schemaName}"."Vehicle" WHERE id = $1 FOR UPDATE`;
 
@@ -371,5 +390,27 @@ describe('another instance on the same database', () => {
       await second.close();
     }
     expect(await vehiclesWithPlate(tenant, 'IDEM-INST')).toBe(1);
+  });
+});
+
+describe('cost', () => {
+  it('a mutation without the header never touches the key table; with it, one statement claims and one stores', async () => {
+    const pool = platformPool();
+    const spy = jest.spyOn(pool, 'query');
+    // The claim's INSERT and the answer's UPDATE (a sweep of expired keys, when due, is a DELETE sent without waiting).
+    const keyStatements = () =>
+      spy.mock.calls
+        .map(([statement]) => (typeof statement === 'string' ? statement : (statement as { text?: string }).text ?? ''))
+        .filter((sql) => sql.includes('IdempotencyKey') && !sql.trim().startsWith('DELETE'))
+        .map((sql) => sql.trim().split(/\s+/)[0]);
+    try {
+      const unkeyed = await keyed(tenant.ownerToken, undefined, CREATE_VEHICLE, { input: { plate: 'IDEM-COST-1', make: 'Volvo', model: 'FH', year: 2021 } });
+      expect(codesOf(unkeyed)).toEqual([]);
+      expect(keyStatements()).toEqual([]);
+      await keyed(tenant.ownerToken, newKey('cost'), CREATE_VEHICLE, { input: { plate: 'IDEM-COST-2', make: 'Volvo', model: 'FH', year: 2021 } });
+      expect(keyStatements()).toEqual(['INSERT', 'UPDATE']);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
