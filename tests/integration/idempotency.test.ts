@@ -393,6 +393,29 @@ describe('another instance on the same database', () => {
   });
 });
 
+describe('a key store that cannot be reached', () => {
+  it('answers 503 with Retry-After and runs nothing: a keyed mutation never runs unchecked', async () => {
+    const pool = platformPool();
+    const original = pool.query.bind(pool) as (...args: unknown[]) => Promise<unknown>;
+    const spy = jest.spyOn(pool, 'query').mockImplementation(((...args: unknown[]) => {
+      const [statement] = args;
+      const sql = typeof statement === 'string' ? statement : ((statement as { text?: string }).text ?? '');
+      if (sql.includes('IdempotencyKey')) return Promise.reject(new Error('connection terminated unexpectedly'));
+      return original(...args);
+    }) as unknown as typeof pool.query);
+    let response: RawResponse;
+    try {
+      response = await keyed(tenant.ownerToken, newKey('down'), CREATE_VEHICLE, { input: { plate: 'IDEM-DOWN', make: 'Volvo', model: 'FH', year: 2021 } });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(response.status).toBe(503);
+    expect(codesOf(response)).toEqual(['SERVICE_UNAVAILABLE']);
+    expect(response.headers.get('retry-after')).toBe('1');
+    expect(await vehiclesWithPlate(tenant, 'IDEM-DOWN')).toBe(0);
+  });
+});
+
 describe('cost', () => {
   it('a mutation without the header never touches the key table; with it, one statement claims and one stores', async () => {
     const pool = platformPool();
