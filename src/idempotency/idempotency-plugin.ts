@@ -5,7 +5,7 @@ import { AppError, ErrorCode, errorResponseBody, httpStatusOf } from '../errors/
 import type { RequestContext } from '../graphql/context';
 import { describeError, type Logger } from '../observability/logger';
 import { IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_REPLAYED_HEADER, requestFingerprint } from './idempotency-key';
-import type { IdempotencyStore } from './idempotency-store';
+import type { HeldKey, IdempotencyStore } from './idempotency-store';
 import { resolvedSecret } from './secret-fields';
 
 /*
@@ -62,7 +62,7 @@ export function idempotencyPlugin(store: IdempotencyStore, logger: Logger): Apol
       const key = request.http?.headers.get(IDEMPOTENCY_KEY_HEADER);
       if (key === undefined) return;
       /** Set when this request holds the key and runs. */
-      let claim: string | undefined;
+      let claim: HeldKey | undefined;
       return {
         async responseForOperation({ operation, contextValue, source, request: { operationName, variables } }) {
           const scope = idempotencyScopeOf(contextValue.principal);

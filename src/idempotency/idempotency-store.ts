@@ -17,10 +17,17 @@ export interface IdempotencyTimes {
   staleClaimMs: number;
 }
 
+/** A key this request holds: found by (scope, key), the unique index; written only under its claim id. */
+export interface HeldKey {
+  scope: string;
+  key: string;
+  claim: string;
+}
+
 /** What claiming a key came to. */
 export type Claim =
   /** This request executes; it must `complete` or `release` the claim. */
-  | { kind: 'claimed'; claim: string }
+  | { kind: 'claimed'; claim: HeldKey }
   /** The key holds another request (another fingerprint). */
   | { kind: 'reused' }
   /** The stored answer. */
@@ -100,7 +107,7 @@ export class IdempotencyStore {
     for (;;) {
       if (tryClaiming) {
         const claimed = await this.tryClaim(scope, key, fingerprint);
-        if (claimed) return { kind: 'claimed', claim: claimed };
+        if (claimed) return { kind: 'claimed', claim: { scope, key, claim: claimed } };
       }
       const row = await this.read(scope, key);
       const left = deadline - performance.now();
@@ -122,17 +129,17 @@ export class IdempotencyStore {
   }
 
   /** Stores the answer under this request's claim (a claim taken over since writes nothing). */
-  async complete(claim: string, answer: { status: number; body: string } | 'withheld'): Promise<void> {
+  async complete({ scope, key, claim }: HeldKey, answer: { status: number; body: string } | 'withheld'): Promise<void> {
     await this.pool.query(
-      `UPDATE ${TABLE} SET "state" = 'COMPLETED', "completedAt" = now(), "status" = $2, "body" = $3, "withheld" = $4
-       WHERE "claim" = $1 AND "state" = 'IN_PROGRESS'`,
-      answer === 'withheld' ? [claim, null, null, true] : [claim, answer.status, answer.body, false],
+      `UPDATE ${TABLE} SET "state" = 'COMPLETED', "completedAt" = now(), "status" = $4, "body" = $5, "withheld" = $6
+       WHERE "scope" = $1 AND "key" = $2 AND "claim" = $3 AND "state" = 'IN_PROGRESS'`,
+      answer === 'withheld' ? [scope, key, claim, null, null, true] : [scope, key, claim, answer.status, answer.body, false],
     );
   }
 
   /** Gives the key back: the request was refused before it ran, so a retry may run. */
-  async release(claim: string): Promise<void> {
-    await this.pool.query(`DELETE FROM ${TABLE} WHERE "claim" = $1 AND "state" = 'IN_PROGRESS'`, [claim]);
+  async release({ scope, key, claim }: HeldKey): Promise<void> {
+    await this.pool.query(`DELETE FROM ${TABLE} WHERE "scope" = $1 AND "key" = $2 AND "claim" = $3 AND "state" = 'IN_PROGRESS'`, [scope, key, claim]);
   }
 
   /** Deletes a batch of expired keys, at most once a minute per instance, without holding anyone up. */
