@@ -3,7 +3,7 @@ import { conflict } from '../errors/app-error';
 import type { Driver } from '../generated/prisma/tenant/client';
 import type { DriverFilter, DriverOrderField } from '../generated/graphql';
 import type { ConnectionModel } from '../graphql/pagination';
-import { actorOf, changeLocked, changeRecord, createRecord, lockLive, restoreRecord, softDelete } from '../records/record-changes';
+import { changeLocked, changeRecord, createRecord, lockLive, restoreRecord, softDelete } from '../records/record-changes';
 import { readList, type ListArgs } from '../records/record-list';
 import { createDriverSchema, parseInput, updateDriverSchema } from './fleet-input';
 import { driverList, driverRecord, driverVehicle, refuseIfOnTheRoad, vehicleRecord } from './fleet-tables';
@@ -44,16 +44,16 @@ function driverConflict(error: unknown): never {
   throw error;
 }
 
-export async function createDriver({ db, loaders, principal }: FleetScope, input: object): Promise<Driver> {
+export async function createDriver({ db, loaders, actor }: FleetScope, input: object): Promise<Driver> {
   const data = parseInput(createDriverSchema, input);
-  const driver = await createRecord(db, driverRecord, actorOf(principal), (tx) => tx.driver.create({ data })).catch(driverConflict);
+  const driver = await createRecord(db, driverRecord, actor, (tx) => tx.driver.create({ data })).catch(driverConflict);
   loaders.driverById.prime(driver.id, driver);
   return driver;
 }
 
-export async function updateDriver({ db, loaders, principal }: FleetScope, id: string, input: object): Promise<Driver> {
+export async function updateDriver({ db, loaders, actor }: FleetScope, id: string, input: object): Promise<Driver> {
   const { expectedVersion, ...data } = parseInput(updateDriverSchema, input, ['phone', 'email']);
-  const driver = await changeRecord(db, driverRecord, id, { actor: actorOf(principal), expectedVersion }, (tx) =>
+  const driver = await changeRecord(db, driverRecord, id, { actor, expectedVersion }, (tx) =>
     tx.driver.update({ where: { id }, data: { ...data, version: { increment: 1 } } }),
   ).catch(driverConflict);
   loaders.driverById.clear(id).prime(id, driver);
@@ -64,8 +64,7 @@ export async function updateDriver({ db, loaders, principal }: FleetScope, id: s
  * Soft-deletes a driver: they leave their vehicle (a recorded change of that vehicle), and are
  * refused while on a trip on the road.
  */
-export async function deleteDriver({ db, loaders, principal }: FleetScope, id: string): Promise<void> {
-  const actor = actorOf(principal);
+export async function deleteDriver({ db, loaders, actor }: FleetScope, id: string): Promise<void> {
   await softDelete(db, driverRecord, id, {
     actor,
     beforeDelete: async (tx, driver) => {
@@ -83,8 +82,8 @@ export async function deleteDriver({ db, loaders, principal }: FleetScope, id: s
   loaders.vehicleById.clearAll();
 }
 
-export async function restoreDriver({ db, loaders, principal }: FleetScope, id: string): Promise<Driver> {
-  const driver = await restoreRecord(db, driverRecord, id, actorOf(principal));
+export async function restoreDriver({ db, loaders, actor }: FleetScope, id: string): Promise<Driver> {
+  const driver = await restoreRecord(db, driverRecord, id, actor);
   loaders.driverById.clear(id).prime(id, driver);
   return driver;
 }

@@ -25,9 +25,3 @@ CREATE INDEX "IdempotencyKey_expiresAt_idx" ON "IdempotencyKey"("expiresAt");
 -- CreateIndex
 CREATE UNIQUE INDEX "IdempotencyKey_scope_key_key" ON "IdempotencyKey"("scope", "key");
 
--- Added by hand (Prisma cannot say these): a completed key holds its answer unless the answer was
--- withheld for carrying a secret, and a key is 1 to 255 characters, as the server accepts them.
-ALTER TABLE "IdempotencyKey" ADD CONSTRAINT "IdempotencyKey_answer_check"
-  CHECK ("state" = 'IN_PROGRESS' OR "withheld" OR ("status" IS NOT NULL AND "body" IS NOT NULL));
-ALTER TABLE "IdempotencyKey" ADD CONSTRAINT "IdempotencyKey_key_length_check"
-  CHECK (char_length("key") BETWEEN 1 AND 255);
