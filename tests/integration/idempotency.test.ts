@@ -337,6 +337,7 @@ describe('answers holding a one-time secret', () => {
     expect(retry.status).toBe(409);
     expect(codesOf(retry)).toEqual(['IDEMPOTENT_SECRET_NOT_REPLAYED']);
     expect(retry.body.errors?.[0]?.extensions?.completedAt).toEqual(expect.any(String));
+    expect(replayed(retry)).toBe('true');
     expect(retry.text).not.toContain(secret);
     expect(await keyRows(key)).toEqual([{ state: 'COMPLETED', status: null, body: null, withheld: true }]);
     const keys = await platformPool().query<{ n: number }>(`SELECT count(*)::int AS n FROM platform."ApiKey" WHERE "name" = $1`, [`idem-${key}`]);
