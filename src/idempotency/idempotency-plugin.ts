@@ -49,6 +49,15 @@ export function nothingRan(result: FormattedExecutionResult, httpStatus: number)
   });
 }
 
+/** What a request's key came to, for its log line (src/graphql/request-lifecycle-plugin.ts). */
+export type IdempotencyOutcome = 'executed' | 'replayed' | 'refused';
+const outcomes = new WeakMap<object, IdempotencyOutcome>();
+
+/** The outcome of the request's Idempotency-Key, if a mutation carried one. */
+export function idempotencyOutcomeOf(context: object): IdempotencyOutcome | undefined {
+  return outcomes.get(context);
+}
+
 function refusal(error: AppError, headers: [string, string][] = []): GraphQLResponse {
   return {
     http: { status: httpStatusOf(error), headers: new HeaderMap(headers) },
@@ -72,6 +81,7 @@ export function idempotencyPlugin(store: IdempotencyStore, logger: Logger): Apol
           try {
             outcome = await store.claim(scope, key, fingerprint);
           } catch (error) {
+            outcomes.set(contextValue, 'refused');
             // Never run a keyed mutation whose key could not be checked: that is what the key is for.
             logger.warn({ requestId: contextValue.requestId, err: describeError(error) }, 'idempotency key could not be claimed');
             return refusal(
@@ -79,6 +89,7 @@ export function idempotencyPlugin(store: IdempotencyStore, logger: Logger): Apol
               [['retry-after', '1']],
             );
           }
+          outcomes.set(contextValue, outcome.kind === 'claimed' ? 'executed' : outcome.kind === 'completed' ? 'replayed' : 'refused');
           switch (outcome.kind) {
             case 'claimed':
               claim = outcome.claim;

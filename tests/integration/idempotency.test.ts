@@ -1,4 +1,6 @@
+import { Writable } from 'node:stream';
 import { print } from 'graphql';
+import pino from 'pino';
 import type pg from 'pg';
 import { graphql } from '../generated';
 import { buildSchema } from '../../src/graphql/schema';
@@ -64,8 +66,17 @@ async function newVehicle(fixture: TenantFixture, plate: string): Promise<{ id: 
 
 const replayed = (response: RawResponse) => response.headers.get('idempotency-replayed');
 
+/** The server's log lines (a real pino logger into memory). */
+const logLines: Record<string, unknown>[] = [];
+
 beforeAll(async () => {
-  app = await startTestServer({ env: { IDEMPOTENCY_WAIT_MS: String(WAIT_MS) } });
+  const memory = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line) logLines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  app = await startTestServer({ env: { IDEMPOTENCY_WAIT_MS: String(WAIT_MS) }, logger: pino({ level: 'info' }, memory) });
   [tenant, other] = await Promise.all([app.createTenant(undefined, 'ENTERPRISE'), app.createTenant(undefined, 'ENTERPRISE')]);
   for (const [email, role] of [['manager@idem.test', 'MANAGER'], ['member@idem.test', 'MEMBER']] as const) {
     await tenant.owner.request(ADD_MEMBER, { input: { email, name: role, password: 'idem-password-1', role } });
@@ -98,6 +109,10 @@ describe('a retry with the same key, caller and body', () => {
 
     expect(await vehiclesWithPlate(tenant, 'IDEM-1')).toBe(1);
     expect(await keyRows(key)).toEqual([expect.objectContaining({ state: 'COMPLETED', status: 200, withheld: false })]);
+    // Each one's log line says what its key came to.
+    const logged = (response: RawResponse) =>
+      logLines.filter((line) => line.requestId === response.headers.get('x-request-id') && line.msg === 'graphql operation').map((line) => line.idempotency);
+    expect([first, second].map(logged)).toEqual([['executed'], ['replayed']]);
   });
 
   it('an operation that ran and failed for its input is replayed too (the same request, the same answer)', async () => {
