@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { print } from 'graphql';
 import pino from 'pino';
@@ -30,6 +31,7 @@ const UPDATE_VEHICLE = graphql(`mutation IdemUpdateVehicle($id: ID!, $input: Upd
 const CREATE_API_KEY = graphql(`mutation IdemCreateApiKey($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id prefix } } }`);
 const INVITE = graphql(`mutation IdemInvite($input: InviteMemberInput!) { inviteMember(input: $input) { code invitation { id } } }`);
 const VEHICLE_COUNT = graphql(`query IdemVehicleCount { vehicles(first: 1) { totalCount } }`);
+const REGISTER = graphql(`mutation IdemRegister($operations: [PersistedOperationInput!]!) { registerPersistedOperations(operations: $operations) { operations { sha256 } } }`);
 const ADD_MEMBER = graphql(`mutation IdemAddMember($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`);
 
 type Doc = Parameters<typeof print>[0];
@@ -147,6 +149,31 @@ describe('a retry with the same key, caller and body', () => {
     expect(codesOf(served)).toEqual([]);
     expect(replayed(served)).toBeNull();
     expect(await vehiclesWithPlate(tenant, 'IDEM-NOAUTH')).toBe(1);
+  });
+});
+
+describe('a partner running a registered operation by hash', () => {
+  it('keeps its API key\'s own keys: the retry by hash replays, other variables are 422', async () => {
+    const created = await keyed(tenant.ownerToken, undefined, CREATE_API_KEY, { input: { name: 'idem-partner', role: 'MANAGER', persistedOnly: true } });
+    const apiKey = (created.body.data as { createApiKey: { secret: string } }).createApiKey.secret;
+    const body = 'mutation IdemPartnerCreate($plate: String!) { createVehicle(input: { plate: $plate, make: "Volvo", model: "FH", year: 2022 }) { vehicle { id plate } } }';
+    const sha256Hash = createHash('sha256').update(body).digest('hex');
+    await tenant.owner.request(REGISTER, { operations: [{ id: sha256Hash, name: 'IdemPartnerCreate', body }] });
+    const byHash = (key: string, plate: string) =>
+      postJson(app.url, { extensions: { persistedQuery: { version: 1, sha256Hash } }, variables: { plate } }, { 'x-api-key': apiKey, 'idempotency-key': key });
+
+    const key = newKey('partner');
+    const first = await byHash(key, 'IDEM-P1');
+    expect(codesOf(first)).toEqual([]);
+    const retry = await byHash(key, 'IDEM-P1');
+    expect(retry.text).toBe(first.text);
+    expect(replayed(retry)).toBe('true');
+    expect(codesOf(await byHash(key, 'IDEM-P2'))).toEqual(['IDEMPOTENCY_KEY_REUSED']);
+    expect(await vehiclesWithPlate(tenant, 'IDEM-P1')).toBe(1);
+    expect(await vehiclesWithPlate(tenant, 'IDEM-P2')).toBe(0);
+    // The owner's same key is the owner's own.
+    const byOwner = await keyed(tenant.ownerToken, key, CREATE_VEHICLE, { input: { plate: 'IDEM-P3', make: 'Volvo', model: 'FH', year: 2022 } });
+    expect(codesOf(byOwner)).toEqual([]);
   });
 });
 
