@@ -9,7 +9,7 @@ import type { HeldKey, IdempotencyStore } from './idempotency-store';
 import { resolvedSecret } from './secret-fields';
 
 /*
- * Idempotency-Key on mutations (README, "Idempotency keys"; docs/decisions/0011). The guard has
+ * Idempotency-Key on mutations (README, "Idempotency keys"; docs/decisions/0012). The guard has
  * checked the header's form (src/http/graphql-request-guard.ts); here, once the operation is
  * parsed, validated, priced and admitted (so a request refused before it runs never takes the
  * key), a mutation claims its key in the caller's scope:

@@ -5,7 +5,7 @@ import type pg from 'pg';
  * Idempotency keys in the platform schema (platform."IdempotencyKey"): durable, and shared by
  * every instance. A request claims its (scope, key) with one INSERT ... ON CONFLICT; whoever
  * inserts (or takes over an expired or abandoned row) executes, everyone else reads the row.
- * docs/decisions/0011-idempotency-keys.md says why here and not in Redis.
+ * docs/decisions/0012-idempotency-keys.md says why here and not in Redis.
  */
 
 export interface IdempotencyTimes {
