@@ -148,6 +148,8 @@ const environmentSchema = z.object({
   TENANT_IN_FLIGHT_QUIET_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
   TENANT_IN_FLIGHT_QUEUE: z.coerce.number().int().min(0).max(100_000).default(64),
   TENANT_IN_FLIGHT_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(5_000),
+  IDEMPOTENCY_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(5_000),
+  IDEMPOTENCY_STALE_CLAIM_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(120_000),
   OVERLOAD_SHEDDING: boolean.default(true),
   OVERLOAD_EVENT_LOOP_DELAY_MS: positiveInt.default(200),
   OVERLOAD_HEAP_RATIO: z.coerce.number().gt(0).max(1).default(0.9),
@@ -246,6 +248,15 @@ export interface Config {
   };
   /** Each tenant's operations at once on one instance, and how many may wait for a turn. */
   tenantInFlight: { maxInFlight: number; maxInFlightAlone: number; quietMs: number; maxQueued: number; maxWaitMs: number };
+  /** Idempotency-Key on mutations (src/idempotency; docs/decisions/0012-idempotency-keys.md). */
+  idempotency: {
+    /** How long a key and its answer are kept: 24 h. */
+    ttlMs: number;
+    /** How long a request waits for another holding its key before answering 409. */
+    waitMs: number;
+    /** An unanswered claim older than this is taken as abandoned, and a retry runs again. */
+    staleClaimMs: number;
+  };
   shutdown: {
     /** From SIGTERM/SIGINT to exit; past it the process exits 1. */
     timeoutMs: number;
@@ -393,6 +404,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxQueued: env.TENANT_IN_FLIGHT_QUEUE,
       maxWaitMs: env.TENANT_IN_FLIGHT_WAIT_MS,
     },
+    idempotency: { ttlMs: 24 * 60 * 60 * 1_000, waitMs: env.IDEMPOTENCY_WAIT_MS, staleClaimMs: env.IDEMPOTENCY_STALE_CLAIM_MS },
     shutdown: shutdownTimes(env.SHUTDOWN_TIMEOUT_MS, env.SHUTDOWN_DELAY_MS),
     overload: {
       enabled: env.OVERLOAD_SHEDDING,

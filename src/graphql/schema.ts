@@ -13,6 +13,7 @@ import { persistedQueryResolvers } from '../persisted-queries/persisted-queries.
 import { platformResolvers } from '../provisioning/platform.resolvers';
 import { applyAccessPolicy } from './access-policy';
 import { withExecutionDeadline } from './execution-limits';
+import { withSecretFields } from '../idempotency/secret-fields';
 import type { RequestContext } from './context';
 import { scalarResolvers } from './scalars';
 
@@ -27,7 +28,8 @@ export function loadTypeDefs(dir = SCHEMA_DIR): string[] {
 /**
  * SDL + each capability's resolvers. The SDL's directives are enforced by wrapping resolvers:
  * field rate limits first, the execution deadline around them, then the access policy outside,
- * so a caller without access is refused before spending any rate-limit budget.
+ * so a caller without access is refused before spending any rate-limit budget. `@secret` fields
+ * mark their request's answer as one never stored for an idempotent replay.
  */
 export function buildSchema(
   options: {
@@ -41,7 +43,8 @@ export function buildSchema(
     resolvers: [scalarResolvers, authResolvers, platformResolvers, fleetResolvers, dispatchResolvers, stopsResolvers, recordsResolvers, apiKeyResolvers, persistedQueryResolvers],
     resolverValidationOptions: { requireResolversToMatchSchema: 'error' },
   });
-  const limited = options.fieldRateLimits ? options.fieldRateLimits(schema) : schema;
+  const marked = withSecretFields(schema);
+  const limited = options.fieldRateLimits ? options.fieldRateLimits(marked) : marked;
   const timed = options.maxExecutionMs ? withExecutionDeadline(limited, options.maxExecutionMs) : limited;
   return applyAccessPolicy<RequestContext>(timed);
 }
