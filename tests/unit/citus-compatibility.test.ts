@@ -18,7 +18,7 @@ import path from 'node:path';
  *                ("Limitations", general: rule system, multi-level partitioning, sequences
  *                smaller than BIGINT)
  *   [pg-logrep]  https://www.postgresql.org/docs/current/logical-replication-restrictions.html
- * Where the documentation found says nothing (functions, triggers), the rule is this project's
+ * Where the documentation found says nothing (functions, non-enum types), the rule is this project's
  * conservative choice and says so; the runbook lists those as "not verified".
  *
  * The parsing is deliberately simple: comments and literals are blanked, statements are split
@@ -271,13 +271,14 @@ const RULES: Rule[] = [
   },
   {
     id: 'no-functions-procedures-triggers',
-    // Not from the documentation: the pages found (runbook, "Limitations") say nothing about
-    // functions or triggers inside a distributed schema. A function in a tenant's schema is one
-    // copy per tenant that Citus must propagate to the worker holding the schema, and a trigger
-    // runs on that worker's shard. Until that is verified on a real cluster, tenant migrations
-    // keep logic in the server (as they do today) and this refuses them: a deliberate, reviewed
-    // exception (with the runbook updated) rather than a surprise at distribution time.
-    source: 'project rule (unverified in Citus docs; docs/runbooks/citus.md "Not verified")',
+    // Triggers: [triggers] https://docs.citusdata.com/en/stable/extra/triggers.html, "Citus does
+    // not yet support creating triggers on distributed tables" (a distributed schema's tables are
+    // distributed single-shard tables). Functions, procedures and DO blocks: the documentation
+    // found says nothing about them inside a distributed schema (one copy per tenant that Citus
+    // would have to propagate to the schema's worker), so until that is verified on a real
+    // cluster tenant migrations keep logic in the server, as they do today: a deliberate,
+    // reviewed exception (with the runbook updated) rather than a surprise at distribution time.
+    source: '[triggers] "does not yet support creating triggers on distributed tables"; functions: project rule (unverified)',
     check(statement) {
       const created = /^CREATE\s+(?:OR\s+REPLACE\s+)?(?:CONSTRAINT\s+)?(FUNCTION|PROCEDURE|TRIGGER|EVENT\s+TRIGGER|AGGREGATE|OPERATOR)\b/i.exec(statement.keywords);
       if (created) return `creates a ${created[1]!.toLowerCase()}`;
