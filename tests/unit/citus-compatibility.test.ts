@@ -18,6 +18,7 @@ import path from 'node:path';
  *                ("Limitations", general: rule system, multi-level partitioning, sequences
  *                smaller than BIGINT)
  *   [pg-logrep]  https://www.postgresql.org/docs/current/logical-replication-restrictions.html
+ *   [move]       citusdata/citus_docs, develop/api_udf.rst, citus_move_shard_placement
  *   [regress]    citusdata/citus, src/test/regress/sql/citus_schema_distribute_undistribute.sql
  *                (what Citus's own tests distribute successfully)
  * Where the documentation found says nothing (functions, other type forms), the rule is this project's
@@ -265,6 +266,19 @@ const RULES: Rule[] = [
     },
   },
   {
+    id: 'tables-have-primary-keys',
+    // citus_schema_move copies a schema's tables by logical replication in its default mode,
+    // which requires a replica identity on each table; without one, updates and deletes fail
+    // during the move ([move] citusdata/citus_docs develop/api_udf.rst, citus_move_shard_placement,
+    // shard_transfer_mode). A primary key is the replica identity Prisma always gives: a tenant
+    // table is created with one, so a tenant can be moved while it keeps writing.
+    source: '[move] citus_move_shard_placement shard_transfer_mode (replica identity)',
+    check(statement) {
+      if (!TABLE_CREATED.test(statement.keywords)) return null;
+      return /\bPRIMARY\s+KEY\b/i.test(statement.keywords) ? null : 'creates a table without a primary key (no replica identity for a move)';
+    },
+  },
+  {
     id: 'no-materialized-views',
     // [sbs.c] SchemaGetNonShardTableIdList: citus_schema_distribute converts only regular,
     // partition and foreign tables of the schema, and a moved schema is its colocation group's
@@ -420,6 +434,7 @@ describe('tenant migrations are ready for Citus distributed schemas', () => {
       ['no-partitioning-inheritance-foreign-tables', 'CREATE TABLE "Typed" OF "some_type";'],
       ['no-unlogged-or-temporary-tables', 'CREATE UNLOGGED TABLE "Scratch" ("id" UUID PRIMARY KEY);'],
       ['no-unlogged-or-temporary-tables', 'CREATE TEMP TABLE "scratch" AS SELECT "id" FROM "Trip";'],
+      ['tables-have-primary-keys', 'CREATE TABLE "Ping" ("vehicleId" UUID NOT NULL, "at" TIMESTAMPTZ(3) NOT NULL);'],
       ['no-materialized-views', 'CREATE MATERIALIZED VIEW "TripCounts" AS SELECT "status", count(*) FROM "Trip" GROUP BY "status";'],
       ['no-rules-or-extensions', 'CREATE EXTENSION IF NOT EXISTS pg_trgm;'],
       ['no-rules-or-extensions', 'CREATE RULE "no_delete" AS ON DELETE TO "AuditEvent" DO INSTEAD NOTHING;'],
@@ -445,7 +460,7 @@ describe('tenant migrations are ready for Citus distributed schemas', () => {
       'ANALYZE "Vehicle", "Driver", "Trip";',
       // Table-qualified columns and aliases of the tenant's own tables are not other schemas.
       'UPDATE "Trip" SET "version" = "Trip"."version" + 1 FROM "Vehicle" v WHERE v."id" = "Trip"."vehicleId";',
-      'CREATE TABLE "Counter" ("id" BIGINT NOT NULL GENERATED ALWAYS AS IDENTITY, "ratio" NUMERIC DEFAULT 0.5);',
+      'CREATE TABLE "Counter" ("id" BIGINT NOT NULL GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "ratio" NUMERIC DEFAULT 0.5);',
       // Text that merely looks like SQL inside a literal or comment is not SQL.
       `-- SET search_path = platform; REFERENCES "platform"."User"\nCOMMENT ON TABLE "Trip" IS 'see platform.Tenant; CREATE EXTENSION x';`,
     ];
