@@ -9,6 +9,7 @@ import { ROLE_RANK, rolesAbove, type MemberPrincipal, type MemberRole } from './
 import type { ApiKeyService } from '../api-keys/api-key-service';
 import { isUuid } from '../database/uuid';
 import { uniqueViolationFields } from '../database/prisma-errors';
+import { assertPlatformQuotaRoom } from '../quotas/quota-guard';
 
 export interface MemberModel {
   userId: string;
@@ -85,8 +86,11 @@ export class MemberService {
     const passwordHash = await this.deps.passwords.hash(input.password);
     const { prisma } = this.deps.platform;
     try {
-      const user = await prisma.user.create({
-        data: { email, name, passwordHash, memberships: { create: { tenantId: actor.tenant.id, role: input.role } } },
+      const user = await prisma.$transaction(async (tx) => {
+        await assertPlatformQuotaRoom(tx, actor.tenant, 'MEMBERS');
+        return tx.user.create({
+          data: { email, name, passwordHash, memberships: { create: { tenantId: actor.tenant.id, role: input.role } } },
+        });
       });
       return this.getMember(actor.tenant.id, user.id);
     } catch (error) {

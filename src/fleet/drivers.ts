@@ -3,6 +3,7 @@ import { conflict } from '../errors/app-error';
 import type { Driver } from '../generated/prisma/tenant/client';
 import type { DriverFilter, DriverOrderField } from '../generated/graphql';
 import type { ConnectionModel } from '../graphql/pagination';
+import { assertTenantQuotaRoom } from '../quotas/quota-guard';
 import { actorOf, changeLocked, changeRecord, createRecord, lockLive, restoreRecord, softDelete } from '../records/record-changes';
 import { readList, type ListArgs } from '../records/record-list';
 import { createDriverSchema, parseInput, updateDriverSchema } from './fleet-input';
@@ -46,7 +47,10 @@ function driverConflict(error: unknown): never {
 
 export async function createDriver({ db, loaders, principal }: FleetScope, input: object): Promise<Driver> {
   const data = parseInput(createDriverSchema, input);
-  const driver = await createRecord(db, driverRecord, actorOf(principal), (tx) => tx.driver.create({ data })).catch(driverConflict);
+  const driver = await createRecord(db, driverRecord, actorOf(principal), async (tx) => {
+    await assertTenantQuotaRoom(tx, principal.tenant, 'DRIVERS');
+    return tx.driver.create({ data });
+  }).catch(driverConflict);
   loaders.driverById.prime(driver.id, driver);
   return driver;
 }
@@ -84,7 +88,9 @@ export async function deleteDriver({ db, loaders, principal }: FleetScope, id: s
 }
 
 export async function restoreDriver({ db, loaders, principal }: FleetScope, id: string): Promise<Driver> {
-  const driver = await restoreRecord(db, driverRecord, id, actorOf(principal));
+  const driver = await restoreRecord(db, driverRecord, id, actorOf(principal), {
+    beforeRestore: (tx) => assertTenantQuotaRoom(tx, principal.tenant, 'DRIVERS'),
+  });
   loaders.driverById.clear(id).prime(id, driver);
   return driver;
 }

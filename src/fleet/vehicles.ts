@@ -4,6 +4,7 @@ import { conflict, notFound } from '../errors/app-error';
 import type { Vehicle } from '../generated/prisma/tenant/client';
 import type { VehicleFilter, VehicleOrderField } from '../generated/graphql';
 import type { ConnectionModel } from '../graphql/pagination';
+import { assertTenantQuotaRoom } from '../quotas/quota-guard';
 import { actorOf, changeRecord, createRecord, restoreRecord, softDelete } from '../records/record-changes';
 import { readList, type ListArgs } from '../records/record-list';
 import type { TenantPrisma } from '../tenancy/tenant-client-pool';
@@ -71,7 +72,10 @@ function vehicleConflict(error: unknown): never {
 
 export async function createVehicle({ db, loaders, principal }: FleetScope, input: object): Promise<Vehicle> {
   const data = parseInput(createVehicleSchema, input);
-  const vehicle = await createRecord(db, vehicleRecord, actorOf(principal), (tx) => tx.vehicle.create({ data })).catch(vehicleConflict);
+  const vehicle = await createRecord(db, vehicleRecord, actorOf(principal), async (tx) => {
+    await assertTenantQuotaRoom(tx, principal.tenant, 'VEHICLES');
+    return tx.vehicle.create({ data });
+  }).catch(vehicleConflict);
   loaders.vehicleById.prime(vehicle.id, vehicle);
   return vehicle;
 }
@@ -102,7 +106,9 @@ export async function deleteVehicle({ db, loaders, principal }: FleetScope, id: 
 }
 
 export async function restoreVehicle({ db, loaders, principal }: FleetScope, id: string): Promise<Vehicle> {
-  const vehicle = await restoreRecord(db, vehicleRecord, id, actorOf(principal));
+  const vehicle = await restoreRecord(db, vehicleRecord, id, actorOf(principal), {
+    beforeRestore: (tx) => assertTenantQuotaRoom(tx, principal.tenant, 'VEHICLES'),
+  });
   loaders.vehicleById.clear(id).prime(id, vehicle);
   return vehicle;
 }

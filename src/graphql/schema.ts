@@ -10,6 +10,7 @@ import { fleetResolvers } from '../fleet/fleet.resolvers';
 import { recordsResolvers } from '../records/records.resolvers';
 import { persistedQueryResolvers } from '../persisted-queries/persisted-queries.resolvers';
 import { platformResolvers } from '../provisioning/platform.resolvers';
+import { quotaResolvers } from '../quotas/quotas.resolvers';
 import { applyAccessPolicy } from './access-policy';
 import { withExecutionDeadline } from './execution-limits';
 import type { RequestContext } from './context';
@@ -37,7 +38,7 @@ export function buildSchema(
 ): GraphQLSchema {
   const schema = makeExecutableSchema({
     typeDefs: loadTypeDefs(),
-    resolvers: [scalarResolvers, authResolvers, platformResolvers, fleetResolvers, dispatchResolvers, recordsResolvers, apiKeyResolvers, persistedQueryResolvers],
+    resolvers: [scalarResolvers, authResolvers, platformResolvers, fleetResolvers, dispatchResolvers, recordsResolvers, apiKeyResolvers, persistedQueryResolvers, quotaResolvers],
     resolverValidationOptions: { requireResolversToMatchSchema: 'error' },
   });
   const limited = options.fieldRateLimits ? options.fieldRateLimits(schema) : schema;
