@@ -2,10 +2,9 @@
 -- a platform admin may override any of them (setTenantQuota). The overrides live with the
 -- tenant row, so the tenant directory's cache and its change notification carry them to every
 -- instance like the rate-limit overrides. { "<QUOTA>": <limit> | null (unbounded) }; a quota
--- not named follows the plan.
+-- not named follows the plan. No CHECK that it is an object: any CHECK constraint makes the
+-- WebAssembly schema engine panic when `npm run migration:new` diffs the platform schema; the
+-- reader (src/rate-limiting/plan-quotas.ts) ignores anything that is not a well-formed override.
 
 -- AlterTable
 ALTER TABLE "Tenant" ADD COLUMN     "quotaOverrides" JSONB;
-
--- Hand-added (Prisma cannot say it): only an object of overrides, never a list or a scalar.
-ALTER TABLE "Tenant" ADD CONSTRAINT "Tenant_quotaOverrides_object" CHECK ("quotaOverrides" IS NULL OR jsonb_typeof("quotaOverrides") = 'object');
