@@ -22,7 +22,7 @@ const testOperations: CodegenConfig['generates'][string] = {
     enumType: 'string-literal',
     strictScalars: true,
     // What the wire carries: JSON strings, in both directions.
-    scalars: { DateTime: 'string', EmailAddress: 'string' },
+    scalars: { DateTime: 'string', EmailAddress: 'string', JSONObject: 'Record<string, unknown>' },
   },
 };
 
@@ -45,6 +45,7 @@ const config: CodegenConfig = {
         scalars: {
           DateTime: { input: 'Date', output: 'Date | string' },
           EmailAddress: 'string',
+          JSONObject: 'Record<string, unknown>',
         },
         mappers: {
           Vehicle: './prisma/tenant/client#Vehicle as VehicleModel',
@@ -59,6 +60,8 @@ const config: CodegenConfig = {
           TripTransition: './prisma/tenant/client#TripTransition as TripTransitionModel',
           RecordChange: './prisma/tenant/client#RecordChange as RecordChangeModel',
           RecordChangeConnection: '../graphql/pagination#ConnectionModel<RecordChangeModel>',
+          AuditEvent: './prisma/tenant/client#AuditEvent as AuditEventModel',
+          AuditEventConnection: '../graphql/pagination#ConnectionModel<AuditEventModel>',
           Tenant: './prisma/platform/client#Tenant as TenantModel',
           TenantConnection: '../graphql/pagination#ConnectionModel<TenantModel>',
           Viewer: '../auth/principal#Principal',

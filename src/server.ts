@@ -14,6 +14,9 @@ import type { Config } from './config/config';
 import { TENANT_MIGRATIONS_DIR } from './config/paths';
 import { clientConfigFromUrl } from './database/connection-url';
 import { connectPlatformDatabase, migratePlatformSchema, type PlatformDatabase } from './database/platform-database';
+import { AuditRelay } from './audit/audit-relay';
+import { DeletedRecordPurge } from './records/retention-purge';
+import { PeriodicJob } from './tenant-jobs/periodic-job';
 import { PlatformNotifications } from './database/platform-notifications';
 import { createRedis, redisReady } from './database/redis';
 import type { Services } from './graphql/context';
@@ -66,6 +69,12 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** Advisory-lock key (class, key) held by the instance running the retention purge. */
+const RETENTION_PURGE_LOCK = [0x46470004, 1] as const;
+
+/** How often queued platform audit entries are moved when no notification said so (a crash after commit). */
+const AUDIT_SWEEP_INTERVAL_MS = 30_000;
+
 /**
  * Composition root: prepares the platform schema, wires the services, and serves GraphQL over
  * HTTP. A request's path (docs/architecture.md): express (CORS, body) -> request guard
@@ -81,6 +90,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const redis: Redis | null = config.redisUrl ? createRedis(config.redisUrl, logger, config.rateLimit.redisCommandTimeoutMs) : null;
   const wired = createServices(options, { platform, installationId, passwords, notifications, redis, tenantMigrator: migrators.tenant });
   await notifications.start();
+  wired.services.auditRelay.start();
+  const retentionPurge = new PeriodicJob({
+    name: 'purge-deleted-records',
+    pool: platform.pool,
+    lock: RETENTION_PURGE_LOCK,
+    intervalMs: config.retention.purgeIntervalMs,
+    logger,
+    work: async () => void (await wired.services.retention.run()),
+  });
+  retentionPurge.start();
   // Serve only once Redis answers, or the first requests would meet the failure policy.
   if (redis && !(await redisReady(redis, 3_000))) {
     logger.warn('redis not reachable at start-up; serving under the configured failure policy until it is');
@@ -125,6 +144,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         if (cut > 0) logger.warn({ cut, drainMs: config.shutdown.drainMs }, 'requests still in flight at the shutdown deadline were cut off');
         else logger.info({ drainedMs }, 'requests in flight drained');
         await passwords.close();
+        await retentionPurge.close();
+        await wired.services.auditRelay.close();
         wired.overload.close();
         await wired.services.tenantClients.close();
         await platform.close();
@@ -251,6 +272,8 @@ function createServices(
     provisioner: new TenantProvisioner({ ...tenantSchemas, passwords }),
     migrations: new TenantMigrationRunner({ ...tenantSchemas, defaultConcurrency: config.migrateConcurrency }),
     lifecycle: new TenantLifecycle({ platform, directory, tenantClients }),
+    retention: new DeletedRecordPurge({ platform, tenantClients, logger, retentionDays: config.retention.deletedRecordDays }),
+    auditRelay: new AuditRelay({ platform, tenantClients, directory, logger, notifications, sweepIntervalMs: AUDIT_SWEEP_INTERVAL_MS }),
     apiKeys,
     safelist: new OperationSafelist({
       platform,

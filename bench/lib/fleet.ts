@@ -1,4 +1,4 @@
-import { mapWithConcurrency } from '../../src/provisioning/tenant-migration-runner';
+import { mapWithConcurrency } from '../../src/concurrency/map-with-concurrency';
 import type { TenantRecord } from '../../src/tenancy/tenant-directory';
 import type { BenchServer } from './bench-server';
 import { graphql, VEHICLES_QUERY, type VehiclesPage } from './graphql-http';

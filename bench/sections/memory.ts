@@ -1,6 +1,6 @@
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { mapWithConcurrency } from '../../src/provisioning/tenant-migration-runner';
+import { mapWithConcurrency } from '../../src/concurrency/map-with-concurrency';
 import type { TenantClientPool } from '../../src/tenancy/tenant-client-pool';
 import { startBenchServer, type BenchServer } from '../lib/bench-server';
 import { forgetAllClients, tenantConnections, type BenchContext, type Row, type SectionReport } from '../lib/context';

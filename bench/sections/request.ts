@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import { mapWithConcurrency } from '../../src/provisioning/tenant-migration-runner';
+import { mapWithConcurrency } from '../../src/concurrency/map-with-concurrency';
 import { forgetAllClients, sessionsOpened, type BenchContext, type SectionReport } from '../lib/context';
 import { assertFullPage, type BenchTenant } from '../lib/fleet';
 import { graphql, VEHICLES_BODY, VEHICLES_QUERY, type VehiclesPage } from '../lib/graphql-http';

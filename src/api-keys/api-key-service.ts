@@ -1,3 +1,5 @@
+import { userActor } from '../audit/audit-entry';
+import { queueAudit } from '../audit/audit-log';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { PlatformDatabase, PlatformTransaction } from '../database/platform-database';
 import { NotifiedCache } from '../database/notified-cache';
@@ -66,6 +68,7 @@ export class ApiKeyService implements NotificationSubscriber {
   async create(
     actor: MemberPrincipal,
     input: { name: string; role: MemberRole; expiresAt?: Date | null; persistedOnly?: boolean | null },
+    requestId: string | null,
   ): Promise<{ apiKey: ApiKeyModel; secret: string }> {
     const name = input.name.trim();
     if (name.length === 0 || name.length > 100) throw badInput('name must be 1 to 100 characters', 'name');
@@ -82,7 +85,7 @@ export class ApiKeyService implements NotificationSubscriber {
       // lock, such a change either waits for the key and revokes it, or is seen here.
       await lockActorMembership(tx, actor);
       await assertPlatformQuotaRoom(tx, actor.tenant, 'API_KEYS');
-      return tx.apiKey.create({
+      const created = await tx.apiKey.create({
         data: {
           tenantId: actor.tenant.id,
           name,
@@ -94,6 +97,13 @@ export class ApiKeyService implements NotificationSubscriber {
           createdByUserId: actor.userId,
         },
       });
+      await queueAudit(tx, actor.tenant.id, userActor(actor.userId, requestId), {
+        action: 'apiKey.created',
+        targetType: 'ApiKey',
+        targetId: created.id,
+        metadata: { name, role: input.role, persistedOnly: created.persistedOnly },
+      });
+      return created;
     });
     return { apiKey, secret };
   }
@@ -103,13 +113,17 @@ export class ApiKeyService implements NotificationSubscriber {
   }
 
   /** Revoked keys stop working on their next request, on every instance. */
-  async revoke(actor: MemberPrincipal, keyId: string): Promise<ApiKeyModel> {
+  async revoke(actor: MemberPrincipal, keyId: string, requestId: string | null): Promise<ApiKeyModel> {
     const key = isUuid(keyId)
       ? await this.deps.platform.prisma.apiKey.findFirst({ where: { id: keyId, tenantId: actor.tenant.id } })
       : null;
     if (!key) throw notFound('API key');
     if (key.revokedAt) return key;
-    const revoked = await this.deps.platform.prisma.apiKey.update({ where: { id: key.id }, data: { revokedAt: new Date() } });
+    const revoked = await this.deps.platform.prisma.$transaction(async (tx) => {
+      const updated = await tx.apiKey.update({ where: { id: key.id }, data: { revokedAt: new Date() } });
+      await queueAudit(tx, actor.tenant.id, userActor(actor.userId, requestId), { action: 'apiKey.revoked', targetType: 'ApiKey', targetId: key.id, metadata: { name: key.name } });
+      return updated;
+    });
     // Not waiting for our own notification: the next request here must already see it.
     this.byPrefix.delete(key.prefix);
     return revoked;

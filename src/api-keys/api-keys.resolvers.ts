@@ -10,7 +10,7 @@ export const apiKeyResolvers: Resolvers = {
     createdBy: (key) => key.createdByUserId,
   },
   Mutation: {
-    createApiKey: (_root, { input }, ctx) => ctx.services.apiKeys.create(memberPrincipal(ctx), input),
-    revokeApiKey: async (_root, { id }, ctx) => ({ apiKey: await ctx.services.apiKeys.revoke(memberPrincipal(ctx), id) }),
+    createApiKey: (_root, { input }, ctx) => ctx.services.apiKeys.create(memberPrincipal(ctx), input, ctx.requestId),
+    revokeApiKey: async (_root, { id }, ctx) => ({ apiKey: await ctx.services.apiKeys.revoke(memberPrincipal(ctx), id, ctx.requestId) }),
   },
 };

@@ -30,25 +30,25 @@ export const authResolvers: Resolvers = {
           : { adminId: principal.adminId, sessionId: principal.sessionId };
       return { signedOutSessions: await ctx.services.sessions.changePassword(who, input) };
     },
-    addMember: async (_root, { input }, ctx) => ({ member: await ctx.services.members.add(memberPrincipal(ctx), input) }),
+    addMember: async (_root, { input }, ctx) => ({ member: await ctx.services.members.add(memberPrincipal(ctx), input, ctx.requestId) }),
     updateMemberRole: async (_root, { userId, role }, ctx) => ({
-      member: await ctx.services.members.changeRole(memberPrincipal(ctx), userId, role),
+      member: await ctx.services.members.changeRole(memberPrincipal(ctx), userId, role, ctx.requestId),
     }),
     removeMember: async (_root, { userId }, ctx) => ({
-      removedUserId: await ctx.services.members.remove(memberPrincipal(ctx), userId),
+      removedUserId: await ctx.services.members.remove(memberPrincipal(ctx), userId, ctx.requestId),
     }),
-    inviteMember: (_root, { input }, ctx) => ctx.services.invitations.invite(memberPrincipal(ctx), input),
+    inviteMember: (_root, { input }, ctx) => ctx.services.invitations.invite(memberPrincipal(ctx), input, ctx.requestId),
     revokeInvitation: async (_root, { id }, ctx) => ({
-      revokedId: await ctx.services.invitations.revoke(memberPrincipal(ctx), id),
+      revokedId: await ctx.services.invitations.revoke(memberPrincipal(ctx), id, ctx.requestId),
     }),
-    acceptInvitation: (_root, { input }, ctx) => ctx.services.invitations.accept(memberPrincipal(ctx), input),
+    acceptInvitation: (_root, { input }, ctx) => ctx.services.invitations.accept(memberPrincipal(ctx), input, ctx.requestId),
     joinByInvitation: async (_root, { input }, ctx) => {
-      const joined = await ctx.services.invitations.join(input);
+      const joined = await ctx.services.invitations.join(input, ctx.requestId);
       // The ordinary sign-in, so the session is exactly what `login` would have started.
       return ctx.services.sessions.login({ tenant: joined.tenantSlug, email: joined.email, password: input.password });
     },
     declineInvitation: async (_root, { code }, ctx) => ({
-      declinedId: await ctx.services.invitations.decline(memberPrincipal(ctx), code),
+      declinedId: await ctx.services.invitations.decline(memberPrincipal(ctx), code, ctx.requestId),
     }),
   },
   Viewer: {

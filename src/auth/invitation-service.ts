@@ -1,3 +1,5 @@
+import { userActor } from '../audit/audit-entry';
+import { queueAudit } from '../audit/audit-log';
 import type { PlatformDatabase, PlatformTransaction } from '../database/platform-database';
 import type { Invitation, TenantStatus } from '../generated/prisma/platform/client';
 import { uniqueViolationFields } from '../database/prisma-errors';
@@ -40,7 +42,7 @@ type OpenInvitation = Invitation & { tenant: { slug: string; status: TenantStatu
 export class InvitationService {
   constructor(private readonly deps: { platform: PlatformDatabase; passwords: PasswordHasher; sessionCache: SessionStateCache }) {}
 
-  async invite(actor: MemberPrincipal, input: { email: string; role: MemberRole }): Promise<{ invitation: InvitationModel; code: string }> {
+  async invite(actor: MemberPrincipal, input: { email: string; role: MemberRole }, requestId: string | null): Promise<{ invitation: InvitationModel; code: string }> {
     const email = parseEmail(input.email);
     assertMayGrant(actor, input.role);
     const { prisma } = this.deps.platform;
@@ -64,11 +66,13 @@ export class InvitationService {
       await lockActorMembership(tx, actor);
       // Expired offers are only history: each new one sweeps its tenant's, so they never pile up.
       await tx.invitation.deleteMany({ where: { tenantId: actor.tenant.id, expiresAt: { lte: new Date() } } });
-      return tx.invitation.upsert({
+      const offered = await tx.invitation.upsert({
         where: { tenantId_email: { tenantId: actor.tenant.id, email } },
         create: { tenantId: actor.tenant.id, email, ...offer },
         update: offer,
       });
+      await queueAudit(tx, actor.tenant.id, userActor(actor.userId, requestId), { action: 'invitation.created', targetType: 'Invitation', targetId: offered.id, metadata: { role: input.role } });
+      return offered;
     });
     return { invitation: toInvitation(invitation), code };
   }
@@ -81,11 +85,13 @@ export class InvitationService {
     return invitations.map(toInvitation);
   }
 
-  async revoke(actor: MemberPrincipal, id: string): Promise<string> {
-    const revoked = isUuid(id)
-      ? await this.deps.platform.prisma.invitation.deleteMany({ where: { id, tenantId: actor.tenant.id } })
-      : { count: 0 };
-    if (revoked.count === 0) throw notFound('Invitation');
+  async revoke(actor: MemberPrincipal, id: string, requestId: string | null): Promise<string> {
+    if (!isUuid(id)) throw notFound('Invitation');
+    await this.deps.platform.prisma.$transaction(async (tx) => {
+      const revoked = await tx.invitation.deleteMany({ where: { id, tenantId: actor.tenant.id } });
+      if (revoked.count === 0) throw notFound('Invitation');
+      await queueAudit(tx, actor.tenant.id, userActor(actor.userId, requestId), { action: 'invitation.revoked', targetType: 'Invitation', targetId: id });
+    });
     return id;
   }
 
@@ -97,6 +103,7 @@ export class InvitationService {
   async accept(
     actor: MemberPrincipal,
     input: { code: string; currentPassword: string; newPassword: string },
+    requestId: string | null,
   ): Promise<{ tenantSlug: string; role: MemberRole; signedOutSessions: number }> {
     const { prisma } = this.deps.platform;
     const account = await prisma.user.findUnique({ where: { id: actor.userId }, select: { email: true, passwordHash: true } });
@@ -120,6 +127,12 @@ export class InvitationService {
         if (uniqueViolationFields(error)) throw conflict('You are already a member of this tenant', 'code');
         throw error;
       }
+      await queueAudit(tx, invitation.tenantId, userActor(actor.userId, requestId), {
+        action: 'invitation.accepted',
+        targetType: 'Member',
+        targetId: actor.userId,
+        metadata: { invitationId: invitation.id, role: invitation.role },
+      });
       return others;
     });
     for (const sessionId of signedOut) this.deps.sessionCache.invalidateSession(sessionId);
@@ -131,7 +144,7 @@ export class InvitationService {
    * as a member of the inviting tenant; the code is the proof of the mailbox. An email that
    * already has an account is refused: its holder signs in and accepts instead.
    */
-  async join(input: { code: string; name: string; password: string }): Promise<{ tenantSlug: string; email: string }> {
+  async join(input: { code: string; name: string; password: string }, requestId: string | null): Promise<{ tenantSlug: string; email: string }> {
     const name = parsePersonName(input.name);
     assertAcceptablePassword(input.password);
     const { prisma } = this.deps.platform;
@@ -143,8 +156,14 @@ export class InvitationService {
       await prisma.$transaction(async (tx) => {
         await this.consume(tx, invitation);
         await this.assertRoomForMember(tx, invitation.tenantId);
-        await tx.user.create({
+        const user = await tx.user.create({
           data: { email: invitation.email, name, passwordHash, memberships: { create: { tenantId: invitation.tenantId, role: invitation.role } } },
+        });
+        await queueAudit(tx, invitation.tenantId, userActor(user.id, requestId), {
+          action: 'invitation.joined',
+          targetType: 'Member',
+          targetId: user.id,
+          metadata: { invitationId: invitation.id, role: invitation.role },
         });
       });
     } catch (error) {
@@ -155,12 +174,16 @@ export class InvitationService {
   }
 
   /** Turns down the invitation whose code this is, addressed to the caller; returns its id. */
-  async decline(actor: MemberPrincipal, code: string): Promise<string> {
+  async decline(actor: MemberPrincipal, code: string, requestId: string | null): Promise<string> {
     const email = await this.emailOf(actor);
     const { prisma } = this.deps.platform;
     const codeHash = hashSecret(code);
-    const invitation = await prisma.invitation.findFirst({ where: { codeHash, email }, select: { id: true } });
-    if (!invitation || (await prisma.invitation.deleteMany({ where: { id: invitation.id, codeHash } })).count === 0) throw notFound('Invitation');
+    const invitation = await prisma.invitation.findFirst({ where: { codeHash, email }, select: { id: true, tenantId: true } });
+    if (!invitation) throw notFound('Invitation');
+    await prisma.$transaction(async (tx) => {
+      if ((await tx.invitation.deleteMany({ where: { id: invitation.id, codeHash } })).count === 0) throw notFound('Invitation');
+      await queueAudit(tx, invitation.tenantId, userActor(actor.userId, requestId), { action: 'invitation.declined', targetType: 'Invitation', targetId: invitation.id });
+    });
     return invitation.id;
   }
 

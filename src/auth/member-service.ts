@@ -1,3 +1,5 @@
+import { userActor } from '../audit/audit-entry';
+import { queueAudit } from '../audit/audit-log';
 import type { PlatformDatabase, PlatformTransaction } from '../database/platform-database';
 import { AppError, ErrorCode, conflict, forbidden, notFound } from '../errors/app-error';
 import type { PasswordHasher } from './passwords';
@@ -78,6 +80,7 @@ export class MemberService {
   async add(
     actor: MemberPrincipal,
     input: { email: string; name: string; password: string; role: MemberRole },
+    requestId: string | null,
   ): Promise<MemberModel> {
     const email = parseEmail(input.email);
     assertMayGrant(actor, input.role);
@@ -88,9 +91,11 @@ export class MemberService {
     try {
       const user = await prisma.$transaction(async (tx) => {
         await assertPlatformQuotaRoom(tx, actor.tenant, 'MEMBERS');
-        return tx.user.create({
+        const created = await tx.user.create({
           data: { email, name, passwordHash, memberships: { create: { tenantId: actor.tenant.id, role: input.role } } },
         });
+        await queueAudit(tx, actor.tenant.id, userActor(actor.userId, requestId), { action: 'member.added', targetType: 'Member', targetId: created.id, metadata: { role: input.role } });
+        return created;
       });
       return this.getMember(actor.tenant.id, user.id);
     } catch (error) {
@@ -101,7 +106,7 @@ export class MemberService {
     }
   }
 
-  async changeRole(actor: MemberPrincipal, userId: string, role: MemberRole): Promise<MemberModel> {
+  async changeRole(actor: MemberPrincipal, userId: string, role: MemberRole, requestId: string | null): Promise<MemberModel> {
     assertMayGrant(actor, role);
     const revokedKeys = await this.withOwnersLocked(actor, async (tx, owners) => {
       const target = await this.targetMembership(tx, actor, userId);
@@ -109,14 +114,21 @@ export class MemberService {
         throw conflict('The last OWNER cannot be demoted; make someone else OWNER first', 'role');
       }
       await tx.membership.update({ where: { id: target.id }, data: { role } });
-      return this.withdrawGrants(tx, actor.tenant.id, userId, role);
+      const revoked = await this.withdrawGrants(tx, actor.tenant.id, userId, role);
+      await queueAudit(tx, actor.tenant.id, userActor(actor.userId, requestId), {
+        action: 'member.roleChanged',
+        targetType: 'Member',
+        targetId: userId,
+        metadata: { from: target.role, to: role, keysRevoked: revoked.length },
+      });
+      return revoked;
     });
     this.deps.sessionCache.invalidateMembership(userId, actor.tenant.id);
     this.deps.apiKeys.forget(revokedKeys);
     return this.getMember(actor.tenant.id, userId);
   }
 
-  async remove(actor: MemberPrincipal, userId: string): Promise<string> {
+  async remove(actor: MemberPrincipal, userId: string, requestId: string | null): Promise<string> {
     const revokedKeys = await this.withOwnersLocked(actor, async (tx, owners) => {
       const target = await this.targetMembership(tx, actor, userId);
       if (target.role === 'OWNER' && owners.length <= 1) {
@@ -134,7 +146,14 @@ export class MemberService {
       // An account in no tenant can sign in nowhere, and its email could never be added again
       // (addMember refuses existing accounts): it goes.
       if ((await tx.membership.count({ where: { userId } })) === 0) await tx.user.delete({ where: { id: userId } });
-      return this.withdrawGrants(tx, actor.tenant.id, userId, null);
+      const revoked = await this.withdrawGrants(tx, actor.tenant.id, userId, null);
+      await queueAudit(tx, actor.tenant.id, userActor(actor.userId, requestId), {
+        action: 'member.removed',
+        targetType: 'Member',
+        targetId: userId,
+        metadata: { role: target.role, keysRevoked: revoked.length },
+      });
+      return revoked;
     });
     this.deps.sessionCache.invalidateMembership(userId, actor.tenant.id);
     this.deps.apiKeys.forget(revokedKeys);

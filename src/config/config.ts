@@ -100,6 +100,10 @@ const environmentSchema = z.object({
     .default('in-process')
     .transform((kind) => (kind === 'wasm' ? 'in-process' : kind)),
   MIGRATE_CONCURRENCY: positiveInt.max(MAX_MIGRATION_CONCURRENCY).default(4),
+  /** Soft-deleted vehicles, drivers and trips are purged for good after this many days. */
+  DELETED_RECORD_RETENTION_DAYS: positiveInt.max(3650).default(30),
+  /** How often an instance runs the purge (one instance at a time); 0 never (the operator command still can). */
+  RETENTION_PURGE_INTERVAL_MS: z.coerce.number().int().min(0).max(7 * 24 * 3600 * 1000).default(3_600_000),
   EMBEDDED_PG_DIR: z.string().default('.data/postgres'),
   EMBEDDED_PG_PORT: positiveInt.default(54329),
   CORS_ORIGINS: z.string().optional(),
@@ -181,6 +185,7 @@ export interface Config {
   tenantCacheMax: number;
   migrator: 'in-process' | 'cli';
   migrateConcurrency: number;
+  retention: { deletedRecordDays: number; purgeIntervalMs: number };
   embeddedPostgres: { dataDir: string; port: number };
   corsOrigins: string[];
   introspection: boolean;
@@ -322,6 +327,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     tenantCacheMax: env.TENANT_CACHE_MAX,
     migrator: env.MIGRATOR,
     migrateConcurrency: env.MIGRATE_CONCURRENCY,
+    retention: { deletedRecordDays: env.DELETED_RECORD_RETENTION_DAYS, purgeIntervalMs: env.RETENTION_PURGE_INTERVAL_MS },
     embeddedPostgres: { dataDir: env.EMBEDDED_PG_DIR, port: env.EMBEDDED_PG_PORT },
     corsOrigins: env.CORS_ORIGINS
       ? env.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter(Boolean)

@@ -4,9 +4,9 @@ import type { Logger } from '../observability/logger';
 /**
  * Channels the platform migrations' triggers notify on (see migrations/platform). Payloads:
  * a tenant id; `session:<id>`; `membership:<userId>:<tenantId>`; `apiKey:<prefix>`;
- * `persistedOperation:<scope>:<sha256>`.
+ * `persistedOperation:<scope>:<sha256>`; on fleet_audit_outbox, the tenant id whose audit entries were queued.
  */
-export const PLATFORM_CHANNELS = ['fleet_tenant_changes', 'fleet_access_changes'] as const;
+export const PLATFORM_CHANNELS = ['fleet_tenant_changes', 'fleet_access_changes', 'fleet_audit_outbox'] as const;
 export type PlatformChannel = (typeof PLATFORM_CHANNELS)[number];
 
 export interface NotificationSubscriber {

@@ -1,6 +1,6 @@
 import { roleAtLeast, type TenantPrincipal } from '../auth/principal';
 import { assertTenantQuotaRoom } from '../quotas/quota-guard';
-import { actorOf, changeRecord, createRecord, restoreRecord, softDelete, type TenantTransaction } from '../records/record-changes';
+import { changeRecord, createRecord, restoreRecord, softDelete, type TenantTransaction } from '../records/record-changes';
 import { foreignKeyViolation, isViolationOf, uniqueViolation, type ConstraintRef } from '../database/prisma-errors';
 import { AppError, conflict, ErrorCode, forbidden, notFound } from '../errors/app-error';
 import { parseInput } from '../fleet/fleet-input';
@@ -64,9 +64,9 @@ export interface TripInput {
   cargoWeightKg?: number | null;
 }
 
-export async function createTrip({ db, trips, principal }: DispatchScope, input: TripInput): Promise<Trip> {
+export async function createTrip({ db, trips, actor, principal }: DispatchScope, input: TripInput): Promise<Trip> {
   const data = parseInput(createTripSchema, input);
-  const trip = await createRecord(db, tripRecord, actorOf(principal), async (tx) => {
+  const trip = await createRecord(db, tripRecord, actor, async (tx) => {
     // A new trip is a DRAFT: open.
     await assertTenantQuotaRoom(tx, principal.tenant, 'OPEN_TRIPS');
     return tx.trip.create({ data });
@@ -75,9 +75,9 @@ export async function createTrip({ db, trips, principal }: DispatchScope, input:
   return trip;
 }
 
-export async function updateTrip({ db, trips, principal }: DispatchScope, id: string, input: TripInput & { expectedVersion?: number | null }): Promise<Trip> {
+export async function updateTrip({ db, trips, actor }: DispatchScope, id: string, input: TripInput & { expectedVersion?: number | null }): Promise<Trip> {
   const { expectedVersion, ...data } = parseInput(updateTripSchema, input, CLEARABLE_TRIP_FIELDS);
-  const trip = await changeRecord(db, tripRecord, id, { actor: actorOf(principal), expectedVersion }, async (tx, current) => {
+  const trip = await changeRecord(db, tripRecord, id, { actor, expectedVersion }, async (tx, current) => {
     if (!EDITABLE_TRIP_STATUSES.has(current.status)) {
       throw new AppError(ErrorCode.CONFLICT, `A ${current.status} trip's plan cannot change; only DRAFT and PLANNED trips can`, { extensions: { tripStatus: current.status } });
     }
@@ -95,9 +95,9 @@ export async function updateTrip({ db, trips, principal }: DispatchScope, id: st
 }
 
 /** Soft-deletes a trip; one on the road (DISPATCHED, IN_TRANSIT) must be delivered or cancelled first. */
-export async function deleteTrip({ db, trips, principal }: DispatchScope, id: string): Promise<void> {
+export async function deleteTrip({ db, trips, actor }: DispatchScope, id: string): Promise<void> {
   await softDelete(db, tripRecord, id, {
-    actor: actorOf(principal),
+    actor,
     beforeDelete: async (_tx, trip) => {
       if (trip.status === 'DISPATCHED' || trip.status === 'IN_TRANSIT') {
         throw new AppError(ErrorCode.CONFLICT, `A ${trip.status} trip is on the road; deliver or cancel it first`, { extensions: { tripStatus: trip.status } });
@@ -107,8 +107,8 @@ export async function deleteTrip({ db, trips, principal }: DispatchScope, id: st
   trips.tripById.clear(id);
 }
 
-export async function restoreTrip({ db, trips, principal }: DispatchScope, id: string): Promise<Trip> {
-  const trip = await restoreRecord(db, tripRecord, id, actorOf(principal), {
+export async function restoreTrip({ db, trips, actor, principal }: DispatchScope, id: string): Promise<Trip> {
+  const trip = await restoreRecord(db, tripRecord, id, actor, {
     // A delivered or cancelled trip comes back closed: it takes no open place.
     beforeRestore: async (tx, row) => {
       if (!FINAL_TRIP_STATUSES.has(row.status)) await assertTenantQuotaRoom(tx, principal.tenant, 'OPEN_TRIPS');
@@ -151,13 +151,13 @@ async function checkGuard(tx: TenantTransaction, guard: TripGuard, trip: Trip, r
 }
 
 export async function transitionTrip(
-  { db, trips, principal }: DispatchScope,
+  { db, trips, principal, actor }: DispatchScope,
   input: { id: string; to: TripStatus; reason?: string | null; expectedVersion?: number | null },
 ): Promise<Trip> {
   // A blank reason is no reason (REASON_REQUIRED where one is needed, not a validation error).
   const { reason } = parseInput(transitionSchema, { reason: input.reason?.trim() ? input.reason : undefined });
-  const actor = actorOf(principal);
-  const trip = await changeRecord(db, tripRecord, input.id, { actor, expectedVersion: input.expectedVersion }, async (tx, current) => {
+  const auditAs = (before: Trip, after: Trip) => ({ action: 'trip.transitioned', metadata: { from: before.status, to: after.status, reason: reason ?? null } });
+  const trip = await changeRecord(db, tripRecord, input.id, { actor, expectedVersion: input.expectedVersion, auditAs }, async (tx, current) => {
     const rule = transitionRule(current.status, input.to);
     if (!rule) {
       const allowed = allowedTargets(current.status);
@@ -170,7 +170,7 @@ export async function transitionTrip(
     if (!roleAtLeast(principal.role, rule.role)) throw forbidden(`Moving a trip from ${rule.from} to ${rule.to} takes the ${rule.role} role or higher`);
     for (const guard of rule.guards) await checkGuard(tx, guard, current, reason);
     const updated = await tx.trip.update({ where: { id: current.id }, data: { status: rule.to, version: { increment: 1 } } });
-    await tx.tripTransition.create({ data: { tripId: current.id, fromStatus: rule.from, toStatus: rule.to, reason: reason ?? null, ...actor } });
+    await tx.tripTransition.create({ data: { tripId: current.id, fromStatus: rule.from, toStatus: rule.to, reason: reason ?? null, actorKind: actor.actorKind, actorId: actor.actorId } });
     return updated;
   }).catch(tripWriteError);
   trips.tripById.clear(trip.id).prime(trip.id, trip);

@@ -4,7 +4,7 @@ import type { Driver } from '../generated/prisma/tenant/client';
 import type { DriverFilter, DriverOrderField } from '../generated/graphql';
 import type { ConnectionModel } from '../graphql/pagination';
 import { assertTenantQuotaRoom } from '../quotas/quota-guard';
-import { actorOf, changeLocked, changeRecord, createRecord, lockLive, restoreRecord, softDelete } from '../records/record-changes';
+import { changeLocked, changeRecord, createRecord, lockLive, restoreRecord, softDelete } from '../records/record-changes';
 import { readList, type ListArgs } from '../records/record-list';
 import { createDriverSchema, parseInput, updateDriverSchema } from './fleet-input';
 import { driverList, driverRecord, driverVehicle, refuseIfOnTheRoad, vehicleRecord } from './fleet-tables';
@@ -45,9 +45,9 @@ function driverConflict(error: unknown): never {
   throw error;
 }
 
-export async function createDriver({ db, loaders, principal }: FleetScope, input: object): Promise<Driver> {
+export async function createDriver({ db, loaders, actor, principal }: FleetScope, input: object): Promise<Driver> {
   const data = parseInput(createDriverSchema, input);
-  const driver = await createRecord(db, driverRecord, actorOf(principal), async (tx) => {
+  const driver = await createRecord(db, driverRecord, actor, async (tx) => {
     await assertTenantQuotaRoom(tx, principal.tenant, 'DRIVERS');
     return tx.driver.create({ data });
   }).catch(driverConflict);
@@ -55,9 +55,9 @@ export async function createDriver({ db, loaders, principal }: FleetScope, input
   return driver;
 }
 
-export async function updateDriver({ db, loaders, principal }: FleetScope, id: string, input: object): Promise<Driver> {
+export async function updateDriver({ db, loaders, actor }: FleetScope, id: string, input: object): Promise<Driver> {
   const { expectedVersion, ...data } = parseInput(updateDriverSchema, input, ['phone', 'email']);
-  const driver = await changeRecord(db, driverRecord, id, { actor: actorOf(principal), expectedVersion }, (tx) =>
+  const driver = await changeRecord(db, driverRecord, id, { actor, expectedVersion }, (tx) =>
     tx.driver.update({ where: { id }, data: { ...data, version: { increment: 1 } } }),
   ).catch(driverConflict);
   loaders.driverById.clear(id).prime(id, driver);
@@ -68,8 +68,7 @@ export async function updateDriver({ db, loaders, principal }: FleetScope, id: s
  * Soft-deletes a driver: they leave their vehicle (a recorded change of that vehicle), and are
  * refused while on a trip on the road.
  */
-export async function deleteDriver({ db, loaders, principal }: FleetScope, id: string): Promise<void> {
-  const actor = actorOf(principal);
+export async function deleteDriver({ db, loaders, actor }: FleetScope, id: string): Promise<void> {
   await softDelete(db, driverRecord, id, {
     actor,
     beforeDelete: async (tx, driver) => {
@@ -87,8 +86,8 @@ export async function deleteDriver({ db, loaders, principal }: FleetScope, id: s
   loaders.vehicleById.clearAll();
 }
 
-export async function restoreDriver({ db, loaders, principal }: FleetScope, id: string): Promise<Driver> {
-  const driver = await restoreRecord(db, driverRecord, id, actorOf(principal), {
+export async function restoreDriver({ db, loaders, actor, principal }: FleetScope, id: string): Promise<Driver> {
+  const driver = await restoreRecord(db, driverRecord, id, actor, {
     beforeRestore: (tx) => assertTenantQuotaRoom(tx, principal.tenant, 'DRIVERS'),
   });
   loaders.driverById.clear(id).prime(id, driver);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { writeAudit } from '../audit/audit-log';
 import { AppError, ErrorCode } from '../errors/app-error';
 import { Prisma, type FleetSettings } from '../generated/prisma/tenant/client';
 import type { TenantSql } from '../tenancy/tenant-sql';
@@ -27,7 +28,7 @@ export async function readFleetSettings(sql: TenantSql): Promise<FleetSettings> 
  * Changes the settings. A time zone is checked against PostgreSQL's own list, since the
  * database is what reads it (fleetSummary's "today").
  */
-export async function updateFleetSettings({ db }: FleetScope, input: object): Promise<FleetSettings> {
+export async function updateFleetSettings({ db, actor }: FleetScope, input: object): Promise<FleetSettings> {
   const { timeZone, ...rest } = parseInput(updateSettingsSchema, input);
   return db.$transaction(async (tx) => {
     if (timeZone !== undefined) {
@@ -36,6 +37,8 @@ export async function updateFleetSettings({ db }: FleetScope, input: object): Pr
         throw new AppError(ErrorCode.BAD_USER_INPUT, 'timeZone must be an IANA time zone, such as Europe/Paris or UTC', { extensions: { field: 'timeZone' } });
       }
     }
-    return tx.fleetSettings.update({ where: { id: SETTINGS_ID }, data: { ...rest, ...(timeZone === undefined ? {} : { timezone: timeZone }) } });
+    const data = { ...rest, ...(timeZone === undefined ? {} : { timezone: timeZone }) };
+    await writeAudit(tx, actor, { action: 'fleetSettings.updated', targetType: 'FleetSettings', targetId: String(SETTINGS_ID), metadata: { fields: Object.keys(data) } });
+    return tx.fleetSettings.update({ where: { id: SETTINGS_ID }, data });
   });
 }

@@ -4,7 +4,8 @@ import { AppError, conflict, ErrorCode, notFound } from '../errors/app-error';
 import type { MaintenanceFilter, MaintenanceOrderField } from '../generated/graphql';
 import { Prisma, type MaintenanceRecord, type Vehicle } from '../generated/prisma/tenant/client';
 import type { ConnectionModel } from '../graphql/pagination';
-import { actorOf, changeLocked, lockLive, type TenantTransaction } from '../records/record-changes';
+import { writeAudit } from '../audit/audit-log';
+import { changeLocked, lockLive, type TenantTransaction } from '../records/record-changes';
 import { readList, type ListArgs, type RecordList } from '../records/record-list';
 import type { TenantSql } from '../tenancy/tenant-sql';
 import { TenantTable } from '../tenancy/tenant-table';
@@ -79,7 +80,7 @@ const closeSchema = z.object({ id: z.string(), costMinorUnits: cost.nullish(), c
 /** Moves the locked vehicle to `status` (a recorded change), unless it is there already. */
 async function setVehicleStatus(tx: TenantTransaction, vehicle: Vehicle, status: Vehicle['status'], scope: FleetScope): Promise<void> {
   if (vehicle.status === status) return;
-  const after = await changeLocked(tx, vehicleRecord, vehicle, actorOf(scope.principal), (inner) =>
+  const after = await changeLocked(tx, vehicleRecord, vehicle, scope.actor, (inner) =>
     inner.vehicle.update({ where: { id: vehicle.id }, data: { status, version: { increment: 1 } } }),
   );
   scope.loaders.vehicleById.clear(vehicle.id).prime(vehicle.id, after);
@@ -92,6 +93,7 @@ export async function openMaintenance(scope: FleetScope, input: object): Promise
     if (vehicle.status === 'RETIRED') throw conflict('A RETIRED vehicle is not maintained; change its status first', 'vehicleId');
     await refuseIfOnTheRoad(tx, { vehicleId });
     const record = await tx.maintenanceRecord.create({ data: { vehicleId, ...data } });
+    await writeAudit(tx, scope.actor, { action: 'maintenance.opened', targetType: 'MaintenanceRecord', targetId: record.id, metadata: { vehicleId, kind: data.kind } });
     await setVehicleStatus(tx, vehicle, 'MAINTENANCE', scope);
     return record;
   });
@@ -112,6 +114,7 @@ export async function closeMaintenance(scope: FleetScope, input: object): Promis
       data: { closedAt: new Date(), ...(absent(costMinorUnits) ? {} : { costMinorUnits, currency: code }) },
     });
     if (closed.count === 0) throw conflict('This maintenance record is already closed');
+    await writeAudit(tx, scope.actor, { action: 'maintenance.closed', targetType: 'MaintenanceRecord', targetId: id, metadata: { vehicleId: vehicle.id } });
     const stillOpen = await tx.maintenanceRecord.count({ where: { vehicleId: vehicle.id, closedAt: null } });
     if (stillOpen === 0 && vehicle.status === 'MAINTENANCE') await setVehicleStatus(tx, vehicle, 'ACTIVE', scope);
     return tx.maintenanceRecord.findUniqueOrThrow({ where: { id } });

@@ -5,7 +5,7 @@ import type { Vehicle } from '../generated/prisma/tenant/client';
 import type { VehicleFilter, VehicleOrderField } from '../generated/graphql';
 import type { ConnectionModel } from '../graphql/pagination';
 import { assertTenantQuotaRoom } from '../quotas/quota-guard';
-import { actorOf, changeRecord, createRecord, restoreRecord, softDelete } from '../records/record-changes';
+import { changeRecord, type Actor, createRecord, restoreRecord, softDelete } from '../records/record-changes';
 import { readList, type ListArgs } from '../records/record-list';
 import type { TenantPrisma } from '../tenancy/tenant-client-pool';
 import type { TenantSql } from '../tenancy/tenant-sql';
@@ -21,8 +21,10 @@ export interface FleetScope {
   db: TenantPrisma;
   sql: TenantSql;
   loaders: FleetLoaders;
-  /** Who is calling: changes are recorded with their actor. */
+  /** Who is calling (some changes need a higher role). */
   principal: TenantPrincipal;
+  /** Who changes records, and in which request: history and the audit log name them. */
+  actor: Actor;
 }
 
 /**
@@ -70,9 +72,9 @@ function vehicleConflict(error: unknown): never {
   throw error;
 }
 
-export async function createVehicle({ db, loaders, principal }: FleetScope, input: object): Promise<Vehicle> {
+export async function createVehicle({ db, loaders, actor, principal }: FleetScope, input: object): Promise<Vehicle> {
   const data = parseInput(createVehicleSchema, input);
-  const vehicle = await createRecord(db, vehicleRecord, actorOf(principal), async (tx) => {
+  const vehicle = await createRecord(db, vehicleRecord, actor, async (tx) => {
     await assertTenantQuotaRoom(tx, principal.tenant, 'VEHICLES');
     return tx.vehicle.create({ data });
   }).catch(vehicleConflict);
@@ -80,9 +82,9 @@ export async function createVehicle({ db, loaders, principal }: FleetScope, inpu
   return vehicle;
 }
 
-export async function updateVehicle({ db, loaders, principal }: FleetScope, id: string, input: object): Promise<Vehicle> {
+export async function updateVehicle({ db, loaders, actor }: FleetScope, id: string, input: object): Promise<Vehicle> {
   const { expectedVersion, ...data } = parseInput(updateVehicleSchema, input);
-  const vehicle = await changeRecord(db, vehicleRecord, id, { actor: actorOf(principal), expectedVersion }, (tx) =>
+  const vehicle = await changeRecord(db, vehicleRecord, id, { actor, expectedVersion }, (tx) =>
     tx.vehicle.update({ where: { id }, data: { ...data, version: { increment: 1 } } }),
   ).catch(vehicleConflict);
   loaders.vehicleById.clear(id).prime(id, vehicle);
@@ -93,9 +95,9 @@ export async function updateVehicle({ db, loaders, principal }: FleetScope, id: 
  * Soft-deletes a vehicle: it leaves its driver (unassigned), and is refused while on a trip on
  * the road. Restorable by ADMIN+ (restoreVehicle) until purged.
  */
-export async function deleteVehicle({ db, loaders, principal }: FleetScope, id: string): Promise<void> {
+export async function deleteVehicle({ db, loaders, actor }: FleetScope, id: string): Promise<void> {
   await softDelete(db, vehicleRecord, id, {
-    actor: actorOf(principal),
+    actor,
     beforeDelete: async (tx, vehicle) => {
       await refuseIfOnTheRoad(tx, { vehicleId: vehicle.id });
       if (vehicle.driverId) await tx.vehicle.update({ where: { id: vehicle.id }, data: { driverId: null } });
@@ -105,8 +107,8 @@ export async function deleteVehicle({ db, loaders, principal }: FleetScope, id: 
   loaders.vehicleByDriverId.clearAll();
 }
 
-export async function restoreVehicle({ db, loaders, principal }: FleetScope, id: string): Promise<Vehicle> {
-  const vehicle = await restoreRecord(db, vehicleRecord, id, actorOf(principal), {
+export async function restoreVehicle({ db, loaders, actor, principal }: FleetScope, id: string): Promise<Vehicle> {
+  const vehicle = await restoreRecord(db, vehicleRecord, id, actor, {
     beforeRestore: (tx) => assertTenantQuotaRoom(tx, principal.tenant, 'VEHICLES'),
   });
   loaders.vehicleById.clear(id).prime(id, vehicle);
@@ -117,8 +119,8 @@ export async function restoreVehicle({ db, loaders, principal }: FleetScope, id:
  * Puts a driver in a vehicle (or takes the vehicle's driver out). A driver drives one vehicle:
  * assigning one who already has another vehicle is a CONFLICT, never a silent move.
  */
-export async function assignDriver({ db, loaders, principal }: FleetScope, vehicleId: string, driverId: string | null): Promise<Vehicle> {
-  const vehicle = await changeRecord(db, vehicleRecord, vehicleId, { actor: actorOf(principal) }, async (tx) => {
+export async function assignDriver({ db, loaders, actor }: FleetScope, vehicleId: string, driverId: string | null): Promise<Vehicle> {
+  const vehicle = await changeRecord(db, vehicleRecord, vehicleId, { actor }, async (tx) => {
     if (driverId !== null) {
       const driver = await tx.driver.findFirst({ where: { id: driverId, deletedAt: null }, include: { vehicle: { select: { id: true } } } });
       if (!driver) throw notFound('Driver');

@@ -5,6 +5,7 @@ import { isTenantPrincipal, type MemberPrincipal, type Principal } from '../auth
 import type { SessionService } from '../auth/session-service';
 import type { PlatformDatabase } from '../database/platform-database';
 import { AppError, ErrorCode } from '../errors/app-error';
+import { actorOf } from '../records/record-changes';
 import { TripLoaders } from '../dispatch/trip-tables';
 import type { DispatchScope } from '../dispatch/trips';
 import { createFleetLoaders } from '../fleet/fleet-loaders';
@@ -13,6 +14,8 @@ import type { TenantMigrationRunner } from '../provisioning/tenant-migration-run
 import type { TenantProvisioner } from '../provisioning/tenant-provisioner';
 import type { TenantClientPool } from '../tenancy/tenant-client-pool';
 import type { TenantDirectory } from '../tenancy/tenant-directory';
+import type { AuditRelay } from '../audit/audit-relay';
+import type { DeletedRecordPurge } from '../records/retention-purge';
 import type { ApiKeyService } from '../api-keys/api-key-service';
 import type { OperationSafelist } from '../persisted-queries/operation-safelist';
 
@@ -31,6 +34,8 @@ export interface Services {
   lifecycle: TenantLifecycle;
   apiKeys: ApiKeyService;
   safelist: OperationSafelist;
+  auditRelay: AuditRelay;
+  retention: DeletedRecordPurge;
 }
 
 /** What a tenant-scoped resolver works with: its tenant's client, this request's loaders, the caller. */
@@ -86,6 +91,7 @@ export function createRequestContext(options: {
       let trips: TripLoaders | undefined;
       scope = {
         principal,
+        actor: actorOf(principal, options.requestId),
         db,
         sql,
         loaders: createFleetLoaders(sql),

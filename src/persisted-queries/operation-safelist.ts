@@ -1,3 +1,5 @@
+import type { AuditActor } from '../audit/audit-entry';
+import { queueAudit } from '../audit/audit-log';
 import { createHash } from 'node:crypto';
 import { parse, validate, type GraphQLSchema } from 'graphql';
 import { NotifiedCache } from '../database/notified-cache';
@@ -91,7 +93,7 @@ export class OperationSafelist implements NotificationSubscriber {
    * Validates every operation against the schema, then stores them (idempotent per hash), all
    * or none; QUOTA_EXCEEDED when the new ones would take the scope over its cap.
    */
-  async register(scope: OperationScope, operations: OperationInput[]): Promise<PersistedOperationModel[]> {
+  async register(scope: OperationScope, operations: OperationInput[], by: AuditActor): Promise<PersistedOperationModel[]> {
     if (operations.length === 0 || operations.length > MAX_OPERATIONS_PER_CALL) {
       throw badInput(`register 1 to ${MAX_OPERATIONS_PER_CALL} operations per call`, 'operations');
     }
@@ -121,6 +123,14 @@ export class OperationSafelist implements NotificationSubscriber {
             document: operation.body,
           })),
         });
+        if (scope.tenantId !== null) {
+          await queueAudit(tx, scope.tenantId, by, {
+            action: 'persistedOperations.registered',
+            targetType: 'PersistedOperation',
+            targetId: added.length === 1 ? (added[0]?.sha256 ?? '') : `${added.length} operations`,
+            metadata: { sha256: added.slice(0, 20).map((operation) => operation.sha256), count: added.length },
+          });
+        }
       }
       return tx.persistedOperation.findMany({
         where: { scope: scopeKey, sha256: { in: hashes } },
@@ -134,7 +144,7 @@ export class OperationSafelist implements NotificationSubscriber {
    * Removes these operations of the scope, all or none: NOT_FOUND if any id is not one of them
    * (another tenant's, a global one for a tenant, already removed). Returns the ids removed.
    */
-  async remove(scope: OperationScope, ids: string[]): Promise<string[]> {
+  async remove(scope: OperationScope, ids: string[], by: AuditActor): Promise<string[]> {
     if (ids.length === 0 || ids.length > MAX_OPERATIONS_PER_CALL) {
       throw badInput(`remove 1 to ${MAX_OPERATIONS_PER_CALL} operations per call`, 'ids');
     }
@@ -147,6 +157,14 @@ export class OperationSafelist implements NotificationSubscriber {
         RETURNING "id"::text AS "id", "sha256"`;
       // Throwing rolls the whole removal back.
       if (rows.length !== wanted.length) throw notFound('Persisted operation');
+      if (scope.tenantId !== null) {
+        await queueAudit(tx, scope.tenantId, by, {
+          action: 'persistedOperations.removed',
+          targetType: 'PersistedOperation',
+          targetId: rows.length === 1 ? (rows[0]?.id ?? '') : `${rows.length} operations`,
+          metadata: { ids: rows.slice(0, 20).map((row) => row.id), count: rows.length },
+        });
+      }
       return rows;
     });
     // Not waiting for our own notification: the next request here must already see it.

@@ -1,3 +1,4 @@
+import { userActor, type AuditActor } from '../audit/audit-entry';
 import { notFound } from '../errors/app-error';
 import type { Resolvers } from '../generated/graphql';
 import type { RequestContext } from '../graphql/context';
@@ -20,6 +21,13 @@ async function platformScope(ctx: RequestContext, tenantId: string | null | unde
   return { tenantId: tenant.id, plan: tenant.plan };
 }
 
+/** The platform admin calling (the access policy let only one through). */
+function platformAdminOf(ctx: RequestContext): AuditActor {
+  const { principal } = ctx;
+  if (principal.kind !== 'platformAdmin') throw new Error('a platform-admin field ran for another principal');
+  return { actorKind: 'PLATFORM_ADMIN', actorId: principal.adminId, requestId: ctx.requestId };
+}
+
 function tenantScope(ctx: RequestContext): OperationScope {
   const { tenant } = memberPrincipal(ctx);
   return { tenantId: tenant.id, plan: tenant.plan };
@@ -39,16 +47,16 @@ export const persistedQueryResolvers: Resolvers = {
   },
   Mutation: {
     registerPersistedOperations: async (_root, { operations }, ctx) => ({
-      operations: await ctx.services.safelist.register(tenantScope(ctx), operations),
+      operations: await ctx.services.safelist.register(tenantScope(ctx), operations, userActor(memberPrincipal(ctx).userId, ctx.requestId)),
     }),
     removePersistedOperations: async (_root, { ids }, ctx) => ({
-      removedIds: await ctx.services.safelist.remove(tenantScope(ctx), ids),
+      removedIds: await ctx.services.safelist.remove(tenantScope(ctx), ids, userActor(memberPrincipal(ctx).userId, ctx.requestId)),
     }),
     registerPlatformPersistedOperations: async (_root, { tenantId, operations }, ctx) => ({
-      operations: await ctx.services.safelist.register(await platformScope(ctx, tenantId), operations),
+      operations: await ctx.services.safelist.register(await platformScope(ctx, tenantId), operations, platformAdminOf(ctx)),
     }),
     removePlatformPersistedOperations: async (_root, { tenantId, ids }, ctx) => ({
-      removedIds: await ctx.services.safelist.remove(await platformScope(ctx, tenantId), ids),
+      removedIds: await ctx.services.safelist.remove(await platformScope(ctx, tenantId), ids, platformAdminOf(ctx)),
     }),
   },
   PersistedOperation: {

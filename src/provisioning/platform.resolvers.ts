@@ -19,6 +19,26 @@ export const platformResolvers: Resolvers = {
   },
   Mutation: {
     createTenant: async (_root, { input }, ctx) => ({ tenant: await ctx.services.provisioner.createTenant(input) }),
+    purgeDeletedRecords: async (_root, { input }, ctx) => {
+      const purge = ctx.services.retention;
+      const report = await purge.run({ tenantIds: input?.tenantIds ?? null, dryRun: input?.dryRun ?? false, after: input?.after ?? null });
+      return {
+        retentionDays: purge.retentionDays,
+        dryRun: report.dryRun,
+        resumeAfter: report.resumeAfter,
+        durationMs: report.durationMs,
+        results: report.results.map((result) => ({
+          tenantId: result.tenantId,
+          slug: result.slug,
+          status: result.status,
+          trips: result.outcome?.Trip ?? 0,
+          drivers: result.outcome?.Driver ?? 0,
+          vehicles: result.outcome?.Vehicle ?? 0,
+          error: result.error,
+          durationMs: result.durationMs,
+        })),
+      };
+    },
     migrateTenants: (_root, { tenantIds, concurrency, force }, ctx) =>
       ctx.services.migrations.migrateTenants({ tenantIds: tenantIds ?? null, concurrency: concurrency ?? null, force: force ?? false }),
     suspendTenant: async (_root, { id }, ctx) => ({ tenant: await ctx.services.lifecycle.suspend(id) }),

@@ -1,9 +1,10 @@
+import { sealAuditTable } from '../audit/audit-table-seal';
 import { MAX_MIGRATION_CONCURRENCY } from '../config/config';
 import { withCheckedOutClient } from '../database/checked-out-client';
-import { isUuid } from '../database/uuid';
 import { badInput } from '../errors/app-error';
 import { latestMigrationName, readMigrationFolder } from '../migrations/migration-files';
 import { MigrationError } from '../migrations/migrator';
+import { runTenantJob, type TenantJob } from '../tenant-jobs/tenant-jobs';
 import { tenantConnectionConfig } from '../tenancy/tenant-credentials';
 import type { TenantRecord } from '../tenancy/tenant-directory';
 import { ensureTenantRole } from './tenant-database-objects';
@@ -56,32 +57,27 @@ export class TenantMigrationRunner {
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > MAX_MIGRATION_CONCURRENCY) {
       throw badInput(`concurrency must be between 1 and ${MAX_MIGRATION_CONCURRENCY}`, 'concurrency');
     }
-    const { prisma } = this.deps.platform;
-
-    // UUIDs compare case-insensitively: one spelling per tenant, so each gets one result.
-    const requested = options.tenantIds
-      ? [...new Set(options.tenantIds.map((id) => (isUuid(id) ? id.toLowerCase() : id)))]
-      : null;
-    const lookUp = requested?.filter(isUuid) ?? null;
-    const tenants = !lookUp
-      ? await prisma.tenant.findMany({ where: { status: { in: ['ACTIVE', 'SUSPENDED'] } }, orderBy: { id: 'asc' } })
-      : lookUp.length > 0
-        ? await prisma.tenant.findMany({ where: { id: { in: lookUp } }, orderBy: { id: 'asc' } })
-        : [];
-    const found = new Set(tenants.map((tenant) => tenant.id));
-    const missing: TenantMigrationResult[] = (requested ?? [])
-      .filter((id) => !found.has(id))
-      .map((id) => skipped(id, null, 'tenant not found'));
-
-    const results = await mapWithConcurrency(tenants, concurrency, async (tenant) => {
-      if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') {
-        return skipped(tenant.id, tenant, `tenant is ${tenant.status}; createTenant completes it`);
-      }
-      if (!options.force && tenant.migrationVersion === targetVersion) {
-        return { ...base(tenant), status: 'UP_TO_DATE' as const, version: tenant.migrationVersion };
-      }
-      return this.migrateOne(tenant, folder, targetVersion, options.force ?? false);
+    const migrate: TenantJob<TenantMigrationResult> = {
+      name: 'migrate-tenants',
+      run: async (tenant) => {
+        if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') {
+          return skipped(tenant.id, tenant, `tenant is ${tenant.status}; createTenant completes it`);
+        }
+        if (!options.force && tenant.migrationVersion === targetVersion) {
+          return { ...base(tenant), status: 'UP_TO_DATE' as const, version: tenant.migrationVersion };
+        }
+        return this.migrateOne(tenant, folder, targetVersion, options.force ?? false);
+      },
+    };
+    // Listed tenants are reported whatever their state (a PROVISIONING one as SKIPPED, with why).
+    const run = await runTenantJob({ prisma: this.deps.platform.prisma, logger: this.deps.logger }, migrate, {
+      tenantIds: options.tenantIds ?? null,
+      statuses: options.tenantIds ? null : undefined,
+      concurrency,
     });
+    // migrateOne reports its own failures, so every tenant has an outcome.
+    const results = run.results.map((result) => result.outcome ?? { ...base(result.tenant), status: 'FAILED' as const, error: result.error });
+    const missing = run.missingTenantIds.map((id) => skipped(id, null, 'tenant not found'));
     return { targetVersion, results: [...results, ...missing], durationMs: Math.round(performance.now() - startedAt) };
   }
 
@@ -98,6 +94,8 @@ export class TenantMigrationRunner {
       if (reassertRole) await this.reassertRole(tenant);
       const connection = tenantConnectionConfig(this.deps.platform.url, tenant.dbRole, this.deps.tenantDbSecret);
       const outcome = await this.deps.migrator.migrate({ connection, schema: tenant.schemaName }, folder);
+      // Before the version is recorded: a run cut here finds the tenant behind and seals again.
+      await withCheckedOutClient(this.deps.platform.pool, (ddl) => sealAuditTable(ddl, tenant.schemaName, tenant.dbRole));
       const updated = await prisma.tenant.update({
         where: { id: tenant.id },
         data: { migrationVersion: outcome.version ?? targetVersion, lastError: null },
@@ -170,22 +168,4 @@ function skipped(tenantId: string, tenant: TenantRecord | null, reason: string):
     status: 'SKIPPED',
     error: reason,
   };
-}
-
-/**
- * Runs `work` over `items` with at most `limit` in flight, keeping input order in the output.
- * A dozen lines; the maintained alternatives (p-limit, p-map) ship as ES modules only, which
- * this CommonJS build would have to load asynchronously.
- */
-export async function mapWithConcurrency<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await work(items[index] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }

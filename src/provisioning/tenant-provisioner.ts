@@ -13,6 +13,7 @@ import { describeError, type Logger } from '../observability/logger';
 import { tenantConnectionConfig } from '../tenancy/tenant-credentials';
 import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory';
 import { assertValidSlug, isValidSlug, tenantRoleName, tenantSchemaName } from '../tenancy/tenant-naming';
+import { sealAuditTable } from '../audit/audit-table-seal';
 import { dropTenantObjects, ensureTenantRole, ensureTenantSchema } from './tenant-database-objects';
 import { seedTenant } from './tenant-seed';
 
@@ -59,7 +60,7 @@ const ownerPasswordConflict = (email: string) =>
 /** Advisory-lock class for "one provisioning per slug"; the key is hashtext(slug). */
 export const PROVISIONING_LOCK_CLASS = 0x46470001;
 
-type Step = 'role' | 'schema' | 'migrate' | 'seed' | 'owner' | 'activate';
+type Step = 'role' | 'schema' | 'migrate' | 'seal' | 'seed' | 'owner' | 'activate';
 
 class StepFailure extends Error {
   constructor(
@@ -243,6 +244,7 @@ export class TenantProvisioner {
     const connection = tenantConnectionConfig(platform.url, tenant.dbRole, tenantDbSecret);
     const folder = readMigrationFolder(this.deps.tenantMigrationsDir);
     const outcome = await this.step('migrate', () => migrator.migrate({ connection, schema: tenant.schemaName }, folder));
+    await this.step('seal', () => withCheckedOutClient(platform.pool, (ddl) => sealAuditTable(ddl, tenant.schemaName, tenant.dbRole)));
     await this.step('seed', async () => {
       const client = new pg.Client(connection);
       client.on('error', () => undefined); // a lost connection fails the query instead

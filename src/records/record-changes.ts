@@ -1,3 +1,5 @@
+import type { AuditMetadata } from '../audit/audit-entry';
+import { writeAudit } from '../audit/audit-log';
 import type { TenantPrincipal } from '../auth/principal';
 import { isUniqueViolation } from '../database/prisma-errors';
 import { AppError, ErrorCode, notFound } from '../errors/app-error';
@@ -7,8 +9,9 @@ import type { TenantTable } from '../tenancy/tenant-table';
 /*
  * The one way a tenant record changes: the live row is locked, its version checked against the
  * caller's expectedVersion, the change applied, and the fields that changed written to
- * `RecordChange` (who, when, old and new) in the same transaction. Soft delete and restore go
- * through the same path. Each record type declares itself once (`RecordType`); its own rules
+ * `RecordChange` (who, when, old and new) in the same transaction, with its entry in the audit
+ * log (`<type>.<action>`, naming the fields that changed; the values stay in the history).
+ * Soft delete and restore go through the same path. Each record type declares itself once (`RecordType`); its own rules
  * (what a change may do, what deleting it also undoes) stay with the type.
  */
 
@@ -28,13 +31,16 @@ export interface RecordType<Row extends VersionedRow> {
   uniqueAmongLive: readonly (keyof Row & string)[];
 }
 
+/** Who changes a record, and in which request (the audit log names it). */
 export interface Actor {
   actorKind: 'USER' | 'API_KEY';
   actorId: string;
+  requestId: string | null;
 }
 
-export function actorOf(principal: TenantPrincipal): Actor {
-  return principal.kind === 'member' ? { actorKind: 'USER', actorId: principal.userId } : { actorKind: 'API_KEY', actorId: principal.keyId };
+export function actorOf(principal: TenantPrincipal, requestId: string | null): Actor {
+  const actorId = principal.kind === 'member' ? principal.userId : principal.keyId;
+  return { actorKind: principal.kind === 'member' ? 'USER' : 'API_KEY', actorId, requestId };
 }
 
 /** A transaction of the tenant-bound Prisma client. */
@@ -64,6 +70,12 @@ export function changedFields(columns: readonly string[], before: Record<string,
   return changes;
 }
 
+/** How a change is named in the audit log when `<type>.updated` says too little (`trip.transitioned`). */
+export interface AuditAs {
+  action: string;
+  metadata?: AuditMetadata;
+}
+
 export async function recordChange<Row extends VersionedRow>(
   tx: TenantTransaction,
   type: RecordType<Row>,
@@ -71,9 +83,17 @@ export async function recordChange<Row extends VersionedRow>(
   actor: Actor,
   before: Row | null,
   after: Row,
+  auditAs?: AuditAs,
 ): Promise<void> {
   const changes = changedFields(type.table.columns, before as Record<string, unknown> | null, after as unknown as Record<string, unknown>);
-  await tx.recordChange.create({ data: { recordType: type.name, recordId: after.id, version: after.version, action, ...actor, changes } });
+  const { actorKind, actorId } = actor;
+  await tx.recordChange.create({ data: { recordType: type.name, recordId: after.id, version: after.version, action, actorKind, actorId, changes } });
+  await writeAudit(tx, actor, {
+    action: auditAs?.action ?? `${type.name.charAt(0).toLowerCase()}${type.name.slice(1)}.${action.toLowerCase()}`,
+    targetType: type.name,
+    targetId: after.id,
+    metadata: { version: after.version, fields: Object.keys(changes), ...auditAs?.metadata },
+  });
 }
 
 const quote = (identifier: string) => `"${identifier.replaceAll('"', '""')}"`;
@@ -103,10 +123,10 @@ export async function changeRecord<Row extends VersionedRow>(
   db: TenantDb,
   type: RecordType<Row>,
   id: string,
-  options: { actor: Actor; expectedVersion?: number | null },
+  options: { actor: Actor; expectedVersion?: number | null; auditAs?: (before: Row, after: Row) => AuditAs },
   apply: (tx: TenantTransaction, before: Row) => Promise<Row>,
 ): Promise<Row> {
-  return db.$transaction(async (tx) => changeLocked(tx, type, await lockLive(tx, type, id, options.expectedVersion), options.actor, apply));
+  return db.$transaction(async (tx) => changeLocked(tx, type, await lockLive(tx, type, id, options.expectedVersion), options.actor, apply, options.auditAs));
 }
 
 /**
@@ -120,9 +140,10 @@ export async function changeLocked<Row extends VersionedRow>(
   before: Row,
   actor: Actor,
   apply: (tx: TenantTransaction, before: Row) => Promise<Row>,
+  auditAs?: (before: Row, after: Row) => AuditAs,
 ): Promise<Row> {
   const after = await apply(tx, before);
-  await recordChange(tx, type, 'UPDATED', actor, before, after);
+  await recordChange(tx, type, 'UPDATED', actor, before, after, auditAs?.(before, after));
   return after;
 }
 

@@ -57,6 +57,7 @@ const CREATE_TRIP = graphql(`mutation IsolationCreateTrip($input: CreateTripInpu
 const TRANSITION_TRIP = graphql(`mutation IsolationTransitionTrip($input: TransitionTripInput!) { transitionTrip(input: $input) { trip { id status } } }`);
 const ASSIGN = graphql(`mutation IsolationAssign($vehicleId: ID!, $driverId: ID) { assignDriver(vehicleId: $vehicleId, driverId: $driverId) { vehicle { id driver { id } } } }`);
 
+const AUDIT_EVENTS = graphql(`query IsolationAuditEvents($filter: AuditEventFilter) { auditEvents(first: 100, filter: $filter) { totalCount edges { node { targetId actorId } } } }`);
 const CREATE_API_KEY = graphql(`mutation IsolationCreateApiKey($input: CreateApiKeyInput!) { createApiKey(input: $input) { apiKey { id name role } secret } }`);
 const INVITE_MEMBER = graphql(`mutation IsolationInviteMember($input: InviteMemberInput!) {
   inviteMember(input: $input) { invitation { id email role invitedAt expiresAt } code }
@@ -170,6 +171,7 @@ const SNAPSHOT = graphql(`query IsolationSnapshot {
   apiKeys { id name prefix role persistedOnly expiresAt createdAt revokedAt }
   persistedOperations { id sha256 operationName scope createdAt }
   invitations { id email role invitedAt expiresAt }
+  auditEvents(first: 100) { totalCount edges { node { id action targetId actorId metadata } } }
 }`);
 
 type FleetSnapshot = IsolationSnapshotQuery;
@@ -560,6 +562,25 @@ const isolationCases: Record<string, Attack[]> = {
         // B has no vehicle this one status-only-A probe made, so a B figure would differ.
         expect(byStatus.MAINTENANCE).toBe(2);
         await A.owner.request(DELETE_VEHICLE, { id: extra.createVehicle.vehicle.id });
+      },
+    },
+  ],
+  auditEvents: [
+    {
+      name: "lists A's entries only: B's record ids, B's members and B's request ids as filters find nothing",
+      run: async () => {
+        const all = await A.owner.request(AUDIT_EVENTS, {});
+        expect(all.auditEvents.totalCount).toBeGreaterThan(0);
+        const aTargets = new Set(all.auditEvents.edges.map((edge) => edge.node.targetId));
+        for (const target of [...B.vehicles.map((v) => v.id), ...B.drivers.map((d) => d.id), B.trip.id, B.maintenanceId, B.apiKey.id, B.admin.id, B.ownerId]) {
+          expect(aTargets.has(target)).toBe(false);
+          expect((await A.owner.request(AUDIT_EVENTS, { filter: { targetId: target } })).auditEvents).toEqual({ totalCount: 0, edges: [] });
+        }
+        for (const actorId of [B.ownerId, B.admin.id, B.apiKey.id]) {
+          expect((await A.owner.request(AUDIT_EVENTS, { filter: { actorId } })).auditEvents.totalCount).toBe(0);
+        }
+        // B's entries exist (B reads them), so the empty answers above are isolation, not absence.
+        expect((await B.owner.request(AUDIT_EVENTS, { filter: { targetId: B.trip.id } })).auditEvents.totalCount).toBeGreaterThan(0);
       },
     },
   ],

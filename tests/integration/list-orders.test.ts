@@ -2,6 +2,7 @@ import pg from 'pg';
 import { tripList } from '../../src/dispatch/trip-tables';
 import { driverList, vehicleList } from '../../src/fleet/fleet-tables';
 import { maintenanceList } from '../../src/fleet/maintenance';
+import { auditList } from '../../src/records/audit-events';
 import { toGlobalId, type NodeType } from '../../src/graphql/global-id';
 import { pageQueryOf, type RecordList } from '../../src/records/record-list';
 import { quoteIdentifier } from '../../src/tenancy/tenant-naming';
@@ -162,7 +163,10 @@ describe('on 10,000 rows per table, no order is read by a sequential scan', () =
         FROM generate_series(1, 10000) i`);
     await client.query(`INSERT INTO "MaintenanceRecord" (id, "vehicleId", kind, description, "openedAt", "updatedAt")
       SELECT gen_random_uuid(), v.id, 'SERVICE', 'Service', now() - (row_number() OVER ()) * interval '1 hour', now() FROM "Vehicle" v`);
-    await client.query('ANALYZE "Vehicle"; ANALYZE "Driver"; ANALYZE "Trip"; ANALYZE "MaintenanceRecord"');
+    await client.query(`INSERT INTO "AuditEvent" (id, "occurredAt", "actorKind", "actorId", action, "targetType", "targetId")
+      SELECT gen_random_uuid(), now() - i * interval '1 minute', 'USER', gen_random_uuid(), 'vehicle.updated', 'Vehicle', gen_random_uuid()::text
+        FROM generate_series(1, 10000) i`);
+    await client.query('ANALYZE "Vehicle"; ANALYZE "Driver"; ANALYZE "Trip"; ANALYZE "MaintenanceRecord"; ANALYZE "AuditEvent"');
   }, 60_000);
 
   afterAll(async () => {
@@ -181,7 +185,7 @@ describe('on 10,000 rows per table, no order is read by a sequential scan', () =
     return nodeTypes(result.rows[0]!['QUERY PLAN'][0].Plan);
   }
 
-  const lists = { Vehicle: vehicleList, Driver: driverList, Trip: tripList, MaintenanceRecord: maintenanceList } as unknown as Record<string, RecordList<{ id: string }, unknown, string>>;
+  const lists = { Vehicle: vehicleList, Driver: driverList, Trip: tripList, MaintenanceRecord: maintenanceList, AuditEvent: auditList } as unknown as Record<string, RecordList<{ id: string }, unknown, string>>;
   const cases = Object.entries(lists).flatMap(([type, list]) => Object.keys(list.orders).flatMap((field) => DIRECTIONS.map((direction) => ({ type, field, direction }))));
 
   it.each(cases)('$type by $field $direction: first page and a page from the middle', async ({ type, field, direction }) => {

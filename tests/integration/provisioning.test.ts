@@ -116,15 +116,20 @@ describe('createTenant', () => {
       rolconnlimit: 20,
     });
 
-    // The schema and everything in it belong to the tenant's role.
+    // The schema and everything in it belong to the tenant's role, except the audit log (and its
+    // indexes), which the server's role owns so that the tenant's role can only add to it.
     expect(await db.schemaOwner(schemaName)).toBe(roleName);
     const relations = await db.relationOwners(schemaName);
-    expect(await db.tableNames(schemaName)).toEqual(['Driver', 'FleetSettings', 'MaintenanceRecord', 'RecordChange', 'Trip', 'TripTransition', 'Vehicle', '_prisma_migrations']);
+    expect(await db.tableNames(schemaName)).toEqual(['AuditEvent', 'Driver', 'FleetSettings', 'MaintenanceRecord', 'RecordChange', 'Trip', 'TripTransition', 'Vehicle', '_prisma_migrations']);
     expect(relations.length).toBeGreaterThan(4); // tables and their indexes
-    expect(relations.filter((relation) => relation.owner !== roleName)).toEqual([]);
+    const notTheTenants = relations.filter((relation) => relation.owner !== roleName);
+    expect(notTheTenants.map((relation) => relation.name)).toEqual(relations.filter((relation) => relation.name.startsWith('AuditEvent')).map((relation) => relation.name));
+    expect(notTheTenants.length).toBeGreaterThan(1);
+    expect(notTheTenants.every((relation) => relation.owner !== roleName && !relation.owner.startsWith('fg_'))).toBe(true);
     const types = await db.typeOwners(schemaName);
     expect(types.map((type) => type.name)).toEqual(expect.arrayContaining(['VehicleStatus', 'DriverStatus', 'DistanceUnit']));
-    expect(types.filter((type) => type.owner !== roleName)).toEqual([]);
+    // The audit log's row types follow its table to the server's role.
+    expect(types.filter((type) => type.owner !== roleName && !['AuditEvent', '_AuditEvent'].includes(type.name))).toEqual([]);
 
     // Nobody but the owner has any privilege on the schema.
     const schemaAcl = await db.client.query<{ acl: string[] | null }>('SELECT nspacl::text[] AS acl FROM pg_namespace WHERE nspname = $1', [

@@ -55,6 +55,7 @@ const KNOWN: Record<string, Role> = {
   'Query.fleetSummary': 'VIEWER',
   'Query.fleetSettings': 'VIEWER',
   'Query.maintenanceRecords': 'VIEWER',
+  'Query.auditEvents': 'ADMIN',
   'Mutation.openMaintenance': 'MANAGER',
   'Mutation.closeMaintenance': 'MANAGER',
   'Mutation.updateFleetSettings': 'ADMIN',
@@ -276,6 +277,11 @@ const CASES: Record<string, Case> = {
       const found = await tenant.owner.request(graphql(`query RoleMatrixMaintenanceOf($id: ID!) { node(id: $id) { ... on MaintenanceRecord { closedAt } } }`), { id: variables.id as string });
       return Boolean(found.node && 'closedAt' in found.node && found.node.closedAt);
     },
+  },
+  'Query.auditEvents': {
+    document: `query($id: String!) { auditEvents(first: 5, filter: { targetId: $id }) { totalCount edges { node { action } } } }`,
+    prepare: async () => ({ id: await createVehicle() }),
+    check: (data) => expect(data.auditEvents).toMatchObject({ totalCount: 1, edges: [{ node: { action: 'vehicle.created' } }] }),
   },
   'Query.fleetSettings': {
     document: `{ fleetSettings { timeZone currency } }`,

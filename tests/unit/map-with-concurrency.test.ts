@@ -1,4 +1,4 @@
-import { mapWithConcurrency } from '../../src/provisioning/tenant-migration-runner';
+import { mapWithConcurrency } from '../../src/concurrency/map-with-concurrency';
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 

@@ -1,0 +1,113 @@
+import { auditRow, type AuditActor } from '../audit/audit-entry';
+import type { PlatformDatabase } from '../database/platform-database';
+import { Prisma } from '../generated/prisma/tenant/client';
+import type { Logger } from '../observability/logger';
+import { runTenantJob, type TenantJob, type TenantJobOptions, type TenantJobReport } from '../tenant-jobs/tenant-jobs';
+import type { TenantClientPool, TenantPrisma } from '../tenancy/tenant-client-pool';
+import type { RecordTypeName } from './record-changes';
+
+/*
+ * Soft-deleted vehicles, drivers and trips older than the retention are removed for good, with
+ * their history (which holds their old values); the audit log keeps one `<type>.purged` entry
+ * per record, by SYSTEM, naming only its id. Batches of PURGE_BATCH rows, each one transaction,
+ * so a purge cut anywhere leaves whole records or none and the next run goes on. Rows locked by
+ * a request (a restore under way) are skipped until the next run.
+ */
+
+const PURGE_BATCH = 500;
+const SYSTEM: AuditActor = { actorKind: 'SYSTEM', actorId: null, requestId: null };
+
+interface PurgedType {
+  type: Extract<RecordTypeName, 'Trip' | 'Driver' | 'Vehicle'>;
+  /** What keeps a deleted row (something still points at it). */
+  keptWhile: Prisma.Sql;
+  /** Rows of its own that go with it (FKs without ON DELETE CASCADE). */
+  dependents: (ids: string[]) => Prisma.Sql[];
+}
+
+// Trips first: a deleted vehicle or driver that a trip still names stays until that trip goes.
+const PURGED: readonly PurgedType[] = [
+  { type: 'Trip', keptWhile: Prisma.sql`FALSE`, dependents: () => [] },
+  { type: 'Driver', keptWhile: Prisma.sql`EXISTS (SELECT 1 FROM "Trip" r WHERE r."driverId" = t."id")`, dependents: () => [] },
+  {
+    type: 'Vehicle',
+    keptWhile: Prisma.sql`EXISTS (SELECT 1 FROM "Trip" r WHERE r."vehicleId" = t."id")`,
+    dependents: (ids) => [Prisma.sql`DELETE FROM "MaintenanceRecord" WHERE "vehicleId" = ANY(${ids}::uuid[])`],
+  },
+];
+
+export type PurgeCounts = Record<PurgedType['type'], number>;
+
+/** Purges (or, dry, counts) the tenant's records deleted before `cutoff`. */
+export async function purgeDeletedRecords(db: TenantPrisma, cutoff: Date, dryRun: boolean): Promise<PurgeCounts> {
+  const counts: PurgeCounts = { Trip: 0, Driver: 0, Vehicle: 0 };
+  for (const purged of PURGED) {
+    const table = Prisma.raw(`"${purged.type}"`);
+    const due = Prisma.sql`t."deletedAt" < ${cutoff} AND NOT (${purged.keptWhile})`;
+    if (dryRun) {
+      const [row] = await db.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM ${table} t WHERE ${due}`;
+      counts[purged.type] = row?.n ?? 0;
+      continue;
+    }
+    for (;;) {
+      const removed = await db.$transaction(async (tx) => {
+        const rows = await tx.$queryRaw<{ id: string }[]>`SELECT t."id" FROM ${table} t WHERE ${due} ORDER BY t."deletedAt" LIMIT ${PURGE_BATCH} FOR UPDATE SKIP LOCKED`;
+        if (rows.length === 0) return 0;
+        const ids = rows.map((row) => row.id);
+        for (const statement of purged.dependents(ids)) await tx.$executeRaw(statement);
+        await tx.$executeRaw`DELETE FROM "RecordChange" WHERE "recordType" = ${purged.type} AND "recordId" = ANY(${ids}::uuid[])`;
+        await tx.$executeRaw`DELETE FROM ${table} WHERE "id" = ANY(${ids}::uuid[])`;
+        const action = `${purged.type.toLowerCase()}.purged`;
+        await tx.auditEvent.createMany({ data: ids.map((id) => auditRow(SYSTEM, { action, targetType: purged.type, targetId: id })) });
+        return ids.length;
+      });
+      counts[purged.type] += removed;
+      if (removed < PURGE_BATCH) break;
+    }
+  }
+  return counts;
+}
+
+export interface DeletedRecordPurgeOptions extends Omit<TenantJobOptions, 'concurrency' | 'dryRun' | 'statuses'> {
+  dryRun?: boolean;
+  concurrency?: number;
+}
+
+/** The purge over every tenant (or the ones named), through the one tenant-job iterator. */
+export class DeletedRecordPurge {
+  constructor(
+    private readonly deps: {
+      platform: PlatformDatabase;
+      tenantClients: TenantClientPool;
+      logger: Logger;
+      retentionDays: number;
+    },
+  ) {}
+
+  get retentionDays(): number {
+    return this.deps.retentionDays;
+  }
+
+  async run(options: DeletedRecordPurgeOptions = {}): Promise<TenantJobReport<PurgeCounts>> {
+    const cutoff = new Date(Date.now() - this.deps.retentionDays * 24 * 3600 * 1000);
+    const job: TenantJob<PurgeCounts> = {
+      name: 'purge-deleted-records',
+      run: async (tenant, { dryRun }) => {
+        const lease = this.deps.tenantClients.lease(tenant);
+        try {
+          return await purgeDeletedRecords(lease.db, cutoff, dryRun);
+        } finally {
+          lease.release();
+        }
+      },
+    };
+    const report = await runTenantJob({ prisma: this.deps.platform.prisma, logger: this.deps.logger }, job, {
+      ...options,
+      concurrency: options.concurrency ?? 2,
+      dryRun: options.dryRun ?? false,
+    });
+    const purged = report.results.reduce((sum, result) => sum + (result.outcome ? result.outcome.Trip + result.outcome.Driver + result.outcome.Vehicle : 0), 0);
+    this.deps.logger.info({ dryRun: report.dryRun, tenants: report.results.length, records: purged, durationMs: report.durationMs }, 'deleted records purged');
+    return report;
+  }
+}
