@@ -23,13 +23,14 @@ import { noisySection } from './sections/noisy';
 import { provisionSection } from './sections/provision';
 import { requestSection } from './sections/request';
 import { scaleSection } from './sections/scale';
+import { upgradeSection } from './sections/upgrade';
 
 /*
  * The benchmark: `npm run bench` (tsx bench/run.ts). Prints figures; never fails on speed.
  *
  *   npm run bench                                  full run (about 5 min on 2 cores)
  *   npm run bench -- --quick                       scaled down (a couple of minutes)
- *   npm run bench -- --only request,cold           a subset: request, hot, cold, provision, migrate, memory, scale, noisy
+ *   npm run bench -- --only request,cold           a subset: request, hot, cold, provision, migrate, memory, scale, noisy, upgrade
  *   npm run bench -- --duration 5 --rounds 5 --connections 20 --log-level silent --keep-database
  *   npm run bench -- --only hot --profile /tmp/hot.cpuprofile   CPU profile of the tenant server under the hot load
  *   npm run bench -- --only request --set TENANT_POOL_MAX=1 --set TENANT_CONNECTION_BUDGET=60
@@ -50,10 +51,11 @@ const SECTION_RUNNERS: Record<Section, (ctx: BenchContext) => Promise<SectionRep
   memory: memorySection,
   scale: scaleSection,
   noisy: noisySection,
+  upgrade: upgradeSection,
 };
 
 /** Table order: as the sections are numbered in the README. */
-const TABLE_ORDER: Section[] = ['request', 'hot', 'cold', 'provision', 'migrate', 'memory', 'scale', 'noisy'];
+const TABLE_ORDER: Section[] = ['request', 'hot', 'cold', 'provision', 'migrate', 'memory', 'scale', 'noisy', 'upgrade'];
 
 const startedAt = performance.now();
 function progress(message: string): void {

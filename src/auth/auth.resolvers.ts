@@ -6,7 +6,7 @@ import { memberPrincipal, type RequestContext } from '../graphql/context';
 export const authResolvers: Resolvers = {
   Query: {
     me: (_root, _args, ctx) => ctx.principal,
-    members: (_root, _args, ctx) => ctx.services.members.list(ctx.tenantScope().principal.tenant.id),
+    members: (_root, { orderBy }, ctx) => ctx.services.members.list(ctx.tenantScope().principal.tenant.id, orderBy ?? undefined),
     invitations: (_root, _args, ctx) => ctx.services.invitations.listForTenant(memberPrincipal(ctx).tenant.id),
   },
   Mutation: {

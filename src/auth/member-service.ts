@@ -1,3 +1,4 @@
+import type { MemberOrderField } from '../generated/graphql';
 import { userActor } from '../audit/audit-entry';
 import { queueAudit } from '../audit/audit-log';
 import type { PlatformDatabase, PlatformTransaction } from '../database/platform-database';
@@ -47,24 +48,37 @@ export async function lockActorMembership(tx: PlatformTransaction, actor: Member
  * than their role: demoting a member revokes the API keys and voids the invitations they made
  * above their new role, removing one revokes and voids all of theirs.
  */
+const MEMBER_ORDER: Record<MemberOrderField, (member: MemberModel) => string | number> = {
+  JOINED_AT: (member) => member.joinedAt.getTime(),
+  NAME: (member) => member.name.toLocaleLowerCase('en'),
+  EMAIL: (member) => member.email,
+  ROLE: (member) => ROLE_RANK[member.role],
+};
+
+const compare = (a: string | number, b: string | number): number => (a < b ? -1 : a > b ? 1 : 0);
+
 export class MemberService {
   constructor(
     private readonly deps: { platform: PlatformDatabase; passwords: PasswordHasher; sessionCache: SessionStateCache; apiKeys: ApiKeyService },
   ) {}
 
-  async list(tenantId: string): Promise<MemberModel[]> {
+  /** The tenant's members (bounded by the plan's member quota, so sorted here), ties broken by user id. */
+  async list(tenantId: string, orderBy: { field: MemberOrderField; direction?: 'ASC' | 'DESC' | null } = { field: 'JOINED_AT' }): Promise<MemberModel[]> {
     const memberships = await this.deps.platform.prisma.membership.findMany({
       where: { tenantId },
       include: { user: true },
       orderBy: { createdAt: 'asc' },
     });
-    return memberships.map((membership) => ({
+    const members = memberships.map((membership) => ({
       userId: membership.userId,
       email: membership.user.email,
       name: membership.user.name,
       role: membership.role,
       joinedAt: membership.createdAt,
     }));
+    const sign = orderBy.direction === 'DESC' ? -1 : 1;
+    const key = MEMBER_ORDER[orderBy.field];
+    return members.sort((a, b) => sign * (compare(key(a), key(b)) || compare(a.userId, b.userId)));
   }
 
   async findUser(userId: string): Promise<{ email: string; name: string } | null> {

@@ -16,7 +16,9 @@ export type TripGuard =
   /** Neither the vehicle nor the driver is on another trip on the road (VEHICLE_BUSY, DRIVER_BUSY); also a unique index. */
   | 'notOnTheRoad'
   /** A reason is given (REASON_REQUIRED). */
-  | 'reasonGiven';
+  | 'reasonGiven'
+  /** Every live stop is completed, vacuously for a trip without stops (STOPS_INCOMPLETE, naming how many are open). */
+  | 'stopsCompleted';
 
 export interface TripTransitionRule {
   from: TripStatus;
@@ -34,7 +36,7 @@ export const TRIP_TRANSITIONS: readonly TripTransitionRule[] = [
   { from: 'PLANNED', to: 'DRAFT', role: 'MANAGER', guards: [] },
   { from: 'PLANNED', to: 'DISPATCHED', role: 'MANAGER', guards: ['assigned', 'vehicleActive', 'notOnTheRoad'] },
   { from: 'DISPATCHED', to: 'IN_TRANSIT', role: 'MEMBER', guards: [] },
-  { from: 'IN_TRANSIT', to: 'DELIVERED', role: 'MEMBER', guards: [] },
+  { from: 'IN_TRANSIT', to: 'DELIVERED', role: 'MEMBER', guards: ['stopsCompleted'] },
   cancel('DRAFT'),
   cancel('PLANNED'),
   cancel('DISPATCHED'),

@@ -147,6 +147,19 @@ async function checkGuard(tx: TenantTransaction, guard: TripGuard, trip: Trip, r
     case 'reasonGiven':
       if (!reason) throw new AppError(ErrorCode.REASON_REQUIRED, 'Say why: this transition needs a reason', { extensions: { field: 'reason' } });
       return;
+    case 'stopsCompleted': {
+      // The trip's row lock (held by this transition) is what every stop change takes first, so
+      // no stop is added or reopened between this count and the transition's commit.
+      const [open] = await tx.$queryRaw<{ count: number }[]>`
+        SELECT count(*)::int AS count FROM "Stop" WHERE "tripId" = ${trip.id}::uuid AND "deletedAt" IS NULL AND "completedAt" IS NULL`;
+      const openStops = open?.count ?? 0;
+      if (openStops > 0) {
+        throw new AppError(ErrorCode.STOPS_INCOMPLETE, `${openStops} of the trip's stops ${openStops === 1 ? 'is' : 'are'} not completed yet; complete ${openStops === 1 ? 'it' : 'them'} first`, {
+          extensions: { openStops },
+        });
+      }
+      return;
+    }
   }
 }
 

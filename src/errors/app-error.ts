@@ -42,6 +42,8 @@ export const ErrorCode = {
   VEHICLE_BUSY: 'VEHICLE_BUSY',
   DRIVER_BUSY: 'DRIVER_BUSY',
   REASON_REQUIRED: 'REASON_REQUIRED',
+  STOPS_INCOMPLETE: 'STOPS_INCOMPLETE',
+  EDIT_WINDOW_CLOSED: 'EDIT_WINDOW_CLOSED',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
 } as const;
 
@@ -91,6 +93,8 @@ export const PROBLEMS: Record<ErrorCode, Problem> = {
   VEHICLE_BUSY: { status: 409, title: 'Vehicle already on the road' },
   DRIVER_BUSY: { status: 409, title: 'Driver already on the road' },
   REASON_REQUIRED: { status: 400, title: 'A reason is required' },
+  STOPS_INCOMPLETE: { status: 409, title: 'Stops not completed' },
+  EDIT_WINDOW_CLOSED: { status: 409, title: 'No longer editable' },
   INTERNAL_SERVER_ERROR: { status: 500, title: 'Internal server error' },
 };
 

@@ -7,6 +7,7 @@ import { readFleetSettings, updateFleetSettings } from './fleet-settings';
 import { closeMaintenance, listMaintenance, maintenanceOfVehicles, maintenanceTable, MAX_MAINTENANCE_PER_VEHICLE, openMaintenance } from './maintenance';
 import { createDriver, deleteDriver, listDrivers, restoreDriver, updateDriver } from './drivers';
 import { assignDriver, createVehicle, deleteVehicle, listVehicles, restoreVehicle, updateVehicle } from './vehicles';
+import { liveStopOrNote } from '../dispatch/stop-nodes';
 
 /** A row found by id, unless soft-deleted. */
 const live = <Row extends { deletedAt: Date | null }>(row: Row | null): Row | null => (row && row.deletedAt === null ? row : null);
@@ -36,6 +37,7 @@ export const fleetResolvers: Resolvers = {
         const driver = live(await loaders.driverById.load(parsed.id));
         return driver ? { ...driver, __typename: 'Driver' as const } : null;
       }
+      if (parsed.type === 'Stop' || parsed.type === 'TripNote') return liveStopOrNote(ctx.tenantScope().sql, parsed.type, parsed.id);
       if (parsed.type === 'MaintenanceRecord') {
         const [record] = await maintenanceTable.whereIn(ctx.tenantScope().sql, 'id', [parsed.id]);
         return record ? { ...record, __typename: 'MaintenanceRecord' as const } : null;
@@ -90,7 +92,9 @@ export const fleetResolvers: Resolvers = {
     }),
   },
   Node: {
-    __resolveType: (node) => ('plate' in node ? 'Vehicle' : 'reference' in node ? 'Trip' : 'kind' in node ? 'MaintenanceRecord' : 'Driver'),
+    // A stop has a kind too: its sequence tells it from a maintenance record.
+    __resolveType: (node) =>
+      'plate' in node ? 'Vehicle' : 'reference' in node ? 'Trip' : 'sequence' in node ? 'Stop' : 'body' in node ? 'TripNote' : 'kind' in node ? 'MaintenanceRecord' : 'Driver',
   },
   Vehicle: {
     id: (vehicle) => toGlobalId('Vehicle', vehicle.id),

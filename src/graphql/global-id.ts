@@ -6,9 +6,9 @@ import { isCanonicalUuid } from '../database/uuid';
  * node(id:) knows which table to look in.
  */
 
-export type NodeType = 'Vehicle' | 'Driver' | 'Trip' | 'MaintenanceRecord';
+export type NodeType = 'Vehicle' | 'Driver' | 'Trip' | 'MaintenanceRecord' | 'Stop' | 'TripNote';
 
-const NODE_TYPES: ReadonlySet<string> = new Set<NodeType>(['Vehicle', 'Driver', 'Trip', 'MaintenanceRecord']);
+const NODE_TYPES: ReadonlySet<string> = new Set<NodeType>(['Vehicle', 'Driver', 'Trip', 'MaintenanceRecord', 'Stop', 'TripNote']);
 
 export function toGlobalId(type: NodeType, id: string): string {
   return Buffer.from(`${type}:${id}`, 'utf8').toString('base64url');

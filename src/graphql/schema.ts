@@ -6,6 +6,7 @@ import { authResolvers } from '../auth/auth.resolvers';
 import { SCHEMA_DIR } from '../config/paths';
 import { apiKeyResolvers } from '../api-keys/api-keys.resolvers';
 import { dispatchResolvers } from '../dispatch/dispatch.resolvers';
+import { stopsResolvers } from '../dispatch/stops.resolvers';
 import { fleetResolvers } from '../fleet/fleet.resolvers';
 import { recordsResolvers } from '../records/records.resolvers';
 import { persistedQueryResolvers } from '../persisted-queries/persisted-queries.resolvers';
@@ -38,7 +39,7 @@ export function buildSchema(
 ): GraphQLSchema {
   const schema = makeExecutableSchema({
     typeDefs: loadTypeDefs(),
-    resolvers: [scalarResolvers, authResolvers, platformResolvers, fleetResolvers, dispatchResolvers, recordsResolvers, apiKeyResolvers, persistedQueryResolvers, quotaResolvers],
+    resolvers: [scalarResolvers, authResolvers, platformResolvers, fleetResolvers, dispatchResolvers, stopsResolvers, recordsResolvers, apiKeyResolvers, persistedQueryResolvers, quotaResolvers],
     resolverValidationOptions: { requireResolversToMatchSchema: 'error' },
   });
   const limited = options.fieldRateLimits ? options.fieldRateLimits(schema) : schema;

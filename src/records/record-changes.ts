@@ -15,7 +15,7 @@ import type { TenantTable } from '../tenancy/tenant-table';
  * (what a change may do, what deleting it also undoes) stay with the type.
  */
 
-export type RecordTypeName = 'Vehicle' | 'Driver' | 'Trip';
+export type RecordTypeName = 'Vehicle' | 'Driver' | 'Trip' | 'Stop' | 'TripNote';
 
 /** Rows of a record type: versioned and soft-deleted. */
 export interface VersionedRow {

@@ -27,7 +27,15 @@ interface PurgedType {
 
 // Trips first: a deleted vehicle or driver that a trip still names stays until that trip goes.
 const PURGED: readonly PurgedType[] = [
-  { type: 'Trip', keptWhile: Prisma.sql`FALSE`, dependents: () => [] },
+  {
+    type: 'Trip',
+    keptWhile: Prisma.sql`FALSE`,
+    // Its stops and notes go with it (ON DELETE CASCADE); their history goes here.
+    dependents: (ids) => [
+      Prisma.sql`DELETE FROM "RecordChange" WHERE "recordType" = 'Stop' AND "recordId" IN (SELECT "id" FROM "Stop" WHERE "tripId" = ANY(${ids}::uuid[]))`,
+      Prisma.sql`DELETE FROM "RecordChange" WHERE "recordType" = 'TripNote' AND "recordId" IN (SELECT "id" FROM "TripNote" WHERE "tripId" = ANY(${ids}::uuid[]))`,
+    ],
+  },
   { type: 'Driver', keptWhile: Prisma.sql`EXISTS (SELECT 1 FROM "Trip" r WHERE r."driverId" = t."id")`, dependents: () => [] },
   {
     type: 'Vehicle',

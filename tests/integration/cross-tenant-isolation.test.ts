@@ -36,6 +36,9 @@ interface SeededTenant extends TenantFixture {
   trip: { id: string; reference: string };
   /** An open maintenance record on vehicle 2. */
   maintenanceId: string;
+  /** The PLANNED trip's stops (a pickup, a drop-off) and a note on it. */
+  stopIds: string[];
+  noteId: string;
   /** A soft-deleted vehicle, driver and trip (restorable by the tenant's ADMIN+). */
   deleted: { vehicleId: string; driverId: string; tripId: string };
   /** A second member (ADMIN), so member attacks do not only hit the last-OWNER rule. */
@@ -101,6 +104,18 @@ async function seedTenant(label: 'alpha' | 'bravo'): Promise<SeededTenant> {
     graphql(`mutation IsolationSeedMaintenance($vehicleId: ID!) { openMaintenance(input: { vehicleId: $vehicleId, kind: SERVICE, description: "seeded" }) { maintenanceRecord { id } } }`),
     { vehicleId: vehicles[2]?.id as string },
   );
+  const stopIds: string[] = [];
+  for (const kind of ['PICKUP', 'DROP_OFF'] as const) {
+    const stop = await tenant.owner.request(
+      graphql(`mutation IsolationSeedStop($tripId: ID!, $kind: StopKind!) { addStop(input: { tripId: $tripId, kind: $kind, address: "seeded" }) { stop { id } } }`),
+      { tripId: trip.createTrip.trip.id, kind },
+    );
+    stopIds.push(stop.addStop.stop.id);
+  }
+  const note = await tenant.owner.request(
+    graphql(`mutation IsolationSeedNote($tripId: ID!) { addTripNote(input: { tripId: $tripId, body: "seeded" }) { note { id } } }`),
+    { tripId: trip.createTrip.trip.id },
+  );
   const gone = {
     vehicleId: (await tenant.owner.request(CREATE_VEHICLE, { input: { plate: `${prefix}-GONE`, make: 'Gone', model: 'Gone', year: 2010 } })).createVehicle.vehicle.id,
     driverId: (await tenant.owner.request(CREATE_DRIVER, { input: { name: `${label} gone`, licenseNumber: `${prefix}-GONE` } })).createDriver.driver.id,
@@ -137,6 +152,8 @@ async function seedTenant(label: 'alpha' | 'bravo'): Promise<SeededTenant> {
     trip: { id: trip.createTrip.trip.id, reference: trip.createTrip.trip.reference },
     deleted: gone,
     maintenanceId: maintenance.openMaintenance.maintenanceRecord.id,
+    stopIds,
+    noteId: note.addTripNote.note.id,
     admin: { id: added.addMember.member.id, email: adminEmail, client: app.bearer(adminToken) },
     apiKey: { id: key.createApiKey.apiKey.id, secret: key.createApiKey.secret },
     operation: { ...operation, body },
@@ -165,6 +182,7 @@ const SNAPSHOT = graphql(`query IsolationSnapshot {
   maintenanceRecords(first: 20) { totalCount edges { node { id kind closedAt vehicle { id status } } } }
   allDrivers: drivers(first: 20, includeDeleted: true) { totalCount edges { node { id version deletedAt } } }
   allTrips: trips(first: 20, includeDeleted: true) { totalCount edges { node { id version deletedAt } } }
+  tripPlans: trips(first: 20) { edges { node { id stops { id kind sequence address windowEnd arrivedAt completedAt version } notes(first: 5) { totalCount edges { node { id body version authorId } } } } } }
   fleetSettings { timeZone distanceUnit currency lateToleranceMinutes defaultNotificationChannel updatedAt }
   members { id email name role joinedAt }
   me { id role tenant { id slug status } }
@@ -240,6 +258,15 @@ const UPDATE_SETTINGS = graphql(`mutation IsolationUpdateSettings($input: Update
 const MAINTENANCE_RECORDS = graphql(`query IsolationMaintenanceRecords($filter: MaintenanceFilter) { maintenanceRecords(first: 20, filter: $filter) { totalCount edges { node { id } } } }`);
 const OPEN_MAINTENANCE = graphql(`mutation IsolationOpenMaintenance($vehicleId: ID!) { openMaintenance(input: { vehicleId: $vehicleId, kind: REPAIR, description: "probe" }) { maintenanceRecord { id } } }`);
 const CLOSE_MAINTENANCE = graphql(`mutation IsolationCloseMaintenance($id: ID!) { closeMaintenance(input: { id: $id }) { maintenanceRecord { id } } }`);
+const ADD_STOP = graphql(`mutation IsolationAddStop($tripId: ID!) { addStop(input: { tripId: $tripId, kind: PICKUP, address: "probe" }) { stop { id } } }`);
+const UPDATE_STOP = graphql(`mutation IsolationUpdateStop($id: ID!) { updateStop(id: $id, input: { address: "probe" }) { stop { id } } }`);
+const REMOVE_STOP = graphql(`mutation IsolationRemoveStop($id: ID!) { removeStop(id: $id) { removedId } }`);
+const REORDER_STOPS = graphql(`mutation IsolationReorderStops($tripId: ID!, $stopIds: [ID!]!) { reorderStops(input: { tripId: $tripId, stopIds: $stopIds }) { trip { id } } }`);
+const ARRIVE_STOP = graphql(`mutation IsolationArriveStop($id: ID!) { markStopArrived(id: $id) { stop { id } } }`);
+const COMPLETE_STOP = graphql(`mutation IsolationCompleteStop($id: ID!) { completeStop(input: { id: $id, proofOfDelivery: { recipientName: "probe" } }) { stop { id } } }`);
+const ADD_NOTE = graphql(`mutation IsolationAddNote($tripId: ID!) { addTripNote(input: { tripId: $tripId, body: "probe" }) { note { id } } }`);
+const EDIT_NOTE = graphql(`mutation IsolationEditNote($id: ID!) { editTripNote(input: { id: $id, body: "probe" }) { note { id } } }`);
+const DELETE_NOTE = graphql(`mutation IsolationDeleteNote($id: ID!) { deleteTripNote(id: $id) { deletedId } }`);
 const DELETE_TRIP = graphql(`mutation IsolationDeleteTrip($id: ID!) { deleteTrip(id: $id) { deletedId } }`);
 const RESTORE_TRIP = graphql(`mutation IsolationRestoreTrip($id: ID!) { restoreTrip(id: $id) { trip { id } } }`);
 const RESTORE_VEHICLE = graphql(`mutation IsolationRestoreVehicle($id: ID!) { restoreVehicle(id: $id) { vehicle { id } } }`);
@@ -318,6 +345,89 @@ const isolationCases: Record<string, Attack[]> = {
         }
         const own = await A.owner.request(NODE, { id: driver(A, 1).id });
         expect(own.node).toEqual({ __typename: 'Driver', id: driver(A, 1).id, name: driver(A, 1).name });
+      },
+    },
+    {
+      name: "returns null for B's stop and note global ids",
+      run: async () => {
+        for (const id of [...B.stopIds, B.noteId]) expect((await A.owner.request(NODE, { id })).node).toBeNull();
+        expect((await A.owner.request(NODE, { id: A.noteId })).node).toMatchObject({ __typename: 'TripNote', id: A.noteId });
+      },
+    },
+  ],
+  addStop: [
+    {
+      name: "NOT_FOUND for B's trips, live or deleted",
+      run: async () => {
+        for (const tripId of [B.trip.id, B.deleted.tripId]) await expectNotFound(A.owner.request(ADD_STOP, { tripId }));
+      },
+    },
+  ],
+  updateStop: [
+    {
+      name: "NOT_FOUND for B's stops",
+      run: async () => {
+        for (const id of B.stopIds) await expectNotFound(A.owner.request(UPDATE_STOP, { id }));
+      },
+    },
+  ],
+  removeStop: [
+    {
+      name: "NOT_FOUND for B's stops",
+      run: async () => {
+        for (const id of B.stopIds) await expectNotFound(A.owner.request(REMOVE_STOP, { id }));
+      },
+    },
+  ],
+  reorderStops: [
+    {
+      name: "NOT_FOUND for B's trip with B's stops; A's own trip with B's stops is BAD_USER_INPUT and stays as it was",
+      run: async () => {
+        await expectNotFound(A.owner.request(REORDER_STOPS, { tripId: B.trip.id, stopIds: [...B.stopIds].reverse() }));
+        for (const stopIds of [[...B.stopIds].reverse(), [A.stopIds[1] as string, B.stopIds[0] as string]]) {
+          const { errors } = await expectErrors(A.owner.request(REORDER_STOPS, { tripId: A.trip.id, stopIds }));
+          expect(errors.map((error) => [error.extensions.code, error.extensions.field])).toEqual([['BAD_USER_INPUT', 'stopIds']]);
+        }
+      },
+    },
+  ],
+  markStopArrived: [
+    {
+      name: "NOT_FOUND for B's stops",
+      run: async () => {
+        for (const id of B.stopIds) await expectNotFound(A.owner.request(ARRIVE_STOP, { id }));
+      },
+    },
+  ],
+  completeStop: [
+    {
+      name: "NOT_FOUND for B's stops",
+      run: async () => {
+        for (const id of B.stopIds) await expectNotFound(A.owner.request(COMPLETE_STOP, { id }));
+      },
+    },
+  ],
+  addTripNote: [
+    {
+      name: "NOT_FOUND for B's trips, live or deleted",
+      run: async () => {
+        for (const tripId of [B.trip.id, B.deleted.tripId]) await expectNotFound(A.owner.request(ADD_NOTE, { tripId }));
+      },
+    },
+  ],
+  editTripNote: [
+    {
+      name: "NOT_FOUND for B's note",
+      run: async () => {
+        await expectNotFound(A.owner.request(EDIT_NOTE, { id: B.noteId }));
+      },
+    },
+  ],
+  deleteTripNote: [
+    {
+      name: "NOT_FOUND for B's note",
+      run: async () => {
+        await expectNotFound(A.owner.request(DELETE_NOTE, { id: B.noteId }));
       },
     },
   ],
@@ -1014,6 +1124,8 @@ const platformAdminCases: Record<string, () => Promise<unknown>> = {
       { id: B.id, ids: [B.operation.id] },
     ),
   purgeTenant: () => A.owner.request(graphql(`mutation IsolationPurgeTenant($slug: String!) { purgeTenant(slug: $slug) { purgedTenantId } }`), { slug: B.slug }),
+  purgeDeletedRecords: () =>
+    A.owner.request(graphql(`mutation IsolationPurgeDeleted($ids: [ID!]) { purgeDeletedRecords(input: { tenantIds: $ids }) { results { tenantId } } }`), { ids: [B.id] }),
   setTenantQuota: () =>
     A.owner.request(graphql(`mutation IsolationSetTenantQuota($id: ID!, $limit: QuotaLimitInput) { setTenantQuota(id: $id, quota: VEHICLES, limit: $limit) { tenant { id } } }`), {
       id: B.id,

@@ -120,7 +120,7 @@ describe('createTenant', () => {
     // indexes), which the server's role owns so that the tenant's role can only add to it.
     expect(await db.schemaOwner(schemaName)).toBe(roleName);
     const relations = await db.relationOwners(schemaName);
-    expect(await db.tableNames(schemaName)).toEqual(['AuditEvent', 'Driver', 'FleetSettings', 'MaintenanceRecord', 'RecordChange', 'Trip', 'TripTransition', 'Vehicle', '_prisma_migrations']);
+    expect(await db.tableNames(schemaName)).toEqual(['AuditEvent', 'Driver', 'FleetSettings', 'MaintenanceRecord', 'RecordChange', 'Stop', 'Trip', 'TripNote', 'TripTransition', 'Vehicle', '_prisma_migrations']);
     expect(relations.length).toBeGreaterThan(4); // tables and their indexes
     const notTheTenants = relations.filter((relation) => relation.owner !== roleName);
     expect(notTheTenants.map((relation) => relation.name)).toEqual(relations.filter((relation) => relation.name.startsWith('AuditEvent')).map((relation) => relation.name));
@@ -156,7 +156,7 @@ describe('createTenant', () => {
     // Nothing of the tenant landed in public.
     expect(await db.objectsIn('public')).toEqual(publicBefore);
     expect(await db.count(`SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = 'public' AND c.relname IN ('Vehicle', 'Driver', 'Trip', 'TripTransition', 'RecordChange', 'MaintenanceRecord', 'FleetSettings', '_prisma_migrations')`)).toBe(0);
+      WHERE n.nspname = 'public' AND c.relname IN ('Vehicle', 'Driver', 'Trip', 'TripTransition', 'RecordChange', 'MaintenanceRecord', 'Stop', 'TripNote', 'FleetSettings', '_prisma_migrations')`)).toBe(0);
 
     // The platform row says the same.
     expect(await tenantBySlug(slug)).toEqual(tenant);

@@ -66,6 +66,15 @@ const KNOWN: Record<string, Role> = {
   'Mutation.transitionTrip': 'MEMBER',
   'Mutation.deleteTrip': 'ADMIN',
   'Mutation.restoreTrip': 'ADMIN',
+  'Mutation.addStop': 'MANAGER',
+  'Mutation.updateStop': 'MANAGER',
+  'Mutation.removeStop': 'MANAGER',
+  'Mutation.reorderStops': 'MANAGER',
+  'Mutation.markStopArrived': 'MEMBER',
+  'Mutation.completeStop': 'MEMBER',
+  'Mutation.addTripNote': 'MEMBER',
+  'Mutation.editTripNote': 'MEMBER',
+  'Mutation.deleteTripNote': 'MEMBER',
   'Mutation.restoreVehicle': 'ADMIN',
   'Mutation.restoreDriver': 'ADMIN',
   'Mutation.addMember': 'ADMIN',
@@ -129,6 +138,42 @@ async function createTrip(through: ('PLANNED' | 'DISPATCHED')[] = []): Promise<s
     await tenant.owner.request(graphql(`mutation RoleMatrixMoveTrip($input: TransitionTripInput!) { transitionTrip(input: $input) { trip { id } } }`), { input: { id, to } });
   }
   return id;
+}
+
+/** A trip with `kinds` stops (added as the OWNER), then moved through `through`; its id and its stops' ids. */
+async function tripWithStops(kinds: ('PICKUP' | 'DROP_OFF')[], through: ('PLANNED' | 'DISPATCHED')[] = []): Promise<{ tripId: string; stopIds: string[] }> {
+  const tripId = await createTrip();
+  const stopIds: string[] = [];
+  for (const kind of kinds) {
+    const added = await tenant.owner.request(graphql(`mutation RoleMatrixAddStop($tripId: ID!, $kind: StopKind!) { addStop(input: { tripId: $tripId, kind: $kind, address: "Matrix" }) { stop { id } } }`), {
+      tripId,
+      kind,
+    });
+    stopIds.push(added.addStop.stop.id);
+  }
+  for (const to of through) {
+    await tenant.owner.request(graphql(`mutation RoleMatrixMoveStopsTrip($input: TransitionTripInput!) { transitionTrip(input: $input) { trip { id } } }`), { input: { id: tripId, to } });
+  }
+  return { tripId, stopIds };
+}
+
+const stopOf = async (id: string) => {
+  const found = await tenant.owner.request(graphql(`query RoleMatrixStopOf($id: ID!) { node(id: $id) { ... on Stop { address sequence arrivedAt completedAt } } }`), { id });
+  return found.node && 'sequence' in found.node ? found.node : null;
+};
+
+const noteOf = async (id: string) => {
+  const found = await tenant.owner.request(graphql(`query RoleMatrixNoteOf($id: ID!) { node(id: $id) { ... on TripNote { body } } }`), { id });
+  return found.node && 'body' in found.node ? found.node : null;
+};
+
+/** A note on a new trip, written by the member of `role` when that role may write notes (so they are its author), else by the OWNER. */
+async function noteBy(role: Role): Promise<{ id: string }> {
+  const author = RANK[role] >= RANK.MEMBER ? (clients.get(role) as GraphQLClient) : tenant.owner;
+  const added = await author.request(graphql(`mutation RoleMatrixAddNote($tripId: ID!) { addTripNote(input: { tripId: $tripId, body: "Matrix" }) { note { id } } }`), {
+    tripId: await createTrip(),
+  });
+  return { id: added.addTripNote.note.id };
 }
 
 /** An open maintenance record of a new vehicle (opened as the OWNER); its global id. */
@@ -350,6 +395,57 @@ const CASES: Record<string, Case> = {
       return { id };
     },
     effect: async (variables) => (await tripOf(variables.id as string)) !== null,
+  },
+  'Mutation.addStop': {
+    document: `mutation($tripId: ID!) { addStop(input: { tripId: $tripId, kind: PICKUP, address: "Added" }) { stop { id } } }`,
+    prepare: async () => ({ tripId: await createTrip() }),
+    effect: async (variables) =>
+      (await tenant.owner.request(graphql(`query RoleMatrixStopsOf($id: ID!) { trip(id: $id) { stops { id } } }`), { id: variables.tripId as string })).trip?.stops.length === 1,
+  },
+  'Mutation.updateStop': {
+    document: `mutation($id: ID!) { updateStop(id: $id, input: { address: "Changed" }) { stop { address } } }`,
+    prepare: async () => ({ id: (await tripWithStops(['PICKUP'])).stopIds[0] }),
+    effect: async (variables) => (await stopOf(variables.id as string))?.address === 'Changed',
+  },
+  'Mutation.removeStop': {
+    document: `mutation($id: ID!) { removeStop(id: $id) { removedId } }`,
+    prepare: async () => ({ id: (await tripWithStops(['PICKUP'])).stopIds[0] }),
+    effect: async (variables) => (await stopOf(variables.id as string)) === null,
+  },
+  'Mutation.reorderStops': {
+    document: `mutation($tripId: ID!, $stopIds: [ID!]!) { reorderStops(input: { tripId: $tripId, stopIds: $stopIds }) { trip { id } } }`,
+    prepare: async () => {
+      const { tripId, stopIds } = await tripWithStops(['PICKUP', 'DROP_OFF']);
+      return { tripId, stopIds: [...stopIds].reverse() };
+    },
+    effect: async (variables) => (await stopOf((variables.stopIds as string[])[0] as string))?.sequence === 1,
+  },
+  'Mutation.markStopArrived': {
+    document: `mutation($id: ID!) { markStopArrived(id: $id) { stop { arrivedAt } } }`,
+    prepare: async () => ({ id: (await tripWithStops(['PICKUP'], ['PLANNED', 'DISPATCHED'])).stopIds[0] }),
+    effect: async (variables) => Boolean((await stopOf(variables.id as string))?.arrivedAt),
+  },
+  'Mutation.completeStop': {
+    document: `mutation($id: ID!) { completeStop(input: { id: $id, proofOfDelivery: { recipientName: "Matrix" } }) { stop { completedAt } } }`,
+    prepare: async () => ({ id: (await tripWithStops(['DROP_OFF'], ['PLANNED', 'DISPATCHED'])).stopIds[0] }),
+    effect: async (variables) => Boolean((await stopOf(variables.id as string))?.completedAt),
+  },
+  'Mutation.addTripNote': {
+    document: `mutation($tripId: ID!) { addTripNote(input: { tripId: $tripId, body: "Noted" }) { note { id } } }`,
+    prepare: async () => ({ tripId: await createTrip() }),
+    effect: async (variables) =>
+      (await tenant.owner.request(graphql(`query RoleMatrixNotesOf($id: ID!) { trip(id: $id) { notes { totalCount } } }`), { id: variables.tripId as string })).trip?.notes.totalCount === 1,
+  },
+  'Mutation.editTripNote': {
+    // Each role edits its own note (only authors edit; tests/integration/trip-stops.test.ts has the rest).
+    document: `mutation($id: ID!) { editTripNote(input: { id: $id, body: "Edited" }) { note { body } } }`,
+    prepare: noteBy,
+    effect: async (variables) => (await noteOf(variables.id as string))?.body === 'Edited',
+  },
+  'Mutation.deleteTripNote': {
+    document: `mutation($id: ID!) { deleteTripNote(id: $id) { deletedId } }`,
+    prepare: noteBy,
+    effect: async (variables) => (await noteOf(variables.id as string)) === null,
   },
   'Mutation.restoreVehicle': {
     document: `mutation($id: ID!) { restoreVehicle(id: $id) { vehicle { id } } }`,
