@@ -4,7 +4,7 @@ import { graphql } from '../generated';
 import type { QuotaLimitInput } from '../generated/graphql';
 import type { GraphQLClient } from '../support/graphql-request';
 import { quoteIdentifier } from '../../src/tenancy/tenant-naming';
-import { tenantSqlStatements } from '../support/raw-graphql';
+import { eventually, tenantSqlStatements } from '../support/raw-graphql';
 import { withRowLocked } from '../support/row-lock';
 import { expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
 
@@ -309,6 +309,12 @@ describe('tenantUsage', () => {
     const keys = await times(2, () => createApiKey(tenant.owner));
     await tenant.owner.request(REVOKE_API_KEY, { id: keys[0]! });
 
+    // The audit entries of the platform-side changes above reach the tenant schema after their
+    // commit (an outbox); the statement counter is the server's, so let them land first.
+    await eventually(async () => {
+      const queued = await app.server.services.platform.pool.query('SELECT 1 FROM platform."TenantAuditOutbox" WHERE "tenantId" = $1 LIMIT 1', [tenant.id]);
+      return queued.rowCount === 0 ? true : undefined;
+    }, 10_000, 50);
     const before = await tenantSqlStatements(app.url);
     const own = (await tenant.owner.request(TENANT_USAGE)).tenantUsage;
     expect((await tenantSqlStatements(app.url)) - before).toBe(1);
