@@ -17,6 +17,7 @@ import { connectPlatformDatabase, migratePlatformSchema, type PlatformDatabase }
 import { AuditRelay } from './audit/audit-relay';
 import { DeletedRecordPurge } from './records/retention-purge';
 import { PeriodicJob } from './tenant-jobs/periodic-job';
+import { TenantDeletionPurge } from './provisioning/tenant-deletion';
 import { PlatformNotifications } from './database/platform-notifications';
 import { createRedis, redisReady } from './database/redis';
 import type { Services } from './graphql/context';
@@ -97,7 +98,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     lock: RETENTION_PURGE_LOCK,
     intervalMs: config.retention.purgeIntervalMs,
     logger,
-    work: async () => void (await wired.services.retention.run()),
+    work: async () => {
+      await wired.services.tenantDeletion.run();
+      await wired.services.retention.run();
+    },
   });
   retentionPurge.start();
   // Serve only once Redis answers, or the first requests would meet the failure policy.
@@ -254,6 +258,7 @@ function createServices(
     directory,
     logger,
   };
+  const provisioner = new TenantProvisioner({ ...tenantSchemas, passwords });
   const services: Services = {
     platform,
     directory,
@@ -269,9 +274,10 @@ function createServices(
     }),
     members: new MemberService({ platform, passwords, sessionCache, apiKeys }),
     invitations: new InvitationService({ platform, passwords, sessionCache }),
-    provisioner: new TenantProvisioner({ ...tenantSchemas, passwords }),
+    provisioner,
+    tenantDeletion: new TenantDeletionPurge({ platform, provisioner, logger }),
     migrations: new TenantMigrationRunner({ ...tenantSchemas, defaultConcurrency: config.migrateConcurrency }),
-    lifecycle: new TenantLifecycle({ platform, directory, tenantClients }),
+    lifecycle: new TenantLifecycle({ platform, directory, tenantClients, deletionGraceDays: config.retention.tenantDeletionGraceDays }),
     retention: new DeletedRecordPurge({ platform, tenantClients, logger, retentionDays: config.retention.deletedRecordDays }),
     auditRelay: new AuditRelay({ platform, tenantClients, directory, logger, notifications, sweepIntervalMs: AUDIT_SWEEP_INTERVAL_MS }),
     apiKeys,

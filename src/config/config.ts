@@ -102,6 +102,10 @@ const environmentSchema = z.object({
   MIGRATE_CONCURRENCY: positiveInt.max(MAX_MIGRATION_CONCURRENCY).default(4),
   /** Soft-deleted vehicles, drivers and trips are purged for good after this many days. */
   DELETED_RECORD_RETENTION_DAYS: positiveInt.max(3650).default(30),
+  /** deleteTenant: days between the request (the tenant stops serving at once) and its data going for good. */
+  /** The largest tenant archive POST /admin/tenants/:slug/import reads. */
+  TENANT_IMPORT_MAX_BYTES: positiveInt.default(256 * 1024 * 1024),
+  TENANT_DELETION_GRACE_DAYS: z.coerce.number().int().min(0).max(3650).default(30),
   /** How often an instance runs the purge (one instance at a time); 0 never (the operator command still can). */
   RETENTION_PURGE_INTERVAL_MS: z.coerce.number().int().min(0).max(7 * 24 * 3600 * 1000).default(3_600_000),
   EMBEDDED_PG_DIR: z.string().default('.data/postgres'),
@@ -185,7 +189,8 @@ export interface Config {
   tenantCacheMax: number;
   migrator: 'in-process' | 'cli';
   migrateConcurrency: number;
-  retention: { deletedRecordDays: number; purgeIntervalMs: number };
+  retention: { deletedRecordDays: number; purgeIntervalMs: number; tenantDeletionGraceDays: number };
+  tenantImportMaxBytes: number;
   embeddedPostgres: { dataDir: string; port: number };
   corsOrigins: string[];
   introspection: boolean;
@@ -327,7 +332,12 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     tenantCacheMax: env.TENANT_CACHE_MAX,
     migrator: env.MIGRATOR,
     migrateConcurrency: env.MIGRATE_CONCURRENCY,
-    retention: { deletedRecordDays: env.DELETED_RECORD_RETENTION_DAYS, purgeIntervalMs: env.RETENTION_PURGE_INTERVAL_MS },
+    tenantImportMaxBytes: env.TENANT_IMPORT_MAX_BYTES,
+    retention: {
+      deletedRecordDays: env.DELETED_RECORD_RETENTION_DAYS,
+      purgeIntervalMs: env.RETENTION_PURGE_INTERVAL_MS,
+      tenantDeletionGraceDays: env.TENANT_DELETION_GRACE_DAYS,
+    },
     embeddedPostgres: { dataDir: env.EMBEDDED_PG_DIR, port: env.EMBEDDED_PG_PORT },
     corsOrigins: env.CORS_ORIGINS
       ? env.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter(Boolean)

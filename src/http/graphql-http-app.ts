@@ -27,6 +27,7 @@ import { NO_SHARED_APQ_CACHE, perCallerApqPlugin } from '../persisted-queries/pe
 import { KnownCosts } from '../rate-limiting/known-costs';
 import { clientIpOf, graphqlRequestGuard, type GuardedLocals } from './graphql-request-guard';
 import { answerRateLimit, hold, holdRateLimitedAnswers, overloaded, refusalHoldMs } from './rate-limit-answer';
+import { createTenantArchiveRoutes } from './tenant-archive-routes';
 import { sendRequestError } from './send-request-error';
 import { createHealthRoutes, type ReadinessCheck } from './health-routes';
 import { httpDrainOf } from './http-drain';
@@ -113,6 +114,15 @@ export async function createGraphQLHttpApp(deps: {
       metrics: deps.metrics,
       extraChecks: deps.readinessChecks,
       shuttingDown: () => drain.draining,
+    }),
+  );
+  app.use(
+    createTenantArchiveRoutes({
+      authenticator: deps.authenticator,
+      directory: services.directory,
+      tenantClients: services.tenantClients,
+      logger,
+      maxImportBytes: config.tenantImportMaxBytes,
     }),
   );
   app.use(

@@ -1124,6 +1124,9 @@ const platformAdminCases: Record<string, () => Promise<unknown>> = {
       { id: B.id, ids: [B.operation.id] },
     ),
   purgeTenant: () => A.owner.request(graphql(`mutation IsolationPurgeTenant($slug: String!) { purgeTenant(slug: $slug) { purgedTenantId } }`), { slug: B.slug }),
+  updateTenant: () => A.owner.request(graphql(`mutation IsolationUpdateTenant($id: ID!) { updateTenant(id: $id, input: { name: "Rogue" }) { tenant { name } } }`), { id: B.id }),
+  deleteTenant: () => A.owner.request(graphql(`mutation IsolationDeleteTenant($id: ID!) { deleteTenant(id: $id) { tenant { status } } }`), { id: B.id }),
+  cancelTenantDeletion: () => A.owner.request(graphql(`mutation IsolationCancelDeletion($id: ID!) { cancelTenantDeletion(id: $id) { tenant { status } } }`), { id: B.id }),
   purgeDeletedRecords: () =>
     A.owner.request(graphql(`mutation IsolationPurgeDeleted($ids: [ID!]) { purgeDeletedRecords(input: { tenantIds: $ids }) { results { tenantId } } }`), { ids: [B.id] }),
   setTenantQuota: () =>
