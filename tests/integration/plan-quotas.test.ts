@@ -41,6 +41,8 @@ const SET_QUOTA = graphql(`mutation QuotaSetQuota($id: ID!, $quota: Quota!, $lim
   setTenantQuota(id: $id, quota: $quota, limit: $limit) { tenant { id usage { quotas { quota usage limit overridden } } } }
 }`);
 
+const UPDATE_TENANT = graphql(`mutation QuotaUpdateTenant($id: ID!, $plan: TenantPlan) { updateTenant(id: $id, input: { plan: $plan }) { tenant { plan } } }`);
+
 let app: TestServer;
 /** A second instance on the same database: overrides must reach it on its next request. */
 let second: TestServer;
@@ -281,6 +283,16 @@ describe('platform-admin overrides', () => {
     const stored = await app.server.services.platform.pool.query('SELECT "quotaOverrides" FROM platform."Tenant" WHERE id = $1', [tenant.id]);
     expect(stored.rows[0]).toEqual({ quotaOverrides: null });
   }, 60_000);
+
+  it('a plan change applies at once: a downgrade below what the tenant holds removes nothing, and refuses more', async () => {
+    const tenant = await app.createTenant(uniqueSlug('q-plan'));
+    const elsewhere = second.bearer(tenant.ownerToken);
+    await times(4, () => createApiKey(elsewhere));
+    await (await app.admin()).request(UPDATE_TENANT, { id: tenant.id, plan: 'FREE' });
+    await expectQuotaExceeded(createApiKey(elsewhere), { quota: 'API_KEYS', limit: 3, usage: 4 });
+    expect((await usageOf(elsewhere)).VEHICLES).toEqual({ usage: 0, limit: 25, overridden: false });
+    expect((await heldInDatabase(tenant)).API_KEYS).toBe(4);
+  });
 
   it('refuses a limit out of bounds and an unknown tenant', async () => {
     const tenant = await app.createTenant(uniqueSlug('q-bad'), 'FREE');
