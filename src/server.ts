@@ -12,7 +12,7 @@ import { SessionService } from './auth/session-service';
 import { SessionStateCache } from './auth/session-state-cache';
 import type { Config } from './config/config';
 import { TENANT_MIGRATIONS_DIR } from './config/paths';
-import { clientConfigFromUrl } from './database/connection-url';
+import { clientConfigFromUrl, databaseNameOf, urlWithDatabase } from './database/connection-url';
 import { connectPlatformDatabase, migratePlatformSchema, type PlatformDatabase } from './database/platform-database';
 import { AuditRelay } from './audit/audit-relay';
 import { DeletedRecordPurge } from './records/retention-purge';
@@ -223,11 +223,18 @@ function createServices(
     tenantOperations: () => tenantInFlight.stats(),
     overload,
   });
+  // A pooler URL without a database of its own reaches DATABASE_URL's database.
+  const tenantServerUrl = !config.tenantPoolerUrl
+    ? config.databaseUrl
+    : new URL(config.tenantPoolerUrl).pathname.length > 1
+      ? config.tenantPoolerUrl
+      : urlWithDatabase(config.tenantPoolerUrl, databaseNameOf(config.databaseUrl));
   const tenantClients = new TenantClientPool({
     ...config.tenantClients,
-    statementTimeoutMs: config.limits.maxExecutionMs,
+    // A pooler refuses per-connection startup settings: there the role's own setting holds (ensureTenantRole).
+    statementTimeoutMs: config.tenantPoolerUrl ? undefined : config.limits.maxExecutionMs,
     budget,
-    connectionConfig: (tenant) => tenantConnectionConfig(config.databaseUrl, tenant.dbRole, config.tenantDbSecret),
+    connectionConfig: (tenant) => tenantConnectionConfig(tenantServerUrl, tenant.dbRole, config.tenantDbSecret),
     onQuery: () => metrics.tenantSqlStatements.inc(),
     onError: (error, tenantId) => logger.warn({ tenantId, err: { name: error.name } }, 'tenant connection error'),
   });
@@ -257,6 +264,7 @@ function createServices(
     tenantDbSecret: config.tenantDbSecret,
     directory,
     logger,
+    tenantStatementTimeoutMs: config.limits.maxExecutionMs,
   };
   const provisioner = new TenantProvisioner({ ...tenantSchemas, passwords });
   const services: Services = {

@@ -41,6 +41,8 @@ export interface TenantSchemaDependencies {
   tenantDbSecret: string;
   directory: TenantDirectory;
   logger: Logger;
+  /** Set on each tenant role (ensureTenantRole); default none. */
+  tenantStatementTimeoutMs?: number;
 }
 
 export interface ProvisionerDependencies extends TenantSchemaDependencies {
@@ -250,7 +252,13 @@ export class TenantProvisioner {
 
   private async runSteps(tenant: TenantRecord, request: CreateTenantRequest, ownerPasswordHash: Promise<string>): Promise<string | null> {
     const { platform, installationId, tenantDbSecret, migrator } = this.deps;
-    const objects = { roleName: tenant.dbRole, schemaName: tenant.schemaName, databaseName: platform.databaseName, installationId };
+    const objects = {
+      roleName: tenant.dbRole,
+      schemaName: tenant.schemaName,
+      databaseName: platform.databaseName,
+      installationId,
+      statementTimeoutMs: this.deps.tenantStatementTimeoutMs,
+    };
     await withCheckedOutClient(platform.pool, async (ddl) => {
       await this.step('role', () => ensureTenantRole(ddl, objects, tenantDbSecret));
       await this.step('schema', () => ensureTenantSchema(ddl, objects));
