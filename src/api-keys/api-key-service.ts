@@ -11,6 +11,7 @@ import { assertTenantServes } from '../auth/session-service';
 import { lockActorMembership } from '../auth/member-service';
 import type { TenantDirectory } from '../tenancy/tenant-directory';
 import { isUuid } from '../database/uuid';
+import { assertPlatformQuotaRoom } from '../quotas/quota-guard';
 
 export type ApiKeyModel = ApiKey;
 
@@ -83,6 +84,7 @@ export class ApiKeyService implements NotificationSubscriber {
       // Demoting or removing the creator revokes their keys above their new role: under this
       // lock, such a change either waits for the key and revokes it, or is seen here.
       await lockActorMembership(tx, actor);
+      await assertPlatformQuotaRoom(tx, actor.tenant, 'API_KEYS');
       const created = await tx.apiKey.create({
         data: {
           tenantId: actor.tenant.id,

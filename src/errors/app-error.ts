@@ -90,7 +90,7 @@ export const PROBLEMS: Record<ErrorCode, Problem> = {
   PAYLOAD_TOO_LARGE: { status: 413, title: 'Request body too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported request encoding' },
   BAD_REQUEST: { status: 400, title: 'Bad request' },
-  QUOTA_EXCEEDED: { status: 403, title: 'Storage quota exceeded' },
+  QUOTA_EXCEEDED: { status: 403, title: 'Quota exceeded' },
   INVALID_TRANSITION: { status: 409, title: 'Not an allowed transition' },
   TRIP_UNASSIGNED: { status: 409, title: 'Trip needs a vehicle and a driver' },
   VEHICLE_UNAVAILABLE: { status: 409, title: 'Vehicle not available' },

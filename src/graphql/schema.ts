@@ -11,6 +11,7 @@ import { fleetResolvers } from '../fleet/fleet.resolvers';
 import { recordsResolvers } from '../records/records.resolvers';
 import { persistedQueryResolvers } from '../persisted-queries/persisted-queries.resolvers';
 import { platformResolvers } from '../provisioning/platform.resolvers';
+import { quotaResolvers } from '../quotas/quotas.resolvers';
 import { applyAccessPolicy } from './access-policy';
 import { withExecutionDeadline } from './execution-limits';
 import { withSecretFields } from '../idempotency/secret-fields';
@@ -40,7 +41,7 @@ export function buildSchema(
 ): GraphQLSchema {
   const schema = makeExecutableSchema({
     typeDefs: loadTypeDefs(),
-    resolvers: [scalarResolvers, authResolvers, platformResolvers, fleetResolvers, dispatchResolvers, stopsResolvers, recordsResolvers, apiKeyResolvers, persistedQueryResolvers],
+    resolvers: [scalarResolvers, authResolvers, platformResolvers, fleetResolvers, dispatchResolvers, stopsResolvers, recordsResolvers, apiKeyResolvers, persistedQueryResolvers, quotaResolvers],
     resolverValidationOptions: { requireResolversToMatchSchema: 'error' },
   });
   const marked = withSecretFields(schema);

@@ -3,6 +3,7 @@ import { queueAudit } from '../audit/audit-log';
 import type { PlatformDatabase } from '../database/platform-database';
 import { badInput, conflict, notFound } from '../errors/app-error';
 import type { TenantPlan } from '../generated/prisma/platform/client';
+import { MAX_QUOTA_OVERRIDE, type Quota } from '../rate-limiting/plan-quotas';
 import { BUCKET_BOUNDS, bucketOutOfBounds, type BucketLimits } from '../rate-limiting/token-buckets';
 import type { TenantClientPool } from '../tenancy/tenant-client-pool';
 import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory';
@@ -129,6 +130,31 @@ export class TenantLifecycle {
     });
     this.deps.directory.invalidate(tenant.id);
     return updated;
+  }
+
+  /**
+   * Overrides one plan quota of the tenant: a number of rows, null for unbounded, undefined to
+   * follow the plan again. Nothing held is removed; a limit below what the tenant holds only
+   * refuses new rows. One statement on the JSON column, so two overrides of different quotas at
+   * once both stay; the trigger's notification drops the tenant from every instance's cache.
+   */
+  async setQuota(tenantId: string, quota: Quota, limit: number | null | undefined): Promise<TenantRecord> {
+    const tenant = await this.find(tenantId);
+    if (typeof limit === 'number' && (!Number.isInteger(limit) || limit < 0 || limit > MAX_QUOTA_OVERRIDE)) {
+      throw badInput(`limit.max must be an integer from 0 to ${MAX_QUOTA_OVERRIDE}, or null for unbounded`, 'limit.max');
+    }
+    const { prisma } = this.deps.platform;
+    if (limit === undefined) {
+      await prisma.$executeRaw`
+        UPDATE platform."Tenant" SET "quotaOverrides" = nullif(coalesce("quotaOverrides", '{}'::jsonb) - ${quota}::text, '{}'::jsonb), "updatedAt" = now()
+        WHERE "id" = ${tenant.id}::uuid`;
+    } else {
+      await prisma.$executeRaw`
+        UPDATE platform."Tenant" SET "quotaOverrides" = coalesce("quotaOverrides", '{}'::jsonb) || jsonb_build_object(${quota}::text, ${limit}::int), "updatedAt" = now()
+        WHERE "id" = ${tenant.id}::uuid`;
+    }
+    this.deps.directory.invalidate(tenant.id);
+    return prisma.tenant.findUniqueOrThrow({ where: { id: tenant.id } });
   }
 
   private async find(tenantId: string): Promise<TenantRecord> {
