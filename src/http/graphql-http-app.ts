@@ -30,6 +30,7 @@ import { NO_SHARED_APQ_CACHE, perCallerApqPlugin } from '../persisted-queries/pe
 import { KnownCosts } from '../rate-limiting/known-costs';
 import { clientIpOf, graphqlRequestGuard, type GuardedLocals } from './graphql-request-guard';
 import { answerRateLimit, hold, holdRateLimitedAnswers, overloaded, refusalHoldMs } from './rate-limit-answer';
+import { archiveSigningKey } from '../provisioning/tenant-archive';
 import { createTenantArchiveRoutes } from './tenant-archive-routes';
 import { sendRequestError } from './send-request-error';
 import { createHealthRoutes, type ReadinessCheck } from './health-routes';
@@ -131,6 +132,7 @@ export async function createGraphQLHttpApp(deps: {
       tenantClients: services.tenantClients,
       logger,
       maxImportBytes: config.tenantImportMaxBytes,
+      signingKey: archiveSigningKey(config.tenantDbSecret),
     }),
   );
   app.use(

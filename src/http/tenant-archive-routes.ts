@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { StringDecoder } from 'node:string_decoder';
 import { Router, type Request, type Response } from 'express';
 import type { Authenticator } from '../auth/authenticator';
 import { AppError, ErrorCode, notFound } from '../errors/app-error';
@@ -26,6 +25,8 @@ export function createTenantArchiveRoutes(deps: {
   tenantClients: TenantClientPool;
   logger: Logger;
   maxImportBytes: number;
+  /** Signs exports and checks imports (archiveSigningKey). */
+  signingKey: Buffer;
 }): Router {
   const router = Router();
 
@@ -39,6 +40,7 @@ export function createTenantArchiveRoutes(deps: {
     const tenant = await deps.directory.findBySlug(String(req.params.slug ?? ''));
     if (!tenant) throw notFound('Tenant');
     if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') throw new AppError(ErrorCode.CONFLICT, `The tenant is ${tenant.status}: it has no complete schema`);
+    if (tenant.purgeAfter) throw new AppError(ErrorCode.CONFLICT, 'The tenant is scheduled for deletion; cancelTenantDeletion first');
     return { adminId: principal.adminId, tenant, requestId };
   }
 
@@ -60,7 +62,7 @@ export function createTenantArchiveRoutes(deps: {
         if (res.destroyed) throw new Error('the client went away');
         if (!res.write(line)) await once(res, 'drain');
       };
-      const counts = await exportTenant(deps.tenantClients, tenant, write);
+      const counts = await exportTenant(deps.tenantClients, tenant, deps.signingKey, write);
       deps.logger.info({ tenantId: tenant.id, slug: tenant.slug, counts }, 'tenant exported');
       res.end();
     } catch (error) {
@@ -75,7 +77,7 @@ export function createTenantArchiveRoutes(deps: {
     try {
       const { adminId, tenant, requestId } = await admit(req);
       if (!req.is(NDJSON)) throw new AppError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, `Send the archive as ${NDJSON}`);
-      const counts = await importTenant(deps.tenantClients, tenant, linesOf(req, deps.maxImportBytes), { actorKind: 'PLATFORM_ADMIN', actorId: adminId, requestId });
+      const counts = await importTenant(deps.tenantClients, tenant, deps.signingKey, linesOf(req, deps.maxImportBytes), { actorKind: 'PLATFORM_ADMIN', actorId: adminId, requestId });
       deps.logger.info({ tenantId: tenant.id, slug: tenant.slug, counts, requestId }, 'tenant imported');
       res.status(200).json({ tenant: { id: tenant.id, slug: tenant.slug }, counts });
     } catch (error) {
@@ -86,20 +88,34 @@ export function createTenantArchiveRoutes(deps: {
   return router;
 }
 
-/** The request body's lines, refusing a body over `maxBytes` (PAYLOAD_TOO_LARGE) as it arrives. */
+/** The longest line an archive may hold (a row; a stop's signature is at most 64 KiB). */
+const MAX_LINE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The request body's lines, refusing a body over `maxBytes` (PAYLOAD_TOO_LARGE) or a line over
+ * MAX_LINE_BYTES as they arrive. Each chunk is searched once for line ends; the pieces of an
+ * unfinished line wait in a list, so a long line costs its length, not its length squared.
+ */
 async function* linesOf(req: Request, maxBytes: number): AsyncGenerator<string> {
   let received = 0;
-  let rest = '';
-  // A character may be split between two chunks.
-  const decoder = new StringDecoder('utf8');
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     received += chunk.length;
     if (received > maxBytes) throw new AppError(ErrorCode.PAYLOAD_TOO_LARGE, `An archive may be at most ${maxBytes} bytes (TENANT_IMPORT_MAX_BYTES)`);
-    const text = rest + decoder.write(chunk);
-    const lines = text.split('\n');
-    rest = lines.pop() ?? '';
-    yield* lines;
+    let start = 0;
+    for (let end = chunk.indexOf(10); end !== -1; end = chunk.indexOf(10, start)) {
+      pending.push(chunk.subarray(start, end));
+      yield Buffer.concat(pending).toString('utf8');
+      pending = [];
+      pendingBytes = 0;
+      start = end + 1;
+    }
+    if (start < chunk.length) {
+      pending.push(chunk.subarray(start));
+      pendingBytes += chunk.length - start;
+      if (pendingBytes > MAX_LINE_BYTES) throw new AppError(ErrorCode.PAYLOAD_TOO_LARGE, `An archive line may be at most ${MAX_LINE_BYTES} bytes`);
+    }
   }
-  rest += decoder.end();
-  if (rest !== '') yield rest;
+  if (pending.length > 0) yield Buffer.concat(pending).toString('utf8');
 }

@@ -26,7 +26,9 @@ import { resolvedSecret } from './secret-fields';
 
 /** Whose keys these are: a tenant's member or API key, or a platform admin. Signed-out: none. */
 export function idempotencyScopeOf(principal: Principal): string | undefined {
-  if (isTenantPrincipal(principal)) return `${principal.tenant.id}:${principalKey(principal)}`;
+  // The role is part of it: a caller whose role changed since does not get an answer that the
+  // old role was allowed (a demoted admin's retry runs again, and is refused, instead of replaying).
+  if (isTenantPrincipal(principal)) return `${principal.tenant.id}:${principalKey(principal)}:${principal.role}`;
   if (principal.kind === 'platformAdmin') return `platform:${principal.adminId}`;
   return undefined;
 }

@@ -42,13 +42,13 @@ export const platformResolvers: Resolvers = {
     },
     migrateTenants: (_root, { tenantIds, concurrency, force }, ctx) =>
       ctx.services.migrations.migrateTenants({ tenantIds: tenantIds ?? null, concurrency: concurrency ?? null, force: force ?? false }),
-    suspendTenant: async (_root, { id }, ctx) => ({ tenant: await ctx.services.lifecycle.suspend(id) }),
+    suspendTenant: async (_root, { id }, ctx) => ({ tenant: await ctx.services.lifecycle.suspend(id, platformAdminActor(ctx)) }),
     updateTenant: async (_root, { id, input }, ctx) => ({ tenant: await ctx.services.lifecycle.update(id, input, platformAdminActor(ctx)) }),
     deleteTenant: async (_root, { id }, ctx) => ({ tenant: await ctx.services.lifecycle.scheduleDeletion(id, platformAdminActor(ctx)) }),
     cancelTenantDeletion: async (_root, { id }, ctx) => ({ tenant: await ctx.services.lifecycle.cancelDeletion(id, platformAdminActor(ctx)) }),
-    reactivateTenant: async (_root, { id }, ctx) => ({ tenant: await ctx.services.lifecycle.reactivate(id) }),
+    reactivateTenant: async (_root, { id }, ctx) => ({ tenant: await ctx.services.lifecycle.reactivate(id, platformAdminActor(ctx)) }),
     setTenantRateLimit: async (_root, { id, limit }, ctx) => ({
-      tenant: await ctx.services.lifecycle.setRateLimit(id, limit ?? null),
+      tenant: await ctx.services.lifecycle.setRateLimit(id, limit ?? null, platformAdminActor(ctx)),
     }),
     purgeTenant: async (_root, { slug }, ctx) => {
       const purged = await ctx.services.provisioner.purgeTenant(slug);

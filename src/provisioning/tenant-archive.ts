@@ -1,3 +1,4 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { writeAudit } from '../audit/audit-log';
 import type { AuditActor } from '../audit/audit-entry';
 import { AppError, badInput, conflict, ErrorCode } from '../errors/app-error';
@@ -13,6 +14,11 @@ import type { TenantRecord } from '../tenancy/tenant-directory';
  * migration version, in one transaction: an import cut anywhere leaves the tenant empty, and
  * running it again finishes it. Platform data (members, API keys, persisted operations) is not
  * in it: accounts and secrets are the platform's, and a restored tenant gets its own owner.
+ *
+ * The end line carries an HMAC-SHA256 of every line before it, keyed from the installation's
+ * secret: the import inserts rows as they are (the application's input checks are not run on
+ * them), so it takes only archives this installation (or one sharing its TENANT_DB_SECRET)
+ * wrote, unaltered.
  */
 
 export const ARCHIVE_FORMAT = 'fleet-graphql-tenant-export';
@@ -38,9 +44,24 @@ export interface ArchiveHeader {
 
 const table = (name: ArchiveTable) => Prisma.raw(`"${name}"`);
 
+/** The key archives are signed with, derived from the installation's secret. */
+export function archiveSigningKey(secret: string): Buffer {
+  return createHmac('sha256', secret).update('fleet-graphql tenant archive v1').digest();
+}
+
 /** Writes the archive, line by line, through `write` (which waits while the reader is behind). */
-export async function exportTenant(tenantClients: TenantClientPool, tenant: TenantRecord, write: (line: string) => Promise<void>): Promise<Record<ArchiveTable, number>> {
+export async function exportTenant(
+  tenantClients: TenantClientPool,
+  tenant: TenantRecord,
+  signingKey: Buffer,
+  writeLine: (line: string) => Promise<void>,
+): Promise<Record<ArchiveTable, number>> {
   const counts = Object.fromEntries(ARCHIVE_TABLES.map((name) => [name, 0])) as Record<ArchiveTable, number>;
+  const signature = createHmac('sha256', signingKey);
+  const write = (line: string) => {
+    signature.update(line);
+    return writeLine(line);
+  };
   const lease = tenantClients.lease(tenant);
   try {
     await lease.db.$transaction(
@@ -69,7 +90,7 @@ export async function exportTenant(tenantClients: TenantClientPool, tenant: Tena
             after = rows.at(-1)?.id;
           }
         }
-        await write(`${JSON.stringify({ end: true, counts })}\n`);
+        await writeLine(`${JSON.stringify({ end: true, counts, signature: signature.digest('hex') })}\n`);
       },
       { isolationLevel: Prisma.TransactionIsolationLevel.RepeatableRead, timeout: ARCHIVE_TRANSACTION_MS, maxWait: 10_000 },
     );
@@ -88,14 +109,18 @@ const invalid = (message: string) => new AppError(ErrorCode.BAD_REQUEST, `Not a 
 export async function importTenant(
   tenantClients: TenantClientPool,
   tenant: TenantRecord,
+  signingKey: Buffer,
   lines: AsyncIterable<string>,
   by: AuditActor,
 ): Promise<Record<ArchiveTable, number>> {
+  const signature = createHmac('sha256', signingKey);
   const counts = Object.fromEntries(ARCHIVE_TABLES.map((name) => [name, 0])) as Record<ArchiveTable, number>;
   const lease = tenantClients.lease(tenant);
   try {
     await lease.db.$transaction(
       async (tx) => {
+        // Two imports into one tenant: the second waits, then finds data and answers CONFLICT.
+        await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('tenant-import:' || current_schema()))`;
         for (const name of ARCHIVE_TABLES) {
           if (name === 'FleetSettings' || name === 'AuditEvent') continue;
           const [row] = await tx.$queryRaw<{ found: boolean }[]>`SELECT EXISTS (SELECT 1 FROM ${table(name)}) AS found`;
@@ -122,18 +147,30 @@ export async function importTenant(
           } catch {
             throw invalid('a line is not JSON');
           }
+          if (line === null || typeof line !== 'object' || Array.isArray(line)) throw invalid('a line is not a JSON object');
+          if ((line as { end?: unknown }).end !== true) signature.update(`${text}\n`);
           if (header === null) {
             const candidate = line as Partial<ArchiveHeader>;
             if (candidate.format !== ARCHIVE_FORMAT || candidate.version !== ARCHIVE_VERSION) throw invalid(`the first line must name format ${ARCHIVE_FORMAT}, version ${ARCHIVE_VERSION}`);
+            const from = candidate.tenant as { slug?: unknown } | undefined;
+            if (typeof from?.slug !== 'string' || from.slug.length > 100 || typeof candidate.exportedAt !== 'string' || candidate.exportedAt.length > 40) {
+              throw invalid('the header must name the tenant it came from and when');
+            }
             if (candidate.migrationVersion !== tenant.migrationVersion) {
               throw conflict(`The archive is at migration ${String(candidate.migrationVersion)}, the tenant at ${String(tenant.migrationVersion)}: migrate the older one first`, 'migrationVersion');
             }
             header = candidate as ArchiveHeader;
             continue;
           }
-          const entry = line as { table?: unknown; row?: unknown; end?: unknown };
+          const entry = line as { table?: unknown; row?: unknown; end?: unknown; counts?: unknown; signature?: unknown };
           if (entry.end === true) {
             await flush();
+            const expected = Buffer.from(signature.digest('hex'));
+            const given = Buffer.from(typeof entry.signature === 'string' ? entry.signature : '');
+            if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+              throw invalid('its signature does not match: it was changed, or written by another installation (another TENANT_DB_SECRET)');
+            }
+            if (JSON.stringify(entry.counts) !== JSON.stringify(counts)) throw invalid('its end line counts other rows than it holds');
             ended = true;
             continue;
           }
@@ -145,6 +182,7 @@ export async function importTenant(
             order = position;
             pending = { name: ARCHIVE_TABLES[position] as ArchiveTable, rows: [] };
           }
+          if (position === 0 && counts.FleetSettings + (pending as { rows: unknown[] }).rows.length >= 1) throw invalid('more than one FleetSettings row');
           (pending as { rows: unknown[] }).rows.push(entry.row);
           if ((pending as { rows: unknown[] }).rows.length >= INSERT_BATCH) await flush();
         }

@@ -1,8 +1,8 @@
-import type { AuditActor } from '../audit/audit-entry';
+import type { AuditActor, AuditMetadata } from '../audit/audit-entry';
 import { queueAudit } from '../audit/audit-log';
 import type { PlatformDatabase } from '../database/platform-database';
-import { badInput, conflict, notFound } from '../errors/app-error';
-import type { TenantPlan } from '../generated/prisma/platform/client';
+import { assertNoNul, badInput, conflict, notFound } from '../errors/app-error';
+import type { Prisma, TenantPlan } from '../generated/prisma/platform/client';
 import { MAX_QUOTA_OVERRIDE, type Quota } from '../rate-limiting/plan-quotas';
 import { BUCKET_BOUNDS, bucketOutOfBounds, type BucketLimits } from '../rate-limiting/token-buckets';
 import type { TenantClientPool } from '../tenancy/tenant-client-pool';
@@ -24,6 +24,7 @@ export class TenantLifecycle {
     const tenant = await this.find(tenantId);
     const name = input.name === undefined || input.name === null ? undefined : input.name.trim();
     if (name !== undefined && (name.length === 0 || name.length > 200)) throw badInput('name must be 1 to 200 characters', 'input.name');
+    if (name !== undefined) assertNoNul(name, 'input.name');
     const data = { ...(name !== undefined ? { name } : {}), ...(input.plan ? { plan: input.plan } : {}) };
     const updated = await this.deps.platform.prisma.$transaction(async (tx) => {
       const row = await tx.tenant.update({ where: { id: tenant.id }, data });
@@ -74,24 +75,24 @@ export class TenantLifecycle {
     return updated;
   }
 
-  async suspend(tenantId: string): Promise<TenantRecord> {
+  async suspend(tenantId: string, by: AuditActor): Promise<TenantRecord> {
     const tenant = await this.find(tenantId);
     if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') {
       throw conflict(`Only an ACTIVE tenant can be suspended; this one is ${tenant.status}`, 'id');
     }
-    const updated = await this.deps.platform.prisma.tenant.update({ where: { id: tenant.id }, data: { status: 'SUSPENDED' } });
+    const updated = await this.changeRow(tenant, { status: 'SUSPENDED' }, by, 'tenant.suspended');
     this.deps.directory.invalidate(tenant.id);
     this.deps.tenantClients.forget(tenant.id);
     return updated;
   }
 
-  async reactivate(tenantId: string): Promise<TenantRecord> {
+  async reactivate(tenantId: string, by: AuditActor): Promise<TenantRecord> {
     const tenant = await this.find(tenantId);
     if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') {
       throw conflict(`Only a SUSPENDED tenant can be reactivated; this one is ${tenant.status} (createTenant resumes it)`, 'id');
     }
     if (tenant.purgeAfter) throw conflict('This tenant is scheduled for deletion; cancelTenantDeletion first', 'id');
-    const updated = await this.deps.platform.prisma.tenant.update({ where: { id: tenant.id }, data: { status: 'ACTIVE' } });
+    const updated = await this.changeRow(tenant, { status: 'ACTIVE' }, by, 'tenant.reactivated');
     this.deps.directory.invalidate(tenant.id);
     return updated;
   }
@@ -100,6 +101,7 @@ export class TenantLifecycle {
   async setRateLimit(
     tenantId: string,
     limit: { tenant: BucketLimits; perCaller: BucketLimits } | null,
+    by: AuditActor,
   ): Promise<TenantRecord> {
     const tenant = await this.find(tenantId);
     if (limit) {
@@ -119,15 +121,18 @@ export class TenantLifecycle {
         }
       }
     }
-    const updated = await this.deps.platform.prisma.tenant.update({
-      where: { id: tenant.id },
-      data: {
+    const updated = await this.changeRow(
+      tenant,
+      {
         rateLimitCapacity: limit?.tenant.capacity ?? null,
         rateLimitRefillPerSecond: limit?.tenant.refillPerSecond ?? null,
         principalRateLimitCapacity: limit?.perCaller.capacity ?? null,
         principalRateLimitRefillPerSecond: limit?.perCaller.refillPerSecond ?? null,
       },
-    });
+      by,
+      'tenant.rateLimitSet',
+      { overridden: limit !== null },
+    );
     this.deps.directory.invalidate(tenant.id);
     return updated;
   }
@@ -155,6 +160,15 @@ export class TenantLifecycle {
     }
     this.deps.directory.invalidate(tenant.id);
     return prisma.tenant.findUniqueOrThrow({ where: { id: tenant.id } });
+  }
+
+  /** Updates the tenant's row with its audit entry in the same transaction. */
+  private changeRow(tenant: TenantRecord, data: Prisma.TenantUpdateInput, by: AuditActor, action: string, metadata?: AuditMetadata): Promise<TenantRecord> {
+    return this.deps.platform.prisma.$transaction(async (tx) => {
+      const row = await tx.tenant.update({ where: { id: tenant.id }, data });
+      await queueAudit(tx, tenant.id, by, { action, targetType: 'Tenant', targetId: tenant.id, ...(metadata ? { metadata } : {}) });
+      return row;
+    });
   }
 
   private async find(tenantId: string): Promise<TenantRecord> {

@@ -85,8 +85,13 @@ export async function assertTenantQuotaRoom(tx: TenantTransaction, tenant: Quota
   if (usage >= limit) throw quotaExceeded(tenant, quota, limit, usage);
 }
 
-/** The same inside a platform transaction (members, API keys). */
-export async function assertPlatformQuotaRoom(tx: PlatformTransaction, tenant: QuotaSubject, quota: PlatformQuota): Promise<void> {
+/**
+ * The same inside a platform transaction (members, API keys). The plan and overrides are read
+ * again in this transaction, not taken from the caller's cached tenant: a plan change made on
+ * another instance a moment ago holds here already.
+ */
+export async function assertPlatformQuotaRoom(tx: PlatformTransaction, cached: QuotaSubject, quota: PlatformQuota): Promise<void> {
+  const tenant = (await tx.tenant.findUnique({ where: { id: cached.id }, select: { id: true, plan: true, quotaOverrides: true } })) ?? cached;
   const { limit } = effectiveQuota(tenant, quota);
   if (limit === null) return;
   await tx.$executeRaw`SELECT pg_advisory_xact_lock(${QUOTA_LOCK_CLASS}::int, hashtext(${quotaLockKey(tenant.id, quota)}))`;

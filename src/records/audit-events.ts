@@ -1,4 +1,5 @@
 import { isUuid } from '../database/uuid';
+import { assertNoNul } from '../errors/app-error';
 import type { AuditEventFilter, AuditEventOrderField } from '../generated/graphql';
 import { Prisma, type AuditEvent } from '../generated/prisma/tenant/client';
 import { parseGlobalId, toGlobalId, type NodeType } from '../graphql/global-id';
@@ -32,10 +33,13 @@ const auditList: RecordList<AuditEvent, AuditEventFilter, AuditEventOrderField> 
 };
 
 export function listAuditEvents(sql: TenantSql, args: ListArgs<AuditEventFilter, AuditEventOrderField>): Promise<ConnectionModel<AuditEvent>> {
+  // PostgreSQL refuses NUL in text: a clear error instead of a failed statement.
+  if (args.filter?.action) assertNoNul(args.filter.action, 'filter.action');
+  if (args.filter?.targetId) assertNoNul(args.filter.targetId, 'filter.targetId');
   return readList(sql, auditList, args);
 }
 
-const NODE_TARGETS: ReadonlySet<string> = new Set<NodeType>(['Vehicle', 'Driver', 'Trip', 'MaintenanceRecord']);
+const NODE_TARGETS: ReadonlySet<string> = new Set<NodeType>(['Vehicle', 'Driver', 'Trip', 'MaintenanceRecord', 'Stop', 'TripNote']);
 
 /** An entry's target id as the API names it: a global id for what `node` reads. */
 export function apiTargetId(event: AuditEvent): string {

@@ -140,6 +140,21 @@ describe('a retry with the same key, caller and body', () => {
     expect(replayed(again)).toBeNull();
   });
 
+  it('a caller whose role changed since does not get the answer its old role was allowed: the retry runs again, and is refused', async () => {
+    const email = `demoted-${Date.now()}@idem.test`;
+    const added = await tenant.owner.request(ADD_MEMBER, { input: { email, name: 'Demoted', password: 'idem-password-1', role: 'MANAGER' } });
+    const token = await app.login(tenant.slug, email, 'idem-password-1');
+    const key = newKey('demoted');
+    const plate = `DEM-${keyCounter}`;
+    const first = await keyed(token, key, CREATE_VEHICLE, { input: { plate, make: 'MAN', model: 'TGX', year: 2020 } });
+    expect([first.status, JSON.stringify(first.body).slice(0, 300)]).toEqual([200, expect.stringContaining(plate)]);
+    await tenant.owner.request(graphql(`mutation IdemDemote($userId: ID!) { updateMemberRole(userId: $userId, role: VIEWER) { member { role } } }`), { userId: added.addMember.member.id });
+    const retry = await keyed(token, key, CREATE_VEHICLE, { input: { plate, make: 'MAN', model: 'TGX', year: 2020 } });
+    expect(replayed(retry)).toBeNull();
+    expect((retry.body as { errors?: { extensions: { code: string } }[] }).errors?.[0]?.extensions.code).toBe('FORBIDDEN');
+    expect(await vehiclesWithPlate(tenant, plate)).toBe(1);
+  });
+
   it('a credential that does not hold is refused before the key is looked at', async () => {
     const key = newKey('unauthenticated');
     const variables = { input: { plate: 'IDEM-NOAUTH', make: 'Volvo', model: 'FH', year: 2021 } };

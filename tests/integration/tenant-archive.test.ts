@@ -76,7 +76,7 @@ describe('tenant archive', () => {
     expect(lines[0]).toMatchObject({ format: 'fleet-graphql-tenant-export', version: 1, tenant: { slug: A.slug } });
     expect((lines[0] as { migrationVersion: string }).migrationVersion).toMatch(/^\d{14}_/);
     const end = lines.at(-1) as { end: boolean; counts: Record<string, number> };
-    expect(end).toMatchObject({ end: true, counts: { Vehicle: 2, Driver: 1, Trip: 1, TripTransition: 1, FleetSettings: 1 } });
+    expect(end).toMatchObject({ end: true, counts: { Vehicle: 2, Driver: 1, Trip: 1, TripTransition: 1, FleetSettings: 1 }, signature: expect.stringMatching(/^[0-9a-f]{64}$/) as unknown });
     expect(end.counts.RecordChange).toBeGreaterThan(4);
     expect(end.counts.AuditEvent).toBeGreaterThan(4);
     expect(lines.length).toBe(Object.values(end.counts).reduce((sum, n) => sum + n, 0) + 2);
@@ -112,6 +112,13 @@ describe('tenant archive', () => {
     const header = JSON.parse(lines[0] as string) as Record<string, unknown>;
     const older = await importInto(D.slug, [JSON.stringify({ ...header, migrationVersion: '20261123201854_init' }), ...lines.slice(1)].join('\n'));
     expect([older.status, codeOf(older)]).toEqual([409, 'CONFLICT']);
+    // Rows are inserted as they are, so the archive must be this installation's, unaltered.
+    const tampered = await importInto(D.slug, archive.replace('"plate":"ARCH-1"', '"plate":"FORGED"'));
+    expect([tampered.status, codeOf(tampered)]).toEqual([400, 'BAD_REQUEST']);
+    const unsigned = await importInto(D.slug, [...lines.slice(0, -1), JSON.stringify({ ...(JSON.parse(lines.at(-1) as string) as object), signature: 'f'.repeat(64) })].join('\n'));
+    expect([unsigned.status, codeOf(unsigned)]).toEqual([400, 'BAD_REQUEST']);
+    const nulls = await importInto(D.slug, ['null', ...lines.slice(1)].join('\n'));
+    expect([nulls.status, codeOf(nulls)]).toEqual([400, 'BAD_REQUEST']);
     const json = await importInto(D.slug, archive, 'application/json');
     expect([json.status, codeOf(json)]).toEqual([415, 'UNSUPPORTED_MEDIA_TYPE']);
     const huge = await importInto(D.slug, `${lines[0]}\n${'x'.repeat(MAX_IMPORT_BYTES)}`);

@@ -269,6 +269,10 @@ describe('proof of delivery', () => {
       svg('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'),
       svg('<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><path d="M0 0"/></svg>'),
       svg('<html><body>hi</body></html>'),
+      // SVG is refused whole: these got past a deny-list in review.
+      svg('<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><path d="M0 0L10 10"/></svg>'),
+      svg('<svg xmlns="http://www.w3.org/2000/svg"><a href="javascript&#58;alert(1)"><rect width="9" height="9"/></a></svg>'),
+      svg('<svg xmlns="http://www.w3.org/2000/svg"><set attributeName="onmouseover" to="alert(1)"/></svg>'),
     ]) {
       expect([signature.slice(0, 40), await complete(dropOff, { recipientName: 'R', signature })]).toEqual([signature.slice(0, 40), [['BAD_USER_INPUT', 'proofOfDelivery.signature']]]);
     }
@@ -279,14 +283,12 @@ describe('proof of delivery', () => {
     expect(done.completeStop.stop.proofOfDelivery?.signature?.length).toBeLessThanOrEqual(65_536);
   });
 
-  it('accepts JPEG and drawing-only SVG signatures', async () => {
+  it('accepts JPEG signatures', async () => {
     const tripId = await newTrip();
     const first = await addStop(tripId, 'DROP_OFF', 'One');
-    const second = await addStop(tripId, 'DROP_OFF', 'Two');
     await move(tripId, ['PLANNED', 'DISPATCHED']);
     const jpeg = `data:image/jpeg;base64,${Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 4]).toString('base64')}`;
-    const drawn = svg('<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><path d="M0 0L10 10"/></svg>');
-    for (const [id, signature] of [[first, jpeg], [second, drawn]] as const) {
+    for (const [id, signature] of [[first, jpeg]] as const) {
       const done = await client('MEMBER').request(COMPLETE, { input: { id, proofOfDelivery: { recipientName: 'R', signature } } });
       expect(done.completeStop.stop.proofOfDelivery?.signature).toBe(signature);
     }
