@@ -26,6 +26,7 @@ import { createGraphQLHttpApp } from './http/graphql-http-app';
 import { createMigrators } from './migrations/create-migrators';
 import type { Migrator } from './migrations/migrator';
 import { describeError, type Logger } from './observability/logger';
+import { DatabaseCensus } from './observability/database-census';
 import { Metrics } from './observability/metrics';
 import { OverloadMonitor } from './observability/overload-monitor';
 import { MemoryApqCache } from './persisted-queries/apq-store';
@@ -211,14 +212,19 @@ function createServices(
   const directory = new TenantDirectory(platform.prisma, notifications, config.tenantCacheMax);
   const sessionCache = new SessionStateCache(notifications, config.tenantCacheMax);
   const budget = new ConnectionBudget(config.tenantClients.connectionBudget, config.tenantClients.connectTimeoutMs);
-  const tenantInFlight = new TenantInFlight(config.tenantInFlight);
+  const tenantInFlight = new TenantInFlight(config.tenantInFlight, () => metrics.recordRateLimitRefusal('tenant_in_flight'));
   const overload = new OverloadMonitor(config.overload, logger);
+  const census = new DatabaseCensus(platform.pool);
   const metrics: Metrics = new Metrics({
     tenantClients: () => tenantClients.stats(),
     passwordJobs: () => passwords.stats(),
     tenantOperations: () => tenantInFlight.stats(),
     overload,
+    catalog: () => census.catalog(),
+    auditOutboxBacklog: () => census.auditOutboxBacklog(),
+    operationNamesMax: config.metrics.operationNamesMax,
   });
+  const onAuthAttempt = metrics.recordAuthAttempt.bind(metrics);
   const tenantClients = new TenantClientPool({
     ...config.tenantClients,
     statementTimeoutMs: config.limits.maxExecutionMs,
@@ -233,7 +239,7 @@ function createServices(
     audience: config.auth.audience,
     ttlSeconds: config.auth.accessTokenTtlSeconds,
   });
-  const apiKeys = new ApiKeyService({ platform, directory, notifications, cacheMax: config.tenantCacheMax });
+  const apiKeys = new ApiKeyService({ platform, directory, notifications, cacheMax: config.tenantCacheMax, metrics });
   const schema = buildSchema({
     maxExecutionMs: config.limits.maxExecutionMs,
     fieldRateLimits: config.rateLimit.enabled
@@ -242,6 +248,7 @@ function createServices(
           failurePolicy: config.rateLimit.redisFailure,
           commandTimeoutMs: config.rateLimit.redisCommandTimeoutMs,
           namespace: installationId,
+          onRefused: () => metrics.recordRateLimitRefusal('field'),
         })
       : undefined,
   });
@@ -253,6 +260,7 @@ function createServices(
     tenantDbSecret: config.tenantDbSecret,
     directory,
     logger,
+    metrics,
   };
   const services: Services = {
     platform,
@@ -266,6 +274,7 @@ function createServices(
       refreshTokenTtlSeconds: config.auth.refreshTokenTtlSeconds,
       logger,
       sessionCache,
+      onAuthAttempt,
     }),
     members: new MemberService({ platform, passwords, sessionCache, apiKeys }),
     invitations: new InvitationService({ platform, passwords, sessionCache }),
@@ -273,7 +282,7 @@ function createServices(
     migrations: new TenantMigrationRunner({ ...tenantSchemas, defaultConcurrency: config.migrateConcurrency }),
     lifecycle: new TenantLifecycle({ platform, directory, tenantClients }),
     retention: new DeletedRecordPurge({ platform, tenantClients, logger, retentionDays: config.retention.deletedRecordDays }),
-    auditRelay: new AuditRelay({ platform, tenantClients, directory, logger, notifications, sweepIntervalMs: AUDIT_SWEEP_INTERVAL_MS }),
+    auditRelay: new AuditRelay({ platform, tenantClients, directory, logger, notifications, sweepIntervalMs: AUDIT_SWEEP_INTERVAL_MS, metrics }),
     apiKeys,
     safelist: new OperationSafelist({
       platform,
@@ -293,6 +302,7 @@ function createServices(
       apiKeys,
       sessions: sessionCache,
       tenantHostSuffix: config.tenantHostSuffix,
+      onAuthAttempt,
     }),
     rateLimiter: config.rateLimit.enabled
       ? new RequestRateLimiter(redis ? new RedisTokenBuckets(redis) : new MemoryTokenBuckets(), {
@@ -302,6 +312,7 @@ function createServices(
           namespace: installationId,
           logger,
           onTake: () => metrics.rateLimitTakes.inc(),
+          onRefused: (bucket) => metrics.recordRateLimitRefusal(bucket),
         })
       : null,
     tenantInFlight,

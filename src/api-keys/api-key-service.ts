@@ -11,6 +11,7 @@ import { assertTenantServes } from '../auth/session-service';
 import { lockActorMembership } from '../auth/member-service';
 import type { TenantDirectory } from '../tenancy/tenant-directory';
 import { isUuid } from '../database/uuid';
+import type { Metrics } from '../observability/metrics';
 
 export type ApiKeyModel = ApiKey;
 
@@ -49,6 +50,7 @@ export class ApiKeyService implements NotificationSubscriber {
       directory: TenantDirectory;
       notifications: PlatformNotifications | null;
       cacheMax: number;
+      metrics?: Pick<Metrics, 'recordApiKeys'>;
     },
   ) {
     this.byPrefix = new NotifiedCache(deps.notifications, { max: deps.cacheMax });
@@ -103,6 +105,7 @@ export class ApiKeyService implements NotificationSubscriber {
       });
       return created;
     });
+    this.deps.metrics?.recordApiKeys('created');
     return { apiKey, secret };
   }
 
@@ -124,6 +127,7 @@ export class ApiKeyService implements NotificationSubscriber {
     });
     // Not waiting for our own notification: the next request here must already see it.
     this.byPrefix.delete(key.prefix);
+    this.deps.metrics?.recordApiKeys('revoked');
     return revoked;
   }
 
@@ -145,6 +149,8 @@ export class ApiKeyService implements NotificationSubscriber {
 
   /** Drops keys from this instance's cache at once (other instances hear it from the trigger). */
   forget(prefixes: string[]): void {
+    // Called once the revoking transaction committed (revokeCreatedBy's keys): counted here.
+    if (prefixes.length > 0) this.deps.metrics?.recordApiKeys('revoked', prefixes.length);
     this.byPrefix.delete(...prefixes);
   }
 

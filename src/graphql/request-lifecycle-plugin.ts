@@ -22,6 +22,13 @@ export function requestLifecyclePlugin(metrics: Metrics, logger: Logger): Apollo
           const outcome = codes.length === 0 ? 'ok' : [...new Set(codes)].join(',');
           metrics.graphqlOperations.observe({ operation: operation?.operation ?? 'unknown', outcome }, durationMs / 1000);
           const { principal } = contextValue;
+          // A name Apollo did not find in the document (or no document) is not a name to keep.
+          metrics.recordRequest({
+            operationName: operation ? (operation.name?.value ?? null) : null,
+            signedIn: principal.kind !== 'anonymous',
+            codes,
+            seconds: durationMs / 1000,
+          });
           // The server's logger with the request id as a field: the same line as a child would write.
           logger.info(
             {

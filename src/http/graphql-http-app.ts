@@ -111,6 +111,7 @@ export async function createGraphQLHttpApp(deps: {
     createHealthRoutes({
       platform: services.platform,
       metrics: deps.metrics,
+      metricsAccess: { token: config.metrics.token, exposed: config.metrics.exposed },
       extraChecks: deps.readinessChecks,
       shuttingDown: () => drain.draining,
     }),
@@ -147,6 +148,7 @@ export async function createGraphQLHttpApp(deps: {
         const code = String(error.extensions.code);
         // operation="refused": refused before Apollo parsed it (so of no known type), took no time to run.
         deps.metrics.graphqlOperations.observe({ operation: 'refused', outcome: code }, 0);
+        deps.metrics.recordRefusedRequest(code);
         // Signed-out refusals are counted, not logged: a flood of them would be a flood of lines.
         if (principal && principal.kind !== 'anonymous') {
           logger.info(
