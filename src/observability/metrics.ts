@@ -148,6 +148,8 @@ export class Metrics {
     }
     for (const bucket of ['address', 'tenant', 'caller', 'tenant_in_flight', 'field'] as const) this.rateLimitRefusals.inc({ bucket }, 0);
     for (const event of ['created', 'revoked'] as const) this.apiKeys.inc({ event }, 0);
+    for (const outcome of ['ok', 'failed'] as const) this.tenantProvisioning.zero({ outcome });
+    for (const outcome of ['migrated', 'up_to_date', 'failed'] as const) this.tenantMigrations.zero({ outcome });
     this.tenantsCreated.inc(0);
     this.auditEntriesMoved.inc(0);
     new Gauge({
@@ -192,6 +194,8 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         this.reset();
+        // Both reasons from the start (zero), so that the dashboard's rate() has a series.
+        for (const reason of ['signed-out', 'expensive']) this.inc({ reason }, 0);
         for (const [reason, count] of sources.overload.shed()) this.inc({ reason }, count);
       },
     });

@@ -42,7 +42,7 @@ describe('metric families', () => {
     const text = await scrape();
     expect(sample(text, 'fleet_tenants_created_total')).toBe(1);
     expect(sample(text, 'fleet_tenant_provisioning_duration_seconds_count{outcome="ok"}')).toBe(1);
-    expect(sample(text, 'fleet_tenant_migration_duration_seconds_count{outcome="migrated"}')).toBeUndefined();
+    expect(sample(text, 'fleet_tenant_migration_duration_seconds_count{outcome="migrated"}')).toBe(0);
     expect(sample(text, 'fleet_auth_attempts_total{method="admin_login",outcome="ok"}')).toBe(1);
     expect(sample(text, 'fleet_auth_attempts_total{method="login",outcome="ok"}')).toBe(1);
     expect(sample(text, 'fleet_auth_attempts_total{method="login",outcome="failed"}')).toBe(1);
