@@ -1,17 +1,26 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
+import { annotateRequestSpans, SPAN_ATTRIBUTES } from '../observability/tracing';
 import type { RequestContext } from './context';
 
 /**
  * Per operation: returns the tenant-client lease once the response is ready (whatever
- * happened), and records one log line and one metric sample.
+ * happened), and records one log line and one metric sample; names the operation on the
+ * request's root span (when tracing), where the graphql instrumentation's own spans sit below.
  */
 export function requestLifecyclePlugin(metrics: Metrics, logger: Logger): ApolloServerPlugin<RequestContext> {
   return {
     async requestDidStart() {
       const startedAt = performance.now();
       return {
+        async didResolveOperation({ operation }) {
+          if (!operation) return;
+          annotateRequestSpans({
+            [SPAN_ATTRIBUTES.operationType]: operation.operation,
+            ...(operation.name ? { [SPAN_ATTRIBUTES.operationName]: operation.name.value } : {}),
+          });
+        },
         async willSendResponse({ contextValue, operation, operationName, errors, response }) {
           contextValue.release();
           const durationMs = performance.now() - startedAt;

@@ -144,6 +144,7 @@ export async function createGraphQLHttpApp(deps: {
       maxBatchSize: config.limits.maxBatchSize,
       documentLimits: config.limits,
       knownCosts,
+      tenantSpanAttribute: config.tracing.tenantAttribute,
       recordRefusal: (requestId, principal, error) => {
         const code = String(error.extensions.code);
         // operation="refused": refused before Apollo parsed it (so of no known type), took no time to run.
