@@ -91,6 +91,19 @@ describe('metric families', () => {
     expect(text).toMatch(/^fleet_graphql_requests_total\{operation_name="[^"]+",outcome="UNAUTHENTICATED"\} [1-9]/m);
   });
 
+  it('times each tenant migrateTenants(force: true) brings up to date', async () => {
+    const admin = bearer(await app.adminToken());
+    const response = await postJson<{ data?: { migrateTenants: { upToDate: number; failed: number } } }>(
+      app.url,
+      { query: 'mutation MetricsMigrate { migrateTenants(force: true) { upToDate failed } }' },
+      admin,
+    );
+    expect(response.body?.data?.migrateTenants).toEqual({ upToDate: 1, failed: 0 });
+    const text = await scrape();
+    expect(sample(text, 'fleet_tenant_migration_duration_seconds_count{outcome="up_to_date"}')).toBe(1);
+    expect(sample(text, 'fleet_tenant_migration_duration_seconds_count{outcome="failed"}')).toBe(0);
+  });
+
   it('never labels a series with a tenant id or slug', async () => {
     const text = await scrape();
     expect(text).not.toContain(tenant.id);
