@@ -4,6 +4,7 @@
  * (replayed into a throw-away shadow schema) against the .prisma file.
  *
  *   npm run migration:new -- tenant add_vehicle_vin
+ *   npm run migration:new -- tenant --check      exit 1 if the .prisma file and its migrations differ (writes nothing)
  */
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
@@ -37,8 +38,9 @@ function timestamp(now: Date): string {
 
 async function main(): Promise<void> {
   const [targetName, rawName] = process.argv.slice(2);
-  if ((targetName !== 'platform' && targetName !== 'tenant') || !rawName || !/^[a-z0-9_]+$/.test(rawName)) {
-    console.error('usage: npm run migration:new -- <platform|tenant> <name_in_snake_case>');
+  const check = rawName === '--check';
+  if ((targetName !== 'platform' && targetName !== 'tenant') || !rawName || (!check && !/^[a-z0-9_]+$/.test(rawName))) {
+    console.error('usage: npm run migration:new -- <platform|tenant> <name_in_snake_case|--check>');
     process.exit(2);
   }
   const target = TARGETS[targetName];
@@ -73,6 +75,11 @@ async function main(): Promise<void> {
     const sql = stripSchemaCreation(diff.stdout ?? '');
     if (!sql.trim() || /^-- This is an empty migration\.\s*$/.test(sql.trim())) {
       console.log(`no changes: ${path.relative(process.cwd(), target.datamodel)} matches its migrations`);
+      return;
+    }
+    if (check) {
+      console.log(`${path.relative(process.cwd(), target.datamodel)} differs from its migrations; a new migration would be:\n${sql}`);
+      process.exitCode = 1;
       return;
     }
     const dir = path.join(target.dir, `${timestamp(new Date())}_${rawName}`);

@@ -12,11 +12,12 @@ import { SessionService } from './auth/session-service';
 import { SessionStateCache } from './auth/session-state-cache';
 import type { Config } from './config/config';
 import { TENANT_MIGRATIONS_DIR } from './config/paths';
-import { clientConfigFromUrl } from './database/connection-url';
+import { clientConfigFromUrl, databaseNameOf, urlWithDatabase } from './database/connection-url';
 import { connectPlatformDatabase, migratePlatformSchema, type PlatformDatabase } from './database/platform-database';
 import { AuditRelay } from './audit/audit-relay';
 import { DeletedRecordPurge } from './records/retention-purge';
 import { PeriodicJob } from './tenant-jobs/periodic-job';
+import { TenantDeletionPurge } from './provisioning/tenant-deletion';
 import { PlatformNotifications } from './database/platform-notifications';
 import { createRedis, redisReady } from './database/redis';
 import type { Services } from './graphql/context';
@@ -98,7 +99,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     lock: RETENTION_PURGE_LOCK,
     intervalMs: config.retention.purgeIntervalMs,
     logger,
-    work: async () => void (await wired.services.retention.run()),
+    work: async () => {
+      await wired.services.tenantDeletion.run();
+      await wired.services.retention.run();
+    },
   });
   retentionPurge.start();
   // Serve only once Redis answers, or the first requests would meet the failure policy.
@@ -225,11 +229,18 @@ function createServices(
     operationNamesMax: config.metrics.operationNamesMax,
   });
   const onAuthAttempt = metrics.recordAuthAttempt.bind(metrics);
+  // A pooler URL without a database of its own reaches DATABASE_URL's database.
+  const tenantServerUrl = !config.tenantPoolerUrl
+    ? config.databaseUrl
+    : new URL(config.tenantPoolerUrl).pathname.length > 1
+      ? config.tenantPoolerUrl
+      : urlWithDatabase(config.tenantPoolerUrl, databaseNameOf(config.databaseUrl));
   const tenantClients = new TenantClientPool({
     ...config.tenantClients,
-    statementTimeoutMs: config.limits.maxExecutionMs,
+    // A pooler refuses per-connection startup settings: there the role's own setting holds (ensureTenantRole).
+    statementTimeoutMs: config.tenantPoolerUrl ? undefined : config.limits.maxExecutionMs,
     budget,
-    connectionConfig: (tenant) => tenantConnectionConfig(config.databaseUrl, tenant.dbRole, config.tenantDbSecret),
+    connectionConfig: (tenant) => tenantConnectionConfig(tenantServerUrl, tenant.dbRole, config.tenantDbSecret),
     onQuery: () => metrics.tenantSqlStatements.inc(),
     onError: (error, tenantId) => logger.warn({ tenantId, err: { name: error.name } }, 'tenant connection error'),
   });
@@ -261,7 +272,9 @@ function createServices(
     directory,
     logger,
     metrics,
+    tenantStatementTimeoutMs: config.limits.maxExecutionMs,
   };
+  const provisioner = new TenantProvisioner({ ...tenantSchemas, passwords });
   const services: Services = {
     platform,
     directory,
@@ -278,9 +291,10 @@ function createServices(
     }),
     members: new MemberService({ platform, passwords, sessionCache, apiKeys }),
     invitations: new InvitationService({ platform, passwords, sessionCache }),
-    provisioner: new TenantProvisioner({ ...tenantSchemas, passwords }),
+    provisioner,
+    tenantDeletion: new TenantDeletionPurge({ platform, provisioner, logger }),
     migrations: new TenantMigrationRunner({ ...tenantSchemas, defaultConcurrency: config.migrateConcurrency }),
-    lifecycle: new TenantLifecycle({ platform, directory, tenantClients }),
+    lifecycle: new TenantLifecycle({ platform, directory, tenantClients, deletionGraceDays: config.retention.tenantDeletionGraceDays }),
     retention: new DeletedRecordPurge({ platform, tenantClients, logger, retentionDays: config.retention.deletedRecordDays }),
     auditRelay: new AuditRelay({ platform, tenantClients, directory, logger, notifications, sweepIntervalMs: AUDIT_SWEEP_INTERVAL_MS, metrics }),
     apiKeys,

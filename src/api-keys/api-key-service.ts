@@ -12,6 +12,7 @@ import { lockActorMembership } from '../auth/member-service';
 import type { TenantDirectory } from '../tenancy/tenant-directory';
 import { isUuid } from '../database/uuid';
 import type { Metrics } from '../observability/metrics';
+import { assertPlatformQuotaRoom } from '../quotas/quota-guard';
 
 export type ApiKeyModel = ApiKey;
 
@@ -85,6 +86,7 @@ export class ApiKeyService implements NotificationSubscriber {
       // Demoting or removing the creator revokes their keys above their new role: under this
       // lock, such a change either waits for the key and revokes it, or is seen here.
       await lockActorMembership(tx, actor);
+      await assertPlatformQuotaRoom(tx, actor.tenant, 'API_KEYS');
       const created = await tx.apiKey.create({
         data: {
           tenantId: actor.tenant.id,

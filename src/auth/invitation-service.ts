@@ -5,6 +5,7 @@ import type { Invitation, TenantStatus } from '../generated/prisma/platform/clie
 import { uniqueViolationFields } from '../database/prisma-errors';
 import { isUuid } from '../database/uuid';
 import { conflict, notFound } from '../errors/app-error';
+import { assertPlatformQuotaRoom } from '../quotas/quota-guard';
 import { assertMayGrant, lockActorMembership } from './member-service';
 import { parseEmail, parsePersonName } from './person-input';
 import { replacePassword } from './account-lock';
@@ -119,6 +120,7 @@ export class InvitationService {
         { checkedHash: account.passwordHash, newHash, reason: 'password set on accepting an invitation', accountGone: () => notFound('Account') },
       );
       await this.consume(tx, invitation);
+      await this.assertRoomForMember(tx, invitation.tenantId);
       try {
         await tx.membership.create({ data: { userId: actor.userId, tenantId: invitation.tenantId, role: invitation.role } });
       } catch (error) {
@@ -153,6 +155,7 @@ export class InvitationService {
     try {
       await prisma.$transaction(async (tx) => {
         await this.consume(tx, invitation);
+        await this.assertRoomForMember(tx, invitation.tenantId);
         const user = await tx.user.create({
           data: { email: invitation.email, name, passwordHash, memberships: { create: { tenantId: invitation.tenantId, role: invitation.role } } },
         });
@@ -209,6 +212,17 @@ export class InvitationService {
       SELECT "slug", "status" FROM platform."Tenant" WHERE "id" = ${invitation.tenantId}::uuid FOR SHARE`;
     if (!tenant) throw notFound('Invitation');
     assertTenantServes(tenant);
+  }
+
+  /**
+   * QUOTA_EXCEEDED when the inviting tenant already holds its plan's members. Checked when the
+   * invitation turns into a membership, not when it is sent: invitations hold no place, and the
+   * tenant may have made room by then. The invitation stays spent only if this passes (a refusal
+   * rolls the transaction back).
+   */
+  private async assertRoomForMember(tx: PlatformTransaction, tenantId: string): Promise<void> {
+    const tenant = await tx.tenant.findUniqueOrThrow({ where: { id: tenantId }, select: { id: true, plan: true, quotaOverrides: true } });
+    await assertPlatformQuotaRoom(tx, tenant, 'MEMBERS');
   }
 
   private async emailOf(actor: MemberPrincipal): Promise<string> {

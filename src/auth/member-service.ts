@@ -12,6 +12,7 @@ import { ROLE_RANK, rolesAbove, type MemberPrincipal, type MemberRole } from './
 import type { ApiKeyService } from '../api-keys/api-key-service';
 import { isUuid } from '../database/uuid';
 import { uniqueViolationFields } from '../database/prisma-errors';
+import { assertPlatformQuotaRoom } from '../quotas/quota-guard';
 
 export interface MemberModel {
   userId: string;
@@ -103,6 +104,7 @@ export class MemberService {
     const { prisma } = this.deps.platform;
     try {
       const user = await prisma.$transaction(async (tx) => {
+        await assertPlatformQuotaRoom(tx, actor.tenant, 'MEMBERS');
         const created = await tx.user.create({
           data: { email, name, passwordHash, memberships: { create: { tenantId: actor.tenant.id, role: input.role } } },
         });

@@ -64,6 +64,13 @@ const environmentSchema = z.object({
   HOST: z.string().default('0.0.0.0'),
   DATABASE_URL: z.string().url().optional(),
   REDIS_URL: z.string().url().optional(),
+  /**
+   * A connection pooler (PgBouncer in transaction mode) in front of DATABASE_URL's server, for
+   * tenant connections only: host, port and database are taken from it, logins stay the tenant
+   * roles'. Platform connections, migrations and provisioning keep DATABASE_URL (they use session
+   * advisory locks and LISTEN, which transaction pooling does not carry).
+   */
+  TENANT_POOLER_URL: z.string().url().optional(),
   JWT_SECRET: z.string().min(32, 'JWT_SECRET must be at least 32 characters').optional(),
   JWT_ISSUER: z.string().default('fleet-graphql'),
   JWT_AUDIENCE: z.string().default('fleet-graphql-api'),
@@ -102,6 +109,10 @@ const environmentSchema = z.object({
   MIGRATE_CONCURRENCY: positiveInt.max(MAX_MIGRATION_CONCURRENCY).default(4),
   /** Soft-deleted vehicles, drivers and trips are purged for good after this many days. */
   DELETED_RECORD_RETENTION_DAYS: positiveInt.max(3650).default(30),
+  /** deleteTenant: days between the request (the tenant stops serving at once) and its data going for good. */
+  /** The largest tenant archive POST /admin/tenants/:slug/import reads. */
+  TENANT_IMPORT_MAX_BYTES: positiveInt.default(256 * 1024 * 1024),
+  TENANT_DELETION_GRACE_DAYS: z.coerce.number().int().min(0).max(3650).default(30),
   /** How often an instance runs the purge (one instance at a time); 0 never (the operator command still can). */
   RETENTION_PURGE_INTERVAL_MS: z.coerce.number().int().min(0).max(7 * 24 * 3600 * 1000).default(3_600_000),
   EMBEDDED_PG_DIR: z.string().default('.data/postgres'),
@@ -137,6 +148,8 @@ const environmentSchema = z.object({
   TENANT_IN_FLIGHT_QUIET_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
   TENANT_IN_FLIGHT_QUEUE: z.coerce.number().int().min(0).max(100_000).default(64),
   TENANT_IN_FLIGHT_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(5_000),
+  IDEMPOTENCY_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(5_000),
+  IDEMPOTENCY_STALE_CLAIM_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(120_000),
   OVERLOAD_SHEDDING: boolean.default(true),
   OVERLOAD_EVENT_LOOP_DELAY_MS: positiveInt.default(200),
   OVERLOAD_HEAP_RATIO: z.coerce.number().gt(0).max(1).default(0.9),
@@ -164,6 +177,8 @@ export interface Config {
   /** Absent: start an embedded PostgreSQL (development only). */
   databaseUrl: string | undefined;
   redisUrl: string | undefined;
+  /** PgBouncer (transaction mode) for tenant connections; absent: straight to DATABASE_URL. */
+  tenantPoolerUrl: string | undefined;
   auth: {
     jwtSecret: string;
     issuer: string;
@@ -193,7 +208,8 @@ export interface Config {
   tenantCacheMax: number;
   migrator: 'in-process' | 'cli';
   migrateConcurrency: number;
-  retention: { deletedRecordDays: number; purgeIntervalMs: number };
+  retention: { deletedRecordDays: number; purgeIntervalMs: number; tenantDeletionGraceDays: number };
+  tenantImportMaxBytes: number;
   embeddedPostgres: { dataDir: string; port: number };
   corsOrigins: string[];
   introspection: boolean;
@@ -240,6 +256,15 @@ export interface Config {
   };
   /** Each tenant's operations at once on one instance, and how many may wait for a turn. */
   tenantInFlight: { maxInFlight: number; maxInFlightAlone: number; quietMs: number; maxQueued: number; maxWaitMs: number };
+  /** Idempotency-Key on mutations (src/idempotency; docs/decisions/0012-idempotency-keys.md). */
+  idempotency: {
+    /** How long a key and its answer are kept: 24 h. */
+    ttlMs: number;
+    /** How long a request waits for another holding its key before answering 409. */
+    waitMs: number;
+    /** An unanswered claim older than this is taken as abandoned, and a retry runs again. */
+    staleClaimMs: number;
+  };
   shutdown: {
     /** From SIGTERM/SIGINT to exit; past it the process exits 1. */
     timeoutMs: number;
@@ -319,6 +344,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     host: env.HOST,
     databaseUrl: env.DATABASE_URL,
     redisUrl: env.REDIS_URL,
+    tenantPoolerUrl: env.TENANT_POOLER_URL,
     auth: {
       jwtSecret,
       issuer: env.JWT_ISSUER,
@@ -346,7 +372,12 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     tenantCacheMax: env.TENANT_CACHE_MAX,
     migrator: env.MIGRATOR,
     migrateConcurrency: env.MIGRATE_CONCURRENCY,
-    retention: { deletedRecordDays: env.DELETED_RECORD_RETENTION_DAYS, purgeIntervalMs: env.RETENTION_PURGE_INTERVAL_MS },
+    tenantImportMaxBytes: env.TENANT_IMPORT_MAX_BYTES,
+    retention: {
+      deletedRecordDays: env.DELETED_RECORD_RETENTION_DAYS,
+      purgeIntervalMs: env.RETENTION_PURGE_INTERVAL_MS,
+      tenantDeletionGraceDays: env.TENANT_DELETION_GRACE_DAYS,
+    },
     embeddedPostgres: { dataDir: env.EMBEDDED_PG_DIR, port: env.EMBEDDED_PG_PORT },
     corsOrigins: env.CORS_ORIGINS
       ? env.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter(Boolean)
@@ -399,6 +430,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxQueued: env.TENANT_IN_FLIGHT_QUEUE,
       maxWaitMs: env.TENANT_IN_FLIGHT_WAIT_MS,
     },
+    idempotency: { ttlMs: 24 * 60 * 60 * 1_000, waitMs: env.IDEMPOTENCY_WAIT_MS, staleClaimMs: env.IDEMPOTENCY_STALE_CLAIM_MS },
     shutdown: shutdownTimes(env.SHUTDOWN_TIMEOUT_MS, env.SHUTDOWN_DELAY_MS),
     overload: {
       enabled: env.OVERLOAD_SHEDDING,

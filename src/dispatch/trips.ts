@@ -1,4 +1,5 @@
 import { roleAtLeast, type TenantPrincipal } from '../auth/principal';
+import { assertTenantQuotaRoom } from '../quotas/quota-guard';
 import { changeRecord, createRecord, restoreRecord, softDelete, type TenantTransaction } from '../records/record-changes';
 import { foreignKeyViolation, isViolationOf, uniqueViolation, type ConstraintRef } from '../database/prisma-errors';
 import { AppError, conflict, ErrorCode, forbidden, notFound } from '../errors/app-error';
@@ -10,7 +11,7 @@ import type { ConnectionModel } from '../graphql/pagination';
 import { readList, type ListArgs } from '../records/record-list';
 import { CLEARABLE_TRIP_FIELDS, createTripSchema, transitionSchema, updateTripSchema, WINDOW_ISSUE, windowInOrder } from './trip-input';
 import { tripList, tripRecord, type TripFilter, type TripLoaders } from './trip-tables';
-import { allowedTargets, EDITABLE_TRIP_STATUSES, transitionRule, type TripGuard } from './trip-workflow';
+import { allowedTargets, EDITABLE_TRIP_STATUSES, FINAL_TRIP_STATUSES, transitionRule, type TripGuard } from './trip-workflow';
 
 /**
  * What dispatch works with: the fleet's tenant-bound client and loaders, the trip loaders, and
@@ -63,9 +64,13 @@ export interface TripInput {
   cargoWeightKg?: number | null;
 }
 
-export async function createTrip({ db, trips, actor }: DispatchScope, input: TripInput): Promise<Trip> {
+export async function createTrip({ db, trips, actor, principal }: DispatchScope, input: TripInput): Promise<Trip> {
   const data = parseInput(createTripSchema, input);
-  const trip = await createRecord(db, tripRecord, actor, (tx) => tx.trip.create({ data })).catch(tripWriteError);
+  const trip = await createRecord(db, tripRecord, actor, async (tx) => {
+    // A new trip is a DRAFT: open.
+    await assertTenantQuotaRoom(tx, principal.tenant, 'OPEN_TRIPS');
+    return tx.trip.create({ data });
+  }).catch(tripWriteError);
   trips.tripById.prime(trip.id, trip);
   return trip;
 }
@@ -102,8 +107,13 @@ export async function deleteTrip({ db, trips, actor }: DispatchScope, id: string
   trips.tripById.clear(id);
 }
 
-export async function restoreTrip({ db, trips, actor }: DispatchScope, id: string): Promise<Trip> {
-  const trip = await restoreRecord(db, tripRecord, id, actor);
+export async function restoreTrip({ db, trips, actor, principal }: DispatchScope, id: string): Promise<Trip> {
+  const trip = await restoreRecord(db, tripRecord, id, actor, {
+    // A delivered or cancelled trip comes back closed: it takes no open place.
+    beforeRestore: async (tx, row) => {
+      if (!FINAL_TRIP_STATUSES.has(row.status)) await assertTenantQuotaRoom(tx, principal.tenant, 'OPEN_TRIPS');
+    },
+  });
   trips.tripById.clear(id).prime(id, trip);
   return trip;
 }

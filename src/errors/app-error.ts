@@ -44,6 +44,10 @@ export const ErrorCode = {
   REASON_REQUIRED: 'REASON_REQUIRED',
   STOPS_INCOMPLETE: 'STOPS_INCOMPLETE',
   EDIT_WINDOW_CLOSED: 'EDIT_WINDOW_CLOSED',
+  IDEMPOTENCY_KEY_INVALID: 'IDEMPOTENCY_KEY_INVALID',
+  IDEMPOTENCY_KEY_REUSED: 'IDEMPOTENCY_KEY_REUSED',
+  IDEMPOTENCY_KEY_IN_PROGRESS: 'IDEMPOTENCY_KEY_IN_PROGRESS',
+  IDEMPOTENT_SECRET_NOT_REPLAYED: 'IDEMPOTENT_SECRET_NOT_REPLAYED',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
 } as const;
 
@@ -86,7 +90,7 @@ export const PROBLEMS: Record<ErrorCode, Problem> = {
   PAYLOAD_TOO_LARGE: { status: 413, title: 'Request body too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported request encoding' },
   BAD_REQUEST: { status: 400, title: 'Bad request' },
-  QUOTA_EXCEEDED: { status: 403, title: 'Storage quota exceeded' },
+  QUOTA_EXCEEDED: { status: 403, title: 'Quota exceeded' },
   INVALID_TRANSITION: { status: 409, title: 'Not an allowed transition' },
   TRIP_UNASSIGNED: { status: 409, title: 'Trip needs a vehicle and a driver' },
   VEHICLE_UNAVAILABLE: { status: 409, title: 'Vehicle not available' },
@@ -95,6 +99,10 @@ export const PROBLEMS: Record<ErrorCode, Problem> = {
   REASON_REQUIRED: { status: 400, title: 'A reason is required' },
   STOPS_INCOMPLETE: { status: 409, title: 'Stops not completed' },
   EDIT_WINDOW_CLOSED: { status: 409, title: 'No longer editable' },
+  IDEMPOTENCY_KEY_INVALID: { status: 400, title: 'Invalid Idempotency-Key' },
+  IDEMPOTENCY_KEY_REUSED: { status: 422, title: 'Idempotency-Key reused for another request' },
+  IDEMPOTENCY_KEY_IN_PROGRESS: { status: 409, title: 'A request with this Idempotency-Key is still running' },
+  IDEMPOTENT_SECRET_NOT_REPLAYED: { status: 409, title: 'Already done; its secret is not shown again' },
   INTERNAL_SERVER_ERROR: { status: 500, title: 'Internal server error' },
 };
 

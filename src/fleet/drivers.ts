@@ -3,6 +3,7 @@ import { conflict } from '../errors/app-error';
 import type { Driver } from '../generated/prisma/tenant/client';
 import type { DriverFilter, DriverOrderField } from '../generated/graphql';
 import type { ConnectionModel } from '../graphql/pagination';
+import { assertTenantQuotaRoom } from '../quotas/quota-guard';
 import { changeLocked, changeRecord, createRecord, lockLive, restoreRecord, softDelete } from '../records/record-changes';
 import { readList, type ListArgs } from '../records/record-list';
 import { createDriverSchema, parseInput, updateDriverSchema } from './fleet-input';
@@ -44,9 +45,12 @@ function driverConflict(error: unknown): never {
   throw error;
 }
 
-export async function createDriver({ db, loaders, actor }: FleetScope, input: object): Promise<Driver> {
+export async function createDriver({ db, loaders, actor, principal }: FleetScope, input: object): Promise<Driver> {
   const data = parseInput(createDriverSchema, input);
-  const driver = await createRecord(db, driverRecord, actor, (tx) => tx.driver.create({ data })).catch(driverConflict);
+  const driver = await createRecord(db, driverRecord, actor, async (tx) => {
+    await assertTenantQuotaRoom(tx, principal.tenant, 'DRIVERS');
+    return tx.driver.create({ data });
+  }).catch(driverConflict);
   loaders.driverById.prime(driver.id, driver);
   return driver;
 }
@@ -82,8 +86,10 @@ export async function deleteDriver({ db, loaders, actor }: FleetScope, id: strin
   loaders.vehicleById.clearAll();
 }
 
-export async function restoreDriver({ db, loaders, actor }: FleetScope, id: string): Promise<Driver> {
-  const driver = await restoreRecord(db, driverRecord, id, actor);
+export async function restoreDriver({ db, loaders, actor, principal }: FleetScope, id: string): Promise<Driver> {
+  const driver = await restoreRecord(db, driverRecord, id, actor, {
+    beforeRestore: (tx) => assertTenantQuotaRoom(tx, principal.tenant, 'DRIVERS'),
+  });
   loaders.driverById.clear(id).prime(id, driver);
   return driver;
 }

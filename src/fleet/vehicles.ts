@@ -4,6 +4,7 @@ import { conflict, notFound } from '../errors/app-error';
 import type { Vehicle } from '../generated/prisma/tenant/client';
 import type { VehicleFilter, VehicleOrderField } from '../generated/graphql';
 import type { ConnectionModel } from '../graphql/pagination';
+import { assertTenantQuotaRoom } from '../quotas/quota-guard';
 import { changeRecord, type Actor, createRecord, restoreRecord, softDelete } from '../records/record-changes';
 import { readList, type ListArgs } from '../records/record-list';
 import type { TenantPrisma } from '../tenancy/tenant-client-pool';
@@ -71,9 +72,12 @@ function vehicleConflict(error: unknown): never {
   throw error;
 }
 
-export async function createVehicle({ db, loaders, actor }: FleetScope, input: object): Promise<Vehicle> {
+export async function createVehicle({ db, loaders, actor, principal }: FleetScope, input: object): Promise<Vehicle> {
   const data = parseInput(createVehicleSchema, input);
-  const vehicle = await createRecord(db, vehicleRecord, actor, (tx) => tx.vehicle.create({ data })).catch(vehicleConflict);
+  const vehicle = await createRecord(db, vehicleRecord, actor, async (tx) => {
+    await assertTenantQuotaRoom(tx, principal.tenant, 'VEHICLES');
+    return tx.vehicle.create({ data });
+  }).catch(vehicleConflict);
   loaders.vehicleById.prime(vehicle.id, vehicle);
   return vehicle;
 }
@@ -103,8 +107,10 @@ export async function deleteVehicle({ db, loaders, actor }: FleetScope, id: stri
   loaders.vehicleByDriverId.clearAll();
 }
 
-export async function restoreVehicle({ db, loaders, actor }: FleetScope, id: string): Promise<Vehicle> {
-  const vehicle = await restoreRecord(db, vehicleRecord, id, actor);
+export async function restoreVehicle({ db, loaders, actor, principal }: FleetScope, id: string): Promise<Vehicle> {
+  const vehicle = await restoreRecord(db, vehicleRecord, id, actor, {
+    beforeRestore: (tx) => assertTenantQuotaRoom(tx, principal.tenant, 'VEHICLES'),
+  });
   loaders.vehicleById.clear(id).prime(id, vehicle);
   return vehicle;
 }

@@ -12,8 +12,10 @@ import { createFleetLoaders } from '../fleet/fleet-loaders';
 import type { TenantLifecycle } from '../provisioning/tenant-lifecycle';
 import type { TenantMigrationRunner } from '../provisioning/tenant-migration-runner';
 import type { TenantProvisioner } from '../provisioning/tenant-provisioner';
+import type { TenantDeletionPurge } from '../provisioning/tenant-deletion';
 import type { TenantClientPool } from '../tenancy/tenant-client-pool';
 import type { TenantDirectory } from '../tenancy/tenant-directory';
+import type { AuditActor } from '../audit/audit-entry';
 import type { AuditRelay } from '../audit/audit-relay';
 import type { DeletedRecordPurge } from '../records/retention-purge';
 import type { ApiKeyService } from '../api-keys/api-key-service';
@@ -36,6 +38,7 @@ export interface Services {
   safelist: OperationSafelist;
   auditRelay: AuditRelay;
   retention: DeletedRecordPurge;
+  tenantDeletion: TenantDeletionPurge;
 }
 
 /** What a tenant-scoped resolver works with: its tenant's client, this request's loaders, the caller. */
@@ -57,6 +60,13 @@ export interface RequestContext {
   tenantScope(): TenantScope;
   /** Returns the lease; called once the response is sent. */
   release(): void;
+}
+
+/** The platform admin calling, as the audit log names them (the field's @platformAdmin policy let only one through). */
+export function platformAdminActor(ctx: RequestContext): AuditActor {
+  const { principal } = ctx;
+  if (principal.kind !== 'platformAdmin') throw new Error('a platform-admin field ran for another principal');
+  return { actorKind: 'PLATFORM_ADMIN', actorId: principal.adminId, requestId: ctx.requestId };
 }
 
 /** The signed-in member (never an API key); member and key management need one. */

@@ -5,7 +5,7 @@ import { AppError, ErrorCode, isErrorCode, problemExtensions } from '../errors/a
 import { describeError, type Logger } from '../observability/logger';
 
 /** Extensions a client may see besides the problem fields. */
-const PASS_THROUGH = ['field', 'retryAfter', 'step', 'tenantId', 'cost', 'maxCost', 'from', 'to', 'allowed', 'currentVersion', 'tripStatus', 'openStops', 'editableUntil'] as const;
+const PASS_THROUGH = ['field', 'retryAfter', 'step', 'tenantId', 'cost', 'maxCost', 'from', 'to', 'allowed', 'currentVersion', 'tripStatus', 'openStops', 'editableUntil', 'quota', 'limit', 'usage'] as const;
 
 /**
  * The one place errors are shaped for clients. Expected errors keep their message and gain

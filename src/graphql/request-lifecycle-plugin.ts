@@ -2,6 +2,7 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import { annotateRequestSpans, SPAN_ATTRIBUTES } from '../observability/tracing';
+import { idempotencyOutcomeOf } from '../idempotency/idempotency-plugin';
 import type { RequestContext } from './context';
 
 /**
@@ -48,6 +49,8 @@ export function requestLifecyclePlugin(metrics: Metrics, logger: Logger): Apollo
               tenant: principal.kind === 'member' ? principal.tenant.slug : undefined,
               durationMs: Math.round(durationMs * 10) / 10,
               outcome,
+              // Only for a mutation with an Idempotency-Key: executed, replayed (nothing ran) or refused.
+              idempotency: idempotencyOutcomeOf(contextValue),
             },
             'graphql operation',
           );

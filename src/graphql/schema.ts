@@ -11,8 +11,10 @@ import { fleetResolvers } from '../fleet/fleet.resolvers';
 import { recordsResolvers } from '../records/records.resolvers';
 import { persistedQueryResolvers } from '../persisted-queries/persisted-queries.resolvers';
 import { platformResolvers } from '../provisioning/platform.resolvers';
+import { quotaResolvers } from '../quotas/quotas.resolvers';
 import { applyAccessPolicy } from './access-policy';
 import { withExecutionDeadline } from './execution-limits';
+import { withSecretFields } from '../idempotency/secret-fields';
 import type { RequestContext } from './context';
 import { scalarResolvers } from './scalars';
 
@@ -27,7 +29,8 @@ export function loadTypeDefs(dir = SCHEMA_DIR): string[] {
 /**
  * SDL + each capability's resolvers. The SDL's directives are enforced by wrapping resolvers:
  * field rate limits first, the execution deadline around them, then the access policy outside,
- * so a caller without access is refused before spending any rate-limit budget.
+ * so a caller without access is refused before spending any rate-limit budget. `@secret` fields
+ * mark their request's answer as one never stored for an idempotent replay.
  */
 export function buildSchema(
   options: {
@@ -38,10 +41,11 @@ export function buildSchema(
 ): GraphQLSchema {
   const schema = makeExecutableSchema({
     typeDefs: loadTypeDefs(),
-    resolvers: [scalarResolvers, authResolvers, platformResolvers, fleetResolvers, dispatchResolvers, stopsResolvers, recordsResolvers, apiKeyResolvers, persistedQueryResolvers],
+    resolvers: [scalarResolvers, authResolvers, platformResolvers, fleetResolvers, dispatchResolvers, stopsResolvers, recordsResolvers, apiKeyResolvers, persistedQueryResolvers, quotaResolvers],
     resolverValidationOptions: { requireResolversToMatchSchema: 'error' },
   });
-  const limited = options.fieldRateLimits ? options.fieldRateLimits(schema) : schema;
+  const marked = withSecretFields(schema);
+  const limited = options.fieldRateLimits ? options.fieldRateLimits(marked) : marked;
   const timed = options.maxExecutionMs ? withExecutionDeadline(limited, options.maxExecutionMs) : limited;
   return applyAccessPolicy<RequestContext>(timed);
 }

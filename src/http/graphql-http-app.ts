@@ -18,6 +18,9 @@ import { executionLimitsPlugin } from '../graphql/execution-limits';
 import { hardeningPlugins, type ChargeCost } from '../graphql/hardening';
 import { httpStatusPlugin } from '../graphql/http-status-plugin';
 import { requestLifecyclePlugin } from '../graphql/request-lifecycle-plugin';
+import { IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_REPLAYED_HEADER } from '../idempotency/idempotency-key';
+import { idempotencyPlugin } from '../idempotency/idempotency-plugin';
+import { IdempotencyStore } from '../idempotency/idempotency-store';
 import { describeError, type Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import type { OverloadMonitor } from '../observability/overload-monitor';
@@ -27,6 +30,7 @@ import { NO_SHARED_APQ_CACHE, perCallerApqPlugin } from '../persisted-queries/pe
 import { KnownCosts } from '../rate-limiting/known-costs';
 import { clientIpOf, graphqlRequestGuard, type GuardedLocals } from './graphql-request-guard';
 import { answerRateLimit, hold, holdRateLimitedAnswers, overloaded, refusalHoldMs } from './rate-limit-answer';
+import { createTenantArchiveRoutes } from './tenant-archive-routes';
 import { sendRequestError } from './send-request-error';
 import { createHealthRoutes, type ReadinessCheck } from './health-routes';
 import { httpDrainOf } from './http-drain';
@@ -78,6 +82,9 @@ export async function createGraphQLHttpApp(deps: {
       knownCosts.remember(contextValue.costKey, cost),
     ),
   );
+  const idempotencyStore = new IdempotencyStore(services.platform.pool, config.idempotency, (error) =>
+    logger.warn({ err: describeError(error) }, 'expired idempotency keys could not be deleted'),
+  );
   const apollo = new ApolloServer<RequestContext>({
     schema,
     introspection: config.introspection,
@@ -103,6 +110,8 @@ export async function createGraphQLHttpApp(deps: {
       holdRateLimitedAnswers(config.rateLimit.refusalDelayMs),
       requestLifecyclePlugin(deps.metrics, logger),
       httpStatusPlugin(),
+      // Last: it stores the answer as the plugins above leave it (status included).
+      idempotencyPlugin(idempotencyStore, logger),
     ],
   });
   await apollo.start();
@@ -114,6 +123,15 @@ export async function createGraphQLHttpApp(deps: {
       metricsAccess: { token: config.metrics.token, exposed: config.metrics.exposed },
       extraChecks: deps.readinessChecks,
       shuttingDown: () => drain.draining,
+    }),
+  );
+  app.use(
+    createTenantArchiveRoutes({
+      authenticator: deps.authenticator,
+      directory: services.directory,
+      tenantClients: services.tenantClients,
+      logger,
+      maxImportBytes: config.tenantImportMaxBytes,
     }),
   );
   app.use(
@@ -129,8 +147,9 @@ export async function createGraphQLHttpApp(deps: {
         'x-apollo-operation-name',
         'x-tenant',
         'x-request-id',
+        IDEMPOTENCY_KEY_HEADER,
       ],
-      exposedHeaders: ['x-request-id', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'Retry-After'],
+      exposedHeaders: ['x-request-id', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'Retry-After', IDEMPOTENCY_REPLAYED_HEADER],
       maxAge: 600,
     }),
     express.json({ limit: config.limits.maxBodyBytes }),

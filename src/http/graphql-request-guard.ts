@@ -12,6 +12,7 @@ import { rateLimitSubjectOf, type RateLimitSubject, type RequestRateLimiter } fr
 import type { OverloadMonitor } from '../observability/overload-monitor';
 import type { KnownCosts } from '../rate-limiting/known-costs';
 import type { TenantInFlight } from '../rate-limiting/tenant-in-flight';
+import { IDEMPOTENCY_KEY_HEADER, idempotencyKeyOf } from '../idempotency/idempotency-key';
 import { answerRateLimit, hold, overloaded, refusalHoldMs } from './rate-limit-answer';
 import { sendRequestError } from './send-request-error';
 import { annotateRequestSpans, SPAN_ATTRIBUTES } from '../observability/tracing';
@@ -27,7 +28,7 @@ import { annotateRequestSpans, SPAN_ATTRIBUTES } from '../observability/tracing'
  *      (src/graphql/hardening.ts), unless the same operation was priced before: then its whole
  *      cost is charged here (KnownCosts), and pricing finds nothing left to charge
  *   4. while the server is overloaded, signed-out requests are shed (503 OVERLOADED)
- *   5. batch size; the nesting depth and well-formed Unicode of each operation's text, name,
+ *   5. batch size; a malformed Idempotency-Key, or one on a batch; the nesting depth and well-formed Unicode of each operation's text, name,
  *      variables and extensions; each document's shape on its token stream (tokens,
  *      directives, selections, fragments, repeated fields: src/graphql/document-shape.ts),
  *      then its text normalised
@@ -276,6 +277,10 @@ export function graphqlRequestGuard(deps: {
             : `At most ${deps.maxBatchSize} operations per batch`,
           { httpStatus: 400 },
         );
+      }
+      // Its form only; src/idempotency/idempotency-plugin.ts claims it once the operation is known.
+      if (idempotencyKeyOf(req.headers[IDEMPOTENCY_KEY_HEADER]) !== undefined && Array.isArray(req.body)) {
+        throw new AppError(ErrorCode.BAD_REQUEST, 'An Idempotency-Key names one operation: send it without batching', { httpStatus: 400 });
       }
       for (const operation of operations) {
         // Apollo refuses a query or operationName that is not a string without looking inside.

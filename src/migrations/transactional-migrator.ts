@@ -56,7 +56,10 @@ export class TransactionalMigrator implements Migrator {
   readonly kind = 'in-process';
 
   async migrate(target: MigrationTarget, folder: MigrationFolder): Promise<MigrationOutcome> {
-    const client = new pg.Client(target.connection);
+    // No statement timeout for migrations: a tenant role carries the request path's
+    // (ensureTenantRole), and an index build on a large table may rightly take longer.
+    const options = [target.connection.options, '-c statement_timeout=0'].filter(Boolean).join(' ');
+    const client = new pg.Client({ ...target.connection, options });
     // A connection lost between two statements fails the next one; unheard, its 'error' event
     // would end the process.
     client.on('error', () => undefined);

@@ -1,8 +1,8 @@
-import { userActor, type AuditActor } from '../audit/audit-entry';
+import { userActor } from '../audit/audit-entry';
 import { notFound } from '../errors/app-error';
 import type { Resolvers } from '../generated/graphql';
 import type { RequestContext } from '../graphql/context';
-import { memberPrincipal } from '../graphql/context';
+import { memberPrincipal, platformAdminActor } from '../graphql/context';
 import { GLOBAL_SCOPE, type OperationScope, type PersistedOperationModel } from './operation-safelist';
 
 /**
@@ -19,13 +19,6 @@ async function platformScope(ctx: RequestContext, tenantId: string | null | unde
   const tenant = await ctx.services.directory.findById(tenantId);
   if (!tenant) throw notFound('Tenant');
   return { tenantId: tenant.id, plan: tenant.plan };
-}
-
-/** The platform admin calling (the access policy let only one through). */
-function platformAdminOf(ctx: RequestContext): AuditActor {
-  const { principal } = ctx;
-  if (principal.kind !== 'platformAdmin') throw new Error('a platform-admin field ran for another principal');
-  return { actorKind: 'PLATFORM_ADMIN', actorId: principal.adminId, requestId: ctx.requestId };
 }
 
 function tenantScope(ctx: RequestContext): OperationScope {
@@ -53,10 +46,10 @@ export const persistedQueryResolvers: Resolvers = {
       removedIds: await ctx.services.safelist.remove(tenantScope(ctx), ids, userActor(memberPrincipal(ctx).userId, ctx.requestId)),
     }),
     registerPlatformPersistedOperations: async (_root, { tenantId, operations }, ctx) => ({
-      operations: await ctx.services.safelist.register(await platformScope(ctx, tenantId), operations, platformAdminOf(ctx)),
+      operations: await ctx.services.safelist.register(await platformScope(ctx, tenantId), operations, platformAdminActor(ctx)),
     }),
     removePlatformPersistedOperations: async (_root, { tenantId, ids }, ctx) => ({
-      removedIds: await ctx.services.safelist.remove(await platformScope(ctx, tenantId), ids, platformAdminOf(ctx)),
+      removedIds: await ctx.services.safelist.remove(await platformScope(ctx, tenantId), ids, platformAdminActor(ctx)),
     }),
   },
   PersistedOperation: {

@@ -1,4 +1,5 @@
 import type { Resolvers } from '../generated/graphql';
+import { platformAdminActor } from '../graphql/context';
 import { pageRequest, toConnection } from '../graphql/pagination';
 import { effectiveLimits } from '../rate-limiting/plans';
 
@@ -42,6 +43,9 @@ export const platformResolvers: Resolvers = {
     migrateTenants: (_root, { tenantIds, concurrency, force }, ctx) =>
       ctx.services.migrations.migrateTenants({ tenantIds: tenantIds ?? null, concurrency: concurrency ?? null, force: force ?? false }),
     suspendTenant: async (_root, { id }, ctx) => ({ tenant: await ctx.services.lifecycle.suspend(id) }),
+    updateTenant: async (_root, { id, input }, ctx) => ({ tenant: await ctx.services.lifecycle.update(id, input, platformAdminActor(ctx)) }),
+    deleteTenant: async (_root, { id }, ctx) => ({ tenant: await ctx.services.lifecycle.scheduleDeletion(id, platformAdminActor(ctx)) }),
+    cancelTenantDeletion: async (_root, { id }, ctx) => ({ tenant: await ctx.services.lifecycle.cancelDeletion(id, platformAdminActor(ctx)) }),
     reactivateTenant: async (_root, { id }, ctx) => ({ tenant: await ctx.services.lifecycle.reactivate(id) }),
     setTenantRateLimit: async (_root, { id, limit }, ctx) => ({
       tenant: await ctx.services.lifecycle.setRateLimit(id, limit ?? null),

@@ -10,6 +10,12 @@ export interface TenantDatabaseObjects {
   schemaName: string;
   databaseName: string;
   installationId: string;
+  /**
+   * The role's statement_timeout in this database (MAX_EXECUTION_MS): the database cancels a
+   * tenant statement that runs longer whatever connects as the role, a pooler included, which
+   * passes no per-connection startup settings. Migrations turn it off for their own session.
+   */
+  statementTimeoutMs?: number;
 }
 
 /** The attributes of a tenant role: all of them on CREATE ROLE; a repair restores those that drifted. */
@@ -49,6 +55,9 @@ export async function ensureTenantRole(client: pg.ClientBase, objects: TenantDat
   );
   const database = client.escapeIdentifier(objects.databaseName);
   await client.query(`ALTER ROLE ${role} IN DATABASE ${database} SET search_path = ${quoteIdentifier(objects.schemaName)}`);
+  if (objects.statementTimeoutMs !== undefined) {
+    await client.query(`ALTER ROLE ${role} IN DATABASE ${database} SET statement_timeout = ${Math.trunc(objects.statementTimeoutMs)}`);
+  }
   // Explicit, so revoking CONNECT from PUBLIC (restrictDatabaseConnections) keeps tenants working.
   // A server role that neither owns the database nor holds CONNECT WITH GRANT OPTION gets only a
   // WARNING here, and its tenants connect through PUBLIC's CONNECT, which it cannot revoke either.

@@ -144,6 +144,7 @@ export class TenantMigrationRunner {
           schemaName: tenant.schemaName,
           databaseName: this.deps.platform.databaseName,
           installationId: this.deps.installationId,
+          statementTimeoutMs: this.deps.tenantStatementTimeoutMs,
         },
         this.deps.tenantDbSecret,
       ),

@@ -44,6 +44,8 @@ export interface TenantSchemaDependencies {
   logger: Logger;
   /** Provisioning and migration durations (absent in operator scripts). */
   metrics?: Pick<Metrics, 'recordProvisioning' | 'recordTenantMigration'>;
+  /** Set on each tenant role (ensureTenantRole); default none. */
+  tenantStatementTimeoutMs?: number;
 }
 
 export interface ProvisionerDependencies extends TenantSchemaDependencies {
@@ -112,10 +114,13 @@ export class TenantProvisioner {
   }
 
   /**
-   * Removes a tenant whose provisioning never finished (PROVISIONING or FAILED): its schema, its
-   * role, its platform row and, with the row, its memberships. The slug is free again; the
-   * owner's account stays (it may own other tenants). Refused for a tenant that has served
-   * (ACTIVE, SUSPENDED), and at once for one a createTenant call is working on right now.
+   * Removes a tenant whose provisioning never finished (PROVISIONING or FAILED), or one whose
+   * deletion was scheduled and whose grace period has passed: its schema, its role, its platform
+   * row and, with the row, its memberships, keys, invitations and operations. The slug is free
+   * again. The owner of a never-finished tenant keeps the account (it may own other tenants);
+   * a deleted tenant's members who belong to no other tenant lose theirs, as removeMember does.
+   * Refused for a tenant that serves or may serve again (ACTIVE, SUSPENDED without a due
+   * deletion), and at once for one a createTenant call is working on right now.
    */
   async purgeTenant(rawSlug: string): Promise<{ tenantId: string; slug: string }> {
     const slug = rawSlug.trim().toLowerCase();
@@ -124,13 +129,24 @@ export class TenantProvisioner {
       const { platform, directory, logger } = this.deps;
       const tenant = await platform.prisma.tenant.findUnique({ where: { slug } });
       if (!tenant) throw notFound('Tenant');
-      if (tenant.status === 'ACTIVE' || tenant.status === 'SUSPENDED') {
-        throw conflict(`Only a tenant whose provisioning did not finish (PROVISIONING or FAILED) can be purged; this one is ${tenant.status}`, 'slug');
+      const deletionDue = tenant.purgeAfter !== null && tenant.purgeAfter.getTime() <= Date.now();
+      if ((tenant.status === 'ACTIVE' || tenant.status === 'SUSPENDED') && !deletionDue) {
+        throw conflict(
+          tenant.purgeAfter
+            ? `This tenant's deletion is scheduled; it can be purged after ${tenant.purgeAfter.toISOString()}`
+            : `Only a tenant whose provisioning did not finish (PROVISIONING or FAILED), or whose deletion is due, can be purged; this one is ${tenant.status}`,
+          'slug',
+        );
       }
       // The database objects first, the row last: a purge that dies midway leaves the row
-      // (still PROVISIONING or FAILED, still listed), and purging again finishes the job.
+      // (still listed, still due or unfinished), and purging again finishes the job.
       await withCheckedOutClient(platform.pool, (client) => dropTenantObjects(client, { roleName: tenant.dbRole, schemaName: tenant.schemaName }));
-      await platform.prisma.tenant.delete({ where: { id: tenant.id } });
+      await platform.prisma.$transaction(async (tx) => {
+        const members = deletionDue ? await tx.membership.findMany({ where: { tenantId: tenant.id }, select: { userId: true } }) : [];
+        await tx.tenant.delete({ where: { id: tenant.id } });
+        // Accounts left in no tenant can sign in nowhere: they go, as with removeMember.
+        if (members.length > 0) await tx.user.deleteMany({ where: { id: { in: members.map((member) => member.userId) }, memberships: { none: {} } } });
+      });
       directory.invalidate(tenant.id);
       logger.info({ tenantId: tenant.id, slug, status: tenant.status }, 'tenant purged');
       return { tenantId: tenant.id, slug };
@@ -241,7 +257,13 @@ export class TenantProvisioner {
 
   private async runSteps(tenant: TenantRecord, request: CreateTenantRequest, ownerPasswordHash: Promise<string>): Promise<string | null> {
     const { platform, installationId, tenantDbSecret, migrator } = this.deps;
-    const objects = { roleName: tenant.dbRole, schemaName: tenant.schemaName, databaseName: platform.databaseName, installationId };
+    const objects = {
+      roleName: tenant.dbRole,
+      schemaName: tenant.schemaName,
+      databaseName: platform.databaseName,
+      installationId,
+      statementTimeoutMs: this.deps.tenantStatementTimeoutMs,
+    };
     await withCheckedOutClient(platform.pool, async (ddl) => {
       await this.step('role', () => ensureTenantRole(ddl, objects, tenantDbSecret));
       await this.step('schema', () => ensureTenantSchema(ddl, objects));

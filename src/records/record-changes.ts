@@ -185,8 +185,17 @@ export async function softDelete<Row extends VersionedRow>(
   });
 }
 
-/** Brings a soft-deleted record back; CONFLICT naming the field when a live record took its unique value meanwhile. */
-export async function restoreRecord<Row extends VersionedRow>(db: TenantDb, type: RecordType<Row>, id: string, actor: Actor): Promise<Row> {
+/**
+ * Brings a soft-deleted record back; CONFLICT naming the field when a live record took its unique
+ * value meanwhile. `beforeRestore` may refuse (a plan quota the row would count against again).
+ */
+export async function restoreRecord<Row extends VersionedRow>(
+  db: TenantDb,
+  type: RecordType<Row>,
+  id: string,
+  actor: Actor,
+  options: { beforeRestore?: (tx: TenantTransaction, row: Row) => Promise<void> } = {},
+): Promise<Row> {
   return db.$transaction(async (tx) => {
     const [before] = await tx.$queryRaw<Row[]>(
       Prisma.sql`SELECT ${Prisma.raw(type.table.columns.map(quote).join(', '))} FROM ${Prisma.raw(quote(type.table.name))} WHERE "id" = ${id}::uuid AND "deletedAt" IS NOT NULL FOR UPDATE`,
@@ -198,6 +207,7 @@ export async function restoreRecord<Row extends VersionedRow>(db: TenantDb, type
       );
       if (taken) throw new AppError(ErrorCode.CONFLICT, `Another ${type.name.toLowerCase()} has this ${field} now; change theirs first`, { extensions: { field } });
     }
+    await options.beforeRestore?.(tx, before);
     const after = await setDeleted(tx, type, id, false).catch((error: unknown) => {
       // A live row took the value between the check above and this update: the index decides.
       if (isUniqueViolation(error)) throw new AppError(ErrorCode.CONFLICT, `Another ${type.name.toLowerCase()} took one of this one's unique values meanwhile`);

@@ -1,6 +1,6 @@
 import type { PlatformPrisma } from '../database/platform-database';
 import { isUuid } from '../database/uuid';
-import type { TenantStatus } from '../generated/prisma/platform/client';
+import type { Prisma, TenantStatus } from '../generated/prisma/platform/client';
 import { mapWithConcurrency } from '../concurrency/map-with-concurrency';
 import { describeError, errorMessageOf, type Logger } from '../observability/logger';
 import type { TenantRecord } from '../tenancy/tenant-directory';
@@ -23,6 +23,8 @@ export interface TenantJobSelection {
   statuses?: readonly TenantStatus[] | null;
   /** Resume: only tenants whose id sorts after this one. */
   after?: string | null;
+  /** Only tenants whose platform row matches this too (a deletion that is due, say). */
+  where?: Prisma.TenantWhereInput;
 }
 
 export interface TenantJobOptions extends TenantJobSelection {
@@ -84,7 +86,7 @@ export async function runTenantJob<Outcome>(
   for (;;) {
     if (lookUp !== null && lookUp.length === 0) break;
     const batch = await deps.prisma.tenant.findMany({
-      where: { ...(statuses ? { status: { in: [...statuses] } } : {}), id: { ...(lookUp ? { in: lookUp } : {}), ...(cursor ? { gt: cursor } : {}) } },
+      where: { ...options.where, ...(statuses ? { status: { in: [...statuses] } } : {}), id: { ...(lookUp ? { in: lookUp } : {}), ...(cursor ? { gt: cursor } : {}) } },
       orderBy: { id: 'asc' },
       take: batchSize,
     });

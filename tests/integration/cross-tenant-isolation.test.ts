@@ -272,6 +272,7 @@ const RESTORE_TRIP = graphql(`mutation IsolationRestoreTrip($id: ID!) { restoreT
 const RESTORE_VEHICLE = graphql(`mutation IsolationRestoreVehicle($id: ID!) { restoreVehicle(id: $id) { vehicle { id } } }`);
 const RESTORE_DRIVER = graphql(`mutation IsolationRestoreDriver($id: ID!) { restoreDriver(id: $id) { driver { id } } }`);
 const MEMBERS = graphql(`query IsolationMembers { members { id email role } }`);
+const TENANT_USAGE = graphql(`query IsolationTenantUsage { tenantUsage { quotas { quota usage limit } } }`);
 const UPDATE_ROLE = graphql(`mutation IsolationUpdateRole($userId: ID!, $role: Role!) { updateMemberRole(userId: $userId, role: $role) { member { id role } } }`);
 const REMOVE_MEMBER = graphql(`mutation IsolationRemoveMember($userId: ID!) { removeMember(userId: $userId) { removedUserId } }`);
 const API_KEYS = graphql(`query IsolationApiKeys { apiKeys { id name role revokedAt } }`);
@@ -713,6 +714,29 @@ const isolationCases: Record<string, Attack[]> = {
       },
     },
   ],
+  tenantUsage: [
+    {
+      name: "counts A's rows, members and keys only; B's usage is B's own",
+      run: async () => {
+        const usage = async (tenant: TenantFixture) => {
+          const schema = quoteIdentifier(tenant.schemaName);
+          const result = await app.server.services.platform.pool.query<Record<string, number>>(
+            `SELECT (SELECT count(*)::int FROM ${schema}."Vehicle" WHERE "deletedAt" IS NULL) AS "VEHICLES",
+               (SELECT count(*)::int FROM ${schema}."Driver" WHERE "deletedAt" IS NULL) AS "DRIVERS",
+               (SELECT count(*)::int FROM platform."Membership" WHERE "tenantId" = $1) AS "MEMBERS",
+               (SELECT count(*)::int FROM platform."ApiKey" WHERE "tenantId" = $1 AND "revokedAt" IS NULL AND ("expiresAt" IS NULL OR "expiresAt" > now())) AS "API_KEYS",
+               (SELECT count(*)::int FROM ${schema}."Trip" WHERE "deletedAt" IS NULL AND status NOT IN ('DELIVERED', 'CANCELLED')) AS "OPEN_TRIPS"`,
+            [tenant.id],
+          );
+          return result.rows[0];
+        };
+        const seen = (await A.owner.request(TENANT_USAGE)).tenantUsage.quotas;
+        expect(Object.fromEntries(seen.map((entry) => [entry.quota, entry.usage]))).toEqual(await usage(A));
+        const bAsAdmin = await (await app.admin()).request(graphql(`query IsolationUsageOfB($slug: String!) { tenant(slug: $slug) { usage { quotas { quota usage } } } }`), { slug: B.slug });
+        expect(Object.fromEntries((bAsAdmin.tenant?.usage?.quotas ?? []).map((entry) => [entry.quota, entry.usage]))).toEqual(await usage(B));
+      },
+    },
+  ],
   maintenanceRecords: [
     {
       name: "lists A's records only; B's vehicle as a filter finds nothing",
@@ -1100,8 +1124,16 @@ const platformAdminCases: Record<string, () => Promise<unknown>> = {
       { id: B.id, ids: [B.operation.id] },
     ),
   purgeTenant: () => A.owner.request(graphql(`mutation IsolationPurgeTenant($slug: String!) { purgeTenant(slug: $slug) { purgedTenantId } }`), { slug: B.slug }),
+  updateTenant: () => A.owner.request(graphql(`mutation IsolationUpdateTenant($id: ID!) { updateTenant(id: $id, input: { name: "Rogue" }) { tenant { name } } }`), { id: B.id }),
+  deleteTenant: () => A.owner.request(graphql(`mutation IsolationDeleteTenant($id: ID!) { deleteTenant(id: $id) { tenant { status } } }`), { id: B.id }),
+  cancelTenantDeletion: () => A.owner.request(graphql(`mutation IsolationCancelDeletion($id: ID!) { cancelTenantDeletion(id: $id) { tenant { status } } }`), { id: B.id }),
   purgeDeletedRecords: () =>
     A.owner.request(graphql(`mutation IsolationPurgeDeleted($ids: [ID!]) { purgeDeletedRecords(input: { tenantIds: $ids }) { results { tenantId } } }`), { ids: [B.id] }),
+  setTenantQuota: () =>
+    A.owner.request(graphql(`mutation IsolationSetTenantQuota($id: ID!, $limit: QuotaLimitInput) { setTenantQuota(id: $id, quota: VEHICLES, limit: $limit) { tenant { id } } }`), {
+      id: B.id,
+      limit: { max: 0 },
+    }),
   setTenantRateLimit: () =>
     A.owner.request(graphql(`mutation IsolationSetTenantRateLimit($id: ID!, $limit: TenantRateLimitInput) { setTenantRateLimit(id: $id, limit: $limit) { tenant { id } } }`), {
       id: B.id,
@@ -1113,7 +1145,7 @@ describe('platform-admin fields refuse a tenant OWNER', () => {
   it.each(Object.keys(platformAdminCases))('%s: FORBIDDEN, B unchanged', async (field) => {
     const admin = await app.admin();
     const query = `query($slug: String!) {
-      tenant(slug: $slug) { id status migrationVersion lastError rateLimit { overridden tenant { capacity } perCaller { capacity } } }
+      tenant(slug: $slug) { id status migrationVersion lastError rateLimit { overridden tenant { capacity } perCaller { capacity } } usage { quotas { quota limit overridden } } }
     }`;
     const beforeB = await admin.request(query, { slug: B.slug });
     const before = await snapshot(B);

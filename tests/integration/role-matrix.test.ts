@@ -59,6 +59,7 @@ const KNOWN: Record<string, Role> = {
   'Mutation.openMaintenance': 'MANAGER',
   'Mutation.closeMaintenance': 'MANAGER',
   'Mutation.updateFleetSettings': 'ADMIN',
+  'Query.tenantUsage': 'ADMIN',
   'Query.trips': 'VIEWER',
   'Mutation.createTrip': 'MANAGER',
   'Mutation.updateTrip': 'MANAGER',
@@ -336,6 +337,15 @@ const CASES: Record<string, Case> = {
     prepare: async () => ({ minutes: (counter += 1) % 1000 }),
     effect: async (variables) =>
       (await tenant.owner.request(graphql(`query RoleMatrixSettingsOf { fleetSettings { lateToleranceMinutes } }`))).fleetSettings.lateToleranceMinutes === variables.minutes,
+  },
+  'Query.tenantUsage': {
+    document: `{ tenantUsage { plan quotas { quota usage limit } } }`,
+    prepare: async () => ({ id: await createVehicle() }),
+    check: (data) => {
+      const usage = data.tenantUsage as { plan: string; quotas: { quota: string; usage: number; limit: number | null }[] };
+      expect(usage.quotas.map((entry) => entry.quota)).toEqual(['VEHICLES', 'DRIVERS', 'MEMBERS', 'API_KEYS', 'OPEN_TRIPS']);
+      expect(usage.quotas.find((entry) => entry.quota === 'VEHICLES')?.usage).toBeGreaterThan(0);
+    },
   },
   'Query.fleetSummary': {
     document: `{ fleetSummary { vehiclesByStatus { status count } driversOnDuty } }`,

@@ -1,0 +1,105 @@
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { StringDecoder } from 'node:string_decoder';
+import { Router, type Request, type Response } from 'express';
+import type { Authenticator } from '../auth/authenticator';
+import { AppError, ErrorCode, notFound } from '../errors/app-error';
+import { describeError, type Logger } from '../observability/logger';
+import { exportTenant, importTenant } from '../provisioning/tenant-archive';
+import type { TenantClientPool } from '../tenancy/tenant-client-pool';
+import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory';
+import { sendRequestError } from './send-request-error';
+
+/*
+ * Plain HTTP beside GraphQL, for platform admins: a tenant's archive streams out and in (GraphQL
+ * has no streamed downloads or uploads).
+ *
+ *   GET  /admin/tenants/:slug/export   application/x-ndjson, the archive (src/provisioning/tenant-archive.ts)
+ *   POST /admin/tenants/:slug/import   body: an archive (application/x-ndjson), into an empty tenant
+ */
+
+const NDJSON = 'application/x-ndjson';
+
+export function createTenantArchiveRoutes(deps: {
+  authenticator: Authenticator;
+  directory: TenantDirectory;
+  tenantClients: TenantClientPool;
+  logger: Logger;
+  maxImportBytes: number;
+}): Router {
+  const router = Router();
+
+  /** The platform admin calling and the tenant named, or a coded refusal. */
+  async function admit(req: Request): Promise<{ adminId: string; tenant: TenantRecord; requestId: string }> {
+    const header = req.headers['x-request-id'];
+    const requestId = typeof header === 'string' && /^[\w-]{1,64}$/.test(header) ? header : randomUUID();
+    const principal = await deps.authenticator.authenticate(req.headers);
+    if (principal.kind === 'anonymous') throw new AppError(ErrorCode.UNAUTHENTICATED, 'Sign in as a platform admin', { httpStatus: 401 });
+    if (principal.kind !== 'platformAdmin') throw new AppError(ErrorCode.FORBIDDEN, 'Only platform admins export or import tenants');
+    const tenant = await deps.directory.findBySlug(String(req.params.slug ?? ''));
+    if (!tenant) throw notFound('Tenant');
+    if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') throw new AppError(ErrorCode.CONFLICT, `The tenant is ${tenant.status}: it has no complete schema`);
+    return { adminId: principal.adminId, tenant, requestId };
+  }
+
+  const refuse = (req: Request, res: Response, error: unknown) => {
+    if (error instanceof AppError) return sendRequestError(req, res, error);
+    deps.logger.error({ err: describeError(error), path: req.path }, 'tenant archive request failed');
+    return sendRequestError(req, res, new AppError(ErrorCode.INTERNAL_SERVER_ERROR, 'The archive could not be processed'));
+  };
+
+  router.get('/admin/tenants/:slug/export', async (req, res) => {
+    let started = false;
+    try {
+      const { tenant } = await admit(req);
+      const write = async (line: string) => {
+        if (!started) {
+          started = true;
+          res.status(200).type(NDJSON).setHeader('Content-Disposition', `attachment; filename="${tenant.slug}-${new Date().toISOString().slice(0, 10)}.ndjson"`);
+        }
+        if (res.destroyed) throw new Error('the client went away');
+        if (!res.write(line)) await once(res, 'drain');
+      };
+      const counts = await exportTenant(deps.tenantClients, tenant, write);
+      deps.logger.info({ tenantId: tenant.id, slug: tenant.slug, counts }, 'tenant exported');
+      res.end();
+    } catch (error) {
+      if (!started) return refuse(req, res, error);
+      // Mid-stream the status is sent: the archive ends without its end line, which import refuses.
+      deps.logger.error({ err: describeError(error) }, 'tenant export cut off');
+      res.end();
+    }
+  });
+
+  router.post('/admin/tenants/:slug/import', async (req, res) => {
+    try {
+      const { adminId, tenant, requestId } = await admit(req);
+      if (!req.is(NDJSON)) throw new AppError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, `Send the archive as ${NDJSON}`);
+      const counts = await importTenant(deps.tenantClients, tenant, linesOf(req, deps.maxImportBytes), { actorKind: 'PLATFORM_ADMIN', actorId: adminId, requestId });
+      deps.logger.info({ tenantId: tenant.id, slug: tenant.slug, counts, requestId }, 'tenant imported');
+      res.status(200).json({ tenant: { id: tenant.id, slug: tenant.slug }, counts });
+    } catch (error) {
+      refuse(req, res, error);
+    }
+  });
+
+  return router;
+}
+
+/** The request body's lines, refusing a body over `maxBytes` (PAYLOAD_TOO_LARGE) as it arrives. */
+async function* linesOf(req: Request, maxBytes: number): AsyncGenerator<string> {
+  let received = 0;
+  let rest = '';
+  // A character may be split between two chunks.
+  const decoder = new StringDecoder('utf8');
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    received += chunk.length;
+    if (received > maxBytes) throw new AppError(ErrorCode.PAYLOAD_TOO_LARGE, `An archive may be at most ${maxBytes} bytes (TENANT_IMPORT_MAX_BYTES)`);
+    const text = rest + decoder.write(chunk);
+    const lines = text.split('\n');
+    rest = lines.pop() ?? '';
+    yield* lines;
+  }
+  rest += decoder.end();
+  if (rest !== '') yield rest;
+}

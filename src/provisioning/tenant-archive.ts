@@ -1,0 +1,166 @@
+import { writeAudit } from '../audit/audit-log';
+import type { AuditActor } from '../audit/audit-entry';
+import { AppError, badInput, conflict, ErrorCode } from '../errors/app-error';
+import { Prisma } from '../generated/prisma/tenant/client';
+import type { TenantClientPool } from '../tenancy/tenant-client-pool';
+import type { TenantRecord } from '../tenancy/tenant-directory';
+
+/*
+ * A tenant's data as an archive: JSON lines, a header (format, version, the tenant's migration
+ * version), then one line per row ({"table", "row"}), tables in foreign-key order, then an end
+ * line with the count per table. Written from one REPEATABLE READ transaction (a consistent
+ * snapshot whatever runs meanwhile), read back by the import into an empty tenant at the same
+ * migration version, in one transaction: an import cut anywhere leaves the tenant empty, and
+ * running it again finishes it. Platform data (members, API keys, persisted operations) is not
+ * in it: accounts and secrets are the platform's, and a restored tenant gets its own owner.
+ */
+
+export const ARCHIVE_FORMAT = 'fleet-graphql-tenant-export';
+export const ARCHIVE_VERSION = 1;
+
+/** Every table of a tenant schema, parents before children. */
+export const ARCHIVE_TABLES = ['FleetSettings', 'Driver', 'Vehicle', 'Trip', 'TripTransition', 'Stop', 'TripNote', 'MaintenanceRecord', 'RecordChange', 'AuditEvent'] as const;
+export type ArchiveTable = (typeof ARCHIVE_TABLES)[number];
+
+const PAGE = 1_000;
+const INSERT_BATCH = 500;
+/** An export or import holds one tenant connection and one transaction this long at most. */
+const ARCHIVE_TRANSACTION_MS = 10 * 60 * 1000;
+
+export interface ArchiveHeader {
+  format: typeof ARCHIVE_FORMAT;
+  version: typeof ARCHIVE_VERSION;
+  migrationVersion: string | null;
+  tenant: { slug: string; name: string; plan: string };
+  exportedAt: string;
+  tables: readonly ArchiveTable[];
+}
+
+const table = (name: ArchiveTable) => Prisma.raw(`"${name}"`);
+
+/** Writes the archive, line by line, through `write` (which waits while the reader is behind). */
+export async function exportTenant(tenantClients: TenantClientPool, tenant: TenantRecord, write: (line: string) => Promise<void>): Promise<Record<ArchiveTable, number>> {
+  const counts = Object.fromEntries(ARCHIVE_TABLES.map((name) => [name, 0])) as Record<ArchiveTable, number>;
+  const lease = tenantClients.lease(tenant);
+  try {
+    await lease.db.$transaction(
+      async (tx) => {
+        const header: ArchiveHeader = {
+          format: ARCHIVE_FORMAT,
+          version: ARCHIVE_VERSION,
+          migrationVersion: tenant.migrationVersion,
+          tenant: { slug: tenant.slug, name: tenant.name, plan: tenant.plan },
+          exportedAt: new Date().toISOString(),
+          tables: ARCHIVE_TABLES,
+        };
+        await write(`${JSON.stringify(header)}\n`);
+        for (const name of ARCHIVE_TABLES) {
+          // Keyset pages by id (FleetSettings' id is an integer, the others UUIDs: both order).
+          let after: unknown = null;
+          for (;;) {
+            const rows = await tx.$queryRaw<Record<string, unknown>[]>(
+              after === null
+                ? Prisma.sql`SELECT * FROM ${table(name)} ORDER BY "id" LIMIT ${PAGE}`
+                : Prisma.sql`SELECT * FROM ${table(name)} WHERE "id" > ${after} ORDER BY "id" LIMIT ${PAGE}`,
+            );
+            for (const row of rows) await write(`${JSON.stringify({ table: name, row })}\n`);
+            counts[name] += rows.length;
+            if (rows.length < PAGE) break;
+            after = rows.at(-1)?.id;
+          }
+        }
+        await write(`${JSON.stringify({ end: true, counts })}\n`);
+      },
+      { isolationLevel: Prisma.TransactionIsolationLevel.RepeatableRead, timeout: ARCHIVE_TRANSACTION_MS, maxWait: 10_000 },
+    );
+  } finally {
+    lease.release();
+  }
+  return counts;
+}
+
+const invalid = (message: string) => new AppError(ErrorCode.BAD_REQUEST, `Not a tenant archive this server can read: ${message}`);
+
+/**
+ * Reads an archive into `tenant`, which must hold no data yet (only its seeded settings) and be
+ * at the archive's migration version. All or nothing.
+ */
+export async function importTenant(
+  tenantClients: TenantClientPool,
+  tenant: TenantRecord,
+  lines: AsyncIterable<string>,
+  by: AuditActor,
+): Promise<Record<ArchiveTable, number>> {
+  const counts = Object.fromEntries(ARCHIVE_TABLES.map((name) => [name, 0])) as Record<ArchiveTable, number>;
+  const lease = tenantClients.lease(tenant);
+  try {
+    await lease.db.$transaction(
+      async (tx) => {
+        for (const name of ARCHIVE_TABLES) {
+          if (name === 'FleetSettings' || name === 'AuditEvent') continue;
+          const [row] = await tx.$queryRaw<{ found: boolean }[]>`SELECT EXISTS (SELECT 1 FROM ${table(name)}) AS found`;
+          if (row?.found) throw conflict(`The tenant already holds data (${name}); import only into a new, empty tenant`, 'slug');
+        }
+        let header: ArchiveHeader | null = null;
+        let ended = false;
+        let pending: { name: ArchiveTable; rows: unknown[] } | null = null;
+        const flush = async () => {
+          if (!pending || pending.rows.length === 0) return;
+          // The seeded settings make way for the archive's.
+          if (pending.name === 'FleetSettings' && counts.FleetSettings === 0) await tx.$executeRaw`DELETE FROM "FleetSettings"`;
+          await tx.$executeRaw`INSERT INTO ${table(pending.name)} SELECT * FROM jsonb_populate_recordset(NULL::${table(pending.name)}, ${JSON.stringify(pending.rows)}::jsonb)`;
+          counts[pending.name] += pending.rows.length;
+          pending = { name: pending.name, rows: [] };
+        };
+        let order = 0;
+        for await (const text of lines) {
+          if (text.trim() === '') continue;
+          if (ended) throw invalid('lines after the end line');
+          let line: unknown;
+          try {
+            line = JSON.parse(text);
+          } catch {
+            throw invalid('a line is not JSON');
+          }
+          if (header === null) {
+            const candidate = line as Partial<ArchiveHeader>;
+            if (candidate.format !== ARCHIVE_FORMAT || candidate.version !== ARCHIVE_VERSION) throw invalid(`the first line must name format ${ARCHIVE_FORMAT}, version ${ARCHIVE_VERSION}`);
+            if (candidate.migrationVersion !== tenant.migrationVersion) {
+              throw conflict(`The archive is at migration ${String(candidate.migrationVersion)}, the tenant at ${String(tenant.migrationVersion)}: migrate the older one first`, 'migrationVersion');
+            }
+            header = candidate as ArchiveHeader;
+            continue;
+          }
+          const entry = line as { table?: unknown; row?: unknown; end?: unknown };
+          if (entry.end === true) {
+            await flush();
+            ended = true;
+            continue;
+          }
+          const position = ARCHIVE_TABLES.indexOf(entry.table as ArchiveTable);
+          if (position < 0 || typeof entry.row !== 'object' || entry.row === null) throw invalid('a line is neither a row of a known table nor the end');
+          if (position < order) throw invalid('tables out of order');
+          if (position !== order || pending === null) {
+            await flush();
+            order = position;
+            pending = { name: ARCHIVE_TABLES[position] as ArchiveTable, rows: [] };
+          }
+          (pending as { rows: unknown[] }).rows.push(entry.row);
+          if ((pending as { rows: unknown[] }).rows.length >= INSERT_BATCH) await flush();
+        }
+        if (header === null) throw invalid('it is empty');
+        if (!ended) throw invalid('it ends before its end line (cut off?)');
+        await writeAudit(tx, by, { action: 'tenant.imported', targetType: 'Tenant', targetId: tenant.id, metadata: { from: header.tenant.slug, exportedAt: header.exportedAt } });
+      },
+      { timeout: ARCHIVE_TRANSACTION_MS, maxWait: 10_000 },
+    );
+  } catch (error) {
+    // A row the database refuses (a broken reference, a bad value): the archive's fault, not the server's.
+    const code = (error as { code?: string; meta?: { driverAdapterError?: { cause?: { originalCode?: string } } } }).meta?.driverAdapterError?.cause?.originalCode;
+    if (code && /^(22|23)/.test(code)) throw badInput(`A row of the archive does not fit the tenant's schema (SQLSTATE ${code})`);
+    throw error;
+  } finally {
+    lease.release();
+  }
+  return counts;
+}
