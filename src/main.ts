@@ -1,3 +1,5 @@
+// First: tracing must patch http, express, graphql and pg before anything loads them.
+import { tracing } from './observability/start-tracing';
 import os from 'node:os';
 import { ConfigError, DEV_ADMIN_PASSWORD, loadConfig } from './config/config';
 import { redactUrl } from './database/connection-url';
@@ -49,6 +51,8 @@ async function main(): Promise<void> {
   shutDownOnSignals(config.shutdown.timeoutMs, logger, async () => {
     await server.close();
     await embedded?.stop().catch(() => undefined);
+    // The last spans (the shutdown's own requests) are exported, not lost with the process.
+    await tracing.shutdown().catch(() => undefined);
   });
 }
 

@@ -27,6 +27,7 @@ import { createGraphQLHttpApp } from './http/graphql-http-app';
 import { createMigrators } from './migrations/create-migrators';
 import type { Migrator } from './migrations/migrator';
 import { describeError, type Logger } from './observability/logger';
+import { DatabaseCensus } from './observability/database-census';
 import { Metrics } from './observability/metrics';
 import { OverloadMonitor } from './observability/overload-monitor';
 import { MemoryApqCache } from './persisted-queries/apq-store';
@@ -215,14 +216,19 @@ function createServices(
   const directory = new TenantDirectory(platform.prisma, notifications, config.tenantCacheMax);
   const sessionCache = new SessionStateCache(notifications, config.tenantCacheMax);
   const budget = new ConnectionBudget(config.tenantClients.connectionBudget, config.tenantClients.connectTimeoutMs);
-  const tenantInFlight = new TenantInFlight(config.tenantInFlight);
+  const tenantInFlight = new TenantInFlight(config.tenantInFlight, () => metrics.recordRateLimitRefusal('tenant_in_flight'));
   const overload = new OverloadMonitor(config.overload, logger);
+  const census = new DatabaseCensus(platform.pool);
   const metrics: Metrics = new Metrics({
     tenantClients: () => tenantClients.stats(),
     passwordJobs: () => passwords.stats(),
     tenantOperations: () => tenantInFlight.stats(),
     overload,
+    catalog: () => census.catalog(),
+    auditOutboxBacklog: () => census.auditOutboxBacklog(),
+    operationNamesMax: config.metrics.operationNamesMax,
   });
+  const onAuthAttempt = metrics.recordAuthAttempt.bind(metrics);
   // A pooler URL without a database of its own reaches DATABASE_URL's database.
   const tenantServerUrl = !config.tenantPoolerUrl
     ? config.databaseUrl
@@ -244,7 +250,7 @@ function createServices(
     audience: config.auth.audience,
     ttlSeconds: config.auth.accessTokenTtlSeconds,
   });
-  const apiKeys = new ApiKeyService({ platform, directory, notifications, cacheMax: config.tenantCacheMax });
+  const apiKeys = new ApiKeyService({ platform, directory, notifications, cacheMax: config.tenantCacheMax, metrics });
   const schema = buildSchema({
     maxExecutionMs: config.limits.maxExecutionMs,
     fieldRateLimits: config.rateLimit.enabled
@@ -253,6 +259,7 @@ function createServices(
           failurePolicy: config.rateLimit.redisFailure,
           commandTimeoutMs: config.rateLimit.redisCommandTimeoutMs,
           namespace: installationId,
+          onRefused: () => metrics.recordRateLimitRefusal('field'),
         })
       : undefined,
   });
@@ -264,6 +271,7 @@ function createServices(
     tenantDbSecret: config.tenantDbSecret,
     directory,
     logger,
+    metrics,
     tenantStatementTimeoutMs: config.limits.maxExecutionMs,
   };
   const provisioner = new TenantProvisioner({ ...tenantSchemas, passwords });
@@ -279,6 +287,7 @@ function createServices(
       refreshTokenTtlSeconds: config.auth.refreshTokenTtlSeconds,
       logger,
       sessionCache,
+      onAuthAttempt,
     }),
     members: new MemberService({ platform, passwords, sessionCache, apiKeys }),
     invitations: new InvitationService({ platform, passwords, sessionCache }),
@@ -287,7 +296,7 @@ function createServices(
     migrations: new TenantMigrationRunner({ ...tenantSchemas, defaultConcurrency: config.migrateConcurrency }),
     lifecycle: new TenantLifecycle({ platform, directory, tenantClients, deletionGraceDays: config.retention.tenantDeletionGraceDays }),
     retention: new DeletedRecordPurge({ platform, tenantClients, logger, retentionDays: config.retention.deletedRecordDays }),
-    auditRelay: new AuditRelay({ platform, tenantClients, directory, logger, notifications, sweepIntervalMs: AUDIT_SWEEP_INTERVAL_MS }),
+    auditRelay: new AuditRelay({ platform, tenantClients, directory, logger, notifications, sweepIntervalMs: AUDIT_SWEEP_INTERVAL_MS, metrics }),
     apiKeys,
     safelist: new OperationSafelist({
       platform,
@@ -307,6 +316,7 @@ function createServices(
       apiKeys,
       sessions: sessionCache,
       tenantHostSuffix: config.tenantHostSuffix,
+      onAuthAttempt,
     }),
     rateLimiter: config.rateLimit.enabled
       ? new RequestRateLimiter(redis ? new RedisTokenBuckets(redis) : new MemoryTokenBuckets(), {
@@ -316,6 +326,7 @@ function createServices(
           namespace: installationId,
           logger,
           onTake: () => metrics.rateLimitTakes.inc(),
+          onRefused: (bucket) => metrics.recordRateLimitRefusal(bucket),
         })
       : null,
     tenantInFlight,

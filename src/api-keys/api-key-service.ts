@@ -11,6 +11,7 @@ import { assertTenantServes } from '../auth/session-service';
 import { lockActorMembership } from '../auth/member-service';
 import type { TenantDirectory } from '../tenancy/tenant-directory';
 import { isUuid } from '../database/uuid';
+import type { Metrics } from '../observability/metrics';
 import { assertPlatformQuotaRoom } from '../quotas/quota-guard';
 
 export type ApiKeyModel = ApiKey;
@@ -50,6 +51,7 @@ export class ApiKeyService implements NotificationSubscriber {
       directory: TenantDirectory;
       notifications: PlatformNotifications | null;
       cacheMax: number;
+      metrics?: Pick<Metrics, 'recordApiKeys'>;
     },
   ) {
     this.byPrefix = new NotifiedCache(deps.notifications, { max: deps.cacheMax });
@@ -105,6 +107,7 @@ export class ApiKeyService implements NotificationSubscriber {
       });
       return created;
     });
+    this.deps.metrics?.recordApiKeys('created');
     return { apiKey, secret };
   }
 
@@ -126,6 +129,7 @@ export class ApiKeyService implements NotificationSubscriber {
     });
     // Not waiting for our own notification: the next request here must already see it.
     this.byPrefix.delete(key.prefix);
+    this.deps.metrics?.recordApiKeys('revoked');
     return revoked;
   }
 
@@ -147,6 +151,8 @@ export class ApiKeyService implements NotificationSubscriber {
 
   /** Drops keys from this instance's cache at once (other instances hear it from the trigger). */
   forget(prefixes: string[]): void {
+    // Called once the revoking transaction committed (revokeCreatedBy's keys): counted here.
+    if (prefixes.length > 0) this.deps.metrics?.recordApiKeys('revoked', prefixes.length);
     this.byPrefix.delete(...prefixes);
   }
 

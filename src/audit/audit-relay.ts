@@ -2,6 +2,7 @@ import { PLATFORM_SCHEMA, type PlatformDatabase } from '../database/platform-dat
 import type { NotificationSubscriber, PlatformChannel, PlatformNotifications } from '../database/platform-notifications';
 import { Prisma } from '../generated/prisma/tenant/client';
 import { describeError, type Logger } from '../observability/logger';
+import type { Metrics } from '../observability/metrics';
 import type { TenantClientPool, TenantDatabaseRef } from '../tenancy/tenant-client-pool';
 import type { TenantDirectory } from '../tenancy/tenant-directory';
 
@@ -51,6 +52,7 @@ export class AuditRelay implements NotificationSubscriber {
       logger: Logger;
       notifications?: PlatformNotifications;
       sweepIntervalMs: number;
+      metrics?: Pick<Metrics, 'recordAuditEntriesMoved'>;
     },
   ) {
     deps.notifications?.subscribe(this);
@@ -138,6 +140,7 @@ export class AuditRelay implements NotificationSubscriber {
       }
       await pool.query(`DELETE FROM ${OUTBOX} WHERE "id" = ANY($1::uuid[])`, [rows.map((row) => row.id)]);
       moved += rows.length;
+      this.deps.metrics?.recordAuditEntriesMoved(rows.length);
       if (rows.length < BATCH) return moved;
     }
   }

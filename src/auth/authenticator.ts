@@ -8,6 +8,7 @@ import type { SessionState, SessionStateCache } from './session-state-cache';
 import type { MemberRole, Principal } from './principal';
 import { assertTenantServes } from './session-service';
 import { isUuid } from '../database/uuid';
+import { countedAttempt, type RecordAuthAttempt } from '../observability/metrics';
 
 const unauthenticated = (message: string) => new AppError(ErrorCode.UNAUTHENTICATED, message, { httpStatus: 401 });
 
@@ -37,10 +38,18 @@ export class Authenticator {
       apiKeys: ApiKeyService;
       sessions: SessionStateCache;
       tenantHostSuffix: string | undefined;
+      /** Metrics: each request's credentials (access token or API key), with their outcome. */
+      onAuthAttempt?: RecordAuthAttempt;
     },
   ) {}
 
-  async authenticate(headers: IncomingHttpHeaders): Promise<Principal> {
+  authenticate(headers: IncomingHttpHeaders): Promise<Principal> {
+    if (!headers.authorization && !headers['x-api-key']) return Promise.resolve({ kind: 'anonymous' });
+    const method = headers['x-api-key'] || looksLikeApiKey(/^Bearer\s+(\S+)$/i.exec(headers.authorization ?? '')?.[1] ?? '') ? 'api_key' : 'access_token';
+    return countedAttempt(this.deps.onAuthAttempt, method, () => this.attemptAuthenticate(headers));
+  }
+
+  private async attemptAuthenticate(headers: IncomingHttpHeaders): Promise<Principal> {
     const authorization = headers.authorization;
     const apiKeyHeader = headers['x-api-key'];
     if (!authorization && !apiKeyHeader) {

@@ -3,6 +3,7 @@ import { isForeignKeyViolation } from '../database/prisma-errors';
 import { AppError, ErrorCode } from '../errors/app-error';
 import { lockAccount, replacePassword } from './account-lock';
 import type { Logger } from '../observability/logger';
+import { countedAttempt, type RecordAuthAttempt } from '../observability/metrics';
 import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory';
 import type { AccessTokens } from './access-tokens';
 import type { PasswordHasher } from './passwords';
@@ -52,10 +53,24 @@ export class SessionService {
       refreshTokenTtlSeconds: number;
       logger: Logger;
       sessionCache: SessionStateCache;
+      /** Metrics: each login, admin login and refresh, with its outcome. */
+      onAuthAttempt?: RecordAuthAttempt;
     },
   ) {}
 
-  async login(input: { tenant: string; email: string; password: string }): Promise<AuthPayload> {
+  login(input: { tenant: string; email: string; password: string }): Promise<AuthPayload> {
+    return countedAttempt(this.deps.onAuthAttempt, 'login', () => this.attemptLogin(input));
+  }
+
+  adminLogin(input: { email: string; password: string }): Promise<AuthPayload> {
+    return countedAttempt(this.deps.onAuthAttempt, 'admin_login', () => this.attemptAdminLogin(input));
+  }
+
+  refresh(token: string): Promise<AuthPayload> {
+    return countedAttempt(this.deps.onAuthAttempt, 'refresh', () => this.attemptRefresh(token));
+  }
+
+  private async attemptLogin(input: { tenant: string; email: string; password: string }): Promise<AuthPayload> {
     const email = input.email.trim().toLowerCase();
     const slug = input.tenant.trim().toLowerCase();
     const { prisma } = this.deps.platform;
@@ -71,7 +86,7 @@ export class SessionService {
     return this.startSession({ userId: user.id, tenantId: tenant.id, role: membership.role }, user.passwordHash, invalidCredentials);
   }
 
-  async adminLogin(input: { email: string; password: string }): Promise<AuthPayload> {
+  private async attemptAdminLogin(input: { email: string; password: string }): Promise<AuthPayload> {
     const email = input.email.trim().toLowerCase();
     const admin = storable(email) ? await this.deps.platform.prisma.platformAdmin.findUnique({ where: { email } }) : null;
     const passwordOk = await this.deps.passwords.verify(input.password, admin?.passwordHash);
@@ -80,7 +95,7 @@ export class SessionService {
     return this.startSession({ adminId: admin.id }, admin.passwordHash, invalidAdminCredentials);
   }
 
-  async refresh(token: string): Promise<AuthPayload> {
+  private async attemptRefresh(token: string): Promise<AuthPayload> {
     const { prisma } = this.deps.platform;
     if (!token.startsWith(REFRESH_TOKEN_PREFIX)) throw invalidRefreshToken();
     const stored = await prisma.refreshToken.findUnique({ where: { tokenHash: hashSecret(token) }, include: { session: true } });

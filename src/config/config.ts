@@ -158,6 +158,14 @@ const environmentSchema = z.object({
   OVERLOAD_HOLD_MS: positiveInt.max(600_000).default(5_000),
   BLOCK_FIELD_SUGGESTIONS: boolean.optional(),
   TRUST_PROXY: trustProxy.optional(),
+  /** Bearer token GET /metrics requires; without it /metrics is open outside production and absent in production. */
+  METRICS_TOKEN: z.string().min(16, 'METRICS_TOKEN must be at least 16 characters').optional(),
+  /** Distinct operation names the per-name metrics keep before counting the rest as "(other)". */
+  METRICS_OPERATION_NAMES_MAX: z.coerce.number().int().min(0).max(1_000).default(100),
+  /** Read (again) by src/observability/tracing.ts before anything loads; here so that it is validated and listed. */
+  OTEL_ENABLED: boolean.optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
+  OTEL_TENANT_ATTRIBUTE: boolean.default(false),
 });
 
 export type Environment = z.infer<typeof environmentSchema>;
@@ -276,6 +284,17 @@ export interface Config {
   };
   /** Express `trust proxy` (hops, or trusted addresses): where the client IP comes from behind a proxy. */
   trustProxy: TrustProxy;
+  metrics: {
+    /** GET /metrics then requires `Authorization: Bearer <token>`. */
+    token: string | undefined;
+    /** False in production without a token: /metrics answers 404. */
+    exposed: boolean;
+    operationNamesMax: number;
+  };
+  tracing: {
+    /** Spans carry the tenant id (fleet.tenant_id) only when this is on. */
+    tenantAttribute: boolean;
+  };
 }
 
 /**
@@ -397,6 +416,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       blockFieldSuggestions: env.BLOCK_FIELD_SUGGESTIONS ?? production,
     },
     trustProxy: env.TRUST_PROXY ?? false,
+    metrics: {
+      token: env.METRICS_TOKEN,
+      // Production without a token: not served at all (Prometheus scrapes with the token).
+      exposed: env.METRICS_TOKEN !== undefined || !production,
+      operationNamesMax: env.METRICS_OPERATION_NAMES_MAX,
+    },
+    tracing: { tenantAttribute: env.OTEL_TENANT_ATTRIBUTE },
     tenantInFlight: {
       maxInFlight: env.TENANT_MAX_IN_FLIGHT,
       maxInFlightAlone: env.TENANT_MAX_IN_FLIGHT_ALONE ?? 4 * env.TENANT_MAX_IN_FLIGHT,

@@ -121,6 +121,7 @@ export async function createGraphQLHttpApp(deps: {
     createHealthRoutes({
       platform: services.platform,
       metrics: deps.metrics,
+      metricsAccess: { token: config.metrics.token, exposed: config.metrics.exposed },
       extraChecks: deps.readinessChecks,
       shuttingDown: () => drain.draining,
     }),
@@ -164,10 +165,12 @@ export async function createGraphQLHttpApp(deps: {
       maxBatchSize: config.limits.maxBatchSize,
       documentLimits: config.limits,
       knownCosts,
+      tenantSpanAttribute: config.tracing.tenantAttribute,
       recordRefusal: (requestId, principal, error) => {
         const code = String(error.extensions.code);
         // operation="refused": refused before Apollo parsed it (so of no known type), took no time to run.
         deps.metrics.graphqlOperations.observe({ operation: 'refused', outcome: code }, 0);
+        deps.metrics.recordRefusedRequest(code);
         // Signed-out refusals are counted, not logged: a flood of them would be a flood of lines.
         if (principal && principal.kind !== 'anonymous') {
           logger.info(

@@ -15,6 +15,7 @@ import type { TenantInFlight } from '../rate-limiting/tenant-in-flight';
 import { IDEMPOTENCY_KEY_HEADER, idempotencyKeyOf } from '../idempotency/idempotency-key';
 import { answerRateLimit, hold, overloaded, refusalHoldMs } from './rate-limit-answer';
 import { sendRequestError } from './send-request-error';
+import { annotateRequestSpans, SPAN_ATTRIBUTES } from '../observability/tracing';
 
 /*
  * Everything that happens to a GraphQL request before Apollo parses it, in order:
@@ -183,6 +184,8 @@ export function graphqlRequestGuard(deps: {
   knownCosts: KnownCosts;
   /** Records a request refused here (it never reaches Apollo, whose plugin records the rest). */
   recordRefusal: (requestId: string, principal: Principal | undefined, error: AppError) => void;
+  /** OTEL_TENANT_ATTRIBUTE: the request's spans carry the tenant id (off: traces may leave the installation). */
+  tenantSpanAttribute: boolean;
 }): RequestHandler {
   /**
    * Documents that passed the checks below, as sent, with their stripped text: clients send the
@@ -234,6 +237,7 @@ export function graphqlRequestGuard(deps: {
     const requestId = typeof header === 'string' && /^[\w-]{1,64}$/.test(header) ? header : randomUUID();
     res.setHeader('x-request-id', requestId);
     res.locals.requestId = requestId;
+    annotateRequestSpans({ [SPAN_ATTRIBUTES.requestId]: requestId });
     try {
       const clientIp = clientIpOf(req);
       let principal: Principal;
@@ -247,6 +251,7 @@ export function graphqlRequestGuard(deps: {
         throw error;
       }
       res.locals.principal = principal;
+      if (deps.tenantSpanAttribute && isTenantPrincipal(principal)) annotateRequestSpans({ [SPAN_ATTRIBUTES.tenantId]: principal.tenant.id });
       const operations = operationsOf(req);
       // Spent before any look inside, so a refused document costs its sender as much as any other;
       // an operation priced before is charged its whole cost now, in this one round trip.

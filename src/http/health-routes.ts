@@ -1,4 +1,6 @@
-import { Router } from 'express';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { Router, type RequestHandler } from 'express';
+import { AppError, ErrorCode, errorResponseBody, httpStatusOf } from '../errors/app-error';
 import type { PlatformDatabase } from '../database/platform-database';
 import type { Metrics } from '../observability/metrics';
 
@@ -24,11 +26,15 @@ function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
  * GET /readyz: PostgreSQL answers (and Redis, when configured); 503 with the failing checks
  * otherwise, and 503 `shutting down` from the moment shutdown starts, so a load balancer stops
  * routing here.
- * GET /metrics: Prometheus text format.
+ * GET /metrics: Prometheus text format; with METRICS_TOKEN set, only for
+ * `Authorization: Bearer <METRICS_TOKEN>` (401 UNAUTHENTICATED otherwise); in production
+ * without a token, not served at all (404 NOT_FOUND, as for any unknown path). The figures are
+ * the installation's (tenant counts, request rates, error codes), not for everyone to read.
  */
 export function createHealthRoutes(deps: {
   platform: PlatformDatabase;
   metrics: Metrics;
+  metricsAccess: { token: string | undefined; exposed: boolean };
   extraChecks?: ReadinessCheck[];
   shuttingDown?: () => boolean;
 }): Router {
@@ -58,8 +64,27 @@ export function createHealthRoutes(deps: {
     const ready = results.every(([, status]) => status === 'ok');
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results) });
   });
-  router.get('/metrics', async (_req, res) => {
+  router.get('/metrics', metricsGuard(deps.metricsAccess), async (_req, res) => {
     res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
   return router;
+}
+
+/** Who may read /metrics (see createHealthRoutes). */
+function metricsGuard({ token, exposed }: { token: string | undefined; exposed: boolean }): RequestHandler {
+  // Hashes compared, so that the comparison takes as long whatever the length presented.
+  const expected = token === undefined ? undefined : createHash('sha256').update(token).digest();
+  return (req, res, next) => {
+    if (!exposed) {
+      const error = new AppError(ErrorCode.NOT_FOUND, `Nothing here for ${req.method}; GraphQL is served at /graphql`);
+      res.status(httpStatusOf(error)).json(errorResponseBody(error));
+      return;
+    }
+    if (expected === undefined) return next();
+    const presented = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    if (presented !== undefined && timingSafeEqual(createHash('sha256').update(presented).digest(), expected)) return next();
+    const error = new AppError(ErrorCode.UNAUTHENTICATED, '/metrics requires Authorization: Bearer <METRICS_TOKEN>', { httpStatus: 401 });
+    res.setHeader('WWW-Authenticate', 'Bearer realm="metrics"');
+    res.status(httpStatusOf(error)).json(errorResponseBody(error));
+  };
 }

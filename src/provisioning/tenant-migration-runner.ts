@@ -101,6 +101,7 @@ export class TenantMigrationRunner {
         data: { migrationVersion: outcome.version ?? targetVersion, lastError: null },
       });
       this.deps.directory.invalidate(tenant.id);
+      this.deps.metrics?.recordTenantMigration(outcome.applied.length > 0 ? 'migrated' : 'up_to_date', (performance.now() - startedAt) / 1000);
       return {
         ...base(updated),
         status: outcome.applied.length > 0 ? 'MIGRATED' : 'UP_TO_DATE',
@@ -110,6 +111,7 @@ export class TenantMigrationRunner {
       };
     } catch (error) {
       const reason = failureReason(error);
+      this.deps.metrics?.recordTenantMigration('failed', (performance.now() - startedAt) / 1000);
       this.deps.logger.error(
         {
           tenantId: tenant.id,

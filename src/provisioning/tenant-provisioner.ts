@@ -10,6 +10,7 @@ import type { TenantPlan } from '../generated/prisma/platform/client';
 import { latestMigrationName, readMigrationFolder } from '../migrations/migration-files';
 import { MigrationError, type Migrator } from '../migrations/migrator';
 import { describeError, type Logger } from '../observability/logger';
+import type { Metrics } from '../observability/metrics';
 import { tenantConnectionConfig } from '../tenancy/tenant-credentials';
 import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory';
 import { assertValidSlug, isValidSlug, tenantRoleName, tenantSchemaName } from '../tenancy/tenant-naming';
@@ -41,6 +42,8 @@ export interface TenantSchemaDependencies {
   tenantDbSecret: string;
   directory: TenantDirectory;
   logger: Logger;
+  /** Provisioning and migration durations (absent in operator scripts). */
+  metrics?: Pick<Metrics, 'recordProvisioning' | 'recordTenantMigration'>;
   /** Set on each tenant role (ensureTenantRole); default none. */
   tenantStatementTimeoutMs?: number;
 }
@@ -220,12 +223,14 @@ export class TenantProvisioner {
         }),
       );
       this.deps.directory.invalidate(tenant.id);
+      this.deps.metrics?.recordProvisioning('ok', (performance.now() - startedAt) / 1000);
       this.deps.logger.info(
         { tenantId: tenant.id, slug: tenant.slug, version, durationMs: Math.round(performance.now() - startedAt) },
         'tenant provisioned',
       );
       return active;
     } catch (error) {
+      this.deps.metrics?.recordProvisioning('failed', (performance.now() - startedAt) / 1000);
       const failure = error instanceof StepFailure ? error : new StepFailure('activate', failureReason(error), error);
       await prisma.tenant
         .update({ where: { id: tenant.id }, data: { status: 'FAILED', lastError: `${failure.step}: ${failure.reason}` } })

@@ -109,6 +109,8 @@ export function fieldRateLimitTransformer(options: {
   commandTimeoutMs: number;
   /** Keeps installations sharing one Redis apart (per-IP and per-email keys name no tenant). */
   namespace: string;
+  /** Called for every call a field limit refuses (metrics). */
+  onRefused?: () => void;
 }): (schema: GraphQLSchema) => GraphQLSchema {
   const { redis } = options;
   const redisLimiterClass = redis ? policyAwareRedisLimiter(options.failurePolicy, options.commandTimeoutMs) : null;
@@ -130,6 +132,7 @@ export function fieldRateLimitTransformer(options: {
       return `${countedPerAddress.has(coordinate) ? addressKey(context) : callerKey(context)}:${coordinate}`;
     },
     onLimit: (response, args, _source, _fieldArgs, _context, info) => {
+      options.onRefused?.();
       throw rateLimitedError(response, args, `${info.fieldName} calls`);
     },
     limiterClass: limiterClass as never,
@@ -140,7 +143,7 @@ export function fieldRateLimitTransformer(options: {
     return redis && redisLimiterClass
       ? new redisLimiterClass({ ...emailOptions, storeClient: redis, rejectIfRedisNotReady: true })
       : new RateLimiterMemory(emailOptions);
-  });
+  }, options.onRefused);
   return (schema) => {
     countedPerAddress = publicFields(schema);
     return perEmail(perCaller.rateLimitDirectiveTransformer(schema));
@@ -155,7 +158,13 @@ interface PerEmailArgs {
 
 function failedCallsPerEmailTransformer(
   limiterFor: (scope: 'email' | 'email-address', points: number, duration: number) => RateLimiterAbstract,
+  onRefused?: () => void,
 ): (schema: GraphQLSchema) => GraphQLSchema {
+  const countOrRefuse = (limiter: RateLimiterAbstract, key: string, args: RateLimitArgs, what: string, counted: Counted[]) =>
+    takeOrRefuse(limiter, key, args, what, counted).catch((error: unknown) => {
+      if (error instanceof AppError && error.code === ErrorCode.RATE_LIMITED) onRefused?.();
+      throw error;
+    });
   return (schema) =>
     mapSchema(schema, {
       [MapperKind.OBJECT_FIELD]: (field, fieldName, typeName) => {
@@ -208,7 +217,7 @@ interface Counted {
  * failure policy an unreachable Redis admits the call without taking one, and refunding that
  * would credit the count below zero once Redis is back.
  */
-async function countOrRefuse(limiter: RateLimiterAbstract, key: string, args: RateLimitArgs, what: string, counted: Counted[]): Promise<void> {
+async function takeOrRefuse(limiter: RateLimiterAbstract, key: string, args: RateLimitArgs, what: string, counted: Counted[]): Promise<void> {
   try {
     const taken = await limiter.consume(key);
     if (taken.consumedPoints > 0) counted.push({ limiter, key });

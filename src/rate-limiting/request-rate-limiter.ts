@@ -60,6 +60,8 @@ export class RequestRateLimiter {
       logger: Logger;
       /** Called for every round trip to the store (metrics; tests count them). */
       onTake?: () => void;
+      /** Called for every refusal, with the bucket that was short (metrics). */
+      onRefused?: (bucket: 'address' | 'tenant' | 'caller') => void;
     },
   ) {}
 
@@ -74,6 +76,7 @@ export class RequestRateLimiter {
     try {
       const result = await this.store.take(keys, limits, points);
       const tightest = result.buckets.reduce(tighter);
+      if (!result.allowed) this.options.onRefused?.(refusingBucket(subject, result.buckets, points));
       return { outcome: result.allowed ? 'allowed' : 'limited', retryAfterSeconds: Math.ceil(result.retryAfterSeconds), ...stateOf(tightest) };
     } catch {
       // Unknown now, so the headers say "nothing left, look again in a second".
@@ -99,6 +102,13 @@ export class RequestRateLimiter {
     const tag = `{t:${principal.tenant.id}}`;
     return { keys: [`rl:${tag}:tenant`, `rl:${tag}:${principalKey(principal)}`], limits: [limits.tenant, limits.principal] };
   }
+}
+
+/** Which of a refused take's buckets was short: the first holding fewer tokens than asked. */
+function refusingBucket(subject: RateLimitSubject, buckets: BucketState[], points: number): 'address' | 'tenant' | 'caller' {
+  if (subject.kind === 'address') return 'address';
+  const short = buckets.findIndex((bucket) => bucket.tokens < points);
+  return short === 1 ? 'caller' : 'tenant';
 }
 
 /**

@@ -40,7 +40,11 @@ export class TenantInFlight {
    */
   private lastSeen: LastSeen[] = [];
 
-  constructor(private readonly options: TenantInFlightOptions) {}
+  constructor(
+    private readonly options: TenantInFlightOptions,
+    /** Called for every operation refused (metrics). */
+    private readonly onRefused?: () => void,
+  ) {}
 
   /** A turn for one operation of `tenantId`; call the returned function once it is answered. */
   async acquire(tenantId: string, tenantSlug: string): Promise<() => void> {
@@ -52,6 +56,7 @@ export class TenantInFlight {
     }
     if (!(await admission.acquire())) {
       this.forgetIfIdle(tenantId, admission);
+      this.onRefused?.();
       throw new AppError(
         ErrorCode.RATE_LIMITED,
         `Too many operations of ${tenantSlug} in flight (at most ${this.options.maxInFlight} at once while other tenants are active, ${this.options.maxQueued} waiting); retry in 1 s`,

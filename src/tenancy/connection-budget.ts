@@ -22,6 +22,9 @@ interface Waiter {
 export class ConnectionBudget {
   private held = 0;
   private readonly waiters: Waiter[] = [];
+  /** Since start (metrics): acquisitions that had to queue, and those of them that timed out. */
+  private waitCount = 0;
+  private timeoutCount = 0;
   /**
    * After this long in the queue, a waiter is owed a connection even by tenants still serving a
    * request (between two statements): before, only tenants with nothing in flight give theirs
@@ -49,6 +52,11 @@ export class ConnectionBudget {
     return this.waiters.length;
   }
 
+  /** Acquisitions that queued since start, and how many of them timed out. */
+  get waits(): { all: number; timedOut: number } {
+    return { all: this.waitCount, timedOut: this.timeoutCount };
+  }
+
   /** How long the first waiter in the queue has waited, in ms (0 when nobody waits). */
   longestWaitMs(): number {
     const first = this.waiters[0];
@@ -68,6 +76,7 @@ export class ConnectionBudget {
       this.held += 1;
       return Promise.resolve();
     }
+    this.waitCount += 1;
     return new Promise((resolve, reject) => {
       const waiter: Waiter = {
         grant: () => {
@@ -79,6 +88,7 @@ export class ConnectionBudget {
         timer: setTimeout(() => {
           clearTimeout(waiter.nudge);
           this.waiters.splice(this.waiters.indexOf(waiter), 1);
+          this.timeoutCount += 1;
           reject(
             new AppError(ErrorCode.SERVICE_UNAVAILABLE, 'The database is busy; retry shortly', {
               extensions: { retryAfter: 1 },

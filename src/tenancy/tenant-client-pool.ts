@@ -66,6 +66,11 @@ export interface TenantClientPoolStats {
   openConnections: number;
   connectionBudget: number;
   waitingForConnection: number;
+  /** Since start: clients pushed out of the full LRU by other tenants' (not forgotten ones). */
+  evictions: number;
+  /** Since start: connections that queued for the budget, and those that gave up. */
+  budgetWaits: number;
+  budgetWaitTimeouts: number;
 }
 
 /**
@@ -81,11 +86,13 @@ export class TenantClientPool {
   private closed = false;
   /** Connections closing to free a permit for a waiter, not closed yet. */
   private reclaiming = 0;
+  private evictions = 0;
 
   constructor(private readonly options: TenantClientPoolOptions) {
     this.clients = new LRUCache<string, CachedClient>({
       max: options.cacheMax,
-      dispose: (entry) => {
+      dispose: (entry, _key, reason) => {
+        if (reason === 'evict') this.evictions += 1;
         entry.retired = true;
         if (entry.leases === 0) void this.disconnect(entry);
       },
@@ -137,6 +144,9 @@ export class TenantClientPool {
       openConnections: this.options.budget.inUse,
       connectionBudget: this.options.budget.limit,
       waitingForConnection: this.options.budget.waiting,
+      evictions: this.evictions,
+      budgetWaits: this.options.budget.waits.all,
+      budgetWaitTimeouts: this.options.budget.waits.timedOut,
     };
   }
 
