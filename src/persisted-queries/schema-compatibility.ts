@@ -99,7 +99,7 @@ function problemOf(error: unknown): BreakingProblem {
 export function deprecatedUses(schema: GraphQLSchema, document: DocumentNode): DeprecatedUse[] {
   const found = new Map<string, string>();
   const note = (coordinate: string, reason: string | null | undefined) => {
-    if (reason != null && !found.has(coordinate)) found.set(coordinate, reason);
+    if (reason !== null && reason !== undefined && !found.has(coordinate)) found.set(coordinate, reason);
   };
   const typeInfo = new TypeInfo(schema);
   visit(

@@ -41,7 +41,7 @@ describe('checkOperations', () => {
   });
 
   it('reports an operation selecting a removed field as broken, naming the field and where', () => {
-    const report = checkOperations(schemaWith(/\n  odometerKm: Int!\n/, '\n'), ALL);
+    const report = checkOperations(schemaWith(/\n {2}odometerKm: Int!\n/, '\n'), ALL);
     expect(report.broken.map((result) => result.operation.operationName)).toEqual(['Odometers']);
     expect(report.broken[0]?.broken).toEqual([
       { message: 'Cannot query field "odometerKm" on type "Vehicle".', locations: [{ line: 1, column: 45 }] },
@@ -64,9 +64,9 @@ describe('checkOperations', () => {
     const schema = makeExecutableSchema({
       typeDefs: loadTypeDefs().map((text) =>
         text
-          .replace(/\n  odometerKm: Int!\n/, '\n  odometerKm: Int! @deprecated(reason: "Use odometer { value unit }.")\n')
+          .replace(/\n {2}odometerKm: Int!\n/, '\n  odometerKm: Int! @deprecated(reason: "Use odometer { value unit }.")\n')
           .replace('input VehicleFilter {\n  status: VehicleStatus', 'input VehicleFilter {\n  status: VehicleStatus @deprecated(reason: "Use statuses.")')
-          .replace(/enum VehicleStatus \{\n  ACTIVE\n/, 'enum VehicleStatus {\n  ACTIVE @deprecated(reason: "Now IN_SERVICE.")\n')
+          .replace(/enum VehicleStatus \{\n {2}ACTIVE\n/, 'enum VehicleStatus {\n  ACTIVE @deprecated(reason: "Now IN_SERVICE.")\n')
           .replace('vehicles(first: Int = 20,', 'vehicles(first: Int = 20 @deprecated(reason: "Pages of 20."),'),
       ),
     });

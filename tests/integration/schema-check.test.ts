@@ -1,0 +1,147 @@
+import { execFile } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
+import { graphql } from '../generated';
+
+/*
+ * `npm run schema:check` as an operator runs it before a deploy: a child process against the
+ * platform database of a running server, where two tenants registered operations over HTTP,
+ * with a schema folder changed the way a deploy would change it. It must name the operations a
+ * change breaks (exit 1), list deprecated uses (exit 0 alone), and print names and hashes only,
+ * never a tenant's documents.
+ */
+
+const ROOT = path.resolve(__dirname, '../..');
+const run = promisify(execFile);
+
+const REGISTER = graphql(`mutation SchemaCheckRegister($operations: [PersistedOperationInput!]!) {
+  registerPersistedOperations(operations: $operations) { operations { id sha256 operationName } }
+}`);
+
+const REMOVE = graphql(`mutation SchemaCheckRemove($ids: [ID!]!) { removePersistedOperations(ids: $ids) { removedIds } }`);
+
+const A_BY_STATUS = `query PartnerVehiclesByStatus($status: VehicleStatus) {
+  vehicles(first: 20, filter: { status: $status }) { edges { node { plate status } } }
+}`;
+const A_TRIPS = `query PartnerOpenTrips { trips(first: 10, filter: { status: [DISPATCHED, IN_TRANSIT] }) { edges { node { reference status } } } }`;
+/** B's documents: distinctive text that must never reach the output. */
+const B_ODOMETERS = `query BravoSecretOdometers { vehicles(first: 7, filter: { search: "bravo-private-search" }) { edges { node { plate odometerKm } } } }`;
+const B_PLATES = `query BravoPlates { vehicles(first: 3) { edges { node { plate } } } }`;
+
+let app: TestServer;
+let A: TenantFixture;
+let B: TenantFixture;
+let work: string;
+
+/** A copy of schema/ with `edit` applied to fleet.graphql; returns the folder. */
+function schemaDir(name: string, edit: (fleet: string) => string): string {
+  const dir = path.join(work, name);
+  cpSync(path.join(ROOT, 'schema'), dir, { recursive: true });
+  const file = path.join(dir, 'fleet.graphql');
+  const before = readFileSync(file, 'utf8');
+  const after = edit(before);
+  expect(after).not.toBe(before);
+  writeFileSync(file, after);
+  return dir;
+}
+
+async function schemaCheck(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'test', DATABASE_URL: app.databaseUrl, LOG_LEVEL: 'silent' };
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['scripts/operator.js', 'schema-check', ...args], { cwd: ROOT, env, timeout: 60_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code?: number; stdout: string; stderr: string };
+    return { code: typeof failed.code === 'number' ? failed.code : -1, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+const hashOf = (operations: { sha256: string; operationName: string | null }[], name: string) =>
+  operations.find((operation) => operation.operationName === name)?.sha256 as string;
+
+type Registered = { id: string; sha256: string; operationName: string | null };
+let aHashes: Registered[];
+let bHashes: Registered[];
+
+beforeAll(async () => {
+  work = mkdtempSync(path.join(tmpdir(), 'schema-check-'));
+  app = await startTestServer();
+  A = await app.createTenant(uniqueSlug('sc-a'));
+  B = await app.createTenant(uniqueSlug('sc-b'));
+  aHashes = (await A.owner.request(REGISTER, { operations: [{ name: 'PartnerVehiclesByStatus', body: A_BY_STATUS }, { name: 'PartnerOpenTrips', body: A_TRIPS }] }))
+    .registerPersistedOperations.operations;
+  bHashes = (await B.owner.request(REGISTER, { operations: [{ name: 'BravoSecretOdometers', body: B_ODOMETERS }, { name: 'BravoPlates', body: B_PLATES }] }))
+    .registerPersistedOperations.operations;
+});
+
+afterAll(async () => {
+  await app?.close();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe('npm run schema:check against the platform database', () => {
+  it('passes every registered operation against the schema as it is (exit 0)', async () => {
+    const result = await schemaCheck();
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout.trim().split('\n')).toEqual([expect.stringMatching(/^schema:check: 4 registered operations of 2 tenants and global against schema: 0 broken, 0 using deprecated parts$/)]);
+  });
+
+  it("names each operation a change breaks (tenant slug, name, hash prefix, reason) and exits 1, never printing a document", async () => {
+    const dir = schemaDir('broken', (fleet) =>
+      fleet
+        // An argument's type changed: a variable of the enum type no longer fits.
+        .replace('input VehicleFilter {\n  status: VehicleStatus', 'input VehicleFilter {\n  status: [VehicleStatus!]')
+        // A field removed.
+        .replace(/\n {2}odometerKm: Int!\n/, '\n'),
+    );
+    const result = await schemaCheck('--schema', dir);
+    expect(result.code).toBe(1);
+    const lines = result.stdout.trim().split('\n');
+    expect(lines).toEqual([
+      expect.stringMatching(
+        new RegExp(`^BROKEN +${A.slug} +PartnerVehiclesByStatus +${hashOf(aHashes, 'PartnerVehiclesByStatus').slice(0, 12)}  Variable "\\$status" of type "VehicleStatus" used in position expecting type "\\[VehicleStatus!\\]"\\. \\(at 1:31, 2:41\\)$`),
+      ),
+      expect.stringMatching(
+        new RegExp(`^BROKEN +${B.slug} +BravoSecretOdometers +${hashOf(bHashes, 'BravoSecretOdometers').slice(0, 12)}  Cannot query field "odometerKm" on type "Vehicle"\\. \\(at 1:\\d+\\)$`),
+      ),
+      expect.stringMatching(/^schema:check: 4 registered operations of 2 tenants and global against .*broken: 2 broken, 0 using deprecated parts$/),
+    ]);
+    // Names and hashes only: not B's text, its literals, nor any full hash.
+    expect(result.stdout).not.toContain('bravo-private-search');
+    expect(result.stdout).not.toContain('edges');
+    for (const { sha256 } of [...aHashes, ...bHashes]) expect(result.stdout).not.toContain(sha256);
+  });
+
+  it('lists operations using deprecated fields and still exits 0', async () => {
+    const dir = schemaDir('deprecated', (fleet) => fleet.replace(/\n {2}odometerKm: Int!\n/, '\n  odometerKm: Int! @deprecated(reason: "Use odometer.")\n'));
+    const result = await schemaCheck('--schema', dir);
+    expect(result.code).toBe(0);
+    expect(result.stdout.trim().split('\n')).toEqual([
+      expect.stringMatching(new RegExp(`^DEPRECATED ${B.slug} +BravoSecretOdometers +${hashOf(bHashes, 'BravoSecretOdometers').slice(0, 12)}  Vehicle.odometerKm is deprecated: Use odometer\\.$`)),
+      expect.stringMatching(/: 0 broken, 1 using deprecated parts$/),
+    ]);
+  });
+
+  it('no longer reports an operation its tenant removed (removePersistedOperations)', async () => {
+    const removed = bHashes.find((operation) => operation.operationName === 'BravoSecretOdometers') as { id: string };
+    await B.owner.request(REMOVE, { ids: [removed.id] });
+    const result = await schemaCheck('--schema', schemaDir('after-removal', (fleet) => fleet.replace(/\n {2}odometerKm: Int!\n/, '\n')));
+    expect(result.code).toBe(0);
+    expect(result.stdout.trim().split('\n')).toEqual([expect.stringMatching(/: 3 registered operations of 2 tenants and global against .*: 0 broken, 0 using deprecated parts$/)]);
+  });
+
+  it('checks a manifest without a database, and refuses unknown arguments', async () => {
+    const result = await schemaCheck('--manifest', 'tests/fixtures/partner-operations.json', '--schema', schemaDir('manifest', (fleet) => fleet.replace(/\n {2}odometerKm: Int!\n/, '\n')));
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/^BROKEN +MANIFEST +VehiclePage +[0-9a-f]{12} {2}Cannot query field "odometerKm" on type "Vehicle"\./m);
+    expect(result.stdout).toMatch(/from tests\/fixtures\/partner-operations\.json against .*: [1-9]\d* broken/);
+
+    const wrong = await schemaCheck('--nope');
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/^schema:check: unknown argument --nope; usage: npm run schema:check/);
+  });
+});
