@@ -5,8 +5,8 @@
  * the SDL of the working tree (schema/, or --schema <dir>) and lists those a deploy of it would
  * break (graphql-js validation errors: a field removed, an argument's type changed, ...) and
  * those using @deprecated fields, arguments, input fields or enum values. One line per
- * operation and problem: tenant slug (or GLOBAL), operation name, sha256 prefix, reason; never
- * a document's text. Exit 1 if any operation is broken, else 0 (deprecated uses are listed but
+ * operation and problem: tenant slug (or GLOBAL), operation name, sha256 prefix, the
+ * operation's id (to remove it), reason; never a document's text. Exit 1 if any operation is broken, else 0 (deprecated uses are listed but
  * pass).
  *
  * Operations come from the platform database (DATABASE_URL, or the embedded PostgreSQL of
@@ -64,12 +64,13 @@ async function operationsOfDatabase(): Promise<OperationToCheck[]> {
   const platform = connectPlatformDatabase(databaseUrl, 1);
   try {
     const rows = await platform.prisma.persistedOperation.findMany({
-      select: { scope: true, sha256: true, operationName: true, document: true, tenant: { select: { slug: true } } },
+      select: { id: true, scope: true, sha256: true, operationName: true, document: true, tenant: { select: { slug: true } } },
       orderBy: [{ scope: 'asc' }, { createdAt: 'asc' }, { id: 'asc' }],
     });
     return rows.map((row) => ({
       scope: row.scope,
       tenantSlug: row.scope === GLOBAL_SCOPE ? null : (row.tenant?.slug ?? row.scope),
+      id: row.id,
       sha256: row.sha256,
       operationName: row.operationName,
       document: row.document,
@@ -80,11 +81,15 @@ async function operationsOfDatabase(): Promise<OperationToCheck[]> {
   }
 }
 
-/** The columns of one line: whose, which operation, which hash. */
+/**
+ * The columns of one line: whose, which operation, which hash, and (from the database) the
+ * operation's id, which removePersistedOperations and removePlatformPersistedOperations take
+ * (a platform admin cannot list a tenant's operations through the API).
+ */
 function columns(report: OperationReport, manifest: boolean): string {
-  const { tenantSlug, operationName, sha256 } = report.operation;
+  const { tenantSlug, operationName, sha256, id } = report.operation;
   const whose = manifest ? 'MANIFEST' : (tenantSlug ?? 'GLOBAL');
-  return `${whose.padEnd(24)} ${(operationName ?? '(anonymous)').padEnd(32)} ${sha256.slice(0, HASH_PREFIX)}`;
+  return `${whose.padEnd(24)} ${(operationName ?? '(anonymous)').padEnd(32)} ${sha256.slice(0, HASH_PREFIX)}${id ? ` ${id}` : ''}`;
 }
 
 const clip = (text: string) => (text.length > MAX_REASON ? `${text.slice(0, MAX_REASON - 1)}…` : text);

@@ -27,6 +27,8 @@ export interface OperationToCheck {
   scope: string;
   /** The tenant's slug, or null for a global operation (or one from a manifest). */
   tenantSlug: string | null;
+  /** The registered operation's id (what removePersistedOperations takes); null from a manifest. */
+  id: string | null;
   sha256: string;
   operationName: string | null;
   document: string;
@@ -159,6 +161,6 @@ export function operationsOfManifest(json: unknown, sha256Hex: (text: string) =>
     }
     const sha256 = sha256Hex(entry.body);
     if (entry.id !== sha256) throw new Error(`${source}: operations[${index}].id is not the sha256 of its body`);
-    return { scope: source, tenantSlug: null, sha256, operationName: entry.name ?? null, document: entry.body };
+    return { scope: source, tenantSlug: null, id: null, sha256, operationName: entry.name ?? null, document: entry.body };
   });
 }

@@ -21,7 +21,9 @@ const REGISTER = graphql(`mutation SchemaCheckRegister($operations: [PersistedOp
   registerPersistedOperations(operations: $operations) { operations { id sha256 operationName } }
 }`);
 
-const REMOVE = graphql(`mutation SchemaCheckRemove($ids: [ID!]!) { removePersistedOperations(ids: $ids) { removedIds } }`);
+const REMOVE_PLATFORM = graphql(`mutation SchemaCheckRemovePlatform($tenantId: ID, $ids: [ID!]!) {
+  removePlatformPersistedOperations(tenantId: $tenantId, ids: $ids) { removedIds }
+}`);
 
 const A_BY_STATUS = `query PartnerVehiclesByStatus($status: VehicleStatus) {
   vehicles(first: 20, filter: { status: $status }) { edges { node { plate status } } }
@@ -59,8 +61,12 @@ async function schemaCheck(...args: string[]): Promise<{ code: number; stdout: s
   }
 }
 
-const hashOf = (operations: { sha256: string; operationName: string | null }[], name: string) =>
-  operations.find((operation) => operation.operationName === name)?.sha256 as string;
+/** What a line says of a registered operation: the sha256's first 12 characters and the id. */
+function tagOf(operations: { id: string; sha256: string; operationName: string | null }[], name: string): string {
+  const operation = operations.find((candidate) => candidate.operationName === name);
+  if (!operation) throw new Error(`${name} was not registered`);
+  return `${operation.sha256.slice(0, 12)} ${operation.id}`;
+}
 
 type Registered = { id: string; sha256: string; operationName: string | null };
 let aHashes: Registered[];
@@ -103,10 +109,10 @@ describe('npm run schema:check against the platform database', () => {
     const lines = result.stdout.trim().split('\n');
     expect(lines).toEqual([
       expect.stringMatching(
-        new RegExp(`^BROKEN +${A.slug} +PartnerVehiclesByStatus +${hashOf(aHashes, 'PartnerVehiclesByStatus').slice(0, 12)}  Variable "\\$status" of type "VehicleStatus" used in position expecting type "\\[VehicleStatus!\\]"\\. \\(at 1:31, 2:41\\)$`),
+        new RegExp(`^BROKEN +${A.slug} +PartnerVehiclesByStatus +${tagOf(aHashes, 'PartnerVehiclesByStatus')}  Variable "\\$status" of type "VehicleStatus" used in position expecting type "\\[VehicleStatus!\\]"\\. \\(at 1:31, 2:41\\)$`),
       ),
       expect.stringMatching(
-        new RegExp(`^BROKEN +${B.slug} +BravoSecretOdometers +${hashOf(bHashes, 'BravoSecretOdometers').slice(0, 12)}  Cannot query field "odometerKm" on type "Vehicle"\\. \\(at 1:\\d+\\)$`),
+        new RegExp(`^BROKEN +${B.slug} +BravoSecretOdometers +${tagOf(bHashes, 'BravoSecretOdometers')}  Cannot query field "odometerKm" on type "Vehicle"\\. \\(at 1:\\d+\\)$`),
       ),
       expect.stringMatching(/^schema:check: 4 registered operations of 2 tenants and global against .*broken: 2 broken, 0 using deprecated parts$/),
     ]);
@@ -121,15 +127,20 @@ describe('npm run schema:check against the platform database', () => {
     const result = await schemaCheck('--schema', dir);
     expect(result.code).toBe(0);
     expect(result.stdout.trim().split('\n')).toEqual([
-      expect.stringMatching(new RegExp(`^DEPRECATED ${B.slug} +BravoSecretOdometers +${hashOf(bHashes, 'BravoSecretOdometers').slice(0, 12)}  Vehicle.odometerKm is deprecated: Use odometer\\.$`)),
+      expect.stringMatching(new RegExp(`^DEPRECATED ${B.slug} +BravoSecretOdometers +${tagOf(bHashes, 'BravoSecretOdometers')}  Vehicle.odometerKm is deprecated: Use odometer\\.$`)),
       expect.stringMatching(/: 0 broken, 1 using deprecated parts$/),
     ]);
   });
 
-  it('no longer reports an operation its tenant removed (removePersistedOperations)', async () => {
-    const removed = bHashes.find((operation) => operation.operationName === 'BravoSecretOdometers') as { id: string };
-    await B.owner.request(REMOVE, { ids: [removed.id] });
-    const result = await schemaCheck('--schema', schemaDir('after-removal', (fleet) => fleet.replace(/\n {2}odometerKm: Int!\n/, '\n')));
+  it('prints the id a platform admin removes a broken operation by (removePlatformPersistedOperations), after which it is not reported', async () => {
+    const dir = schemaDir('after-removal', (fleet) => fleet.replace(/\n {2}odometerKm: Int!\n/, '\n'));
+    const before = await schemaCheck('--schema', dir);
+    expect(before.code).toBe(1);
+    const id = /^BROKEN +\S+ +BravoSecretOdometers +[0-9a-f]{12} ([0-9a-f-]{36}) /m.exec(before.stdout)?.[1] as string;
+    expect(id).toBe(bHashes.find((operation) => operation.operationName === 'BravoSecretOdometers')?.id);
+    const admin = await app.admin();
+    expect((await admin.request(REMOVE_PLATFORM, { tenantId: B.id, ids: [id] })).removePlatformPersistedOperations.removedIds).toEqual([id]);
+    const result = await schemaCheck('--schema', dir);
     expect(result.code).toBe(0);
     expect(result.stdout.trim().split('\n')).toEqual([expect.stringMatching(/: 3 registered operations of 2 tenants and global against .*: 0 broken, 0 using deprecated parts$/)]);
   });

@@ -22,7 +22,7 @@ function schemaWith(find: string | RegExp, replace: string): GraphQLSchema {
 }
 
 function operation(name: string, document: string, tenantSlug: string | null = 'acme'): OperationToCheck {
-  return { scope: tenantSlug ? 'tenant-id' : 'global', tenantSlug, sha256: sha256Hex(document), operationName: name, document };
+  return { scope: tenantSlug ? 'tenant-id' : 'global', tenantSlug, id: `id-of-${name}`, sha256: sha256Hex(document), operationName: name, document };
 }
 
 const BY_STATUS = operation(
@@ -47,7 +47,7 @@ describe('checkOperations', () => {
       { message: 'Cannot query field "odometerKm" on type "Vehicle".', locations: [{ line: 1, column: 45 }] },
     ]);
     // The report carries the operation's name and hash, never its text.
-    expect(report.broken[0]?.operation).toEqual({ scope: 'tenant-id', tenantSlug: 'acme', sha256: WITH_ODOMETER.sha256, operationName: 'Odometers' });
+    expect(report.broken[0]?.operation).toEqual({ scope: 'tenant-id', tenantSlug: 'acme', id: 'id-of-Odometers', sha256: WITH_ODOMETER.sha256, operationName: 'Odometers' });
     expect(JSON.stringify(report)).not.toContain('edges');
   });
 
