@@ -15,6 +15,9 @@ import { graphql } from '../generated';
  */
 
 const ROOT = path.resolve(__dirname, '../..');
+// Each test starts the command (node + tsx compiling the script) once or twice; on a loaded
+// two-core machine that alone has taken 10 s.
+jest.setTimeout(180_000);
 const run = promisify(execFile);
 
 const REGISTER = graphql(`mutation SchemaCheckRegister($operations: [PersistedOperationInput!]!) {
@@ -53,7 +56,7 @@ function schemaDir(name: string, edit: (fleet: string) => string): string {
 async function schemaCheck(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const env = { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'test', DATABASE_URL: app.databaseUrl, LOG_LEVEL: 'silent' };
   try {
-    const { stdout, stderr } = await run(process.execPath, ['scripts/operator.js', 'schema-check', ...args], { cwd: ROOT, env, timeout: 60_000 });
+    const { stdout, stderr } = await run(process.execPath, ['scripts/operator.js', 'schema-check', ...args], { cwd: ROOT, env, timeout: 120_000 });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code?: number; stdout: string; stderr: string };
