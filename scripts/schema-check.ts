@@ -1,5 +1,5 @@
 /*
- * npm run schema:check [-- --schema <dir>] [-- --manifest <file>]
+ * npm run schema:check [-- --schema <dir>] [-- --base <dir>] [-- --manifest <file>]
  *
  * Checks every registered (persisted) operation of every tenant, and the global ones, against
  * the SDL of the working tree (schema/, or --schema <dir>) and lists those a deploy of it would
@@ -7,7 +7,9 @@
  * those using @deprecated fields, arguments, input fields or enum values. One line per
  * operation and problem: tenant slug (or GLOBAL), operation name, sha256 prefix, the
  * operation's id (to remove it), reason; never a document's text. Exit 1 if any operation is broken, else 0 (deprecated uses are listed but
- * pass).
+ * pass). With --base <dir> (the SDL deployed today), operations that still validate are also
+ * checked for what validation cannot see: a selected field's type widened, an input type received
+ * through a variable that no longer accepts old values (a required field added, say).
  *
  * Operations come from the platform database (DATABASE_URL, or the embedded PostgreSQL of
  * `npm start`, as tenants:migrate finds it), or with --manifest from an Apollo persisted-query
@@ -29,14 +31,15 @@ import {
 } from '../src/persisted-queries/schema-compatibility';
 import { runOperatorCommand } from './operator-command';
 
-const USAGE = 'usage: npm run schema:check [-- --schema <dir>] [-- --manifest <file>]';
+const USAGE = 'usage: npm run schema:check [-- --schema <dir>] [-- --base <dir>] [-- --manifest <file>]';
 /** Enough of a sha256 to find the operation in `persistedOperations` or a manifest. */
 const HASH_PREFIX = 12;
 /** A validation message may quote a literal of the document; long ones are cut. */
 const MAX_REASON = 300;
 
-function parseArgs(argv: string[]): { schemaDir: string; manifest: string | null } {
+function parseArgs(argv: string[]): { schemaDir: string; baseDir: string | null; manifest: string | null } {
   let schemaDir = SCHEMA_DIR;
+  let baseDir: string | null = null;
   let manifest: string | null = null;
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i] as string;
@@ -46,10 +49,11 @@ function parseArgs(argv: string[]): { schemaDir: string; manifest: string | null
       return path.resolve(next);
     };
     if (arg === '--schema') schemaDir = value();
+    else if (arg === '--base') baseDir = value();
     else if (arg === '--manifest') manifest = value();
     else throw new Error(`unknown argument ${arg}; ${USAGE}`);
   }
-  return { schemaDir, manifest };
+  return { schemaDir, baseDir, manifest };
 }
 
 /** Every registered operation, tenants' and global, with the tenant's slug. */
@@ -100,7 +104,8 @@ async function main(): Promise<void> {
   const operations = args.manifest
     ? operationsOfManifest(JSON.parse(readFileSync(args.manifest, 'utf8')) as unknown, sha256Hex, path.relative(process.cwd(), args.manifest))
     : await operationsOfDatabase();
-  const report = checkOperations(schema, operations);
+  const base = args.baseDir ? buildContractSchema(args.baseDir) : undefined;
+  const report = checkOperations(schema, operations, base ? { base } : {});
   const manifest = args.manifest !== null;
 
   for (const operation of report.broken) {
@@ -118,7 +123,8 @@ async function main(): Promise<void> {
   const deprecated = report.broken.filter((operation) => operation.deprecated.length > 0).length + report.deprecatedOnly.length;
   const source = manifest ? `from ${path.relative(process.cwd(), args.manifest as string)}` : `of ${tenants} tenants and global`;
   console.log(
-    `schema:check: ${report.checked} registered operations ${source} against ${path.relative(process.cwd(), args.schemaDir) || '.'}: ` +
+    `schema:check: ${report.checked} registered operations ${source} against ${path.relative(process.cwd(), args.schemaDir) || '.'}` +
+      `${args.baseDir ? ` (changes since ${path.relative(process.cwd(), args.baseDir) || '.'})` : ''}: ` +
       `${report.broken.length} broken, ${deprecated} using deprecated parts`,
   );
   process.exitCode = report.broken.length > 0 ? 1 : 0;

@@ -10,6 +10,7 @@ import {
   type DocumentNode,
   type GraphQLSchema,
 } from 'graphql';
+import { changesUnderOperation } from './changes-under-operation';
 
 /*
  * Would a schema change break a partner? Every registered (persisted) operation is a promise to
@@ -62,18 +63,27 @@ export interface CompatibilityReport {
   deprecatedOnly: OperationReport[];
 }
 
+export interface CheckOptions {
+  /**
+   * The schema deployed today. With it, an operation that still validates is also checked for
+   * what validation cannot see (changes-under-operation.ts): widened types of fields it selects,
+   * input types it receives through variables that no longer accept old values.
+   */
+  base?: GraphQLSchema;
+}
+
 /** Checks every operation against the schema; never throws for a bad document. */
-export function checkOperations(schema: GraphQLSchema, operations: readonly OperationToCheck[]): CompatibilityReport {
+export function checkOperations(schema: GraphQLSchema, operations: readonly OperationToCheck[], options: CheckOptions = {}): CompatibilityReport {
   const report: CompatibilityReport = { checked: operations.length, broken: [], deprecatedOnly: [] };
   for (const operation of operations) {
-    const result = checkOperation(schema, operation);
+    const result = checkOperation(schema, operation, options);
     if (result.broken.length > 0) report.broken.push(result);
     else if (result.deprecated.length > 0) report.deprecatedOnly.push(result);
   }
   return report;
 }
 
-export function checkOperation(schema: GraphQLSchema, operation: OperationToCheck): OperationReport {
+export function checkOperation(schema: GraphQLSchema, operation: OperationToCheck, options: CheckOptions = {}): OperationReport {
   const { document: text, ...summary } = operation;
   let document: DocumentNode;
   try {
@@ -82,7 +92,8 @@ export function checkOperation(schema: GraphQLSchema, operation: OperationToChec
     return { operation: summary, broken: [problemOf(error)], deprecated: [] };
   }
   const errors = validate(schema, document);
-  return { operation: summary, broken: errors.map(problemOf), deprecated: deprecatedUses(schema, document) };
+  const broken = errors.length > 0 ? errors.map(problemOf) : options.base ? changesUnderOperation(options.base, schema, document) : [];
+  return { operation: summary, broken, deprecated: deprecatedUses(schema, document) };
 }
 
 function problemOf(error: unknown): BreakingProblem {

@@ -41,11 +41,11 @@ let A: TenantFixture;
 let B: TenantFixture;
 let work: string;
 
-/** A copy of schema/ with `edit` applied to fleet.graphql; returns the folder. */
-function schemaDir(name: string, edit: (fleet: string) => string): string {
+/** A copy of schema/ with `edit` applied to one of its files (fleet.graphql); returns the folder. */
+function schemaDir(name: string, edit: (sdl: string) => string, fileName = 'fleet.graphql'): string {
   const dir = path.join(work, name);
   cpSync(path.join(ROOT, 'schema'), dir, { recursive: true });
-  const file = path.join(dir, 'fleet.graphql');
+  const file = path.join(dir, fileName);
   const before = readFileSync(file, 'utf8');
   const after = edit(before);
   expect(after).not.toBe(before);
@@ -153,6 +153,18 @@ describe('npm run schema:check against the platform database', () => {
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(/^BROKEN +MANIFEST +VehiclePage +[0-9a-f]{12} {2}Cannot query field "odometerKm" on type "Vehicle"\./m);
     expect(result.stdout).toMatch(/from tests\/fixtures\/partner-operations\.json against .*: [1-9]\d* broken/);
+
+    // With the deployed SDL as a base: a required input field added still validates, but breaks CreateTrip's $input.
+    const withBase = await schemaCheck(
+      '--manifest', 'tests/fixtures/partner-operations.json',
+      '--base', 'schema',
+      '--schema', schemaDir('required-input', (sdl) => sdl.replace('input CreateTripInput {', 'input CreateTripInput {\n  customerRef: String!'), 'dispatch.graphql'),
+    );
+    expect(withBase.code).toBe(1);
+    expect(withBase.stdout.trim().split('\n')).toEqual([
+      expect.stringMatching(/^BROKEN +MANIFEST +CreateTrip +[0-9a-f]{12} {2}CreateTripInput\.customerRef was added as a required field; this operation receives it through \$input \(at 1:21\)$/),
+      expect.stringMatching(/\(changes since schema\): 1 broken, 0 using deprecated parts$/),
+    ]);
 
     const wrong = await schemaCheck('--nope');
     expect(wrong.code).toBe(1);

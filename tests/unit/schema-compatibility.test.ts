@@ -96,6 +96,46 @@ describe('checkOperations', () => {
   });
 });
 
+describe('checkOperations with the deployed schema as a base: what validation cannot see', () => {
+  const base = buildContractSchema();
+  const CREATE_TRIP = operation('CreateTrip', 'mutation CreateTrip($input: CreateTripInput!) { createTrip(input: $input) { trip { id } } }');
+  const TRANSITION = operation('Transition', 'mutation Transition($id: ID!, $to: TripStatus!) { transitionTrip(input: { id: $id, to: $to }) { trip { id status } } }');
+  const PLATES = operation('Plates', '{ vehicles(first: 5) { edges { node { plate year } } } }');
+  const OPERATIONS = [CREATE_TRIP, TRANSITION, PLATES, BY_STATUS];
+
+  const brokenBy = (schema: GraphQLSchema) =>
+    Object.fromEntries(checkOperations(schema, OPERATIONS, { base }).broken.map((result) => [result.operation.operationName, result.broken.map((problem) => problem.message)]));
+
+  it('finds nothing when nothing changed, and nothing without a base', () => {
+    expect(checkOperations(base, OPERATIONS, { base }).broken).toEqual([]);
+    expect(checkOperations(schemaWith('input CreateTripInput {', 'input CreateTripInput {\n  customerRef: String!'), OPERATIONS).broken).toEqual([]);
+  });
+
+  it('a required input field added to an input type received through a variable', () => {
+    expect(brokenBy(schemaWith('input CreateTripInput {', 'input CreateTripInput {\n  customerRef: String!'))).toEqual({
+      CreateTrip: ['CreateTripInput.customerRef was added as a required field; this operation receives it through $input'],
+    });
+    // An optional one (or one with a default) is fine.
+    expect(brokenBy(schemaWith('input CreateTripInput {', 'input CreateTripInput {\n  customerRef: String! = "none"\n  note: String'))).toEqual({});
+  });
+
+  it('an enum value removed from an enum a variable may carry', () => {
+    expect(brokenBy(schemaWith(/enum TripStatus \{([^}]*)\n {2}CANCELLED\n/, 'enum TripStatus {$1\n'))).toEqual({
+      Transition: ['TripStatus.CANCELLED was removed; this operation receives it through $to'],
+    });
+  });
+
+  it('a selected field whose type widened (non-null to nullable, another scalar)', () => {
+    expect(brokenBy(schemaWith(/\n {2}plate: String!\n/, '\n  plate: String\n'))).toEqual({
+      Plates: ['Vehicle.plate changed type from String! to String; this operation selects it'],
+      VehiclesByStatus: ['Vehicle.plate changed type from String! to String; this operation selects it'],
+    });
+    expect(brokenBy(schemaWith(/\n {2}year: Int!\n/, '\n  year: Float!\n'))).toEqual({
+      Plates: ['Vehicle.year changed type from Int! to Float!; this operation selects it'],
+    });
+  });
+});
+
 describe('operationsOfManifest', () => {
   it('reads the partner fixture, whose every operation validates against the SDL (CI runs the same check)', () => {
     const file = path.resolve(__dirname, '../fixtures/partner-operations.json');
