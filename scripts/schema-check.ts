@@ -93,10 +93,19 @@ async function operationsOfDatabase(): Promise<OperationToCheck[]> {
 function columns(report: OperationReport, manifest: boolean): string {
   const { tenantSlug, operationName, sha256, id } = report.operation;
   const whose = manifest ? 'MANIFEST' : (tenantSlug ?? 'GLOBAL');
-  return `${whose.padEnd(24)} ${(operationName ?? '(anonymous)').padEnd(32)} ${sha256.slice(0, HASH_PREFIX)}${id ? ` ${id}` : ''}`;
+  return `${whose.padEnd(24)} ${printable(operationName ?? '(anonymous)').padEnd(32)} ${sha256.slice(0, HASH_PREFIX)}${id ? ` ${id}` : ''}`;
 }
 
-const clip = (text: string) => (text.length > MAX_REASON ? `${text.slice(0, MAX_REASON - 1)}…` : text);
+/**
+ * A tenant chose its operations' names (up to 200 characters, line breaks allowed): one line per
+ * problem must stay one line, so a name cannot forge lines of the report.
+ */
+const printable = (text: string) => text.replace(/\p{Cc}/gu, ' ');
+
+const clip = (text: string) => {
+  const line = printable(text);
+  return line.length > MAX_REASON ? `${line.slice(0, MAX_REASON - 1)}…` : line;
+};
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -164,6 +165,21 @@ describe('npm run schema:check against the platform database', () => {
     expect(withBase.stdout.trim().split('\n')).toEqual([
       expect.stringMatching(/^BROKEN +MANIFEST +CreateTrip +[0-9a-f]{12} {2}CreateTripInput\.customerRef was added as a required field; this operation receives it through \$input \(at 1:21\)$/),
       expect.stringMatching(/\(changes since schema\): 1 broken, 0 using deprecated parts$/),
+    ]);
+
+    // A name is the tenant's choice: a line break in it cannot forge a line of the report.
+    const body = '{ vehicles(first: 1) { edges { node { odometerKm } } } }';
+    const forged = path.join(work, 'forged.json');
+    writeFileSync(forged, JSON.stringify({
+      format: 'apollo-persisted-query-manifest',
+      version: 1,
+      operations: [{ id: createHash('sha256').update(body).digest('hex'), name: 'Odometers\nBROKEN     GLOBAL forged', type: 'query', body }],
+    }));
+    const oneLine = await schemaCheck('--manifest', forged, '--schema', schemaDir('forged', (fleet) => fleet.replace(/\n {2}odometerKm: Int!\n/, '\n')));
+    expect(oneLine.code).toBe(1);
+    expect(oneLine.stdout.trim().split('\n')).toEqual([
+      expect.stringMatching(/^BROKEN +MANIFEST +Odometers BROKEN +GLOBAL forged +[0-9a-f]{12} {2}Cannot query field "odometerKm"/),
+      expect.stringMatching(/: 1 broken, 0 using deprecated parts$/),
     ]);
 
     const wrong = await schemaCheck('--nope');
