@@ -27,6 +27,15 @@ export function loadTypeDefs(dir = SCHEMA_DIR): string[] {
 }
 
 /**
+ * The contract alone, without resolvers or policy wrappers: what validation of a document needs.
+ * `npm run schema:check` builds it from a changed SDL folder, which the resolvers (required to
+ * match the schema) would refuse before anything could be checked.
+ */
+export function buildContractSchema(dir = SCHEMA_DIR): GraphQLSchema {
+  return makeExecutableSchema({ typeDefs: loadTypeDefs(dir) });
+}
+
+/**
  * SDL + each capability's resolvers. The SDL's directives are enforced by wrapping resolvers:
  * field rate limits first, the execution deadline around them, then the access policy outside,
  * so a caller without access is refused before spending any rate-limit budget. `@secret` fields
