@@ -36,15 +36,19 @@ export function createRedis(target: RedisTarget, logger: Logger, commandTimeoutM
     // One node lost is not the cluster lost: its slots fail (failure policy) until a replica
     // takes over. Fetching the slot map at once, rather than at the next periodic refresh,
     // finds the promoted replica as soon as the cluster has elected it.
+    // (Not once the client is closing: a refresh would connect again.)
+    const refresh = () => {
+      if (redis.status === 'ready') redis.refreshSlotsCache();
+    };
     let lastNodeLog = 0;
     redis.on('node error', (_error: unknown, node: string) => {
       if (Date.now() - lastNodeLog > 10_000) {
         lastNodeLog = Date.now();
         logger.warn({ node }, 'redis cluster node unreachable; its slots follow the failure policy until a replica takes over');
       }
-      redis.refreshSlotsCache();
+      refresh();
     });
-    redis.on('-node', () => redis.refreshSlotsCache());
+    redis.on('-node', refresh);
   }
   return redis;
 }
