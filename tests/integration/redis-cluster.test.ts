@@ -130,7 +130,6 @@ describe('on a three-master Redis Cluster', () => {
       seenA.push(a.status);
       codesA.push(codesOf(a));
       seenB.push(b.status);
-      if (process.env.DEBUG_CLUSTER_TEST) console.log(Date.now() - killedAt, a.status, codesOf(a), b.status, codesOf(b), b.headers.get('ratelimit-remaining'), Date.now() - startedAt);
       // Limited again after a gap: A's spent bucket is back, on the promoted replica.
       if (a.status === 429 && seenA.includes(200)) {
         limitedAgainAfterMs = Date.now() - killedAt;

@@ -68,9 +68,11 @@ export async function startRedisCluster(masters = 3): Promise<RunningRedisCluste
       return nodes.map((node) => `127.0.0.1:${node.port}`).join(',');
     },
     connect(port) {
-      const client = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1, lazyConnect: false });
+      const client = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1, retryStrategy: () => null });
       client.on('error', () => undefined);
       clients.add(client);
+      // Disconnecting a closed client again would leave a 2 s timer behind (Jest waits for it).
+      client.once('end', () => clients.delete(client));
       return client;
     },
     async ownerOf(slot) {
@@ -84,7 +86,6 @@ export async function startRedisCluster(masters = 3): Promise<RunningRedisCluste
         return master[1];
       } finally {
         client.disconnect();
-        clients.delete(client);
       }
     },
     async keySlot(key) {
@@ -94,7 +95,6 @@ export async function startRedisCluster(masters = 3): Promise<RunningRedisCluste
         return Number(await client.cluster('KEYSLOT', key));
       } finally {
         client.disconnect();
-        clients.delete(client);
       }
     },
     kill(port) {
