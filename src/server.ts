@@ -109,7 +109,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     logger.warn('redis not reachable at start-up; serving under the configured failure policy until it is');
   }
   if (wired.rateLimiter?.storeKind === 'memory') {
-    logger.warn('no REDIS_URL: rate limits and persisted queries are kept in this process (single instance only)');
+    logger.warn('no REDIS_URL or REDIS_CLUSTER_NODES: rate limits and persisted queries are kept in this process (single instance only)');
   }
 
   const http = await createGraphQLHttpApp({

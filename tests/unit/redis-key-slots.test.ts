@@ -9,6 +9,7 @@ import { addressBucketKey, tenantBucketKeys } from '../../src/rate-limiting/requ
  * On a Redis Cluster a script may only touch keys of one hash slot (else CROSSSLOT). Every
  * script's keys are built here by the code that builds them for real, for a spread of tenants
  * and callers, and must land on one slot; the scripts defined in src/ must all be listed.
+ * (Field limits run rate-limiter-flexible's own script, which takes one key per call.)
  */
 
 const tenants = ['8f14e45f-ceea-467f-a0e6-1b2c3d4e5f60', 'c9f0f895-fb98-4b91-9f42-aaaaaaaaaaaa', 't', '{odd}', 'a}b{c'];
