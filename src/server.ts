@@ -1,6 +1,5 @@
 import type { AddressInfo } from 'node:net';
 import type { KeyValueCache } from '@apollo/utils.keyvaluecache';
-import type Redis from 'ioredis';
 import { ApiKeyService } from './api-keys/api-key-service';
 import { AccessTokens } from './auth/access-tokens';
 import { Authenticator } from './auth/authenticator';
@@ -19,7 +18,7 @@ import { DeletedRecordPurge } from './records/retention-purge';
 import { PeriodicJob } from './tenant-jobs/periodic-job';
 import { TenantDeletionPurge } from './provisioning/tenant-deletion';
 import { PlatformNotifications } from './database/platform-notifications';
-import { createRedis, redisReady } from './database/redis';
+import { createRedis, redisReady, type RedisClient } from './database/redis';
 import type { Services } from './graphql/context';
 import { assertDocumentShape } from './graphql/document-shape';
 import { buildSchema } from './graphql/schema';
@@ -89,7 +88,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const migrators = createMigrators(options.config.migrator);
   const { platform, installationId, passwords } = await openPlatform(options, migrators.platform);
   const notifications = new PlatformNotifications(clientConfigFromUrl(config.databaseUrl), logger);
-  const redis: Redis | null = config.redisUrl ? createRedis(config.redisUrl, logger, config.rateLimit.redisCommandTimeoutMs) : null;
+  const redisTarget = config.redisUrl ? { url: config.redisUrl } : config.redisClusterNodes ? { clusterNodes: config.redisClusterNodes } : null;
+  const redis: RedisClient | null = redisTarget ? createRedis(redisTarget, logger, config.rateLimit.redisCommandTimeoutMs) : null;
   const wired = createServices(options, { platform, installationId, passwords, notifications, redis, tenantMigrator: migrators.tenant });
   await notifications.start();
   wired.services.auditRelay.start();
@@ -110,7 +110,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     logger.warn('redis not reachable at start-up; serving under the configured failure policy until it is');
   }
   if (wired.rateLimiter?.storeKind === 'memory') {
-    logger.warn('no REDIS_URL: rate limits and persisted queries are kept in this process (single instance only)');
+    logger.warn('no REDIS_URL or REDIS_CLUSTER_NODES: rate limits and persisted queries are kept in this process (single instance only)');
   }
 
   const http = await createGraphQLHttpApp({
@@ -204,7 +204,7 @@ function createServices(
     installationId: string;
     passwords: PasswordHasher;
     notifications: PlatformNotifications;
-    redis: Redis | null;
+    redis: RedisClient | null;
     tenantMigrator: Migrator;
   },
 ) {

@@ -58,12 +58,37 @@ const trustProxy = z.string().transform((raw, context): TrustProxy => {
   return z.NEVER;
 });
 
+export interface RedisNode {
+  host: string;
+  port: number;
+}
+
+/** REDIS_CLUSTER_NODES: `host:port` entries separated by commas (`[v6 address]:port` too). */
+export function parseRedisClusterNodes(raw: string): { value: RedisNode[] } | { error: string } {
+  const entries = raw.split(',').map((entry) => entry.trim());
+  const nodes: RedisNode[] = [];
+  for (const entry of entries) {
+    const match = /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):(\d{1,5})$/.exec(entry);
+    const port = Number(match?.[2]);
+    if (!match || port < 1 || port > 65535) return { error: `"${entry}" is not host:port` };
+    nodes.push({ host: (match[1] as string).replace(/^\[(.*)\]$/, '$1'), port });
+  }
+  return { value: nodes };
+}
+
 const environmentSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   HOST: z.string().default('0.0.0.0'),
   DATABASE_URL: z.string().url().optional(),
   REDIS_URL: z.string().url().optional(),
+  /** A Redis Cluster instead of REDIS_URL: some of its nodes (`host:port,...`); the rest are discovered. */
+  REDIS_CLUSTER_NODES: z.string().transform((raw, context): RedisNode[] => {
+    const parsed = parseRedisClusterNodes(raw);
+    if ('value' in parsed) return parsed.value;
+    context.addIssue({ code: 'custom', message: `${parsed.error}; use host:port,host:port,...` });
+    return z.NEVER;
+  }).optional(),
   /**
    * A connection pooler (PgBouncer in transaction mode) in front of DATABASE_URL's server, for
    * tenant connections only: host, port and database are taken from it, logins stay the tenant
@@ -177,6 +202,8 @@ export interface Config {
   /** Absent: start an embedded PostgreSQL (development only). */
   databaseUrl: string | undefined;
   redisUrl: string | undefined;
+  /** REDIS_CLUSTER_NODES: seed nodes of a Redis Cluster (never set together with redisUrl). */
+  redisClusterNodes: RedisNode[] | undefined;
   /** PgBouncer (transaction mode) for tenant connections; absent: straight to DATABASE_URL. */
   tenantPoolerUrl: string | undefined;
   auth: {
@@ -337,6 +364,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if (env.TENANT_MAX_IN_FLIGHT_ALONE !== undefined && env.TENANT_MAX_IN_FLIGHT_ALONE < env.TENANT_MAX_IN_FLIGHT) {
     throw new ConfigError([`TENANT_MAX_IN_FLIGHT_ALONE (${env.TENANT_MAX_IN_FLIGHT_ALONE}) must be at least TENANT_MAX_IN_FLIGHT (${env.TENANT_MAX_IN_FLIGHT})`]);
   }
+  if (env.REDIS_URL && env.REDIS_CLUSTER_NODES) {
+    throw new ConfigError(['REDIS_URL and REDIS_CLUSTER_NODES are both set: use REDIS_URL for one Redis, REDIS_CLUSTER_NODES for a Redis Cluster']);
+  }
   const jwtSecret = env.JWT_SECRET ?? DEV_JWT_SECRET;
   return {
     env: env.NODE_ENV,
@@ -344,6 +374,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     host: env.HOST,
     databaseUrl: env.DATABASE_URL,
     redisUrl: env.REDIS_URL,
+    redisClusterNodes: env.REDIS_CLUSTER_NODES,
     tenantPoolerUrl: env.TENANT_POOLER_URL,
     auth: {
       jwtSecret,

@@ -1,5 +1,5 @@
 import type { KeyValueCache, KeyValueCacheSetOptions } from '@apollo/utils.keyvaluecache';
-import type Redis from 'ioredis';
+import type { RedisClient } from '../database/redis';
 import { entryTtlMs, normaliseApqDocument, type ApqLimits, type Clock } from './apq-store';
 import { splitCallerKey } from './per-caller-apq-cache';
 
@@ -98,7 +98,7 @@ export class RedisApqCache implements KeyValueCache<string> {
   private readonly commands: ApqCommands;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly limits: ApqLimits,
     /** Keeps installations that share a Redis apart. */
     private readonly prefix: string,

@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { defaultFieldResolver, type GraphQLSchema } from 'graphql';
 import { MapperKind, getDirective, mapSchema } from '@graphql-tools/utils';
 import { rateLimitDirective, type RateLimitArgs } from 'graphql-rate-limit-directive';
-import type Redis from 'ioredis';
 import {
   RateLimiterMemory,
   RateLimiterRedis,
@@ -12,6 +11,7 @@ import {
   type IRateLimiterOptions,
 } from 'rate-limiter-flexible';
 import { isTenantPrincipal, principalKey, type Principal } from '../auth/principal';
+import type { RedisClient } from '../database/redis';
 import { AppError, ErrorCode } from '../errors/app-error';
 import { rateLimitAddress } from './client-address';
 import { firedLate, type RedisFailurePolicy } from './request-rate-limiter';
@@ -103,7 +103,7 @@ function emailIn(args: Record<string, unknown>): string {
 }
 
 export function fieldRateLimitTransformer(options: {
-  redis: Redis | null;
+  redis: RedisClient | null;
   failurePolicy: RedisFailurePolicy;
   /** REDIS_COMMAND_TIMEOUT_MS: a failure far past it is a stall of this process, not of Redis. */
   commandTimeoutMs: number;

@@ -93,14 +93,11 @@ export class RequestRateLimiter {
 
   private bucketsOf(subject: RateLimitSubject): { keys: string[]; limits: BucketLimits[] } {
     if (subject.kind === 'address') {
-      // `{a:...}` hash-tags the key (one bucket, one Redis Cluster slot).
-      return { keys: [`rl:{a:${this.options.namespace}:${rateLimitAddress(subject.clientIp)}}`], limits: [this.options.addressLimits] };
+      return { keys: [addressBucketKey(this.options.namespace, rateLimitAddress(subject.clientIp))], limits: [this.options.addressLimits] };
     }
     const { principal } = subject;
     const limits = effectiveLimits(principal.tenant);
-    // `{t:<id>}` is a Redis Cluster hash tag: both keys live on the tenant's slot.
-    const tag = `{t:${principal.tenant.id}}`;
-    return { keys: [`rl:${tag}:tenant`, `rl:${tag}:${principalKey(principal)}`], limits: [limits.tenant, limits.principal] };
+    return { keys: tenantBucketKeys(principal.tenant.id, principalKey(principal)), limits: [limits.tenant, limits.principal] };
   }
 }
 
@@ -109,6 +106,20 @@ function refusingBucket(subject: RateLimitSubject, buckets: BucketState[], point
   if (subject.kind === 'address') return 'address';
   const short = buckets.findIndex((bucket) => bucket.tokens < points);
   return short === 1 ? 'caller' : 'tenant';
+}
+
+/**
+ * A tenant's bucket and its caller's, which one script takes from together: `{t:<id>}` is a
+ * Redis Cluster hash tag, so both live on the tenant's slot (and tenants spread over the slots).
+ */
+export function tenantBucketKeys(tenantId: string, caller: string): [tenant: string, caller: string] {
+  const tag = `{t:${tenantId}}`;
+  return [`rl:${tag}:tenant`, `rl:${tag}:${caller}`];
+}
+
+/** A signed-out client address's bucket; `{a:...}` hash-tags it (one bucket, one slot). */
+export function addressBucketKey(namespace: string, address: string): string {
+  return `rl:{a:${namespace}:${address}}`;
 }
 
 /**

@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient } from '../database/redis';
 import { LRUCache } from 'lru-cache';
 
 /** A bucket's shape: it holds up to `capacity` tokens and regains `refillPerSecond` per second. */
@@ -116,7 +116,7 @@ type TakeCommand = (numberOfKeys: number, ...keysAndArgs: (string | number)[]) =
 export class RedisTokenBuckets implements TokenBucketStore {
   readonly kind = 'redis';
 
-  constructor(private readonly redis: Redis) {
+  constructor(private readonly redis: RedisClient) {
     if (!(redis as unknown as { fleetTakeTokens?: unknown }).fleetTakeTokens) {
       // The number of keys varies (one bucket or two), so it is given per call.
       redis.defineCommand('fleetTakeTokens', { lua: TAKE_SCRIPT });

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type Redis from 'ioredis';
-import { createRedis, redisReady } from '../../src/database/redis';
+import { createRedis, redisReady, type RedisClient } from '../../src/database/redis';
 import { createLogger } from '../../src/observability/logger';
 import { RequestRateLimiter, type RateLimitSubject } from '../../src/rate-limiting/request-rate-limiter';
 import { RedisTokenBuckets } from '../../src/rate-limiting/token-buckets';
@@ -15,10 +14,10 @@ import { readTestServices } from '../support/services';
  */
 
 const TIMEOUT_MS = 100;
-let redis: Redis;
+let redis: RedisClient;
 
 beforeAll(async () => {
-  redis = createRedis(readTestServices().redisUrl, createLogger('silent'), TIMEOUT_MS);
+  redis = createRedis({ url: readTestServices().redisUrl }, createLogger('silent'), TIMEOUT_MS);
   expect(await redisReady(redis, 3_000)).toBe(true);
 });
 

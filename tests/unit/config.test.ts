@@ -143,3 +143,34 @@ describe('loadConfig SHUTDOWN_*', () => {
     for (const value of ['99', '-1', 'soon']) expect(() => loadConfig({ SHUTDOWN_TIMEOUT_MS: value })).toThrow(ConfigError);
   });
 });
+
+describe('loadConfig REDIS_CLUSTER_NODES', () => {
+  it('reads host:port entries, IPv6 in brackets', () => {
+    expect(loadConfig({ REDIS_CLUSTER_NODES: 'redis-a:7000, 10.0.0.2:7001,[::1]:7002' }).redisClusterNodes).toEqual([
+      { host: 'redis-a', port: 7000 },
+      { host: '10.0.0.2', port: 7001 },
+      { host: '::1', port: 7002 },
+    ]);
+    expect(loadConfig({}).redisClusterNodes).toBeUndefined();
+  });
+
+  it('refuses malformed entries, naming the variable', () => {
+    for (const value of ['redis-a', 'redis-a:0', 'redis-a:7000,', 'redis://a:7000', 'a:70000']) {
+      const thrown = (() => {
+        try {
+          loadConfig({ REDIS_CLUSTER_NODES: value });
+        } catch (error) {
+          return error;
+        }
+      })();
+      expect(thrown).toBeInstanceOf(ConfigError);
+      expect((thrown as ConfigError).problems).toEqual([expect.stringMatching(/^REDIS_CLUSTER_NODES: .*host:port/)]);
+    }
+  });
+
+  it('refuses REDIS_URL together with REDIS_CLUSTER_NODES', () => {
+    expect(() => loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', REDIS_CLUSTER_NODES: '127.0.0.1:7000' })).toThrow(
+      /REDIS_URL and REDIS_CLUSTER_NODES are both set/,
+    );
+  });
+});
