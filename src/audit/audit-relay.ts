@@ -1,16 +1,17 @@
 import { PLATFORM_SCHEMA, type PlatformDatabase } from '../database/platform-database';
 import type { NotificationSubscriber, PlatformChannel, PlatformNotifications } from '../database/platform-notifications';
 import { Prisma } from '../generated/prisma/tenant/client';
+import { isUuid } from '../database/uuid';
 import { describeError, type Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import type { TenantClientPool, TenantDatabaseRef } from '../tenancy/tenant-client-pool';
-import type { TenantDirectory } from '../tenancy/tenant-directory';
 
 /** Entries moved per round trip pair (one insert into the tenant, one delete from the outbox). */
 const BATCH = 200;
 /** Tenants with queued entries a sweep takes at once. */
 const SWEEP_TENANTS = 100;
 const OUTBOX = `${PLATFORM_SCHEMA}."TenantAuditOutbox"`;
+const TENANT = `${PLATFORM_SCHEMA}."Tenant"`;
 
 interface QueuedRow {
   id: string;
@@ -48,7 +49,6 @@ export class AuditRelay implements NotificationSubscriber {
     private readonly deps: {
       platform: PlatformDatabase;
       tenantClients: TenantClientPool;
-      directory: TenantDirectory;
       logger: Logger;
       notifications?: PlatformNotifications;
       sweepIntervalMs: number;
@@ -72,7 +72,9 @@ export class AuditRelay implements NotificationSubscriber {
   }
 
   onNotification(channel: PlatformChannel, payload: string): void {
-    if (channel === 'fleet_audit_outbox') void this.flushById(payload);
+    // A tenant's row changed: it may have just become ACTIVE with entries queued while it was
+    // provisioned (tenant.created), which could not move before it had a complete schema.
+    if (channel === 'fleet_audit_outbox' || channel === 'fleet_tenant_changes') void this.flushById(payload);
   }
 
   onReset(): void {
@@ -106,10 +108,18 @@ export class AuditRelay implements NotificationSubscriber {
 
   private async flushById(tenantId: string): Promise<void> {
     if (this.closed) return;
+    if (!isUuid(tenantId)) return;
     try {
-      const tenant = await this.deps.directory.findById(tenantId);
-      // A tenant without a schema yet keeps its entries until it has one; a purged one took them along.
-      if (!tenant || (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED')) return;
+      // The tenant only if it has entries queued: one statement, and none at all for the many
+      // tenant changes that queue nothing. A tenant without a schema yet keeps its entries until
+      // it has one; a purged one took them along.
+      const { rows } = await this.deps.platform.pool.query<TenantDatabaseRef>(
+        `SELECT t."id", t."schemaName", t."dbRole" FROM ${TENANT} t
+          WHERE t."id" = $1 AND t."status" IN ('ACTIVE', 'SUSPENDED') AND EXISTS (SELECT 1 FROM ${OUTBOX} o WHERE o."tenantId" = t."id")`,
+        [tenantId],
+      );
+      const tenant = rows[0];
+      if (!tenant) return;
       await this.flush(tenant);
     } catch (error) {
       this.deps.logger.warn({ err: describeError(error), tenantId }, 'moving audit entries failed; the next sweep retries');

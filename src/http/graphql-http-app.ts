@@ -129,6 +129,7 @@ export async function createGraphQLHttpApp(deps: {
   app.use(
     createTenantArchiveRoutes({
       authenticator: deps.authenticator,
+      platform: services.platform,
       directory: services.directory,
       tenantClients: services.tenantClients,
       logger,

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { Router, type Request, type Response } from 'express';
+import { queueAudit } from '../audit/audit-log';
 import type { Authenticator } from '../auth/authenticator';
+import type { PlatformDatabase } from '../database/platform-database';
 import { AppError, ErrorCode, notFound } from '../errors/app-error';
 import { describeError, type Logger } from '../observability/logger';
 import { exportTenant, importTenant } from '../provisioning/tenant-archive';
@@ -21,6 +23,7 @@ const NDJSON = 'application/x-ndjson';
 
 export function createTenantArchiveRoutes(deps: {
   authenticator: Authenticator;
+  platform: PlatformDatabase;
   directory: TenantDirectory;
   tenantClients: TenantClientPool;
   logger: Logger;
@@ -53,7 +56,8 @@ export function createTenantArchiveRoutes(deps: {
   router.get('/admin/tenants/:slug/export', async (req, res) => {
     let started = false;
     try {
-      const { tenant } = await admit(req);
+      const admitted = await admit(req);
+      const { tenant } = admitted;
       const write = async (line: string) => {
         if (!started) {
           started = true;
@@ -62,7 +66,12 @@ export function createTenantArchiveRoutes(deps: {
         if (res.destroyed) throw new Error('the client went away');
         if (!res.write(line)) await once(res, 'drain');
       };
+      const { adminId, requestId } = admitted;
       const counts = await exportTenant(deps.tenantClients, tenant, deps.signingKey, write);
+      // The tenant's admins see who took their data out, and when.
+      await deps.platform.prisma.$transaction((tx) =>
+        queueAudit(tx, tenant.id, { actorKind: 'PLATFORM_ADMIN', actorId: adminId, requestId }, { action: 'tenant.exported', targetType: 'Tenant', targetId: tenant.id, metadata: { rows: counts } }),
+      );
       deps.logger.info({ tenantId: tenant.id, slug: tenant.slug, counts }, 'tenant exported');
       res.end();
     } catch (error) {

@@ -19,7 +19,7 @@ export const platformResolvers: Resolvers = {
     tenant: (_root, { slug }, ctx) => ctx.services.directory.findBySlug(slug.trim().toLowerCase()),
   },
   Mutation: {
-    createTenant: async (_root, { input }, ctx) => ({ tenant: await ctx.services.provisioner.createTenant(input) }),
+    createTenant: async (_root, { input }, ctx) => ({ tenant: await ctx.services.provisioner.createTenant({ ...input, requestedBy: platformAdminActor(ctx) }) }),
     purgeDeletedRecords: async (_root, { input }, ctx) => {
       const purge = ctx.services.retention;
       const report = await purge.run({ tenantIds: input?.tenantIds ?? null, dryRun: input?.dryRun ?? false, after: input?.after ?? null });
@@ -41,7 +41,12 @@ export const platformResolvers: Resolvers = {
       };
     },
     migrateTenants: (_root, { tenantIds, concurrency, force }, ctx) =>
-      ctx.services.migrations.migrateTenants({ tenantIds: tenantIds ?? null, concurrency: concurrency ?? null, force: force ?? false }),
+      ctx.services.migrations.migrateTenants({
+        tenantIds: tenantIds ?? null,
+        concurrency: concurrency ?? null,
+        force: force ?? false,
+        requestedBy: platformAdminActor(ctx),
+      }),
     suspendTenant: async (_root, { id }, ctx) => ({ tenant: await ctx.services.lifecycle.suspend(id, platformAdminActor(ctx)) }),
     updateTenant: async (_root, { id, input }, ctx) => ({ tenant: await ctx.services.lifecycle.update(id, input, platformAdminActor(ctx)) }),
     deleteTenant: async (_root, { id }, ctx) => ({ tenant: await ctx.services.lifecycle.scheduleDeletion(id, platformAdminActor(ctx)) }),

@@ -1,3 +1,5 @@
+import type { AuditActor } from '../audit/audit-entry';
+import { queueAudit } from '../audit/audit-log';
 import { sealAuditTable } from '../audit/audit-table-seal';
 import { MAX_MIGRATION_CONCURRENCY } from '../config/config';
 import { withCheckedOutClient } from '../database/checked-out-client';
@@ -9,6 +11,9 @@ import { tenantConnectionConfig } from '../tenancy/tenant-credentials';
 import type { TenantRecord } from '../tenancy/tenant-directory';
 import { ensureTenantRole } from './tenant-database-objects';
 import { failureReason, type TenantSchemaDependencies } from './tenant-provisioner';
+
+/** Migrations run by the operator command or at start-up: nobody in particular asked. */
+const SYSTEM_ACTOR: AuditActor = { actorKind: 'SYSTEM', actorId: null, requestId: null };
 
 export type TenantMigrationStatus = 'MIGRATED' | 'UP_TO_DATE' | 'FAILED' | 'SKIPPED';
 
@@ -35,6 +40,8 @@ export interface MigrateTenantsOptions {
   concurrency?: number | null;
   /** Ask the schema engine even when the platform row says the tenant is up to date. */
   force?: boolean;
+  /** Who asked (a platform admin); each migrated tenant's audit log says so. Default: SYSTEM. */
+  requestedBy?: AuditActor;
 }
 
 /**
@@ -66,7 +73,7 @@ export class TenantMigrationRunner {
         if (!options.force && tenant.migrationVersion === targetVersion) {
           return { ...base(tenant), status: 'UP_TO_DATE' as const, version: tenant.migrationVersion };
         }
-        return this.migrateOne(tenant, folder, targetVersion, options.force ?? false);
+        return this.migrateOne(tenant, folder, targetVersion, options.force ?? false, options.requestedBy ?? SYSTEM_ACTOR);
       },
     };
     // Listed tenants are reported whatever their state (a PROVISIONING one as SKIPPED, with why).
@@ -86,6 +93,7 @@ export class TenantMigrationRunner {
     folder: ReturnType<typeof readMigrationFolder>,
     targetVersion: string | null,
     reassertRole: boolean,
+    by: AuditActor,
   ): Promise<TenantMigrationResult> {
     const startedAt = performance.now();
     const { prisma } = this.deps.platform;
@@ -96,9 +104,20 @@ export class TenantMigrationRunner {
       const outcome = await this.deps.migrator.migrate({ connection, schema: tenant.schemaName }, folder);
       // Before the version is recorded: a run cut here finds the tenant behind and seals again.
       await withCheckedOutClient(this.deps.platform.pool, (ddl) => sealAuditTable(ddl, tenant.schemaName, tenant.dbRole));
-      const updated = await prisma.tenant.update({
-        where: { id: tenant.id },
-        data: { migrationVersion: outcome.version ?? targetVersion, lastError: null },
+      const updated = await prisma.$transaction(async (tx) => {
+        const row = await tx.tenant.update({
+          where: { id: tenant.id },
+          data: { migrationVersion: outcome.version ?? targetVersion, lastError: null },
+        });
+        if (outcome.applied.length > 0) {
+          await queueAudit(tx, tenant.id, by, {
+            action: 'tenant.migrated',
+            targetType: 'Tenant',
+            targetId: tenant.id,
+            metadata: { applied: outcome.applied.slice(0, 50), version: row.migrationVersion },
+          });
+        }
+        return row;
       });
       this.deps.directory.invalidate(tenant.id);
       this.deps.metrics?.recordTenantMigration(outcome.applied.length > 0 ? 'migrated' : 'up_to_date', (performance.now() - startedAt) / 1000);

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { auditRow, type AuditActor } from '../audit/audit-entry';
 import pg from 'pg';
 import { z } from 'zod';
 import type { PasswordHasher } from '../auth/passwords';
@@ -31,6 +33,8 @@ export interface CreateTenantRequest {
   name: string;
   plan: TenantPlan;
   owner: { email: string; name: string; password: string };
+  /** Who asked for it: the tenant's audit log opens with `tenant.created` by them. */
+  requestedBy?: AuditActor;
 }
 
 /** What creating and migrating tenant schemas both need: where, as whom, with which migrations. */
@@ -61,6 +65,15 @@ const ownerSchema = z.object({
 
 const ownerPasswordConflict = (email: string) =>
   conflict(`A user with email ${email} already exists with another password; give that user's password or another email`, 'owner.email');
+
+/** A UUID (version 8, name-based) that is the same for the same tenant and purpose. */
+function derivedUuid(tenantId: string, purpose: string): string {
+  const bytes = createHash('sha256').update(`${tenantId}:${purpose}`).digest().subarray(0, 16);
+  bytes[6] = (bytes[6]! & 0x0f) | 0x80;
+  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
 
 /** Advisory-lock class for "one provisioning per slug"; the key is hashtext(slug). */
 export const PROVISIONING_LOCK_CLASS = 0x46470001;
@@ -296,6 +309,11 @@ export class TenantProvisioner {
           create: { userId: user.id, tenantId: tenant.id, role: 'OWNER' },
           update: { role: 'OWNER' },
         });
+        if (request.requestedBy) {
+          // One id per tenant: a resumed createTenant queues the same entry, which is then skipped.
+          const entry = auditRow(request.requestedBy, { action: 'tenant.created', targetType: 'Tenant', targetId: tenant.id, metadata: { plan: tenant.plan, ownerUserId: user.id } });
+          await tx.tenantAuditOutbox.createMany({ data: [{ id: derivedUuid(tenant.id, 'tenant.created'), tenantId: tenant.id, ...entry }], skipDuplicates: true });
+        }
       });
     });
     return outcome.version ?? latestMigrationName(folder);

@@ -113,6 +113,12 @@ describe('audit log', () => {
     expect((await entries({ action: 'fleetSettings.updated' }))[0]?.metadata).toEqual({ fields: ['currency'] });
   });
 
+  it('opens with tenant.created by the platform admin who created it', async () => {
+    const created = await entries({ action: 'tenant.created' });
+    expect(created).toHaveLength(1);
+    expect(created[0]).toMatchObject({ actorKind: 'PLATFORM_ADMIN', targetType: 'Tenant', targetId: tenant.id, metadata: { plan: 'ENTERPRISE', ownerUserId: ownerId } });
+  });
+
   it('writes nothing for a mutation that fails', async () => {
     const plate = unique('DUP');
     await tenant.owner.request(CREATE_VEHICLE, { input: { plate, make: 'MAN', model: 'TGX', year: 2022 } });

@@ -81,10 +81,12 @@ function inputFor(slug: string): CreateTenantInput {
 }
 
 /**
- * The instances' LISTEN connections reconnect on their own timer, and their audit relays sweep
- * the outbox when they do; neither is a step of the work.
+ * The instances' LISTEN connections reconnect on their own timer, and their audit relays move
+ * queued entries (reading the outbox, writing the tenant's AuditEvent from a JSON recordset) when
+ * notified; neither is a step of the work.
  */
-const isWork = (trip: RoundTrip) => !trip.statements.every((sql) => /^\s*LISTEN\b/i.test(sql) || sql.includes('"TenantAuditOutbox"'));
+const isWork = (trip: RoundTrip) =>
+  !trip.statements.every((sql) => /^\s*LISTEN\b/i.test(sql) || sql.includes('"TenantAuditOutbox"') || sql.includes('jsonb_to_recordset('));
 
 /**
  * A round trip's SQL with what differs from one slug to the next taken out (names, literals,

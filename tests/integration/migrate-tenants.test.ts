@@ -279,4 +279,14 @@ describe('migrateTenants with a new migration', () => {
       expect(await tenant.owner.request(graphql(`query MigrateTenantsVehicles { vehicles { totalCount } }`))).toEqual({ vehicles: { totalCount: 0 } });
     }
   });
+
+  it("writes tenant.migrated, by the platform admin who asked, into each migrated tenant's audit log; the broken one's only for the run that migrated it", async () => {
+    const migratedOf = async (tenant: TenantFixture) =>
+      (await tenant.owner.request(graphql(`query MigrateTenantsAudit { auditEvents(first: 5, filter: { action: "tenant.migrated" }) { edges { node { actorKind metadata } } } }`))).auditEvents.edges.map(
+        (edge) => edge.node,
+      );
+    expect(await migratedOf(tenants[0] as TenantFixture)).toEqual([{ actorKind: 'PLATFORM_ADMIN', metadata: { applied: [NEW_MIGRATION], version: NEW_MIGRATION } }]);
+    // Its failed runs wrote nothing; the run after the fix, one entry.
+    expect(await migratedOf(broken)).toHaveLength(1);
+  });
 });
