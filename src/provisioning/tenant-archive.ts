@@ -1,5 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { writeAudit } from '../audit/audit-log';
+import { assertTenantWithinQuotas } from '../quotas/quota-guard';
 import type { AuditActor } from '../audit/audit-entry';
 import { AppError, badInput, conflict, ErrorCode } from '../errors/app-error';
 import { Prisma } from '../generated/prisma/tenant/client';
@@ -188,6 +189,8 @@ export async function importTenant(
         }
         if (header === null) throw invalid('it is empty');
         if (!ended) throw invalid('it ends before its end line (cut off?)');
+        // The archive may hold more than this tenant's plan allows (a restore into a smaller plan).
+        await assertTenantWithinQuotas(tx, tenant);
         await writeAudit(tx, by, { action: 'tenant.imported', targetType: 'Tenant', targetId: tenant.id, metadata: { from: header.tenant.slug, exportedAt: header.exportedAt } });
       },
       { timeout: ARCHIVE_TRANSACTION_MS, maxWait: 10_000 },

@@ -86,6 +86,20 @@ export async function assertTenantQuotaRoom(tx: TenantTransaction, tenant: Quota
 }
 
 /**
+ * After rows were added in bulk (an archive import) inside `tx`: QUOTA_EXCEEDED for the first of
+ * the tenant's own quotas the rows took it over, so the whole import rolls back.
+ */
+export async function assertTenantWithinQuotas(tx: TenantTransaction, tenant: QuotaSubject): Promise<void> {
+  for (const quota of Object.keys(TENANT_SCHEMA_COUNTS) as TenantSchemaQuota[]) {
+    const { limit } = effectiveQuota(tenant, quota);
+    if (limit === null) continue;
+    const [counted] = await tx.$queryRaw<Counted>(TENANT_SCHEMA_COUNTS[quota]);
+    const usage = counted?.count ?? 0;
+    if (usage > limit) throw quotaExceeded(tenant, quota, limit, usage);
+  }
+}
+
+/**
  * The same inside a platform transaction (members, API keys). The plan and overrides are read
  * again in this transaction, not taken from the caller's cached tenant: a plan change made on
  * another instance a moment ago holds here already.

@@ -130,6 +130,15 @@ describe('tenant archive', () => {
     expect((await D.owner.request(FLEET)).vehicles.edges).toEqual([]);
   });
 
+  it("refuses an archive holding more than the tenant's plan allows, importing nothing", async () => {
+    const E = await app.createTenant();
+    const admin = app.bearer(adminToken);
+    await admin.request(graphql(`mutation ArchiveQuota($id: ID!) { setTenantQuota(id: $id, quota: VEHICLES, limit: { max: 0 }) { tenant { id } } }`), { id: E.id });
+    const over = await importInto(E.slug, archive);
+    expect([over.status, codeOf(over)]).toEqual([403, 'QUOTA_EXCEEDED']);
+    expect((await E.owner.request(FLEET)).vehicles.edges).toEqual([]);
+  });
+
   it('is for platform admins only', async () => {
     const asOwner = await exportOf(A.slug, A.ownerToken);
     expect(asOwner.status).toBe(403);
