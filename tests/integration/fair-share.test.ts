@@ -223,12 +223,17 @@ describe('backstops behind the cost limit', () => {
   it('a query still resolving past MAX_EXECUTION_MS is stopped: one OPERATION_TIMEOUT, no data (503)', async () => {
     const [vehicleId] = [await vehicleOf(tenant, 'SLOW-1')];
     const { query } = await holdingVehicle(server, tenant, vehicleId!, async (lock) => {
-      // The update takes the tenant's one connection and waits on the row; the query waits for the connection.
+      // The update takes the tenant's one connection and waits on the row; the query waits for the
+      // connection. The tenant role's statement_timeout (MAX_EXECUTION_MS too) cancels a waiting
+      // update after 300 ms, so a second update queues first: the query gets the connection only
+      // after both, well past its deadline, however soon after the first it was sent.
       const update = renameVehicle(server, tenant, vehicleId!, 'held');
       await lock.untilSomeoneWaits();
+      const second = renameVehicle(server, tenant, vehicleId!, 'held again');
+      await sleep(50);
       const pending = postJson(server.url, { query: '{ vehicles(first: 3) { edges { node { id plate } } } }' }, bearer(tenant.ownerToken));
       await sleep(600);
-      return { query: pending, update };
+      return { query: pending, update: Promise.allSettled([update, second]) };
     });
     const response = await query;
     expect({ status: response.status, codes: codesOf(response), data: response.body.data ?? null }).toEqual({ status: 503, codes: ['OPERATION_TIMEOUT'], data: null });
