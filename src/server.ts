@@ -70,8 +70,8 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Advisory-lock key (class, key) held by the instance running the retention purge. */
-const RETENTION_PURGE_LOCK = [0x46470004, 1] as const;
+/** Advisory-lock key (class, key) held by the instance running the retention and deletion purges (class 0x46470004 is the quotas'). */
+const RETENTION_PURGE_LOCK = [0x46470005, 1] as const;
 
 /** How often queued platform audit entries are moved when no notification said so (a crash after commit). */
 const AUDIT_SWEEP_INTERVAL_MS = 30_000;

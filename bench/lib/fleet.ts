@@ -109,7 +109,8 @@ export class BenchFleet {
   async ensureLargeTenant(vehicles: number): Promise<BenchTenant & { token: string }> {
     const existing = this.large.get(vehicles);
     if (existing) return existing;
-    const { record, email } = await this.create(`bench-large-${vehicles}`);
+    // ENTERPRISE: a STANDARD tenant may hold 500 vehicles and drivers (plan quotas).
+    const { record, email } = await this.create(`bench-large-${vehicles}`, 'ENTERPRISE');
     const tenant = benchTenant(record, email);
     this.options.progress(`loading ${tenant.slug} with ${vehicles} vehicles and drivers (over HTTP)`);
     await this.load(tenant, vehicles);
@@ -118,9 +119,9 @@ export class BenchFleet {
     return loaded;
   }
 
-  private async create(slug: string): Promise<{ record: TenantRecord; email: string }> {
+  private async create(slug: string, plan: TenantRecord['plan'] = 'STANDARD'): Promise<{ record: TenantRecord; email: string }> {
     const owner = BenchFleet.ownerFor(slug);
-    const record = await this.app.server.services.provisioner.createTenant({ slug, name: `Bench ${slug}`, plan: 'STANDARD', owner });
+    const record = await this.app.server.services.provisioner.createTenant({ slug, name: `Bench ${slug}`, plan, owner });
     return { record, email: owner.email };
   }
 

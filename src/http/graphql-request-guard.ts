@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { requestIdOf } from './request-id';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Authenticator } from '../auth/authenticator';
 import { isTenantPrincipal, principalKey, type Principal, type TenantPrincipal } from '../auth/principal';
@@ -233,8 +233,7 @@ export function graphqlRequestGuard(deps: {
   }
 
   return async (req: Request, res: Response, next: NextFunction) => {
-    const header = req.headers['x-request-id'];
-    const requestId = typeof header === 'string' && /^[\w-]{1,64}$/.test(header) ? header : randomUUID();
+    const requestId = requestIdOf(req);
     res.setHeader('x-request-id', requestId);
     res.locals.requestId = requestId;
     annotateRequestSpans({ [SPAN_ATTRIBUTES.requestId]: requestId });

@@ -1,8 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Router, type RequestHandler } from 'express';
-import { AppError, ErrorCode, errorResponseBody, httpStatusOf } from '../errors/app-error';
+import { AppError, ErrorCode } from '../errors/app-error';
 import type { PlatformDatabase } from '../database/platform-database';
 import type { Metrics } from '../observability/metrics';
+import { sendRequestError } from './send-request-error';
 
 export interface ReadinessCheck {
   name: string;
@@ -76,15 +77,13 @@ function metricsGuard({ token, exposed }: { token: string | undefined; exposed: 
   const expected = token === undefined ? undefined : createHash('sha256').update(token).digest();
   return (req, res, next) => {
     if (!exposed) {
-      const error = new AppError(ErrorCode.NOT_FOUND, `Nothing here for ${req.method}; GraphQL is served at /graphql`);
-      res.status(httpStatusOf(error)).json(errorResponseBody(error));
+      sendRequestError(req, res, new AppError(ErrorCode.NOT_FOUND, `Nothing here for ${req.method}; GraphQL is served at /graphql`));
       return;
     }
     if (expected === undefined) return next();
     const presented = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
     if (presented !== undefined && timingSafeEqual(createHash('sha256').update(presented).digest(), expected)) return next();
-    const error = new AppError(ErrorCode.UNAUTHENTICATED, '/metrics requires Authorization: Bearer <METRICS_TOKEN>', { httpStatus: 401 });
     res.setHeader('WWW-Authenticate', 'Bearer realm="metrics"');
-    res.status(httpStatusOf(error)).json(errorResponseBody(error));
+    sendRequestError(req, res, new AppError(ErrorCode.UNAUTHENTICATED, '/metrics requires Authorization: Bearer <METRICS_TOKEN>', { httpStatus: 401 }));
   };
 }

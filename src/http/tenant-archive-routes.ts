@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { Router, type Request, type Response } from 'express';
+import type { AuditActor } from '../audit/audit-entry';
 import { queueAudit } from '../audit/audit-log';
 import type { Authenticator } from '../auth/authenticator';
 import type { PlatformDatabase } from '../database/platform-database';
@@ -9,6 +9,7 @@ import { describeError, type Logger } from '../observability/logger';
 import { exportTenant, importTenant } from '../provisioning/tenant-archive';
 import type { TenantClientPool } from '../tenancy/tenant-client-pool';
 import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory';
+import { requestIdOf } from './request-id';
 import { sendRequestError } from './send-request-error';
 
 /*
@@ -34,9 +35,8 @@ export function createTenantArchiveRoutes(deps: {
   const router = Router();
 
   /** The platform admin calling and the tenant named, or a coded refusal. */
-  async function admit(req: Request): Promise<{ adminId: string; tenant: TenantRecord; requestId: string }> {
-    const header = req.headers['x-request-id'];
-    const requestId = typeof header === 'string' && /^[\w-]{1,64}$/.test(header) ? header : randomUUID();
+  async function admit(req: Request): Promise<{ by: AuditActor; tenant: TenantRecord; requestId: string }> {
+    const requestId = requestIdOf(req);
     const principal = await deps.authenticator.authenticate(req.headers);
     if (principal.kind === 'anonymous') throw new AppError(ErrorCode.UNAUTHENTICATED, 'Sign in as a platform admin', { httpStatus: 401 });
     if (principal.kind !== 'platformAdmin') throw new AppError(ErrorCode.FORBIDDEN, 'Only platform admins export or import tenants');
@@ -44,7 +44,7 @@ export function createTenantArchiveRoutes(deps: {
     if (!tenant) throw notFound('Tenant');
     if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') throw new AppError(ErrorCode.CONFLICT, `The tenant is ${tenant.status}: it has no complete schema`);
     if (tenant.purgeAfter) throw new AppError(ErrorCode.CONFLICT, 'The tenant is scheduled for deletion; cancelTenantDeletion first');
-    return { adminId: principal.adminId, tenant, requestId };
+    return { by: { actorKind: 'PLATFORM_ADMIN', actorId: principal.adminId, requestId }, tenant, requestId };
   }
 
   const refuse = (req: Request, res: Response, error: unknown) => {
@@ -66,11 +66,10 @@ export function createTenantArchiveRoutes(deps: {
         if (res.destroyed) throw new Error('the client went away');
         if (!res.write(line)) await once(res, 'drain');
       };
-      const { adminId, requestId } = admitted;
       const counts = await exportTenant(deps.tenantClients, tenant, deps.signingKey, write);
       // The tenant's admins see who took their data out, and when.
       await deps.platform.prisma.$transaction((tx) =>
-        queueAudit(tx, tenant.id, { actorKind: 'PLATFORM_ADMIN', actorId: adminId, requestId }, { action: 'tenant.exported', targetType: 'Tenant', targetId: tenant.id, metadata: { rows: counts } }),
+        queueAudit(tx, tenant.id, admitted.by, { action: 'tenant.exported', targetType: 'Tenant', targetId: tenant.id, metadata: { rows: counts } }),
       );
       deps.logger.info({ tenantId: tenant.id, slug: tenant.slug, counts }, 'tenant exported');
       res.end();
@@ -84,9 +83,9 @@ export function createTenantArchiveRoutes(deps: {
 
   router.post('/admin/tenants/:slug/import', async (req, res) => {
     try {
-      const { adminId, tenant, requestId } = await admit(req);
+      const { by, tenant, requestId } = await admit(req);
       if (!req.is(NDJSON)) throw new AppError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, `Send the archive as ${NDJSON}`);
-      const counts = await importTenant(deps.tenantClients, tenant, deps.signingKey, linesOf(req, deps.maxImportBytes), { actorKind: 'PLATFORM_ADMIN', actorId: adminId, requestId });
+      const counts = await importTenant(deps.tenantClients, tenant, deps.signingKey, linesOf(req, deps.maxImportBytes), by);
       deps.logger.info({ tenantId: tenant.id, slug: tenant.slug, counts, requestId }, 'tenant imported');
       res.status(200).json({ tenant: { id: tenant.id, slug: tenant.slug }, counts });
     } catch (error) {

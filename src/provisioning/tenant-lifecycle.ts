@@ -51,10 +51,8 @@ export class TenantLifecycle {
     if (tenant.purgeAfter) return tenant;
     const now = new Date();
     const purgeAfter = new Date(now.getTime() + this.deps.deletionGraceDays * 24 * 3600 * 1000);
-    const updated = await this.deps.platform.prisma.$transaction(async (tx) => {
-      const row = await tx.tenant.update({ where: { id: tenant.id }, data: { status: 'SUSPENDED', deletionRequestedAt: now, purgeAfter } });
-      await queueAudit(tx, tenant.id, by, { action: 'tenant.deletionScheduled', targetType: 'Tenant', targetId: tenant.id, metadata: { purgeAfter: purgeAfter.toISOString() } });
-      return row;
+    const updated = await this.changeRow(tenant, { status: 'SUSPENDED', deletionRequestedAt: now, purgeAfter }, by, 'tenant.deletionScheduled', {
+      purgeAfter: purgeAfter.toISOString(),
     });
     this.deps.directory.invalidate(tenant.id);
     this.deps.tenantClients.forget(tenant.id);
