@@ -1,4 +1,4 @@
-import pg from 'pg';
+import { openTestPool } from '../support/test-database';
 import { createLogger } from '../../src/observability/logger';
 import { PeriodicJob } from '../../src/tenant-jobs/periodic-job';
 import { quoteIdentifier } from '../../src/tenancy/tenant-naming';
@@ -129,7 +129,7 @@ describe('retention purge', () => {
   });
 
   it('runs on one instance at a time', async () => {
-    const pool = new pg.Pool({ connectionString: app.databaseUrl, max: 4 });
+    const pool = openTestPool({ connectionString: app.databaseUrl, max: 4 });
     try {
       let release!: () => void;
       const held = new Promise<void>((resolve) => (release = resolve));

@@ -8,7 +8,7 @@ import { GraphQLClient } from '../support/graphql-request';
 import { freePort } from '../support/local-resources';
 import { eventually, parseBody, sleep, type RawBody } from '../support/raw-graphql';
 import { readTestServices } from '../support/services';
-import { createTestDatabase, dropTestDatabase } from '../support/test-database';
+import { createTestDatabase, dropTestDatabase, openTestPool } from '../support/test-database';
 
 /*
  * SIGTERM as an orchestrator sends it: the real `src/main.ts` in a child process, in production
@@ -200,7 +200,7 @@ beforeAll(async () => {
   const services = readTestServices();
   serverUrl = services.postgresUrl;
   databaseUrl = await createTestDatabase(serverUrl, services.runId);
-  database = new pg.Pool({ connectionString: databaseUrl, max: 4 });
+  database = openTestPool({ connectionString: databaseUrl, max: 4 });
   // A first run provisions the tenant and signs its owner in; tokens outlive the process.
   const main = await startMain();
   const url = `http://127.0.0.1:${main.port}/graphql`;

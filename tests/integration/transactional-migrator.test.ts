@@ -10,7 +10,7 @@ import { MigrationError, type MigrationTarget } from '../../src/migrations/migra
 import { NO_FILTERS, toMigrationList, withSchemaEngine } from '../../src/migrations/schema-engine';
 import { TransactionalMigrator } from '../../src/migrations/transactional-migrator';
 import { readTestServices } from '../support/services';
-import { createTestDatabase, dropTestDatabase } from '../support/test-database';
+import { createTestDatabase, dropTestDatabase, openTestPool } from '../support/test-database';
 
 /*
  * The in-process migrator against scratch schemas of a fresh database, as the superuser: what it
@@ -98,7 +98,7 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 
 /** Prisma's own schema engine (its WebAssembly build) applying a folder: what `prisma migrate deploy` does. */
 async function engineApply(target: MigrationTarget, dir: string): Promise<string[]> {
-  const pool = new pg.Pool({ ...target.connection, max: 1 });
+  const pool = openTestPool({ ...target.connection, max: 1 });
   try {
     return await withSchemaEngine({ pool, schema: target.schema }, readFileSync(TENANT_PRISMA_SCHEMA, 'utf8'), async (engine) => {
       const result = await engine.applyMigrations({ migrationsList: toMigrationList(readMigrationFolder(dir)), filters: NO_FILTERS });

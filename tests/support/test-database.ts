@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type pg from 'pg';
+import pg from 'pg';
 import { databaseNameOf, urlWithDatabase } from '../../src/database/connection-url';
 import { withClient } from './local-resources';
 
@@ -14,6 +14,20 @@ export async function createTestDatabase(serverUrl: string, runId: string): Prom
   const name = `${TEST_DATABASE_PREFIX}${runId}_${randomBytes(4).toString('hex')}`;
   await withClient(serverUrl, (client) => client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`));
   return urlWithDatabase(serverUrl, name);
+}
+
+/**
+ * A pool on a test database. `pool.end()` resolves before its sockets have closed, so the
+ * `DROP DATABASE ... WITH (FORCE)` of the teardown can terminate a client that is still closing
+ * (57P01); without a listener that error is an uncaught exception blamed on the last test.
+ * Any other error is still thrown.
+ */
+export function openTestPool(config: pg.PoolConfig): pg.Pool {
+  const pool = new pg.Pool(config);
+  pool.on('error', (error: Error & { code?: string }) => {
+    if (error.code !== '57P01') throw error;
+  });
+  return pool;
 }
 
 /** Tenant roles whose comment names this database (see ensureTenantRole). */
