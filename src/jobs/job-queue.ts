@@ -1,0 +1,105 @@
+import PgBoss from 'pg-boss';
+import type pg from 'pg';
+import type { PlatformTransaction } from '../database/platform-database';
+import { describeError, type Logger } from '../observability/logger';
+
+/*
+ * The server's one job queue: pg-boss in the platform database (its own `pgboss` schema, made and
+ * migrated by pg-boss at start). Jobs carry ids (a tenant's id, a user's id), never tenant data:
+ * what a job does to a tenant it does through that tenant's own role. docs/decisions/0018.
+ */
+
+export interface SendOptions {
+  /** With a `stately` queue: at most one job queued and one running per key. */
+  singletonKey?: string;
+  /** Not before this time. */
+  startAfter?: Date;
+  /** Inside this platform transaction: the job exists if and only if the transaction commits. */
+  tx?: PlatformTransaction;
+}
+
+export interface QueueSpec {
+  name: string;
+  /** `stately`: one queued and one running job per singletonKey (a wake-up that is never lost nor doubled). */
+  policy: 'standard' | 'stately';
+  retryLimit: number;
+  /** Seconds before the first retry; doubled each time (pg-boss's retryBackoff). */
+  retryDelaySeconds: number;
+  /** A job running longer is taken as lost (its instance crashed) and retried. */
+  expireInSeconds: number;
+}
+
+export type JobHandler<Data> = (data: Data, jobId: string) => Promise<void>;
+
+/** pg-boss's `Db` over a Prisma transaction, so a job can be sent inside it. */
+function transactionDb(tx: PlatformTransaction): PgBoss.Db {
+  return { executeSql: async (text, values) => ({ rows: await tx.$queryRawUnsafe<unknown[]>(text, ...values) }) };
+}
+
+export class JobQueue {
+  private readonly boss: PgBoss;
+  private readonly workers = new Map<string, string[]>();
+  private started = false;
+
+  constructor(
+    pool: pg.Pool,
+    private readonly logger: Logger,
+    options: { pollingIntervalSeconds?: number } = {},
+  ) {
+    this.boss = new PgBoss({
+      db: { executeSql: (text, values) => pool.query(text, values) },
+      schema: 'pgboss',
+      // Our own supervision is enough for a queue of wake-ups: pg-boss's maintenance archives and
+      // expires (on one instance at a time, by its own advisory lock).
+      supervise: true,
+      schedule: false,
+      ...(options.pollingIntervalSeconds ? { pollingIntervalSeconds: options.pollingIntervalSeconds } : {}),
+    });
+    this.boss.on('error', (error: unknown) => this.logger.warn({ err: describeError(error) }, 'job queue error'));
+  }
+
+  async start(queues: readonly QueueSpec[]): Promise<void> {
+    await this.boss.start();
+    this.started = true;
+    for (const spec of queues) {
+      const options: PgBoss.Queue = {
+        name: spec.name,
+        policy: spec.policy,
+        retryLimit: spec.retryLimit,
+        retryDelay: spec.retryDelaySeconds,
+        retryBackoff: true,
+        expireInSeconds: spec.expireInSeconds,
+      };
+      if (await this.boss.getQueue(spec.name)) await this.boss.updateQueue(spec.name, options);
+      else await this.boss.createQueue(spec.name, options);
+    }
+  }
+
+  async send<Data extends object>(queue: string, data: Data, options: SendOptions = {}): Promise<void> {
+    const { tx, ...rest } = options;
+    await this.boss.send(queue, data, { ...rest, ...(tx ? { db: transactionDb(tx) } : {}) });
+    // The worker of this instance looks at once instead of at its next poll.
+    const idle = this.workers.get(queue)?.[0];
+    if (idle && !tx) this.boss.notifyWorker(idle);
+  }
+
+  /** Runs `handler` for the queue's jobs on this instance, `concurrency` at a time; a throw retries the job. */
+  async work<Data extends object>(queue: string, concurrency: number, handler: JobHandler<Data>): Promise<void> {
+    // pg-boss 10 runs one job at a time per worker: `concurrency` workers, each its own fetch loop.
+    const ids: string[] = [];
+    for (let i = 0; i < concurrency; i += 1) {
+      ids.push(
+        await this.boss.work<Data>(queue, { batchSize: 1 }, async ([job]) => {
+          if (job) await handler(job.data, job.id);
+        }),
+      );
+    }
+    this.workers.set(queue, ids);
+  }
+
+  /** Stops fetching, lets running jobs finish (up to `timeoutMs`), and closes nothing it does not own. */
+  async stop(timeoutMs: number): Promise<void> {
+    if (!this.started) return;
+    await this.boss.stop({ graceful: true, close: false, wait: true, timeout: timeoutMs });
+  }
+}
