@@ -14,6 +14,7 @@ import { TENANT_MIGRATIONS_DIR } from './config/paths';
 import { clientConfigFromUrl, databaseNameOf, urlWithDatabase } from './database/connection-url';
 import { connectPlatformDatabase, migratePlatformSchema, type PlatformDatabase } from './database/platform-database';
 import { AuditRelay } from './audit/audit-relay';
+import { JobQueue, type QueueSpec } from './jobs/job-queue';
 import { DeletedRecordPurge } from './records/retention-purge';
 import { PeriodicJob } from './tenant-jobs/periodic-job';
 import { TenantDeletionPurge } from './provisioning/tenant-deletion';
@@ -83,6 +84,9 @@ const AUDIT_SWEEP_INTERVAL_MS = 30_000;
  * (principal, lazily leased tenant client) -> access policy (SDL directives) -> resolver ->
  * tenant-bound Prisma client -> the tenant's schema, as the tenant's role.
  */
+/** Every queue the server's jobs use; each capability adds its own. */
+const JOB_QUEUES: QueueSpec[] = [];
+
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { config, logger } = options;
   const migrators = createMigrators(options.config.migrator);
@@ -92,6 +96,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const redis: RedisClient | null = redisTarget ? createRedis(redisTarget, logger, config.rateLimit.redisCommandTimeoutMs) : null;
   const wired = createServices(options, { platform, installationId, passwords, notifications, redis, tenantMigrator: migrators.tenant });
   await notifications.start();
+  await wired.services.jobs.start(JOB_QUEUES);
   wired.services.auditRelay.start();
   const retentionPurge = new PeriodicJob({
     name: 'purge-deleted-records',
@@ -150,6 +155,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         else logger.info({ drainedMs }, 'requests in flight drained');
         await passwords.close();
         await retentionPurge.close();
+        await wired.services.jobs.stop(config.shutdown.drainMs);
         await wired.services.auditRelay.close();
         wired.overload.close();
         await wired.services.tenantClients.close();
@@ -296,6 +302,7 @@ function createServices(
     migrations: new TenantMigrationRunner({ ...tenantSchemas, defaultConcurrency: config.migrateConcurrency }),
     lifecycle: new TenantLifecycle({ platform, directory, tenantClients, deletionGraceDays: config.retention.tenantDeletionGraceDays }),
     retention: new DeletedRecordPurge({ platform, tenantClients, logger, retentionDays: config.retention.deletedRecordDays }),
+    jobs: new JobQueue(platform.pool, logger),
     auditRelay: new AuditRelay({ platform, tenantClients, logger, notifications, sweepIntervalMs: AUDIT_SWEEP_INTERVAL_MS, metrics }),
     apiKeys,
     safelist: new OperationSafelist({

@@ -17,6 +17,7 @@ import type { TenantClientPool } from '../tenancy/tenant-client-pool';
 import type { TenantDirectory } from '../tenancy/tenant-directory';
 import type { AuditActor } from '../audit/audit-entry';
 import type { AuditRelay } from '../audit/audit-relay';
+import type { JobQueue } from '../jobs/job-queue';
 import type { DeletedRecordPurge } from '../records/retention-purge';
 import type { ApiKeyService } from '../api-keys/api-key-service';
 import type { OperationSafelist } from '../persisted-queries/operation-safelist';
@@ -36,6 +37,7 @@ export interface Services {
   lifecycle: TenantLifecycle;
   apiKeys: ApiKeyService;
   safelist: OperationSafelist;
+  jobs: JobQueue;
   auditRelay: AuditRelay;
   retention: DeletedRecordPurge;
   tenantDeletion: TenantDeletionPurge;
