@@ -1,5 +1,6 @@
 import jwt from 'jsonwebtoken';
 import type { GraphQLClient } from '../support/graphql-request';
+import { readTestServices } from '../support/services';
 import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
 import { graphql } from '../generated';
 import type { Role, SwitchMeQuery } from '../generated/graphql';
@@ -313,5 +314,18 @@ describe('switchTenant', () => {
     expect((await me(app.bearer(switched.accessToken))).tenant?.id).toBe(B.id);
     const next = (await app.client().request(REFRESH, { token: switched.refreshToken })).refreshToken;
     expect(claimsOf(next.accessToken).tid).toBe(B.id);
+  });
+
+  it('is rate limited per caller (30 a minute): the 31st is RATE_LIMITED and leaves its session live', async () => {
+    const limited = await startTestServer({ databaseUrl: app.databaseUrl, env: { REDIS_URL: readTestServices().redisUrl, RATE_LIMIT_ENABLED: 'true' } });
+    try {
+      const who = await newAccount(A, 'VIEWER');
+      let token = (await limited.client().request(LOGIN, { input: { tenant: A.slug, email: who.email, password: who.password } })).login.accessToken;
+      for (let switches = 0; switches < 30; switches += 1) token = (await switchTo(limited.bearer(token), A.slug)).accessToken;
+      expect(await errorCode(limited.bearer(token).request(SWITCH, { tenant: A.slug }))).toBe('RATE_LIMITED');
+      expect((await me(limited.bearer(token))).tenant?.id).toBe(A.id);
+    } finally {
+      await limited.close();
+    }
   });
 });
