@@ -1,5 +1,6 @@
 import jwt from 'jsonwebtoken';
 import type { GraphQLClient } from '../support/graphql-request';
+import { withRowLocked } from '../support/row-lock';
 import { readTestServices } from '../support/services';
 import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
 import { graphql } from '../generated';
@@ -327,5 +328,39 @@ describe('switchTenant', () => {
     } finally {
       await limited.close();
     }
+  });
+
+  describe('racing what the account row lock orders', () => {
+    /** The lock a password change and a member's removal take first (src/auth/account-lock.ts). */
+    const LOCK_USER = 'SELECT 1 FROM platform."User" WHERE id = $1 FOR UPDATE';
+
+    it('a removal from the target that commits while the switch waits: NOT_FOUND, no session there', async () => {
+      const racer = await newAccount(A, 'VIEWER');
+      await join(racer, A, B, 'VIEWER');
+      const client = app.bearer((await login(A.slug, racer)).accessToken);
+      const { switching } = await withRowLocked(platformPool(), LOCK_USER, [racer.id], async (lock) => {
+        const pending = errorCode(client.request(SWITCH, { tenant: B.slug }));
+        await lock.untilSomeoneWaits();
+        await lock.query('DELETE FROM platform."Membership" WHERE "userId" = $1 AND "tenantId" = $2', [racer.id, B.id]);
+        return { switching: pending };
+      });
+      expect(await switching).toBe('NOT_FOUND');
+      expect(await liveSessionsIn(racer.id, B.id)).toBe(0);
+      expect((await me(client)).tenant?.id).toBe(A.id);
+    });
+
+    it("a password change that ends the account's sessions while the switch waits: UNAUTHENTICATED, no session anywhere", async () => {
+      const racer = await newAccount(A, 'VIEWER');
+      await join(racer, A, B, 'VIEWER');
+      const client = app.bearer((await login(A.slug, racer)).accessToken);
+      const { switching } = await withRowLocked(platformPool(), LOCK_USER, [racer.id], async (lock) => {
+        const pending = errorCode(client.request(SWITCH, { tenant: B.slug }));
+        await lock.untilSomeoneWaits();
+        await lock.query(`UPDATE platform."Session" SET "revokedAt" = now(), "revokedReason" = 'password changed' WHERE "userId" = $1 AND "revokedAt" IS NULL`, [racer.id]);
+        return { switching: pending };
+      });
+      expect(await switching).toBe('UNAUTHENTICATED');
+      expect((await liveSessionsIn(racer.id, A.id)) + (await liveSessionsIn(racer.id, B.id))).toBe(0);
+    });
   });
 });
