@@ -8,9 +8,8 @@ import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory'
 import type { AccessTokens } from './access-tokens';
 import type { PasswordHasher } from './passwords';
 import { hashSecret, newSecret } from './secrets';
-import type { MemberRole } from './principal';
+import type { MemberPrincipal, MemberRole } from './principal';
 import type { SessionStateCache } from './session-state-cache';
-import type { MemberPrincipal } from './principal';
 import { switchTenant } from './tenant-switch';
 
 export interface AuthPayload {

@@ -85,7 +85,7 @@ export async function switchTenant(deps: TenantSwitchDeps, caller: MemberPrincip
       select: { role: true, tenantId: true },
     });
     if (!membership) throw noSuchTenant();
-    const source = await tx.session.findUnique({ where: { id: caller.sessionId }, select: { userId: true, expiresAt: true } });
+    const source = await tx.session.findUnique({ where: { id: caller.sessionId }, select: { expiresAt: true } });
     const now = new Date();
     // Conditional, so that of two switches with one session only one goes through.
     const ended = await tx.session.updateMany({
