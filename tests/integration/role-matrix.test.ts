@@ -85,6 +85,7 @@ const KNOWN: Record<string, Role> = {
   'Mutation.revokeInvitation': 'ADMIN',
   'Mutation.acceptInvitation': 'VIEWER',
   'Mutation.declineInvitation': 'VIEWER',
+  'Mutation.switchTenant': 'VIEWER',
   'Query.apiKeys': 'ADMIN',
   'Query.persistedOperations': 'ADMIN',
   'Mutation.createApiKey': 'ADMIN',
@@ -654,6 +655,20 @@ const CASES: Record<string, Case> = {
     document: `mutation($code: String!) { declineInvitation(code: $code) { declinedId } }`,
     prepare: inviteFromElsewhere,
     effect: async (variables) => !(await invitationList(inviter)).some((invitation) => invitation.email === addresseeOf.get(variables.code as string)),
+  },
+  'Mutation.switchTenant': {
+    document: `mutation($tenant: String!) { switchTenant(tenant: $tenant) { accessToken } }`,
+    // Into the tenant the member is already in (the one membership every role here surely has).
+    prepare: async () => ({ tenant: tenant.slug }),
+    check: (data, _variables, role) => {
+      const { accessToken } = data.switchTenant as { accessToken: string };
+      const claims = JSON.parse(Buffer.from(accessToken.split('.')[1] ?? '', 'base64url').toString('utf8')) as { tid: string; role: string };
+      expect(claims).toMatchObject({ tid: tenant.id, role });
+      // The switch ended the session this role's client held: the matrix goes on with the new one.
+      const replacement = app.bearer(accessToken);
+      clients.set(role, replacement);
+      if (role === 'OWNER') tenant.owner = replacement;
+    },
   },
   'Mutation.removeMember': {
     document: `mutation($userId: ID!) { removeMember(userId: $userId) { removedUserId } }`,
