@@ -16,6 +16,7 @@ import { connectPlatformDatabase, migratePlatformSchema, type PlatformDatabase }
 import { AuditRelay } from './audit/audit-relay';
 import { JobQueue, type QueueSpec } from './jobs/job-queue';
 import { DeliveryWorker } from './notifications/delivery-worker';
+import { TripLateness } from './dispatch/trip-lateness';
 import { sweepUndispatchedEvents } from './notifications/event-sweep';
 import { InAppChannel } from './notifications/in-app';
 import { DeletedRecordPurge } from './records/retention-purge';
@@ -88,7 +89,7 @@ const AUDIT_SWEEP_INTERVAL_MS = 30_000;
  * tenant-bound Prisma client -> the tenant's schema, as the tenant's role.
  */
 /** Every queue the server's jobs use; each capability adds its own. */
-const JOB_QUEUES: QueueSpec[] = [...DeliveryWorker.queues()];
+const JOB_QUEUES: QueueSpec[] = [...DeliveryWorker.queues(), ...TripLateness.queues()];
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { config, logger } = options;
@@ -101,6 +102,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   await notifications.start();
   await wired.services.jobs.start(JOB_QUEUES);
   await wired.services.notifications.start();
+  await wired.tripLateness.start();
   void sweepUndispatchedEvents({ ...wired.services, logger, wake: (tenantId) => wired.services.notifications.wake(tenantId) });
   wired.services.auditRelay.start();
   const retentionPurge = new PeriodicJob({
@@ -287,6 +289,7 @@ function createServices(
   };
   const provisioner = new TenantProvisioner({ ...tenantSchemas, passwords });
   const jobs = new JobQueue(platform.pool, logger, { pollingIntervalSeconds: config.jobPollIntervalSeconds });
+  const tripLateness = new TripLateness({ platform, tenantClients, jobs });
   const deliveryWorker = new DeliveryWorker({
     platform,
     tenantClients,
@@ -300,6 +303,7 @@ function createServices(
       claimMs: 120_000,
     },
     concurrency: config.notifications.workerConcurrency,
+    onDispatched: (event) => tripLateness.onEvent(event),
   });
   notifications.subscribe(deliveryWorker);
   const services: Services = {
@@ -337,6 +341,7 @@ function createServices(
   return {
     schema,
     services,
+    tripLateness,
     metrics,
     authenticator: new Authenticator({
       platform,
