@@ -304,6 +304,7 @@ function createServices(
     },
     concurrency: config.notifications.workerConcurrency,
     onDispatched: (event) => tripLateness.onEvent(event),
+    metrics,
   });
   notifications.subscribe(deliveryWorker);
   const services: Services = {
