@@ -46,6 +46,7 @@ import { TenantClientPool } from './tenancy/tenant-client-pool';
 import { tenantConnectionConfig } from './tenancy/tenant-credentials';
 import { TenantDirectory } from './tenancy/tenant-directory';
 import { ensureInstallationId } from './tenancy/installation';
+import { createOutboundIntegrations } from './outbound/outbound-integrations';
 
 export interface ServerOptions {
   config: Config & { databaseUrl: string };
@@ -281,6 +282,8 @@ function createServices(
     tenantStatementTimeoutMs: config.limits.maxExecutionMs,
   };
   const provisioner = new TenantProvisioner({ ...tenantSchemas, passwords });
+  // Webhooks and Slack; the delivery worker takes integrations.webhookChannel and .slackChannel.
+  const integrations = createOutboundIntegrations(config, logger);
   const services: Services = {
     platform,
     directory,
@@ -305,6 +308,8 @@ function createServices(
     jobs: new JobQueue(platform.pool, logger),
     auditRelay: new AuditRelay({ platform, tenantClients, logger, notifications, sweepIntervalMs: AUDIT_SWEEP_INTERVAL_MS, metrics }),
     apiKeys,
+    webhooks: integrations.webhooks,
+    slack: integrations.slack,
     safelist: new OperationSafelist({
       platform,
       schema: () => schema,
@@ -315,6 +320,7 @@ function createServices(
   return {
     schema,
     services,
+    integrations,
     metrics,
     authenticator: new Authenticator({
       platform,

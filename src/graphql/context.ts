@@ -21,6 +21,8 @@ import type { JobQueue } from '../jobs/job-queue';
 import type { DeletedRecordPurge } from '../records/retention-purge';
 import type { ApiKeyService } from '../api-keys/api-key-service';
 import type { OperationSafelist } from '../persisted-queries/operation-safelist';
+import type { WebhookEndpoints } from '../webhooks/webhook-endpoints';
+import type { SlackWebhooks } from '../slack/slack-webhook';
 
 export type { AuthPayload };
 
@@ -41,6 +43,8 @@ export interface Services {
   auditRelay: AuditRelay;
   retention: DeletedRecordPurge;
   tenantDeletion: TenantDeletionPurge;
+  webhooks: WebhookEndpoints;
+  slack: SlackWebhooks;
 }
 
 /** What a tenant-scoped resolver works with: its tenant's client, this request's loaders, the caller. */
