@@ -46,7 +46,7 @@ import { TenantClientPool } from './tenancy/tenant-client-pool';
 import { tenantConnectionConfig } from './tenancy/tenant-credentials';
 import { TenantDirectory } from './tenancy/tenant-directory';
 import { ensureInstallationId } from './tenancy/installation';
-import { createOutboundIntegrations } from './outbound/outbound-integrations';
+import { createOutboundIntegrations, type OutboundIntegrations } from './outbound/outbound-integrations';
 
 export interface ServerOptions {
   config: Config & { databaseUrl: string };
@@ -60,6 +60,8 @@ export interface RunningServer {
   port: number;
   installationId: string;
   services: Services;
+  /** Webhooks and Slack: the outbound client, the credential key and the channels. */
+  integrations: OutboundIntegrations;
   metrics: Metrics;
   /** Where rate-limit buckets live: shared Redis, or this process only. */
   rateLimitStore: 'redis' | 'memory' | 'disabled';
@@ -139,6 +141,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     port,
     installationId,
     services: wired.services,
+    integrations: wired.integrations,
     metrics: wired.metrics,
     rateLimitStore: wired.rateLimiter ? wired.rateLimiter.storeKind : 'disabled',
     close: () => {

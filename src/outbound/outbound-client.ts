@@ -215,7 +215,8 @@ export class OutboundClient {
    */
   private readonly connectionLookup: LookupFunction = (hostname, lookupOptions, callback) => {
     const family = typeof lookupOptions.family === 'number' ? lookupOptions.family : 0;
-    this.resolveWithin(hostname, this.options.connectTimeoutMs).then(
+    // The request's connect timer (which counts resolving too) decides first; this only frees the hook.
+    this.resolveWithin(hostname, this.options.connectTimeoutMs + 1_000).then(
       (resolved) => {
         if (!this.options.allowPrivateNetworks) {
           try {
