@@ -18,6 +18,12 @@ import { webhookBody, webhookHeaders } from './webhook-signature';
  * disabled or deleted meanwhile fail without retry.
  */
 
+const UNREADABLE_SECRET: CallFailure = {
+  summary: 'signing secret unreadable',
+  detail: 'signing secret unreadable (TENANT_DB_SECRET changed?): rotate the secret',
+  retryable: false,
+};
+
 export interface WebhookChannelOptions {
   outbound: OutboundClient;
   box: CredentialBox;
@@ -53,6 +59,8 @@ export class WebhookChannel implements NotificationChannel {
 
     const now = this.now();
     const secrets = this.signingSecrets(endpoint, context.tenant.id, now);
+    // Shown on the endpoint (lastError, then disabledReason), where its admins look.
+    if (!secrets) return this.failed(endpoint, UNREADABLE_SECRET, context);
     const body = webhookBody(event, context.tenant);
     const headers = webhookHeaders(event.id, secrets, Math.floor(now.getTime() / 1000), body);
 
@@ -72,7 +80,7 @@ export class WebhookChannel implements NotificationChannel {
   }
 
   /** The secrets that sign now: the current one, and the previous one during its grace period. */
-  private signingSecrets(endpoint: WebhookEndpoint, tenantId: string, now: Date): string[] {
+  private signingSecrets(endpoint: WebhookEndpoint, tenantId: string, now: Date): string[] | null {
     const binding = endpointSecretBinding(tenantId, endpoint.id);
     const secrets: string[] = [];
     try {
@@ -81,7 +89,7 @@ export class WebhookChannel implements NotificationChannel {
         secrets.push(this.options.box.open(endpoint.previousSecretCiphertext, binding));
       }
     } catch {
-      throw new DeliveryError('the endpoint signing secret cannot be read (was TENANT_DB_SECRET changed?); rotate the secret', false);
+      return null;
     }
     return secrets;
   }

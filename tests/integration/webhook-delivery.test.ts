@@ -7,6 +7,7 @@ import pino from 'pino';
 import type { DomainEvent, EventTypeName } from '../../src/events/domain-event';
 import { parseGlobalId } from '../../src/graphql/global-id';
 import { DeliveryError, type DeliveryContext } from '../../src/notifications/channel';
+import { CredentialBox } from '../../src/outbound/credential-box';
 import { OutboundClient } from '../../src/outbound/outbound-client';
 import { SlackChannel } from '../../src/slack/slack-channel';
 import type { TenantLease } from '../../src/tenancy/tenant-client-pool';
@@ -105,10 +106,10 @@ function event(type: EventTypeName = 'TRIP_TRANSITIONED'): DomainEvent {
   };
 }
 
-function webhookChannel(options: { now?: () => Date; disableAfterFailures?: number; outbound?: OutboundClient } = {}): WebhookChannel {
+function webhookChannel(options: { now?: () => Date; disableAfterFailures?: number; outbound?: OutboundClient; box?: CredentialBox } = {}): WebhookChannel {
   return new WebhookChannel({
     outbound: options.outbound ?? app.server.integrations.outbound,
-    box: app.server.integrations.box,
+    box: options.box ?? app.server.integrations.box,
     disableAfterFailures: options.disableAfterFailures ?? 3,
     logger,
     ...(options.now ? { now: options.now } : {}),
@@ -318,6 +319,25 @@ describe('failures', () => {
     expect(refused.retryable).toBe(true);
     expect(refused.message).toMatch(/^connection failed/);
     expect((await endpointState(endpoint.id))?.consecutiveFailures).toBe(2);
+    await tenant.owner.request(DELETE, { id: endpoint.id });
+  });
+
+  it('a secret sealed under another TENANT_DB_SECRET, or for another row, does not open: the failure shows on the endpoint, no call is made', async () => {
+    const endpoint = await createEndpoint();
+    const calls = receiver.received.length;
+    const otherInstallation = new CredentialBox('another-installation-secret-0123456789abcdef');
+    const error = await deliveryError(webhookChannel({ box: otherInstallation }).deliver(event(), endpoint.id, context()));
+    expect(error.retryable).toBe(false);
+    expect(error.message).toContain('signing secret unreadable');
+    expect(await endpointState(endpoint.id)).toMatchObject({ consecutiveFailures: 1, lastError: expect.stringContaining('rotate the secret') });
+    expect(receiver.received.length).toBe(calls);
+
+    const { box } = app.server.integrations;
+    const sealed = box.seal('whsec_example', `${tenant.id}:webhook:${endpoint.id}`);
+    expect(box.open(sealed, `${tenant.id}:webhook:${endpoint.id}`)).toBe('whsec_example');
+    expect(() => box.open(sealed, `${tenant.id}:webhook:${randomUUID()}`)).toThrow();
+    expect(() => box.open(sealed, `${randomUUID()}:webhook:${endpoint.id}`)).toThrow();
+    expect(() => otherInstallation.open(sealed, `${tenant.id}:webhook:${endpoint.id}`)).toThrow();
     await tenant.owner.request(DELETE, { id: endpoint.id });
   });
 
