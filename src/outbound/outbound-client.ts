@@ -214,7 +214,8 @@ export class OutboundClient {
    * (autoSelectFamily, Node 20's default) and without otherwise.
    */
   private readonly connectionLookup: LookupFunction = (hostname, lookupOptions, callback) => {
-    const family = typeof lookupOptions.family === 'number' ? lookupOptions.family : 0;
+    const requested: unknown = lookupOptions.family;
+    const family = requested === 4 || requested === 'IPv4' ? 4 : requested === 6 || requested === 'IPv6' ? 6 : 0;
     // The request's connect timer (which counts resolving too) decides first; this only frees the hook.
     this.resolveWithin(hostname, this.options.connectTimeoutMs + 1_000).then(
       (resolved) => {
