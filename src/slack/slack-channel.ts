@@ -1,15 +1,21 @@
 import type { DomainEvent } from '../events/domain-event';
+import { summarizeEvent } from '../events/event-summary';
 import { DeliveryError, type DeliveryContext, type NotificationChannel } from '../notifications/channel';
 import { failureOfError, failureOfResponse } from '../outbound/call-outcome';
 import type { CredentialBox } from '../outbound/credential-box';
 import type { OutboundClient, OutboundResponse } from '../outbound/outbound-client';
-import { eventSummary, slackEscape } from './event-summary';
 import { readSlackRow, slackUrlBinding } from './slack-webhook';
 
 /*
  * The tenant's Slack channel: one target ('slack') when an incoming webhook is set, one
- * message `{ text }` per event, through the outbound client like every call to a tenant's URL.
+ * message `{ text }` per event (the same one-line title the other channels show), through the
+ * outbound client like every call to a tenant's URL.
  */
+
+/** Slack reads &, < and > as markup (links, mentions): escaped, a tenant's text stays text. */
+export function slackEscape(value: string): string {
+  return value.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
+}
 
 export const SLACK_TARGET = 'slack';
 
@@ -32,7 +38,7 @@ export class SlackChannel implements NotificationChannel {
     } catch {
       throw new DeliveryError('the Slack webhook URL cannot be read (was TENANT_DB_SECRET changed?); set it again', false);
     }
-    const body = JSON.stringify({ text: slackEscape(await eventSummary(event, context.tenantData.sql)) });
+    const body = JSON.stringify({ text: slackEscape(summarizeEvent(event, context.tenant.name).title) });
     let response: OutboundResponse;
     try {
       response = await this.options.outbound.post(url, body, {}, { signal: context.signal });

@@ -391,6 +391,7 @@ describe("a key's role is its ceiling", () => {
           }),
         ],
         ['setSlackWebhook', key.request(graphql(`mutation ApiKeysSetSlack($url: String!) { setSlackWebhook(url: $url) { slackWebhook { configured } } }`), { url: 'https://93.184.215.14/services/x' })],
+        ['switchTenant', key.request(graphql(`mutation ApiKeysSwitchTenant($tenant: String!) { switchTenant(tenant: $tenant) { accessToken } }`), { tenant: A.slug })],
       ];
       for (const [field, request] of refused) {
         expect({ field, code: await errorCode(request) }).toEqual({ field, code: 'FORBIDDEN' });

@@ -306,6 +306,8 @@ const ROTATE_WEBHOOK = graphql(`mutation IsolationRotateWebhook($id: ID!) { rota
 const SLACK_WEBHOOK = graphql(`query IsolationSlackWebhook { slackWebhook { configured host } }`);
 const REMOVE_SLACK = graphql(`mutation IsolationRemoveSlack { removeSlackWebhook { slackWebhook { configured } } }`);
 const DECLINE_INVITATION = graphql(`mutation IsolationDeclineInvitation($code: String!) { declineInvitation(code: $code) { declinedId } }`);
+const SWITCH_TENANT = graphql(`mutation IsolationSwitchTenant($tenant: String!) { switchTenant(tenant: $tenant) { accessToken } }`);
+const MEMBERSHIPS = graphql(`query IsolationMemberships { me { memberships(first: 100) { tenant { id slug name } role current } } }`);
 
 /** No data came back: `data` is null, or (for a nullable root field) the field is null. */
 function expectNoData(data: unknown): void {
@@ -945,6 +947,26 @@ const isolationCases: Record<string, Attack[]> = {
       },
     },
   ],
+  switchTenant: [
+    {
+      name: "NOT_FOUND for B's slug (any case), id and name from A's OWNER and ADMIN, who are no members of B: no session in B, theirs in A still live",
+      run: async () => {
+        const sessionsInB = () => platformRowIds('SELECT id FROM platform."Session" WHERE "tenantId" = $1', [B.id]);
+        const before = await sessionsInB();
+        for (const client of [A.owner, A.admin.client]) {
+          for (const tenant of [B.slug, B.slug.toUpperCase(), B.id, `Tenant ${B.slug}`]) {
+            await expectNotFound(client.request(SWITCH_TENANT, { tenant }));
+          }
+        }
+        // Naming B in the X-Tenant header does not help: the credentials are A's.
+        expect(await errorCode(app.bearer(A.ownerToken, { 'x-tenant': B.slug }).request(SWITCH_TENANT, { tenant: B.slug }))).toBe('FORBIDDEN');
+        // Nor does A's API key, which has no session to move.
+        expect(await errorCode(app.client({ 'x-api-key': A.apiKey.secret }).request(SWITCH_TENANT, { tenant: B.slug }))).toBe('FORBIDDEN');
+        expect(await sessionsInB()).toEqual(before);
+        expect((await A.admin.client.request(MEMBERS)).members.length).toBeGreaterThan(0);
+      },
+    },
+  ],
   apiKeys: [
     {
       name: "lists A's keys only, never B's",
@@ -1314,6 +1336,27 @@ describe('@public joinByInvitation, called with A\'s credentials', () => {
     const memberships = await platformRowIds('SELECT m."tenantId" AS id FROM platform."Membership" m JOIN platform."User" u ON u.id = m."userId" WHERE u.email = $1', [email]);
     expect(memberships).toEqual([A.id]);
     expect((await snapshot(B)).members.map((member) => member.email)).not.toContain(email);
+  });
+});
+
+describe("me.memberships never lists another account's tenants", () => {
+  it("A's members see A alone, B's see B alone", async () => {
+    for (const [tenant, other] of [
+      [A, B],
+      [B, A],
+    ] as const) {
+      for (const client of [tenant.owner, tenant.admin.client]) {
+        const { memberships } = (await client.request(MEMBERSHIPS)).me;
+        expect(memberships).toEqual([{ tenant: { id: tenant.id, slug: tenant.slug, name: `Tenant ${tenant.slug}` }, role: expect.any(String), current: true }]);
+        expect(JSON.stringify(memberships)).not.toContain(other.id);
+      }
+    }
+  });
+
+  it("an API key's memberships are refused (null), not another tenant's", async () => {
+    const { errors, data } = await expectErrors(app.client({ 'x-api-key': A.apiKey.secret }).request(MEMBERSHIPS));
+    expect(errors.map((error) => error.extensions.code)).toEqual(['FORBIDDEN']);
+    expect(data).toEqual({ me: { memberships: null } });
   });
 });
 

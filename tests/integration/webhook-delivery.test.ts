@@ -100,7 +100,8 @@ function event(type: EventTypeName = 'TRIP_TRANSITIONED'): DomainEvent {
     tenantId: tenant.id,
     type,
     occurredAt: new Date('2026-12-04T10:00:00.000Z'),
-    subject: { type: 'Trip', id: tripId },
+    // As the delivery worker hands events to channels: with the subject's name.
+    subject: { type: 'Trip', id: tripId, label: 'T-1001' },
     actor: { kind: 'USER', id: null },
     data: { from: 'PLANNED', to: 'DISPATCHED', reason: null },
   };
@@ -197,7 +198,7 @@ describe('a signed delivery, verified by the README snippet', () => {
       type: 'TRIP_TRANSITIONED',
       occurredAt: '2026-12-04T10:00:00.000Z',
       tenant: { slug: tenant.slug },
-      subject: { type: 'Trip', id: tripId },
+      subject: { type: 'Trip', id: tripId, label: 'T-1001' },
       data: { from: 'PLANNED', to: 'DISPATCHED', reason: null },
     });
     expect(delivery.headers['fleet-webhook-id']).toBe(sent.id);
