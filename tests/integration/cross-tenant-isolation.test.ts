@@ -306,6 +306,39 @@ const ROTATE_WEBHOOK = graphql(`mutation IsolationRotateWebhook($id: ID!) { rota
 const SLACK_WEBHOOK = graphql(`query IsolationSlackWebhook { slackWebhook { configured host } }`);
 const REMOVE_SLACK = graphql(`mutation IsolationRemoveSlack { removeSlackWebhook { slackWebhook { configured } } }`);
 const DECLINE_INVITATION = graphql(`mutation IsolationDeclineInvitation($code: String!) { declineInvitation(code: $code) { declinedId } }`);
+const NOTIFICATIONS = graphql(`query IsolationNotifications($unreadOnly: Boolean) {
+  notifications(first: 100, unreadOnly: $unreadOnly) { totalCount edges { node { id subjectId readAt } } }
+  unreadNotificationCount
+}`);
+const MARK_READ = graphql(`mutation IsolationMarkRead($ids: [ID!]!) { markNotificationsRead(ids: $ids) { marked } }`);
+const DELIVERIES = graphql(`query IsolationDeliveries($filter: NotificationDeliveryFilter) {
+  notificationDeliveries(first: 100, filter: $filter) { totalCount edges { node { id eventId status attempts target } } }
+}`);
+const REDELIVER = graphql(`mutation IsolationRedeliver($ids: [ID!]!) { redeliverNotifications(ids: $ids) { deliveries { id } } }`);
+const ROUTES = graphql(`query IsolationRoutes { notificationRoutes { eventType channel enabled isDefault } }`);
+const SET_ROUTES = graphql(`mutation IsolationSetRoutes($routes: [NotificationRouteInput!]!) { setNotificationRoutes(routes: $routes) { eventType } }`);
+const PREFERENCES = graphql(`query IsolationPreferences { myNotificationPreferences { mutedEventTypes } }`);
+const MUTE = graphql(`mutation IsolationMute($eventTypes: [EventType!]!) { setNotificationsMuted(eventTypes: $eventTypes, muted: true) { mutedEventTypes } }`);
+
+/** B's ADMIN's in-app notifications (B's owner's changes are its events), once the worker has delivered some. */
+async function notificationsOfB(): Promise<{ id: string; subjectId: string; readAt: string | null }[]> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const read = await B.admin.client.request(NOTIFICATIONS, {});
+    if (read.notifications.totalCount > 0) return read.notifications.edges.map((edge) => edge.node);
+    if (Date.now() > deadline) throw new Error("B's admin got no notification within 10 s");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function deliveriesOfB() {
+  await notificationsOfB();
+  return (await B.owner.request(DELIVERIES, {})).notificationDeliveries.edges.map((edge) => edge.node);
+}
+
+/** What A can see of B's subjects in its notifications and deliveries: nothing of B's may be in it. */
+const bSubjects = () => [...B.vehicles.map((row) => row.id), ...B.drivers.map((row) => row.id), B.trip.id, B.admin.id];
+
 const SWITCH_TENANT = graphql(`mutation IsolationSwitchTenant($tenant: String!) { switchTenant(tenant: $tenant) { accessToken } }`);
 const MEMBERSHIPS = graphql(`query IsolationMemberships { me { memberships(first: 100) { tenant { id slug name } role current } } }`);
 
@@ -332,6 +365,120 @@ async function expectNotFound(request: Promise<unknown>): Promise<void> {
  * after.
  */
 const isolationCases: Record<string, Attack[]> = {
+  notifications: [
+    {
+      name: "A's members are told of A's events only: none of B's subjects or notification ids",
+      run: async () => {
+        const bIds = (await notificationsOfB()).map((node) => node.id);
+        for (const client of [A.owner, A.admin.client]) {
+          const seen = JSON.stringify((await client.request(NOTIFICATIONS, {})).notifications);
+          for (const id of [...bIds, ...bSubjects()]) expect(seen).not.toContain(id);
+        }
+        // Control: A's admin is told of A's owner's changes.
+        expect((await A.admin.client.request(NOTIFICATIONS, {})).notifications.totalCount).toBeGreaterThan(0);
+      },
+    },
+  ],
+  unreadNotificationCount: [
+    {
+      name: "counts A's own unread only: the count is what A's unread list holds, none of it B's",
+      run: async () => {
+        const bUnread = (await notificationsOfB()).filter((node) => node.readAt === null);
+        expect(bUnread.length).toBeGreaterThan(0);
+        for (const client of [A.owner, A.admin.client]) {
+          const own = await client.request(NOTIFICATIONS, { unreadOnly: true });
+          expect(own.unreadNotificationCount).toBe(own.notifications.totalCount);
+          const ids = own.notifications.edges.map((edge) => edge.node.id);
+          for (const node of bUnread) expect(ids).not.toContain(node.id);
+        }
+      },
+    },
+  ],
+  markNotificationsRead: [
+    {
+      name: "marks none of B's notifications; they stay unread in B",
+      run: async () => {
+        const bUnread = (await notificationsOfB()).filter((node) => node.readAt === null).map((node) => node.id);
+        expect(bUnread.length).toBeGreaterThan(0);
+        expect((await A.owner.request(MARK_READ, { ids: bUnread })).markNotificationsRead.marked).toBe(0);
+        expect((await A.admin.client.request(MARK_READ, { ids: bUnread })).markNotificationsRead.marked).toBe(0);
+        const still = (await B.admin.client.request(NOTIFICATIONS, { unreadOnly: true })).notifications.edges.map((edge) => edge.node.id);
+        expect(still).toEqual(expect.arrayContaining(bUnread));
+      },
+    },
+  ],
+  notificationDeliveries: [
+    {
+      name: "lists A's deliveries only: B's delivery and event ids find nothing",
+      run: async () => {
+        const bDeliveries = await deliveriesOfB();
+        expect(bDeliveries.length).toBeGreaterThan(0);
+        const seen = JSON.stringify((await A.owner.request(DELIVERIES, {})).notificationDeliveries);
+        for (const delivery of bDeliveries) {
+          expect(seen).not.toContain(delivery.id);
+          expect(seen).not.toContain(delivery.eventId);
+          expect((await A.owner.request(DELIVERIES, { filter: { eventId: delivery.eventId } })).notificationDeliveries.totalCount).toBe(0);
+        }
+      },
+    },
+  ],
+  redeliverNotifications: [
+    {
+      name: "queues none of B's deliveries: empty answer, B's unchanged",
+      run: async () => {
+        const bDeliveries = await deliveriesOfB();
+        expect((await A.owner.request(REDELIVER, { ids: bDeliveries.map((delivery) => delivery.id) })).redeliverNotifications.deliveries).toEqual([]);
+        const after = await B.owner.request(DELIVERIES, {});
+        for (const delivery of bDeliveries) {
+          expect(after.notificationDeliveries.edges.map((edge) => edge.node)).toContainEqual(expect.objectContaining({ id: delivery.id, attempts: delivery.attempts }));
+        }
+      },
+    },
+  ],
+  notificationRoutes: [
+    {
+      name: "reads A's routing; A's change of routing is not B's",
+      changesA: true,
+      run: async () => {
+        await A.owner.request(SET_ROUTES, { routes: [{ eventType: 'DRIVER_DELETED', channel: 'SLACK', enabled: true }] });
+        expect((await A.owner.request(ROUTES)).notificationRoutes).toContainEqual({ eventType: 'DRIVER_DELETED', channel: 'SLACK', enabled: true, isDefault: false });
+        expect((await B.owner.request(ROUTES)).notificationRoutes).toContainEqual({ eventType: 'DRIVER_DELETED', channel: 'SLACK', enabled: false, isDefault: true });
+      },
+    },
+  ],
+  setNotificationRoutes: [
+    {
+      name: "changes A's routing only: B's stays as it was",
+      changesA: true,
+      run: async () => {
+        const before = (await B.owner.request(ROUTES)).notificationRoutes;
+        await A.owner.request(SET_ROUTES, { routes: [{ eventType: 'VEHICLE_DELETED', channel: 'EMAIL', enabled: true }] });
+        expect((await B.owner.request(ROUTES)).notificationRoutes).toEqual(before);
+      },
+    },
+  ],
+  myNotificationPreferences: [
+    {
+      name: "are the caller's own in its own tenant",
+      changesA: true,
+      run: async () => {
+        await A.admin.client.request(MUTE, { eventTypes: ['STOP_ARRIVED'] });
+        expect((await A.admin.client.request(PREFERENCES)).myNotificationPreferences.mutedEventTypes).toContain('STOP_ARRIVED');
+        expect((await B.admin.client.request(PREFERENCES)).myNotificationPreferences.mutedEventTypes).not.toContain('STOP_ARRIVED');
+      },
+    },
+  ],
+  setNotificationsMuted: [
+    {
+      name: "mutes for the caller in A only: B's members' preferences unchanged",
+      changesA: true,
+      run: async () => {
+        const before = (await B.admin.client.request(PREFERENCES)).myNotificationPreferences;
+        await A.owner.request(MUTE, { eventTypes: ['TRIP_NOTE_CREATED'] });
+        expect((await B.admin.client.request(PREFERENCES)).myNotificationPreferences).toEqual(before);
+      },
+    },
+  ],
   vehicle: [
     {
       name: "returns null for each of B's vehicle ids",
