@@ -122,6 +122,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (redis && !(await redisReady(redis, 3_000))) {
     logger.warn('redis not reachable at start-up; serving under the configured failure policy until it is');
   }
+  if (config.outbound.allowPrivateNetworks && config.env === 'production') {
+    logger.warn('OUTBOUND_ALLOW_PRIVATE_NETWORKS is on: tenant admins can make webhooks and Slack calls reach this network (for closed networks only)');
+  }
   if (wired.rateLimiter?.storeKind === 'memory') {
     logger.warn('no REDIS_URL or REDIS_CLUSTER_NODES: rate limits and persisted queries are kept in this process (single instance only)');
   }
