@@ -50,6 +50,7 @@ import { TenantClientPool } from './tenancy/tenant-client-pool';
 import { tenantConnectionConfig } from './tenancy/tenant-credentials';
 import { TenantDirectory } from './tenancy/tenant-directory';
 import { ensureInstallationId } from './tenancy/installation';
+import { createOutboundIntegrations, type OutboundIntegrations } from './outbound/outbound-integrations';
 
 export interface ServerOptions {
   config: Config & { databaseUrl: string };
@@ -63,6 +64,8 @@ export interface RunningServer {
   port: number;
   installationId: string;
   services: Services;
+  /** Webhooks and Slack: the outbound client, the credential key and the channels. */
+  integrations: OutboundIntegrations;
   metrics: Metrics;
   /** Where rate-limit buckets live: shared Redis, or this process only. */
   rateLimitStore: 'redis' | 'memory' | 'disabled';
@@ -121,6 +124,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (redis && !(await redisReady(redis, 3_000))) {
     logger.warn('redis not reachable at start-up; serving under the configured failure policy until it is');
   }
+  if (config.outbound.allowPrivateNetworks && config.env === 'production') {
+    logger.warn('OUTBOUND_ALLOW_PRIVATE_NETWORKS is on: tenant admins can make webhooks and Slack calls reach this network (for closed networks only)');
+  }
   if (wired.rateLimiter?.storeKind === 'memory') {
     logger.warn('no REDIS_URL or REDIS_CLUSTER_NODES: rate limits and persisted queries are kept in this process (single instance only)');
   }
@@ -145,6 +151,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     port,
     installationId,
     services: wired.services,
+    integrations: wired.integrations,
     metrics: wired.metrics,
     rateLimitStore: wired.rateLimiter ? wired.rateLimiter.storeKind : 'disabled',
     close: () => {
@@ -288,13 +295,15 @@ function createServices(
     tenantStatementTimeoutMs: config.limits.maxExecutionMs,
   };
   const provisioner = new TenantProvisioner({ ...tenantSchemas, passwords });
+  // Webhooks and Slack; the delivery worker takes integrations.webhookChannel and .slackChannel.
+  const integrations = createOutboundIntegrations(config, logger);
   const jobs = new JobQueue(platform.pool, logger, { pollingIntervalSeconds: config.jobPollIntervalSeconds });
   const tripLateness = new TripLateness({ platform, tenantClients, jobs });
   const deliveryWorker = new DeliveryWorker({
     platform,
     tenantClients,
     jobs,
-    channels: [new InAppChannel()],
+    channels: [new InAppChannel(), integrations.webhookChannel, integrations.slackChannel],
     logger,
     retry: {
       maxAttempts: config.notifications.maxAttempts,
@@ -332,6 +341,8 @@ function createServices(
     notifications: deliveryWorker,
     auditRelay: new AuditRelay({ platform, tenantClients, logger, notifications, sweepIntervalMs: AUDIT_SWEEP_INTERVAL_MS, metrics }),
     apiKeys,
+    webhooks: integrations.webhooks,
+    slack: integrations.slack,
     safelist: new OperationSafelist({
       platform,
       schema: () => schema,
@@ -343,6 +354,7 @@ function createServices(
     schema,
     services,
     tripLateness,
+    integrations,
     metrics,
     authenticator: new Authenticator({
       platform,

@@ -22,6 +22,8 @@ import type { DeliveryWorker } from '../notifications/delivery-worker';
 import type { DeletedRecordPurge } from '../records/retention-purge';
 import type { ApiKeyService } from '../api-keys/api-key-service';
 import type { OperationSafelist } from '../persisted-queries/operation-safelist';
+import type { WebhookEndpoints } from '../webhooks/webhook-endpoints';
+import type { SlackWebhooks } from '../slack/slack-webhook';
 
 export type { AuthPayload };
 
@@ -43,6 +45,8 @@ export interface Services {
   auditRelay: AuditRelay;
   retention: DeletedRecordPurge;
   tenantDeletion: TenantDeletionPurge;
+  webhooks: WebhookEndpoints;
+  slack: SlackWebhooks;
 }
 
 /** What a tenant-scoped resolver works with: its tenant's client, this request's loaders, the caller. */

@@ -48,6 +48,10 @@ interface SeededTenant extends TenantFixture {
   operation: { id: string; sha256: string; body: string };
   /** A pending invitation of this tenant, addressed to someone outside both tenants. */
   invitation: { id: string; email: string; code: string };
+  /** A webhook endpoint (public address, never called here) and its secret. */
+  webhook: { id: string; url: string; secret: string };
+  /** The host of the tenant's Slack webhook. */
+  slackHost: string;
 }
 
 /** Same plate and licence number in both tenants: unique per tenant, never a cross-tenant CONFLICT. */
@@ -65,6 +69,10 @@ const CREATE_API_KEY = graphql(`mutation IsolationCreateApiKey($input: CreateApi
 const INVITE_MEMBER = graphql(`mutation IsolationInviteMember($input: InviteMemberInput!) {
   inviteMember(input: $input) { invitation { id email role invitedAt expiresAt } code }
 }`);
+const CREATE_WEBHOOK = graphql(`mutation IsolationCreateWebhook($input: CreateWebhookEndpointInput!) {
+  createWebhookEndpoint(input: $input) { secret webhookEndpoint { id url } }
+}`);
+const SET_SLACK = graphql(`mutation IsolationSetSlack($url: String!) { setSlackWebhook(url: $url) { slackWebhook { configured host } } }`);
 const REGISTER_OPERATIONS = graphql(`mutation IsolationRegisterOperations($operations: [PersistedOperationInput!]!) {
   registerPersistedOperations(operations: $operations) { operations { id sha256 operationName scope } }
 }`);
@@ -144,6 +152,10 @@ async function seedTenant(label: 'alpha' | 'bravo'): Promise<SeededTenant> {
   const operation = registered.registerPersistedOperations.operations[0];
   if (!operation) throw new Error('operation not registered');
   const invited = await tenant.owner.request(INVITE_MEMBER, { input: { email: `invitee@${tenant.slug}.test`, role: 'MEMBER' } });
+  // Public addresses, distinct per tenant; nothing is delivered in this file.
+  const octet = label === 'alpha' ? 20 : 21;
+  const webhook = await tenant.owner.request(CREATE_WEBHOOK, { input: { url: `https://93.184.215.${octet}/${label}-hook`, eventTypes: ['TRIP_TRANSITIONED'] } });
+  await tenant.owner.request(SET_SLACK, { url: `https://93.184.215.${octet + 10}/services/${label}` });
   return {
     ...tenant,
     ownerId: me.me.id,
@@ -158,6 +170,8 @@ async function seedTenant(label: 'alpha' | 'bravo'): Promise<SeededTenant> {
     apiKey: { id: key.createApiKey.apiKey.id, secret: key.createApiKey.secret },
     operation: { ...operation, body },
     invitation: { id: invited.inviteMember.invitation.id, email: invited.inviteMember.invitation.email, code: invited.inviteMember.code },
+    webhook: { ...webhook.createWebhookEndpoint.webhookEndpoint, secret: webhook.createWebhookEndpoint.secret },
+    slackHost: `93.184.215.${octet + 10}`,
   };
 }
 
@@ -190,6 +204,8 @@ const SNAPSHOT = graphql(`query IsolationSnapshot {
   persistedOperations { id sha256 operationName scope createdAt }
   invitations { id email role invitedAt expiresAt }
   auditEvents(first: 100) { totalCount edges { node { id action targetId actorId metadata } } }
+  webhookEndpoints { id url description eventTypes enabled disabledReason consecutiveFailures previousSecretExpiresAt lastError updatedAt }
+  slackWebhook { configured host updatedAt }
 }`);
 
 type FleetSnapshot = IsolationSnapshotQuery;
@@ -283,6 +299,12 @@ const ADD_MEMBER = graphql(`mutation IsolationAddMember($input: AddMemberInput!)
 const INVITATIONS = graphql(`query IsolationInvitations { invitations { id email role } }`);
 const REVOKE_INVITATION = graphql(`mutation IsolationRevokeInvitation($id: ID!) { revokeInvitation(id: $id) { revokedId } }`);
 const ACCEPT_INVITATION = graphql(`mutation IsolationAcceptInvitation($input: AcceptInvitationInput!) { acceptInvitation(input: $input) { tenantSlug role } }`);
+const WEBHOOK_ENDPOINTS = graphql(`query IsolationWebhookEndpoints { webhookEndpoints { id url } }`);
+const UPDATE_WEBHOOK = graphql(`mutation IsolationUpdateWebhook($id: ID!, $input: UpdateWebhookEndpointInput!) { updateWebhookEndpoint(id: $id, input: $input) { webhookEndpoint { id } } }`);
+const DELETE_WEBHOOK = graphql(`mutation IsolationDeleteWebhook($id: ID!) { deleteWebhookEndpoint(id: $id) { deletedId } }`);
+const ROTATE_WEBHOOK = graphql(`mutation IsolationRotateWebhook($id: ID!) { rotateWebhookSecret(id: $id) { secret webhookEndpoint { id } } }`);
+const SLACK_WEBHOOK = graphql(`query IsolationSlackWebhook { slackWebhook { configured host } }`);
+const REMOVE_SLACK = graphql(`mutation IsolationRemoveSlack { removeSlackWebhook { slackWebhook { configured } } }`);
 const DECLINE_INVITATION = graphql(`mutation IsolationDeclineInvitation($code: String!) { declineInvitation(code: $code) { declinedId } }`);
 const NOTIFICATIONS = graphql(`query IsolationNotifications($unreadOnly: Boolean) {
   notifications(first: 100, unreadOnly: $unreadOnly) { totalCount edges { node { id subjectId readAt } } }
@@ -1234,6 +1256,95 @@ const isolationCases: Record<string, Attack[]> = {
       },
     },
   ],
+  webhookEndpoints: [
+    {
+      name: "lists A's endpoint only, never B's",
+      run: async () => {
+        const listed = (await A.owner.request(WEBHOOK_ENDPOINTS)).webhookEndpoints;
+        expect(listed).toEqual([{ id: A.webhook.id, url: A.webhook.url }]);
+        expect(JSON.stringify(listed)).not.toContain(B.webhook.id);
+      },
+    },
+  ],
+  slackWebhook: [
+    {
+      name: "shows A's Slack host, not B's",
+      run: async () => {
+        expect((await A.owner.request(SLACK_WEBHOOK)).slackWebhook).toEqual({ configured: true, host: A.slackHost });
+      },
+    },
+  ],
+  createWebhookEndpoint: [
+    {
+      name: "B's endpoint URL registered by A lands in A only",
+      changesA: true,
+      run: async () => {
+        const created = await A.owner.request(CREATE_WEBHOOK, { input: { url: B.webhook.url, eventTypes: ['TRIP_LATE'] } });
+        const id = created.createWebhookEndpoint.webhookEndpoint.id;
+        expect((await A.owner.request(WEBHOOK_ENDPOINTS)).webhookEndpoints.map((endpoint) => endpoint.id)).toContain(id);
+        expect((await B.owner.request(WEBHOOK_ENDPOINTS)).webhookEndpoints.map((endpoint) => endpoint.id)).toEqual([B.webhook.id]);
+        await A.owner.request(DELETE_WEBHOOK, { id });
+      },
+    },
+  ],
+  updateWebhookEndpoint: [
+    {
+      name: "NOT_FOUND for B's endpoint (re-pointing, disabling)",
+      run: async () => {
+        await expectNotFound(A.owner.request(UPDATE_WEBHOOK, { id: B.webhook.id, input: { url: A.webhook.url } }));
+        await expectNotFound(A.owner.request(UPDATE_WEBHOOK, { id: B.webhook.id, input: { enabled: false, eventTypes: ['MEMBER_ADDED'] } }));
+      },
+    },
+  ],
+  deleteWebhookEndpoint: [
+    {
+      name: "NOT_FOUND for B's endpoint",
+      run: async () => {
+        await expectNotFound(A.owner.request(DELETE_WEBHOOK, { id: B.webhook.id }));
+      },
+    },
+  ],
+  rotateWebhookSecret: [
+    {
+      name: "NOT_FOUND for B's endpoint: no secret of B's comes back, B's stays the same",
+      run: async () => {
+        const { errors, data } = await expectErrors(A.owner.request(ROTATE_WEBHOOK, { id: B.webhook.id }));
+        expect(errors.map((error) => error.extensions.code)).toEqual(['NOT_FOUND']);
+        expect(data).toBeNull();
+        const [row] = (
+          await app.server.services.platform.pool.query<{ secretCiphertext: string; previousSecretCiphertext: string | null }>(
+            `SELECT "secretCiphertext", "previousSecretCiphertext" FROM ${quoteIdentifier(B.schemaName)}."WebhookEndpoint" WHERE "id" = $1`,
+            [B.webhook.id],
+          )
+        ).rows;
+        expect(row?.previousSecretCiphertext).toBeNull();
+        expect(app.server.integrations.box.open(row?.secretCiphertext as string, `${B.id}:webhook:${B.webhook.id}`)).toBe(B.webhook.secret);
+      },
+    },
+  ],
+  setSlackWebhook: [
+    {
+      name: "sets A's own Slack webhook; B's stays",
+      changesA: true,
+      run: async () => {
+        const set = await A.owner.request(SET_SLACK, { url: `https://${B.slackHost}/services/hijack` });
+        expect(set.setSlackWebhook.slackWebhook).toEqual({ configured: true, host: B.slackHost });
+        expect((await B.owner.request(SLACK_WEBHOOK)).slackWebhook).toEqual({ configured: true, host: B.slackHost });
+        await A.owner.request(SET_SLACK, { url: `https://${A.slackHost}/services/alpha` });
+      },
+    },
+  ],
+  removeSlackWebhook: [
+    {
+      name: "removes A's own Slack webhook only",
+      changesA: true,
+      run: async () => {
+        expect((await A.owner.request(REMOVE_SLACK)).removeSlackWebhook.slackWebhook.configured).toBe(false);
+        expect((await B.owner.request(SLACK_WEBHOOK)).slackWebhook).toEqual({ configured: true, host: B.slackHost });
+        await A.owner.request(SET_SLACK, { url: `https://${A.slackHost}/services/alpha` });
+      },
+    },
+  ],
 };
 
 beforeAll(async () => {
@@ -1256,6 +1367,8 @@ describe('fixture', () => {
     expect(b.vehicles.edges.find((edge) => edge.node.id === vehicle(B, 0).id)?.node.driver?.id).toBe(driver(B, 0).id);
     expect(new Set(b.members.map((member) => member.id))).toEqual(new Set([B.ownerId, B.admin.id]));
     expect(b.invitations.map((invitation) => invitation.id)).toEqual([B.invitation.id]);
+    expect(b.webhookEndpoints.map((endpoint) => endpoint.id)).toEqual([B.webhook.id]);
+    expect(b.slackWebhook).toMatchObject({ configured: true, host: B.slackHost });
     expect(A.id).not.toBe(B.id);
     expect(A.schemaName).not.toBe(B.schemaName);
   });

@@ -418,7 +418,9 @@ describe('answers holding a one-time secret', () => {
       'AuthPayload.accessToken',
       'AuthPayload.refreshToken',
       'CreateApiKeyPayload.secret',
+      'CreateWebhookEndpointPayload.secret',
       'InvitationPayload.code',
+      'RotateWebhookSecretPayload.secret',
     ]);
   });
 });
