@@ -46,6 +46,9 @@ import { TenantClientPool } from './tenancy/tenant-client-pool';
 import { tenantConnectionConfig } from './tenancy/tenant-credentials';
 import { TenantDirectory } from './tenancy/tenant-directory';
 import { ensureInstallationId } from './tenancy/installation';
+import { createEventBus } from './subscriptions/event-bus';
+import { attachSubscriptionServer, type SubscriptionServer } from './subscriptions/subscription-server';
+import { createErrorFormatter } from './graphql/format-error';
 
 export interface ServerOptions {
   config: Config & { databaseUrl: string };
@@ -60,6 +63,8 @@ export interface RunningServer {
   installationId: string;
   services: Services;
   metrics: Metrics;
+  /** WebSocket subscriptions of this instance (the bus they listen on is services.eventBus). */
+  subscriptions: SubscriptionServer;
   /** Where rate-limit buckets live: shared Redis, or this process only. */
   rateLimitStore: 'redis' | 'memory' | 'disabled';
   /**
@@ -124,6 +129,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ...wired,
     readinessChecks: redis ? [{ name: 'redis', check: async () => void (await redis.ping()) }] : [],
   });
+  // Subscriptions: WebSocket on the same port and path (src/subscriptions); events through wired.services.eventBus.
+  const subscriptions = attachSubscriptionServer({
+    httpServer: http.httpServer,
+    schema: wired.schema,
+    services: wired.services,
+    authenticator: wired.authenticator,
+    notifications,
+    rateLimiter: wired.rateLimiter,
+    limits: config.limits,
+    subscriptionLimits: config.subscriptions,
+    formatError: createErrorFormatter(logger, { hideSuggestions: config.limits.blockFieldSuggestions }),
+    logger,
+  });
   await new Promise<void>((resolve, reject) => {
     http.httpServer.once('error', reject);
     http.httpServer.listen(config.port, config.host, () => resolve());
@@ -140,11 +158,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     services: wired.services,
     metrics: wired.metrics,
     rateLimitStore: wired.rateLimiter ? wired.rateLimiter.storeKind : 'disabled',
+    subscriptions,
     close: () => {
       closing ??= (async () => {
         const startedAt = performance.now();
         // Readiness red at once, synchronously; the listener closes a turn of the event loop later.
         const stopped = http.stop(config.shutdown);
+        // Subscriptions have no end to wait for: their sockets are closed (1001) as the drain begins.
+        const socketsClosed = subscriptions.close(Math.min(1_000, config.shutdown.drainMs));
         // Then, and synchronously marked closed: on Ctrl-C the embedded PostgreSQL gets the
         // signal too, and its LISTEN connection ending is then no loss worth a warning. Until
         // the server has stopped, caches are bypassed, which is always correct.
@@ -153,6 +174,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         const drainedMs = Math.round(performance.now() - startedAt);
         if (cut > 0) logger.warn({ cut, drainMs: config.shutdown.drainMs }, 'requests still in flight at the shutdown deadline were cut off');
         else logger.info({ drainedMs }, 'requests in flight drained');
+        await socketsClosed;
+        await wired.services.eventBus.close();
         await passwords.close();
         await retentionPurge.close();
         await wired.services.jobs.stop(config.shutdown.drainMs);
@@ -305,6 +328,7 @@ function createServices(
     jobs: new JobQueue(platform.pool, logger),
     auditRelay: new AuditRelay({ platform, tenantClients, logger, notifications, sweepIntervalMs: AUDIT_SWEEP_INTERVAL_MS, metrics }),
     apiKeys,
+    eventBus: createEventBus(redis, installationId, logger),
     safelist: new OperationSafelist({
       platform,
       schema: () => schema,

@@ -191,6 +191,14 @@ const environmentSchema = z.object({
   OTEL_ENABLED: boolean.optional(),
   OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
   OTEL_TENANT_ATTRIBUTE: boolean.default(false),
+  /** Subscriptions one WebSocket connection may run at once. */
+  SUBSCRIPTIONS_PER_CONNECTION: positiveInt.max(1_000).default(20),
+  /** WebSocket connections one tenant may hold on one instance. */
+  WS_CONNECTIONS_PER_TENANT: positiveInt.max(100_000).default(100),
+  /** How long a WebSocket may stay open without its connection_init (closed with 4408). */
+  WS_CONNECTION_INIT_TIMEOUT_MS: positiveInt.max(60_000).default(3_000),
+  /** How often every connection's credentials are checked again, besides the platform's change notifications. */
+  WS_RECHECK_INTERVAL_MS: positiveInt.max(3_600_000).default(60_000),
 });
 
 export type Environment = z.infer<typeof environmentSchema>;
@@ -322,6 +330,8 @@ export interface Config {
     /** Spans carry the tenant id (fleet.tenant_id) only when this is on. */
     tenantAttribute: boolean;
   };
+  /** GraphQL subscriptions over WebSocket (src/subscriptions). */
+  subscriptions: { perConnection: number; connectionsPerTenant: number; connectionInitTimeoutMs: number; recheckIntervalMs: number };
 }
 
 /**
@@ -454,6 +464,12 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       operationNamesMax: env.METRICS_OPERATION_NAMES_MAX,
     },
     tracing: { tenantAttribute: env.OTEL_TENANT_ATTRIBUTE },
+    subscriptions: {
+      perConnection: env.SUBSCRIPTIONS_PER_CONNECTION,
+      connectionsPerTenant: env.WS_CONNECTIONS_PER_TENANT,
+      connectionInitTimeoutMs: env.WS_CONNECTION_INIT_TIMEOUT_MS,
+      recheckIntervalMs: env.WS_RECHECK_INTERVAL_MS,
+    },
     tenantInFlight: {
       maxInFlight: env.TENANT_MAX_IN_FLIGHT,
       maxInFlightAlone: env.TENANT_MAX_IN_FLIGHT_ALONE ?? 4 * env.TENANT_MAX_IN_FLIGHT,

@@ -21,6 +21,7 @@ import type { JobQueue } from '../jobs/job-queue';
 import type { DeletedRecordPurge } from '../records/retention-purge';
 import type { ApiKeyService } from '../api-keys/api-key-service';
 import type { OperationSafelist } from '../persisted-queries/operation-safelist';
+import type { EventBus } from '../subscriptions/event-bus';
 
 export type { AuthPayload };
 
@@ -41,6 +42,8 @@ export interface Services {
   auditRelay: AuditRelay;
   retention: DeletedRecordPurge;
   tenantDeletion: TenantDeletionPurge;
+  /** Committed events and per-user messages, to this instance's subscribers and every other's (src/subscriptions). */
+  eventBus: EventBus;
 }
 
 /** What a tenant-scoped resolver works with: its tenant's client, this request's loaders, the caller. */
@@ -117,6 +120,8 @@ export function createRequestContext(options: {
     release() {
       releaseLease?.();
       releaseLease = undefined;
+      // A subscription's context serves event after event: the next one leases (and loads) afresh.
+      scope = undefined;
     },
   };
 }
