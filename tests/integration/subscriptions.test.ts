@@ -1,12 +1,16 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { createClient, type ClientOptions } from 'graphql-ws';
 import Redis from 'ioredis';
+import WebSocket from 'ws';
 import type { DomainEvent, EventTypeName } from '../../src/events/domain-event';
 import { parseGlobalId } from '../../src/graphql/global-id';
 import { createLogger } from '../../src/observability/logger';
 import { RedisEventBus, tenantChannel, type EventBus } from '../../src/subscriptions/event-bus';
 import { eventually, sleep } from '../support/raw-graphql';
 import { readTestServices } from '../support/services';
-import { closeFrameOf, connectSubscriptions, errorCodesOf, type SubscriptionConnection } from '../support/subscription-client';
+import { closeFrameOf, connectSubscriptions, errorCodesOf, wsUrlOf, type SubscriptionConnection } from '../support/subscription-client';
 import { startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
 
 /*
@@ -383,5 +387,35 @@ describe('without Redis (one instance): the in-process bus', () => {
     await single.close();
     expect(performance.now() - startedAt).toBeLessThan(3_000);
     expect((await connection.closed).code).toBe(1001);
+  });
+});
+
+describe('the README', () => {
+  it('runs the frontend snippet of "Subscriptions" as written, against the server', async () => {
+    const readme = readFileSync(path.join(__dirname, '../../README.md'), 'utf8');
+    const snippet = /```ts\n([\s\S]*?)```/.exec(readme.slice(readme.indexOf('## Subscriptions')))?.[1];
+    if (!snippet) throw new Error('no ts snippet in the README\'s Subscriptions section');
+    expect(snippet).toContain("'wss://api.example.com/graphql'");
+    // The snippet as it is, less its import (handed in) and with this server's address; it has no type annotations, so it runs as JavaScript.
+    const body = `${snippet.replace(/^import .*\n/m, '').replace("'wss://api.example.com/graphql'", 'url')}\nreturn { client, unsubscribe };`;
+    const AsyncFunction = Object.getPrototypeOf(async () => undefined).constructor as new (...args: string[]) => (...values: unknown[]) => Promise<{ client: { dispose(): Promise<void> }; unsubscribe: () => void }>;
+    const rendered: unknown[] = [];
+    const run = new AsyncFunction('createClient', 'url', 'currentAccessToken', 'tripId', 'render', body);
+    const { client, unsubscribe } = await run(
+      (options: ClientOptions) => createClient({ ...options, webSocketImpl: WebSocket }),
+      wsUrlOf(app.url),
+      async () => A.ownerToken,
+      A.trip.id,
+      (trip: unknown) => rendered.push(trip),
+    );
+    try {
+      await subscribed(app, A.id);
+      await publisher.publish(tripEvent(A.id, A.trip.rowId));
+      await eventually(async () => (rendered.length > 0 ? true : undefined), 5_000, 20);
+      expect(rendered[0]).toMatchObject({ id: A.trip.id, status: 'DRAFT' });
+    } finally {
+      unsubscribe();
+      await client.dispose();
+    }
   });
 });
