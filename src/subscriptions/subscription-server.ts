@@ -406,6 +406,7 @@ function revocationReason(error: AppError, principal: TenantPrincipal): string {
     case ErrorCode.FORBIDDEN:
       return 'role no longer allows this subscription';
     default:
+      if (error.message === 'Access token expired') return 'access token expired';
       if (principal.kind === 'apiKey') return 'API key revoked';
       return /member/i.test(error.message) ? 'membership removed' : 'session revoked';
   }

@@ -1,12 +1,10 @@
 import type { DomainEvent, EventTypeName } from '../events/domain-event';
-import { forbidden, notFound } from '../errors/app-error';
-import { isTenantPrincipal } from '../auth/principal';
+import { notFound } from '../errors/app-error';
 import type { Resolvers, TripStatus } from '../generated/graphql';
 import type { Trip } from '../generated/prisma/tenant/client';
 import type { RequestContext } from '../graphql/context';
 import { expectGlobalId } from '../graphql/global-id';
-import type { BusMessage } from './event-bus';
-import type { EventQueue } from './event-queue';
+import { tenantStream } from './subscription-stream';
 
 /*
  * Trip subscriptions. The bus hands a subscription its own tenant's events only (the listener is
@@ -36,68 +34,31 @@ export function tripIdOf(event: DomainEvent): string | null {
   return typeof tripId === 'string' ? tripId : null;
 }
 
-/**
- * Maps the queue's messages to values, skipping those `step` turns into undefined. A hand-made
- * iterator rather than an async generator so that `return()` (the client completed, the socket
- * closed) ends the queue at once instead of after the next event.
- */
-function mapMessages<U>(queue: EventQueue<BusMessage>, step: (message: BusMessage) => Promise<U | undefined>): AsyncIterableIterator<U> {
-  const iterator: AsyncIterableIterator<U> = {
-    async next() {
-      for (;;) {
-        const result = await queue.next();
-        if (result.done) return { done: true, value: undefined };
-        const mapped = await step(result.value);
-        if (mapped !== undefined) return { done: false, value: mapped };
-      }
-    },
-    async return() {
-      await queue.return();
-      return { done: true, value: undefined };
-    },
-    async throw(error: unknown) {
-      await queue.return();
-      throw error;
-    },
-    [Symbol.asyncIterator]() {
-      return iterator;
-    },
-  };
-  return iterator;
-}
-
 /** The live (not deleted) trip, read now through the caller's tenant; the lease is kept for the answer. */
 async function currentTrip(ctx: RequestContext, tripId: string): Promise<Trip | null> {
   const trip = await ctx.tenantScope().trips.tripById.load(tripId);
   return trip && trip.deletedAt === null ? trip : null;
 }
 
-/** Listens to the caller's tenant's trip events and turns each into the trip read afresh, or skips it. */
-async function tripChanges(
+/** The caller's tenant's trip events that `accept` picks, each with its trip read afresh; skipped when the trip is gone or not kept. */
+function tripChanges(
   ctx: RequestContext,
   accept: (event: DomainEvent, tripId: string) => boolean,
   keep: (trip: Trip) => boolean,
 ): Promise<AsyncIterableIterator<TripChangeModel>> {
-  const { principal } = ctx;
-  if (!isTenantPrincipal(principal)) throw forbidden('Subscriptions act on a tenant; sign in as a member of that tenant');
-  const tenantId = principal.tenant.id;
-  const queue = await ctx.services.eventBus.listen(tenantId, (message) => {
-    if (message.kind !== 'event') return false;
-    const tripId = tripIdOf(message.event);
-    return tripId !== null && accept(message.event, tripId);
-  });
-  return mapMessages(queue, async (message) => {
-    if (message.kind !== 'event') return undefined;
-    try {
+  return tenantStream(
+    ctx,
+    (message) => {
+      if (message.kind !== 'event') return false;
+      const tripId = tripIdOf(message.event);
+      return tripId !== null && accept(message.event, tripId);
+    },
+    async (message) => {
+      if (message.kind !== 'event') return undefined;
       const trip = await currentTrip(ctx, tripIdOf(message.event) as string);
-      if (trip && keep(trip)) return { event: message.event, trip };
-    } catch (error) {
-      ctx.release();
-      throw error;
-    }
-    ctx.release();
-    return undefined;
-  });
+      return trip && keep(trip) ? { event: message.event, trip } : undefined;
+    },
+  );
 }
 
 export const subscriptionResolvers: Resolvers = {

@@ -338,6 +338,41 @@ describe('closed when the credentials no longer hold', () => {
   });
 });
 
+describe('the periodic check', () => {
+  it('closes a connection whose access token expired (4403 "access token expired") within WS_RECHECK_INTERVAL_MS', async () => {
+    const short = await startTestServer({ databaseUrl: app.databaseUrl, env: { ACCESS_TOKEN_TTL_SECONDS: '2', WS_RECHECK_INTERVAL_MS: '300' } });
+    try {
+      const token = await short.login(A.slug, A.ownerEmail, A.ownerPassword);
+      const connection = connectSubscriptions(short.url, { authorization: `Bearer ${token}` });
+      const subscription = connection.subscribe({ query: TRIPS_CHANGED });
+      await eventually(async () => (short.server.services.eventBus.listenerCount(A.id) === 1 ? true : undefined), 5_000, 20);
+      const openedAt = Date.now();
+      expect(await connection.closed).toEqual({ code: 4403, reason: 'access token expired' });
+      // Not before the token's two seconds (less the second JWT times are rounded to).
+      expect(Date.now() - openedAt).toBeGreaterThan(500);
+      expect(subscription.results).toEqual([]);
+    } finally {
+      await short.close();
+    }
+  });
+});
+
+describe('per-user messages (publishToUser), for fields such as in-app notifications', () => {
+  it("reach the listener of that user in that tenant only, through Redis", async () => {
+    const userId = randomUUID();
+    const queue = await app.server.services.eventBus.listen(A.id, (message) => message.kind === 'user' && message.userId === userId);
+    try {
+      await publisher.publishToUser(B.id, userId, { text: 'for B' });
+      await publisher.publishToUser(A.id, randomUUID(), { text: 'for someone else' });
+      await publisher.publishToUser(A.id, userId, { text: 'for them', at: '2026-12-04T00:00:00.000Z' });
+      const first = await queue.next();
+      expect(first.value).toEqual({ kind: 'user', userId, payload: { text: 'for them', at: '2026-12-04T00:00:00.000Z' } });
+    } finally {
+      await queue.return();
+    }
+  });
+});
+
 describe('connections per tenant', () => {
   it('past WS_CONNECTIONS_PER_TENANT on an instance, a connection is closed with 1013 (try again later); other tenants still connect', async () => {
     const limited = await startTestServer({ databaseUrl: app.databaseUrl, env: { WS_CONNECTIONS_PER_TENANT: '2' } });
