@@ -271,6 +271,34 @@ describe('the document checks of the request path', () => {
     expect(running.every((subscription) => subscription.error === undefined && !subscription.completed)).toBe(true);
   });
 
+  it("a subscription is charged its cost to the tenant's and caller's rate-limit budgets: RATE_LIMITED once they are spent", async () => {
+    const limited = await startTestServer({ databaseUrl: app.databaseUrl, env: { REDIS_URL: readTestServices().redisUrl, RATE_LIMIT_ENABLED: 'true' } });
+    const connection = connectSubscriptions(limited.url, asOwner(B));
+    try {
+      const admin = await limited.admin();
+      await admin.request('mutation($id: ID!, $limit: TenantRateLimitInput) { setTenantRateLimit(id: $id, limit: $limit) { tenant { id } } }', {
+        id: B.id,
+        limit: { tenant: { capacity: 100, refillPerSecond: 0.001 }, perCaller: { capacity: 100, refillPerSecond: 0.001 } },
+      });
+      // About 50 points each (trips(first: 50)): the budget of 100 runs out by the third.
+      const costly = 'subscription { tripsChanged { trip { vehicle { trips(first: 50) { id } } } } }';
+      const outcomes: string[] = [];
+      let listening = 0;
+      for (let attempt = 0; attempt < 4; attempt += 1) {
+        const subscription = connection.subscribe({ query: costly });
+        await eventually(async () => (subscription.error !== undefined || limited.server.services.eventBus.listenerCount(B.id) === listening + 1 ? true : undefined), 5_000, 20);
+        if (subscription.error === undefined) listening += 1;
+        outcomes.push(subscription.error === undefined ? 'listening' : errorCodesOf(subscription.error).join());
+      }
+      expect(outcomes[0]).toBe('listening');
+      expect(outcomes).toContain('RATE_LIMITED');
+    } finally {
+      await connection.dispose();
+      await (await limited.admin()).request('mutation($id: ID!) { setTenantRateLimit(id: $id, limit: null) { tenant { id } } }', { id: B.id });
+      await limited.close();
+    }
+  });
+
   it('over HTTP a subscription is refused, pointing at the WebSocket', async () => {
     const response = await fetch(app.url, {
       method: 'POST',
