@@ -16,7 +16,6 @@ import {
   type OperationDefinitionNode,
 } from 'graphql';
 import { CloseCode, type SubscribePayload } from 'graphql-ws';
-import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Authenticator } from '../auth/authenticator';
 import { isTenantPrincipal, type TenantPrincipal } from '../auth/principal';
@@ -30,11 +29,13 @@ import { assertSaneInput, documentLimitRules, priceOperation } from '../graphql/
 import { answerRateLimit } from '../http/rate-limit-answer';
 import { describeError, type Logger } from '../observability/logger';
 import type { RequestRateLimiter } from '../rate-limiting/request-rate-limiter';
+import { isDatabaseUnavailable } from '../database/prisma-errors';
+import { serveGraphqlWs } from './ws-transport';
 
 /*
  * GraphQL subscriptions over WebSocket (graphql-ws, the graphql-transport-ws protocol) on the
  * HTTP server's port and path, as Apollo Server's documentation sets them up (Apollo itself
- * serves no subscriptions). What HTTP requests meet in the guard and Apollo's plugins, a
+ * serves no subscriptions; ws-transport.ts is the glue). What HTTP requests meet in the guard and Apollo's plugins, a
  * subscription meets here, through the same code:
  *   connection_init  the same Authenticator, credentials in connectionParams as HTTP sends them
  *                    in headers; refused with 4401 (no or bad credentials) or 4403, nothing more
@@ -238,7 +239,7 @@ export function attachSubscriptionServer(deps: {
     return policies;
   }
 
-  useServer<Record<string, unknown>>(
+  serveGraphqlWs<Record<string, unknown>>(
     {
       schema,
       connectionInitWaitTimeout: subscriptionLimits.connectionInitTimeoutMs,
@@ -312,7 +313,12 @@ export function attachSubscriptionServer(deps: {
         } catch (error) {
           if (error instanceof GraphQLError) return [error];
           if (error instanceof Refused) return error.errors;
-          throw error;
+          // As over HTTP: an outage says so, anything else is logged and masked.
+          if (isDatabaseUnavailable(error)) {
+            return [new AppError(ErrorCode.SERVICE_UNAVAILABLE, 'The database is unavailable; retry shortly', { extensions: { retryAfter: 1 } })];
+          }
+          logger.error({ err: describeError(error) }, 'subscription could not be prepared');
+          return [new AppError(ErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error', { extensions: { detail: 'An unexpected error occurred; it has been logged' } })];
         }
         const context = createRequestContext({
           requestId: randomUUID(),
@@ -344,6 +350,7 @@ export function attachSubscriptionServer(deps: {
       },
     },
     wsServer,
+    logger,
   );
 
   return {

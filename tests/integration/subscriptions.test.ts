@@ -217,6 +217,21 @@ describe('connection_init: the same credentials as HTTP', () => {
     expect(await closeFrameOf(app.url, { ...asOwner(A), 'X-Tenant': A.slug }, 1_000).catch(() => 'still open')).toBe('still open');
   });
 
+  it('a message over MAX_BODY_BYTES closes the socket (1009), one that is not of the protocol too (4400); the server serves on', async () => {
+    const closeAfter = (message: string) =>
+      new Promise<{ code: number; reason: string }>((resolve) => {
+        const socket = new WebSocket(wsUrlOf(app.url), 'graphql-transport-ws');
+        socket.on('error', () => undefined);
+        socket.on('open', () => socket.send(message));
+        socket.on('close', (code, reason) => resolve({ code, reason: String(reason) }));
+      });
+    expect((await closeAfter(JSON.stringify({ type: 'connection_init', payload: { pad: 'x'.repeat(300_000) } }))).code).toBe(1009);
+    expect(await closeAfter('{"type":"no-such-message"}')).toEqual({ code: 4400, reason: 'Invalid message received' });
+    const connection = connect(asOwner(A));
+    connection.subscribe({ query: TRIPS_CHANGED });
+    await subscribed(app, A.id);
+  });
+
   it('a socket that never sends connection_init is closed after WS_CONNECTION_INIT_TIMEOUT_MS (4408)', async () => {
     expect(await closeFrameOf(app.url, null)).toMatchObject({ code: 4408, acknowledged: false });
   });
