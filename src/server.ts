@@ -304,6 +304,8 @@ function createServices(
     tenantStatementTimeoutMs: config.limits.maxExecutionMs,
   };
   const provisioner = new TenantProvisioner({ ...tenantSchemas, passwords });
+  // Every committed event goes here (the events worker: `eventBus.publish(event)`), and per-user messages (`publishToUser`).
+  const eventBus = createEventBus(redis, installationId, logger);
   const services: Services = {
     platform,
     directory,
@@ -328,7 +330,7 @@ function createServices(
     jobs: new JobQueue(platform.pool, logger),
     auditRelay: new AuditRelay({ platform, tenantClients, logger, notifications, sweepIntervalMs: AUDIT_SWEEP_INTERVAL_MS, metrics }),
     apiKeys,
-    eventBus: createEventBus(redis, installationId, logger),
+    eventBus,
     safelist: new OperationSafelist({
       platform,
       schema: () => schema,

@@ -116,7 +116,10 @@ export function attachSubscriptionServer(deps: {
     const set = byTenant.get(connection.principal.tenant.id);
     set?.delete(connection);
     if (set?.size === 0) byTenant.delete(connection.principal.tenant.id);
-    for (const operation of connection.operations.values()) operation.context.release();
+    for (const operation of connection.operations.values()) {
+      operation.context.release();
+      logger.info({ requestId: operation.context.requestId }, 'subscription ended with its connection');
+    }
     connection.operations.clear();
   };
 
@@ -329,6 +332,10 @@ export function attachSubscriptionServer(deps: {
           services,
         });
         connection.operations.set(id, { policies: rootPolicies(prepared.operation), context });
+        logger.info(
+          { requestId: context.requestId, principal: connection.principal.kind, tenant: connection.principal.tenant.slug, operationName: prepared.operation.name?.value ?? null, cost: prepared.cost },
+          'subscription started',
+        );
         return {
           schema,
           document: prepared.document,
@@ -345,8 +352,11 @@ export function attachSubscriptionServer(deps: {
       onError: (_ctx, _id, _payload, errors) => format(errors),
       onComplete: (ctx, id) => {
         const connection = connections.get(ctx.extra.socket);
-        connection?.operations.get(id)?.context.release();
+        const operation = connection?.operations.get(id);
+        if (!operation) return;
+        operation.context.release();
         connection?.operations.delete(id);
+        logger.info({ requestId: operation.context.requestId }, 'subscription ended');
       },
     },
     wsServer,
