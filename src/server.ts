@@ -15,6 +15,9 @@ import { clientConfigFromUrl, databaseNameOf, urlWithDatabase } from './database
 import { connectPlatformDatabase, migratePlatformSchema, type PlatformDatabase } from './database/platform-database';
 import { AuditRelay } from './audit/audit-relay';
 import { JobQueue, type QueueSpec } from './jobs/job-queue';
+import { DeliveryWorker } from './notifications/delivery-worker';
+import { sweepUndispatchedEvents } from './notifications/event-sweep';
+import { InAppChannel } from './notifications/in-app';
 import { DeletedRecordPurge } from './records/retention-purge';
 import { PeriodicJob } from './tenant-jobs/periodic-job';
 import { TenantDeletionPurge } from './provisioning/tenant-deletion';
@@ -90,7 +93,7 @@ const AUDIT_SWEEP_INTERVAL_MS = 30_000;
  * tenant-bound Prisma client -> the tenant's schema, as the tenant's role.
  */
 /** Every queue the server's jobs use; each capability adds its own. */
-const JOB_QUEUES: QueueSpec[] = [];
+const JOB_QUEUES: QueueSpec[] = [...DeliveryWorker.queues()];
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { config, logger } = options;
@@ -102,6 +105,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const wired = createServices(options, { platform, installationId, passwords, notifications, redis, tenantMigrator: migrators.tenant });
   await notifications.start();
   await wired.services.jobs.start(JOB_QUEUES);
+  await wired.services.notifications.start();
+  void sweepUndispatchedEvents({ ...wired.services, logger, wake: (tenantId) => wired.services.notifications.wake(tenantId) });
   wired.services.auditRelay.start();
   const retentionPurge = new PeriodicJob({
     name: 'purge-deleted-records',
@@ -306,6 +311,24 @@ function createServices(
   const provisioner = new TenantProvisioner({ ...tenantSchemas, passwords });
   // Every committed event goes here (the events worker: `eventBus.publish(event)`), and per-user messages (`publishToUser`).
   const eventBus = createEventBus(redis, installationId, logger);
+  const jobs = new JobQueue(platform.pool, logger, { pollingIntervalSeconds: config.jobPollIntervalSeconds });
+  const deliveryWorker = new DeliveryWorker({
+    platform,
+    tenantClients,
+    jobs,
+    channels: [new InAppChannel()],
+    logger,
+    retry: {
+      maxAttempts: config.notifications.maxAttempts,
+      baseDelayMs: config.notifications.retryBaseMs,
+      maxDelayMs: config.notifications.retryMaxMs,
+      claimMs: 120_000,
+    },
+    concurrency: config.notifications.workerConcurrency,
+    // Subscriptions: every event fanned out reaches the subscribers of its tenant, on every instance.
+    onDispatched: (event) => eventBus.publish(event),
+  });
+  notifications.subscribe(deliveryWorker);
   const services: Services = {
     platform,
     directory,
@@ -327,7 +350,8 @@ function createServices(
     migrations: new TenantMigrationRunner({ ...tenantSchemas, defaultConcurrency: config.migrateConcurrency }),
     lifecycle: new TenantLifecycle({ platform, directory, tenantClients, deletionGraceDays: config.retention.tenantDeletionGraceDays }),
     retention: new DeletedRecordPurge({ platform, tenantClients, logger, retentionDays: config.retention.deletedRecordDays }),
-    jobs: new JobQueue(platform.pool, logger),
+    jobs,
+    notifications: deliveryWorker,
     auditRelay: new AuditRelay({ platform, tenantClients, logger, notifications, sweepIntervalMs: AUDIT_SWEEP_INTERVAL_MS, metrics }),
     apiKeys,
     eventBus,

@@ -14,6 +14,8 @@ export interface SendOptions {
   singletonKey?: string;
   /** Not before this time. */
   startAfter?: Date;
+  /** The job's own id (a uuid): the same id sent twice is one job. */
+  id?: string;
   /** Inside this platform transaction: the job exists if and only if the transaction commits. */
   tx?: PlatformTransaction;
 }
@@ -90,7 +92,14 @@ export class JobQueue {
     for (let i = 0; i < concurrency; i += 1) {
       ids.push(
         await this.boss.work<Data>(queue, { batchSize: 1 }, async ([job]) => {
-          if (job) await handler(job.data, job.id);
+          if (!job) return;
+          try {
+            await handler(job.data, job.id);
+          } catch (error) {
+            // pg-boss retries it (with backoff, up to the queue's retryLimit); say why it failed.
+            this.logger.warn({ err: describeError(error), queue, jobId: job.id }, 'job failed; it will be retried');
+            throw error;
+          }
         }),
       );
     }
