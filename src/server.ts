@@ -51,6 +51,9 @@ import { tenantConnectionConfig } from './tenancy/tenant-credentials';
 import { TenantDirectory } from './tenancy/tenant-directory';
 import { ensureInstallationId } from './tenancy/installation';
 import { createOutboundIntegrations, type OutboundIntegrations } from './outbound/outbound-integrations';
+import { createEventBus } from './subscriptions/event-bus';
+import { attachSubscriptionServer, type SubscriptionServer } from './subscriptions/subscription-server';
+import { createErrorFormatter } from './graphql/format-error';
 
 export interface ServerOptions {
   config: Config & { databaseUrl: string };
@@ -67,6 +70,8 @@ export interface RunningServer {
   /** Webhooks and Slack: the outbound client, the credential key and the channels. */
   integrations: OutboundIntegrations;
   metrics: Metrics;
+  /** WebSocket subscriptions of this instance (the bus they listen on is services.eventBus). */
+  subscriptions: SubscriptionServer;
   /** Where rate-limit buckets live: shared Redis, or this process only. */
   rateLimitStore: 'redis' | 'memory' | 'disabled';
   /**
@@ -137,6 +142,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ...wired,
     readinessChecks: redis ? [{ name: 'redis', check: async () => void (await redis.ping()) }] : [],
   });
+  // Subscriptions: WebSocket on the same port and path (src/subscriptions); events through wired.services.eventBus.
+  const subscriptions = attachSubscriptionServer({
+    httpServer: http.httpServer,
+    schema: wired.schema,
+    services: wired.services,
+    authenticator: wired.authenticator,
+    notifications,
+    rateLimiter: wired.rateLimiter,
+    limits: config.limits,
+    subscriptionLimits: config.subscriptions,
+    formatError: createErrorFormatter(logger, { hideSuggestions: config.limits.blockFieldSuggestions }),
+    logger,
+  });
   await new Promise<void>((resolve, reject) => {
     http.httpServer.once('error', reject);
     http.httpServer.listen(config.port, config.host, () => resolve());
@@ -154,11 +172,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     integrations: wired.integrations,
     metrics: wired.metrics,
     rateLimitStore: wired.rateLimiter ? wired.rateLimiter.storeKind : 'disabled',
+    subscriptions,
     close: () => {
       closing ??= (async () => {
         const startedAt = performance.now();
         // Readiness red at once, synchronously; the listener closes a turn of the event loop later.
         const stopped = http.stop(config.shutdown);
+        // Subscriptions have no end to wait for: their sockets are closed (1001) as the drain begins.
+        const socketsClosed = subscriptions.close(Math.min(1_000, config.shutdown.drainMs));
         // Then, and synchronously marked closed: on Ctrl-C the embedded PostgreSQL gets the
         // signal too, and its LISTEN connection ending is then no loss worth a warning. Until
         // the server has stopped, caches are bypassed, which is always correct.
@@ -167,6 +188,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         const drainedMs = Math.round(performance.now() - startedAt);
         if (cut > 0) logger.warn({ cut, drainMs: config.shutdown.drainMs }, 'requests still in flight at the shutdown deadline were cut off');
         else logger.info({ drainedMs }, 'requests in flight drained');
+        await socketsClosed;
+        await wired.services.eventBus.close();
         await passwords.close();
         await retentionPurge.close();
         await wired.services.jobs.stop(config.shutdown.drainMs);
@@ -297,6 +320,8 @@ function createServices(
   const provisioner = new TenantProvisioner({ ...tenantSchemas, passwords });
   // Webhooks and Slack; the delivery worker takes integrations.webhookChannel and .slackChannel.
   const integrations = createOutboundIntegrations(config, logger);
+  // Every committed event goes here (the events worker: `eventBus.publish(event)`), and per-user messages (`publishToUser`).
+  const eventBus = createEventBus(redis, installationId, logger);
   const jobs = new JobQueue(platform.pool, logger, { pollingIntervalSeconds: config.jobPollIntervalSeconds });
   const tripLateness = new TripLateness({ platform, tenantClients, jobs });
   const deliveryWorker = new DeliveryWorker({
@@ -312,7 +337,9 @@ function createServices(
       claimMs: 120_000,
     },
     concurrency: config.notifications.workerConcurrency,
-    onDispatched: (event) => tripLateness.onEvent(event),
+    // Subscriptions: every event fanned out reaches the subscribers of its tenant, on every
+    // instance; a dispatch queues its trip's late check. Both run, whichever fails.
+    onDispatched: async (event) => void (await Promise.all([eventBus.publish(event), tripLateness.onEvent(event)])),
     metrics,
   });
   notifications.subscribe(deliveryWorker);
@@ -343,6 +370,7 @@ function createServices(
     apiKeys,
     webhooks: integrations.webhooks,
     slack: integrations.slack,
+    eventBus,
     safelist: new OperationSafelist({
       platform,
       schema: () => schema,

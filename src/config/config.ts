@@ -211,6 +211,14 @@ const environmentSchema = z.object({
   OUTBOUND_MAX_RESPONSE_BYTES: positiveInt.max(10_000_000).default(64 * 1024),
   /** A webhook endpoint is disabled after this many deliveries in a row failed. */
   WEBHOOK_DISABLE_AFTER_FAILURES: positiveInt.max(10_000).default(15),
+  /** Subscriptions one WebSocket connection may run at once. */
+  SUBSCRIPTIONS_PER_CONNECTION: positiveInt.max(1_000).default(20),
+  /** WebSocket connections one tenant may hold on one instance. */
+  WS_CONNECTIONS_PER_TENANT: positiveInt.max(100_000).default(100),
+  /** How long a WebSocket may stay open without its connection_init (closed with 4408). */
+  WS_CONNECTION_INIT_TIMEOUT_MS: positiveInt.max(60_000).default(3_000),
+  /** How often every connection's credentials are checked again, besides the platform's change notifications. */
+  WS_RECHECK_INTERVAL_MS: positiveInt.max(3_600_000).default(60_000),
 });
 
 export type Environment = z.infer<typeof environmentSchema>;
@@ -354,6 +362,8 @@ export interface Config {
     maxResponseBytes: number;
   };
   webhooks: { disableAfterFailures: number };
+  /** GraphQL subscriptions over WebSocket (src/subscriptions). */
+  subscriptions: { perConnection: number; connectionsPerTenant: number; connectionInitTimeoutMs: number; recheckIntervalMs: number };
 }
 
 /**
@@ -501,6 +511,12 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxResponseBytes: env.OUTBOUND_MAX_RESPONSE_BYTES,
     },
     webhooks: { disableAfterFailures: env.WEBHOOK_DISABLE_AFTER_FAILURES },
+    subscriptions: {
+      perConnection: env.SUBSCRIPTIONS_PER_CONNECTION,
+      connectionsPerTenant: env.WS_CONNECTIONS_PER_TENANT,
+      connectionInitTimeoutMs: env.WS_CONNECTION_INIT_TIMEOUT_MS,
+      recheckIntervalMs: env.WS_RECHECK_INTERVAL_MS,
+    },
     tenantInFlight: {
       maxInFlight: env.TENANT_MAX_IN_FLIGHT,
       maxInFlightAlone: env.TENANT_MAX_IN_FLIGHT_ALONE ?? 4 * env.TENANT_MAX_IN_FLIGHT,

@@ -12,6 +12,11 @@ import type {
   IsolationVehicleIdsQueryVariables,
 } from '../generated/graphql';
 import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
+import { randomUUID } from 'node:crypto';
+import type { DomainEvent } from '../../src/events/domain-event';
+import { parseGlobalId } from '../../src/graphql/global-id';
+import { eventually, sleep } from '../support/raw-graphql';
+import { connectSubscriptions, type SubscriptionConnection } from '../support/subscription-client';
 
 /*
  * Cross-tenant isolation over HTTP: tenant A's OWNER, holding tenant B's ids, names, plates and
@@ -364,6 +369,38 @@ async function expectNotFound(request: Promise<unknown>): Promise<void> {
  * identifiers; the harness below compares B (and, unless the attack changes A, A) before and
  * after.
  */
+const SUBSCRIBE_TRIP_UPDATED = 'subscription IsolationTripUpdated($id: ID!) { tripUpdated(id: $id) { id reference } }';
+const SUBSCRIBE_TRIPS_CHANGED = 'subscription IsolationTripsChanged { tripsChanged { eventId trip { id reference } } }';
+
+const rowIdOf = (globalId: string) => parseGlobalId(globalId)?.id as string;
+
+/** A trip event as the events worker publishes it (the test publishes through the server's own bus). */
+function tripEvent(tenantId: string, tripRowId: string): DomainEvent {
+  return {
+    id: randomUUID(),
+    tenantId,
+    type: 'TRIP_TRANSITIONED',
+    occurredAt: new Date(),
+    subject: { type: 'Trip', id: tripRowId },
+    actor: { kind: 'USER', id: null },
+    data: { from: 'DRAFT', to: 'PLANNED' },
+  };
+}
+
+/** A's OWNER over WebSocket for the duration of `run`; the server has no subscription left after. */
+async function withSubscriptions(run: (connection: SubscriptionConnection) => Promise<void>): Promise<void> {
+  const connection = connectSubscriptions(app.url, { authorization: `Bearer ${A.ownerToken}` });
+  try {
+    await run(connection);
+  } finally {
+    await connection.dispose();
+    await eventually(async () => (app.server.services.eventBus.listenerCount() === 0 ? true : undefined), 5_000, 20);
+  }
+}
+
+const listening = (tenantId: string, count: number) =>
+  eventually(async () => (app.server.services.eventBus.listenerCount(tenantId) >= count ? true : undefined), 5_000, 20);
+
 const isolationCases: Record<string, Attack[]> = {
   notifications: [
     {
@@ -778,6 +815,52 @@ const isolationCases: Record<string, Attack[]> = {
       run: async () => {
         expect((await A.owner.request(TRIP, { id: B.trip.id })).trip).toBeNull();
         expect((await A.owner.request(TRIP, { id: A.trip.id })).trip?.id).toBe(A.trip.id);
+      },
+    },
+  ],
+  tripUpdated: [
+    {
+      name: "over WebSocket: NOT_FOUND for B's trip id; B's events on it, and an event under A's id naming it, never reach A's subscription of its own trip",
+      run: async () => {
+        await withSubscriptions(async (connection) => {
+          const attack = connection.subscribe({ query: SUBSCRIBE_TRIP_UPDATED, variables: { id: B.trip.id } });
+          await attack.ended();
+          expect(attack.results.flatMap((result) => result.errors ?? []).map((error) => error.extensions?.code)).toEqual(['NOT_FOUND']);
+          const own = connection.subscribe({ query: SUBSCRIBE_TRIP_UPDATED, variables: { id: A.trip.id } });
+          await listening(A.id, 1);
+          expect(app.server.services.eventBus.listenerCount(B.id)).toBe(0);
+          await app.server.services.eventBus.publish(tripEvent(B.id, rowIdOf(B.trip.id)));
+          await app.server.services.eventBus.publish(tripEvent(A.id, rowIdOf(B.trip.id)));
+          await app.server.services.eventBus.publish(tripEvent(A.id, rowIdOf(A.trip.id)));
+          expect((await own.nth(1)).data).toEqual({ tripUpdated: { id: A.trip.id, reference: A.trip.reference } });
+          await sleep(100);
+          // The real events of A's own changes (the delivery worker's) may come too; B's trip never.
+          expect(own.results.map((result) => result.data)).toEqual(own.results.map(() => ({ tripUpdated: { id: A.trip.id, reference: A.trip.reference } })));
+          expect(attack.results).toHaveLength(1);
+        });
+      },
+    },
+  ],
+  tripsChanged: [
+    {
+      name: "over WebSocket: nothing of B reaches A: B's trip events, and an event under A's id naming B's trip (read through A's tenant: no such trip)",
+      run: async () => {
+        await withSubscriptions(async (connection) => {
+          const changes = connection.subscribe({ query: SUBSCRIBE_TRIPS_CHANGED });
+          await listening(A.id, 1);
+          await app.server.services.eventBus.publish(tripEvent(B.id, rowIdOf(B.trip.id)));
+          await app.server.services.eventBus.publish(tripEvent(A.id, rowIdOf(B.trip.id)));
+          const own = tripEvent(A.id, rowIdOf(A.trip.id));
+          await app.server.services.eventBus.publish(own);
+          type Change = { tripsChanged: { eventId: string; trip: { id: string; reference: string } } };
+          await eventually(async () => (changes.results.some((result) => (result.data as Change | undefined)?.tripsChanged.eventId === own.id) ? true : undefined), 5_000, 20);
+          await sleep(100);
+          // The real events of A's own changes (the delivery worker's) may come too; nothing of B.
+          const trips = changes.results.map((result) => (result.data as Change).tripsChanged.trip);
+          expect(trips).toContainEqual({ id: A.trip.id, reference: A.trip.reference });
+          expect(trips.map((trip) => trip.id)).not.toContain(B.trip.id);
+          expect(JSON.stringify(changes.results)).not.toContain(B.trip.reference);
+        });
       },
     },
   ],
@@ -1445,10 +1528,10 @@ describe('platform-admin fields refuse a tenant OWNER', () => {
   });
 });
 
-/** Root fields of Query and Mutation, by the policy directive the SDL gives them ("Query.x" if a field has not exactly one). */
+/** Root fields of Query, Mutation and Subscription, by the policy directive the SDL gives them ("Query.x" if a field has not exactly one). */
 function rootFieldsByPolicy(schema: GraphQLSchema): Map<string, string[]> {
   const byPolicy = new Map<string, string[]>();
-  for (const root of [schema.getQueryType(), schema.getMutationType()]) {
+  for (const root of [schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()]) {
     if (!root || !isObjectType(root)) continue;
     for (const field of Object.values(root.getFields())) {
       const policies = (field.astNode?.directives ?? [])
