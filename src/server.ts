@@ -328,7 +328,12 @@ function createServices(
     platform,
     tenantClients,
     jobs,
-    channels: [new InAppChannel(), integrations.webhookChannel, integrations.slackChannel],
+    channels: [
+      // Each notification written reaches its member's open subscriptions, on whichever instance.
+      new InAppChannel((tenantId, added) => void eventBus.publishToUser(tenantId, added.userId, added).catch(() => undefined)),
+      integrations.webhookChannel,
+      integrations.slackChannel,
+    ],
     logger,
     retry: {
       maxAttempts: config.notifications.maxAttempts,

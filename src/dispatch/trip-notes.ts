@@ -50,7 +50,8 @@ export async function addTripNote(scope: DispatchScope, input: { tripId: string;
     const [trip] = await tx.$queryRaw<{ id: string }[]>`SELECT "id" FROM "Trip" WHERE "id" = ${input.tripId}::uuid AND "deletedAt" IS NULL FOR SHARE`;
     if (!trip) throw notFound('Trip');
     return tx.tripNote.create({ data: { tripId: input.tripId, body, authorKind: actor.actorKind, authorId: actor.actorId } });
-  });
+    // The entry names the trip, so that the trip's subscribers hear of its notes (never the body).
+  }, (note) => ({ action: 'tripNote.created', metadata: { tripId: note.tripId } }));
 }
 
 export async function editTripNote(scope: DispatchScope, input: { id: string; body: string; expectedVersion?: number | null }): Promise<TripNote> {

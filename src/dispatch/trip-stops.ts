@@ -178,7 +178,8 @@ export async function markStopArrived(scope: DispatchScope, id: string): Promise
   const { actor } = scope;
   const stop = await withTripLocked(scope, await tripOfStop(scope, id), undefined, async (tx, trip) => {
     refuseUnlessOnTheRoad(trip);
-    return changeRecord(within(tx), stopRecord, id, { actor }, async (inner, current) => {
+    const auditAs = (_before: Stop, after: Stop) => ({ action: 'stop.arrived', metadata: { tripId: after.tripId, kind: after.kind } });
+    return changeRecord(within(tx), stopRecord, id, { actor, auditAs }, async (inner, current) => {
       if (current.arrivedAt) throw conflict(`Arrival at this stop was recorded already, at ${current.arrivedAt.toISOString()}`);
       return inner.stop.update({ where: { id }, data: { arrivedAt: new Date(), version: { increment: 1 } } });
     });
@@ -193,7 +194,8 @@ export async function completeStop(scope: DispatchScope, input: { id: string } &
   const { actor } = scope;
   const stop = await withTripLocked(scope, await tripOfStop(scope, id), undefined, async (tx, trip) => {
     refuseUnlessOnTheRoad(trip);
-    return changeRecord(within(tx), stopRecord, id, { actor }, async (inner, current) => {
+    const auditAs = (_before: Stop, after: Stop) => ({ action: 'stop.completed', metadata: { tripId: after.tripId, kind: after.kind } });
+    return changeRecord(within(tx), stopRecord, id, { actor, auditAs }, async (inner, current) => {
       if (current.completedAt) throw conflict(`This stop was completed already, at ${current.completedAt.toISOString()}`);
       if (current.kind === 'DROP_OFF' && !proofOfDelivery) throw badInput('proofOfDelivery is required to complete a drop-off', 'proofOfDelivery');
       if (current.kind === 'PICKUP' && proofOfDelivery) throw badInput('proofOfDelivery is for drop-offs; a pickup is completed without one', 'proofOfDelivery');

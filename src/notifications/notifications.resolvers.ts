@@ -3,6 +3,8 @@ import { badInput } from '../errors/app-error';
 import type { EventTypeName } from '../events/domain-event';
 import type { Resolvers } from '../generated/graphql';
 import { memberPrincipal } from '../graphql/context';
+import { userMessages } from '../subscriptions/subscription-stream';
+import type { Notification } from '../generated/prisma/tenant/client';
 import type { TenantPrisma } from '../tenancy/tenant-client-pool';
 import { apiTargetId } from '../records/audit-events';
 import { eventTypeName, listDeliveries, MAX_REDELIVER, requeueDeliveries, type DeliveryRow } from './deliveries';
@@ -75,6 +77,10 @@ export const notificationResolvers: Resolvers = {
       else await db.notificationMute.deleteMany({ where: { userId, eventType: { in: types } } });
       return { mutedEventTypes: await mutedOf(db, userId) };
     },
+  },
+  Subscription: {
+    // The in-app channel publishes each row it writes to its member (server.ts).
+    notificationAdded: { subscribe: (_root, _args, ctx) => userMessages(ctx), resolve: (payload: unknown) => payload as Notification },
   },
   Notification: {
     type: (notification) => eventTypeName(notification.type),

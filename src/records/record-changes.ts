@@ -148,10 +148,16 @@ export async function changeLocked<Row extends VersionedRow>(
 }
 
 /** A new record and its first history entry, in one transaction. */
-export async function createRecord<Row extends VersionedRow>(db: TenantDb, type: RecordType<Row>, actor: Actor, create: (tx: TenantTransaction) => Promise<Row>): Promise<Row> {
+export async function createRecord<Row extends VersionedRow>(
+  db: TenantDb,
+  type: RecordType<Row>,
+  actor: Actor,
+  create: (tx: TenantTransaction) => Promise<Row>,
+  auditAs?: (row: Row) => AuditAs,
+): Promise<Row> {
   return db.$transaction(async (tx) => {
     const row = await create(tx);
-    await recordChange(tx, type, 'CREATED', actor, null, row);
+    await recordChange(tx, type, 'CREATED', actor, null, row, auditAs?.(row));
     return row;
   });
 }

@@ -841,6 +841,34 @@ const isolationCases: Record<string, Attack[]> = {
       },
     },
   ],
+  notificationAdded: [
+    {
+      name: "over WebSocket: A's owner gets A's notifications only: none published for B's tenant (even naming A's owner), none for B's members",
+      changesA: true,
+      run: async () => {
+        await withSubscriptions(async (connection) => {
+          const added = connection.subscribe({ query: 'subscription IsolationNotificationAdded { notificationAdded { id type subjectId title } }' });
+          await listening(A.id, 1);
+          const bus = app.server.services.eventBus;
+          await bus.publishToUser(B.id, A.ownerId, { id: 'b-tenant', type: 'vehicle.created', title: 'from B', subjectType: 'Vehicle', subjectId: 'b' });
+          await bus.publishToUser(A.id, B.admin.id, { id: 'b-member', type: 'vehicle.created', title: 'for B', subjectType: 'Vehicle', subjectId: 'b' });
+          // Control: a real change by A's admin is a real notification for A's owner.
+          const plate = `ISO-NA-${Date.now() % 1e6}`;
+          const created = await A.admin.client.request(CREATE_VEHICLE, { input: { plate, make: 'Volvo', model: 'FH', year: 2021 } });
+          type Added = { notificationAdded: { id: string; type: string; subjectId: string; title: string } };
+          const mine = await eventually(async () => {
+            const found = added.results.map((result) => (result.data as Added | undefined)?.notificationAdded).find((node) => node?.subjectId === created.createVehicle.vehicle.id);
+            return found ?? undefined;
+          }, 10_000, 20);
+          expect(mine).toMatchObject({ type: 'VEHICLE_CREATED', title: `Vehicle ${plate} was added` });
+          // A's fleet as the other cases expect it.
+          await A.owner.request(DELETE_VEHICLE, { id: created.createVehicle.vehicle.id });
+          await sleep(100);
+          expect(JSON.stringify(added.results)).not.toMatch(/from B|for B/);
+        });
+      },
+    },
+  ],
   tripsChanged: [
     {
       name: "over WebSocket: nothing of B reaches A: B's trip events, and an event under A's id naming B's trip (read through A's tenant: no such trip)",
