@@ -111,7 +111,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   await wired.services.jobs.start(JOB_QUEUES);
   await wired.services.notifications.start();
   await wired.tripLateness.start();
-  void sweepUndispatchedEvents({ ...wired.services, logger, wake: (tenantId) => wired.services.notifications.wake(tenantId) });
+  if (config.jobWorkerEnabled) {
+    void sweepUndispatchedEvents({ ...wired.services, logger, wake: (tenantId) => wired.services.notifications.wake(tenantId) });
+  }
   wired.services.auditRelay.start();
   const retentionPurge = new PeriodicJob({
     name: 'purge-deleted-records',
@@ -192,6 +194,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         await wired.services.eventBus.close();
         await passwords.close();
         await retentionPurge.close();
+        wired.services.notifications.stop();
         await wired.services.jobs.stop(config.shutdown.drainMs);
         await wired.services.auditRelay.close();
         wired.overload.close();
@@ -322,10 +325,13 @@ function createServices(
   const integrations = createOutboundIntegrations(config, logger);
   // Every committed event goes here (the events worker: `eventBus.publish(event)`), and per-user messages (`publishToUser`).
   const eventBus = createEventBus(redis, installationId, logger);
-  const jobs = new JobQueue(platform.pool, logger, { pollingIntervalSeconds: config.jobPollIntervalSeconds });
-  const tripLateness = new TripLateness({ platform, tenantClients, jobs });
+  const jobs = new JobQueue(clientConfigFromUrl(config.databaseUrl), logger, {
+    pollingIntervalSeconds: config.jobPollIntervalSeconds,
+    fetchJobs: config.jobWorkerEnabled,
+  });
+  const tripLateness = new TripLateness({ platformPool: jobs.pool, tenantClients, jobs });
   const deliveryWorker = new DeliveryWorker({
-    platform,
+    platformPool: jobs.pool,
     tenantClients,
     jobs,
     channels: [

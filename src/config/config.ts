@@ -147,6 +147,8 @@ const environmentSchema = z.object({
   NOTIFICATION_RETRY_MAX_MS: positiveInt.max(24 * 3_600_000).default(3_600_000),
   /** Tenants whose notifications one instance sends at once. */
   NOTIFICATION_WORKER_CONCURRENCY: positiveInt.max(64).default(4),
+  /** Whether this instance runs jobs (notification deliveries, late checks); false: it only queues them for the others. */
+  JOB_WORKER_ENABLED: boolean.default(true),
   /** How often an idle job worker looks for jobs (retries' wake-ups; new events wake it at once). */
   JOB_POLL_INTERVAL_SECONDS: z.coerce.number().min(0.5).max(60).default(2),
   EMBEDDED_PG_DIR: z.string().default('.data/postgres'),
@@ -267,6 +269,7 @@ export interface Config {
   tenantImportMaxBytes: number;
   notifications: { maxAttempts: number; retryBaseMs: number; retryMaxMs: number; workerConcurrency: number };
   jobPollIntervalSeconds: number;
+  jobWorkerEnabled: boolean;
   embeddedPostgres: { dataDir: string; port: number };
   corsOrigins: string[];
   introspection: boolean;
@@ -458,6 +461,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       workerConcurrency: env.NOTIFICATION_WORKER_CONCURRENCY,
     },
     jobPollIntervalSeconds: env.JOB_POLL_INTERVAL_SECONDS,
+    jobWorkerEnabled: env.JOB_WORKER_ENABLED,
     embeddedPostgres: { dataDir: env.EMBEDDED_PG_DIR, port: env.EMBEDDED_PG_PORT },
     corsOrigins: env.CORS_ORIGINS
       ? env.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter(Boolean)

@@ -1,6 +1,7 @@
 import { writeAudit } from '../audit/audit-log';
 import type { AuditActor } from '../audit/audit-entry';
-import { PLATFORM_SCHEMA, type PlatformDatabase } from '../database/platform-database';
+import type pg from 'pg';
+import { PLATFORM_SCHEMA } from '../database/platform-database';
 import { isUuid } from '../database/uuid';
 import type { DomainEvent } from '../events/domain-event';
 import { readFleetSettings } from '../fleet/fleet-settings';
@@ -27,7 +28,8 @@ interface LateCheck {
 export class TripLateness {
   constructor(
     private readonly deps: {
-      platform: PlatformDatabase;
+      /** Platform reads of the jobs (the job queue's own pool). */
+  platformPool: pg.Pool;
       tenantClients: TenantClientPool;
       jobs: JobQueue;
     },
@@ -50,7 +52,7 @@ export class TripLateness {
   /** Writes TRIP_LATE if the trip is late now, else queues the check for when it would be. */
   async check({ tenantId, tripId }: LateCheck): Promise<void> {
     if (!isUuid(tenantId) || !isUuid(tripId)) return;
-    const { rows } = await this.deps.platform.pool.query<TenantDatabaseRef & { status: string }>(
+    const { rows } = await this.deps.platformPool.query<TenantDatabaseRef & { status: string }>(
       `SELECT "id", "schemaName", "dbRole", "status" FROM ${PLATFORM_SCHEMA}."Tenant" WHERE "id" = $1`,
       [tenantId],
     );

@@ -1,5 +1,5 @@
 import PgBoss from 'pg-boss';
-import type pg from 'pg';
+import pg from 'pg';
 import type { PlatformTransaction } from '../database/platform-database';
 import { describeError, type Logger } from '../observability/logger';
 
@@ -38,22 +38,36 @@ function transactionDb(tx: PlatformTransaction): PgBoss.Db {
   return { executeSql: async (text, values) => ({ rows: await tx.$queryRawUnsafe<unknown[]>(text, ...values) }) };
 }
 
+/** The queue's connections say so: operators (and tests watching the wire) tell its work from requests'. */
+export const JOBS_APPLICATION_NAME = 'fleet-graphql-jobs';
+
 export class JobQueue {
+  /**
+   * The queue's own connections to the platform database, also used by jobs for their platform
+   * reads: background work never waits behind, nor holds up, the requests' platform pool.
+   */
+  readonly pool: pg.Pool;
   private readonly boss: PgBoss;
   private readonly workers = new Map<string, string[]>();
   private started = false;
+  /** False on an instance that only sends jobs (JOB_WORKER_ENABLED=false): others run them. */
+  readonly fetchJobs: boolean;
 
   constructor(
-    pool: pg.Pool,
+    connection: pg.ClientConfig,
     private readonly logger: Logger,
-    options: { pollingIntervalSeconds?: number } = {},
+    options: { pollingIntervalSeconds?: number; fetchJobs?: boolean } = {},
   ) {
+    this.fetchJobs = options.fetchJobs ?? true;
+    this.pool = new pg.Pool({ ...connection, application_name: JOBS_APPLICATION_NAME, max: 4 });
+    this.pool.on('error', (error) => this.logger.warn({ err: describeError(error) }, 'job queue connection error'));
+    const { pool } = this;
     this.boss = new PgBoss({
       db: { executeSql: (text, values) => pool.query(text, values) },
       schema: 'pgboss',
-      // Our own supervision is enough for a queue of wake-ups: pg-boss's maintenance archives and
-      // expires (on one instance at a time, by its own advisory lock).
-      supervise: true,
+      // pg-boss's maintenance archives and expires jobs (one instance at a time, by its own
+      // advisory lock), on the instances that run jobs.
+      supervise: options.fetchJobs ?? true,
       schedule: false,
       ...(options.pollingIntervalSeconds ? { pollingIntervalSeconds: options.pollingIntervalSeconds } : {}),
     });
@@ -87,6 +101,7 @@ export class JobQueue {
 
   /** Runs `handler` for the queue's jobs on this instance, `concurrency` at a time; a throw retries the job. */
   async work<Data extends object>(queue: string, concurrency: number, handler: JobHandler<Data>): Promise<void> {
+    if (!this.fetchJobs) return;
     // pg-boss 10 runs one job at a time per worker: `concurrency` workers, each its own fetch loop.
     const ids: string[] = [];
     for (let i = 0; i < concurrency; i += 1) {
@@ -108,7 +123,7 @@ export class JobQueue {
 
   /** Stops fetching, lets running jobs finish (up to `timeoutMs`), and closes nothing it does not own. */
   async stop(timeoutMs: number): Promise<void> {
-    if (!this.started) return;
-    await this.boss.stop({ graceful: true, close: false, wait: true, timeout: timeoutMs });
+    if (this.started) await this.boss.stop({ graceful: true, close: false, wait: true, timeout: timeoutMs });
+    await this.pool.end();
   }
 }

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { AuditActorKind, AuditMetadata } from '../audit/audit-entry';
 import { mapWithConcurrency } from '../concurrency/map-with-concurrency';
-import { PLATFORM_SCHEMA, type PlatformDatabase } from '../database/platform-database';
+import type pg from 'pg';
+import { PLATFORM_SCHEMA } from '../database/platform-database';
 import type { NotificationSubscriber, PlatformChannel } from '../database/platform-notifications';
 import { isUuid } from '../database/uuid';
 import type { DomainEvent } from '../events/domain-event';
@@ -35,6 +36,8 @@ const DELIVERY_BATCH = 20;
 const SEND_CONCURRENCY = 4;
 /** Rounds one job does before it yields its turn to other tenants (and queues itself again). */
 const MAX_ROUNDS = 20;
+/** How long a tenant's job waits when the connection budget has no room for it. */
+const BUDGET_BACKOFF_MS = 1_000;
 
 interface TenantRow extends TenantDatabaseRef, EventTenant {
   status: string;
@@ -52,7 +55,8 @@ interface EventRow {
 }
 
 export interface DeliveryWorkerOptions {
-  platform: PlatformDatabase;
+  /** Platform reads of the jobs (the job queue's own pool). */
+  platformPool: pg.Pool;
   tenantClients: TenantClientPool;
   jobs: JobQueue;
   channels: readonly NotificationChannel[];
@@ -89,6 +93,11 @@ export class DeliveryWorker implements NotificationSubscriber {
     this.started = true;
   }
 
+  /** Stops waking tenants (at shutdown, before the queue stops). */
+  stop(): void {
+    this.started = false;
+  }
+
   /** Queues the tenant's job (a no-op when one is already queued). */
   async wake(tenantId: string): Promise<void> {
     await this.options.jobs.send(TENANT_EVENTS_QUEUE, { tenantId }, { singletonKey: tenantId });
@@ -108,7 +117,7 @@ export class DeliveryWorker implements NotificationSubscriber {
 
   private async wakeBySchema(schemaName: string): Promise<void> {
     try {
-      const { rows } = await this.options.platform.pool.query<{ id: string }>(`SELECT "id" FROM ${PLATFORM_SCHEMA}."Tenant" WHERE "schemaName" = $1`, [schemaName]);
+      const { rows } = await this.options.platformPool.query<{ id: string }>(`SELECT "id" FROM ${PLATFORM_SCHEMA}."Tenant" WHERE "schemaName" = $1`, [schemaName]);
       if (rows[0]) await this.wake(rows[0].id);
     } catch (error) {
       this.options.logger.warn({ err: describeError(error) }, 'waking a tenant for its events failed; the start-up sweep or its next event wakes it');
@@ -124,6 +133,11 @@ export class DeliveryWorker implements NotificationSubscriber {
     const tenant = await this.tenantOf(tenantId);
     // Suspended: deliveries wait for reactivation (which wakes it); gone: nothing left to send.
     if (!tenant || tenant.status !== 'ACTIVE') return;
+    if (!this.options.tenantClients.hasRoomForBackgroundWork()) {
+      // The connection budget is needed by requests: come back in a moment.
+      await this.wakeAt(tenant.id, new Date(Date.now() + BUDGET_BACKOFF_MS));
+      return;
+    }
     const lease = this.options.tenantClients.lease(tenant);
     try {
       let members: Member[] | undefined;
@@ -143,7 +157,7 @@ export class DeliveryWorker implements NotificationSubscriber {
 
   private async tenantOf(tenantId: string): Promise<TenantRow | undefined> {
     if (!isUuid(tenantId)) return undefined;
-    const { rows } = await this.options.platform.pool.query<TenantRow>(
+    const { rows } = await this.options.platformPool.query<TenantRow>(
       `SELECT "id", "slug", "name", "schemaName", "dbRole", "status" FROM ${PLATFORM_SCHEMA}."Tenant" WHERE "id" = $1`,
       [tenantId],
     );
@@ -151,7 +165,7 @@ export class DeliveryWorker implements NotificationSubscriber {
   }
 
   private async membersOf(tenantId: string): Promise<Member[]> {
-    const { rows } = await this.options.platform.pool.query<Member>(`SELECT "userId", "role" FROM ${PLATFORM_SCHEMA}."Membership" WHERE "tenantId" = $1`, [tenantId]);
+    const { rows } = await this.options.platformPool.query<Member>(`SELECT "userId", "role" FROM ${PLATFORM_SCHEMA}."Membership" WHERE "tenantId" = $1`, [tenantId]);
     return rows;
   }
 
@@ -263,7 +277,10 @@ export class DeliveryWorker implements NotificationSubscriber {
    */
   private async scheduleNext(tenantId: string, lease: TenantLease): Promise<void> {
     const due = await nextDueAt(lease);
-    if (!due) return;
+    if (due) await this.wakeAt(tenantId, due);
+  }
+
+  private async wakeAt(tenantId: string, due: Date): Promise<void> {
     const at = new Date(Math.ceil(due.getTime() / 1000) * 1000);
     await this.options.jobs.send(TENANT_EVENTS_DUE_QUEUE, { tenantId }, { startAfter: at, id: wakeUpId(tenantId, at) });
   }

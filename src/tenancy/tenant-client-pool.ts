@@ -135,6 +135,14 @@ export class TenantClientPool {
     this.clients.delete(tenantId);
   }
 
+  /**
+   * Whether background work (notification deliveries) may take a connection now: nobody waits
+   * for one and some of the budget is still free, so requests never queue behind jobs.
+   */
+  hasRoomForBackgroundWork(): boolean {
+    return this.options.budget.hasRoomToGrow();
+  }
+
   stats(): TenantClientPoolStats {
     let leasedClients = 0;
     for (const entry of this.clients.values()) if (entry.leases > 0) leasedClients += 1;

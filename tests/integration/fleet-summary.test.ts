@@ -1,7 +1,7 @@
 import { quoteIdentifier } from '../../src/tenancy/tenant-naming';
 import { graphql } from '../generated';
 import { tenantSqlStatements } from '../support/raw-graphql';
-import { startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
+import { startTestServer, type TenantFixture, type TestServer, NO_BACKGROUND_JOBS } from '../support/test-server';
 
 /*
  * fleetSummary, a dispatcher's first look: the figures against the tenant's own rows, "today"
@@ -47,7 +47,7 @@ async function trip(options: { departure?: Date; arrival?: Date; through?: ('PLA
 const statements = () => tenantSqlStatements(app.url);
 
 beforeAll(async () => {
-  app = await startTestServer();
+  app = await startTestServer({ env: NO_BACKGROUND_JOBS });
   tenant = await app.createTenant(undefined, 'ENTERPRISE');
 }, 60_000);
 

@@ -2,7 +2,7 @@ import { parseGlobalId } from '../../src/graphql/global-id';
 import { quoteIdentifier } from '../../src/tenancy/tenant-naming';
 import type { GraphQLClient } from '../support/graphql-request';
 import { withRowLocked, type HeldLock } from '../support/row-lock';
-import { errorCode, expectErrors, startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
+import { errorCode, expectErrors, startTestServer, type TenantFixture, type TestServer, NO_BACKGROUND_JOBS } from '../support/test-server';
 import { graphql } from '../generated';
 import { tenantSqlStatements } from '../support/raw-graphql';
 import type {
@@ -30,7 +30,7 @@ let tenant: TenantFixture;
 let owner: GraphQLClient;
 
 beforeAll(async () => {
-  app = await startTestServer();
+  app = await startTestServer({ env: NO_BACKGROUND_JOBS });
   // ENTERPRISE: the most generous request budget; this file sends several hundred requests.
   tenant = await app.createTenant(undefined, 'ENTERPRISE');
   owner = tenant.owner;
@@ -572,7 +572,7 @@ describe('assignDriver racing other writes', () => {
   let ownerElsewhere: GraphQLClient;
 
   beforeAll(async () => {
-    elsewhere = await startTestServer({ databaseUrl: app.databaseUrl });
+    elsewhere = await startTestServer({ databaseUrl: app.databaseUrl, env: NO_BACKGROUND_JOBS });
     ownerElsewhere = elsewhere.bearer(tenant.ownerToken);
   });
 

@@ -1,6 +1,6 @@
 import { graphql } from '../generated';
 import { tenantSqlStatements } from '../support/raw-graphql';
-import { expectErrors, startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
+import { expectErrors, startTestServer, type TenantFixture, type TestServer, NO_BACKGROUND_JOBS } from '../support/test-server';
 
 /*
  * Maintenance over HTTP: an open record puts its vehicle in MAINTENANCE (which cannot be
@@ -26,7 +26,7 @@ async function vehicle(status: 'ACTIVE' | 'RETIRED' = 'ACTIVE'): Promise<string>
 }
 
 beforeAll(async () => {
-  app = await startTestServer();
+  app = await startTestServer({ env: NO_BACKGROUND_JOBS });
   tenant = await app.createTenant(undefined, 'ENTERPRISE');
 }, 60_000);
 

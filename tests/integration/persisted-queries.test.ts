@@ -5,7 +5,7 @@ import { GraphQLClient } from '../support/graphql-request';
 import { bearer, codesOf, getGraphQL, postJson, send, type RawResponse } from '../support/raw-graphql';
 import { readTestServices } from '../support/services';
 import { startTcpProxy } from '../support/tcp-proxy';
-import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
+import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer, NO_BACKGROUND_JOBS } from '../support/test-server';
 import { graphql } from '../generated';
 import type { CreateApiKeyInput, PersistedOperationInput, RegisterMutation } from '../generated/graphql';
 
@@ -98,7 +98,7 @@ async function apqEntries(hash: string): Promise<Record<string, string>> {
 }
 
 beforeAll(async () => {
-  const env = { REDIS_URL: readTestServices().redisUrl };
+  const env = { REDIS_URL: readTestServices().redisUrl, ...NO_BACKGROUND_JOBS };
   app = await startTestServer({ env });
   second = await startTestServer({ databaseUrl: app.databaseUrl, env });
   redis = new Redis(readTestServices().redisUrl, { maxRetriesPerRequest: 1 });

@@ -6,7 +6,7 @@ import type { GraphQLClient } from '../support/graphql-request';
 import { quoteIdentifier } from '../../src/tenancy/tenant-naming';
 import { eventually, tenantSqlStatements } from '../support/raw-graphql';
 import { withRowLocked } from '../support/row-lock';
-import { expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
+import { expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer, NO_BACKGROUND_JOBS } from '../support/test-server';
 
 /*
  * Plan quotas over HTTP, against the real PostgreSQL: what a tenant may hold (vehicles, drivers,
@@ -51,7 +51,7 @@ const unique = (prefix: string) => `${prefix}-${(counter += 1)}`;
 
 beforeAll(async () => {
   // The races hold up to 8 transactions of one tenant at once, each on its own connection.
-  const env = { TENANT_POOL_MAX: '12', PLATFORM_POOL_MAX: '20' };
+  const env = { TENANT_POOL_MAX: '12', PLATFORM_POOL_MAX: '20', ...NO_BACKGROUND_JOBS };
   app = await startTestServer({ env });
   second = await startTestServer({ databaseUrl: app.databaseUrl, env });
 }, 60_000);

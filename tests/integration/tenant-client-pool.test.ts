@@ -8,7 +8,7 @@ import { bearer, postJson, type RawResponse } from '../support/raw-graphql';
 import { readTestServices } from '../support/services';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 import { createTestDatabase, dropTestDatabase } from '../support/test-database';
-import { startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
+import { startTestServer, type TenantFixture, type TestServer, NO_BACKGROUND_JOBS } from '../support/test-server';
 import { graphql } from '../generated';
 
 /*
@@ -101,8 +101,9 @@ describe('connection budget', () => {
   let tenants: TenantFixture[];
 
   beforeAll(async () => {
+    // No jobs: the suite watches connections come and go with requests alone.
     app = await startTestServer({
-      env: { TENANT_CONNECTION_BUDGET: String(BUDGET), TENANT_POOL_MAX: '2', TENANT_IDLE_TIMEOUT_MS: '300' },
+      env: { TENANT_CONNECTION_BUDGET: String(BUDGET), TENANT_POOL_MAX: '2', TENANT_IDLE_TIMEOUT_MS: '300', ...NO_BACKGROUND_JOBS },
     });
     tenants = [];
     for (let i = 0; i < 6; i += 1) tenants.push(await app.createTenant());

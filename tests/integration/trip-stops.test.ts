@@ -4,7 +4,7 @@ import { quoteIdentifier } from '../../src/tenancy/tenant-naming';
 import { graphql } from '../generated';
 import { tenantSqlStatements } from '../support/raw-graphql';
 import type { GraphQLClient } from '../support/graphql-request';
-import { expectErrors, startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
+import { expectErrors, startTestServer, type TenantFixture, type TestServer, NO_BACKGROUND_JOBS } from '../support/test-server';
 
 /*
  * Stops and notes of trips over HTTP: a trip from DRAFT to DELIVERED through its stops (the
@@ -86,7 +86,7 @@ const png = (size: number) => `data:image/png;base64,${Buffer.concat([Buffer.fro
 const svg = (markup: string) => `data:image/svg+xml;base64,${Buffer.from(markup).toString('base64')}`;
 
 beforeAll(async () => {
-  app = await startTestServer();
+  app = await startTestServer({ env: NO_BACKGROUND_JOBS });
   tenant = await app.createTenant(undefined, 'ENTERPRISE');
   clients.set('OWNER', tenant.owner);
   userIds.set('OWNER', (await tenant.owner.request(ME)).me.id);

@@ -4,7 +4,7 @@ import { graphql } from '../generated';
 import { tenantSqlStatements } from '../support/raw-graphql';
 import type { TripStatus } from '../generated/graphql';
 import type { GraphQLClient } from '../support/graphql-request';
-import { expectErrors, startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
+import { expectErrors, startTestServer, type TenantFixture, type TestServer, NO_BACKGROUND_JOBS } from '../support/test-server';
 
 /*
  * Trips and their workflow over HTTP: the path from DRAFT to DELIVERED, every (from, to, role)
@@ -96,7 +96,7 @@ async function codesOf(request: Promise<unknown>): Promise<{ codes: string[]; ex
 }
 
 beforeAll(async () => {
-  app = await startTestServer();
+  app = await startTestServer({ env: NO_BACKGROUND_JOBS });
   tenant = await app.createTenant(undefined, 'ENTERPRISE');
   clients.set('OWNER', tenant.owner);
   userIds.set('OWNER', (await tenant.owner.request(ME)).me.id);

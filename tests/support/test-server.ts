@@ -50,6 +50,13 @@ export interface TestServerOptions {
   logger?: Logger;
 }
 
+/**
+ * For suites that count the statements a request sends on tenant connections (/metrics): this
+ * instance runs no jobs, whose notification deliveries would add theirs to the same counter
+ * at moments the suite does not choose. Events still queue; nothing here delivers them.
+ */
+export const NO_BACKGROUND_JOBS: Record<string, string> = { JOB_WORKER_ENABLED: 'false' };
+
 export function uniqueSlug(prefix = 't'): string {
   return `${prefix}-${randomBytes(4).toString('hex')}`;
 }
