@@ -15,6 +15,9 @@ import { clientConfigFromUrl, databaseNameOf, urlWithDatabase } from './database
 import { connectPlatformDatabase, migratePlatformSchema, type PlatformDatabase } from './database/platform-database';
 import { AuditRelay } from './audit/audit-relay';
 import { JobQueue, type QueueSpec } from './jobs/job-queue';
+import { AccountEmailService } from './auth/account-email-service';
+import { EmailJobHandler, EmailOutbox, SEND_EMAIL_QUEUE, sendEmailQueue, type EmailJob } from './email/email-jobs';
+import { createMailer } from './email/mailer';
 import { DeletedRecordPurge } from './records/retention-purge';
 import { PeriodicJob } from './tenant-jobs/periodic-job';
 import { TenantDeletionPurge } from './provisioning/tenant-deletion';
@@ -96,7 +99,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const redis: RedisClient | null = redisTarget ? createRedis(redisTarget, logger, config.rateLimit.redisCommandTimeoutMs) : null;
   const wired = createServices(options, { platform, installationId, passwords, notifications, redis, tenantMigrator: migrators.tenant });
   await notifications.start();
-  await wired.services.jobs.start(JOB_QUEUES);
+  await wired.services.jobs.start([...JOB_QUEUES, sendEmailQueue(config.email.retryDelaySeconds)]);
+  const emailJobs = new EmailJobHandler({ platform, mailer: wired.services.mailer, logger });
+  // Emails with codes are deleted once sent: a code stays in the job table only until then (ADR 0021).
+  await wired.services.jobs.work<EmailJob>(SEND_EMAIL_QUEUE, 2, (job) => emailJobs.handle(job), { deleteOnSuccess: true });
+  if (wired.services.mailer.kind === 'log' && config.env === 'production') {
+    logger.warn('no SMTP_URL: emails (invitations, password resets, verifications, notifications) are only printed in this log, codes included');
+  }
   wired.services.auditRelay.start();
   const retentionPurge = new PeriodicJob({
     name: 'purge-deleted-records',
@@ -156,6 +165,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         await passwords.close();
         await retentionPurge.close();
         await wired.services.jobs.stop(config.shutdown.drainMs);
+        wired.services.mailer.close();
         await wired.services.auditRelay.close();
         wired.overload.close();
         await wired.services.tenantClients.close();
@@ -280,7 +290,10 @@ function createServices(
     metrics,
     tenantStatementTimeoutMs: config.limits.maxExecutionMs,
   };
-  const provisioner = new TenantProvisioner({ ...tenantSchemas, passwords });
+  const mailer = createMailer(config.email, logger);
+  const jobs = new JobQueue(platform.pool, logger);
+  const outbox = new EmailOutbox(jobs);
+  const provisioner = new TenantProvisioner({ ...tenantSchemas, passwords, outbox });
   const services: Services = {
     platform,
     directory,
@@ -295,14 +308,25 @@ function createServices(
       sessionCache,
       onAuthAttempt,
     }),
-    members: new MemberService({ platform, passwords, sessionCache, apiKeys }),
-    invitations: new InvitationService({ platform, passwords, sessionCache }),
+    members: new MemberService({ platform, passwords, sessionCache, apiKeys, outbox }),
+    invitations: new InvitationService({ platform, passwords, sessionCache, outbox }),
+    mailer,
+    accountEmails: new AccountEmailService({
+      platform,
+      passwords,
+      sessionCache,
+      outbox,
+      buckets: redis ? new RedisTokenBuckets(redis) : new MemoryTokenBuckets(),
+      failurePolicy: config.rateLimit.redisFailure,
+      namespace: installationId,
+      logger,
+    }),
     provisioner,
     tenantDeletion: new TenantDeletionPurge({ platform, provisioner, logger }),
     migrations: new TenantMigrationRunner({ ...tenantSchemas, defaultConcurrency: config.migrateConcurrency }),
     lifecycle: new TenantLifecycle({ platform, directory, tenantClients, deletionGraceDays: config.retention.tenantDeletionGraceDays }),
     retention: new DeletedRecordPurge({ platform, tenantClients, logger, retentionDays: config.retention.deletedRecordDays }),
-    jobs: new JobQueue(platform.pool, logger),
+    jobs,
     auditRelay: new AuditRelay({ platform, tenantClients, logger, notifications, sweepIntervalMs: AUDIT_SWEEP_INTERVAL_MS, metrics }),
     apiKeys,
     safelist: new OperationSafelist({

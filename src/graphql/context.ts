@@ -1,4 +1,6 @@
 import type { AuthPayload } from '../auth/session-service';
+import type { Mailer } from '../email/mailer';
+import type { AccountEmailService } from '../auth/account-email-service';
 import type { InvitationService } from '../auth/invitation-service';
 import type { MemberService } from '../auth/member-service';
 import { isTenantPrincipal, type MemberPrincipal, type Principal } from '../auth/principal';
@@ -41,6 +43,8 @@ export interface Services {
   auditRelay: AuditRelay;
   retention: DeletedRecordPurge;
   tenantDeletion: TenantDeletionPurge;
+  mailer: Mailer;
+  accountEmails: AccountEmailService;
 }
 
 /** What a tenant-scoped resolver works with: its tenant's client, this request's loaders, the caller. */
