@@ -37,7 +37,7 @@ export class EmailChannel implements NotificationChannel {
 
   constructor(private readonly deps: { mailer: Mailer; platform: PlatformDatabase }) {}
 
-  async targets(_event: DomainEvent, recipients: readonly string[]): Promise<string[]> {
+  async targets(_event: DomainEvent, recipients: readonly string[], _context?: Omit<DeliveryContext, 'attempt' | 'signal'>): Promise<string[]> {
     const ids = recipients.filter(isUuid);
     if (ids.length === 0) return [];
     const users = await this.deps.platform.prisma.user.findMany({

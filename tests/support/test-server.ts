@@ -64,7 +64,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const ownsDatabase = !options.databaseUrl;
   const databaseUrl = options.databaseUrl ?? (await createTestDatabase(services.postgresUrl, services.runId));
   // Every test server mails to a real SMTP server of its own, unless the test brings one.
-  const mail = options.env?.SMTP_URL ? null : await SmtpCapture.start();
+  // SMTP_URL: '' in `env` selects the log transport (no SMTP at all).
+  const mail = options.env && 'SMTP_URL' in options.env ? null : await SmtpCapture.start();
   const config = loadConfig({
     NODE_ENV: 'test',
     DATABASE_URL: databaseUrl,
