@@ -4,6 +4,7 @@ import { isObjectType, type GraphQLSchema } from 'graphql';
 import { buildSchema } from '../../src/graphql/schema';
 import type { GraphQLClient } from '../support/graphql-request';
 import { errorCode, startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
+import { issueAccountCode } from '../../src/auth/account-codes';
 import { graphql } from '../generated';
 
 /*
@@ -85,6 +86,8 @@ const KNOWN: Record<string, Role> = {
   'Mutation.revokeInvitation': 'ADMIN',
   'Mutation.acceptInvitation': 'VIEWER',
   'Mutation.declineInvitation': 'VIEWER',
+  'Mutation.verifyEmail': 'VIEWER',
+  'Mutation.sendEmailVerification': 'VIEWER',
   'Query.apiKeys': 'ADMIN',
   'Query.persistedOperations': 'ADMIN',
   'Mutation.createApiKey': 'ADMIN',
@@ -603,6 +606,24 @@ const CASES: Record<string, Case> = {
     document: `mutation($code: String!) { declineInvitation(code: $code) { declinedId } }`,
     prepare: inviteFromElsewhere,
     effect: async (variables) => !(await invitationList(inviter)).some((invitation) => invitation.email === addresseeOf.get(variables.code as string)),
+  },
+  'Mutation.verifyEmail': {
+    document: `mutation($code: String!) { verifyEmail(code: $code) { emailVerified } }`,
+    // The caller's account made unverified again, with a code of its own (as the verification email holds).
+    prepare: async (role) => {
+      const { prisma } = app.server.services.platform;
+      const user = await prisma.user.update({ where: { email: emailOf(role) }, data: { emailVerifiedAt: null } });
+      const code = await issueAccountCode(prisma, user.id, 'EMAIL_VERIFICATION');
+      addresseeOf.set(code, emailOf(role));
+      return { code };
+    },
+    check: (data) => expect(data.verifyEmail).toEqual({ emailVerified: true }),
+    effect: async (variables) =>
+      (await app.server.services.platform.prisma.user.findUniqueOrThrow({ where: { email: addresseeOf.get(variables.code as string)! } })).emailVerifiedAt !== null,
+  },
+  'Mutation.sendEmailVerification': {
+    document: `mutation { sendEmailVerification { sent } }`,
+    check: (data) => expect(data.sendEmailVerification).toEqual({ sent: expect.any(Boolean) }),
   },
   'Mutation.removeMember': {
     document: `mutation($userId: ID!) { removeMember(userId: $userId) { removedUserId } }`,
