@@ -102,7 +102,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   await wired.services.jobs.start([...JOB_QUEUES, sendEmailQueue(config.email.retryDelaySeconds)]);
   const emailJobs = new EmailJobHandler({ platform, mailer: wired.services.mailer, logger });
   // Emails with codes are deleted once sent: a code stays in the job table only until then (ADR 0021).
-  await wired.services.jobs.work<EmailJob>(SEND_EMAIL_QUEUE, 2, (job) => emailJobs.handle(job), { deleteOnSuccess: true });
+  if (config.email.concurrency > 0) {
+    await wired.services.jobs.work<EmailJob>(SEND_EMAIL_QUEUE, config.email.concurrency, (job) => emailJobs.handle(job), { deleteOnSuccess: true });
+  }
   if (wired.services.mailer.kind === 'log' && config.env === 'production') {
     logger.warn('no SMTP_URL: emails (invitations, password resets, verifications, notifications) are only printed in this log, codes included');
   }

@@ -155,6 +155,8 @@ const environmentSchema = z.object({
   EMAIL_FROM: z.string().min(3).default('Fleet <no-reply@localhost>'),
   /** Seconds before a failed email's first retry; doubled at each of its retries. */
   EMAIL_RETRY_DELAY_SECONDS: z.coerce.number().int().min(1).max(3600).default(10),
+  /** Emails this instance sends at once; 0: none (other instances send them). */
+  EMAIL_CONCURRENCY: z.coerce.number().int().min(0).max(32).default(2),
   RATE_LIMIT_ENABLED: boolean.default(true),
   RATE_LIMIT_REDIS_FAILURE: z.enum(['open', 'closed']).default('open'),
   REDIS_COMMAND_TIMEOUT_MS: positiveInt.default(100),
@@ -257,6 +259,7 @@ export interface Config {
     smtpUrl: string | undefined;
     from: string;
     retryDelaySeconds: number;
+    concurrency: number;
   };
   rateLimit: {
     enabled: boolean;
@@ -433,7 +436,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     introspection: env.INTROSPECTION ?? !production,
     landingPage: env.LANDING_PAGE ?? !production,
     tenantHostSuffix: env.TENANT_HOST_SUFFIX,
-    email: { smtpUrl: env.SMTP_URL, from: env.EMAIL_FROM, retryDelaySeconds: env.EMAIL_RETRY_DELAY_SECONDS },
+    email: { smtpUrl: env.SMTP_URL, from: env.EMAIL_FROM, retryDelaySeconds: env.EMAIL_RETRY_DELAY_SECONDS, concurrency: env.EMAIL_CONCURRENCY },
     rateLimit: {
       enabled: env.RATE_LIMIT_ENABLED,
       redisFailure: env.RATE_LIMIT_REDIS_FAILURE,
