@@ -18,6 +18,9 @@ import { JobQueue, type QueueSpec } from './jobs/job-queue';
 import { AccountEmailService } from './auth/account-email-service';
 import { EmailJobHandler, EmailOutbox, SEND_EMAIL_QUEUE, sendEmailQueue, type EmailJob } from './email/email-jobs';
 import { createMailer } from './email/mailer';
+import { DeliveryWorker } from './notifications/delivery-worker';
+import { sweepUndispatchedEvents } from './notifications/event-sweep';
+import { InAppChannel } from './notifications/in-app';
 import { DeletedRecordPurge } from './records/retention-purge';
 import { PeriodicJob } from './tenant-jobs/periodic-job';
 import { TenantDeletionPurge } from './provisioning/tenant-deletion';
@@ -88,7 +91,7 @@ const AUDIT_SWEEP_INTERVAL_MS = 30_000;
  * tenant-bound Prisma client -> the tenant's schema, as the tenant's role.
  */
 /** Every queue the server's jobs use; each capability adds its own. */
-const JOB_QUEUES: QueueSpec[] = [];
+const JOB_QUEUES: QueueSpec[] = [...DeliveryWorker.queues()];
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { config, logger } = options;
@@ -100,6 +103,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const wired = createServices(options, { platform, installationId, passwords, notifications, redis, tenantMigrator: migrators.tenant });
   await notifications.start();
   await wired.services.jobs.start([...JOB_QUEUES, sendEmailQueue(config.email.retryDelaySeconds)]);
+  await wired.services.notifications.start();
+  void sweepUndispatchedEvents({ ...wired.services, logger, wake: (tenantId) => wired.services.notifications.wake(tenantId) });
   const emailJobs = new EmailJobHandler({ platform, mailer: wired.services.mailer, logger });
   // Emails with codes are deleted once sent: a code stays in the job table only until then (ADR 0021).
   if (config.email.concurrency > 0) {
@@ -293,9 +298,24 @@ function createServices(
     tenantStatementTimeoutMs: config.limits.maxExecutionMs,
   };
   const mailer = createMailer(config.email, logger);
-  const jobs = new JobQueue(platform.pool, logger);
+  const jobs = new JobQueue(platform.pool, logger, { pollingIntervalSeconds: config.jobPollIntervalSeconds });
   const outbox = new EmailOutbox(jobs);
   const provisioner = new TenantProvisioner({ ...tenantSchemas, passwords, outbox });
+  const deliveryWorker = new DeliveryWorker({
+    platform,
+    tenantClients,
+    jobs,
+    channels: [new InAppChannel()],
+    logger,
+    retry: {
+      maxAttempts: config.notifications.maxAttempts,
+      baseDelayMs: config.notifications.retryBaseMs,
+      maxDelayMs: config.notifications.retryMaxMs,
+      claimMs: 120_000,
+    },
+    concurrency: config.notifications.workerConcurrency,
+  });
+  notifications.subscribe(deliveryWorker);
   const services: Services = {
     platform,
     directory,
@@ -329,6 +349,7 @@ function createServices(
     lifecycle: new TenantLifecycle({ platform, directory, tenantClients, deletionGraceDays: config.retention.tenantDeletionGraceDays }),
     retention: new DeletedRecordPurge({ platform, tenantClients, logger, retentionDays: config.retention.deletedRecordDays }),
     jobs,
+    notifications: deliveryWorker,
     auditRelay: new AuditRelay({ platform, tenantClients, logger, notifications, sweepIntervalMs: AUDIT_SWEEP_INTERVAL_MS, metrics }),
     apiKeys,
     safelist: new OperationSafelist({

@@ -1,5 +1,7 @@
 import type { PlatformTransaction } from '../database/platform-database';
-import type { Prisma } from '../generated/prisma/tenant/client';
+import { isEventAction } from '../events/domain-event';
+import { EVENTS_CHANNEL } from '../events/event-channel';
+import { Prisma } from '../generated/prisma/tenant/client';
 import { auditRow, type AuditActor, type AuditEntry } from './audit-entry';
 
 /*
@@ -9,7 +11,15 @@ import { auditRow, type AuditActor, type AuditEntry } from './audit-entry';
 
 /** A change to tenant data: the entry goes into the tenant's own AuditEvent table. */
 export async function writeAudit(tx: Prisma.TransactionClient, actor: AuditActor, entry: AuditEntry): Promise<void> {
-  await tx.auditEvent.create({ data: auditRow(actor, entry) });
+  const written = await tx.auditEvent.create({ data: auditRow(actor, entry), select: { id: true, occurredAt: true } });
+  if (!isEventAction(entry.action)) return;
+  // An event too: into the outbox beside it, and a wake-up for the delivery worker that
+  // PostgreSQL sends only if this transaction commits (the payload names the tenant's schema,
+  // which is the connection's own; docs/decisions/0018).
+  await tx.$executeRaw(
+    Prisma.sql`WITH queued AS (INSERT INTO "DomainEvent" ("id", "type", "occurredAt") VALUES (${written.id}::uuid, ${entry.action}, ${written.occurredAt}))
+      SELECT pg_notify(${EVENTS_CHANNEL}, current_schema())`,
+  );
 }
 
 /**

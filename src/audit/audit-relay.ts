@@ -1,6 +1,8 @@
 import { PLATFORM_SCHEMA, type PlatformDatabase } from '../database/platform-database';
 import type { NotificationSubscriber, PlatformChannel, PlatformNotifications } from '../database/platform-notifications';
 import { Prisma } from '../generated/prisma/tenant/client';
+import { EVENT_TYPES } from '../events/domain-event';
+import { EVENTS_CHANNEL } from '../events/event-channel';
 import { isUuid } from '../database/uuid';
 import { describeError, type Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
@@ -12,6 +14,7 @@ const BATCH = 200;
 const SWEEP_TENANTS = 100;
 const OUTBOX = `${PLATFORM_SCHEMA}."TenantAuditOutbox"`;
 const TENANT = `${PLATFORM_SCHEMA}."Tenant"`;
+const EVENT_ACTIONS = Object.keys(EVENT_TYPES);
 
 interface QueuedRow {
   id: string;
@@ -138,12 +141,22 @@ export class AuditRelay implements NotificationSubscriber {
       if (rows.length === 0) return moved;
       const lease = this.deps.tenantClients.lease(tenant);
       try {
+        // The entries, and the events among them into the outbox (docs/decisions/0018), in one
+        // statement; a wake-up for the delivery worker only when an event was new.
         await lease.db.$executeRaw(
-          Prisma.sql`INSERT INTO "AuditEvent" ("id", "occurredAt", "actorKind", "actorId", "action", "targetType", "targetId", "requestId", "metadata")
-            SELECT "id", "occurredAt", "actorKind"::"AuditActorKind", "actorId", "action", "targetType", "targetId", "requestId", "metadata"
-              FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS queued("id" uuid, "occurredAt" timestamptz, "actorKind" text, "actorId" uuid,
+          Prisma.sql`WITH queued AS (
+              SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS queued("id" uuid, "occurredAt" timestamptz, "actorKind" text, "actorId" uuid,
                 "action" text, "targetType" text, "targetId" text, "requestId" text, "metadata" jsonb)
-            ON CONFLICT ("id") DO NOTHING`,
+            ), entries AS (
+              INSERT INTO "AuditEvent" ("id", "occurredAt", "actorKind", "actorId", "action", "targetType", "targetId", "requestId", "metadata")
+              SELECT "id", "occurredAt", "actorKind"::"AuditActorKind", "actorId", "action", "targetType", "targetId", "requestId", "metadata" FROM queued
+              ON CONFLICT ("id") DO NOTHING
+            ), events AS (
+              INSERT INTO "DomainEvent" ("id", "type", "occurredAt")
+              SELECT "id", "action", "occurredAt" FROM queued WHERE "action" = ANY(${EVENT_ACTIONS}::text[])
+              ON CONFLICT ("id") DO NOTHING RETURNING 1
+            )
+            SELECT pg_notify(${EVENTS_CHANNEL}, current_schema()) FROM (SELECT 1 FROM events LIMIT 1) AS woken`,
         );
       } finally {
         lease.release();

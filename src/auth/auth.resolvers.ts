@@ -1,6 +1,7 @@
 import { AppError, ErrorCode } from '../errors/app-error';
 import type { Resolvers } from '../generated/graphql';
 import { isTenantPrincipal } from './principal';
+import { listMemberships } from './tenant-switch';
 import { memberPrincipal, type RequestContext } from '../graphql/context';
 
 export const authResolvers: Resolvers = {
@@ -30,6 +31,7 @@ export const authResolvers: Resolvers = {
           : { adminId: principal.adminId, sessionId: principal.sessionId };
       return { signedOutSessions: await ctx.services.sessions.changePassword(who, input) };
     },
+    switchTenant: (_root, { tenant }, ctx) => ctx.services.sessions.switchTenant(memberPrincipal(ctx), tenant),
     addMember: async (_root, { input }, ctx) => ({ member: await ctx.services.members.add(memberPrincipal(ctx), input, ctx.requestId) }),
     updateMemberRole: async (_root, { userId, role }, ctx) => ({
       member: await ctx.services.members.changeRole(memberPrincipal(ctx), userId, role, ctx.requestId),
@@ -77,6 +79,8 @@ export const authResolvers: Resolvers = {
     },
     role: (principal) => (isTenantPrincipal(principal) ? principal.role : null),
     tenant: (principal) => (isTenantPrincipal(principal) ? principal.tenant : null),
+    memberships: (principal, { first, after }, ctx) =>
+      principal.kind === 'member' ? listMemberships(ctx.services.platform, principal, { first, after }) : null,
   },
   Member: {
     id: (member) => member.userId,

@@ -8,8 +8,9 @@ import type { TenantDirectory, TenantRecord } from '../tenancy/tenant-directory'
 import type { AccessTokens } from './access-tokens';
 import type { PasswordHasher } from './passwords';
 import { hashSecret, newSecret } from './secrets';
-import type { MemberRole } from './principal';
+import type { MemberPrincipal, MemberRole } from './principal';
 import type { SessionStateCache } from './session-state-cache';
+import { switchTenant } from './tenant-switch';
 
 export interface AuthPayload {
   accessToken: string;
@@ -68,6 +69,12 @@ export class SessionService {
 
   refresh(token: string): Promise<AuthPayload> {
     return countedAttempt(this.deps.onAuthAttempt, 'refresh', () => this.attemptRefresh(token));
+  }
+
+  /** Moves a member's sign-in to another of the account's tenants, without the password (tenant-switch.ts). */
+  switchTenant(caller: MemberPrincipal, slug: string): Promise<AuthPayload> {
+    const { platform, sessionCache } = this.deps;
+    return switchTenant({ platform, sessionCache, issueTokens: (sessionId, who, db) => this.issueTokens(sessionId, who, db) }, caller, slug);
   }
 
   private async attemptLogin(input: { tenant: string; email: string; password: string }): Promise<AuthPayload> {

@@ -140,6 +140,15 @@ const environmentSchema = z.object({
   TENANT_DELETION_GRACE_DAYS: z.coerce.number().int().min(0).max(3650).default(30),
   /** How often an instance runs the purge (one instance at a time); 0 never (the operator command still can). */
   RETENTION_PURGE_INTERVAL_MS: z.coerce.number().int().min(0).max(7 * 24 * 3600 * 1000).default(3_600_000),
+  /** Attempts of one notification delivery before it is DEAD. */
+  NOTIFICATION_MAX_ATTEMPTS: positiveInt.max(50).default(8),
+  /** The wait before the second attempt; doubled each time (with jitter), up to NOTIFICATION_RETRY_MAX_MS. */
+  NOTIFICATION_RETRY_BASE_MS: positiveInt.max(3_600_000).default(10_000),
+  NOTIFICATION_RETRY_MAX_MS: positiveInt.max(24 * 3_600_000).default(3_600_000),
+  /** Tenants whose notifications one instance sends at once. */
+  NOTIFICATION_WORKER_CONCURRENCY: positiveInt.max(64).default(4),
+  /** How often an idle job worker looks for jobs (retries' wake-ups; new events wake it at once). */
+  JOB_POLL_INTERVAL_SECONDS: z.coerce.number().min(0.5).max(60).default(2),
   EMBEDDED_PG_DIR: z.string().default('.data/postgres'),
   EMBEDDED_PG_PORT: positiveInt.default(54329),
   CORS_ORIGINS: z.string().optional(),
@@ -248,6 +257,8 @@ export interface Config {
   migrateConcurrency: number;
   retention: { deletedRecordDays: number; purgeIntervalMs: number; tenantDeletionGraceDays: number };
   tenantImportMaxBytes: number;
+  notifications: { maxAttempts: number; retryBaseMs: number; retryMaxMs: number; workerConcurrency: number };
+  jobPollIntervalSeconds: number;
   embeddedPostgres: { dataDir: string; port: number };
   corsOrigins: string[];
   introspection: boolean;
@@ -427,6 +438,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       purgeIntervalMs: env.RETENTION_PURGE_INTERVAL_MS,
       tenantDeletionGraceDays: env.TENANT_DELETION_GRACE_DAYS,
     },
+    notifications: {
+      maxAttempts: env.NOTIFICATION_MAX_ATTEMPTS,
+      retryBaseMs: env.NOTIFICATION_RETRY_BASE_MS,
+      retryMaxMs: Math.max(env.NOTIFICATION_RETRY_MAX_MS, env.NOTIFICATION_RETRY_BASE_MS),
+      workerConcurrency: env.NOTIFICATION_WORKER_CONCURRENCY,
+    },
+    jobPollIntervalSeconds: env.JOB_POLL_INTERVAL_SECONDS,
     embeddedPostgres: { dataDir: env.EMBEDDED_PG_DIR, port: env.EMBEDDED_PG_PORT },
     corsOrigins: env.CORS_ORIGINS
       ? env.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter(Boolean)

@@ -4,9 +4,11 @@ import type { Logger } from '../observability/logger';
 /**
  * Channels the platform migrations' triggers notify on (see migrations/platform). Payloads:
  * a tenant id; `session:<id>`; `membership:<userId>:<tenantId>`; `apiKey:<prefix>`;
- * `persistedOperation:<scope>:<sha256>`; on fleet_audit_outbox, the tenant id whose audit entries were queued.
+ * `persistedOperation:<scope>:<sha256>`; on fleet_audit_outbox, the tenant id whose audit entries were queued;
+ * on fleet_events, the schema name of a tenant whose transaction wrote events (no trigger: the
+ * tenant's own transaction notifies, src/audit/audit-log.ts).
  */
-export const PLATFORM_CHANNELS = ['fleet_tenant_changes', 'fleet_access_changes', 'fleet_audit_outbox'] as const;
+export const PLATFORM_CHANNELS = ['fleet_tenant_changes', 'fleet_access_changes', 'fleet_audit_outbox', 'fleet_events'] as const;
 export type PlatformChannel = (typeof PLATFORM_CHANNELS)[number];
 
 export interface NotificationSubscriber {

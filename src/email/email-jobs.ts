@@ -2,7 +2,7 @@ import { CODE_TTL_MS, issueAccountCode } from '../auth/account-codes';
 import { hashSecret } from '../auth/secrets';
 import type { PlatformDatabase, PlatformTransaction } from '../database/platform-database';
 import type { JobQueue, QueueSpec } from '../jobs/job-queue';
-import { describeError, type Logger } from '../observability/logger';
+import type { Logger } from '../observability/logger';
 import { invitationEmail, passwordResetEmail, verificationEmail } from './email-templates';
 import type { Mailer } from './mailer';
 
@@ -55,17 +55,8 @@ export class EmailOutbox {
 export class EmailJobHandler {
   constructor(private readonly deps: { platform: PlatformDatabase; mailer: Mailer; logger: Logger }) {}
 
+  /** Throws when the relay refused or was unreachable (the queue logs the error's class, never the job's data, and retries). */
   async handle(job: EmailJob): Promise<void> {
-    try {
-      await this.send(job);
-    } catch (error) {
-      // The template and the error's class only: never the address's code.
-      this.deps.logger.warn({ template: job.template, err: describeError(error) }, 'email not sent; it will be retried');
-      throw error;
-    }
-  }
-
-  private async send(job: EmailJob): Promise<void> {
     const { prisma } = this.deps.platform;
     switch (job.template) {
       case 'invitation': {

@@ -45,7 +45,12 @@ export interface DomainEvent {
   type: EventTypeName;
   occurredAt: Date;
   /** What changed: `Trip` and the trip's row id, `Member` and the user's id, ... */
-  subject: { type: string; id: string };
+  subject: {
+    type: string;
+    id: string;
+    /** How people name it (a trip's reference, a vehicle's plate), when it still exists. */
+    label?: string;
+  };
   actor: { kind: AuditActorKind; id: string | null };
   /** The audit entry's metadata: a summary (from/to status, fields changed), never a secret. */
   data: AuditMetadata;

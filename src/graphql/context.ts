@@ -20,6 +20,7 @@ import type { TenantDirectory } from '../tenancy/tenant-directory';
 import type { AuditActor } from '../audit/audit-entry';
 import type { AuditRelay } from '../audit/audit-relay';
 import type { JobQueue } from '../jobs/job-queue';
+import type { DeliveryWorker } from '../notifications/delivery-worker';
 import type { DeletedRecordPurge } from '../records/retention-purge';
 import type { ApiKeyService } from '../api-keys/api-key-service';
 import type { OperationSafelist } from '../persisted-queries/operation-safelist';
@@ -40,6 +41,7 @@ export interface Services {
   apiKeys: ApiKeyService;
   safelist: OperationSafelist;
   jobs: JobQueue;
+  notifications: DeliveryWorker;
   auditRelay: AuditRelay;
   retention: DeletedRecordPurge;
   tenantDeletion: TenantDeletionPurge;

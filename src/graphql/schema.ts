@@ -12,6 +12,7 @@ import { recordsResolvers } from '../records/records.resolvers';
 import { persistedQueryResolvers } from '../persisted-queries/persisted-queries.resolvers';
 import { platformResolvers } from '../provisioning/platform.resolvers';
 import { quotaResolvers } from '../quotas/quotas.resolvers';
+import { notificationResolvers } from '../notifications/notifications.resolvers';
 import { applyAccessPolicy } from './access-policy';
 import { withExecutionDeadline } from './execution-limits';
 import { withSecretFields } from '../idempotency/secret-fields';
@@ -50,7 +51,7 @@ export function buildSchema(
 ): GraphQLSchema {
   const schema = makeExecutableSchema({
     typeDefs: loadTypeDefs(),
-    resolvers: [scalarResolvers, authResolvers, platformResolvers, fleetResolvers, dispatchResolvers, stopsResolvers, recordsResolvers, apiKeyResolvers, persistedQueryResolvers, quotaResolvers],
+    resolvers: [scalarResolvers, authResolvers, platformResolvers, fleetResolvers, dispatchResolvers, stopsResolvers, recordsResolvers, apiKeyResolvers, persistedQueryResolvers, quotaResolvers, notificationResolvers],
     resolverValidationOptions: { requireResolversToMatchSchema: 'error' },
   });
   const marked = withSecretFields(schema);

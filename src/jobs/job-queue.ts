@@ -14,6 +14,8 @@ export interface SendOptions {
   singletonKey?: string;
   /** Not before this time. */
   startAfter?: Date;
+  /** The job's own id (a uuid): the same id sent twice is one job. */
+  id?: string;
   /** Inside this platform transaction: the job exists if and only if the transaction commits. */
   tx?: PlatformTransaction;
 }
@@ -95,7 +97,13 @@ export class JobQueue {
       ids.push(
         await this.boss.work<Data>(queue, { batchSize: 1 }, async ([job]) => {
           if (!job) return;
-          await handler(job.data, job.id);
+          try {
+            await handler(job.data, job.id);
+          } catch (error) {
+            // pg-boss retries it (with backoff, up to the queue's retryLimit); say why it failed.
+            this.logger.warn({ err: describeError(error), queue, jobId: job.id }, 'job failed; it will be retried');
+            throw error;
+          }
           // pg-boss then completes a job that is gone, which changes nothing. A failed delete is
           // not a failed job: retrying would do the work twice.
           if (options.deleteOnSuccess) {

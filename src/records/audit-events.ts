@@ -42,7 +42,7 @@ export function listAuditEvents(sql: TenantSql, args: ListArgs<AuditEventFilter,
 const NODE_TARGETS: ReadonlySet<string> = new Set<NodeType>(['Vehicle', 'Driver', 'Trip', 'MaintenanceRecord', 'Stop', 'TripNote']);
 
 /** An entry's target id as the API names it: a global id for what `node` reads. */
-export function apiTargetId(event: AuditEvent): string {
+export function apiTargetId(event: Pick<AuditEvent, 'targetType' | 'targetId'>): string {
   return NODE_TARGETS.has(event.targetType) ? toGlobalId(event.targetType as NodeType, event.targetId) : event.targetId;
 }
 

@@ -383,6 +383,7 @@ describe("a key's role is its ceiling", () => {
           }),
         ],
         ['declineInvitation', key.request(graphql(`mutation ApiKeysDeclineInvitation($code: String!) { declineInvitation(code: $code) { declinedId } }`), { code: 'inv_x' })],
+        ['switchTenant', key.request(graphql(`mutation ApiKeysSwitchTenant($tenant: String!) { switchTenant(tenant: $tenant) { accessToken } }`), { tenant: A.slug })],
       ];
       for (const [field, request] of refused) {
         expect({ field, code: await errorCode(request) }).toEqual({ field, code: 'FORBIDDEN' });

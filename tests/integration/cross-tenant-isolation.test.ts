@@ -290,6 +290,41 @@ const SEND_VERIFICATION = graphql(`mutation IsolationSendVerification { sendEmai
 const ME_VERIFIED = graphql(`query IsolationMeVerified { me { emailVerified } }`);
 const REQUEST_RESET = graphql(`mutation IsolationRequestReset($email: String!) { requestPasswordReset(email: $email) { accepted } }`);
 const RESET_PASSWORD = graphql(`mutation IsolationResetPassword($input: ResetPasswordInput!) { resetPassword(input: $input) { signedOutSessions } }`);
+const NOTIFICATIONS = graphql(`query IsolationNotifications($unreadOnly: Boolean) {
+  notifications(first: 100, unreadOnly: $unreadOnly) { totalCount edges { node { id subjectId readAt } } }
+  unreadNotificationCount
+}`);
+const MARK_READ = graphql(`mutation IsolationMarkRead($ids: [ID!]!) { markNotificationsRead(ids: $ids) { marked } }`);
+const DELIVERIES = graphql(`query IsolationDeliveries($filter: NotificationDeliveryFilter) {
+  notificationDeliveries(first: 100, filter: $filter) { totalCount edges { node { id eventId status attempts target } } }
+}`);
+const REDELIVER = graphql(`mutation IsolationRedeliver($ids: [ID!]!) { redeliverNotifications(ids: $ids) { deliveries { id } } }`);
+const ROUTES = graphql(`query IsolationRoutes { notificationRoutes { eventType channel enabled isDefault } }`);
+const SET_ROUTES = graphql(`mutation IsolationSetRoutes($routes: [NotificationRouteInput!]!) { setNotificationRoutes(routes: $routes) { eventType } }`);
+const PREFERENCES = graphql(`query IsolationPreferences { myNotificationPreferences { mutedEventTypes } }`);
+const MUTE = graphql(`mutation IsolationMute($eventTypes: [EventType!]!) { setNotificationsMuted(eventTypes: $eventTypes, muted: true) { mutedEventTypes } }`);
+
+/** B's ADMIN's in-app notifications (B's owner's changes are its events), once the worker has delivered some. */
+async function notificationsOfB(): Promise<{ id: string; subjectId: string; readAt: string | null }[]> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const read = await B.admin.client.request(NOTIFICATIONS, {});
+    if (read.notifications.totalCount > 0) return read.notifications.edges.map((edge) => edge.node);
+    if (Date.now() > deadline) throw new Error("B's admin got no notification within 10 s");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function deliveriesOfB() {
+  await notificationsOfB();
+  return (await B.owner.request(DELIVERIES, {})).notificationDeliveries.edges.map((edge) => edge.node);
+}
+
+/** What A can see of B's subjects in its notifications and deliveries: nothing of B's may be in it. */
+const bSubjects = () => [...B.vehicles.map((row) => row.id), ...B.drivers.map((row) => row.id), B.trip.id, B.admin.id];
+
+const SWITCH_TENANT = graphql(`mutation IsolationSwitchTenant($tenant: String!) { switchTenant(tenant: $tenant) { accessToken } }`);
+const MEMBERSHIPS = graphql(`query IsolationMemberships { me { memberships(first: 100) { tenant { id slug name } role current } } }`);
 
 /** No data came back: `data` is null, or (for a nullable root field) the field is null. */
 function expectNoData(data: unknown): void {
@@ -314,6 +349,120 @@ async function expectNotFound(request: Promise<unknown>): Promise<void> {
  * after.
  */
 const isolationCases: Record<string, Attack[]> = {
+  notifications: [
+    {
+      name: "A's members are told of A's events only: none of B's subjects or notification ids",
+      run: async () => {
+        const bIds = (await notificationsOfB()).map((node) => node.id);
+        for (const client of [A.owner, A.admin.client]) {
+          const seen = JSON.stringify((await client.request(NOTIFICATIONS, {})).notifications);
+          for (const id of [...bIds, ...bSubjects()]) expect(seen).not.toContain(id);
+        }
+        // Control: A's admin is told of A's owner's changes.
+        expect((await A.admin.client.request(NOTIFICATIONS, {})).notifications.totalCount).toBeGreaterThan(0);
+      },
+    },
+  ],
+  unreadNotificationCount: [
+    {
+      name: "counts A's own unread only: the count is what A's unread list holds, none of it B's",
+      run: async () => {
+        const bUnread = (await notificationsOfB()).filter((node) => node.readAt === null);
+        expect(bUnread.length).toBeGreaterThan(0);
+        for (const client of [A.owner, A.admin.client]) {
+          const own = await client.request(NOTIFICATIONS, { unreadOnly: true });
+          expect(own.unreadNotificationCount).toBe(own.notifications.totalCount);
+          const ids = own.notifications.edges.map((edge) => edge.node.id);
+          for (const node of bUnread) expect(ids).not.toContain(node.id);
+        }
+      },
+    },
+  ],
+  markNotificationsRead: [
+    {
+      name: "marks none of B's notifications; they stay unread in B",
+      run: async () => {
+        const bUnread = (await notificationsOfB()).filter((node) => node.readAt === null).map((node) => node.id);
+        expect(bUnread.length).toBeGreaterThan(0);
+        expect((await A.owner.request(MARK_READ, { ids: bUnread })).markNotificationsRead.marked).toBe(0);
+        expect((await A.admin.client.request(MARK_READ, { ids: bUnread })).markNotificationsRead.marked).toBe(0);
+        const still = (await B.admin.client.request(NOTIFICATIONS, { unreadOnly: true })).notifications.edges.map((edge) => edge.node.id);
+        expect(still).toEqual(expect.arrayContaining(bUnread));
+      },
+    },
+  ],
+  notificationDeliveries: [
+    {
+      name: "lists A's deliveries only: B's delivery and event ids find nothing",
+      run: async () => {
+        const bDeliveries = await deliveriesOfB();
+        expect(bDeliveries.length).toBeGreaterThan(0);
+        const seen = JSON.stringify((await A.owner.request(DELIVERIES, {})).notificationDeliveries);
+        for (const delivery of bDeliveries) {
+          expect(seen).not.toContain(delivery.id);
+          expect(seen).not.toContain(delivery.eventId);
+          expect((await A.owner.request(DELIVERIES, { filter: { eventId: delivery.eventId } })).notificationDeliveries.totalCount).toBe(0);
+        }
+      },
+    },
+  ],
+  redeliverNotifications: [
+    {
+      name: "queues none of B's deliveries: empty answer, B's unchanged",
+      run: async () => {
+        const bDeliveries = await deliveriesOfB();
+        expect((await A.owner.request(REDELIVER, { ids: bDeliveries.map((delivery) => delivery.id) })).redeliverNotifications.deliveries).toEqual([]);
+        const after = await B.owner.request(DELIVERIES, {});
+        for (const delivery of bDeliveries) {
+          expect(after.notificationDeliveries.edges.map((edge) => edge.node)).toContainEqual(expect.objectContaining({ id: delivery.id, attempts: delivery.attempts }));
+        }
+      },
+    },
+  ],
+  notificationRoutes: [
+    {
+      name: "reads A's routing; A's change of routing is not B's",
+      changesA: true,
+      run: async () => {
+        await A.owner.request(SET_ROUTES, { routes: [{ eventType: 'DRIVER_DELETED', channel: 'SLACK', enabled: true }] });
+        expect((await A.owner.request(ROUTES)).notificationRoutes).toContainEqual({ eventType: 'DRIVER_DELETED', channel: 'SLACK', enabled: true, isDefault: false });
+        expect((await B.owner.request(ROUTES)).notificationRoutes).toContainEqual({ eventType: 'DRIVER_DELETED', channel: 'SLACK', enabled: false, isDefault: true });
+      },
+    },
+  ],
+  setNotificationRoutes: [
+    {
+      name: "changes A's routing only: B's stays as it was",
+      changesA: true,
+      run: async () => {
+        const before = (await B.owner.request(ROUTES)).notificationRoutes;
+        await A.owner.request(SET_ROUTES, { routes: [{ eventType: 'VEHICLE_DELETED', channel: 'EMAIL', enabled: true }] });
+        expect((await B.owner.request(ROUTES)).notificationRoutes).toEqual(before);
+      },
+    },
+  ],
+  myNotificationPreferences: [
+    {
+      name: "are the caller's own in its own tenant",
+      changesA: true,
+      run: async () => {
+        await A.admin.client.request(MUTE, { eventTypes: ['STOP_ARRIVED'] });
+        expect((await A.admin.client.request(PREFERENCES)).myNotificationPreferences.mutedEventTypes).toContain('STOP_ARRIVED');
+        expect((await B.admin.client.request(PREFERENCES)).myNotificationPreferences.mutedEventTypes).not.toContain('STOP_ARRIVED');
+      },
+    },
+  ],
+  setNotificationsMuted: [
+    {
+      name: "mutes for the caller in A only: B's members' preferences unchanged",
+      changesA: true,
+      run: async () => {
+        const before = (await B.admin.client.request(PREFERENCES)).myNotificationPreferences;
+        await A.owner.request(MUTE, { eventTypes: ['TRIP_NOTE_CREATED'] });
+        expect((await B.admin.client.request(PREFERENCES)).myNotificationPreferences).toEqual(before);
+      },
+    },
+  ],
   vehicle: [
     {
       name: "returns null for each of B's vehicle ids",
@@ -960,6 +1109,26 @@ const isolationCases: Record<string, Attack[]> = {
       },
     },
   ],
+  switchTenant: [
+    {
+      name: "NOT_FOUND for B's slug (any case), id and name from A's OWNER and ADMIN, who are no members of B: no session in B, theirs in A still live",
+      run: async () => {
+        const sessionsInB = () => platformRowIds('SELECT id FROM platform."Session" WHERE "tenantId" = $1', [B.id]);
+        const before = await sessionsInB();
+        for (const client of [A.owner, A.admin.client]) {
+          for (const tenant of [B.slug, B.slug.toUpperCase(), B.id, `Tenant ${B.slug}`]) {
+            await expectNotFound(client.request(SWITCH_TENANT, { tenant }));
+          }
+        }
+        // Naming B in the X-Tenant header does not help: the credentials are A's.
+        expect(await errorCode(app.bearer(A.ownerToken, { 'x-tenant': B.slug }).request(SWITCH_TENANT, { tenant: B.slug }))).toBe('FORBIDDEN');
+        // Nor does A's API key, which has no session to move.
+        expect(await errorCode(app.client({ 'x-api-key': A.apiKey.secret }).request(SWITCH_TENANT, { tenant: B.slug }))).toBe('FORBIDDEN');
+        expect(await sessionsInB()).toEqual(before);
+        expect((await A.admin.client.request(MEMBERS)).members.length).toBeGreaterThan(0);
+      },
+    },
+  ],
   apiKeys: [
     {
       name: "lists A's keys only, never B's",
@@ -1257,6 +1426,27 @@ describe("@public password reset, called with A's credentials against B's accoun
     expect(await app.login(B.slug, B.ownerEmail, B.ownerPassword)).toEqual(expect.any(String));
     expect(await errorCode(app.login(B.slug, B.ownerEmail, 'taken-over-password'))).toBe('UNAUTHENTICATED');
     expect(await snapshot(B)).toEqual(before);
+  });
+});
+
+describe("me.memberships never lists another account's tenants", () => {
+  it("A's members see A alone, B's see B alone", async () => {
+    for (const [tenant, other] of [
+      [A, B],
+      [B, A],
+    ] as const) {
+      for (const client of [tenant.owner, tenant.admin.client]) {
+        const { memberships } = (await client.request(MEMBERSHIPS)).me;
+        expect(memberships).toEqual([{ tenant: { id: tenant.id, slug: tenant.slug, name: `Tenant ${tenant.slug}` }, role: expect.any(String), current: true }]);
+        expect(JSON.stringify(memberships)).not.toContain(other.id);
+      }
+    }
+  });
+
+  it("an API key's memberships are refused (null), not another tenant's", async () => {
+    const { errors, data } = await expectErrors(app.client({ 'x-api-key': A.apiKey.secret }).request(MEMBERSHIPS));
+    expect(errors.map((error) => error.extensions.code)).toEqual(['FORBIDDEN']);
+    expect(data).toEqual({ me: { memberships: null } });
   });
 });
 

@@ -54,6 +54,16 @@ it('a logout through one instance ends the session on the other, whose cache had
   expect(await within(1_000, async () => ((await codeOn(second, token)) === 'UNAUTHENTICATED' ? true : undefined))).toBe(true);
 });
 
+it('a switchTenant through one instance ends the switched-from session on the other, whose cache had it', async () => {
+  const token = await first.login(tenant.slug, tenant.ownerEmail, tenant.ownerPassword);
+  expect(await codeOn(second, token)).toBe('OK'); // now cached on the second instance
+  const switched = await first
+    .bearer(token)
+    .request(graphql(`mutation MultiInstanceSwitchTenant($tenant: String!) { switchTenant(tenant: $tenant) { accessToken } }`), { tenant: tenant.slug });
+  expect(await within(1_000, async () => ((await codeOn(second, token)) === 'UNAUTHENTICATED' ? true : undefined))).toBe(true);
+  expect(await codeOn(second, switched.switchTenant.accessToken)).toBe('OK');
+});
+
 it("a password changed through one instance ends the account's other sessions on the other", async () => {
   const email = `changer-${Date.now()}@example.test`;
   await tenant.owner.request(ADD_MEMBER, { input: { email, name: 'Changer', password: 'changer-password', role: 'VIEWER' } });

@@ -88,12 +88,22 @@ const KNOWN: Record<string, Role> = {
   'Mutation.declineInvitation': 'VIEWER',
   'Mutation.verifyEmail': 'VIEWER',
   'Mutation.sendEmailVerification': 'VIEWER',
+  'Mutation.switchTenant': 'VIEWER',
   'Query.apiKeys': 'ADMIN',
   'Query.persistedOperations': 'ADMIN',
   'Mutation.createApiKey': 'ADMIN',
   'Mutation.revokeApiKey': 'ADMIN',
   'Mutation.registerPersistedOperations': 'ADMIN',
   'Mutation.removePersistedOperations': 'ADMIN',
+  'Query.notifications': 'VIEWER',
+  'Query.unreadNotificationCount': 'VIEWER',
+  'Query.notificationDeliveries': 'ADMIN',
+  'Query.notificationRoutes': 'ADMIN',
+  'Query.myNotificationPreferences': 'VIEWER',
+  'Mutation.markNotificationsRead': 'VIEWER',
+  'Mutation.redeliverNotifications': 'ADMIN',
+  'Mutation.setNotificationRoutes': 'ADMIN',
+  'Mutation.setNotificationsMuted': 'VIEWER',
 };
 
 let app: TestServer;
@@ -255,6 +265,11 @@ async function inviteHere(): Promise<{ id: string }> {
  * One operation: `prepare` creates what it needs as the OWNER; `effect` says (as the OWNER)
  * whether the call changed anything; `check` looks at a successful answer.
  */
+async function stopArrivedByEmail(): Promise<boolean> {
+  const routes = (await tenant.owner.request(graphql(`query RoleMatrixRoutes { notificationRoutes { eventType channel enabled } }`))).notificationRoutes;
+  return routes.some((route) => route.eventType === 'STOP_ARRIVED' && route.channel === 'EMAIL' && route.enabled);
+}
+
 interface Case {
   document: string;
   /** Gets the role about to call, for cases that need something addressed to that caller. */
@@ -264,6 +279,44 @@ interface Case {
 }
 
 const CASES: Record<string, Case> = {
+  'Query.notifications': {
+    document: `{ notifications(first: 5) { totalCount edges { node { id } } } }`,
+    check: (data) => expect(data.notifications).toMatchObject({ totalCount: expect.any(Number) as unknown }),
+  },
+  'Query.unreadNotificationCount': {
+    document: `{ unreadNotificationCount }`,
+    check: (data) => expect(data.unreadNotificationCount).toEqual(expect.any(Number)),
+  },
+  'Query.notificationDeliveries': {
+    document: `{ notificationDeliveries(first: 5) { totalCount } }`,
+    check: (data) => expect(data.notificationDeliveries).toMatchObject({ totalCount: expect.any(Number) as unknown }),
+  },
+  'Query.notificationRoutes': {
+    document: `{ notificationRoutes { eventType channel enabled } }`,
+    check: (data) => expect((data.notificationRoutes as unknown[]).length).toBe(18 * 3),
+  },
+  'Query.myNotificationPreferences': {
+    document: `{ myNotificationPreferences { mutedEventTypes } }`,
+    check: (data) => expect(data.myNotificationPreferences).toEqual({ mutedEventTypes: expect.any(Array) as unknown }),
+  },
+  'Mutation.markNotificationsRead': {
+    document: `mutation { markNotificationsRead(ids: []) { marked unreadCount } }`,
+    check: (data) => expect(data.markNotificationsRead).toMatchObject({ marked: 0 }),
+  },
+  'Mutation.redeliverNotifications': {
+    document: `mutation { redeliverNotifications(ids: ["00000000-0000-4000-8000-000000000000"]) { deliveries { id } } }`,
+    check: (data) => expect(data.redeliverNotifications).toEqual({ deliveries: [] }),
+  },
+  'Mutation.setNotificationRoutes': {
+    document: `mutation($enabled: Boolean!) { setNotificationRoutes(routes: [{ eventType: STOP_ARRIVED, channel: EMAIL, enabled: $enabled }]) { eventType } }`,
+    // The opposite of what it is now, so that only the call itself can make it so.
+    prepare: async () => ({ enabled: !(await stopArrivedByEmail()) }),
+    effect: async (variables) => (await stopArrivedByEmail()) === variables.enabled,
+  },
+  'Mutation.setNotificationsMuted': {
+    document: `mutation { setNotificationsMuted(eventTypes: [STOP_ARRIVED], muted: true) { mutedEventTypes } }`,
+    check: (data) => expect(data.setNotificationsMuted).toEqual({ mutedEventTypes: ['STOP_ARRIVED'] }),
+  },
   'Query.me': {
     document: `{ me { kind role } }`,
     check: (data, _variables, role) => expect(data.me).toEqual({ kind: 'TENANT_MEMBER', role }),
@@ -624,6 +677,20 @@ const CASES: Record<string, Case> = {
   'Mutation.sendEmailVerification': {
     document: `mutation { sendEmailVerification { sent } }`,
     check: (data) => expect(data.sendEmailVerification).toEqual({ sent: expect.any(Boolean) }),
+  },
+  'Mutation.switchTenant': {
+    document: `mutation($tenant: String!) { switchTenant(tenant: $tenant) { accessToken } }`,
+    // Into the tenant the member is already in (the one membership every role here surely has).
+    prepare: async () => ({ tenant: tenant.slug }),
+    check: (data, _variables, role) => {
+      const { accessToken } = data.switchTenant as { accessToken: string };
+      const claims = JSON.parse(Buffer.from(accessToken.split('.')[1] ?? '', 'base64url').toString('utf8')) as { tid: string; role: string };
+      expect(claims).toMatchObject({ tid: tenant.id, role });
+      // The switch ended the session this role's client held: the matrix goes on with the new one.
+      const replacement = app.bearer(accessToken);
+      clients.set(role, replacement);
+      if (role === 'OWNER') tenant.owner = replacement;
+    },
   },
   'Mutation.removeMember': {
     document: `mutation($userId: ID!) { removeMember(userId: $userId) { removedUserId } }`,
