@@ -60,6 +60,7 @@ const config: CodegenConfig = {
           TripTransition: './prisma/tenant/client#TripTransition as TripTransitionModel',
           Stop: './prisma/tenant/client#Stop as StopModel',
           TripNote: './prisma/tenant/client#TripNote as TripNoteModel',
+          TripChange: '../subscriptions/trip-subscriptions#TripChangeModel',
           TripNoteConnection: '../graphql/pagination#ConnectionModel<TripNoteModel>',
           RecordChange: './prisma/tenant/client#RecordChange as RecordChangeModel',
           RecordChangeConnection: '../graphql/pagination#ConnectionModel<RecordChangeModel>',

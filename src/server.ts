@@ -19,6 +19,7 @@ import { AccountEmailService } from './auth/account-email-service';
 import { EmailJobHandler, EmailOutbox, SEND_EMAIL_QUEUE, sendEmailQueue, type EmailJob } from './email/email-jobs';
 import { createMailer } from './email/mailer';
 import { DeliveryWorker } from './notifications/delivery-worker';
+import { TripLateness } from './dispatch/trip-lateness';
 import { sweepUndispatchedEvents } from './notifications/event-sweep';
 import { InAppChannel } from './notifications/in-app';
 import { DeletedRecordPurge } from './records/retention-purge';
@@ -52,6 +53,10 @@ import { TenantClientPool } from './tenancy/tenant-client-pool';
 import { tenantConnectionConfig } from './tenancy/tenant-credentials';
 import { TenantDirectory } from './tenancy/tenant-directory';
 import { ensureInstallationId } from './tenancy/installation';
+import { createOutboundIntegrations, type OutboundIntegrations } from './outbound/outbound-integrations';
+import { createEventBus } from './subscriptions/event-bus';
+import { attachSubscriptionServer, type SubscriptionServer } from './subscriptions/subscription-server';
+import { createErrorFormatter } from './graphql/format-error';
 
 export interface ServerOptions {
   config: Config & { databaseUrl: string };
@@ -65,7 +70,11 @@ export interface RunningServer {
   port: number;
   installationId: string;
   services: Services;
+  /** Webhooks and Slack: the outbound client, the credential key and the channels. */
+  integrations: OutboundIntegrations;
   metrics: Metrics;
+  /** WebSocket subscriptions of this instance (the bus they listen on is services.eventBus). */
+  subscriptions: SubscriptionServer;
   /** Where rate-limit buckets live: shared Redis, or this process only. */
   rateLimitStore: 'redis' | 'memory' | 'disabled';
   /**
@@ -91,7 +100,7 @@ const AUDIT_SWEEP_INTERVAL_MS = 30_000;
  * tenant-bound Prisma client -> the tenant's schema, as the tenant's role.
  */
 /** Every queue the server's jobs use; each capability adds its own. */
-const JOB_QUEUES: QueueSpec[] = [...DeliveryWorker.queues()];
+const JOB_QUEUES: QueueSpec[] = [...DeliveryWorker.queues(), ...TripLateness.queues()];
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { config, logger } = options;
@@ -104,6 +113,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   await notifications.start();
   await wired.services.jobs.start([...JOB_QUEUES, sendEmailQueue(config.email.retryDelaySeconds)]);
   await wired.services.notifications.start();
+  await wired.tripLateness.start();
   void sweepUndispatchedEvents({ ...wired.services, logger, wake: (tenantId) => wired.services.notifications.wake(tenantId) });
   const emailJobs = new EmailJobHandler({ platform, mailer: wired.services.mailer, logger });
   // Emails with codes are deleted once sent: a code stays in the job table only until then (ADR 0021).
@@ -130,6 +140,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (redis && !(await redisReady(redis, 3_000))) {
     logger.warn('redis not reachable at start-up; serving under the configured failure policy until it is');
   }
+  if (config.outbound.allowPrivateNetworks && config.env === 'production') {
+    logger.warn('OUTBOUND_ALLOW_PRIVATE_NETWORKS is on: tenant admins can make webhooks and Slack calls reach this network (for closed networks only)');
+  }
   if (wired.rateLimiter?.storeKind === 'memory') {
     logger.warn('no REDIS_URL or REDIS_CLUSTER_NODES: rate limits and persisted queries are kept in this process (single instance only)');
   }
@@ -139,6 +152,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     logger,
     ...wired,
     readinessChecks: redis ? [{ name: 'redis', check: async () => void (await redis.ping()) }] : [],
+  });
+  // Subscriptions: WebSocket on the same port and path (src/subscriptions); events through wired.services.eventBus.
+  const subscriptions = attachSubscriptionServer({
+    httpServer: http.httpServer,
+    schema: wired.schema,
+    services: wired.services,
+    authenticator: wired.authenticator,
+    notifications,
+    rateLimiter: wired.rateLimiter,
+    limits: config.limits,
+    subscriptionLimits: config.subscriptions,
+    formatError: createErrorFormatter(logger, { hideSuggestions: config.limits.blockFieldSuggestions }),
+    logger,
   });
   await new Promise<void>((resolve, reject) => {
     http.httpServer.once('error', reject);
@@ -154,13 +180,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     port,
     installationId,
     services: wired.services,
+    integrations: wired.integrations,
     metrics: wired.metrics,
     rateLimitStore: wired.rateLimiter ? wired.rateLimiter.storeKind : 'disabled',
+    subscriptions,
     close: () => {
       closing ??= (async () => {
         const startedAt = performance.now();
         // Readiness red at once, synchronously; the listener closes a turn of the event loop later.
         const stopped = http.stop(config.shutdown);
+        // Subscriptions have no end to wait for: their sockets are closed (1001) as the drain begins.
+        const socketsClosed = subscriptions.close(Math.min(1_000, config.shutdown.drainMs));
         // Then, and synchronously marked closed: on Ctrl-C the embedded PostgreSQL gets the
         // signal too, and its LISTEN connection ending is then no loss worth a warning. Until
         // the server has stopped, caches are bypassed, which is always correct.
@@ -169,6 +199,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         const drainedMs = Math.round(performance.now() - startedAt);
         if (cut > 0) logger.warn({ cut, drainMs: config.shutdown.drainMs }, 'requests still in flight at the shutdown deadline were cut off');
         else logger.info({ drainedMs }, 'requests in flight drained');
+        await socketsClosed;
+        await wired.services.eventBus.close();
         await passwords.close();
         await retentionPurge.close();
         await wired.services.jobs.stop(config.shutdown.drainMs);
@@ -298,14 +330,19 @@ function createServices(
     tenantStatementTimeoutMs: config.limits.maxExecutionMs,
   };
   const mailer = createMailer(config.email, logger);
+  // Webhooks and Slack; the delivery worker takes integrations.webhookChannel and .slackChannel.
+  const integrations = createOutboundIntegrations(config, logger);
+  // Every committed event goes here (the events worker: `eventBus.publish(event)`), and per-user messages (`publishToUser`).
+  const eventBus = createEventBus(redis, installationId, logger);
   const jobs = new JobQueue(platform.pool, logger, { pollingIntervalSeconds: config.jobPollIntervalSeconds });
   const outbox = new EmailOutbox(jobs);
   const provisioner = new TenantProvisioner({ ...tenantSchemas, passwords, outbox });
+  const tripLateness = new TripLateness({ platform, tenantClients, jobs });
   const deliveryWorker = new DeliveryWorker({
     platform,
     tenantClients,
     jobs,
-    channels: [new InAppChannel()],
+    channels: [new InAppChannel(), integrations.webhookChannel, integrations.slackChannel],
     logger,
     retry: {
       maxAttempts: config.notifications.maxAttempts,
@@ -314,6 +351,10 @@ function createServices(
       claimMs: 120_000,
     },
     concurrency: config.notifications.workerConcurrency,
+    // Subscriptions: every event fanned out reaches the subscribers of its tenant, on every
+    // instance; a dispatch queues its trip's late check. Both run, whichever fails.
+    onDispatched: async (event) => void (await Promise.all([eventBus.publish(event), tripLateness.onEvent(event)])),
+    metrics,
   });
   notifications.subscribe(deliveryWorker);
   const services: Services = {
@@ -352,6 +393,9 @@ function createServices(
     notifications: deliveryWorker,
     auditRelay: new AuditRelay({ platform, tenantClients, logger, notifications, sweepIntervalMs: AUDIT_SWEEP_INTERVAL_MS, metrics }),
     apiKeys,
+    webhooks: integrations.webhooks,
+    slack: integrations.slack,
+    eventBus,
     safelist: new OperationSafelist({
       platform,
       schema: () => schema,
@@ -362,6 +406,8 @@ function createServices(
   return {
     schema,
     services,
+    tripLateness,
+    integrations,
     metrics,
     authenticator: new Authenticator({
       platform,

@@ -211,6 +211,25 @@ const environmentSchema = z.object({
   OTEL_ENABLED: boolean.optional(),
   OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
   OTEL_TENANT_ATTRIBUTE: boolean.default(false),
+  /**
+   * Lets webhooks and Slack reach loopback, private, link-local and other non-public addresses
+   * (and plain http:// in production). For tests and closed networks only: on, any tenant admin
+   * can make the server call into its own network.
+   */
+  OUTBOUND_ALLOW_PRIVATE_NETWORKS: boolean.default(false),
+  OUTBOUND_CONNECT_TIMEOUT_MS: positiveInt.max(60_000).default(5_000),
+  OUTBOUND_TIMEOUT_MS: positiveInt.max(120_000).default(10_000),
+  OUTBOUND_MAX_RESPONSE_BYTES: positiveInt.max(10_000_000).default(64 * 1024),
+  /** A webhook endpoint is disabled after this many deliveries in a row failed. */
+  WEBHOOK_DISABLE_AFTER_FAILURES: positiveInt.max(10_000).default(15),
+  /** Subscriptions one WebSocket connection may run at once. */
+  SUBSCRIPTIONS_PER_CONNECTION: positiveInt.max(1_000).default(20),
+  /** WebSocket connections one tenant may hold on one instance. */
+  WS_CONNECTIONS_PER_TENANT: positiveInt.max(100_000).default(100),
+  /** How long a WebSocket may stay open without its connection_init (closed with 4408). */
+  WS_CONNECTION_INIT_TIMEOUT_MS: positiveInt.max(60_000).default(3_000),
+  /** How often every connection's credentials are checked again, besides the platform's change notifications. */
+  WS_RECHECK_INTERVAL_MS: positiveInt.max(3_600_000).default(60_000),
 });
 
 export type Environment = z.infer<typeof environmentSchema>;
@@ -351,6 +370,18 @@ export interface Config {
     /** Spans carry the tenant id (fleet.tenant_id) only when this is on. */
     tenantAttribute: boolean;
   };
+  /** Calls the server makes to URLs tenants give it (webhooks, Slack): src/outbound. */
+  outbound: {
+    allowPrivateNetworks: boolean;
+    /** https:// only, unless off (development, tests) or allowPrivateNetworks. */
+    httpsOnly: boolean;
+    connectTimeoutMs: number;
+    timeoutMs: number;
+    maxResponseBytes: number;
+  };
+  webhooks: { disableAfterFailures: number };
+  /** GraphQL subscriptions over WebSocket (src/subscriptions). */
+  subscriptions: { perConnection: number; connectionsPerTenant: number; connectionInitTimeoutMs: number; recheckIntervalMs: number };
 }
 
 /**
@@ -491,6 +522,20 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       operationNamesMax: env.METRICS_OPERATION_NAMES_MAX,
     },
     tracing: { tenantAttribute: env.OTEL_TENANT_ATTRIBUTE },
+    outbound: {
+      allowPrivateNetworks: env.OUTBOUND_ALLOW_PRIVATE_NETWORKS,
+      httpsOnly: production && !env.OUTBOUND_ALLOW_PRIVATE_NETWORKS,
+      connectTimeoutMs: env.OUTBOUND_CONNECT_TIMEOUT_MS,
+      timeoutMs: env.OUTBOUND_TIMEOUT_MS,
+      maxResponseBytes: env.OUTBOUND_MAX_RESPONSE_BYTES,
+    },
+    webhooks: { disableAfterFailures: env.WEBHOOK_DISABLE_AFTER_FAILURES },
+    subscriptions: {
+      perConnection: env.SUBSCRIPTIONS_PER_CONNECTION,
+      connectionsPerTenant: env.WS_CONNECTIONS_PER_TENANT,
+      connectionInitTimeoutMs: env.WS_CONNECTION_INIT_TIMEOUT_MS,
+      recheckIntervalMs: env.WS_RECHECK_INTERVAL_MS,
+    },
     tenantInFlight: {
       maxInFlight: env.TENANT_MAX_IN_FLIGHT,
       maxInFlightAlone: env.TENANT_MAX_IN_FLIGHT_ALONE ?? 4 * env.TENANT_MAX_IN_FLIGHT,

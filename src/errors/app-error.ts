@@ -32,6 +32,7 @@ export const ErrorCode = {
   OPERATION_TIMEOUT: 'OPERATION_TIMEOUT',
   OVERLOADED: 'OVERLOADED',
   BATCH_TOO_LARGE: 'BATCH_TOO_LARGE',
+  TOO_MANY_SUBSCRIPTIONS: 'TOO_MANY_SUBSCRIPTIONS',
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   BAD_REQUEST: 'BAD_REQUEST',
@@ -49,6 +50,7 @@ export const ErrorCode = {
   IDEMPOTENCY_KEY_IN_PROGRESS: 'IDEMPOTENCY_KEY_IN_PROGRESS',
   IDEMPOTENT_SECRET_NOT_REPLAYED: 'IDEMPOTENT_SECRET_NOT_REPLAYED',
   INVALID_CODE: 'INVALID_CODE',
+  URL_NOT_ALLOWED: 'URL_NOT_ALLOWED',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
 } as const;
 
@@ -88,6 +90,7 @@ export const PROBLEMS: Record<ErrorCode, Problem> = {
   OPERATION_TIMEOUT: { status: 503, title: 'Operation took too long' },
   OVERLOADED: { status: 503, title: 'Server overloaded' },
   BATCH_TOO_LARGE: { status: 400, title: 'Too many operations in one request' },
+  TOO_MANY_SUBSCRIPTIONS: { status: 429, title: 'Too many subscriptions on one connection' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'Request body too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported request encoding' },
   BAD_REQUEST: { status: 400, title: 'Bad request' },
@@ -105,6 +108,7 @@ export const PROBLEMS: Record<ErrorCode, Problem> = {
   IDEMPOTENCY_KEY_IN_PROGRESS: { status: 409, title: 'A request with this Idempotency-Key is still running' },
   IDEMPOTENT_SECRET_NOT_REPLAYED: { status: 409, title: 'Already done; its secret is not shown again' },
   INVALID_CODE: { status: 400, title: 'Invalid or expired code' },
+  URL_NOT_ALLOWED: { status: 400, title: 'URL not allowed' },
   INTERNAL_SERVER_ERROR: { status: 500, title: 'Internal server error' },
 };
 

@@ -1,5 +1,5 @@
 import { getDirective, MapperKind, mapSchema } from '@graphql-tools/utils';
-import { defaultFieldResolver, isNonNullType, isObjectType, type GraphQLFieldConfig, type GraphQLSchema } from 'graphql';
+import { defaultFieldResolver, isNonNullType, isObjectType, type GraphQLField, type GraphQLFieldConfig, type GraphQLSchema } from 'graphql';
 import { roleAtLeast, type MemberRole, type Principal } from '../auth/principal';
 import { AppError, ErrorCode } from '../errors/app-error';
 
@@ -32,6 +32,11 @@ function policiesOf(schema: GraphQLSchema, field: GraphQLFieldConfig<unknown, un
     }
   }
   return policies;
+}
+
+/** The policy a field declares (root fields declare exactly one), or undefined. */
+export function policyOfField(schema: GraphQLSchema, field: GraphQLFieldConfig<unknown, unknown> | GraphQLField<unknown, unknown>): AccessPolicy | undefined {
+  return policiesOf(schema, field as unknown as GraphQLFieldConfig<unknown, unknown>)[0];
 }
 
 function rootTypeNames(schema: GraphQLSchema): string[] {
@@ -111,12 +116,22 @@ export function applyAccessPolicy<TContext extends { principal: Principal }>(sch
       const [policy] = policiesOf(schema, fieldConfig as GraphQLFieldConfig<unknown, unknown>);
       if (!policy) return fieldConfig;
       const resolve = fieldConfig.resolve ?? defaultFieldResolver;
+      const subscribe = fieldConfig.subscribe;
       return {
         ...fieldConfig,
         resolve: (source, args, context: TContext, info) => {
           enforcePolicy(policy, context.principal);
           return resolve(source, args, context, info);
         },
+        // A subscription field is checked before it starts listening, too.
+        ...(subscribe
+          ? {
+              subscribe: (source: unknown, args: Record<string, unknown>, context: TContext, info: Parameters<typeof subscribe>[3]) => {
+                enforcePolicy(policy, context.principal);
+                return subscribe(source, args, context, info);
+              },
+            }
+          : {}),
       };
     },
   });

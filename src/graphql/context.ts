@@ -24,6 +24,9 @@ import type { DeliveryWorker } from '../notifications/delivery-worker';
 import type { DeletedRecordPurge } from '../records/retention-purge';
 import type { ApiKeyService } from '../api-keys/api-key-service';
 import type { OperationSafelist } from '../persisted-queries/operation-safelist';
+import type { WebhookEndpoints } from '../webhooks/webhook-endpoints';
+import type { SlackWebhooks } from '../slack/slack-webhook';
+import type { EventBus } from '../subscriptions/event-bus';
 
 export type { AuthPayload };
 
@@ -47,6 +50,10 @@ export interface Services {
   tenantDeletion: TenantDeletionPurge;
   mailer: Mailer;
   accountEmails: AccountEmailService;
+  webhooks: WebhookEndpoints;
+  slack: SlackWebhooks;
+  /** Committed events and per-user messages, to this instance's subscribers and every other's (src/subscriptions). */
+  eventBus: EventBus;
 }
 
 /** What a tenant-scoped resolver works with: its tenant's client, this request's loaders, the caller. */
@@ -123,6 +130,8 @@ export function createRequestContext(options: {
     release() {
       releaseLease?.();
       releaseLease = undefined;
+      // A subscription's context serves event after event: the next one leases (and loads) afresh.
+      scope = undefined;
     },
   };
 }

@@ -1,7 +1,7 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
-import { GraphQLError, getVariableValues, type GraphQLSchema, type ValidationContext, type ValidationRule } from 'graphql';
+import { GraphQLError, getVariableValues, type DocumentNode, type GraphQLSchema, type ValidationContext, type ValidationRule } from 'graphql';
 import { directiveEstimator, getComplexity, simpleEstimator } from 'graphql-query-complexity';
 import { LRUCache } from 'lru-cache';
 import type { Config } from '../config/config';
@@ -35,16 +35,59 @@ export function hardeningPlugins(
   schema: () => GraphQLSchema,
   chargeCost?: ChargeCost,
 ): { plugins: ApolloServerPlugin<RequestContext>[]; validationRules: ValidationRule[] } {
-  const reject = (code: ErrorCode) => ({ onReject: [reportAs(code)], propagateOnRejection: false });
   return {
     plugins: [costLimitPlugin(limits.maxCost, schema, chargeCost)],
-    validationRules: [
-      maxDepthRule({ n: limits.maxDepth, ignoreIntrospection: true, ...reject(ErrorCode.QUERY_TOO_DEEP) }),
-      // Every alias counts, `__typename` ones too (armor exempts those by default): 600 of them
-      // per vehicle made a 20 MB answer out of a 4 KB document.
-      maxAliasesRule({ n: limits.maxAliases, allowList: [], ...reject(ErrorCode.TOO_MANY_ALIASES) }),
-    ],
+    validationRules: documentLimitRules(limits),
   };
+}
+
+/**
+ * Depth and aliases, as validation rules: Apollo runs them over HTTP, the WebSocket transport
+ * (src/subscriptions) beside graphql-js's own rules. A rejection carries `limitCode`.
+ */
+export function documentLimitRules(limits: Pick<HardeningLimits, 'maxDepth' | 'maxAliases'>): ValidationRule[] {
+  const reject = (code: ErrorCode) => ({ onReject: [reportAs(code)], propagateOnRejection: false });
+  return [
+    maxDepthRule({ n: limits.maxDepth, ignoreIntrospection: true, ...reject(ErrorCode.QUERY_TOO_DEEP) }),
+    // Every alias counts, `__typename` ones too (armor exempts those by default): 600 of them
+    // per vehicle made a 20 MB answer out of a 4 KB document.
+    maxAliasesRule({ n: limits.maxAliases, allowList: [], ...reject(ErrorCode.TOO_MANY_ALIASES) }),
+  ];
+}
+
+const COST_ESTIMATORS = [directiveEstimator({ name: 'cost' }), simpleEstimator({ defaultComplexity: 1 })];
+
+/**
+ * An operation's cost from the SDL's @cost directives, or QUERY_TOO_COMPLEX when it is over
+ * `maxCost` or cannot be priced (failing closed). Variables must already fit their types.
+ */
+export function priceOperation(
+  schema: GraphQLSchema,
+  request: { document: DocumentNode; variables: Record<string, unknown>; operationName?: string | null | undefined },
+  maxCost: number,
+): number {
+  let cost: number;
+  try {
+    cost = getComplexity({
+      schema,
+      query: request.document,
+      variables: request.variables,
+      ...(request.operationName ? { operationName: request.operationName } : {}),
+      estimators: COST_ESTIMATORS,
+    });
+  } catch (error) {
+    const reason = error instanceof GraphQLError ? error.message : 'its cost could not be computed';
+    throw tooComplex(`Query refused: ${reason}; ask for fewer items (first) or fewer fields`, { maxCost });
+  }
+  if (!Number.isFinite(cost)) throw tooComplex('Query refused: its cost could not be computed', { maxCost });
+  assertWithinCost(cost, maxCost);
+  return cost;
+}
+
+function assertWithinCost(cost: number, maxCost: number): void {
+  if (cost > maxCost) {
+    throw tooComplex(`Query cost ${cost} exceeds the limit of ${maxCost}; ask for fewer items (first) or fewer fields`, { cost, maxCost });
+  }
 }
 
 /**
@@ -121,7 +164,6 @@ const tooComplex = (message: string, extensions: Record<string, unknown> = {}) =
  * to execution, which refuses them with the offending variable named and runs nothing.
  */
 function costLimitPlugin(maxCost: number, schema: () => GraphQLSchema, chargeCost?: ChargeCost): ApolloServerPlugin<RequestContext> {
-  const estimators = [directiveEstimator({ name: 'cost' }), simpleEstimator({ defaultComplexity: 1 })];
   // A document's cost depends only on it and its variables: clients repeat both all day.
   const costs = new LRUCache<string, number>({ max: 5_000 });
   return {
@@ -129,33 +171,18 @@ function costLimitPlugin(maxCost: number, schema: () => GraphQLSchema, chargeCos
       return {
         async didResolveOperation({ request, document, queryHash, operation, contextValue, response }) {
           if (operation?.operation === 'subscription') {
-            // graphql-js validates a subscription against a schema without a Subscription type
-            // and only fails when executing it, into a 500.
-            throw new AppError(ErrorCode.BAD_REQUEST, 'This server has no subscriptions', { httpStatus: 400 });
+            // Apollo cannot stream a subscription's events over HTTP: src/subscriptions serves them.
+            throw new AppError(ErrorCode.BAD_REQUEST, 'Subscriptions are served over WebSocket at this same path (graphql-transport-ws), not over HTTP', { httpStatus: 400 });
           }
           const cacheKey = `${queryHash}:${request.operationName ?? ''}:${JSON.stringify(request.variables ?? {})}`;
           let cost = costs.get(cacheKey);
           if (cost === undefined) {
             const coerced = getVariableValues(schema(), operation?.variableDefinitions ?? [], request.variables ?? {}, { maxErrors: 1 });
             if (coerced.errors) return;
-            try {
-              cost = getComplexity({
-                schema: schema(),
-                query: document,
-                variables: request.variables ?? {},
-                ...(request.operationName ? { operationName: request.operationName } : {}),
-                estimators,
-              });
-            } catch (error) {
-              const reason = error instanceof GraphQLError ? error.message : 'its cost could not be computed';
-              throw tooComplex(`Query refused: ${reason}; ask for fewer items (first) or fewer fields`, { maxCost });
-            }
-            if (!Number.isFinite(cost)) throw tooComplex('Query refused: its cost could not be computed', { maxCost });
+            cost = priceOperation(schema(), { document, variables: request.variables ?? {}, operationName: request.operationName }, maxCost);
             if (cacheKey.length < 2_000) costs.set(cacheKey, cost);
           }
-          if (cost > maxCost) {
-            throw tooComplex(`Query cost ${cost} exceeds the limit of ${maxCost}; ask for fewer items (first) or fewer fields`, { cost, maxCost });
-          }
+          assertWithinCost(cost, maxCost);
           operationCosts.set(contextValue, cost);
           if (chargeCost) await chargeCost(contextValue, cost, response.http.headers);
         },

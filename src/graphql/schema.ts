@@ -12,7 +12,9 @@ import { recordsResolvers } from '../records/records.resolvers';
 import { persistedQueryResolvers } from '../persisted-queries/persisted-queries.resolvers';
 import { platformResolvers } from '../provisioning/platform.resolvers';
 import { quotaResolvers } from '../quotas/quotas.resolvers';
+import { webhookResolvers } from '../webhooks/webhooks.resolvers';
 import { notificationResolvers } from '../notifications/notifications.resolvers';
+import { subscriptionResolvers } from '../subscriptions/trip-subscriptions';
 import { applyAccessPolicy } from './access-policy';
 import { withExecutionDeadline } from './execution-limits';
 import { withSecretFields } from '../idempotency/secret-fields';
@@ -51,7 +53,7 @@ export function buildSchema(
 ): GraphQLSchema {
   const schema = makeExecutableSchema({
     typeDefs: loadTypeDefs(),
-    resolvers: [scalarResolvers, authResolvers, platformResolvers, fleetResolvers, dispatchResolvers, stopsResolvers, recordsResolvers, apiKeyResolvers, persistedQueryResolvers, quotaResolvers, notificationResolvers],
+    resolvers: [scalarResolvers, authResolvers, platformResolvers, fleetResolvers, dispatchResolvers, stopsResolvers, recordsResolvers, apiKeyResolvers, persistedQueryResolvers, quotaResolvers, notificationResolvers, webhookResolvers, subscriptionResolvers],
     resolverValidationOptions: { requireResolversToMatchSchema: 'error' },
   });
   const marked = withSecretFields(schema);

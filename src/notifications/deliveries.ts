@@ -64,14 +64,14 @@ const reasonOf = (error: unknown): string => {
 
 export type Outcome = { delivered: true } | { delivered: false; error: unknown };
 
-/** Records how an attempt went: DELIVERED, RETRYING at the next backoff, or DEAD. */
-export async function recordOutcome(tenant: TenantData, delivery: ClaimedDelivery, outcome: Outcome, policy: RetryPolicy): Promise<void> {
+/** Records how an attempt went: DELIVERED, RETRYING at the next backoff, or DEAD; which of them. */
+export async function recordOutcome(tenant: TenantData, delivery: ClaimedDelivery, outcome: Outcome, policy: RetryPolicy): Promise<'delivered' | 'retrying' | 'dead'> {
   if (outcome.delivered) {
     await tenant.db.notificationDelivery.update({
       where: { id: delivery.id },
       data: { status: 'DELIVERED', deliveredAt: new Date(), lastError: null },
     });
-    return;
+    return 'delivered';
   }
   const retryable = !(outcome.error instanceof DeliveryError) || outcome.error.retryable;
   const dead = !retryable || delivery.attempt >= policy.maxAttempts;
@@ -83,6 +83,7 @@ export async function recordOutcome(tenant: TenantData, delivery: ClaimedDeliver
       ...(dead ? {} : { nextAttemptAt: new Date(Date.now() + backoffMs(delivery.attempt, policy)) }),
     },
   });
+  return dead ? 'dead' : 'retrying';
 }
 
 /** When the tenant's next delivery is due, if any is waiting. */

@@ -9,6 +9,7 @@ import { EVENTS_CHANNEL } from '../events/event-channel';
 import { Prisma } from '../generated/prisma/tenant/client';
 import type { JobQueue, QueueSpec } from '../jobs/job-queue';
 import { describeError, type Logger } from '../observability/logger';
+import type { Metrics } from '../observability/metrics';
 import type { TenantClientPool, TenantDatabaseRef, TenantLease } from '../tenancy/tenant-client-pool';
 import type { ChannelKind, EventTenant, NotificationChannel } from './channel';
 import { claimDue, nextDueAt, recordOutcome, eventTypeName, type ClaimedDelivery, type Outcome, type RetryPolicy } from './deliveries';
@@ -59,6 +60,7 @@ export interface DeliveryWorkerOptions {
   retry: RetryPolicy;
   /** Tenants served at once by this instance. */
   concurrency: number;
+  metrics?: Pick<Metrics, 'recordNotificationAttempt'>;
   /** Told of each event once it is fanned out (subscriptions, follow-up jobs); failures are logged, not retried. */
   onDispatched?: (event: DomainEvent, tenant: EventTenant) => Promise<void> | void;
 }
@@ -230,7 +232,11 @@ export class DeliveryWorker implements NotificationSubscriber {
     const events = new Map((await this.toEvents(tenant, lease, rows)).map((event) => [event.id, event]));
     await mapWithConcurrency(claimed, SEND_CONCURRENCY, async (delivery) => {
       const outcome = await this.attempt(tenant, lease, delivery, events.get(delivery.eventId));
-      await recordOutcome(lease, delivery, outcome, retry);
+      const recorded = await recordOutcome(lease, delivery, outcome, retry);
+      this.options.metrics?.recordNotificationAttempt(delivery.channel, recorded);
+      if (recorded !== 'delivered') {
+        this.options.logger.info({ tenantId: tenant.id, deliveryId: delivery.id, channel: delivery.channel, attempt: delivery.attempt, outcome: recorded }, 'notification delivery failed');
+      }
     });
     return claimed.length;
   }

@@ -138,6 +138,12 @@ export class Metrics {
     help: "Platform audit entries moved from the outbox into their tenant's log by this instance",
     registers: [this.registry],
   });
+  private readonly notificationAttempts = new Counter({
+    name: 'fleet_notification_attempts_total',
+    help: 'Notification delivery attempts by this instance, by channel and outcome (delivered, retrying, dead)',
+    labelNames: ['channel', 'outcome'],
+    registers: [this.registry],
+  });
   private readonly operationNames: OperationNameLabels;
 
   constructor(sources: MetricSources) {
@@ -152,6 +158,9 @@ export class Metrics {
     for (const outcome of ['migrated', 'up_to_date', 'failed'] as const) this.tenantMigrations.zero({ outcome });
     this.tenantsCreated.inc(0);
     this.auditEntriesMoved.inc(0);
+    for (const channel of ['IN_APP', 'EMAIL', 'SLACK', 'WEBHOOK']) {
+      for (const outcome of ['delivered', 'retrying', 'dead']) this.notificationAttempts.inc({ channel, outcome }, 0);
+    }
     new Gauge({
       name: 'fleet_tenant_operations',
       help: 'GraphQL operations of all tenants on this instance, by state: running, or waiting for their tenant\'s turn (TENANT_MAX_IN_FLIGHT)',
@@ -352,5 +361,9 @@ export class Metrics {
 
   recordAuditEntriesMoved(count: number): void {
     this.auditEntriesMoved.inc(count);
+  }
+
+  recordNotificationAttempt(channel: string, outcome: 'delivered' | 'retrying' | 'dead'): void {
+    this.notificationAttempts.inc({ channel, outcome });
   }
 }

@@ -383,6 +383,14 @@ describe("a key's role is its ceiling", () => {
           }),
         ],
         ['declineInvitation', key.request(graphql(`mutation ApiKeysDeclineInvitation($code: String!) { declineInvitation(code: $code) { declinedId } }`), { code: 'inv_x' })],
+        ['webhookEndpoints', key.request(graphql(`query ApiKeysWebhookEndpoints { webhookEndpoints { id } }`))],
+        [
+          'createWebhookEndpoint',
+          key.request(graphql(`mutation ApiKeysCreateWebhook($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { secret } }`), {
+            input: { url: 'https://93.184.215.14/exfiltrate', eventTypes: ['TRIP_TRANSITIONED'] },
+          }),
+        ],
+        ['setSlackWebhook', key.request(graphql(`mutation ApiKeysSetSlack($url: String!) { setSlackWebhook(url: $url) { slackWebhook { configured } } }`), { url: 'https://93.184.215.14/services/x' })],
         ['switchTenant', key.request(graphql(`mutation ApiKeysSwitchTenant($tenant: String!) { switchTenant(tenant: $tenant) { accessToken } }`), { tenant: A.slug })],
       ];
       for (const [field, request] of refused) {

@@ -13,6 +13,11 @@ import type {
 } from '../generated/graphql';
 import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
 import { codeIn } from '../support/smtp-server';
+import { randomUUID } from 'node:crypto';
+import type { DomainEvent } from '../../src/events/domain-event';
+import { parseGlobalId } from '../../src/graphql/global-id';
+import { eventually, sleep } from '../support/raw-graphql';
+import { connectSubscriptions, type SubscriptionConnection } from '../support/subscription-client';
 
 /*
  * Cross-tenant isolation over HTTP: tenant A's OWNER, holding tenant B's ids, names, plates and
@@ -49,6 +54,10 @@ interface SeededTenant extends TenantFixture {
   operation: { id: string; sha256: string; body: string };
   /** A pending invitation of this tenant, addressed to someone outside both tenants. */
   invitation: { id: string; email: string; code: string };
+  /** A webhook endpoint (public address, never called here) and its secret. */
+  webhook: { id: string; url: string; secret: string };
+  /** The host of the tenant's Slack webhook. */
+  slackHost: string;
 }
 
 /** Same plate and licence number in both tenants: unique per tenant, never a cross-tenant CONFLICT. */
@@ -66,6 +75,10 @@ const CREATE_API_KEY = graphql(`mutation IsolationCreateApiKey($input: CreateApi
 const INVITE_MEMBER = graphql(`mutation IsolationInviteMember($input: InviteMemberInput!) {
   inviteMember(input: $input) { invitation { id email role invitedAt expiresAt } }
 }`);
+const CREATE_WEBHOOK = graphql(`mutation IsolationCreateWebhook($input: CreateWebhookEndpointInput!) {
+  createWebhookEndpoint(input: $input) { secret webhookEndpoint { id url } }
+}`);
+const SET_SLACK = graphql(`mutation IsolationSetSlack($url: String!) { setSlackWebhook(url: $url) { slackWebhook { configured host } } }`);
 const REGISTER_OPERATIONS = graphql(`mutation IsolationRegisterOperations($operations: [PersistedOperationInput!]!) {
   registerPersistedOperations(operations: $operations) { operations { id sha256 operationName scope } }
 }`);
@@ -145,6 +158,10 @@ async function seedTenant(label: 'alpha' | 'bravo'): Promise<SeededTenant> {
   const operation = registered.registerPersistedOperations.operations[0];
   if (!operation) throw new Error('operation not registered');
   const invited = await tenant.owner.request(INVITE_MEMBER, { input: { email: `invitee@${tenant.slug}.test`, role: 'MEMBER' } });
+  // Public addresses, distinct per tenant; nothing is delivered in this file.
+  const octet = label === 'alpha' ? 20 : 21;
+  const webhook = await tenant.owner.request(CREATE_WEBHOOK, { input: { url: `https://93.184.215.${octet}/${label}-hook`, eventTypes: ['TRIP_TRANSITIONED'] } });
+  await tenant.owner.request(SET_SLACK, { url: `https://93.184.215.${octet + 10}/services/${label}` });
   return {
     ...tenant,
     ownerId: me.me.id,
@@ -159,6 +176,8 @@ async function seedTenant(label: 'alpha' | 'bravo'): Promise<SeededTenant> {
     apiKey: { id: key.createApiKey.apiKey.id, secret: key.createApiKey.secret },
     operation: { ...operation, body },
     invitation: { id: invited.inviteMember.invitation.id, email: invited.inviteMember.invitation.email, code: await app.invitationCode(invited.inviteMember.invitation.email) },
+    webhook: { ...webhook.createWebhookEndpoint.webhookEndpoint, secret: webhook.createWebhookEndpoint.secret },
+    slackHost: `93.184.215.${octet + 10}`,
   };
 }
 
@@ -191,6 +210,8 @@ const SNAPSHOT = graphql(`query IsolationSnapshot {
   persistedOperations { id sha256 operationName scope createdAt }
   invitations { id email role invitedAt expiresAt }
   auditEvents(first: 100) { totalCount edges { node { id action targetId actorId metadata } } }
+  webhookEndpoints { id url description eventTypes enabled disabledReason consecutiveFailures previousSecretExpiresAt lastError updatedAt }
+  slackWebhook { configured host updatedAt }
 }`);
 
 type FleetSnapshot = IsolationSnapshotQuery;
@@ -284,6 +305,12 @@ const ADD_MEMBER = graphql(`mutation IsolationAddMember($input: AddMemberInput!)
 const INVITATIONS = graphql(`query IsolationInvitations { invitations { id email role } }`);
 const REVOKE_INVITATION = graphql(`mutation IsolationRevokeInvitation($id: ID!) { revokeInvitation(id: $id) { revokedId } }`);
 const ACCEPT_INVITATION = graphql(`mutation IsolationAcceptInvitation($input: AcceptInvitationInput!) { acceptInvitation(input: $input) { tenantSlug role } }`);
+const WEBHOOK_ENDPOINTS = graphql(`query IsolationWebhookEndpoints { webhookEndpoints { id url } }`);
+const UPDATE_WEBHOOK = graphql(`mutation IsolationUpdateWebhook($id: ID!, $input: UpdateWebhookEndpointInput!) { updateWebhookEndpoint(id: $id, input: $input) { webhookEndpoint { id } } }`);
+const DELETE_WEBHOOK = graphql(`mutation IsolationDeleteWebhook($id: ID!) { deleteWebhookEndpoint(id: $id) { deletedId } }`);
+const ROTATE_WEBHOOK = graphql(`mutation IsolationRotateWebhook($id: ID!) { rotateWebhookSecret(id: $id) { secret webhookEndpoint { id } } }`);
+const SLACK_WEBHOOK = graphql(`query IsolationSlackWebhook { slackWebhook { configured host } }`);
+const REMOVE_SLACK = graphql(`mutation IsolationRemoveSlack { removeSlackWebhook { slackWebhook { configured } } }`);
 const DECLINE_INVITATION = graphql(`mutation IsolationDeclineInvitation($code: String!) { declineInvitation(code: $code) { declinedId } }`);
 const VERIFY_EMAIL = graphql(`mutation IsolationVerifyEmail($code: String!) { verifyEmail(code: $code) { emailVerified } }`);
 const SEND_VERIFICATION = graphql(`mutation IsolationSendVerification { sendEmailVerification { sent } }`);
@@ -348,6 +375,38 @@ async function expectNotFound(request: Promise<unknown>): Promise<void> {
  * identifiers; the harness below compares B (and, unless the attack changes A, A) before and
  * after.
  */
+const SUBSCRIBE_TRIP_UPDATED = 'subscription IsolationTripUpdated($id: ID!) { tripUpdated(id: $id) { id reference } }';
+const SUBSCRIBE_TRIPS_CHANGED = 'subscription IsolationTripsChanged { tripsChanged { eventId trip { id reference } } }';
+
+const rowIdOf = (globalId: string) => parseGlobalId(globalId)?.id as string;
+
+/** A trip event as the events worker publishes it (the test publishes through the server's own bus). */
+function tripEvent(tenantId: string, tripRowId: string): DomainEvent {
+  return {
+    id: randomUUID(),
+    tenantId,
+    type: 'TRIP_TRANSITIONED',
+    occurredAt: new Date(),
+    subject: { type: 'Trip', id: tripRowId },
+    actor: { kind: 'USER', id: null },
+    data: { from: 'DRAFT', to: 'PLANNED' },
+  };
+}
+
+/** A's OWNER over WebSocket for the duration of `run`; the server has no subscription left after. */
+async function withSubscriptions(run: (connection: SubscriptionConnection) => Promise<void>): Promise<void> {
+  const connection = connectSubscriptions(app.url, { authorization: `Bearer ${A.ownerToken}` });
+  try {
+    await run(connection);
+  } finally {
+    await connection.dispose();
+    await eventually(async () => (app.server.services.eventBus.listenerCount() === 0 ? true : undefined), 5_000, 20);
+  }
+}
+
+const listening = (tenantId: string, count: number) =>
+  eventually(async () => (app.server.services.eventBus.listenerCount(tenantId) >= count ? true : undefined), 5_000, 20);
+
 const isolationCases: Record<string, Attack[]> = {
   notifications: [
     {
@@ -762,6 +821,52 @@ const isolationCases: Record<string, Attack[]> = {
       run: async () => {
         expect((await A.owner.request(TRIP, { id: B.trip.id })).trip).toBeNull();
         expect((await A.owner.request(TRIP, { id: A.trip.id })).trip?.id).toBe(A.trip.id);
+      },
+    },
+  ],
+  tripUpdated: [
+    {
+      name: "over WebSocket: NOT_FOUND for B's trip id; B's events on it, and an event under A's id naming it, never reach A's subscription of its own trip",
+      run: async () => {
+        await withSubscriptions(async (connection) => {
+          const attack = connection.subscribe({ query: SUBSCRIBE_TRIP_UPDATED, variables: { id: B.trip.id } });
+          await attack.ended();
+          expect(attack.results.flatMap((result) => result.errors ?? []).map((error) => error.extensions?.code)).toEqual(['NOT_FOUND']);
+          const own = connection.subscribe({ query: SUBSCRIBE_TRIP_UPDATED, variables: { id: A.trip.id } });
+          await listening(A.id, 1);
+          expect(app.server.services.eventBus.listenerCount(B.id)).toBe(0);
+          await app.server.services.eventBus.publish(tripEvent(B.id, rowIdOf(B.trip.id)));
+          await app.server.services.eventBus.publish(tripEvent(A.id, rowIdOf(B.trip.id)));
+          await app.server.services.eventBus.publish(tripEvent(A.id, rowIdOf(A.trip.id)));
+          expect((await own.nth(1)).data).toEqual({ tripUpdated: { id: A.trip.id, reference: A.trip.reference } });
+          await sleep(100);
+          // The real events of A's own changes (the delivery worker's) may come too; B's trip never.
+          expect(own.results.map((result) => result.data)).toEqual(own.results.map(() => ({ tripUpdated: { id: A.trip.id, reference: A.trip.reference } })));
+          expect(attack.results).toHaveLength(1);
+        });
+      },
+    },
+  ],
+  tripsChanged: [
+    {
+      name: "over WebSocket: nothing of B reaches A: B's trip events, and an event under A's id naming B's trip (read through A's tenant: no such trip)",
+      run: async () => {
+        await withSubscriptions(async (connection) => {
+          const changes = connection.subscribe({ query: SUBSCRIBE_TRIPS_CHANGED });
+          await listening(A.id, 1);
+          await app.server.services.eventBus.publish(tripEvent(B.id, rowIdOf(B.trip.id)));
+          await app.server.services.eventBus.publish(tripEvent(A.id, rowIdOf(B.trip.id)));
+          const own = tripEvent(A.id, rowIdOf(A.trip.id));
+          await app.server.services.eventBus.publish(own);
+          type Change = { tripsChanged: { eventId: string; trip: { id: string; reference: string } } };
+          await eventually(async () => (changes.results.some((result) => (result.data as Change | undefined)?.tripsChanged.eventId === own.id) ? true : undefined), 5_000, 20);
+          await sleep(100);
+          // The real events of A's own changes (the delivery worker's) may come too; nothing of B.
+          const trips = changes.results.map((result) => (result.data as Change).tripsChanged.trip);
+          expect(trips).toContainEqual({ id: A.trip.id, reference: A.trip.reference });
+          expect(trips.map((trip) => trip.id)).not.toContain(B.trip.id);
+          expect(JSON.stringify(changes.results)).not.toContain(B.trip.reference);
+        });
       },
     },
   ],
@@ -1271,6 +1376,95 @@ const isolationCases: Record<string, Attack[]> = {
       },
     },
   ],
+  webhookEndpoints: [
+    {
+      name: "lists A's endpoint only, never B's",
+      run: async () => {
+        const listed = (await A.owner.request(WEBHOOK_ENDPOINTS)).webhookEndpoints;
+        expect(listed).toEqual([{ id: A.webhook.id, url: A.webhook.url }]);
+        expect(JSON.stringify(listed)).not.toContain(B.webhook.id);
+      },
+    },
+  ],
+  slackWebhook: [
+    {
+      name: "shows A's Slack host, not B's",
+      run: async () => {
+        expect((await A.owner.request(SLACK_WEBHOOK)).slackWebhook).toEqual({ configured: true, host: A.slackHost });
+      },
+    },
+  ],
+  createWebhookEndpoint: [
+    {
+      name: "B's endpoint URL registered by A lands in A only",
+      changesA: true,
+      run: async () => {
+        const created = await A.owner.request(CREATE_WEBHOOK, { input: { url: B.webhook.url, eventTypes: ['TRIP_LATE'] } });
+        const id = created.createWebhookEndpoint.webhookEndpoint.id;
+        expect((await A.owner.request(WEBHOOK_ENDPOINTS)).webhookEndpoints.map((endpoint) => endpoint.id)).toContain(id);
+        expect((await B.owner.request(WEBHOOK_ENDPOINTS)).webhookEndpoints.map((endpoint) => endpoint.id)).toEqual([B.webhook.id]);
+        await A.owner.request(DELETE_WEBHOOK, { id });
+      },
+    },
+  ],
+  updateWebhookEndpoint: [
+    {
+      name: "NOT_FOUND for B's endpoint (re-pointing, disabling)",
+      run: async () => {
+        await expectNotFound(A.owner.request(UPDATE_WEBHOOK, { id: B.webhook.id, input: { url: A.webhook.url } }));
+        await expectNotFound(A.owner.request(UPDATE_WEBHOOK, { id: B.webhook.id, input: { enabled: false, eventTypes: ['MEMBER_ADDED'] } }));
+      },
+    },
+  ],
+  deleteWebhookEndpoint: [
+    {
+      name: "NOT_FOUND for B's endpoint",
+      run: async () => {
+        await expectNotFound(A.owner.request(DELETE_WEBHOOK, { id: B.webhook.id }));
+      },
+    },
+  ],
+  rotateWebhookSecret: [
+    {
+      name: "NOT_FOUND for B's endpoint: no secret of B's comes back, B's stays the same",
+      run: async () => {
+        const { errors, data } = await expectErrors(A.owner.request(ROTATE_WEBHOOK, { id: B.webhook.id }));
+        expect(errors.map((error) => error.extensions.code)).toEqual(['NOT_FOUND']);
+        expect(data).toBeNull();
+        const [row] = (
+          await app.server.services.platform.pool.query<{ secretCiphertext: string; previousSecretCiphertext: string | null }>(
+            `SELECT "secretCiphertext", "previousSecretCiphertext" FROM ${quoteIdentifier(B.schemaName)}."WebhookEndpoint" WHERE "id" = $1`,
+            [B.webhook.id],
+          )
+        ).rows;
+        expect(row?.previousSecretCiphertext).toBeNull();
+        expect(app.server.integrations.box.open(row?.secretCiphertext as string, `${B.id}:webhook:${B.webhook.id}`)).toBe(B.webhook.secret);
+      },
+    },
+  ],
+  setSlackWebhook: [
+    {
+      name: "sets A's own Slack webhook; B's stays",
+      changesA: true,
+      run: async () => {
+        const set = await A.owner.request(SET_SLACK, { url: `https://${B.slackHost}/services/hijack` });
+        expect(set.setSlackWebhook.slackWebhook).toEqual({ configured: true, host: B.slackHost });
+        expect((await B.owner.request(SLACK_WEBHOOK)).slackWebhook).toEqual({ configured: true, host: B.slackHost });
+        await A.owner.request(SET_SLACK, { url: `https://${A.slackHost}/services/alpha` });
+      },
+    },
+  ],
+  removeSlackWebhook: [
+    {
+      name: "removes A's own Slack webhook only",
+      changesA: true,
+      run: async () => {
+        expect((await A.owner.request(REMOVE_SLACK)).removeSlackWebhook.slackWebhook.configured).toBe(false);
+        expect((await B.owner.request(SLACK_WEBHOOK)).slackWebhook).toEqual({ configured: true, host: B.slackHost });
+        await A.owner.request(SET_SLACK, { url: `https://${A.slackHost}/services/alpha` });
+      },
+    },
+  ],
 };
 
 beforeAll(async () => {
@@ -1293,6 +1487,8 @@ describe('fixture', () => {
     expect(b.vehicles.edges.find((edge) => edge.node.id === vehicle(B, 0).id)?.node.driver?.id).toBe(driver(B, 0).id);
     expect(new Set(b.members.map((member) => member.id))).toEqual(new Set([B.ownerId, B.admin.id]));
     expect(b.invitations.map((invitation) => invitation.id)).toEqual([B.invitation.id]);
+    expect(b.webhookEndpoints.map((endpoint) => endpoint.id)).toEqual([B.webhook.id]);
+    expect(b.slackWebhook).toMatchObject({ configured: true, host: B.slackHost });
     expect(A.id).not.toBe(B.id);
     expect(A.schemaName).not.toBe(B.schemaName);
   });
@@ -1369,10 +1565,10 @@ describe('platform-admin fields refuse a tenant OWNER', () => {
   });
 });
 
-/** Root fields of Query and Mutation, by the policy directive the SDL gives them ("Query.x" if a field has not exactly one). */
+/** Root fields of Query, Mutation and Subscription, by the policy directive the SDL gives them ("Query.x" if a field has not exactly one). */
 function rootFieldsByPolicy(schema: GraphQLSchema): Map<string, string[]> {
   const byPolicy = new Map<string, string[]>();
-  for (const root of [schema.getQueryType(), schema.getMutationType()]) {
+  for (const root of [schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()]) {
     if (!root || !isObjectType(root)) continue;
     for (const field of Object.values(root.getFields())) {
       const policies = (field.astNode?.directives ?? [])

@@ -168,8 +168,11 @@ describe('request errors', () => {
       ['duplicate plate', () => post({ query: `mutation { createVehicle(input: { plate: "${plate}", make: "A", model: "B", year: 2020 }) { vehicle { id } } }` }, asOwner()), 'CONFLICT'],
       ['invalid JSON', () => send(app.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query": ' }), 'BAD_REQUEST'],
       ['CSRF', () => send(`${app.url}?query=${encodeURIComponent('{ __typename }')}`), 'BAD_REQUEST'],
-      ['subscription', () => post({ query: 'subscription { x }' }, asOwner()), 'BAD_REQUEST'],
-      ['subscription over a known field', () => post({ query: 'subscription { __typename }' }, asOwner()), 'BAD_REQUEST'],
+      // Served over WebSocket only (src/subscriptions).
+      ['subscription', () => post({ query: 'subscription { tripsChanged { eventId } }' }, asOwner()), 'BAD_REQUEST'],
+      ['subscription of an unknown field', () => post({ query: 'subscription { x }' }, asOwner()), 'GRAPHQL_VALIDATION_FAILED'],
+      // A subscription may not select an introspection field at its root (graphql-js validation).
+      ['subscription over __typename', () => post({ query: 'subscription { __typename }' }, asOwner()), 'GRAPHQL_VALIDATION_FAILED'],
     ];
     for (const [label, request, code] of requests) {
       const response = await request();

@@ -420,6 +420,8 @@ describe('answers holding a one-time secret', () => {
       'AuthPayload.accessToken',
       'AuthPayload.refreshToken',
       'CreateApiKeyPayload.secret',
+      'CreateWebhookEndpointPayload.secret',
+      'RotateWebhookSecretPayload.secret',
     ]);
   });
 });

@@ -70,6 +70,7 @@ describe('metric families', () => {
     expect(text).toMatch(/^fleet_tenant_client_evictions_total \d+$/m);
     expect(text).toMatch(/^fleet_audit_outbox_backlog \d+$/m);
     expect(text).toMatch(/^fleet_audit_entries_moved_total \d+$/m);
+    expect(text).toMatch(/^fleet_notification_attempts_total\{channel="WEBHOOK",outcome="dead"\} \d+$/m);
   });
 
   it('labels requests by operation name from a bounded set: new names only from signed-in callers, up to the cap', async () => {

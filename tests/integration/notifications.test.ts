@@ -1,3 +1,6 @@
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { toGlobalId } from '../../src/graphql/global-id';
 import { graphql } from '../generated';
 import type { GraphQLClient } from '../support/graphql-request';
 import { eventually } from '../support/raw-graphql';
@@ -50,7 +53,8 @@ async function notificationsOf(client: GraphQLClient, where: (node: { type: stri
 }
 
 beforeAll(async () => {
-  app = await startTestServer();
+  // Retry wake-ups and late checks are jobs with a start time: look for them often.
+  app = await startTestServer({ env: { JOB_POLL_INTERVAL_SECONDS: '0.5' } });
   tenant = await app.createTenant(undefined, 'ENTERPRISE');
   const email = `manager@${tenant.slug}.test`;
   managerId = (await tenant.owner.request(ADD_MEMBER, { input: { email, name: 'Manager', password: 'manager-password-1', role: 'MANAGER' } })).addMember.member.id;
@@ -137,5 +141,68 @@ describe('in-app notifications', () => {
     // Not for those below the event's audience: the manager hears nothing of members.
     const managers = await manager.request(NOTIFICATIONS, {});
     expect(managers.notifications.edges.filter((edge) => edge.node.type === 'MEMBER_ADDED')).toEqual([]);
+  });
+
+  it('TRIP_LATE: a trip on the road past its planned arrival (plus the tolerance) is late once; one delivered in time never is', async () => {
+    await tenant.owner.request(graphql(`mutation NotifTolerance { updateFleetSettings(input: { lateToleranceMinutes: 0 }) { settings { lateToleranceMinutes } } }`));
+    const onTheRoad = async (arrivalInMs: number) => {
+      counter += 1;
+      const vehicleId = (await tenant.owner.request(CREATE_VEHICLE, { input: { plate: `LATE-V-${counter}`, make: 'Volvo', model: 'FH', year: 2022 } })).createVehicle.vehicle.id;
+      const driverId = (await tenant.owner.request(CREATE_DRIVER, { input: { name: 'Late Driver', licenseNumber: `LATE-L-${counter}` } })).createDriver.driver.id;
+      const created = await tenant.owner.request(CREATE_TRIP, {
+        input: { reference: `LATE-${counter}`, origin: 'A', destination: 'B', vehicleId, driverId, plannedArrivalAt: new Date(Date.now() + arrivalInMs).toISOString() },
+      });
+      const id = created.createTrip.trip.id;
+      for (const to of ['PLANNED', 'DISPATCHED'] as const) await tenant.owner.request(TRANSITION, { input: { id, to } });
+      return id;
+    };
+    // Already past its arrival when dispatched: late at once.
+    const overdue = await onTheRoad(-60_000);
+    // Due in 2 s: late when its check, queued for then, runs.
+    const soon = await onTheRoad(2_000);
+    // Due in 2 s but delivered before: never late.
+    const onTime = await onTheRoad(2_000);
+    await tenant.owner.request(TRANSITION, { input: { id: onTime, to: 'IN_TRANSIT' } });
+    await tenant.owner.request(TRANSITION, { input: { id: onTime, to: 'DELIVERED' } });
+    const { found } = await notificationsOf(watcher, (node) => node.type === 'TRIP_LATE' && (node.subjectId === overdue || node.subjectId === soon), 2);
+    expect(found.map((node) => node.title).sort()).toEqual([expect.stringMatching(/^Trip LATE-\d+ is late$/), expect.stringMatching(/^Trip LATE-\d+ is late$/)]);
+    // Past the moment it would have been late, the delivered trip has no TRIP_LATE, and no trip has two.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const all = (await watcher.request(NOTIFICATIONS, {})).notifications.edges.map((edge) => edge.node).filter((node) => node.type === 'TRIP_LATE');
+    expect(all.map((node) => node.subjectId).sort()).toEqual([overdue, soon].sort());
+  });
+
+  it('an event committed while no instance listened is found by the next start-up sweep', async () => {
+    // As if the server had died between the commit and anyone hearing its notification: the
+    // entry and its outbox row are written without one.
+    const vehicleId = (await tenant.owner.request(CREATE_VEHICLE, { input: { plate: `SWEEP-${counter}`, make: 'MAN', model: 'TGX', year: 2021 } })).createVehicle.vehicle.id;
+    // The creation's own job is done (the manager was told), so no job of this instance is left to find it.
+    await notificationsOf(manager, (node) => node.type === 'VEHICLE_CREATED' && node.subjectId === vehicleId);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const database = new pg.Client({ connectionString: app.databaseUrl });
+    await database.connect();
+    const schema = pg.escapeIdentifier(tenant.schemaName);
+    const [{ id: ownerId }] = (await database.query<{ id: string }>(`SELECT id FROM platform."User" WHERE email = $1`, [tenant.ownerEmail])).rows as [{ id: string }];
+    const vehicleRowId = (await database.query<{ id: string }>(`SELECT id FROM ${schema}."Vehicle" WHERE plate = $1`, [`SWEEP-${counter}`])).rows[0]?.id;
+    const eventId = randomUUID();
+    await database.query(
+      `WITH entry AS (INSERT INTO ${schema}."AuditEvent" (id, "occurredAt", "actorKind", "actorId", action, "targetType", "targetId", metadata)
+         VALUES ($1, now(), 'USER', $2, 'vehicle.deleted', 'Vehicle', $3, '{}'))
+       INSERT INTO ${schema}."DomainEvent" (id, type, "occurredAt") VALUES ($1, 'vehicle.deleted', now())`,
+      [eventId, ownerId, vehicleRowId],
+    );
+    await database.end();
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const unheard = await manager.request(NOTIFICATIONS, {});
+    expect(unheard.notifications.edges.filter((edge) => edge.node.type === 'VEHICLE_DELETED')).toEqual([]);
+    // A second instance starts: its sweep finds the tenant's undispatched event and wakes its job.
+    const second = await startTestServer({ databaseUrl: app.databaseUrl });
+    try {
+      const { found } = await notificationsOf(manager, (node) => node.type === 'VEHICLE_DELETED');
+      expect(found[0]?.subjectId).toBe(vehicleId);
+      expect(vehicleId).toBe(toGlobalId('Vehicle', vehicleRowId as string));
+    } finally {
+      await second.close();
+    }
   });
 });

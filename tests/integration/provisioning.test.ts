@@ -120,7 +120,7 @@ describe('createTenant', () => {
     // indexes), which the server's role owns so that the tenant's role can only add to it.
     expect(await db.schemaOwner(schemaName)).toBe(roleName);
     const relations = await db.relationOwners(schemaName);
-    expect(await db.tableNames(schemaName)).toEqual(['AuditEvent', 'Driver', 'FleetSettings', 'MaintenanceRecord', 'RecordChange', 'Stop', 'Trip', 'TripNote', 'TripTransition', 'Vehicle', '_prisma_migrations']);
+    expect(await db.tableNames(schemaName)).toEqual(['AuditEvent', 'DomainEvent', 'Driver', 'FleetSettings', 'MaintenanceRecord', 'Notification', 'NotificationDelivery', 'NotificationMute', 'NotificationRoute', 'RecordChange', 'SlackWebhook', 'Stop', 'Trip', 'TripNote', 'TripTransition', 'Vehicle', 'WebhookEndpoint', '_prisma_migrations']);
     expect(relations.length).toBeGreaterThan(4); // tables and their indexes
     const notTheTenants = relations.filter((relation) => relation.owner !== roleName);
     expect(notTheTenants.map((relation) => relation.name)).toEqual(relations.filter((relation) => relation.name.startsWith('AuditEvent')).map((relation) => relation.name));

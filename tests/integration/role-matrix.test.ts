@@ -95,6 +95,14 @@ const KNOWN: Record<string, Role> = {
   'Mutation.revokeApiKey': 'ADMIN',
   'Mutation.registerPersistedOperations': 'ADMIN',
   'Mutation.removePersistedOperations': 'ADMIN',
+  'Query.webhookEndpoints': 'ADMIN',
+  'Query.slackWebhook': 'ADMIN',
+  'Mutation.createWebhookEndpoint': 'ADMIN',
+  'Mutation.updateWebhookEndpoint': 'ADMIN',
+  'Mutation.deleteWebhookEndpoint': 'ADMIN',
+  'Mutation.rotateWebhookSecret': 'ADMIN',
+  'Mutation.setSlackWebhook': 'ADMIN',
+  'Mutation.removeSlackWebhook': 'ADMIN',
   'Query.notifications': 'VIEWER',
   'Query.unreadNotificationCount': 'VIEWER',
   'Query.notificationDeliveries': 'ADMIN',
@@ -219,6 +227,32 @@ async function createApiKey(): Promise<string> {
     { input: { name: unique('matrix-key'), role: 'VIEWER' } },
   );
   return result.createApiKey.apiKey.id;
+}
+
+/** A public address (never called: nothing is delivered here). */
+const MATRIX_HOOK = 'https://93.184.215.14/matrix-hook';
+const webhookList = async () =>
+  (await tenant.owner.request(graphql(`query RoleMatrixWebhookList { webhookEndpoints { id description previousSecretExpiresAt } }`))).webhookEndpoints;
+const slackState = async () => (await tenant.owner.request(graphql(`query RoleMatrixSlackState { slackWebhook { configured host } }`))).slackWebhook;
+const SET_SLACK = graphql(`mutation RoleMatrixSetSlack($url: String!) { setSlackWebhook(url: $url) { slackWebhook { configured } } }`);
+const REMOVE_SLACK = graphql(`mutation RoleMatrixRemoveSlack { removeSlackWebhook { slackWebhook { configured } } }`);
+
+/** Deletes the matrix's endpoints when they near the cap of 20 a tenant holds (every case makes one). */
+async function roomForWebhook(): Promise<void> {
+  const endpoints = await webhookList();
+  if (endpoints.length < 15) return;
+  for (const { id } of endpoints) {
+    await tenant.owner.request(graphql(`mutation RoleMatrixPruneWebhook($id: ID!) { deleteWebhookEndpoint(id: $id) { deletedId } }`), { id });
+  }
+}
+
+async function createWebhook(): Promise<string> {
+  await roomForWebhook();
+  const result = await tenant.owner.request(
+    graphql(`mutation RoleMatrixCreateWebhook($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { webhookEndpoint { id } } }`),
+    { input: { url: MATRIX_HOOK, eventTypes: ['TRIP_LATE'] } },
+  );
+  return result.createWebhookEndpoint.webhookEndpoint.id;
 }
 
 const memberList = async () =>
@@ -627,6 +661,58 @@ const CASES: Record<string, Case> = {
       const listed = await tenant.owner.request(graphql(`query RoleMatrixRemovableList { persistedOperations { id } }`));
       return !listed.persistedOperations.some((operation) => (variables.ids as string[]).includes(operation.id));
     },
+  },
+  'Query.webhookEndpoints': {
+    document: `{ webhookEndpoints { id } }`,
+    prepare: async () => ({ id: await createWebhook() }),
+    check: (data, variables) => expect(data.webhookEndpoints).toContainEqual({ id: variables.id }),
+  },
+  'Query.slackWebhook': {
+    document: `{ slackWebhook { configured host } }`,
+    prepare: async () => {
+      await tenant.owner.request(SET_SLACK, { url: 'https://93.184.215.15/services/matrix' });
+      return {};
+    },
+    check: (data) => expect(data.slackWebhook).toEqual({ configured: true, host: '93.184.215.15' }),
+  },
+  'Mutation.createWebhookEndpoint': {
+    document: `mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { secret webhookEndpoint { description } } }`,
+    prepare: async () => {
+      await roomForWebhook();
+      return { input: { url: MATRIX_HOOK, eventTypes: ['TRIP_LATE'], description: unique('matrix-hook') } };
+    },
+    effect: async (variables) => (await webhookList()).some((endpoint) => endpoint.description === (variables.input as { description: string }).description),
+  },
+  'Mutation.updateWebhookEndpoint': {
+    document: `mutation($id: ID!, $description: String) { updateWebhookEndpoint(id: $id, input: { description: $description }) { webhookEndpoint { id } } }`,
+    prepare: async () => ({ id: await createWebhook(), description: unique('updated') }),
+    effect: async (variables) => (await webhookList()).find((endpoint) => endpoint.id === variables.id)?.description === variables.description,
+  },
+  'Mutation.deleteWebhookEndpoint': {
+    document: `mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { deletedId } }`,
+    prepare: async () => ({ id: await createWebhook() }),
+    effect: async (variables) => !(await webhookList()).some((endpoint) => endpoint.id === variables.id),
+  },
+  'Mutation.rotateWebhookSecret': {
+    document: `mutation($id: ID!) { rotateWebhookSecret(id: $id) { secret } }`,
+    prepare: async () => ({ id: await createWebhook() }),
+    effect: async (variables) => ((await webhookList()).find((endpoint) => endpoint.id === variables.id)?.previousSecretExpiresAt ?? null) !== null,
+  },
+  'Mutation.setSlackWebhook': {
+    document: `mutation($url: String!) { setSlackWebhook(url: $url) { slackWebhook { configured } } }`,
+    prepare: async () => {
+      await tenant.owner.request(REMOVE_SLACK);
+      return { url: 'https://93.184.215.15/services/matrix' };
+    },
+    effect: async () => (await slackState()).configured,
+  },
+  'Mutation.removeSlackWebhook': {
+    document: `mutation { removeSlackWebhook { slackWebhook { configured } } }`,
+    prepare: async () => {
+      await tenant.owner.request(SET_SLACK, { url: 'https://93.184.215.15/services/matrix' });
+      return {};
+    },
+    effect: async () => !(await slackState()).configured,
   },
   'Query.invitations': {
     document: `{ invitations { id } }`,
