@@ -18,6 +18,7 @@ import { JobQueue, type QueueSpec } from './jobs/job-queue';
 import { AccountEmailService } from './auth/account-email-service';
 import { EmailJobHandler, EmailOutbox, SEND_EMAIL_QUEUE, sendEmailQueue, type EmailJob } from './email/email-jobs';
 import { createMailer } from './email/mailer';
+import { EmailChannel } from './notifications/email-channel';
 import { DeliveryWorker } from './notifications/delivery-worker';
 import { TripLateness } from './dispatch/trip-lateness';
 import { sweepUndispatchedEvents } from './notifications/event-sweep';
@@ -342,7 +343,7 @@ function createServices(
     platform,
     tenantClients,
     jobs,
-    channels: [new InAppChannel(), integrations.webhookChannel, integrations.slackChannel],
+    channels: [new InAppChannel(), new EmailChannel({ mailer, platform }), integrations.webhookChannel, integrations.slackChannel],
     logger,
     retry: {
       maxAttempts: config.notifications.maxAttempts,

@@ -29,6 +29,7 @@ const REQUEST_RESET = graphql(`mutation EmailRequestReset($email: String!) { req
 const RESET = graphql(`mutation EmailReset($input: ResetPasswordInput!) { resetPassword(input: $input) { signedOutSessions } }`);
 const VERIFY = graphql(`mutation EmailVerify($code: String!) { verifyEmail(code: $code) { emailVerified } }`);
 const RESEND = graphql(`mutation EmailResend { sendEmailVerification { sent } }`);
+const CREATE_API_KEY = graphql(`mutation EmailCreateApiKey($input: CreateApiKeyInput!) { createApiKey(input: $input) { apiKey { id } } }`);
 const CREATE_TRIP = graphql(`mutation EmailCreateTrip($input: CreateTripInput!) { createTrip(input: $input) { trip { id reference } } }`);
 
 const PASSWORD = 'email-member-password';
@@ -241,6 +242,24 @@ describe('the email channel', () => {
       lease.release();
       mailer.close();
     }
+  });
+});
+
+describe('the email channel, wired into the delivery worker', () => {
+  it('an event routed to EMAIL by default (API_KEY_CREATED, for admins) reaches the verified admin, not the unverified one', async () => {
+    const verifiedEmail = newEmail('admin-verified');
+    const added = await tenant.owner.request(ADD_MEMBER, { input: { email: verifiedEmail, name: 'Verified Admin', password: PASSWORD, role: 'ADMIN' } });
+    const verified = app.bearer(await app.login(tenant.slug, verifiedEmail, PASSWORD));
+    await verified.request(VERIFY, { code: codeIn(await app.mail!.take(verifiedEmail, 'Verify'), 'Verification code') });
+    const unverifiedEmail = newEmail('admin-unverified');
+    await tenant.owner.request(ADD_MEMBER, { input: { email: unverifiedEmail, name: 'Unverified Admin', password: PASSWORD, role: 'ADMIN' } });
+    expect(added.addMember.member.id).toEqual(expect.any(String));
+
+    await tenant.owner.request(CREATE_API_KEY, { input: { name: 'mailed-key', role: 'VIEWER' } });
+    const mail = await app.mail!.take(verifiedEmail, 'API key created', 20_000);
+    expect(mail.subject).toBe(`[Tenant ${tenant.slug}] API key created`);
+    await sleep(1_000);
+    expect(app.mail!.to(unverifiedEmail).filter((message) => message.subject.includes('API key created'))).toEqual([]);
   });
 });
 
