@@ -15,6 +15,10 @@ import { clientConfigFromUrl, databaseNameOf, urlWithDatabase } from './database
 import { connectPlatformDatabase, migratePlatformSchema, type PlatformDatabase } from './database/platform-database';
 import { AuditRelay } from './audit/audit-relay';
 import { JobQueue, type QueueSpec } from './jobs/job-queue';
+import { AccountEmailService } from './auth/account-email-service';
+import { EmailJobHandler, EmailOutbox, SEND_EMAIL_QUEUE, sendEmailQueue, type EmailJob } from './email/email-jobs';
+import { createMailer } from './email/mailer';
+import { EmailChannel } from './notifications/email-channel';
 import { DeliveryWorker } from './notifications/delivery-worker';
 import { TripLateness } from './dispatch/trip-lateness';
 import { sweepUndispatchedEvents } from './notifications/event-sweep';
@@ -108,11 +112,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const redis: RedisClient | null = redisTarget ? createRedis(redisTarget, logger, config.rateLimit.redisCommandTimeoutMs) : null;
   const wired = createServices(options, { platform, installationId, passwords, notifications, redis, tenantMigrator: migrators.tenant });
   await notifications.start();
-  await wired.services.jobs.start(JOB_QUEUES);
+  await wired.services.jobs.start([...JOB_QUEUES, sendEmailQueue(config.email.retryDelaySeconds)]);
   await wired.services.notifications.start();
   await wired.tripLateness.start();
   if (config.jobWorkerEnabled) {
     void sweepUndispatchedEvents({ ...wired.services, logger, wake: (tenantId) => wired.services.notifications.wake(tenantId) });
+  }
+  const emailJobs = new EmailJobHandler({ platform, mailer: wired.services.mailer, logger });
+  // Emails with codes are deleted once sent: a code stays in the job table only until then (ADR 0021).
+  if (config.email.concurrency > 0) {
+    await wired.services.jobs.work<EmailJob>(SEND_EMAIL_QUEUE, config.email.concurrency, (job) => emailJobs.handle(job), { deleteOnSuccess: true });
+  }
+  if (wired.services.mailer.kind === 'log' && config.env === 'production') {
+    logger.warn('no SMTP_URL: emails (invitations, password resets, verifications, notifications) are only printed in this log, codes included');
   }
   wired.services.auditRelay.start();
   const retentionPurge = new PeriodicJob({
@@ -196,6 +208,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         await retentionPurge.close();
         wired.services.notifications.stop();
         await wired.services.jobs.stop(config.shutdown.drainMs);
+        wired.services.mailer.close();
         await wired.services.auditRelay.close();
         wired.overload.close();
         await wired.services.tenantClients.close();
@@ -320,7 +333,7 @@ function createServices(
     metrics,
     tenantStatementTimeoutMs: config.limits.maxExecutionMs,
   };
-  const provisioner = new TenantProvisioner({ ...tenantSchemas, passwords });
+  const mailer = createMailer(config.email, logger);
   // Webhooks and Slack; the delivery worker takes integrations.webhookChannel and .slackChannel.
   const integrations = createOutboundIntegrations(config, logger);
   // Every committed event goes here (the events worker: `eventBus.publish(event)`), and per-user messages (`publishToUser`).
@@ -329,6 +342,8 @@ function createServices(
     pollingIntervalSeconds: config.jobPollIntervalSeconds,
     fetchJobs: config.jobWorkerEnabled,
   });
+  const outbox = new EmailOutbox(jobs);
+  const provisioner = new TenantProvisioner({ ...tenantSchemas, passwords, outbox });
   const tripLateness = new TripLateness({ platformPool: jobs.pool, tenantClients, jobs });
   const deliveryWorker = new DeliveryWorker({
     platformPool: jobs.pool,
@@ -337,6 +352,7 @@ function createServices(
     channels: [
       // Each notification written reaches its member's open subscriptions, on whichever instance.
       new InAppChannel((tenantId, added) => void eventBus.publishToUser(tenantId, added.userId, added).catch(() => undefined)),
+      new EmailChannel({ mailer, platform }),
       integrations.webhookChannel,
       integrations.slackChannel,
     ],
@@ -368,8 +384,19 @@ function createServices(
       sessionCache,
       onAuthAttempt,
     }),
-    members: new MemberService({ platform, passwords, sessionCache, apiKeys }),
-    invitations: new InvitationService({ platform, passwords, sessionCache }),
+    members: new MemberService({ platform, passwords, sessionCache, apiKeys, outbox }),
+    invitations: new InvitationService({ platform, passwords, sessionCache, outbox }),
+    mailer,
+    accountEmails: new AccountEmailService({
+      platform,
+      passwords,
+      sessionCache,
+      outbox,
+      buckets: redis ? new RedisTokenBuckets(redis) : new MemoryTokenBuckets(),
+      failurePolicy: config.rateLimit.redisFailure,
+      namespace: installationId,
+      logger,
+    }),
     provisioner,
     tenantDeletion: new TenantDeletionPurge({ platform, provisioner, logger }),
     migrations: new TenantMigrationRunner({ ...tenantSchemas, defaultConcurrency: config.migrateConcurrency }),

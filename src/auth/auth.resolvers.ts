@@ -49,6 +49,16 @@ export const authResolvers: Resolvers = {
       // The ordinary sign-in, so the session is exactly what `login` would have started.
       return ctx.services.sessions.login({ tenant: joined.tenantSlug, email: joined.email, password: input.password });
     },
+    requestPasswordReset: async (_root, { email }, ctx) => {
+      await ctx.services.accountEmails.requestPasswordReset(email);
+      return { accepted: true };
+    },
+    resetPassword: (_root, { input }, ctx) => ctx.services.accountEmails.resetPassword(input),
+    verifyEmail: async (_root, { code }, ctx) => {
+      await ctx.services.accountEmails.verifyEmail(memberPrincipal(ctx), code);
+      return { emailVerified: true };
+    },
+    sendEmailVerification: async (_root, _args, ctx) => ({ sent: await ctx.services.accountEmails.sendEmailVerification(memberPrincipal(ctx)) }),
     declineInvitation: async (_root, { code }, ctx) => ({
       declinedId: await ctx.services.invitations.decline(memberPrincipal(ctx), code, ctx.requestId),
     }),
@@ -62,6 +72,11 @@ export const authResolvers: Resolvers = {
     kind: (principal) => (principal.kind === 'platformAdmin' ? 'PLATFORM_ADMIN' : principal.kind === 'apiKey' ? 'API_KEY' : 'TENANT_MEMBER'),
     email: async (principal, _args, ctx) => (principal.kind === 'apiKey' ? null : (await viewerAccount(principal, ctx)).email),
     name: async (principal, _args, ctx) => (principal.kind === 'apiKey' ? principal.name : (await viewerAccount(principal, ctx)).name),
+    emailVerified: async (principal, _args, ctx) => {
+      if (principal.kind !== 'member') return null;
+      const user = await ctx.services.platform.prisma.user.findUnique({ where: { id: principal.userId }, select: { emailVerifiedAt: true } });
+      return user ? user.emailVerifiedAt !== null : null;
+    },
     role: (principal) => (isTenantPrincipal(principal) ? principal.role : null),
     tenant: (principal) => (isTenantPrincipal(principal) ? principal.tenant : null),
     memberships: (principal, { first, after }, ctx) =>

@@ -14,6 +14,7 @@ import type { MemberPrincipal, MemberRole } from './principal';
 import { assertTenantServes } from './session-service';
 import { hashSecret, newSecret } from './secrets';
 import type { SessionStateCache } from './session-state-cache';
+import type { EmailOutbox } from '../email/email-jobs';
 
 export interface InvitationModel {
   id: string;
@@ -33,16 +34,18 @@ type OpenInvitation = Invitation & { tenant: { slug: string; status: TenantStatu
 
 /**
  * Invitations let a tenant admin bring in a person, with an account elsewhere or none yet,
- * without learning anything about any account. Email addresses are not verified (an
+ * without learning anything about any account. An account's address may be unverified (an
  * admin can create an account for any address), so the email alone proves nothing: accepting
- * takes the invitation's code, which the inviter delivers to that mailbox, and the account with
- * that email (signed in, and its current password), which then gets a new password; with no
- * account yet, joining creates it. See docs/decisions/0005-invitations.md.
+ * takes the invitation's code, which is emailed to that mailbox (the inviter never sees it), and
+ * the account with that email (signed in, and its current password), which then gets a new
+ * password; with no account yet, joining creates it. Either way the address is then verified.
+ * See docs/decisions/0005-invitations.md and 0021-email.md.
  */
 export class InvitationService {
-  constructor(private readonly deps: { platform: PlatformDatabase; passwords: PasswordHasher; sessionCache: SessionStateCache }) {}
+  constructor(private readonly deps: { platform: PlatformDatabase; passwords: PasswordHasher; sessionCache: SessionStateCache; outbox: EmailOutbox }) {}
 
-  async invite(actor: MemberPrincipal, input: { email: string; role: MemberRole }, requestId: string | null): Promise<{ invitation: InvitationModel; code: string }> {
+  /** Stores the offer and, in the same transaction, queues the email that carries its code to `email`. */
+  async invite(actor: MemberPrincipal, input: { email: string; role: MemberRole }, requestId: string | null): Promise<{ invitation: InvitationModel }> {
     const email = parseEmail(input.email);
     assertMayGrant(actor, input.role);
     const { prisma } = this.deps.platform;
@@ -72,9 +75,19 @@ export class InvitationService {
         update: offer,
       });
       await queueAudit(tx, actor.tenant.id, userActor(actor.userId, requestId), { action: 'invitation.created', targetType: 'Invitation', targetId: offered.id, metadata: { role: input.role } });
+      await this.deps.outbox.enqueue(tx, {
+        template: 'invitation',
+        invitationId: offered.id,
+        to: email,
+        tenantName: actor.tenant.name,
+        role: input.role,
+        code,
+        expiresAt: offer.expiresAt.toISOString(),
+      });
       return offered;
     });
-    return { invitation: toInvitation(invitation), code };
+    this.deps.outbox.wake();
+    return { invitation: toInvitation(invitation) };
   }
 
   async listForTenant(tenantId: string): Promise<InvitationModel[]> {
@@ -121,6 +134,8 @@ export class InvitationService {
       );
       await this.consume(tx, invitation);
       await this.assertRoomForMember(tx, invitation.tenantId);
+      // The code came through this address: it is the account's.
+      await tx.user.updateMany({ where: { id: actor.userId, emailVerifiedAt: null }, data: { emailVerifiedAt: new Date() } });
       try {
         await tx.membership.create({ data: { userId: actor.userId, tenantId: invitation.tenantId, role: invitation.role } });
       } catch (error) {
@@ -157,7 +172,7 @@ export class InvitationService {
         await this.consume(tx, invitation);
         await this.assertRoomForMember(tx, invitation.tenantId);
         const user = await tx.user.create({
-          data: { email: invitation.email, name, passwordHash, memberships: { create: { tenantId: invitation.tenantId, role: invitation.role } } },
+          data: { email: invitation.email, name, passwordHash, emailVerifiedAt: new Date(), memberships: { create: { tenantId: invitation.tenantId, role: invitation.role } } },
         });
         await queueAudit(tx, invitation.tenantId, userActor(user.id, requestId), {
           action: 'invitation.joined',

@@ -10,6 +10,7 @@ import { assertAcceptablePassword } from './passwords';
 import type { SessionStateCache } from './session-state-cache';
 import { ROLE_RANK, rolesAbove, type MemberPrincipal, type MemberRole } from './principal';
 import type { ApiKeyService } from '../api-keys/api-key-service';
+import type { EmailOutbox } from '../email/email-jobs';
 import { isUuid } from '../database/uuid';
 import { uniqueViolationFields } from '../database/prisma-errors';
 import { assertPlatformQuotaRoom } from '../quotas/quota-guard';
@@ -59,7 +60,7 @@ const compare = (a: string | number, b: string | number): number => (a < b ? -1 
 
 export class MemberService {
   constructor(
-    private readonly deps: { platform: PlatformDatabase; passwords: PasswordHasher; sessionCache: SessionStateCache; apiKeys: ApiKeyService },
+    private readonly deps: { platform: PlatformDatabase; passwords: PasswordHasher; sessionCache: SessionStateCache; apiKeys: ApiKeyService; outbox: EmailOutbox },
   ) {}
 
   /** The tenant's members (bounded by the plan's member quota, so sorted here), ties broken by user id. */
@@ -109,8 +110,11 @@ export class MemberService {
           data: { email, name, passwordHash, memberships: { create: { tenantId: actor.tenant.id, role: input.role } } },
         });
         await queueAudit(tx, actor.tenant.id, userActor(actor.userId, requestId), { action: 'member.added', targetType: 'Member', targetId: created.id, metadata: { role: input.role } });
+        // The admin typed the address: unverified until its owner proves it with the emailed code.
+        await this.deps.outbox.enqueue(tx, { template: 'email-verification', userId: created.id });
         return created;
       });
+      this.deps.outbox.wake();
       return this.getMember(actor.tenant.id, user.id);
     } catch (error) {
       if (uniqueViolationFields(error)) {

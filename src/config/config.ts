@@ -157,6 +157,17 @@ const environmentSchema = z.object({
   INTROSPECTION: boolean.optional(),
   LANDING_PAGE: boolean.optional(),
   TENANT_HOST_SUFFIX: z.string().optional(),
+  /** Outgoing mail: smtp://user:pass@host:587 (STARTTLS when offered) or smtps://...:465; none: emails are printed in the log. */
+  SMTP_URL: z
+    .string()
+    .url()
+    .refine((url) => /^smtps?:\/\//i.test(url), 'SMTP_URL must start with smtp:// or smtps://')
+    .optional(),
+  EMAIL_FROM: z.string().min(3).default('Fleet <no-reply@localhost>'),
+  /** Seconds before a failed email's first retry; doubled at each of its retries. */
+  EMAIL_RETRY_DELAY_SECONDS: z.coerce.number().int().min(1).max(3600).default(10),
+  /** Emails this instance sends at once; 0: none (other instances send them). */
+  EMAIL_CONCURRENCY: z.coerce.number().int().min(0).max(32).default(2),
   RATE_LIMIT_ENABLED: boolean.default(true),
   RATE_LIMIT_REDIS_FAILURE: z.enum(['open', 'closed']).default('open'),
   REDIS_COMMAND_TIMEOUT_MS: positiveInt.default(100),
@@ -276,6 +287,13 @@ export interface Config {
   landingPage: boolean;
   /** e.g. `.fleet.example.com`: a request to `acme.fleet.example.com` names tenant `acme`. */
   tenantHostSuffix: string | undefined;
+  email: {
+    /** SMTP_URL; undefined: the log transport (every email printed through the logger). */
+    smtpUrl: string | undefined;
+    from: string;
+    retryDelaySeconds: number;
+    concurrency: number;
+  };
   rateLimit: {
     enabled: boolean;
     /** What happens while Redis is unreachable: `open` serves requests unlimited, `closed` refuses them. */
@@ -471,6 +489,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     introspection: env.INTROSPECTION ?? !production,
     landingPage: env.LANDING_PAGE ?? !production,
     tenantHostSuffix: env.TENANT_HOST_SUFFIX,
+    email: { smtpUrl: env.SMTP_URL, from: env.EMAIL_FROM, retryDelaySeconds: env.EMAIL_RETRY_DELAY_SECONDS, concurrency: env.EMAIL_CONCURRENCY },
     rateLimit: {
       enabled: env.RATE_LIMIT_ENABLED,
       redisFailure: env.RATE_LIMIT_REDIS_FAILURE,

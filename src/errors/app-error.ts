@@ -49,6 +49,7 @@ export const ErrorCode = {
   IDEMPOTENCY_KEY_REUSED: 'IDEMPOTENCY_KEY_REUSED',
   IDEMPOTENCY_KEY_IN_PROGRESS: 'IDEMPOTENCY_KEY_IN_PROGRESS',
   IDEMPOTENT_SECRET_NOT_REPLAYED: 'IDEMPOTENT_SECRET_NOT_REPLAYED',
+  INVALID_CODE: 'INVALID_CODE',
   URL_NOT_ALLOWED: 'URL_NOT_ALLOWED',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
 } as const;
@@ -106,6 +107,7 @@ export const PROBLEMS: Record<ErrorCode, Problem> = {
   IDEMPOTENCY_KEY_REUSED: { status: 422, title: 'Idempotency-Key reused for another request' },
   IDEMPOTENCY_KEY_IN_PROGRESS: { status: 409, title: 'A request with this Idempotency-Key is still running' },
   IDEMPOTENT_SECRET_NOT_REPLAYED: { status: 409, title: 'Already done; its secret is not shown again' },
+  INVALID_CODE: { status: 400, title: 'Invalid or expired code' },
   URL_NOT_ALLOWED: { status: 400, title: 'URL not allowed' },
   INTERNAL_SERVER_ERROR: { status: 500, title: 'Internal server error' },
 };

@@ -1,4 +1,6 @@
 import type { AuthPayload } from '../auth/session-service';
+import type { Mailer } from '../email/mailer';
+import type { AccountEmailService } from '../auth/account-email-service';
 import type { InvitationService } from '../auth/invitation-service';
 import type { MemberService } from '../auth/member-service';
 import { isTenantPrincipal, type MemberPrincipal, type Principal } from '../auth/principal';
@@ -46,6 +48,8 @@ export interface Services {
   auditRelay: AuditRelay;
   retention: DeletedRecordPurge;
   tenantDeletion: TenantDeletionPurge;
+  mailer: Mailer;
+  accountEmails: AccountEmailService;
   webhooks: WebhookEndpoints;
   slack: SlackWebhooks;
   /** Committed events and per-user messages, to this instance's subscribers and every other's (src/subscriptions). */

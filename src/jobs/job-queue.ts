@@ -99,8 +99,12 @@ export class JobQueue {
     if (idle && !tx) this.boss.notifyWorker(idle);
   }
 
-  /** Runs `handler` for the queue's jobs on this instance, `concurrency` at a time; a throw retries the job. */
-  async work<Data extends object>(queue: string, concurrency: number, handler: JobHandler<Data>): Promise<void> {
+  /**
+   * Runs `handler` for the queue's jobs on this instance, `concurrency` at a time; a throw retries the job.
+   * `deleteOnSuccess`: a job that succeeded is deleted at once instead of kept (completed, then
+   * archived) for days, for jobs whose data must not outlive their work (an emailed code).
+   */
+  async work<Data extends object>(queue: string, concurrency: number, handler: JobHandler<Data>, options: { deleteOnSuccess?: boolean } = {}): Promise<void> {
     if (!this.fetchJobs) return;
     // pg-boss 10 runs one job at a time per worker: `concurrency` workers, each its own fetch loop.
     const ids: string[] = [];
@@ -115,10 +119,21 @@ export class JobQueue {
             this.logger.warn({ err: describeError(error), queue, jobId: job.id }, 'job failed; it will be retried');
             throw error;
           }
+          // pg-boss then completes a job that is gone, which changes nothing. A failed delete is
+          // not a failed job: retrying would do the work twice.
+          if (options.deleteOnSuccess) {
+            await this.boss.deleteJob(queue, job.id).catch((error: unknown) => this.logger.warn({ queue, err: describeError(error) }, 'could not delete a finished job'));
+          }
         }),
       );
     }
     this.workers.set(queue, ids);
+  }
+
+  /** After a transaction that sent jobs to `queue` commits: this instance's worker looks now, not at its next poll. */
+  wake(queue: string): void {
+    const idle = this.workers.get(queue)?.[0];
+    if (idle) this.boss.notifyWorker(idle);
   }
 
   /** Stops fetching, lets running jobs finish (up to `timeoutMs`), and closes nothing it does not own. */

@@ -3,6 +3,7 @@ import { auditRow, type AuditActor } from '../audit/audit-entry';
 import pg from 'pg';
 import { z } from 'zod';
 import type { PasswordHasher } from '../auth/passwords';
+import type { EmailOutbox } from '../email/email-jobs';
 import { assertAcceptablePassword } from '../auth/passwords';
 import { MAX_EMAIL_LENGTH, MAX_PERSON_NAME_LENGTH, emailSchema } from '../auth/person-input';
 import { withCheckedOutClient } from '../database/checked-out-client';
@@ -54,6 +55,8 @@ export interface TenantSchemaDependencies {
 
 export interface ProvisionerDependencies extends TenantSchemaDependencies {
   passwords: PasswordHasher;
+  /** Queues the verification email of an owner account created here (none in tools that provision without a server). */
+  outbox?: EmailOutbox;
   /** How long a second call for the same slug waits for the first to finish. */
   lockTimeoutMs?: number;
 }
@@ -298,9 +301,10 @@ export class TenantProvisioner {
     await this.step('owner', async () => {
       const passwordHash = await ownerPasswordHash;
       await platform.prisma.$transaction(async (tx) => {
-        const user =
-          (await tx.user.findUnique({ where: { email: request.owner.email } })) ??
-          (await tx.user.create({ data: { email: request.owner.email, name: request.owner.name, passwordHash } }));
+        const existing = await tx.user.findUnique({ where: { email: request.owner.email } });
+        const user = existing ?? (await tx.user.create({ data: { email: request.owner.email, name: request.owner.name, passwordHash } }));
+        // A platform admin typed this address: until its owner proves it, it receives no notifications.
+        if (!existing) await this.deps.outbox?.enqueue(tx, { template: 'email-verification', userId: user.id });
         if (user.passwordHash !== passwordHash && !(await this.deps.passwords.verify(request.owner.password, user.passwordHash))) {
           throw ownerPasswordConflict(request.owner.email);
         }
@@ -315,6 +319,7 @@ export class TenantProvisioner {
           await tx.tenantAuditOutbox.createMany({ data: [{ id: derivedUuid(tenant.id, 'tenant.created'), tenantId: tenant.id, ...entry }], skipDuplicates: true });
         }
       });
+      this.deps.outbox?.wake();
     });
     return outcome.version ?? latestMigrationName(folder);
   }

@@ -37,7 +37,7 @@ const SETTINGS = graphql(`mutation AuditSettings($input: UpdateFleetSettingsInpu
 const ADD_MEMBER = graphql(`mutation AuditAddMember($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`);
 const CHANGE_ROLE = graphql(`mutation AuditChangeRole($userId: ID!, $role: Role!) { updateMemberRole(userId: $userId, role: $role) { member { id role } } }`);
 const REMOVE_MEMBER = graphql(`mutation AuditRemoveMember($userId: ID!) { removeMember(userId: $userId) { removedUserId } }`);
-const INVITE = graphql(`mutation AuditInvite($input: InviteMemberInput!) { inviteMember(input: $input) { invitation { id } code } }`);
+const INVITE = graphql(`mutation AuditInvite($input: InviteMemberInput!) { inviteMember(input: $input) { invitation { id email } } }`);
 const REVOKE_INVITATION = graphql(`mutation AuditRevokeInvitation($id: ID!) { revokeInvitation(id: $id) { revokedId } }`);
 const JOIN = graphql(`mutation AuditJoin($input: JoinByInvitationInput!) { joinByInvitation(input: $input) { accessToken } }`);
 const CREATE_KEY = graphql(`mutation AuditCreateKey($input: CreateApiKeyInput!) { createApiKey(input: $input) { apiKey { id } secret } }`);
@@ -133,9 +133,11 @@ describe('audit log', () => {
     const memberId = (await tenant.owner.request(ADD_MEMBER, { input: { email, name: 'Audit Member', password: 'audit-member-password-1', role: 'MEMBER' } })).addMember.member.id;
     await tenant.owner.request(CHANGE_ROLE, { userId: memberId, role: 'MANAGER' });
     await tenant.owner.request(REMOVE_MEMBER, { userId: memberId });
-    const invited = (await tenant.owner.request(INVITE, { input: { email: `${unique('inv')}@example.com`, role: 'VIEWER' } })).inviteMember;
+    const invitedMutation = (await tenant.owner.request(INVITE, { input: { email: `${unique('inv')}@example.com`, role: 'VIEWER' } })).inviteMember;
+    const invited = { ...invitedMutation, code: await app.invitationCode(invitedMutation.invitation.email) };
     await tenant.owner.request(REVOKE_INVITATION, { id: invited.invitation.id });
-    const joining = (await tenant.owner.request(INVITE, { input: { email: `${unique('join')}@example.com`, role: 'VIEWER' } })).inviteMember;
+    const joiningMutation = (await tenant.owner.request(INVITE, { input: { email: `${unique('join')}@example.com`, role: 'VIEWER' } })).inviteMember;
+    const joining = { ...joiningMutation, code: await app.invitationCode(joiningMutation.invitation.email) };
     await app.client().request(JOIN, { input: { code: joining.code, name: 'Joiner', password: 'joiner-password-123' } });
     const key = (await tenant.owner.request(CREATE_KEY, { input: { name: 'audit key', role: 'VIEWER' } })).createApiKey;
     await tenant.owner.request(REVOKE_KEY, { id: key.apiKey.id });

@@ -12,6 +12,7 @@ import type {
   IsolationVehicleIdsQueryVariables,
 } from '../generated/graphql';
 import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
+import { codeIn } from '../support/smtp-server';
 import { randomUUID } from 'node:crypto';
 import type { DomainEvent } from '../../src/events/domain-event';
 import { parseGlobalId } from '../../src/graphql/global-id';
@@ -72,7 +73,7 @@ const ASSIGN = graphql(`mutation IsolationAssign($vehicleId: ID!, $driverId: ID)
 const AUDIT_EVENTS = graphql(`query IsolationAuditEvents($filter: AuditEventFilter) { auditEvents(first: 100, filter: $filter) { totalCount edges { node { targetId actorId } } } }`);
 const CREATE_API_KEY = graphql(`mutation IsolationCreateApiKey($input: CreateApiKeyInput!) { createApiKey(input: $input) { apiKey { id name role } secret } }`);
 const INVITE_MEMBER = graphql(`mutation IsolationInviteMember($input: InviteMemberInput!) {
-  inviteMember(input: $input) { invitation { id email role invitedAt expiresAt } code }
+  inviteMember(input: $input) { invitation { id email role invitedAt expiresAt } }
 }`);
 const CREATE_WEBHOOK = graphql(`mutation IsolationCreateWebhook($input: CreateWebhookEndpointInput!) {
   createWebhookEndpoint(input: $input) { secret webhookEndpoint { id url } }
@@ -174,7 +175,7 @@ async function seedTenant(label: 'alpha' | 'bravo'): Promise<SeededTenant> {
     admin: { id: added.addMember.member.id, email: adminEmail, client: app.bearer(adminToken) },
     apiKey: { id: key.createApiKey.apiKey.id, secret: key.createApiKey.secret },
     operation: { ...operation, body },
-    invitation: { id: invited.inviteMember.invitation.id, email: invited.inviteMember.invitation.email, code: invited.inviteMember.code },
+    invitation: { id: invited.inviteMember.invitation.id, email: invited.inviteMember.invitation.email, code: await app.invitationCode(invited.inviteMember.invitation.email) },
     webhook: { ...webhook.createWebhookEndpoint.webhookEndpoint, secret: webhook.createWebhookEndpoint.secret },
     slackHost: `93.184.215.${octet + 10}`,
   };
@@ -311,6 +312,11 @@ const ROTATE_WEBHOOK = graphql(`mutation IsolationRotateWebhook($id: ID!) { rota
 const SLACK_WEBHOOK = graphql(`query IsolationSlackWebhook { slackWebhook { configured host } }`);
 const REMOVE_SLACK = graphql(`mutation IsolationRemoveSlack { removeSlackWebhook { slackWebhook { configured } } }`);
 const DECLINE_INVITATION = graphql(`mutation IsolationDeclineInvitation($code: String!) { declineInvitation(code: $code) { declinedId } }`);
+const VERIFY_EMAIL = graphql(`mutation IsolationVerifyEmail($code: String!) { verifyEmail(code: $code) { emailVerified } }`);
+const SEND_VERIFICATION = graphql(`mutation IsolationSendVerification { sendEmailVerification { sent } }`);
+const ME_VERIFIED = graphql(`query IsolationMeVerified { me { emailVerified } }`);
+const REQUEST_RESET = graphql(`mutation IsolationRequestReset($email: String!) { requestPasswordReset(email: $email) { accepted } }`);
+const RESET_PASSWORD = graphql(`mutation IsolationResetPassword($input: ResetPasswordInput!) { resetPassword(input: $input) { signedOutSessions } }`);
 const NOTIFICATIONS = graphql(`query IsolationNotifications($unreadOnly: Boolean) {
   notifications(first: 100, unreadOnly: $unreadOnly) { totalCount edges { node { id subjectId readAt } } }
   unreadNotificationCount
@@ -1151,12 +1157,11 @@ const isolationCases: Record<string, Attack[]> = {
       name: "inviting B's owner's email answers exactly as for an unknown email: no name, no id, nothing in B",
       changesA: true,
       run: async () => {
-        const shape = ({ invitation, code }: { invitation: { id: string; email: string; role: string; invitedAt: string; expiresAt: string }; code: string }) => ({
+        const shape = ({ invitation }: { invitation: { id: string; email: string; role: string; invitedAt: string; expiresAt: string } }) => ({
           ...invitation,
           id: typeof invitation.id,
           invitedAt: typeof invitation.invitedAt,
           expiresAt: typeof invitation.expiresAt,
-          code: code.length,
         });
         const nobody = `nobody-${B.slug}@nowhere.test`;
         const invitedB = (await A.owner.request(INVITE_MEMBER, { input: { email: B.ownerEmail, role: 'VIEWER' } })).inviteMember;
@@ -1168,6 +1173,10 @@ const isolationCases: Record<string, Attack[]> = {
         // Not a member of A until they accept; still OWNER of B.
         expect((await A.owner.request(MEMBERS)).members.map((member) => member.email)).not.toContain(B.ownerEmail);
         expect((await snapshot(B)).me.role).toBe('OWNER');
+        // The code goes to the address, never to A: B's owner's mailbox gets it (and A's admin does not see it).
+        const mailed = await app.mail!.take(B.ownerEmail, 'You are invited');
+        expect(mailed.text).toContain('already has a Fleet account');
+        expect((await app.mail!.take(nobody, 'You are invited')).text).toContain('no Fleet account yet');
         await A.owner.request(REVOKE_INVITATION, { id: toB.id });
         await A.owner.request(REVOKE_INVITATION, { id: toNobody.id });
       },
@@ -1202,6 +1211,34 @@ const isolationCases: Record<string, Attack[]> = {
       run: async () => {
         await expectNotFound(A.owner.request(DECLINE_INVITATION, { code: B.invitation.code }));
         await expectNotFound(A.admin.client.request(DECLINE_INVITATION, { code: B.invitation.code }));
+      },
+    },
+  ],
+  verifyEmail: [
+    {
+      name: "INVALID_CODE with the verification code emailed to B's admin, whose code stays untouched and address unverified",
+      run: async () => {
+        const bCode = codeIn(await app.mail!.take(B.admin.email, 'Verify'), 'Verification code');
+        expect(await errorCode(A.owner.request(VERIFY_EMAIL, { code: bCode }))).toBe('INVALID_CODE');
+        expect(await errorCode(A.admin.client.request(VERIFY_EMAIL, { code: bCode }))).toBe('INVALID_CODE');
+        const codes = await app.server.services.platform.pool.query<{ attempts: number; emailVerifiedAt: Date | null }>(
+          `SELECT c.attempts, u."emailVerifiedAt" FROM platform."AccountCode" c JOIN platform."User" u ON u.id = c."userId" WHERE u.email = $1`,
+          [B.admin.email],
+        );
+        expect(codes.rows).toEqual([{ attempts: 0, emailVerifiedAt: null }]);
+        expect((await B.admin.client.request(ME_VERIFIED)).me.emailVerified).toBe(false);
+      },
+    },
+  ],
+  sendEmailVerification: [
+    {
+      name: "emails A's caller only: nothing reaches B's addresses",
+      run: async () => {
+        const before = [B.ownerEmail, B.admin.email].map((email) => app.mail!.to(email).length);
+        expect((await A.admin.client.request(SEND_VERIFICATION)).sendEmailVerification.sent).toBe(true);
+        await app.mail!.take(A.admin.email, 'Verify');
+        await app.mail!.take(A.admin.email, 'Verify');
+        expect([B.ownerEmail, B.admin.email].map((email) => app.mail!.to(email).length)).toEqual(before);
       },
     },
   ],
@@ -1586,14 +1623,33 @@ describe('@public joinByInvitation, called with A\'s credentials', () => {
 
   it("A's own code joins A only: the new account has no membership in B", async () => {
     const email = `newcomer@${A.slug}.test`;
-    const invited = await A.owner.request(INVITE_MEMBER, { input: { email, role: 'VIEWER' } });
-    const joined = await A.owner.request(JOIN, { input: { code: invited.inviteMember.code, name: 'Newcomer', password: 'newcomer-password' } });
+    await A.owner.request(INVITE_MEMBER, { input: { email, role: 'VIEWER' } });
+    const joined = await A.owner.request(JOIN, { input: { code: await app.invitationCode(email), name: 'Newcomer', password: 'newcomer-password' } });
     const newcomer = app.bearer(joined.joinByInvitation.accessToken);
     const seen = await newcomer.request(graphql(`query IsolationNewcomerMe { me { tenant { id } } }`));
     expect(seen.me.tenant?.id).toBe(A.id);
     const memberships = await platformRowIds('SELECT m."tenantId" AS id FROM platform."Membership" m JOIN platform."User" u ON u.id = m."userId" WHERE u.email = $1', [email]);
     expect(memberships).toEqual([A.id]);
     expect((await snapshot(B)).members.map((member) => member.email)).not.toContain(email);
+  });
+});
+
+describe("@public password reset, called with A's credentials against B's accounts", () => {
+  it("requestPasswordReset for B's owner only emails B's owner; resetPassword with B's invitation code, A's codes or guesses is INVALID_CODE; B's owner keeps the password", async () => {
+    const before = await snapshot(B);
+    expect((await A.owner.request(REQUEST_RESET, { email: B.ownerEmail })).requestPasswordReset.accepted).toBe(true);
+    const mailed = await app.mail!.take(B.ownerEmail, 'password reset');
+    expect(mailed.to).toEqual([B.ownerEmail]);
+    for (const code of [B.invitation.code, 'AAAAA-AAAAA', B.invitation.id]) {
+      expect(await errorCode(A.owner.request(RESET_PASSWORD, { input: { email: B.ownerEmail, code, newPassword: 'taken-over-password' } }))).toBe('INVALID_CODE');
+    }
+    // A's own reset code is A's owner's: it opens nothing of B.
+    await A.owner.request(REQUEST_RESET, { email: A.ownerEmail });
+    const aCode = codeIn(await app.mail!.take(A.ownerEmail, 'password reset'), 'Reset code');
+    expect(await errorCode(A.owner.request(RESET_PASSWORD, { input: { email: B.ownerEmail, code: aCode, newPassword: 'taken-over-password' } }))).toBe('INVALID_CODE');
+    expect(await app.login(B.slug, B.ownerEmail, B.ownerPassword)).toEqual(expect.any(String));
+    expect(await errorCode(app.login(B.slug, B.ownerEmail, 'taken-over-password'))).toBe('UNAUTHENTICATED');
+    expect(await snapshot(B)).toEqual(before);
   });
 });
 

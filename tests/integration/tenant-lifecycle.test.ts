@@ -24,7 +24,7 @@ const CREATE_VEHICLE = graphql(`mutation LifecycleVehicle($input: CreateVehicleI
 const VEHICLES = graphql(`query LifecycleVehicles { vehicles { totalCount } }`);
 const AUDIT = graphql(`query LifecycleAudit($action: String!) { auditEvents(first: 5, filter: { action: $action }) { edges { node { actorKind metadata } } } }`);
 const ADD_MEMBER = graphql(`mutation LifecycleAddMember($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`);
-const INVITE = graphql(`mutation LifecycleInvite($input: InviteMemberInput!) { inviteMember(input: $input) { code } }`);
+const INVITE = graphql(`mutation LifecycleInvite($input: InviteMemberInput!) { inviteMember(input: $input) { invitation { id } } }`);
 const ACCEPT = graphql(`mutation LifecycleAccept($input: AcceptInvitationInput!) { acceptInvitation(input: $input) { tenantSlug } }`);
 
 const codeOf = (error: unknown) => (error as { response?: { errors?: { extensions?: { code?: string } }[] } }).response?.errors?.[0]?.extensions?.code;
@@ -92,7 +92,8 @@ describe('tenant lifecycle', () => {
     await doomed.owner.request(ADD_MEMBER, { input: { email: loneEmail, name: 'Lone', password: 'lone-password-1', role: 'MEMBER' } });
     const sharedEmail = `shared@${other.slug}.test`;
     await other.owner.request(ADD_MEMBER, { input: { email: sharedEmail, name: 'Shared', password: 'shared-password-1', role: 'MEMBER' } });
-    const { code } = (await doomed.owner.request(INVITE, { input: { email: sharedEmail, role: 'VIEWER' } })).inviteMember;
+    await doomed.owner.request(INVITE, { input: { email: sharedEmail, role: 'VIEWER' } });
+    const code = await app.invitationCode(sharedEmail);
     const sharedToken = await app.login(other.slug, sharedEmail, 'shared-password-1');
     await app.bearer(sharedToken).request(ACCEPT, { input: { code, currentPassword: 'shared-password-1', newPassword: 'shared-password-2' } });
 

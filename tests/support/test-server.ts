@@ -6,6 +6,7 @@ import { createLogger, type Logger } from '../../src/observability/logger';
 import { startServer, type RunningServer } from '../../src/server';
 import { readTestServices } from './services';
 import { createTestDatabase, dropTestDatabase } from './test-database';
+import { SmtpCapture, codeIn } from './smtp-server';
 
 /*
  * A real server on a real port, on its own database of the shared test PostgreSQL. Tests talk
@@ -38,6 +39,10 @@ export interface TestServer {
   admin(): Promise<GraphQLClient>;
   createTenant(slug?: string, plan?: 'FREE' | 'STANDARD' | 'ENTERPRISE'): Promise<TenantFixture>;
   login(tenant: string, email: string, password: string): Promise<string>;
+  /** The real SMTP server this server sends to (null when the test gave its own SMTP_URL). */
+  mail: SmtpCapture | null;
+  /** The code of the next invitation email to `email` (waits for it). */
+  invitationCode(email: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -65,6 +70,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const services = readTestServices();
   const ownsDatabase = !options.databaseUrl;
   const databaseUrl = options.databaseUrl ?? (await createTestDatabase(services.postgresUrl, services.runId));
+  // Every test server mails to a real SMTP server of its own, unless the test brings one.
+  // SMTP_URL: '' in `env` selects the log transport (no SMTP at all).
+  const mail = options.env && 'SMTP_URL' in options.env ? null : await SmtpCapture.start();
   const config = loadConfig({
     NODE_ENV: 'test',
     DATABASE_URL: databaseUrl,
@@ -88,6 +96,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     RATE_LIMIT_REFUSAL_DELAY_MS: '0',
     // Test documents registered in the shared Redis should not linger for a day.
     APQ_TTL_SECONDS: '600',
+    ...(mail ? { SMTP_URL: mail.url } : {}),
+    EMAIL_RETRY_DELAY_SECONDS: '1',
     ...options.env,
   });
   const server = await startServer({
@@ -145,8 +155,14 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       return { ...tenant, schemaName, ownerEmail, ownerPassword, ownerToken, owner: bearer(ownerToken) };
     },
     login,
+    mail,
+    async invitationCode(email: string) {
+      if (!mail) throw new Error('this test server mails elsewhere (SMTP_URL given)');
+      return codeIn(await mail.take(email, 'You are invited'), 'Invitation code');
+    },
     async close() {
       await server.close();
+      await mail?.stop();
       if (ownsDatabase) await dropTestDatabase(databaseUrl, services.postgresUrl);
     },
   };
