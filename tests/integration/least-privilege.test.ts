@@ -82,6 +82,9 @@ beforeAll(async () => {
     BCRYPT_ROUNDS: '4',
     RATE_LIMIT_ENABLED: 'false',
     APQ_TTL_SECONDS: '600',
+    // In-process, the server shares jest's event loop, whose stalls would look like overload (as
+    // in tests/support/test-server.ts); shedding has its own tests.
+    OVERLOAD_SHEDDING: 'false',
   });
   const logger = pino({ level: 'warn' }, { write: (line: string) => void logLines.push(line) });
   server = await startServer({ config: { ...config, databaseUrl: appUrl }, logger });
