@@ -111,7 +111,8 @@ const deliveryList: RecordList<NotificationDelivery, NotificationDeliveryFilter,
     }
     return where;
   },
-  orders: { CREATED_AT: { column: 'id' } },
+  // Delivery ids are random (written in bulk by the fan-out): newest first is by createdAt, ties by id.
+  orders: { CREATED_AT: { column: 'createdAt' } },
 };
 
 /** Newest first, each with its event's type and time (joined in the same statement). */
@@ -141,15 +142,15 @@ function withEvent(delivery: NotificationDelivery, event: DomainEvent | undefine
 export const MAX_REDELIVER = 100;
 
 /** Queues deliveries again with a fresh count; the ones found (ids of other tenants are not). */
-export async function requeueDeliveries(tenant: TenantData, ids: readonly string[]): Promise<DeliveryRow[]> {
+export async function requeueDeliveries(db: Prisma.TransactionClient, ids: readonly string[]): Promise<DeliveryRow[]> {
   const own = ids.filter(isUuid).map((id) => id.toLowerCase());
   if (own.length === 0) return [];
-  await tenant.db.notificationDelivery.updateMany({
+  await db.notificationDelivery.updateMany({
     where: { id: { in: own } },
     data: { status: 'PENDING', attempts: 0, nextAttemptAt: new Date(), lastError: null, deliveredAt: null },
   });
-  const rows = await tenant.db.notificationDelivery.findMany({ where: { id: { in: own } }, include: { event: { select: { type: true, occurredAt: true } } } });
-  return rows.sort((a, b) => (a.id < b.id ? 1 : -1));
+  const rows = await db.notificationDelivery.findMany({ where: { id: { in: own } }, include: { event: { select: { type: true, occurredAt: true } } } });
+  return rows.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : -1));
 }
 
 /** The API's name of a stored event type. */

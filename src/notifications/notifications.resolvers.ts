@@ -41,7 +41,19 @@ export const notificationResolvers: Resolvers = {
     redeliverNotifications: async (_root, { ids }, ctx) => {
       if (ids.length > MAX_REDELIVER) throw badInput(`At most ${MAX_REDELIVER} ids at once`, 'ids');
       const scope = ctx.tenantScope();
-      const deliveries = await requeueDeliveries(scope, ids);
+      // Sent again to members or partners: on record, in the same transaction, like every other send's cause.
+      const deliveries = await scope.db.$transaction(async (tx) => {
+        const requeued = await requeueDeliveries(tx, ids);
+        if (requeued.length > 0) {
+          await writeAudit(tx, scope.actor, {
+            action: 'notificationDeliveries.redelivered',
+            targetType: 'NotificationDelivery',
+            targetId: requeued.length === 1 ? (requeued[0]?.id as string) : 'several',
+            metadata: { count: requeued.length, ids: requeued.map((delivery) => delivery.id) },
+          });
+        }
+        return requeued;
+      });
       if (deliveries.length > 0) await ctx.services.notifications.wake(scope.principal.tenant.id);
       return { deliveries };
     },

@@ -18,7 +18,11 @@ export function checkAddress(address: string): AddressVerdict {
   if (!ipaddr.isValid(address)) return { allowed: false, range: 'invalid' };
   const parsed = ipaddr.process(address);
   const range = parsed.range();
-  return range === 'unicast' ? { allowed: true } : { allowed: false, range };
+  if (range !== 'unicast') return { allowed: false, range };
+  // ::/96 (the deprecated IPv4-compatible form, ::7f00:1 = 127.0.0.1) is "unicast" to ipaddr.js,
+  // yet carries an IPv4 address a host may route; nothing public lives there.
+  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).parts.slice(0, 6).every((part) => part === 0)) return { allowed: false, range: 'ipv4Compatible' };
+  return { allowed: true };
 }
 
 /** A URL's host as an IP literal (brackets of IPv6 removed), or null for a name. */

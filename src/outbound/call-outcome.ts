@@ -51,7 +51,9 @@ export function failureOfError(error: unknown): CallFailure {
           : error.kind === 'ABORTED'
             ? 'aborted'
             : 'connection failed';
-    return { summary, detail: `${summary}: ${error.message}`, retryable: error.kind !== 'URL_NOT_ALLOWED' };
+    // The client's messages often start with the same words: say them once.
+    const detail = error.message.startsWith(summary) ? error.message : `${summary}: ${error.message}`;
+    return { summary, detail, retryable: error.kind !== 'URL_NOT_ALLOWED' };
   }
   return { summary: 'failed', detail: 'failed: unexpected error', retryable: true };
 }

@@ -58,7 +58,11 @@ const eventTypes = z
   .min(1, 'must name at least one event type')
   .max(MAX_EVENT_TYPES, `must name at most ${MAX_EVENT_TYPES} event types`)
   .transform((names) => [...new Set(names)] as EventTypeName[]);
-const description = z.string().trim().max(200, 'must be at most 200 characters');
+const description = z
+  .string()
+  .trim()
+  .max(200, 'must be at most 200 characters')
+  .refine((value) => !value.includes('\u0000'), 'must not contain NUL characters');
 
 const createSchema = z.object({ url: z.string(), description: description.optional(), eventTypes });
 const updateSchema = z.object({ url: z.string().optional(), description: description.nullable().optional(), eventTypes: eventTypes.optional(), enabled: z.boolean().optional() });

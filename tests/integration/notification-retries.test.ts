@@ -22,7 +22,7 @@ const received: { eventId: string; type: string; status: number }[] = [];
 const CREATE_ENDPOINT = graphql(`mutation RetryCreateEndpoint($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { webhookEndpoint { id } secret } }`);
 const CREATE_TRIP = graphql(`mutation RetryCreateTrip($input: CreateTripInput!) { createTrip(input: $input) { trip { id } } }`);
 const DELIVERIES = graphql(`query RetryDeliveries($filter: NotificationDeliveryFilter) {
-  notificationDeliveries(first: 50, filter: $filter) { edges { node { id eventId channel target status attempts lastError deliveredAt nextAttemptAt } } }
+  notificationDeliveries(first: 50, filter: $filter) { edges { node { id eventId channel target status attempts lastError deliveredAt nextAttemptAt createdAt } } }
 }`);
 const REDELIVER = graphql(`mutation RetryRedeliver($ids: [ID!]!) { redeliverNotifications(ids: $ids) { deliveries { id status attempts } } }`);
 
@@ -101,6 +101,9 @@ it('is DEAD after the last attempt, with the reason; redeliverNotifications send
   answers = [200];
   const requeued = await tenant.owner.request(REDELIVER, { ids: [dead?.id as string] });
   expect(requeued.redeliverNotifications.deliveries).toEqual([{ id: dead?.id, status: 'PENDING', attempts: 0 }]);
+  // On record: who sent what again.
+  const audit = await tenant.owner.request(graphql(`query RetryAudit { auditEvents(first: 5, filter: { action: "notificationDeliveries.redelivered" }) { edges { node { metadata } } } }`));
+  expect(audit.auditEvents.edges.map((edge) => edge.node.metadata)).toEqual([{ count: 1, ids: [dead?.id] }]);
   const delivered = await eventually(async () => {
     const read = await tenant.owner.request(DELIVERIES, { filter: { eventId: dead?.eventId } });
     const node = read.notificationDeliveries.edges.map((edge) => edge.node).find((candidate) => candidate.id === dead?.id);
@@ -126,6 +129,9 @@ it('two instances running workers send each delivery once', async () => {
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(received).toHaveLength(20);
     expect(new Set(received.map((entry) => entry.eventId)).size).toBe(20);
+    // Newest first, by when they were written (their ids are random).
+    const listed = (await tenant.owner.request(DELIVERIES, {})).notificationDeliveries.edges.map((edge) => Date.parse(String(edge.node.createdAt)));
+    expect(listed).toEqual([...listed].sort((a, b) => b - a));
   } finally {
     await second.close();
   }

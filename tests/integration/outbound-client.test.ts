@@ -93,6 +93,10 @@ describe('address policy', () => {
     '::ffff:169.254.169.254',
     '64:ff9b::a00:1',
     '2002:a00:1::1',
+    // IPv4-compatible (::/96): 127.0.0.1, 10.0.0.1, 169.254.169.254 inside an IPv6 literal.
+    '::7f00:1',
+    '::a00:1',
+    '::a9fe:a9fe',
     'not-an-address',
   ])('refuses %s', (address) => {
     expect(checkAddress(address).allowed).toBe(false);
@@ -114,6 +118,7 @@ describe('registration check (checkUrl)', () => {
     ['http://[::ffff:7f00:1]/hook', 'loopback'],
     ['http://2130706433/hook', 'loopback'],
     ['http://0x7f.1/hook', 'loopback'],
+    ['http://[::127.0.0.1]/hook', 'ipv4Compatible'],
   ])('refuses %s (%s)', async (url, range) => {
     const error = await refusal(client().checkUrl(url));
     expect(error.kind).toBe('URL_NOT_ALLOWED');

@@ -100,6 +100,11 @@ describe('an endpoint’s lifecycle', () => {
   let id: string;
   let secret: string;
 
+  it('a description holding NUL is refused on the field, not a server error', async () => {
+    const { errors } = await expectErrors(tenant.owner.request(CREATE, { input: { url: PARTNER, eventTypes: ['TRIP_LATE'], description: 'a\u0000b' } }));
+    expect(errors.map((error) => [error.extensions.code, error.extensions.field])).toEqual([['BAD_USER_INPUT', 'description']]);
+  });
+
   it('create: the secret is in the answer, once; the row holds it sealed; the audit entry names the host only', async () => {
     const created = await create({ eventTypes: ['TRIP_TRANSITIONED', 'TRIP_LATE', 'TRIP_LATE'], description: '  TMS  ' });
     id = created.webhookEndpoint.id;
