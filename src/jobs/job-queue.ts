@@ -50,6 +50,7 @@ export class JobQueue {
   private readonly boss: PgBoss;
   private readonly workers = new Map<string, string[]>();
   private started = false;
+  private closed = false;
   /** False on an instance that only sends jobs (JOB_WORKER_ENABLED=false): others run them. */
   readonly fetchJobs: boolean;
 
@@ -63,7 +64,9 @@ export class JobQueue {
     this.pool.on('error', (error) => this.logger.warn({ err: describeError(error) }, 'job queue connection error'));
     const { pool } = this;
     this.boss = new PgBoss({
-      db: { executeSql: (text, values) => pool.query(text, values) },
+      // After stop, a job that outlived the drain still reports its end; its row stays active,
+      // and pg-boss's expiry runs it again elsewhere (at least once), so the report is dropped.
+      db: { executeSql: (text, values) => (this.closed ? Promise.resolve({ rows: [] }) : pool.query(text, values)) },
       schema: 'pgboss',
       // pg-boss's maintenance archives and expires jobs (one instance at a time, by its own
       // advisory lock), on the instances that run jobs.
@@ -139,6 +142,7 @@ export class JobQueue {
   /** Stops fetching, lets running jobs finish (up to `timeoutMs`), and closes nothing it does not own. */
   async stop(timeoutMs: number): Promise<void> {
     if (this.started) await this.boss.stop({ graceful: true, close: false, wait: true, timeout: timeoutMs });
+    this.closed = true;
     await this.pool.end();
   }
 }
