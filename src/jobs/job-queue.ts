@@ -51,6 +51,9 @@ export class JobQueue {
   private readonly workers = new Map<string, string[]>();
   private started = false;
   private closed = false;
+  /** Handlers running on this instance, and the queue's statements under way: stop waits for both. */
+  private readonly running = new Set<Promise<unknown>>();
+  private readonly statements = new Set<Promise<unknown>>();
   /** False on an instance that only sends jobs (JOB_WORKER_ENABLED=false): others run them. */
   readonly fetchJobs: boolean;
 
@@ -64,9 +67,7 @@ export class JobQueue {
     this.pool.on('error', (error) => this.logger.warn({ err: describeError(error) }, 'job queue connection error'));
     const { pool } = this;
     this.boss = new PgBoss({
-      // After stop, a job that outlived the drain still reports its end; its row stays active,
-      // and pg-boss's expiry runs it again elsewhere (at least once), so the report is dropped.
-      db: { executeSql: (text, values) => (this.closed ? Promise.resolve({ rows: [] }) : pool.query(text, values)) },
+      db: { executeSql: (text, values) => this.executeSql(pool, text, values) },
       schema: 'pgboss',
       // pg-boss's maintenance archives and expires jobs (one instance at a time, by its own
       // advisory lock), on the instances that run jobs.
@@ -115,8 +116,10 @@ export class JobQueue {
       ids.push(
         await this.boss.work<Data>(queue, { batchSize: 1 }, async ([job]) => {
           if (!job) return;
+          const run = handler(job.data, job.id);
+          this.running.add(run);
           try {
-            await handler(job.data, job.id);
+            await run;
           } catch (error) {
             // pg-boss retries it (with backoff, up to the queue's retryLimit); say why it failed.
             this.logger.warn({ err: describeError(error), queue, jobId: job.id }, 'job failed; it will be retried');
@@ -142,7 +145,29 @@ export class JobQueue {
   /** Stops fetching, lets running jobs finish (up to `timeoutMs`), and closes nothing it does not own. */
   async stop(timeoutMs: number): Promise<void> {
     if (this.started) await this.boss.stop({ graceful: true, close: false, wait: true, timeout: timeoutMs });
+    // pg-boss stops waiting at the timeout, but a handler still running will end and report it:
+    // the connections stay until then (bounded), so pg-boss's workers end cleanly.
+    await settledWithin(this.running, timeoutMs);
+    await new Promise((resolve) => setImmediate(resolve));
+    await settledWithin(this.statements, 2_000);
     this.closed = true;
     await this.pool.end();
   }
+
+  private executeSql(pool: pg.Pool, text: string, values: unknown[]): Promise<{ rows: unknown[] }> {
+    // A straggler past stop's bounds: it gets no answer (its job stays active, and pg-boss's
+    // expiry runs it again elsewhere) rather than an error no one would catch.
+    if (this.closed) return new Promise(() => undefined);
+    const statement = pool.query(text, values);
+    this.statements.add(statement);
+    void statement.finally(() => this.statements.delete(statement)).catch(() => undefined);
+    return statement;
+  }
+}
+
+async function settledWithin(promises: ReadonlySet<Promise<unknown>>, ms: number): Promise<void> {
+  if (promises.size === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.allSettled([...promises]), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }

@@ -331,6 +331,9 @@ describe('a tenant connection that cannot be had in time', () => {
         TENANT_POOL_MAX: '1',
         TENANT_CONNECT_TIMEOUT_MS: String(CONNECT_TIMEOUT_MS),
         TENANT_IDLE_TIMEOUT_MS: '200',
+        // Requests alone: a delivery job stuck on the database that does not answer would outlive
+        // the server in this process (pg queries have no client-side deadline).
+        ...NO_BACKGROUND_JOBS,
       },
     });
     a = await app.createTenant();
