@@ -72,6 +72,8 @@ const config: CodegenConfig = {
           NotificationDeliveryConnection: '../graphql/pagination#ConnectionModel<DeliveryRow>',
           Tenant: './prisma/platform/client#Tenant as TenantModel',
           TenantConnection: '../graphql/pagination#ConnectionModel<TenantModel>',
+          TenantMove: './prisma/platform/client#TenantMove as TenantMoveModel',
+          DatabaseCluster: '../clusters/database-clusters#DatabaseClusterSummary',
           Viewer: '../auth/principal#Principal',
           Member: '../auth/member-service#MemberModel',
           Invitation: '../auth/invitation-service#InvitationModel',

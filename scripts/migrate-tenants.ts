@@ -11,6 +11,7 @@ import { TENANT_MIGRATIONS_DIR } from '../src/config/paths';
 import { openEmbeddedDatabase, type EmbeddedDatabase } from '../src/database/embedded-postgres';
 import { connectPlatformDatabase, migratePlatformSchema } from '../src/database/platform-database';
 import { createLogger } from '../src/observability/logger';
+import { DatabaseClusters } from '../src/clusters/database-clusters';
 import { TenantMigrationRunner } from '../src/provisioning/tenant-migration-runner';
 import { createMigrators } from '../src/migrations/create-migrators';
 import { TenantDirectory } from '../src/tenancy/tenant-directory';
@@ -53,9 +54,11 @@ async function main(): Promise<void> {
   const platform = connectPlatformDatabase(databaseUrl, 4);
   // No LISTEN here: this process only writes; the servers hear of its changes.
   const directory = new TenantDirectory(platform.prisma, null, 100);
+  const clusters = new DatabaseClusters(config.clusters, platform, databaseUrl);
   try {
     const runner = new TenantMigrationRunner({
       platform,
+      clusters,
       installationId: await ensureInstallationId(platform.prisma),
       migrator: migrators.tenant,
       tenantMigrationsDir: TENANT_MIGRATIONS_DIR,
@@ -79,6 +82,7 @@ async function main(): Promise<void> {
     console.log(`target ${report.targetVersion}: ${report.results.length} tenants, ${failed} failed, ${report.durationMs} ms`);
     process.exitCode = failed > 0 || missing > 0 ? 1 : 0;
   } finally {
+    await clusters.close();
     await platform.close();
     await embedded?.stop();
   }

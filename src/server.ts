@@ -9,7 +9,7 @@ import { MemberService } from './auth/member-service';
 import { PasswordHasher } from './auth/passwords';
 import { SessionService } from './auth/session-service';
 import { SessionStateCache } from './auth/session-state-cache';
-import type { Config } from './config/config';
+import { PLATFORM_CLUSTER, type Config } from './config/config';
 import { TENANT_MIGRATIONS_DIR } from './config/paths';
 import { clientConfigFromUrl, databaseNameOf, urlWithDatabase } from './database/connection-url';
 import { connectPlatformDatabase, migratePlatformSchema, type PlatformDatabase } from './database/platform-database';
@@ -27,6 +27,7 @@ import { DeletedRecordPurge } from './records/retention-purge';
 import { PeriodicJob } from './tenant-jobs/periodic-job';
 import { TenantDeletionPurge } from './provisioning/tenant-deletion';
 import { PlatformNotifications } from './database/platform-notifications';
+import { EVENTS_CHANNEL } from './events/event-channel';
 import { createRedis, redisReady, type RedisClient } from './database/redis';
 import type { Services } from './graphql/context';
 import { assertDocumentShape } from './graphql/document-shape';
@@ -43,6 +44,7 @@ import { OperationSafelist } from './persisted-queries/operation-safelist';
 import { RedisApqCache } from './persisted-queries/redis-apq-cache';
 import { TenantLifecycle } from './provisioning/tenant-lifecycle';
 import { TenantMigrationRunner } from './provisioning/tenant-migration-runner';
+import { TenantMover } from './provisioning/tenant-mover';
 import { restrictDatabaseConnections } from './provisioning/tenant-database-objects';
 import { TenantProvisioner, type TenantSchemaDependencies } from './provisioning/tenant-provisioner';
 import { fieldRateLimitTransformer } from './rate-limiting/field-rate-limits';
@@ -50,6 +52,7 @@ import { RequestRateLimiter } from './rate-limiting/request-rate-limiter';
 import { TenantInFlight } from './rate-limiting/tenant-in-flight';
 import { MemoryTokenBuckets, RedisTokenBuckets } from './rate-limiting/token-buckets';
 import { ConnectionBudget } from './tenancy/connection-budget';
+import { DatabaseClusters } from './clusters/database-clusters';
 import { TenantClientPool } from './tenancy/tenant-client-pool';
 import { tenantConnectionConfig } from './tenancy/tenant-credentials';
 import { TenantDirectory } from './tenancy/tenant-directory';
@@ -111,7 +114,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const redisTarget = config.redisUrl ? { url: config.redisUrl } : config.redisClusterNodes ? { clusterNodes: config.redisClusterNodes } : null;
   const redis: RedisClient | null = redisTarget ? createRedis(redisTarget, logger, config.rateLimit.redisCommandTimeoutMs) : null;
   const wired = createServices(options, { platform, installationId, passwords, notifications, redis, tenantMigrator: migrators.tenant });
+  await prepareClusters(wired.clusters, logger);
   await notifications.start();
+  // A tenant's transaction notifies fleet_events on its own cluster's database: the delivery
+  // worker listens there too. One that cannot connect now keeps retrying by itself.
+  const clusterEvents = wired.clusters
+    .list()
+    .filter((cluster) => cluster.name !== PLATFORM_CLUSTER)
+    .map((cluster) => new PlatformNotifications(clientConfigFromUrl(cluster.url), logger, [EVENTS_CHANNEL]));
+  for (const listener of clusterEvents) {
+    listener.subscribe(wired.services.notifications);
+    await listener.start().catch(() => undefined);
+  }
   await wired.services.jobs.start([...JOB_QUEUES, sendEmailQueue(config.email.retryDelaySeconds)]);
   await wired.services.notifications.start();
   await wired.tripLateness.start();
@@ -154,7 +168,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     config,
     logger,
     ...wired,
-    readinessChecks: redis ? [{ name: 'redis', check: async () => void (await redis.ping()) }] : [],
+    readinessChecks: [
+      ...(redis ? [{ name: 'redis', check: async () => void (await redis.ping()) }] : []),
+      // `postgres` is main's (the platform's); the other tenant clusters are reported, not decisive.
+      ...wired.clusters
+        .list()
+        .filter((cluster) => cluster.name !== PLATFORM_CLUSTER)
+        .map((cluster) => ({ name: `cluster:${cluster.name}`, reportOnly: true, check: async () => void (await cluster.adminPool.query('SELECT 1')) })),
+    ],
   });
   // Subscriptions: WebSocket on the same port and path (src/subscriptions); events through wired.services.eventBus.
   const subscriptions = attachSubscriptionServer({
@@ -198,6 +219,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         // signal too, and its LISTEN connection ending is then no loss worth a warning. Until
         // the server has stopped, caches are bypassed, which is always correct.
         await notifications.close();
+        await Promise.all(clusterEvents.map((listener) => listener.close()));
         const { cut } = await stopped;
         const drainedMs = Math.round(performance.now() - startedAt);
         if (cut > 0) logger.warn({ cut, drainMs: config.shutdown.drainMs }, 'requests still in flight at the shutdown deadline were cut off');
@@ -212,12 +234,38 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         await wired.services.auditRelay.close();
         wired.overload.close();
         await wired.services.tenantClients.close();
+        await wired.clusters.close();
         await platform.close();
         redis?.disconnect();
       })();
       return closing;
     },
   };
+}
+
+/**
+ * The other clusters, as the platform's own database was prepared in openPlatform: CONNECT
+ * taken from PUBLIC where the server's role may. A cluster unreachable now is reported and its
+ * tenants get 503s until it answers; tenant rows naming a cluster this instance was not given
+ * (TENANT_CLUSTERS differs between instances) are logged.
+ */
+async function prepareClusters(clusters: DatabaseClusters, logger: Logger): Promise<void> {
+  for (const cluster of clusters.list().filter((each) => each.name !== PLATFORM_CLUSTER)) {
+    try {
+      const client = await cluster.adminPool.connect();
+      try {
+        if (!(await restrictDatabaseConnections(client, cluster.databaseName))) {
+          logger.warn({ cluster: cluster.name }, 'could not revoke CONNECT on the cluster database from PUBLIC (only its owner can)');
+        }
+      } finally {
+        client.release();
+      }
+    } catch (error) {
+      logger.warn({ cluster: cluster.name, err: describeError(error) }, 'database cluster not reachable at start-up; its tenants are unavailable until it is');
+    }
+  }
+  const unconfigured = await clusters.unconfiguredInUse();
+  if (unconfigured.length > 0) logger.error({ clusters: unconfigured }, 'tenants are placed on clusters TENANT_CLUSTERS does not name here; they cannot be served by this instance');
 }
 
 /** Brings the platform schema up to date and makes sure the installation and its admin exist. */
@@ -274,10 +322,18 @@ function createServices(
     : new MemoryApqCache(apqLimits);
   const directory = new TenantDirectory(platform.prisma, notifications, config.tenantCacheMax);
   const sessionCache = new SessionStateCache(notifications, config.tenantCacheMax);
-  const budget = new ConnectionBudget(config.tenantClients.connectionBudget, config.tenantClients.connectTimeoutMs);
+  // A pooler URL without a database of its own reaches DATABASE_URL's database.
+  const tenantServerUrl = !config.tenantPoolerUrl
+    ? config.databaseUrl
+    : new URL(config.tenantPoolerUrl).pathname.length > 1
+      ? config.tenantPoolerUrl
+      : urlWithDatabase(config.tenantPoolerUrl, databaseNameOf(config.databaseUrl));
+  const clusters = new DatabaseClusters(config.clusters, platform, tenantServerUrl);
+  // Each cluster its own budget: TENANT_CONNECTION_BUDGET is per PostgreSQL server.
+  const budgets = new Map(clusters.names().map((name): [string, ConnectionBudget] => [name, new ConnectionBudget(config.tenantClients.connectionBudget, config.tenantClients.connectTimeoutMs)]));
   const tenantInFlight = new TenantInFlight(config.tenantInFlight, () => metrics.recordRateLimitRefusal('tenant_in_flight'));
   const overload = new OverloadMonitor(config.overload, logger);
-  const census = new DatabaseCensus(platform.pool);
+  const census = new DatabaseCensus(platform.pool, clusters);
   const metrics: Metrics = new Metrics({
     tenantClients: () => tenantClients.stats(),
     passwordJobs: () => passwords.stats(),
@@ -288,18 +344,12 @@ function createServices(
     operationNamesMax: config.metrics.operationNamesMax,
   });
   const onAuthAttempt = metrics.recordAuthAttempt.bind(metrics);
-  // A pooler URL without a database of its own reaches DATABASE_URL's database.
-  const tenantServerUrl = !config.tenantPoolerUrl
-    ? config.databaseUrl
-    : new URL(config.tenantPoolerUrl).pathname.length > 1
-      ? config.tenantPoolerUrl
-      : urlWithDatabase(config.tenantPoolerUrl, databaseNameOf(config.databaseUrl));
   const tenantClients = new TenantClientPool({
     ...config.tenantClients,
     // A pooler refuses per-connection startup settings: there the role's own setting holds (ensureTenantRole).
     statementTimeoutMs: config.tenantPoolerUrl ? undefined : config.limits.maxExecutionMs,
-    budget,
-    connectionConfig: (tenant) => tenantConnectionConfig(tenantServerUrl, tenant.dbRole, config.tenantDbSecret),
+    budgets,
+    connectionConfig: (tenant) => tenantConnectionConfig(clusters.get(tenant.cluster).tenantServerUrl, tenant.dbRole, config.tenantDbSecret),
     onQuery: () => metrics.tenantSqlStatements.inc(),
     onError: (error, tenantId) => logger.warn({ tenantId, err: { name: error.name } }, 'tenant connection error'),
   });
@@ -324,6 +374,7 @@ function createServices(
   });
   const tenantSchemas: TenantSchemaDependencies = {
     platform,
+    clusters,
     installationId,
     migrator: deps.tenantMigrator,
     tenantMigrationsDir,
@@ -344,6 +395,7 @@ function createServices(
   });
   const outbox = new EmailOutbox(jobs);
   const provisioner = new TenantProvisioner({ ...tenantSchemas, passwords, outbox });
+  const migrations = new TenantMigrationRunner({ ...tenantSchemas, defaultConcurrency: config.migrateConcurrency });
   const tripLateness = new TripLateness({ platformPool: jobs.pool, tenantClients, jobs });
   const deliveryWorker = new DeliveryWorker({
     platformPool: jobs.pool,
@@ -399,7 +451,9 @@ function createServices(
     }),
     provisioner,
     tenantDeletion: new TenantDeletionPurge({ platform, provisioner, logger }),
-    migrations: new TenantMigrationRunner({ ...tenantSchemas, defaultConcurrency: config.migrateConcurrency }),
+    migrations,
+    mover: new TenantMover({ ...tenantSchemas, provisioner, migrations, tenantClients, sessionDrainMs: config.tenantMoveDrainMs }),
+    clusters,
     lifecycle: new TenantLifecycle({ platform, directory, tenantClients, deletionGraceDays: config.retention.tenantDeletionGraceDays }),
     retention: new DeletedRecordPurge({ platform, tenantClients, logger, retentionDays: config.retention.deletedRecordDays }),
     jobs,
@@ -416,9 +470,19 @@ function createServices(
       notifications,
     }),
   };
+  // Whoever changed a tenant's row (a move's switch, a suspension, a migration), on whichever
+  // instance: its client here is rebuilt for the next request, from the row as it is now, and
+  // its old connections close once their requests end.
+  notifications.subscribe({
+    onNotification: (channel, payload) => {
+      if (channel === 'fleet_tenant_changes') tenantClients.forget(payload);
+    },
+    onReset: () => undefined,
+  });
   return {
     schema,
     services,
+    clusters,
     tripLateness,
     integrations,
     metrics,

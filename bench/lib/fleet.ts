@@ -19,6 +19,7 @@ export interface BenchTenant {
   slug: string;
   schemaName: string;
   dbRole: string;
+  cluster: string;
   ownerEmail: string;
   token: string | null;
   loaded: boolean;
@@ -52,7 +53,7 @@ export class BenchFleet {
   }
 
   /** A tenant created elsewhere (the provisioning section, over HTTP) joins the fleet. */
-  adopt(record: Pick<TenantRecord, 'id' | 'slug' | 'schemaName' | 'dbRole'>, ownerEmail: string): BenchTenant {
+  adopt(record: Pick<TenantRecord, 'id' | 'slug' | 'schemaName' | 'dbRole' | 'cluster'>, ownerEmail: string): BenchTenant {
     const tenant = benchTenant(record, ownerEmail);
     this.tenants.push(tenant);
     return tenant;
@@ -148,8 +149,8 @@ export class BenchFleet {
   }
 }
 
-function benchTenant(record: Pick<TenantRecord, 'id' | 'slug' | 'schemaName' | 'dbRole'>, ownerEmail: string): BenchTenant {
-  return { id: record.id, slug: record.slug, schemaName: record.schemaName, dbRole: record.dbRole, ownerEmail, token: null, loaded: false };
+function benchTenant(record: Pick<TenantRecord, 'id' | 'slug' | 'schemaName' | 'dbRole' | 'cluster'>, ownerEmail: string): BenchTenant {
+  return { id: record.id, slug: record.slug, schemaName: record.schemaName, dbRole: record.dbRole, cluster: record.cluster, ownerEmail, token: null, loaded: false };
 }
 
 /**

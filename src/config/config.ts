@@ -64,6 +64,49 @@ export interface RedisNode {
 }
 
 /** REDIS_CLUSTER_NODES: `host:port` entries separated by commas (`[v6 address]:port` too). */
+/** The cluster DATABASE_URL names: platform data, and tenants placed there. */
+export const PLATFORM_CLUSTER = 'main';
+
+export type ClusterState = 'open' | 'draining' | 'closed';
+const CLUSTER_STATES: readonly ClusterState[] = ['open', 'draining', 'closed'];
+
+/** A PostgreSQL cluster that may hold tenant schemas (TENANT_CLUSTERS; `main` is DATABASE_URL's). */
+export interface ClusterSpec {
+  name: string;
+  /** Absent for `main` until DATABASE_URL is known (it may be the embedded PostgreSQL's). */
+  url: string | undefined;
+  state: ClusterState;
+}
+
+const CLUSTER_NAME = /^[a-z][a-z0-9_]{0,30}$/;
+
+/** TENANT_CLUSTERS: `name=postgres://...` entries separated by commas; `main` is reserved for DATABASE_URL. */
+export function parseTenantClusters(raw: string): { value: { name: string; url: string }[] } | { error: string } {
+  const clusters: { name: string; url: string }[] = [];
+  for (const entry of raw.split(',').map((part) => part.trim()).filter(Boolean)) {
+    const separator = entry.indexOf('=');
+    const name = entry.slice(0, Math.max(0, separator));
+    const url = entry.slice(separator + 1);
+    if (!CLUSTER_NAME.test(name)) return { error: `"${name || entry}" is not a cluster name (a-z, 0-9, _; starts with a letter; at most 31)` };
+    if (name === PLATFORM_CLUSTER) return { error: `"${PLATFORM_CLUSTER}" is DATABASE_URL's cluster; name the others differently` };
+    if (clusters.some((cluster) => cluster.name === name)) return { error: `cluster "${name}" is named twice` };
+    if (!/^postgres(ql)?:\/\/./.test(url) || !URL.canParse(url)) return { error: `cluster "${name}" needs a postgres:// URL` };
+    clusters.push({ name, url });
+  }
+  return { value: clusters };
+}
+
+/** TENANT_CLUSTER_STATES: `name=open|draining|closed` entries separated by commas; unnamed clusters are open. */
+export function parseClusterStates(raw: string): { value: Map<string, ClusterState> } | { error: string } {
+  const states = new Map<string, ClusterState>();
+  for (const entry of raw.split(',').map((part) => part.trim()).filter(Boolean)) {
+    const [name = '', state = ''] = entry.split('=');
+    if (!CLUSTER_STATES.includes(state as ClusterState)) return { error: `"${entry}" is not name=open|draining|closed` };
+    states.set(name, state as ClusterState);
+  }
+  return { value: states };
+}
+
 export function parseRedisClusterNodes(raw: string): { value: RedisNode[] } | { error: string } {
   const entries = raw.split(',').map((entry) => entry.trim());
   const nodes: RedisNode[] = [];
@@ -96,6 +139,29 @@ const environmentSchema = z.object({
    * advisory locks and LISTEN, which transaction pooling does not carry).
    */
   TENANT_POOLER_URL: z.string().url().optional(),
+  /**
+   * More PostgreSQL clusters for tenant schemas, besides DATABASE_URL's (named `main`):
+   * `name=postgres://user:password@host:5432/db,...`. The user is the server's own there (it
+   * creates tenant roles and schemas, as on DATABASE_URL).
+   */
+  TENANT_CLUSTERS: z.string().transform((raw, context) => {
+    const parsed = parseTenantClusters(raw);
+    if ('value' in parsed) return parsed.value;
+    context.addIssue({ code: 'custom', message: parsed.error });
+    return z.NEVER;
+  }).optional(),
+  /**
+   * moveTenant: how long the source's sessions opened before the tenant's writes stopped may
+   * finish (instances close them as their requests end); then they are terminated.
+   */
+  TENANT_MOVE_DRAIN_MS: z.coerce.number().int().min(0).max(60_000).default(5_000),
+  /** Which clusters take new tenants: `name=open|draining|closed,...`; a cluster not named is open. */
+  TENANT_CLUSTER_STATES: z.string().transform((raw, context) => {
+    const parsed = parseClusterStates(raw);
+    if ('value' in parsed) return parsed.value;
+    context.addIssue({ code: 'custom', message: parsed.error });
+    return z.NEVER;
+  }).optional(),
   JWT_SECRET: z.string().min(32, 'JWT_SECRET must be at least 32 characters').optional(),
   JWT_ISSUER: z.string().default('fleet-graphql'),
   JWT_AUDIENCE: z.string().default('fleet-graphql-api'),
@@ -247,6 +313,10 @@ export interface Config {
   redisClusterNodes: RedisNode[] | undefined;
   /** PgBouncer (transaction mode) for tenant connections; absent: straight to DATABASE_URL. */
   tenantPoolerUrl: string | undefined;
+  /** Every cluster tenant schemas may live on, `main` (DATABASE_URL's) first. */
+  clusters: ClusterSpec[];
+  /** TENANT_MOVE_DRAIN_MS. */
+  tenantMoveDrainMs: number;
   auth: {
     jwtSecret: string;
     issuer: string;
@@ -399,6 +469,10 @@ function shutdownTimes(timeoutMs: number, delayMs: number): Config['shutdown'] {
   return { timeoutMs, delayMs, drainMs };
 }
 
+function clusterSpecs(others: { name: string; url: string }[], states: Map<string, ClusterState>, databaseUrl: string | undefined): ClusterSpec[] {
+  return [{ name: PLATFORM_CLUSTER, url: databaseUrl }, ...others].map((cluster) => ({ ...cluster, state: states.get(cluster.name) ?? 'open' }));
+}
+
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
@@ -430,6 +504,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if (env.REDIS_URL && env.REDIS_CLUSTER_NODES) {
     throw new ConfigError(['REDIS_URL and REDIS_CLUSTER_NODES are both set: use REDIS_URL for one Redis, REDIS_CLUSTER_NODES for a Redis Cluster']);
   }
+  const unknownStates = [...(env.TENANT_CLUSTER_STATES?.keys() ?? [])].filter(
+    (name) => name !== PLATFORM_CLUSTER && !env.TENANT_CLUSTERS?.some((cluster) => cluster.name === name),
+  );
+  if (unknownStates.length > 0) throw new ConfigError([`TENANT_CLUSTER_STATES names clusters TENANT_CLUSTERS does not: ${unknownStates.join(', ')}`]);
   const jwtSecret = env.JWT_SECRET ?? DEV_JWT_SECRET;
   return {
     env: env.NODE_ENV,
@@ -439,6 +517,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: env.REDIS_URL,
     redisClusterNodes: env.REDIS_CLUSTER_NODES,
     tenantPoolerUrl: env.TENANT_POOLER_URL,
+    clusters: clusterSpecs(env.TENANT_CLUSTERS ?? [], env.TENANT_CLUSTER_STATES ?? new Map(), env.DATABASE_URL),
+    tenantMoveDrainMs: env.TENANT_MOVE_DRAIN_MS,
     auth: {
       jwtSecret,
       issuer: env.JWT_ISSUER,

@@ -32,9 +32,14 @@ export class PlatformNotifications {
   private reconnectTimer: NodeJS.Timeout | null = null;
   private readonly subscribers: NotificationSubscriber[] = [];
 
+  /**
+   * `channels`: all of them on the platform's database; on another tenant cluster only
+   * fleet_events, which its tenants' transactions notify on their own database.
+   */
   constructor(
     private readonly connection: pg.ClientConfig,
     private readonly logger: Logger,
+    private readonly channels: readonly PlatformChannel[] = PLATFORM_CHANNELS,
   ) {}
 
   subscribe(subscriber: NotificationSubscriber): void {
@@ -75,13 +80,13 @@ export class PlatformNotifications {
     client.on('end', lost);
     client.on('notification', (message) => {
       const channel = message.channel as PlatformChannel;
-      if (!message.payload || !PLATFORM_CHANNELS.includes(channel)) return;
+      if (!message.payload || !this.channels.includes(channel)) return;
       for (const subscriber of this.subscribers) subscriber.onNotification(channel, message.payload);
     });
     this.client = client;
     try {
       await client.connect();
-      for (const channel of PLATFORM_CHANNELS) await client.query(`LISTEN ${channel}`);
+      for (const channel of this.channels) await client.query(`LISTEN ${channel}`);
     } catch (error) {
       lost();
       throw error;

@@ -140,3 +140,19 @@ export function isStatementTimeout(error: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * A write refused because the session is read-only (SQLSTATE 25006): a tenant whose move has
+ * stopped its writes (its role's default_transaction_read_only), met by a write that started
+ * before this instance heard of the move.
+ */
+export function isReadOnlyTransaction(error: unknown): boolean {
+  for (let current = error, depth = 0; current && typeof current === 'object' && depth < 5; depth += 1) {
+    const { code, meta, cause } = current as { code?: unknown; meta?: { code?: unknown; driverAdapterError?: { cause?: { code?: unknown; originalCode?: unknown } } }; cause?: unknown };
+    if (code === '25006' || meta?.code === '25006') return true;
+    const adapterCause = meta?.driverAdapterError?.cause;
+    if (adapterCause?.code === '25006' || adapterCause?.originalCode === '25006') return true;
+    current = cause;
+  }
+  return false;
+}

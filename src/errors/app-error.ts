@@ -51,6 +51,7 @@ export const ErrorCode = {
   IDEMPOTENT_SECRET_NOT_REPLAYED: 'IDEMPOTENT_SECRET_NOT_REPLAYED',
   INVALID_CODE: 'INVALID_CODE',
   URL_NOT_ALLOWED: 'URL_NOT_ALLOWED',
+  TENANT_READ_ONLY: 'TENANT_READ_ONLY',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
 } as const;
 
@@ -109,8 +110,19 @@ export const PROBLEMS: Record<ErrorCode, Problem> = {
   IDEMPOTENT_SECRET_NOT_REPLAYED: { status: 409, title: 'Already done; its secret is not shown again' },
   INVALID_CODE: { status: 400, title: 'Invalid or expired code' },
   URL_NOT_ALLOWED: { status: 400, title: 'URL not allowed' },
+  TENANT_READ_ONLY: { status: 503, title: 'Tenant briefly read-only' },
   INTERNAL_SERVER_ERROR: { status: 500, title: 'Internal server error' },
 };
+
+/** Seconds a client is told to wait while a move has stopped its tenant's writes. */
+export const READ_ONLY_RETRY_AFTER_SECONDS = 5;
+
+/** A write refused while the tenant is being moved to another cluster; reads go on. */
+export function tenantReadOnly(): AppError {
+  return new AppError(ErrorCode.TENANT_READ_ONLY, 'This tenant is being moved and is read-only for a moment; retry the change shortly', {
+    extensions: { retryAfter: READ_ONLY_RETRY_AFTER_SECONDS },
+  });
+}
 
 export function isErrorCode(code: unknown): code is ErrorCode {
   return typeof code === 'string' && Object.hasOwn(PROBLEMS, code);

@@ -6,12 +6,14 @@ import type { MemberService } from '../auth/member-service';
 import { isTenantPrincipal, type MemberPrincipal, type Principal } from '../auth/principal';
 import type { SessionService } from '../auth/session-service';
 import type { PlatformDatabase } from '../database/platform-database';
-import { AppError, ErrorCode } from '../errors/app-error';
+import { AppError, ErrorCode, tenantReadOnly } from '../errors/app-error';
 import { actorOf } from '../records/record-changes';
 import { TripLoaders } from '../dispatch/trip-tables';
 import type { DispatchScope } from '../dispatch/trips';
 import { createFleetLoaders } from '../fleet/fleet-loaders';
 import type { TenantLifecycle } from '../provisioning/tenant-lifecycle';
+import type { DatabaseClusters } from '../clusters/database-clusters';
+import type { TenantMover } from '../provisioning/tenant-mover';
 import type { TenantMigrationRunner } from '../provisioning/tenant-migration-runner';
 import type { TenantProvisioner } from '../provisioning/tenant-provisioner';
 import type { TenantDeletionPurge } from '../provisioning/tenant-deletion';
@@ -40,6 +42,9 @@ export interface Services {
   invitations: InvitationService;
   provisioner: TenantProvisioner;
   migrations: TenantMigrationRunner;
+  /** Tenants between clusters (moveTenant); the registry of clusters. */
+  mover: TenantMover;
+  clusters: DatabaseClusters;
   lifecycle: TenantLifecycle;
   apiKeys: ApiKeyService;
   safelist: OperationSafelist;
@@ -71,7 +76,13 @@ export interface RequestContext {
   /** The client's address (per-IP limits of signed-out calls such as login). */
   clientIp: string;
   services: Services;
-  /** The caller's tenant-bound client and loaders, leased on first use. */
+  /** Set once the operation is known (request-lifecycle-plugin): a mutation may write to its tenant. */
+  isMutation: boolean;
+  /**
+   * The caller's tenant-bound client and loaders, leased on first use. In a mutation of a tenant
+   * whose writes a move has stopped: TENANT_READ_ONLY (a mutation that reaches tenant data
+   * writes there), before any statement; queries go on.
+   */
   tenantScope(): TenantScope;
   /** Returns the lease; called once the response is sent. */
   release(): void;
@@ -102,14 +113,16 @@ export function createRequestContext(options: {
   const { principal, services } = options;
   let scope: TenantScope | undefined;
   let releaseLease: (() => void) | undefined;
-  return {
+  const context: RequestContext = {
     ...options,
     startedAt: performance.now(),
+    isMutation: false,
     tenantScope() {
       if (scope) return scope;
       if (!isTenantPrincipal(principal)) {
         throw new AppError(ErrorCode.FORBIDDEN, 'This operation acts on a tenant; sign in as a member of that tenant');
       }
+      if (context.isMutation && principal.tenant.readOnlySince) throw tenantReadOnly();
       const lease = services.tenantClients.lease(principal.tenant);
       releaseLease = lease.release;
       const { db, sql } = lease;
@@ -134,4 +147,5 @@ export function createRequestContext(options: {
       scope = undefined;
     },
   };
+  return context;
 }

@@ -1,7 +1,7 @@
 import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
-import { isDatabaseUnavailable, isStatementTimeout } from '../database/prisma-errors';
-import { AppError, ErrorCode, isErrorCode, problemExtensions } from '../errors/app-error';
+import { isDatabaseUnavailable, isReadOnlyTransaction, isStatementTimeout } from '../database/prisma-errors';
+import { AppError, ErrorCode, READ_ONLY_RETRY_AFTER_SECONDS, isErrorCode, problemExtensions, tenantReadOnly } from '../errors/app-error';
 import { describeError, type Logger } from '../observability/logger';
 
 /** Extensions a client may see besides the problem fields. */
@@ -71,6 +71,14 @@ function formatterOf(logger: Logger) {
           ...(typeof httpStatus?.status === 'number' && httpStatus.status >= 400 ? { status: httpStatus.status } : {}),
           ...extra,
         },
+      };
+    }
+    if (isReadOnlyTransaction(original)) {
+      const readOnly = tenantReadOnly();
+      return {
+        message: readOnly.message,
+        ...(formatted.path ? { path: formatted.path } : {}),
+        extensions: { ...problemExtensions(ErrorCode.TENANT_READ_ONLY, readOnly.message), retryAfter: READ_ONLY_RETRY_AFTER_SECONDS },
       };
     }
     if (isStatementTimeout(original)) {

@@ -15,8 +15,9 @@ export function requestLifecyclePlugin(metrics: Metrics, logger: Logger): Apollo
     async requestDidStart() {
       const startedAt = performance.now();
       return {
-        async didResolveOperation({ operation }) {
+        async didResolveOperation({ operation, contextValue }) {
           if (!operation) return;
+          contextValue.isMutation = operation.operation === 'mutation';
           annotateRequestSpans({
             [SPAN_ATTRIBUTES.operationType]: operation.operation,
             ...(operation.name ? { [SPAN_ATTRIBUTES.operationName]: operation.name.value } : {}),

@@ -8,6 +8,11 @@ import { sendRequestError } from './send-request-error';
 export interface ReadinessCheck {
   name: string;
   check(): Promise<void>;
+  /**
+   * Reported but not a reason to take the instance out of rotation: a tenant cluster other than
+   * the platform's (its tenants get 503s; every other tenant is still served here).
+   */
+  reportOnly?: boolean;
 }
 
 const CHECK_TIMEOUT_MS = 2_000;
@@ -25,6 +30,7 @@ function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
 /**
  * GET /healthz: the process is up (liveness; touches nothing), also while it shuts down.
  * GET /readyz: PostgreSQL answers (and Redis, when configured); 503 with the failing checks
+ * otherwise. Each other tenant cluster is reported (`cluster:<name>`) without deciding it,
  * otherwise, and 503 `shutting down` from the moment shutdown starts, so a load balancer stops
  * routing here.
  * GET /metrics: Prometheus text format; with METRICS_TOKEN set, only for
@@ -62,7 +68,8 @@ export function createHealthRoutes(deps: {
         }
       }),
     );
-    const ready = results.every(([, status]) => status === 'ok');
+    const decisive = new Set(checks.filter((check) => !check.reportOnly).map((check) => check.name));
+    const ready = results.every(([name, status]) => status === 'ok' || !decisive.has(name));
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results) });
   });
   router.get('/metrics', metricsGuard(deps.metricsAccess), async (_req, res) => {

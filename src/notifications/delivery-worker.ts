@@ -38,9 +38,12 @@ const SEND_CONCURRENCY = 4;
 const MAX_ROUNDS = 20;
 /** How long a tenant's job waits when the connection budget has no room for it. */
 const BUDGET_BACKOFF_MS = 1_000;
+/** How long a tenant's job waits while the tenant is being moved (its writes are stopped). */
+const MOVE_BACKOFF_MS = 5_000;
 
 interface TenantRow extends TenantDatabaseRef, EventTenant {
   status: string;
+  readOnlySince: Date | null;
 }
 
 interface EventRow {
@@ -133,7 +136,12 @@ export class DeliveryWorker implements NotificationSubscriber {
     const tenant = await this.tenantOf(tenantId);
     // Suspended: deliveries wait for reactivation (which wakes it); gone: nothing left to send.
     if (!tenant || tenant.status !== 'ACTIVE') return;
-    if (!this.options.tenantClients.hasRoomForBackgroundWork()) {
+    if (tenant.readOnlySince) {
+      // Being moved to another cluster: its writes wait. The switch changes its row, which wakes it; this wake-up covers a missed one.
+      await this.wakeAt(tenant.id, new Date(Date.now() + MOVE_BACKOFF_MS));
+      return;
+    }
+    if (!this.options.tenantClients.hasRoomForBackgroundWork(tenant.cluster)) {
       // The connection budget is needed by requests: come back in a moment.
       await this.wakeAt(tenant.id, new Date(Date.now() + BUDGET_BACKOFF_MS));
       return;
@@ -158,7 +166,7 @@ export class DeliveryWorker implements NotificationSubscriber {
   private async tenantOf(tenantId: string): Promise<TenantRow | undefined> {
     if (!isUuid(tenantId)) return undefined;
     const { rows } = await this.options.platformPool.query<TenantRow>(
-      `SELECT "id", "slug", "name", "schemaName", "dbRole", "status" FROM ${PLATFORM_SCHEMA}."Tenant" WHERE "id" = $1`,
+      `SELECT "id", "slug", "name", "schemaName", "dbRole", "cluster", "status", "readOnlySince" FROM ${PLATFORM_SCHEMA}."Tenant" WHERE "id" = $1`,
       [tenantId],
     );
     return rows[0];

@@ -1,10 +1,12 @@
 import type pg from 'pg';
+import type { DatabaseClusters } from '../clusters/database-clusters';
 import { PLATFORM_SCHEMA } from '../database/platform-database';
 
 export interface CatalogCensus {
+  cluster: string;
   /** Schemas of this installation's tenants that exist in the catalog. */
   tenantSchemas: number;
-  /** pg_class rows of the whole database: what makes schema-per-tenant's catalog heavy. */
+  /** pg_class rows of the cluster's database: what makes schema-per-tenant's catalog heavy. */
   relations: number;
 }
 
@@ -18,25 +20,32 @@ const OUTBOX_MAX_AGE_MS = 10_000;
  * so a scrape never fails because the database is briefly away.
  */
 export class DatabaseCensus {
-  private readonly catalogReading: CachedReading<CatalogCensus>;
+  private readonly catalogReadings: CachedReading<CatalogCensus>[];
   private readonly outboxReading: CachedReading<number>;
 
-  constructor(pool: pg.Pool) {
-    this.catalogReading = new CachedReading(CATALOG_MAX_AGE_MS, async () => {
-      const { rows } = await pool.query<{ tenant_schemas: string; relations: string }>(
-        `SELECT (SELECT count(*) FROM pg_namespace n JOIN ${PLATFORM_SCHEMA}."Tenant" t ON t."schemaName" = n.nspname) AS tenant_schemas,
-                (SELECT count(*) FROM pg_class) AS relations`,
-      );
-      return { tenantSchemas: Number(rows[0]?.tenant_schemas ?? 0), relations: Number(rows[0]?.relations ?? 0) };
-    });
+  /** Per cluster: its tenants' schemas (named by the platform rows placed there) and its catalog's size. */
+  constructor(pool: pg.Pool, clusters: DatabaseClusters) {
+    this.catalogReadings = clusters.list().map(
+      (cluster) =>
+        new CachedReading(CATALOG_MAX_AGE_MS, async () => {
+          const placed = await pool.query<{ schemaName: string }>(`SELECT "schemaName" FROM ${PLATFORM_SCHEMA}."Tenant" WHERE "cluster" = $1`, [cluster.name]);
+          const { rows } = await cluster.adminPool.query<{ tenant_schemas: string; relations: string }>(
+            `SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = ANY($1::text[])) AS tenant_schemas, (SELECT count(*) FROM pg_class) AS relations`,
+            [placed.rows.map((row) => row.schemaName)],
+          );
+          return { cluster: cluster.name, tenantSchemas: Number(rows[0]?.tenant_schemas ?? 0), relations: Number(rows[0]?.relations ?? 0) };
+        }),
+    );
     this.outboxReading = new CachedReading(OUTBOX_MAX_AGE_MS, async () => {
       const { rows } = await pool.query<{ backlog: string }>(`SELECT count(*) AS backlog FROM ${PLATFORM_SCHEMA}."TenantAuditOutbox"`);
       return Number(rows[0]?.backlog ?? 0);
     });
   }
 
-  catalog(): Promise<CatalogCensus | null> {
-    return this.catalogReading.read();
+  /** Each cluster's figures; a cluster never read yet (unreachable since start) is left out. */
+  async catalog(): Promise<CatalogCensus[]> {
+    const readings = await Promise.all(this.catalogReadings.map((reading) => reading.read()));
+    return readings.filter((reading) => reading !== null);
   }
 
   auditOutboxBacklog(): Promise<number | null> {

@@ -45,12 +45,13 @@ export interface MetricSources {
     waitingForConnection: number;
     budgetWaits: number;
     budgetWaitTimeouts: number;
+    clusters: { name: string; openConnections: number; connectionBudget: number }[];
   };
   passwordJobs: () => PasswordJobStats;
   tenantOperations: () => { tenants: number; running: number; waiting: number };
   overload: OverloadMonitor;
   /** Catalog figures; the source caches them (a scrape must not hammer pg_class). */
-  catalog: () => Promise<CatalogCensus | null>;
+  catalog: () => Promise<CatalogCensus[]>;
   /** Platform audit entries queued for their tenant's log; cached by the source too. */
   auditOutboxBacklog: () => Promise<number | null>;
   /** Distinct operation names kept as label values (METRICS_OPERATION_NAMES_MAX). */
@@ -247,20 +248,20 @@ export class Metrics {
     });
     new Gauge({
       name: 'fleet_catalog_tenant_schemas',
-      help: "Tenant schemas in the database's catalog (counted at most once a minute)",
+      help: "Tenant schemas in each cluster's catalog (counted at most once a minute)",
+      labelNames: ['cluster'],
       registers: [this.registry],
       async collect() {
-        const census = await sources.catalog();
-        if (census) this.set(census.tenantSchemas);
+        for (const census of await sources.catalog()) this.set({ cluster: census.cluster }, census.tenantSchemas);
       },
     });
     new Gauge({
       name: 'fleet_catalog_relations',
-      help: "Relations (tables, indexes, sequences, views...) in the database's catalog, pg_class rows (counted at most once a minute)",
+      help: "Relations (tables, indexes, sequences, views...) in each cluster's catalog, pg_class rows (counted at most once a minute)",
+      labelNames: ['cluster'],
       registers: [this.registry],
       async collect() {
-        const census = await sources.catalog();
-        if (census) this.set(census.relations);
+        for (const census of await sources.catalog()) this.set({ cluster: census.cluster }, census.relations);
       },
     });
     new Gauge({
@@ -274,18 +275,20 @@ export class Metrics {
     });
     new Gauge({
       name: 'fleet_tenant_connections_open',
-      help: 'PostgreSQL connections held by all tenant clients',
+      help: 'PostgreSQL connections held by all tenant clients, per cluster',
+      labelNames: ['cluster'],
       registers: [this.registry],
       collect() {
-        this.set(sources.tenantClients().openConnections);
+        for (const cluster of sources.tenantClients().clusters) this.set({ cluster: cluster.name }, cluster.openConnections);
       },
     });
     new Gauge({
       name: 'fleet_tenant_connection_budget',
-      help: 'Most PostgreSQL connections all tenant clients may hold',
+      help: 'Most PostgreSQL connections all tenant clients may hold, per cluster',
+      labelNames: ['cluster'],
       registers: [this.registry],
       collect() {
-        this.set(sources.tenantClients().connectionBudget);
+        for (const cluster of sources.tenantClients().clusters) this.set({ cluster: cluster.name }, cluster.connectionBudget);
       },
     });
     new Gauge({

@@ -2,6 +2,7 @@ import type { Resolvers } from '../generated/graphql';
 import { platformAdminActor } from '../graphql/context';
 import { pageRequest, toConnection } from '../graphql/pagination';
 import { effectiveLimits } from '../rate-limiting/plans';
+import type { MovedTable } from './tenant-mover';
 
 /** Platform-admin operations: tenants, provisioning (and purging what never finished), fleet-wide migrations, suspension. */
 export const platformResolvers: Resolvers = {
@@ -17,6 +18,7 @@ export const platformResolvers: Resolvers = {
       return toConnection(rows, page, () => prisma.tenant.count());
     },
     tenant: (_root, { slug }, ctx) => ctx.services.directory.findBySlug(slug.trim().toLowerCase()),
+    databaseClusters: (_root, _args, ctx) => ctx.services.clusters.summaries(),
   },
   Mutation: {
     createTenant: async (_root, { input }, ctx) => ({ tenant: await ctx.services.provisioner.createTenant({ ...input, requestedBy: platformAdminActor(ctx) }) }),
@@ -55,16 +57,23 @@ export const platformResolvers: Resolvers = {
     setTenantRateLimit: async (_root, { id, limit }, ctx) => ({
       tenant: await ctx.services.lifecycle.setRateLimit(id, limit ?? null, platformAdminActor(ctx)),
     }),
+    moveTenant: (_root, { id, toCluster }, ctx) => ctx.services.mover.move(id, toCluster, platformAdminActor(ctx)),
+    confirmTenantMove: async (_root, { id }, ctx) => ({ tenant: await ctx.services.mover.confirm(id) }),
+    cancelTenantMove: async (_root, { id }, ctx) => ({ tenant: await ctx.services.mover.cancel(id) }),
     purgeTenant: async (_root, { slug }, ctx) => {
       const purged = await ctx.services.provisioner.purgeTenant(slug);
       return { purgedTenantId: purged.tenantId, slug: purged.slug };
     },
   },
   Tenant: {
+    move: (tenant, _args, ctx) => ctx.services.platform.prisma.tenantMove.findUnique({ where: { tenantId: tenant.id } }),
     rateLimit: (tenant) => {
       const limits = effectiveLimits(tenant);
       return { tenant: limits.tenant, perCaller: limits.principal, overridden: tenant.rateLimitCapacity !== null };
     },
+  },
+  TenantMove: {
+    tables: (move) => (Array.isArray(move.verification) ? (move.verification as unknown as MovedTable[]) : []),
   },
   TenantConnection: {
     totalCount: (connection) => connection.totalCount(),

@@ -70,6 +70,8 @@ export class TenantMigrationRunner {
         if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') {
           return skipped(tenant.id, tenant, `tenant is ${tenant.status}; createTenant completes it`);
         }
+        // Its role cannot write while a move runs; the move migrates it before it starts.
+        if (tenant.readOnlySince) return skipped(tenant.id, tenant, 'tenant is being moved to another cluster; migrate it once the move is done');
         if (!options.force && tenant.migrationVersion === targetVersion) {
           return { ...base(tenant), status: 'UP_TO_DATE' as const, version: tenant.migrationVersion };
         }
@@ -100,10 +102,11 @@ export class TenantMigrationRunner {
     try {
       // `force` also re-asserts the role: it repairs drift such as a rotated TENANT_DB_SECRET.
       if (reassertRole) await this.reassertRole(tenant);
-      const connection = tenantConnectionConfig(this.deps.platform.url, tenant.dbRole, this.deps.tenantDbSecret);
+      const cluster = this.deps.clusters.get(tenant.cluster);
+      const connection = tenantConnectionConfig(cluster.url, tenant.dbRole, this.deps.tenantDbSecret);
       const outcome = await this.deps.migrator.migrate({ connection, schema: tenant.schemaName }, folder);
       // Before the version is recorded: a run cut here finds the tenant behind and seals again.
-      await withCheckedOutClient(this.deps.platform.pool, (ddl) => sealAuditTable(ddl, tenant.schemaName, tenant.dbRole));
+      await withCheckedOutClient(cluster.adminPool, (ddl) => sealAuditTable(ddl, tenant.schemaName, tenant.dbRole));
       const updated = await prisma.$transaction(async (tx) => {
         const row = await tx.tenant.update({
           where: { id: tenant.id },
@@ -155,13 +158,14 @@ export class TenantMigrationRunner {
   }
 
   private async reassertRole(tenant: TenantRecord): Promise<void> {
-    await withCheckedOutClient(this.deps.platform.pool, (ddl) =>
+    const cluster = this.deps.clusters.get(tenant.cluster);
+    await withCheckedOutClient(cluster.adminPool, (ddl) =>
       ensureTenantRole(
         ddl,
         {
           roleName: tenant.dbRole,
           schemaName: tenant.schemaName,
-          databaseName: this.deps.platform.databaseName,
+          databaseName: cluster.databaseName,
           installationId: this.deps.installationId,
           statementTimeoutMs: this.deps.tenantStatementTimeoutMs,
         },

@@ -3,6 +3,7 @@ import { auditRow, type AuditActor } from '../audit/audit-entry';
 import pg from 'pg';
 import { z } from 'zod';
 import type { PasswordHasher } from '../auth/passwords';
+import type { DatabaseClusters } from '../clusters/database-clusters';
 import type { EmailOutbox } from '../email/email-jobs';
 import { assertAcceptablePassword } from '../auth/passwords';
 import { MAX_EMAIL_LENGTH, MAX_PERSON_NAME_LENGTH, emailSchema } from '../auth/person-input';
@@ -34,6 +35,8 @@ export interface CreateTenantRequest {
   name: string;
   plan: TenantPlan;
   owner: { email: string; name: string; password: string };
+  /** The cluster to place it on (must be open); default: the open cluster with the fewest tenants. */
+  cluster?: string | null;
   /** Who asked for it: the tenant's audit log opens with `tenant.created` by them. */
   requestedBy?: AuditActor;
 }
@@ -41,6 +44,8 @@ export interface CreateTenantRequest {
 /** What creating and migrating tenant schemas both need: where, as whom, with which migrations. */
 export interface TenantSchemaDependencies {
   platform: PlatformDatabase;
+  /** Where each tenant's schema lives (its row's `cluster`). */
+  clusters: DatabaseClusters;
   installationId: string;
   migrator: Migrator;
   tenantMigrationsDir: string;
@@ -76,6 +81,35 @@ function derivedUuid(tenantId: string, purpose: string): string {
   bytes[8] = (bytes[8]! & 0x3f) | 0x80;
   const hex = bytes.toString('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/**
+ * The tenant's role, schema and migrated tables on a cluster, the audit log sealed: provisioning's
+ * first steps, and a move's on its target. Each step finds its work done when it runs again.
+ */
+export async function buildTenantSchema(
+  deps: TenantSchemaDependencies,
+  tenant: Pick<TenantRecord, 'dbRole' | 'schemaName'>,
+  clusterName: string,
+  folder: ReturnType<typeof readMigrationFolder>,
+  step: <T>(name: 'role' | 'schema' | 'migrate' | 'seal', work: () => Promise<T>) => Promise<T> = (_name, work) => work(),
+): Promise<{ version: string | null }> {
+  const cluster = deps.clusters.get(clusterName);
+  const objects = {
+    roleName: tenant.dbRole,
+    schemaName: tenant.schemaName,
+    databaseName: cluster.databaseName,
+    installationId: deps.installationId,
+    statementTimeoutMs: deps.tenantStatementTimeoutMs,
+  };
+  await withCheckedOutClient(cluster.adminPool, async (ddl) => {
+    await step('role', () => ensureTenantRole(ddl, objects, deps.tenantDbSecret));
+    await step('schema', () => ensureTenantSchema(ddl, objects));
+  });
+  const connection = tenantConnectionConfig(cluster.url, tenant.dbRole, deps.tenantDbSecret);
+  const outcome = await step('migrate', () => deps.migrator.migrate({ connection, schema: tenant.schemaName }, folder));
+  await step('seal', () => withCheckedOutClient(cluster.adminPool, (ddl) => sealAuditTable(ddl, tenant.schemaName, tenant.dbRole)));
+  return outcome;
 }
 
 /** Advisory-lock class for "one provisioning per slug"; the key is hashtext(slug). */
@@ -155,8 +189,14 @@ export class TenantProvisioner {
         );
       }
       // The database objects first, the row last: a purge that dies midway leaves the row
-      // (still listed, still due or unfinished), and purging again finishes the job.
-      await withCheckedOutClient(platform.pool, (client) => dropTenantObjects(client, { roleName: tenant.dbRole, schemaName: tenant.schemaName }));
+      // (still listed, still due or unfinished), and purging again finishes the job. A move
+      // left unfinished has objects on its other cluster too.
+      const move = await platform.prisma.tenantMove.findUnique({ where: { tenantId: tenant.id } });
+      for (const clusterName of new Set([tenant.cluster, ...(move ? [move.fromCluster, move.toCluster] : [])])) {
+        await withCheckedOutClient(this.deps.clusters.get(clusterName).adminPool, (client) =>
+          dropTenantObjects(client, { roleName: tenant.dbRole, schemaName: tenant.schemaName }),
+        );
+      }
       await platform.prisma.$transaction(async (tx) => {
         const members = deletionDue ? await tx.membership.findMany({ where: { tenantId: tenant.id }, select: { userId: true } }) : [];
         await tx.tenant.delete({ where: { id: tenant.id } });
@@ -174,7 +214,7 @@ export class TenantProvisioner {
    * releases by itself if this process dies. 'wait' queues behind another holder (up to
    * lockTimeoutMs); 'fail' answers SERVICE_UNAVAILABLE at once.
    */
-  private async withSlugLock<T>(slug: string, mode: 'wait' | 'fail', work: () => Promise<T>): Promise<T> {
+  async withSlugLock<T>(slug: string, mode: 'wait' | 'fail', work: () => Promise<T>): Promise<T> {
     const busy = () => new AppError(ErrorCode.SERVICE_UNAVAILABLE, `Tenant "${slug}" is being provisioned by another call; retry shortly`);
     return withCheckedOutClient(this.deps.platform.pool, async (lockClient) => {
       if (mode === 'wait') {
@@ -202,6 +242,9 @@ export class TenantProvisioner {
   private async provisionLocked(request: CreateTenantRequest): Promise<TenantRecord> {
     const { prisma } = this.deps.platform;
     const existing = await prisma.tenant.findUnique({ where: { slug: request.slug } });
+    if (existing && request.cluster && existing.cluster !== request.cluster) {
+      throw conflict(`Tenant "${request.slug}" is already placed on cluster "${existing.cluster}"`, 'cluster');
+    }
     if (existing && (existing.status === 'ACTIVE' || existing.status === 'SUSPENDED')) {
       await this.assertSameRequest(existing, request);
       return existing;
@@ -217,6 +260,7 @@ export class TenantProvisioner {
           slug: request.slug,
           name: request.name,
           plan: request.plan,
+          cluster: (await this.deps.clusters.placeNewTenant(request.cluster)).name,
           status: 'PROVISIONING',
           schemaName: tenantSchemaName(request.slug),
           dbRole: tenantRoleName(this.deps.installationId, request.slug),
@@ -272,22 +316,10 @@ export class TenantProvisioner {
   }
 
   private async runSteps(tenant: TenantRecord, request: CreateTenantRequest, ownerPasswordHash: Promise<string>): Promise<string | null> {
-    const { platform, installationId, tenantDbSecret, migrator } = this.deps;
-    const objects = {
-      roleName: tenant.dbRole,
-      schemaName: tenant.schemaName,
-      databaseName: platform.databaseName,
-      installationId,
-      statementTimeoutMs: this.deps.tenantStatementTimeoutMs,
-    };
-    await withCheckedOutClient(platform.pool, async (ddl) => {
-      await this.step('role', () => ensureTenantRole(ddl, objects, tenantDbSecret));
-      await this.step('schema', () => ensureTenantSchema(ddl, objects));
-    });
-    const connection = tenantConnectionConfig(platform.url, tenant.dbRole, tenantDbSecret);
+    const { platform } = this.deps;
     const folder = readMigrationFolder(this.deps.tenantMigrationsDir);
-    const outcome = await this.step('migrate', () => migrator.migrate({ connection, schema: tenant.schemaName }, folder));
-    await this.step('seal', () => withCheckedOutClient(platform.pool, (ddl) => sealAuditTable(ddl, tenant.schemaName, tenant.dbRole)));
+    const outcome = await buildTenantSchema(this.deps, tenant, tenant.cluster, folder, (step, work) => this.step(step, work));
+    const connection = tenantConnectionConfig(this.deps.clusters.get(tenant.cluster).url, tenant.dbRole, this.deps.tenantDbSecret);
     await this.step('seed', async () => {
       const client = new pg.Client(connection);
       client.on('error', () => undefined); // a lost connection fails the query instead

@@ -14,6 +14,8 @@ export interface TenantDatabaseRef {
   id: string;
   schemaName: string;
   dbRole: string;
+  /** The PostgreSQL cluster holding the schema (src/clusters). */
+  cluster: string;
 }
 
 /**
@@ -42,7 +44,8 @@ export interface TenantClientPoolOptions {
    */
   statementTimeoutMs?: number;
   connectTimeoutMs: number;
-  budget: ConnectionBudget;
+  /** One connection budget per cluster: a busy cluster's waiters never take another's connections. */
+  budgets: ReadonlyMap<string, ConnectionBudget>;
   /** Login settings (user = tenant role) for a tenant's connections. */
   connectionConfig(tenant: TenantDatabaseRef): pg.ClientConfig;
   /** Called for every statement a tenant connection sends (metrics; the N+1 test reads them). */
@@ -52,6 +55,7 @@ export interface TenantClientPoolOptions {
 
 interface CachedClient {
   tenant: TenantDatabaseRef;
+  budget: ConnectionBudget;
   pool: pg.Pool;
   db: TenantPrisma;
   sql: TenantSql;
@@ -71,21 +75,23 @@ export interface TenantClientPoolStats {
   /** Since start: connections that queued for the budget, and those that gave up. */
   budgetWaits: number;
   budgetWaitTimeouts: number;
+  /** The connection figures above, per cluster. */
+  clusters: { name: string; openConnections: number; connectionBudget: number; waitingForConnection: number }[];
 }
 
 /**
  * One Prisma client per tenant schema, each on its own small pg pool that logs in as the
  * tenant's role, kept in an LRU. Isolation is the database's: a tenant role can only reach its
- * own schema, and its default search_path is that schema. Connections of all tenants together
- * stay under the ConnectionBudget; idle connections close after idleTimeoutMs, so idle tenants
- * hold none.
+ * own schema, and its default search_path is that schema. Connections of all tenants of a
+ * cluster together stay under that cluster's ConnectionBudget; idle connections close after
+ * idleTimeoutMs, so idle tenants hold none.
  */
 export class TenantClientPool {
   private readonly clients: LRUCache<string, CachedClient>;
-  private readonly clientClass: typeof pg.Client;
+  private readonly clientClasses = new Map<ConnectionBudget, typeof pg.Client>();
   private closed = false;
-  /** Connections closing to free a permit for a waiter, not closed yet. */
-  private reclaiming = 0;
+  /** Per budget: connections closing to free a permit for a waiter, not closed yet. */
+  private readonly reclaiming = new Map<ConnectionBudget, number>();
   private evictions = 0;
 
   constructor(private readonly options: TenantClientPoolOptions) {
@@ -97,14 +103,18 @@ export class TenantClientPool {
         if (entry.leases === 0) void this.disconnect(entry);
       },
     });
-    this.clientClass = budgetedClientClass(options.budget, options.connectTimeoutMs, options.onQuery);
-    options.budget.onPressure = () => this.reclaimIdleConnections();
+    for (const budget of options.budgets.values()) {
+      this.clientClasses.set(budget, budgetedClientClass(budget, options.connectTimeoutMs, options.onQuery));
+      this.reclaiming.set(budget, 0);
+      budget.onPressure = () => this.reclaimIdleConnections(budget);
+    }
   }
 
   lease(tenant: TenantDatabaseRef): TenantLease {
     if (this.closed) throw new Error('tenant client pool is closed');
     let entry = this.clients.get(tenant.id);
-    if (entry && (entry.tenant.schemaName !== tenant.schemaName || entry.tenant.dbRole !== tenant.dbRole)) {
+    // A tenant moved to another cluster (or renamed) gets a new client; the old one ends with its last lease.
+    if (entry && (entry.tenant.schemaName !== tenant.schemaName || entry.tenant.dbRole !== tenant.dbRole || entry.tenant.cluster !== tenant.cluster)) {
       this.clients.delete(tenant.id);
       entry = undefined;
     }
@@ -125,7 +135,7 @@ export class TenantClientPool {
         if (leased.leases > 0) return;
         if (leased.retired) void this.disconnect(leased);
         // Its request is done: its idle connections are now the first to go to a waiter.
-        else if (this.permitsWanted() > 0) this.reclaimIdleConnections();
+        else if (this.permitsWanted(leased.budget) > 0) this.reclaimIdleConnections(leased.budget);
       },
     };
   }
@@ -136,25 +146,35 @@ export class TenantClientPool {
   }
 
   /**
-   * Whether background work (notification deliveries) may take a connection now: nobody waits
-   * for one and some of the budget is still free, so requests never queue behind jobs.
+   * Whether background work (notification deliveries) may take a connection on this cluster
+   * now: nobody waits for one and some of its budget is still free, so requests never queue
+   * behind jobs.
    */
-  hasRoomForBackgroundWork(): boolean {
-    return this.options.budget.hasRoomToGrow();
+  hasRoomForBackgroundWork(cluster: string): boolean {
+    return this.options.budgets.get(cluster)?.hasRoomToGrow() ?? false;
   }
 
   stats(): TenantClientPoolStats {
     let leasedClients = 0;
     for (const entry of this.clients.values()) if (entry.leases > 0) leasedClients += 1;
+    const clusters = [...this.options.budgets].map(([name, budget]) => ({
+      name,
+      openConnections: budget.inUse,
+      connectionBudget: budget.limit,
+      waitingForConnection: budget.waiting,
+    }));
+    const budgets = [...this.options.budgets.values()];
+    const sum = (figure: (budget: ConnectionBudget) => number) => budgets.reduce((total, budget) => total + figure(budget), 0);
     return {
       cachedClients: this.clients.size,
       leasedClients,
-      openConnections: this.options.budget.inUse,
-      connectionBudget: this.options.budget.limit,
-      waitingForConnection: this.options.budget.waiting,
+      openConnections: sum((budget) => budget.inUse),
+      connectionBudget: sum((budget) => budget.limit),
+      waitingForConnection: sum((budget) => budget.waiting),
       evictions: this.evictions,
-      budgetWaits: this.options.budget.waits.all,
-      budgetWaitTimeouts: this.options.budget.waits.timedOut,
+      budgetWaits: sum((budget) => budget.waits.all),
+      budgetWaitTimeouts: sum((budget) => budget.waits.timedOut),
+      clusters,
     };
   }
 
@@ -171,25 +191,34 @@ export class TenantClientPool {
 
   private connect(tenant: TenantDatabaseRef): CachedClient {
     const { onError } = this.options;
+    const budget = this.options.budgets.get(tenant.cluster);
+    const clientClass = budget && this.clientClasses.get(budget);
+    if (!budget || !clientClass) {
+      throw new AppError(ErrorCode.SERVICE_UNAVAILABLE, "This tenant's database cluster is not configured on this server", { extensions: { retryAfter: 30 } });
+    }
     const pool = new pg.Pool({
       ...this.options.connectionConfig(tenant),
-      Client: this.clientClass,
+      Client: clientClass,
       max: this.options.poolMax,
       idleTimeoutMillis: this.options.idleTimeoutMs,
       ...(this.options.statementTimeoutMs ? { statement_timeout: this.options.statementTimeoutMs } : {}),
       allowExitOnIdle: true,
     });
-    growsWithDemand(pool, this.options.poolMax, this.options.budget);
+    growsWithDemand(pool, this.options.poolMax, budget);
     pool.on('error', (error) => onError?.(error, tenant.id));
     const db = new TenantPrismaClient({ adapter: new PrismaPg(pool, { schema: tenant.schemaName }) });
-    const entry: CachedClient = { tenant, pool, db, sql: new TenantSql(pool), leases: 0, retired: false };
+    const entry: CachedClient = { tenant, budget, pool, db, sql: new TenantSql(pool), leases: 0, retired: false };
     this.yieldsToWaiters(entry);
     return entry;
   }
 
-  /** Permits that waiters still need beyond those of connections already closing for them. */
-  private permitsWanted(): number {
-    return this.options.budget.waiting - this.reclaiming;
+  /** Permits that waiters of a budget still need beyond those of connections already closing for them. */
+  private permitsWanted(budget: ConnectionBudget): number {
+    return budget.waiting - (this.reclaiming.get(budget) ?? 0);
+  }
+
+  private countReclaiming(budget: ConnectionBudget, change: 1 | -1): void {
+    this.reclaiming.set(budget, (this.reclaiming.get(budget) ?? 0) + change);
   }
 
   /**
@@ -198,15 +227,13 @@ export class TenantClientPool {
    * the budget's fair share (a tenant serving request after request never has none in flight).
    */
   private owesConnection(entry: CachedClient): boolean {
-    return this.permitsWanted() > 0 && (entry.leases === 0 || this.options.budget.longestWaitMs() >= this.options.budget.fairShareMs);
+    return this.permitsWanted(entry.budget) > 0 && (entry.leases === 0 || entry.budget.longestWaitMs() >= entry.budget.fairShareMs);
   }
 
   /** Counts a connection closing for a waiter until it has closed (and its permit moved on). */
-  private closingForWaiter(client: pg.Client): void {
-    this.reclaiming += 1;
-    client.once('end', () => {
-      this.reclaiming -= 1;
-    });
+  private closingForWaiter(budget: ConnectionBudget, client: pg.Client): void {
+    this.countReclaiming(budget, 1);
+    client.once('end', () => this.countReclaiming(budget, -1));
   }
 
   /**
@@ -223,7 +250,7 @@ export class TenantClientPool {
     let closeReleased = false;
     entry.pool.on('release', (error: Error | undefined, client: pg.Client) => {
       closeReleased = !error && !this.closed && this.owesConnection(entry);
-      if (closeReleased) this.closingForWaiter(client);
+      if (closeReleased) this.closingForWaiter(entry.budget, client);
     });
     Object.defineProperty(entry.pool.options, 'maxUses', {
       get: () => (closeReleased ? 0 : Infinity),
@@ -246,13 +273,13 @@ export class TenantClientPool {
    * the waiters need, from clients whose owesConnection says so. The client stays cached; its
    * next request opens a connection again.
    */
-  private reclaimIdleConnections(): void {
+  private reclaimIdleConnections(budget: ConnectionBudget): void {
     if (this.closed) return;
     for (const tenantId of this.clients.rkeys()) {
-      if (this.permitsWanted() <= 0) return;
+      if (this.permitsWanted(budget) <= 0) return;
       const entry = this.clients.peek(tenantId);
-      if (!entry || entry.pool.idleCount === 0 || !this.owesConnection(entry)) continue;
-      for (let idle = entry.pool.idleCount; idle > 0 && this.permitsWanted() > 0; idle -= 1) this.closeIdleConnection(entry.pool);
+      if (!entry || entry.budget !== budget || entry.pool.idleCount === 0 || !this.owesConnection(entry)) continue;
+      for (let idle = entry.pool.idleCount; idle > 0 && this.permitsWanted(budget) > 0; idle -= 1) this.closeIdleConnection(entry);
     }
   }
 
@@ -261,17 +288,15 @@ export class TenantClientPool {
    * (queued behind nothing, since the pool has idle connections it would give to any waiter of
    * its own at once) and release it as broken, which closes it.
    */
-  private closeIdleConnection(pool: pg.Pool): void {
-    this.reclaiming += 1;
-    pool.connect().then(
+  private closeIdleConnection(entry: CachedClient): void {
+    this.countReclaiming(entry.budget, 1);
+    entry.pool.connect().then(
       (client) => {
-        this.reclaiming -= 1;
-        this.closingForWaiter(client);
+        this.countReclaiming(entry.budget, -1);
+        this.closingForWaiter(entry.budget, client);
         client.release(true);
       },
-      () => {
-        this.reclaiming -= 1;
-      },
+      () => this.countReclaiming(entry.budget, -1),
     );
   }
 }

@@ -11,7 +11,7 @@ import type {
   IsolationSnapshotQuery,
   IsolationVehicleIdsQueryVariables,
 } from '../generated/graphql';
-import { errorCode, expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
+import { errorCode, expectErrors, SECOND_CLUSTER, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
 import { codeIn } from '../support/smtp-server';
 import { randomUUID } from 'node:crypto';
 import type { DomainEvent } from '../../src/events/domain-event';
@@ -26,6 +26,9 @@ import { connectSubscriptions, type SubscriptionConnection } from '../support/su
  *
  * The attack table is keyed by root field name, and a meta-test checks it against the SDL: a new
  * `@auth(requires: ...)` field without an isolation case fails this file.
+ *
+ * A and B live on different PostgreSQL servers (clusters `main` and the second one global-setup
+ * starts): every case holds across clusters too.
  */
 
 let app: TestServer;
@@ -85,7 +88,7 @@ const REGISTER_OPERATIONS = graphql(`mutation IsolationRegisterOperations($opera
 
 /** ENTERPRISE: the plan with the largest request budget, so rate limits never decide a case here. */
 async function seedTenant(label: 'alpha' | 'bravo'): Promise<SeededTenant> {
-  const tenant = await app.createTenant(uniqueSlug(label), 'ENTERPRISE');
+  const tenant = await app.createTenant(uniqueSlug(label), 'ENTERPRISE', label === 'alpha' ? 'main' : SECOND_CLUSTER);
   const prefix = label.toUpperCase();
   const vehicles: SeededVehicle[] = [];
   for (const [plate, make] of [
@@ -222,8 +225,15 @@ function snapshot(tenant: TenantFixture): Promise<FleetSnapshot> {
 }
 
 /** The tenant's row ids as global ids, read straight from its schema (an oracle independent of the API); live rows unless asked. */
+/** The server's own connections to the cluster holding the tenant's schema (A on main, B on the second). */
+async function tenantSchemaPool(tenant: TenantFixture) {
+  const { services } = app.server;
+  const cluster = (await services.directory.findById(tenant.id))?.cluster ?? 'main';
+  return services.clusters.get(cluster).adminPool;
+}
+
 async function globalIdsInSchema(tenant: TenantFixture, table: 'Vehicle' | 'Driver' | 'Trip', withDeleted = false): Promise<string[]> {
-  const result = await app.server.services.platform.pool.query<{ id: string }>(
+  const result = await (await tenantSchemaPool(tenant)).query<{ id: string }>(
     `SELECT id FROM ${quoteIdentifier(tenant.schemaName)}."${table}" ${withDeleted ? '' : 'WHERE "deletedAt" IS NULL'} ORDER BY id`,
   );
   return result.rows.map((row) => toGlobalId(table, row.id));
@@ -1008,15 +1018,19 @@ const isolationCases: Record<string, Attack[]> = {
       run: async () => {
         const usage = async (tenant: TenantFixture) => {
           const schema = quoteIdentifier(tenant.schemaName);
-          const result = await app.server.services.platform.pool.query<Record<string, number>>(
-            `SELECT (SELECT count(*)::int FROM ${schema}."Vehicle" WHERE "deletedAt" IS NULL) AS "VEHICLES",
-               (SELECT count(*)::int FROM ${schema}."Driver" WHERE "deletedAt" IS NULL) AS "DRIVERS",
-               (SELECT count(*)::int FROM platform."Membership" WHERE "tenantId" = $1) AS "MEMBERS",
-               (SELECT count(*)::int FROM platform."ApiKey" WHERE "tenantId" = $1 AND "revokedAt" IS NULL AND ("expiresAt" IS NULL OR "expiresAt" > now())) AS "API_KEYS",
-               (SELECT count(*)::int FROM ${schema}."Trip" WHERE "deletedAt" IS NULL AND status NOT IN ('DELIVERED', 'CANCELLED')) AS "OPEN_TRIPS"`,
-            [tenant.id],
-          );
-          return result.rows[0];
+          const [inSchema, inPlatform] = await Promise.all([
+            (await tenantSchemaPool(tenant)).query<Record<string, number>>(
+              `SELECT (SELECT count(*)::int FROM ${schema}."Vehicle" WHERE "deletedAt" IS NULL) AS "VEHICLES",
+                 (SELECT count(*)::int FROM ${schema}."Driver" WHERE "deletedAt" IS NULL) AS "DRIVERS",
+                 (SELECT count(*)::int FROM ${schema}."Trip" WHERE "deletedAt" IS NULL AND status NOT IN ('DELIVERED', 'CANCELLED')) AS "OPEN_TRIPS"`,
+            ),
+            app.server.services.platform.pool.query<Record<string, number>>(
+              `SELECT (SELECT count(*)::int FROM platform."Membership" WHERE "tenantId" = $1) AS "MEMBERS",
+                 (SELECT count(*)::int FROM platform."ApiKey" WHERE "tenantId" = $1 AND "revokedAt" IS NULL AND ("expiresAt" IS NULL OR "expiresAt" > now())) AS "API_KEYS"`,
+              [tenant.id],
+            ),
+          ]);
+          return { ...inSchema.rows[0], ...inPlatform.rows[0] };
         };
         const seen = (await A.owner.request(TENANT_USAGE)).tenantUsage.quotas;
         expect(Object.fromEntries(seen.map((entry) => [entry.quota, entry.usage]))).toEqual(await usage(A));
@@ -1460,7 +1474,7 @@ const isolationCases: Record<string, Attack[]> = {
         expect(errors.map((error) => error.extensions.code)).toEqual(['NOT_FOUND']);
         expect(data).toBeNull();
         const [row] = (
-          await app.server.services.platform.pool.query<{ secretCiphertext: string; previousSecretCiphertext: string | null }>(
+          await (await tenantSchemaPool(B)).query<{ secretCiphertext: string; previousSecretCiphertext: string | null }>(
             `SELECT "secretCiphertext", "previousSecretCiphertext" FROM ${quoteIdentifier(B.schemaName)}."WebhookEndpoint" WHERE "id" = $1`,
             [B.webhook.id],
           )
@@ -1496,7 +1510,7 @@ const isolationCases: Record<string, Attack[]> = {
 };
 
 beforeAll(async () => {
-  app = await startTestServer();
+  app = await startTestServer({ secondCluster: true });
   [A, B] = await Promise.all([seedTenant('alpha'), seedTenant('bravo')]);
 });
 
@@ -1553,6 +1567,10 @@ const platformAdminCases: Record<string, () => Promise<unknown>> = {
       graphql(`mutation IsolationRemovePlatformPersistedOperations($id: ID, $ids: [ID!]!) { removePlatformPersistedOperations(tenantId: $id, ids: $ids) { removedIds } }`),
       { id: B.id, ids: [B.operation.id] },
     ),
+  databaseClusters: () => A.owner.request(graphql(`query IsolationDatabaseClusters { databaseClusters { name tenantCount } }`)),
+  moveTenant: () => A.owner.request(graphql(`mutation IsolationMoveTenant($id: ID!) { moveTenant(id: $id, toCluster: "main") { tenant { id } } }`), { id: B.id }),
+  confirmTenantMove: () => A.owner.request(graphql(`mutation IsolationConfirmTenantMove($id: ID!) { confirmTenantMove(id: $id) { tenant { id } } }`), { id: B.id }),
+  cancelTenantMove: () => A.owner.request(graphql(`mutation IsolationCancelTenantMove($id: ID!) { cancelTenantMove(id: $id) { tenant { id } } }`), { id: B.id }),
   purgeTenant: () => A.owner.request(graphql(`mutation IsolationPurgeTenant($slug: String!) { purgeTenant(slug: $slug) { purgedTenantId } }`), { slug: B.slug }),
   updateTenant: () => A.owner.request(graphql(`mutation IsolationUpdateTenant($id: ID!) { updateTenant(id: $id, input: { name: "Rogue" }) { tenant { name } } }`), { id: B.id }),
   deleteTenant: () => A.owner.request(graphql(`mutation IsolationDeleteTenant($id: ID!) { deleteTenant(id: $id) { tenant { status } } }`), { id: B.id }),

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { TenantLease } from '../../src/tenancy/tenant-client-pool';
+import type { TenantDatabaseRef, TenantLease } from '../../src/tenancy/tenant-client-pool';
 import type { TenantRecord } from '../../src/tenancy/tenant-directory';
 import { startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
 
@@ -22,7 +22,7 @@ const CREATE_VEHICLE = `mutation($input: CreateVehicleInput!) { createVehicle(in
 const B_VEHICLES = '{ vehicles(first: 100) { totalCount edges { node { id plate make model year status odometerKm createdAt updatedAt } } } }';
 
 /** Runs `work` on a lease of the tenant's client and always returns the lease. */
-async function withClient<T>(tenant: { id: string; schemaName: string; dbRole: string }, work: (lease: TenantLease) => Promise<T>): Promise<T> {
+async function withClient<T>(tenant: TenantDatabaseRef, work: (lease: TenantLease) => Promise<T>): Promise<T> {
   const lease = app.server.services.tenantClients.lease(tenant);
   try {
     return await work(lease);
@@ -188,7 +188,7 @@ describe("A's tenant-bound client", () => {
   });
 
   it("a client misconfigured with B's schema but A's role is still refused by the database", async () => {
-    const misbound = { id: randomUUID(), schemaName: tenantB.schemaName, dbRole: tenantA.dbRole };
+    const misbound = { id: randomUUID(), schemaName: tenantB.schemaName, dbRole: tenantA.dbRole, cluster: tenantA.cluster };
     const error = await withClient(misbound, ({ db }) => db.vehicle.findMany()).then(
       (rows) => new Error(`read ${JSON.stringify(rows)} from B`),
       (caught: unknown) => caught,

@@ -62,10 +62,10 @@ describe('metric families', () => {
     const text = await scrape();
     expect(sample(text, 'fleet_api_keys_total{event="created"}')).toBe(1);
     expect(sample(text, 'fleet_api_keys_total{event="revoked"}')).toBe(1);
-    expect(sample(text, 'fleet_catalog_tenant_schemas')).toBe(1);
-    expect(sample(text, 'fleet_catalog_relations')).toBeGreaterThan(100);
+    expect(sample(text, 'fleet_catalog_tenant_schemas{cluster="main"}')).toBe(1);
+    expect(sample(text, 'fleet_catalog_relations{cluster="main"}')).toBeGreaterThan(100);
     expect(sample(text, 'fleet_tenant_clients_cached')).toBeGreaterThanOrEqual(1);
-    expect(sample(text, 'fleet_tenant_connection_budget')).toBeGreaterThan(0);
+    expect(sample(text, 'fleet_tenant_connection_budget{cluster="main"}')).toBeGreaterThan(0);
     expect(text).toMatch(/^fleet_connection_budget_waits_total\{outcome="all"\} \d+$/m);
     expect(text).toMatch(/^fleet_tenant_client_evictions_total \d+$/m);
     expect(text).toMatch(/^fleet_audit_outbox_backlog \d+$/m);

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
+import { startEmbeddedPostgres } from '../../src/database/embedded-postgres';
 import { findPostgresServer } from '../../src/database/postgres-discovery';
 import { freePort } from './local-resources';
 
@@ -27,6 +28,13 @@ export default async function globalSetup(): Promise<void> {
     embeddedPort: await freePort(),
     log: (message) => process.stdout.write(`\n${message}\n`),
   });
+  // A second PostgreSQL server, for tenants placed on (and moved to) another cluster: the
+  // embedded package's own binaries, on a port of its own, whatever the first one is.
+  const secondDataDir = mkdtempSync(path.join(os.tmpdir(), 'fleet-graphql-test-pg2-'));
+  const second = await startEmbeddedPostgres({ dataDir: path.join(secondDataDir, 'data'), port: await freePort() });
+  (globalThis as { __fleetSecondPostgres?: typeof second }).__fleetSecondPostgres = second;
+  process.env.FLEET_TEST_SECOND_POSTGRES_URL = second.url;
+  process.env.FLEET_TEST_SECOND_POSTGRES_DIR = secondDataDir;
   const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
   await assertRedisReachable(redisUrl);
   (globalThis as { __fleetPostgres?: typeof postgres }).__fleetPostgres = postgres;
@@ -34,5 +42,5 @@ export default async function globalSetup(): Promise<void> {
   process.env.FLEET_TEST_REDIS_URL = redisUrl;
   if (postgres.source === 'embedded') process.env.FLEET_TEST_EMBEDDED_DIR = embeddedDataDir;
   else rmSync(embeddedDataDir, { recursive: true, force: true });
-  process.stdout.write(`\ntest services: PostgreSQL (${postgres.source}), Redis ${redisUrl}\n`);
+  process.stdout.write(`\ntest services: PostgreSQL (${postgres.source}), a second PostgreSQL (embedded), Redis ${redisUrl}\n`);
 }

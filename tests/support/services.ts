@@ -7,10 +7,12 @@ export interface TestServices {
   runId: string;
   postgresUrl: string;
   redisUrl: string;
+  /** Another PostgreSQL server (embedded, started by global-setup): a second tenant cluster. */
+  secondPostgresUrl: string;
 }
 
 export function readTestServices(): TestServices {
-  const { FLEET_TEST_RUN_ID: runId, FLEET_TEST_POSTGRES_URL: postgresUrl, FLEET_TEST_REDIS_URL: redisUrl } = process.env;
-  if (!runId || !postgresUrl || !redisUrl) throw new Error('test services not prepared; run the tests through jest (npm test)');
-  return { runId, postgresUrl, redisUrl };
+  const { FLEET_TEST_RUN_ID: runId, FLEET_TEST_POSTGRES_URL: postgresUrl, FLEET_TEST_REDIS_URL: redisUrl, FLEET_TEST_SECOND_POSTGRES_URL: secondPostgresUrl } = process.env;
+  if (!runId || !postgresUrl || !redisUrl || !secondPostgresUrl) throw new Error('test services not prepared; run the tests through jest (npm test)');
+  return { runId, postgresUrl, redisUrl, secondPostgresUrl };
 }

@@ -32,12 +32,14 @@ export interface TestServer {
   server: RunningServer;
   databaseUrl: string;
   serverUrl: string;
+  /** With `secondCluster`: the database on the second PostgreSQL server, cluster SECOND_CLUSTER. */
+  secondClusterUrl: string | null;
   /** An unauthenticated client, or one sending these headers. */
   client(headers?: Record<string, string>): GraphQLClient;
   bearer(token: string, headers?: Record<string, string>): GraphQLClient;
   adminToken(): Promise<string>;
   admin(): Promise<GraphQLClient>;
-  createTenant(slug?: string, plan?: 'FREE' | 'STANDARD' | 'ENTERPRISE'): Promise<TenantFixture>;
+  createTenant(slug?: string, plan?: 'FREE' | 'STANDARD' | 'ENTERPRISE', cluster?: string): Promise<TenantFixture>;
   login(tenant: string, email: string, password: string): Promise<string>;
   /** The real SMTP server this server sends to (null when the test gave its own SMTP_URL). */
   mail: SmtpCapture | null;
@@ -53,7 +55,16 @@ export interface TestServerOptions {
   databaseUrl?: string;
   /** The server's logger (default: the production logger at TEST_LOG_LEVEL, silent). */
   logger?: Logger;
+  /**
+   * A second tenant cluster, SECOND_CLUSTER: a database of this server's own on the second
+   * PostgreSQL server (TENANT_CLUSTERS), dropped with its tenant roles on close. With
+   * `databaseUrl`, pass the first instance's `secondClusterUrl` instead of true.
+   */
+  secondCluster?: boolean | string;
 }
+
+/** The name tests give the second PostgreSQL server's cluster. */
+export const SECOND_CLUSTER = 'east';
 
 /**
  * For suites that count the statements a request sends on tenant connections (/metrics): this
@@ -73,6 +84,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   // Every test server mails to a real SMTP server of its own, unless the test brings one.
   // SMTP_URL: '' in `env` selects the log transport (no SMTP at all).
   const mail = options.env && 'SMTP_URL' in options.env ? null : await SmtpCapture.start();
+  const ownsSecondCluster = options.secondCluster === true;
+  const secondClusterUrl =
+    typeof options.secondCluster === 'string' ? options.secondCluster : ownsSecondCluster ? await createTestDatabase(services.secondPostgresUrl, services.runId) : null;
   const config = loadConfig({
     NODE_ENV: 'test',
     DATABASE_URL: databaseUrl,
@@ -98,6 +112,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     APQ_TTL_SECONDS: '600',
     ...(mail ? { SMTP_URL: mail.url } : {}),
     EMAIL_RETRY_DELAY_SECONDS: '1',
+    ...(secondClusterUrl ? { TENANT_CLUSTERS: `${SECOND_CLUSTER}=${secondClusterUrl}` } : {}),
     ...options.env,
   });
   const server = await startServer({
@@ -125,6 +140,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     server,
     databaseUrl,
     serverUrl: services.postgresUrl,
+    secondClusterUrl,
     client,
     bearer,
     async adminToken() {
@@ -140,13 +156,13 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     async admin() {
       return bearer(await testServer.adminToken());
     },
-    async createTenant(slug = uniqueSlug(), plan = 'STANDARD') {
+    async createTenant(slug = uniqueSlug(), plan = 'STANDARD', cluster?: string) {
       const ownerEmail = `owner@${slug}.test`;
       const ownerPassword = `owner-password-${slug}`;
       const admin = await testServer.admin();
       const result = await admin.request(
         graphql(`mutation TestServerCreateTenant($input: CreateTenantInput!) { createTenant(input: $input) { tenant { id slug schemaName } } }`),
-        { input: { slug, name: `Tenant ${slug}`, plan, owner: { email: ownerEmail, name: 'Owner', password: ownerPassword } } },
+        { input: { slug, name: `Tenant ${slug}`, plan, owner: { email: ownerEmail, name: 'Owner', password: ownerPassword }, ...(cluster ? { cluster } : {}) } },
       );
       const { schemaName, ...tenant } = result.createTenant.tenant;
       // Null only for callers other than platform admins.
@@ -164,6 +180,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       await server.close();
       await mail?.stop();
       if (ownsDatabase) await dropTestDatabase(databaseUrl, services.postgresUrl);
+      if (ownsSecondCluster && secondClusterUrl) await dropTestDatabase(secondClusterUrl, services.secondPostgresUrl);
     },
   };
   return testServer;

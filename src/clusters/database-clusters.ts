@@ -1,0 +1,165 @@
+import pg from 'pg';
+import { PLATFORM_CLUSTER, type ClusterSpec, type ClusterState } from '../config/config';
+import { clientConfigFromUrl, databaseNameOf } from '../database/connection-url';
+import type { PlatformDatabase } from '../database/platform-database';
+import { AppError, ErrorCode, badInput } from '../errors/app-error';
+
+/** One PostgreSQL cluster tenant schemas may live on. */
+export interface DatabaseCluster {
+  name: string;
+  state: ClusterState;
+  /** The server's own login there (DDL: roles, schemas, the audit seal, moves). */
+  url: string;
+  databaseName: string;
+  /** Where tenant roles log in: `url`, or for `main` the pooler (TENANT_POOLER_URL) when set. */
+  tenantServerUrl: string;
+  /** The server's connections there; on `main`, the platform's own pool. */
+  adminPool: pg.Pool;
+}
+
+/** A cluster as platform admins see it (`databaseClusters`). */
+export interface DatabaseClusterSummary {
+  name: string;
+  state: 'OPEN' | 'DRAINING' | 'CLOSED';
+  tenantCount: number;
+  reachable: boolean;
+}
+
+const REACHABLE_WITHIN_MS = 2_000;
+
+/** Connections the server's own role keeps per other cluster: DDL and moves, never requests. */
+const ADMIN_POOL_MAX = 4;
+
+/**
+ * The registry of PostgreSQL clusters (ADR 0023): `main` (DATABASE_URL, which also holds the
+ * platform schema) and those TENANT_CLUSTERS names, each with its state from
+ * TENANT_CLUSTER_STATES. A tenant's platform row names its cluster; everything that reaches a
+ * tenant's schema (its client pool, provisioning, migrations, the audit seal, moves) asks here
+ * where that is. The URLs stay in the environment: the platform database never holds a password.
+ */
+export class DatabaseClusters {
+  private readonly byName = new Map<string, DatabaseCluster>();
+
+  constructor(
+    specs: readonly ClusterSpec[],
+    private readonly platform: PlatformDatabase,
+    tenantServerUrlOfMain: string,
+  ) {
+    const servers = new Map<string, string>();
+    for (const spec of specs) {
+      const main = spec.name === PLATFORM_CLUSTER;
+      const url = main ? platform.url : spec.url;
+      if (!url) throw new Error(`cluster ${spec.name} has no URL`);
+      // Roles belong to a PostgreSQL server, not a database: two "clusters" on one server would
+      // share each tenant's role, and dropping it on one would break the other.
+      const { host, port } = new URL(url);
+      const server = `${host}:${port || '5432'}`;
+      const sharing = servers.get(server);
+      if (sharing) throw new Error(`clusters ${sharing} and ${spec.name} are the same PostgreSQL server (${server}); each cluster must be its own server`);
+      servers.set(server, spec.name);
+      const adminPool = main ? platform.pool : new pg.Pool({ ...clientConfigFromUrl(url), max: ADMIN_POOL_MAX, application_name: 'fleet-graphql-platform' });
+      if (!main) adminPool.on('error', () => undefined); // an idle connection dropped; the next checkout reconnects
+      this.byName.set(spec.name, {
+        name: spec.name,
+        state: spec.state,
+        url,
+        databaseName: databaseNameOf(url),
+        tenantServerUrl: main ? tenantServerUrlOfMain : url,
+        adminPool,
+      });
+    }
+  }
+
+  list(): DatabaseCluster[] {
+    return [...this.byName.values()];
+  }
+
+  names(): string[] {
+    return [...this.byName.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  /**
+   * The cluster a tenant row names. A name this instance was not configured with is an
+   * operator's mistake (TENANT_CLUSTERS differs between instances): the tenant is unavailable,
+   * not served from somewhere else.
+   */
+  get(name: string): DatabaseCluster {
+    const cluster = this.byName.get(name);
+    if (!cluster) {
+      throw new AppError(ErrorCode.SERVICE_UNAVAILABLE, "This tenant's database cluster is not configured on this server", {
+        extensions: { retryAfter: 30 },
+      });
+    }
+    return cluster;
+  }
+
+  /** A cluster that may receive a tenant (placement or a move): one that exists and is open. */
+  assertOpen(name: string, field: string): DatabaseCluster {
+    const cluster = this.byName.get(name);
+    if (!cluster) throw badInput(`No cluster named "${name}"; configured: ${this.names().join(', ')}`, field);
+    if (cluster.state !== 'open') throw badInput(`Cluster "${name}" is ${cluster.state}: it takes no new tenants`, field);
+    return cluster;
+  }
+
+  /**
+   * Where a new tenant goes: the named cluster (if open), or the open cluster holding the fewest
+   * tenants (ties: the first configured). Two concurrent placements may pick the same one; the
+   * counts even out over the next ones.
+   */
+  async placeNewTenant(requested: string | null | undefined): Promise<DatabaseCluster> {
+    if (requested) return this.assertOpen(requested, 'cluster');
+    const open = this.list().filter((cluster) => cluster.state === 'open');
+    if (open.length === 0) throw new AppError(ErrorCode.SERVICE_UNAVAILABLE, 'No database cluster is open for new tenants', { extensions: { retryAfter: 60 } });
+    const counts = await this.tenantCounts();
+    return open.reduce((best, cluster) => ((counts.get(cluster.name) ?? 0) < (counts.get(best.name) ?? 0) ? cluster : best));
+  }
+
+  /** Tenants per cluster, from the platform rows (any status: a provisioning tenant holds a schema too). */
+  async tenantCounts(): Promise<Map<string, number>> {
+    const grouped = await this.platform.prisma.tenant.groupBy({ by: ['cluster'], _count: { _all: true } });
+    return new Map(grouped.map((group) => [group.cluster, group._count._all]));
+  }
+
+  /** Every cluster with its tenant count, and whether it answers now. */
+  async summaries(): Promise<DatabaseClusterSummary[]> {
+    const counts = await this.tenantCounts();
+    return Promise.all(
+      this.list().map(async (cluster) => ({
+        name: cluster.name,
+        state: cluster.state.toUpperCase() as DatabaseClusterSummary['state'],
+        tenantCount: counts.get(cluster.name) ?? 0,
+        reachable: await answers(cluster.adminPool),
+      })),
+    );
+  }
+
+  /** Clusters named by tenant rows but not configured here: logged at start-up. */
+  async unconfiguredInUse(): Promise<string[]> {
+    return [...(await this.tenantCounts()).keys()].filter((name) => !this.byName.has(name));
+  }
+
+  /** Closes the pools of the other clusters (main's is the platform's, closed with it). */
+  async close(): Promise<void> {
+    await Promise.all(this.list().filter((cluster) => cluster.name !== PLATFORM_CLUSTER).map((cluster) => cluster.adminPool.end().catch(() => undefined)));
+  }
+}
+
+async function answers(pool: pg.Pool): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), REACHABLE_WITHIN_MS);
+  });
+  const query = pool.query('SELECT 1').then(
+    () => true,
+    () => false,
+  );
+  try {
+    return await Promise.race([query, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
