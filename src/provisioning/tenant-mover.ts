@@ -48,12 +48,14 @@ const CANONICAL_OUTPUT = `SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, YMD'; SET I
 /**
  * Moves a tenant between clusters (ADR 0023). The phases, and what a crash in each leaves:
  *
- * 1. Start: the source brought to the newest migration (it cannot migrate once read-only), then
- *    one platform transaction writes the TenantMove row (COPYING) and the tenant's
- *    `readOnlySince`. Mutations answer TENANT_READ_ONLY from the next request on every instance
- *    (the row's notification), and the database enforces it: the role's sessions in the source
- *    database default to read-only transactions, and sessions opened before are waited for,
- *    then terminated. A crash leaves the tenant serving reads from its source.
+ * 1. Start: the source brought to the newest migration (it cannot migrate once read-only),
+ *    then the TenantMove row (COPYING). Writes stop, on every run: the role's new sessions in
+ *    the source database default to read-only transactions; then the tenant's `readOnlySince`
+ *    is stamped, so mutations answer TENANT_READ_ONLY from the next request on every instance
+ *    and every instance drops its client (the row's notification), reconnecting read-only;
+ *    sessions opened before the role changed are waited for, then terminated. A crash leaves
+ *    the tenant serving reads from its source (and writes too, if it came before the role
+ *    changed).
  * 2. Copy: the target's role, schema and migrations (provisioning's own steps), then every
  *    table by COPY, parents first, in ONE target transaction that first empties them, and
  *    verified (row counts and checksums of both sides) before it commits. A crash or a mismatch
@@ -93,19 +95,21 @@ export class TenantMover {
         this.deps.clusters.assertOpen(toCluster, 'toCluster');
         this.deps.clusters.get(tenant.cluster); // its source must be reachable from here
         await this.bringSourceUpToDate(tenant);
-        move = await prisma.$transaction(async (tx) => {
-          const created = await tx.tenantMove.create({ data: { tenantId, fromCluster: tenant.cluster, toCluster } });
-          await tx.tenant.update({ where: { id: tenantId }, data: { readOnlySince: new Date() } });
-          return created;
-        });
-        this.deps.directory.invalidate(tenantId);
-        this.deps.logger.info({ tenantId, from: move.fromCluster, to: toCluster }, 'tenant move started: writes stopped');
+        // First the row, so a move cut from here on is one admins see (and cancel or finish).
+        move = await prisma.tenantMove.create({ data: { tenantId, fromCluster: tenant.cluster, toCluster } });
+        this.deps.logger.info({ tenantId, from: move.fromCluster, to: toCluster }, 'tenant move started');
       }
       const readOnlyFrom = performance.now();
       const source = this.deps.clusters.get(move.fromCluster);
       const target = this.deps.clusters.get(move.toCluster);
       tenant = await this.findTenant(tenantId);
-      await stopWrites(source, tenant.dbRole, this.deps.sessionDrainMs);
+      await stopWrites(source, tenant.dbRole, this.deps.sessionDrainMs, async () => {
+        // Stamped on every run: the row's notification makes every instance drop its client, so
+        // sessions opened before the role turned read-only end with their requests.
+        await prisma.tenant.update({ where: { id: tenantId }, data: { readOnlySince: new Date() } });
+        this.deps.directory.invalidate(tenantId);
+        this.deps.tenantClients.forget(tenantId);
+      });
       await buildTenantSchema(this.deps, tenant, target.name, readMigrationFolder(this.deps.tenantMigrationsDir));
       const tables = await copyTenantData(source, target, tenant.schemaName);
       const switched = await prisma.$transaction(async (tx) => {
@@ -190,11 +194,14 @@ export class TenantMover {
  * opened before may finish for drainMs (every instance closes its client for the tenant on the
  * row's notification), then are terminated. Sessions opened after (reads during the copy) stay.
  */
-async function stopWrites(source: DatabaseCluster, roleName: string, drainMs: number): Promise<void> {
+async function stopWrites(source: DatabaseCluster, roleName: string, drainMs: number, markReadOnly: () => Promise<void>): Promise<void> {
   await withCheckedOutClient(source.adminPool, async (client) => {
     const database = client.escapeIdentifier(source.databaseName);
     await client.query(`ALTER ROLE ${quoteIdentifier(roleName)} IN DATABASE ${database} SET default_transaction_read_only = on`);
-    await endSessionsOpenedBefore(client, roleName, source.databaseName, drainMs);
+    const since = await serverTime(client);
+    // Only now: instances that reconnect on the row's notification get read-only sessions.
+    await markReadOnly();
+    await endSessionsOpenedBefore(client, roleName, source.databaseName, since, drainMs);
   });
 }
 
@@ -202,15 +209,21 @@ async function stopWrites(source: DatabaseCluster, roleName: string, drainMs: nu
 async function resumeWrites(source: DatabaseCluster, roleName: string, drainMs: number, after: () => Promise<void>): Promise<void> {
   await withCheckedOutClient(source.adminPool, async (client) => {
     await client.query(`ALTER ROLE ${quoteIdentifier(roleName)} IN DATABASE ${client.escapeIdentifier(source.databaseName)} RESET default_transaction_read_only`);
+    const since = await serverTime(client);
     await after();
-    await endSessionsOpenedBefore(client, roleName, source.databaseName, drainMs);
+    await endSessionsOpenedBefore(client, roleName, source.databaseName, since, drainMs);
   });
 }
 
 const POLL_MS = 50;
 
-async function endSessionsOpenedBefore(client: pg.PoolClient, roleName: string, databaseName: string, drainMs: number): Promise<void> {
-  const since = (await client.query<{ now: Date }>('SELECT clock_timestamp() AS now')).rows[0]!.now;
+/** The source server's clock: sessions are compared with their backend_start, on the same clock. */
+async function serverTime(client: pg.PoolClient): Promise<Date> {
+  return (await client.query<{ now: Date }>('SELECT clock_timestamp() AS now')).rows[0]!.now;
+}
+
+/** Sessions opened before `since` (with the role's old setting) finish for drainMs, then are terminated. */
+async function endSessionsOpenedBefore(client: pg.PoolClient, roleName: string, databaseName: string, since: Date, drainMs: number): Promise<void> {
   const older = `FROM pg_stat_activity WHERE usename = $1 AND datname = $2 AND backend_start < $3 AND pid <> pg_backend_pid()`;
   const deadline = performance.now() + drainMs;
   for (;;) {

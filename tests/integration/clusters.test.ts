@@ -296,6 +296,10 @@ describe('a move killed midway', () => {
     expect(await platesOf(tenant)).toEqual(['K-1', 'K-2']);
     await addVehicles(tenant, ['K-3']);
     expect(await platesOf(tenant)).toEqual(['K-1', 'K-2', 'K-3']);
+    // The other instance (the one that died mid-move) heard of the switch too: it writes to the target.
+    const viaOther = await postJson(crashing.url, { query: 'mutation { createVehicle(input: { plate: "K-4", make: "Iveco", model: "S-Way", year: 2023 }) { vehicle { plate } } }' }, bearer(tenant.ownerToken));
+    expect(viaOther.body.errors).toBeUndefined();
+    expect((await east.query(`SELECT plate FROM "${tenant.schemaName}"."Vehicle" ORDER BY plate`)).rows.map((row: { plate: string }) => row.plate)).toEqual(['K-1', 'K-2', 'K-3', 'K-4']);
   });
 
   it('killed right after the switch committed: the tenant serves from the target only, and moving again reports the switched move', async () => {
@@ -313,6 +317,62 @@ describe('a move killed midway', () => {
     const again = await admin.request(MOVE, { id: tenant.id, to: SECOND_CLUSTER });
     expect(again.moveTenant).toMatchObject({ readOnlyMs: 0, move: { phase: 'SWITCHED' } });
   });
+
+  it('killed at boundaries spread over the move up to its switch, its connections to both servers cut at once: the tenant serves its rows from its source, and moving again finishes it', async () => {
+    const crashingAdmin = await crashing.admin();
+    // A dry run counts the move's round trips on both servers, in the order they completed.
+    const dry = await app.createTenant(uniqueSlug('d'), 'STANDARD', 'main');
+    await addVehicles(dry, ['D-1']);
+    let total = 0;
+    let beforeSwitch = 0;
+    const count = (trip: RoundTrip) => {
+      if (!isWork(trip)) return;
+      total += 1;
+      if (!beforeSwitch && trip.statements.some((sql) => /UPDATE "platform"\."TenantMove" SET "phase"/.test(sql))) beforeSwitch = total - 1;
+    };
+    const stops = [mainProxy.observe(count), eastProxy.observe(count)];
+    await crashingAdmin.request(MOVE, { id: dry.id, to: SECOND_CLUSTER });
+    for (const stop of stops) stop();
+    expect(beforeSwitch).toBeGreaterThan(20);
+    // Spread up to a few round trips before the switch (a run may take a few fewer than the dry
+    // run: the drain polls as long as sessions take to end). The switch itself: the next test.
+    const POINTS = 7;
+    const last = beforeSwitch - 3;
+    const boundaries = [...new Set(Array.from({ length: POINTS }, (_, index) => 1 + Math.floor((index * (last - 1)) / (POINTS - 1))))];
+    const outcomes: string[] = [];
+    for (const k of boundaries) {
+      const tenant = await app.createTenant(uniqueSlug('p'), 'STANDARD', 'main');
+      await addVehicles(tenant, ['P-1', 'P-2']);
+      let seen = 0;
+      const dies = (other: PostgresProxy) => (trip: RoundTrip) => {
+        if (!isWork(trip) || ++seen !== k) return false;
+        other.crashNow();
+        return true;
+      };
+      void mainProxy.crashAt(dies(eastProxy));
+      void eastProxy.crashAt(dies(mainProxy));
+      await crashingAdmin.request(MOVE, { id: tenant.id, to: SECOND_CLUSTER }).catch(() => undefined);
+      const died = mainProxy.crashed && eastProxy.crashed;
+      for (const proxy of [mainProxy, eastProxy]) {
+        proxy.disarm();
+        proxy.recover();
+      }
+      expect(died).toBe(true);
+      const state = await tenantState(tenant.slug);
+      outcomes.push(`${k}:${state.cluster}/${state.move?.phase ?? 'none'}`);
+      // Its source, read-only once the move row exists; nothing served from the target yet.
+      expect(state.cluster).toBe('main');
+      expect(state.move?.phase ?? 'COPYING').toBe('COPYING');
+      expect(await platesOf(tenant)).toEqual(['P-1', 'P-2']);
+      const { moveTenant } = await admin.request(MOVE, { id: tenant.id, to: SECOND_CLUSTER });
+      expect(moveTenant.tenant).toEqual({ cluster: SECOND_CLUSTER, readOnlySince: null });
+      await addVehicles(tenant, ['P-3']);
+      expect((await east.query(`SELECT plate FROM "${tenant.schemaName}"."Vehicle" ORDER BY plate`)).rows.map((row: { plate: string }) => row.plate)).toEqual(['P-1', 'P-2', 'P-3']);
+    }
+    // Before and after the move row (and so the read-only window) began.
+    expect(outcomes.some((outcome) => outcome.endsWith('/none'))).toBe(true);
+    expect(outcomes.some((outcome) => outcome.endsWith('/COPYING'))).toBe(true);
+  }, 120_000);
 
   it('killed before the switch, then cancelled: the target is dropped and the tenant writes on its source again', async () => {
     const tenant = await app.createTenant(uniqueSlug('c'), 'STANDARD', 'main');

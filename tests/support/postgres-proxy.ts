@@ -40,6 +40,12 @@ export interface PostgresProxy {
   crashAt(select: (trip: RoundTrip) => boolean): Promise<RoundTrip>;
   /** Stops a pending crashAt from firing. */
   disarm(): void;
+  /**
+   * Crashes now, between round trips: every connection destroyed, new ones refused until
+   * recover(). With two proxies, one's crashAt calling the other's crashNow kills a process's
+   * connections to both servers at the same boundary.
+   */
+  crashNow(): void;
   /** Accepts connections again after a crash. */
   recover(): void;
   readonly crashed: boolean;
@@ -238,6 +244,9 @@ export async function startPostgresProxy(target: { host: string; port: number })
     },
     disarm() {
       armed = null;
+    },
+    crashNow() {
+      crash();
     },
     recover() {
       crashed = false;
