@@ -159,6 +159,20 @@ describe('isolation across clusters', () => {
   });
 });
 
+describe('lifecycle on the other cluster', () => {
+  it("a deleted tenant's purge drops its schema and role on its own cluster", async () => {
+    const tenant = await app.createTenant(uniqueSlug('gone'), 'STANDARD', SECOND_CLUSTER);
+    const role = `fg_${app.server.installationId}_${tenant.slug.replaceAll('-', '_')}`;
+    const roleThere = async () => (await east.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])).rowCount;
+    expect(await roleThere()).toBe(1);
+    await admin.request(graphql(`mutation ClustersDelete($id: ID!) { deleteTenant(id: $id) { tenant { status } } }`), { id: tenant.id });
+    await app.server.services.platform.pool.query(`UPDATE platform."Tenant" SET "purgeAfter" = now() - interval '1 minute' WHERE "id" = $1`, [tenant.id]);
+    await admin.request(graphql(`mutation ClustersPurge($slug: String!) { purgeTenant(slug: $slug) { slug } }`), { slug: tenant.slug });
+    expect(await schemaOn(east, tenant.schemaName)).toBe(false);
+    expect(await roleThere()).toBe(0);
+  });
+});
+
 describe('moveTenant', () => {
   it('moves a tenant under concurrent reads and writes: every acknowledged write arrives, no read fails, refused writes say TENANT_READ_ONLY', async () => {
     const tenant = await app.createTenant(uniqueSlug('m'), 'STANDARD', 'main');
