@@ -15,6 +15,7 @@ import { graphql } from './lib/graphql-http';
 import { parseOptions, USAGE, type Options, type Section } from './lib/options';
 import { killChildren } from './lib/processes';
 import { ms } from './lib/stats';
+import { clustersSection } from './sections/clusters';
 import { coldSection } from './sections/cold';
 import { hotSection } from './sections/hot';
 import { memorySection } from './sections/memory';
@@ -30,7 +31,7 @@ import { upgradeSection } from './sections/upgrade';
  *
  *   npm run bench                                  full run (about 5 min on 2 cores)
  *   npm run bench -- --quick                       scaled down (a couple of minutes)
- *   npm run bench -- --only request,cold           a subset: request, hot, cold, provision, migrate, memory, scale, noisy, upgrade
+ *   npm run bench -- --only request,cold           a subset: request, hot, cold, provision, migrate, memory, scale, noisy, upgrade, clusters
  *   npm run bench -- --duration 5 --rounds 5 --connections 20 --log-level silent --keep-database
  *   npm run bench -- --only hot --profile /tmp/hot.cpuprofile   CPU profile of the tenant server under the hot load
  *   npm run bench -- --only request --set TENANT_POOL_MAX=1 --set TENANT_CONNECTION_BUDGET=60
@@ -52,10 +53,11 @@ const SECTION_RUNNERS: Record<Section, (ctx: BenchContext) => Promise<SectionRep
   scale: scaleSection,
   noisy: noisySection,
   upgrade: upgradeSection,
+  clusters: clustersSection,
 };
 
 /** Table order: as the sections are numbered in the README. */
-const TABLE_ORDER: Section[] = ['request', 'hot', 'cold', 'provision', 'migrate', 'memory', 'scale', 'noisy', 'upgrade'];
+const TABLE_ORDER: Section[] = ['request', 'hot', 'cold', 'provision', 'migrate', 'memory', 'scale', 'noisy', 'upgrade', 'clusters'];
 
 const startedAt = performance.now();
 function progress(message: string): void {
@@ -194,6 +196,7 @@ async function main(options: Options): Promise<void> {
     shared: {},
     profileFile: options.profileFile,
     progress,
+    atExit: (step) => cleanups.push(step),
   };
 
   const reports = new Map<Section, SectionReport>();

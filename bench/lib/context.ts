@@ -36,6 +36,13 @@ export interface BenchContext {
   /** --profile: the hot section records the tenant server's rounds into this .cpuprofile. */
   profileFile: string | null;
   progress(message: string): void;
+  /**
+   * Registers a clean-up step for the end of the run, also run on Ctrl-C (when a section's own
+   * `finally` never runs): a section that starts something outside the scratch database (a
+   * PostgreSQL server, a temporary folder) registers how to remove it. Make it idempotent when
+   * the section also cleans up itself.
+   */
+  atExit(step: () => Promise<void>): void;
 }
 
 /** Connections tenant roles of this installation hold right now. */

@@ -1,5 +1,6 @@
 import { mapWithConcurrency } from '../../src/concurrency/map-with-concurrency';
 import type { TenantRecord } from '../../src/tenancy/tenant-directory';
+import { quoteIdentifier } from '../../src/tenancy/tenant-naming';
 import type { BenchServer } from './bench-server';
 import { graphql, VEHICLES_QUERY, type VehiclesPage } from './graphql-http';
 
@@ -127,26 +128,40 @@ export class BenchFleet {
   }
 
   private async load(tenant: BenchTenant, count: number): Promise<void> {
-    const url = this.app.url;
-    await graphql(
-      url,
-      `mutation Limit($id: ID!, $limit: TenantRateLimitInput) { setTenantRateLimit(id: $id, limit: $limit) { tenant { id } } }`,
-      { id: tenant.id, limit: HUGE_LIMIT },
-      this.adminToken,
-    );
-    const login = await this.app.server.services.sessions.login({ tenant: tenant.slug, email: tenant.ownerEmail, password: OWNER_PASSWORD });
-    const token = login.accessToken;
-    await createVehiclesWithDrivers(url, token, tenant.slug, count);
-    // What a bulk import is followed by (and autovacuum does within its naptime, a minute by
-    // default): statistics for the planner. Without them, a fresh table's `deletedAt IS NULL`
-    // is estimated at 0.5% of rows and a page is planned as scans and a sort (README, Performance).
-    const schema = `"${tenant.schemaName}"`;
-    await this.app.server.services.platform.pool.query(`ANALYZE ${schema}."Vehicle", ${schema}."Driver"`);
-    const page = await graphql<VehiclesPage>(url, VEHICLES_QUERY, {}, token);
-    assertFullPage(page, count, tenant.slug);
-    tenant.token = token;
-    tenant.loaded = true;
+    await loadHotTenant(this.app, this.adminToken, tenant, count);
   }
+}
+
+/**
+ * Makes `tenant` hot on `app`: the rate-limit override (over HTTP), the owner's token (in-process
+ * login), `count` vehicles each with its own driver (over HTTP), planner statistics, and a check
+ * that the request-path query answers a full page. Sets `token` and `loaded`.
+ */
+export async function loadHotTenant(app: BenchServer, adminToken: string, tenant: BenchTenant, count: number): Promise<void> {
+  const url = app.url;
+  await graphql(
+    url,
+    `mutation Limit($id: ID!, $limit: TenantRateLimitInput) { setTenantRateLimit(id: $id, limit: $limit) { tenant { id } } }`,
+    { id: tenant.id, limit: HUGE_LIMIT },
+    adminToken,
+  );
+  const login = await app.server.services.sessions.login({ tenant: tenant.slug, email: tenant.ownerEmail, password: OWNER_PASSWORD });
+  const token = login.accessToken;
+  await createVehiclesWithDrivers(url, token, tenant.slug, count);
+  // What a bulk import is followed by (and autovacuum does within its naptime, a minute by
+  // default): statistics for the planner. Without them, a fresh table's `deletedAt IS NULL`
+  // is estimated at 0.5% of rows and a page is planned as scans and a sort (README, Performance).
+  await analyzeTenant(app, tenant, ['Vehicle', 'Driver']);
+  const page = await graphql<VehiclesPage>(url, VEHICLES_QUERY, {}, token);
+  assertFullPage(page, count, tenant.slug);
+  tenant.token = token;
+  tenant.loaded = true;
+}
+
+/** ANALYZE of some of a tenant's tables, on the cluster that holds its schema (the server's own login there). */
+export async function analyzeTenant(app: BenchServer, tenant: Pick<BenchTenant, 'schemaName' | 'cluster'>, tables: string[]): Promise<void> {
+  const schema = quoteIdentifier(tenant.schemaName);
+  await app.server.services.clusters.get(tenant.cluster).adminPool.query(`ANALYZE ${tables.map((table) => `${schema}."${table}"`).join(', ')}`);
 }
 
 function benchTenant(record: Pick<TenantRecord, 'id' | 'slug' | 'schemaName' | 'dbRole' | 'cluster'>, ownerEmail: string): BenchTenant {

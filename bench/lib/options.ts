@@ -6,15 +6,21 @@ import path from 'node:path';
  * bench/README.md for what every section measures.
  */
 
-export const SECTIONS = ['request', 'hot', 'cold', 'provision', 'migrate', 'memory', 'scale', 'noisy', 'upgrade'] as const;
+export const SECTIONS = ['request', 'hot', 'cold', 'provision', 'migrate', 'memory', 'scale', 'noisy', 'upgrade', 'clusters'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 /**
  * The order sections run in, whatever the order asked for: tenants accumulate in one scratch
  * database, and migrate goes last because its new migrations change 200 tenants' schemas. Hot
- * runs right after request, whose tenant-server figure it compares with.
+ * runs right after request, whose tenant-server figure it compares with. Clusters comes after
+ * everything else: it leaves tenants on a second PostgreSQL server that only its own server
+ * instance knows (the shared tenant server would find them unreachable, e.g. in migrate's
+ * whole-fleet run).
  */
-export const RUN_ORDER: readonly Section[] = ['request', 'hot', 'cold', 'provision', 'memory', 'scale', 'noisy', 'migrate', 'upgrade'];
+export const RUN_ORDER: readonly Section[] = ['request', 'hot', 'cold', 'provision', 'memory', 'scale', 'noisy', 'migrate', 'upgrade', 'clusters'];
+
+/** Sections that run only when --only names them. */
+export const ONLY_WHEN_ASKED: readonly Section[] = ['upgrade', 'clusters'];
 
 export interface Counts {
   /** Tenants (20 vehicles and drivers each) the request path rotates over. */
@@ -43,6 +49,9 @@ export interface Counts {
   noisyWarmupSec: number;
   /** createTenant calls in flight while loading tenants in-process (not a measured figure). */
   bulkConcurrency: number;
+  /** Clusters section: createTenant calls placed over two clusters, and the moved tenant's vehicles. */
+  clusterTenants: number;
+  moveVehicles: number;
 }
 
 export interface Options {
@@ -77,6 +86,8 @@ const FULL: Counts = {
   noisyWindowSec: 15,
   noisyWarmupSec: 5,
   bulkConcurrency: 4,
+  clusterTenants: 20,
+  moveVehicles: 10_000,
 };
 
 const QUICK: Counts = {
@@ -95,14 +106,16 @@ const QUICK: Counts = {
   scaleHot: 10,
   noisyWindowSec: 5,
   noisyWarmupSec: 2,
+  clusterTenants: 6,
 };
 
 export const USAGE = `npm run bench -- [options]
 
   --only <list>        comma-separated subset of: ${SECTIONS.join(', ')} (default: all but upgrade,
-                       which provisions 1,000 more tenants and runs only when asked for)
+                       which provisions 1,000 more tenants, and clusters, which starts a second
+                       PostgreSQL server; those two run only when asked for)
   --quick              scaled-down counts and short rounds (10 tenants, 200 for scale, 2 x 3 s,
-                       noisy windows of 5 s)
+                       noisy windows of 5 s, 6 tenants placed over two clusters)
   --duration <s>       seconds per load round (default 10; quick 3; not the noisy section's windows)
   --rounds <n>         rounds per load figure, median shown (default 3; quick 2)
   --connections <n>    concurrent connections of the load generator (default 32)
@@ -133,7 +146,7 @@ function writableFile(flag: string, value: string | undefined): string {
 }
 
 export function parseOptions(argv: string[]): Options {
-  let sections: Section[] = SECTIONS.filter((section) => section !== 'upgrade');
+  let sections: Section[] = SECTIONS.filter((section) => !ONLY_WHEN_ASKED.includes(section));
   let quick = false;
   let logLevel = 'info';
   let keepDatabase = false;
