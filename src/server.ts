@@ -114,7 +114,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const redisTarget = config.redisUrl ? { url: config.redisUrl } : config.redisClusterNodes ? { clusterNodes: config.redisClusterNodes } : null;
   const redis: RedisClient | null = redisTarget ? createRedis(redisTarget, logger, config.rateLimit.redisCommandTimeoutMs) : null;
   const wired = createServices(options, { platform, installationId, passwords, notifications, redis, tenantMigrator: migrators.tenant });
-  await prepareClusters(wired.clusters, logger);
+  // Not awaited: a cluster that does not answer must not keep this instance from starting.
+  void prepareClusters(wired.clusters, logger);
   await notifications.start();
   // A tenant's transaction notifies fleet_events on its own cluster's database: the delivery
   // worker listens there too. One that cannot connect now keeps retrying by itself.
@@ -250,6 +251,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
  * (TENANT_CLUSTERS differs between instances) are logged.
  */
 async function prepareClusters(clusters: DatabaseClusters, logger: Logger): Promise<void> {
+  const unconfigured = await clusters.unconfiguredInUse().catch(() => []);
+  if (unconfigured.length > 0) logger.error({ clusters: unconfigured }, 'tenants are placed on clusters TENANT_CLUSTERS does not name here; they cannot be served by this instance');
   for (const cluster of clusters.list().filter((each) => each.name !== PLATFORM_CLUSTER)) {
     try {
       const client = await cluster.adminPool.connect();
@@ -264,8 +267,6 @@ async function prepareClusters(clusters: DatabaseClusters, logger: Logger): Prom
       logger.warn({ cluster: cluster.name, err: describeError(error) }, 'database cluster not reachable at start-up; its tenants are unavailable until it is');
     }
   }
-  const unconfigured = await clusters.unconfiguredInUse();
-  if (unconfigured.length > 0) logger.error({ clusters: unconfigured }, 'tenants are placed on clusters TENANT_CLUSTERS does not name here; they cannot be served by this instance');
 }
 
 /** Brings the platform schema up to date and makes sure the installation and its admin exist. */

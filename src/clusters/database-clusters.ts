@@ -29,6 +29,13 @@ const REACHABLE_WITHIN_MS = 2_000;
 
 /** Connections the server's own role keeps per other cluster: DDL and moves, never requests. */
 const ADMIN_POOL_MAX = 4;
+/**
+ * Bounds on another cluster's admin connections: one that does not answer (a frozen server
+ * accepts TCP and says nothing) must fail a call, not hang it with its tenant's lock held.
+ * A statement may run 5 minutes: a move's COPY of one table is one statement.
+ */
+const ADMIN_CONNECT_TIMEOUT_MS = 5_000;
+const ADMIN_QUERY_TIMEOUT_MS = 300_000;
 
 /**
  * The registry of PostgreSQL clusters (ADR 0023): `main` (DATABASE_URL, which also holds the
@@ -57,7 +64,16 @@ export class DatabaseClusters {
       const sharing = servers.get(server);
       if (sharing) throw new Error(`clusters ${sharing} and ${spec.name} are the same PostgreSQL server (${server}); each cluster must be its own server`);
       servers.set(server, spec.name);
-      const adminPool = main ? platform.pool : new pg.Pool({ ...clientConfigFromUrl(url), max: ADMIN_POOL_MAX, application_name: 'fleet-graphql-platform' });
+      const adminPool = main
+        ? platform.pool
+        : new pg.Pool({
+            ...clientConfigFromUrl(url),
+            max: ADMIN_POOL_MAX,
+            application_name: 'fleet-graphql-platform',
+            connectionTimeoutMillis: ADMIN_CONNECT_TIMEOUT_MS,
+            query_timeout: ADMIN_QUERY_TIMEOUT_MS,
+            keepAlive: true,
+          });
       if (!main) adminPool.on('error', () => undefined); // an idle connection dropped; the next checkout reconnects
       this.byName.set(spec.name, {
         name: spec.name,

@@ -90,7 +90,9 @@ export function parseTenantClusters(raw: string): { value: { name: string; url: 
     if (!CLUSTER_NAME.test(name)) return { error: `"${name || entry}" is not a cluster name (a-z, 0-9, _; starts with a letter; at most 31)` };
     if (name === PLATFORM_CLUSTER) return { error: `"${PLATFORM_CLUSTER}" is DATABASE_URL's cluster; name the others differently` };
     if (clusters.some((cluster) => cluster.name === name)) return { error: `cluster "${name}" is named twice` };
-    if (!/^postgres(ql)?:\/\/./.test(url) || !URL.canParse(url)) return { error: `cluster "${name}" needs a postgres:// URL` };
+    if (!/^postgres(ql)?:\/\/./.test(url) || !URL.canParse(url)) {
+      return { error: `cluster "${name}" needs a postgres:// URL (percent-encode a comma in its password as %2C)` };
+    }
     clusters.push({ name, url });
   }
   return { value: clusters };
@@ -100,8 +102,9 @@ export function parseTenantClusters(raw: string): { value: { name: string; url: 
 export function parseClusterStates(raw: string): { value: Map<string, ClusterState> } | { error: string } {
   const states = new Map<string, ClusterState>();
   for (const entry of raw.split(',').map((part) => part.trim()).filter(Boolean)) {
-    const [name = '', state = ''] = entry.split('=');
-    if (!CLUSTER_STATES.includes(state as ClusterState)) return { error: `"${entry}" is not name=open|draining|closed` };
+    const parts = entry.split('=');
+    const [name = '', state = ''] = parts;
+    if (parts.length !== 2 || !CLUSTER_STATES.includes(state as ClusterState)) return { error: `"${entry}" is not name=open|draining|closed` };
     states.set(name, state as ClusterState);
   }
   return { value: states };

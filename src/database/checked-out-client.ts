@@ -16,6 +16,10 @@ export async function withCheckedOutClient<T>(pool: pg.Pool, work: (client: pg.P
   client.on('error', onError);
   try {
     return await work(client);
+  } catch (error) {
+    // pg gave up waiting (query_timeout) while the statement may still run there: not reusable.
+    if (error instanceof Error && error.message === 'Query read timeout') lost ??= error;
+    throw error;
   } finally {
     client.off('error', onError);
     client.release(lost);

@@ -115,8 +115,17 @@ const PG_UNAVAILABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOS
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
   for (let current = error, depth = 0; current && typeof current === 'object' && depth < 5; depth += 1) {
-    const { code, meta, kind, message, cause } = current as { code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown } } }; kind?: unknown; message?: unknown; cause?: unknown };
+    const { code, meta, kind, message, cause } = current as {
+      code?: unknown;
+      meta?: { driverAdapterError?: { cause?: { kind?: unknown; originalCode?: unknown } } };
+      kind?: unknown;
+      message?: unknown;
+      cause?: unknown;
+    };
     if (typeof code === 'string' && (PRISMA_UNAVAILABLE.has(code) || PG_UNAVAILABLE.has(code))) return true;
+    // A session terminated under a request (a move's drain, an operator) comes wrapped with its SQLSTATE.
+    const originalCode = meta?.driverAdapterError?.cause?.originalCode;
+    if (typeof originalCode === 'string' && PG_UNAVAILABLE.has(originalCode)) return true;
     const adapterKind = meta?.driverAdapterError?.cause?.kind ?? kind;
     if (typeof adapterKind === 'string' && ADAPTER_UNAVAILABLE.has(adapterKind)) return true;
     // pg's own wording when the server closes the socket; it sets no code for it.

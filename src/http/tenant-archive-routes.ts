@@ -4,7 +4,8 @@ import type { AuditActor } from '../audit/audit-entry';
 import { queueAudit } from '../audit/audit-log';
 import type { Authenticator } from '../auth/authenticator';
 import type { PlatformDatabase } from '../database/platform-database';
-import { AppError, ErrorCode, notFound } from '../errors/app-error';
+import { AppError, ErrorCode, notFound, tenantReadOnly } from '../errors/app-error';
+import { isReadOnlyTransaction } from '../database/prisma-errors';
 import { describeError, type Logger } from '../observability/logger';
 import { exportTenant, importTenant } from '../provisioning/tenant-archive';
 import type { TenantClientPool } from '../tenancy/tenant-client-pool';
@@ -49,6 +50,7 @@ export function createTenantArchiveRoutes(deps: {
 
   const refuse = (req: Request, res: Response, error: unknown) => {
     if (error instanceof AppError) return sendRequestError(req, res, error);
+    if (isReadOnlyTransaction(error)) return sendRequestError(req, res, tenantReadOnly());
     deps.logger.error({ err: describeError(error), path: req.path }, 'tenant archive request failed');
     return sendRequestError(req, res, new AppError(ErrorCode.INTERNAL_SERVER_ERROR, 'The archive could not be processed'));
   };
@@ -84,6 +86,8 @@ export function createTenantArchiveRoutes(deps: {
   router.post('/admin/tenants/:slug/import', async (req, res) => {
     try {
       const { by, tenant, requestId } = await admit(req);
+      // Being moved: its writes wait for the switch (a write would fail on the read-only role anyway).
+      if (tenant.readOnlySince) throw tenantReadOnly();
       if (!req.is(NDJSON)) throw new AppError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, `Send the archive as ${NDJSON}`);
       const counts = await importTenant(deps.tenantClients, tenant, deps.signingKey, linesOf(req, deps.maxImportBytes), by);
       deps.logger.info({ tenantId: tenant.id, slug: tenant.slug, counts, requestId }, 'tenant imported');

@@ -11,6 +11,7 @@ import { latestMigrationName, readMigrationFolder } from '../migrations/migratio
 import type { TenantClientPool } from '../tenancy/tenant-client-pool';
 import type { TenantRecord } from '../tenancy/tenant-directory';
 import { quoteIdentifier } from '../tenancy/tenant-naming';
+import { describeError } from '../observability/logger';
 import { isUuid } from '../database/uuid';
 import { dropTenantObjects } from './tenant-database-objects';
 import type { TenantMigrationRunner } from './tenant-migration-runner';
@@ -82,27 +83,33 @@ export class TenantMover {
 
   private async moveLocked(tenantId: string, toCluster: string, by: AuditActor, startedAt: number): Promise<MoveOutcome> {
     const { prisma } = this.deps.platform;
-    {
-      let tenant = await this.findTenant(tenantId);
-      let move = await prisma.tenantMove.findUnique({ where: { tenantId } });
-      if (move && move.toCluster !== toCluster) {
-        throw conflict(`A move of this tenant to "${move.toCluster}" is under way: call moveTenant with that cluster to finish it, or cancelTenantMove`, 'toCluster');
-      }
-      if (move?.phase === 'SWITCHED') return { tenant, move, readOnlyMs: 0, durationMs: Math.round(performance.now() - startedAt) };
-      if (!move) {
-        if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') throw conflict(`Only a provisioned tenant can move; this one is ${tenant.status}`, 'id');
-        if (tenant.cluster === toCluster) throw badInput(`The tenant is on "${toCluster}" already`, 'toCluster');
-        this.deps.clusters.assertOpen(toCluster, 'toCluster');
-        this.deps.clusters.get(tenant.cluster); // its source must be reachable from here
-        await this.bringSourceUpToDate(tenant);
-        // First the row, so a move cut from here on is one admins see (and cancel or finish).
-        move = await prisma.tenantMove.create({ data: { tenantId, fromCluster: tenant.cluster, toCluster } });
-        this.deps.logger.info({ tenantId, from: move.fromCluster, to: toCluster }, 'tenant move started');
-      }
-      const readOnlyFrom = performance.now();
-      const source = this.deps.clusters.get(move.fromCluster);
-      const target = this.deps.clusters.get(move.toCluster);
-      tenant = await this.findTenant(tenantId);
+    let tenant = await this.findTenant(tenantId);
+    let move = await prisma.tenantMove.findUnique({ where: { tenantId } });
+    if (move && move.toCluster !== toCluster) {
+      throw conflict(`A move of this tenant to "${move.toCluster}" is under way: call moveTenant with that cluster to finish it, or cancelTenantMove`, 'toCluster');
+    }
+    if (move?.phase === 'SWITCHED') return { tenant, move, readOnlyMs: 0, durationMs: Math.round(performance.now() - startedAt) };
+    if (!move) {
+      if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') throw conflict(`Only a provisioned tenant can move; this one is ${tenant.status}`, 'id');
+      if (tenant.cluster === toCluster) throw badInput(`The tenant is on "${toCluster}" already`, 'toCluster');
+      this.deps.clusters.assertOpen(toCluster, 'toCluster');
+    }
+    const source = this.deps.clusters.get(move?.fromCluster ?? tenant.cluster);
+    const target = this.deps.clusters.get(toCluster);
+    // Before anything stops: both answer, and they are two servers (roles are per server).
+    await assertDistinctServers(source, target);
+    if (!move) {
+      await this.bringSourceUpToDate(tenant);
+      // First the row, so a move cut from here on is one admins see (and cancel or finish).
+      move = await prisma.tenantMove.create({ data: { tenantId, fromCluster: source.name, toCluster } });
+      this.deps.logger.info({ tenantId, from: source.name, to: toCluster }, 'tenant move started');
+    }
+    tenant = await this.findTenant(tenantId);
+    // The target's role, schema and tables need none of the data: built while writes go on.
+    await buildTenantSchema(this.deps, tenant, target.name, readMigrationFolder(this.deps.tenantMigrationsDir));
+    const readOnlyFrom = performance.now();
+    let tables: MovedTable[];
+    try {
       await stopWrites(source, tenant.dbRole, this.deps.sessionDrainMs, async () => {
         // Stamped on every run: the row's notification makes every instance drop its client, so
         // sessions opened before the role turned read-only end with their requests.
@@ -110,28 +117,35 @@ export class TenantMover {
         this.deps.directory.invalidate(tenantId);
         this.deps.tenantClients.forget(tenantId);
       });
-      await buildTenantSchema(this.deps, tenant, target.name, readMigrationFolder(this.deps.tenantMigrationsDir));
-      const tables = await copyTenantData(source, target, tenant.schemaName);
-      const switched = await prisma.$transaction(async (tx) => {
-        const row = await tx.tenantMove.update({
-          where: { tenantId },
-          data: { phase: 'SWITCHED', switchedAt: new Date(), verification: tables as unknown as object[] },
-        });
-        await tx.tenant.update({ where: { id: tenantId }, data: { cluster: target.name, readOnlySince: null } });
-        await queueAudit(tx, tenantId, by, {
-          action: 'tenant.moved',
-          targetType: 'Tenant',
-          targetId: tenantId,
-          metadata: { from: source.name, to: target.name, tables: tables.length, rows: tables.reduce((sum, table) => sum + table.rows, 0) },
-        });
-        return row;
-      });
-      this.deps.directory.invalidate(tenantId);
-      this.deps.tenantClients.forget(tenantId);
-      const readOnlyMs = Math.round(performance.now() - readOnlyFrom);
-      this.deps.logger.info({ tenantId, from: source.name, to: target.name, readOnlyMs }, 'tenant moved; the source waits for confirmTenantMove');
-      return { tenant: await this.findTenant(tenantId), move: switched, readOnlyMs, durationMs: Math.round(performance.now() - startedAt) };
+      tables = await copyTenantData(source, target, tenant.schemaName);
+    } catch (error) {
+      // An error (not a crash) before the switch: the tenant gets its writes back at once
+      // rather than waiting, read-only, for someone to notice. A crash leaves the move for
+      // moveTenant or cancelTenantMove.
+      await this.rollBack(tenant, source.name, target.name).catch((rollbackError: unknown) =>
+        this.deps.logger.error({ tenantId, err: describeError(rollbackError) }, 'rolling back a failed move failed; cancelTenantMove finishes it'),
+      );
+      throw error;
     }
+    const switched = await prisma.$transaction(async (tx) => {
+      const row = await tx.tenantMove.update({
+        where: { tenantId },
+        data: { phase: 'SWITCHED', switchedAt: new Date(), verification: tables as unknown as object[] },
+      });
+      await tx.tenant.update({ where: { id: tenantId }, data: { cluster: target.name, readOnlySince: null } });
+      await queueAudit(tx, tenantId, by, {
+        action: 'tenant.moved',
+        targetType: 'Tenant',
+        targetId: tenantId,
+        metadata: { from: source.name, to: target.name, tables: tables.length, rows: tables.reduce((sum, table) => sum + table.rows, 0) },
+      });
+      return row;
+    });
+    this.deps.directory.invalidate(tenantId);
+    this.deps.tenantClients.forget(tenantId);
+    const readOnlyMs = Math.round(performance.now() - readOnlyFrom);
+    this.deps.logger.info({ tenantId, from: source.name, to: target.name, readOnlyMs }, 'tenant moved; the source waits for confirmTenantMove');
+    return { tenant: await this.findTenant(tenantId), move: switched, readOnlyMs, durationMs: Math.round(performance.now() - startedAt) };
   }
 
   /** After the switch: the source's schema and role go; the move is over. */
@@ -151,27 +165,37 @@ export class TenantMover {
     });
   }
 
-  /** Before the switch: the target's schema and role go, and the tenant writes on its source again. */
+  /**
+   * Before the switch: the tenant writes on its source again, then the target's schema and role
+   * go (as far as the target can be reached: leftovers there are harmless, a later move to it
+   * rebuilds and empties them).
+   */
   async cancel(tenantId: string): Promise<TenantRecord> {
     const first = await this.findTenant(tenantId);
     return this.deps.provisioner.withSlugLock(first.slug, 'fail', async () => {
-      const { prisma } = this.deps.platform;
-      const move = await prisma.tenantMove.findUnique({ where: { tenantId } });
+      const move = await this.deps.platform.prisma.tenantMove.findUnique({ where: { tenantId } });
       if (!move) throw conflict('This tenant has no move to cancel', 'id');
       if (move.phase === 'SWITCHED') throw conflict('The move has switched: the tenant serves from its target; confirmTenantMove, or move it back', 'id');
-      const tenant = await this.findTenant(tenantId);
-      await withCheckedOutClient(this.deps.clusters.get(move.toCluster).adminPool, (client) =>
-        dropTenantObjects(client, { roleName: tenant.dbRole, schemaName: tenant.schemaName }),
-      );
-      const source = this.deps.clusters.get(move.fromCluster);
-      await resumeWrites(source, tenant.dbRole, this.deps.sessionDrainMs, async () => {
-        await prisma.$transaction([prisma.tenantMove.delete({ where: { tenantId } }), prisma.tenant.update({ where: { id: tenantId }, data: { readOnlySince: null } })]);
-        this.deps.directory.invalidate(tenantId);
-        this.deps.tenantClients.forget(tenantId);
-      });
-      this.deps.logger.info({ tenantId, to: move.toCluster }, 'tenant move cancelled: writes resumed on the source');
+      await this.rollBack(await this.findTenant(tenantId), move.fromCluster, move.toCluster);
       return this.findTenant(tenantId);
     });
+  }
+
+  private async rollBack(tenant: TenantRecord, fromCluster: string, toCluster: string): Promise<void> {
+    const { prisma } = this.deps.platform;
+    await resumeWrites(this.deps.clusters.get(fromCluster), tenant.dbRole, this.deps.sessionDrainMs, async () => {
+      await prisma.$transaction([prisma.tenantMove.delete({ where: { tenantId: tenant.id } }), prisma.tenant.update({ where: { id: tenant.id }, data: { readOnlySince: null } })]);
+      this.deps.directory.invalidate(tenant.id);
+      this.deps.tenantClients.forget(tenant.id);
+    });
+    this.deps.logger.info({ tenantId: tenant.id, to: toCluster }, 'tenant move undone: writes resumed on the source');
+    try {
+      await withCheckedOutClient(this.deps.clusters.get(toCluster).adminPool, (client) =>
+        dropTenantObjects(client, { roleName: tenant.dbRole, schemaName: tenant.schemaName }),
+      );
+    } catch (error) {
+      this.deps.logger.warn({ tenantId: tenant.id, cluster: toCluster, err: describeError(error) }, "the undone move's target objects could not be dropped; a later move there reuses them");
+    }
   }
 
   private async findTenant(tenantId: string): Promise<TenantRecord> {
@@ -187,6 +211,34 @@ export class TenantMover {
     const failed = report.results.find((result) => result.status === 'FAILED' || result.status === 'SKIPPED');
     if (failed) throw new AppError(ErrorCode.CONFLICT, `The tenant could not be migrated before its move (${failed.error ?? failed.status}); nothing was changed`);
   }
+}
+
+/** How long each server gets to answer before a move starts. */
+const REACHABLE_WITHIN_MS = 3_000;
+
+/**
+ * Both servers answer, and they are two: PostgreSQL's system identifier (the same on a server
+ * whatever host name or database reached it) differs. One server under two names would share
+ * the tenant's role, and the move's end would drop it from under the tenant.
+ */
+async function assertDistinctServers(source: DatabaseCluster, target: DatabaseCluster): Promise<void> {
+  const identify = async (cluster: DatabaseCluster): Promise<string> => {
+    let timer: NodeJS.Timeout | undefined;
+    const unreachable = new AppError(ErrorCode.SERVICE_UNAVAILABLE, `Cluster "${cluster.name}" does not answer; nothing was changed`, { extensions: { retryAfter: 30 } });
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(unreachable), REACHABLE_WITHIN_MS);
+    });
+    try {
+      const query = cluster.adminPool.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()').catch(() => {
+        throw unreachable;
+      });
+      return (await Promise.race([query, timeout])).rows[0]?.id ?? '';
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const [from, to] = await Promise.all([identify(source), identify(target)]);
+  if (from === to) throw badInput(`Clusters "${source.name}" and "${target.name}" are the same PostgreSQL server`, 'toCluster');
 }
 
 /**

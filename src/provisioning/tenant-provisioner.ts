@@ -102,10 +102,9 @@ export async function buildTenantSchema(
     installationId: deps.installationId,
     statementTimeoutMs: deps.tenantStatementTimeoutMs,
   };
-  await withCheckedOutClient(cluster.adminPool, async (ddl) => {
-    await step('role', () => ensureTenantRole(ddl, objects, deps.tenantDbSecret));
-    await step('schema', () => ensureTenantSchema(ddl, objects));
-  });
+  // Connecting counts as the role step: a cluster that does not answer fails there.
+  await step('role', () => withCheckedOutClient(cluster.adminPool, (ddl) => ensureTenantRole(ddl, objects, deps.tenantDbSecret)));
+  await step('schema', () => withCheckedOutClient(cluster.adminPool, (ddl) => ensureTenantSchema(ddl, objects)));
   const connection = tenantConnectionConfig(cluster.url, tenant.dbRole, deps.tenantDbSecret);
   const outcome = await step('migrate', () => deps.migrator.migrate({ connection, schema: tenant.schemaName }, folder));
   await step('seal', () => withCheckedOutClient(cluster.adminPool, (ddl) => sealAuditTable(ddl, tenant.schemaName, tenant.dbRole)));
@@ -215,7 +214,10 @@ export class TenantProvisioner {
    * lockTimeoutMs); 'fail' answers SERVICE_UNAVAILABLE at once.
    */
   async withSlugLock<T>(slug: string, mode: 'wait' | 'fail', work: () => Promise<T>): Promise<T> {
-    const busy = () => new AppError(ErrorCode.SERVICE_UNAVAILABLE, `Tenant "${slug}" is being provisioned by another call; retry shortly`);
+    const busy = () =>
+      new AppError(ErrorCode.SERVICE_UNAVAILABLE, `Tenant "${slug}" is busy with another call (provisioning, a move or a purge); retry shortly`, {
+        extensions: { retryAfter: 5 },
+      });
     return withCheckedOutClient(this.deps.platform.pool, async (lockClient) => {
       if (mode === 'wait') {
         await lockClient.query(`SET lock_timeout = ${Math.trunc(this.deps.lockTimeoutMs ?? 60_000)}`);

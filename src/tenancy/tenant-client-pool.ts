@@ -258,13 +258,19 @@ export class TenantClientPool {
     });
   }
 
-  private readonly disconnecting = new WeakSet<CachedClient>();
+  /** One disconnect per client, whoever asks first; close() awaits the same promise. */
+  private readonly disconnecting = new WeakMap<CachedClient, Promise<void>>();
 
-  private async disconnect(entry: CachedClient): Promise<void> {
-    if (this.disconnecting.has(entry)) return;
-    this.disconnecting.add(entry);
-    await entry.db.$disconnect().catch(() => undefined);
-    await entry.pool.end().catch(() => undefined);
+  private disconnect(entry: CachedClient): Promise<void> {
+    let ending = this.disconnecting.get(entry);
+    if (!ending) {
+      ending = (async () => {
+        await entry.db.$disconnect().catch(() => undefined);
+        await entry.pool.end().catch(() => undefined);
+      })();
+      this.disconnecting.set(entry, ending);
+    }
+    return ending;
   }
 
   /**

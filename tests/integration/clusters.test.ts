@@ -262,7 +262,13 @@ describe('a move killed midway', () => {
     crashing = await startTestServer({
       databaseUrl: mainProxy.urlFor(app.databaseUrl),
       secondCluster: eastProxy.urlFor(app.secondClusterUrl as string),
-      env: { ...NO_BACKGROUND_JOBS, EMAIL_CONCURRENCY: '0', TENANT_MOVE_DRAIN_MS: '500' },
+      env: {
+        ...NO_BACKGROUND_JOBS,
+        EMAIL_CONCURRENCY: '0',
+        TENANT_MOVE_DRAIN_MS: '500',
+        // And a cluster nobody listens on.
+        TENANT_CLUSTERS: `${SECOND_CLUSTER}=${eastProxy.urlFor(app.secondClusterUrl as string)},dead=postgres://postgres@127.0.0.1:1/nothing`,
+      },
     });
   }, 60_000);
 
@@ -276,15 +282,27 @@ describe('a move killed midway', () => {
 
   const isWork = (trip: RoundTrip) => trip.application !== JOBS_APPLICATION_NAME && !/^\s*LISTEN\b/i.test(trip.statements.join(' '));
 
-  /** Runs the move on the crashing instance until `proxy` kills it at the round trip `select` picks. */
-  async function moveCrashingAt(proxy: PostgresProxy, tenantId: string, select: (trip: RoundTrip) => boolean): Promise<RoundTrip> {
+  /**
+   * Runs the move on the crashing instance until `proxy` cuts it at the round trip `select`
+   * picks: `killed`, its connections to both servers at once (the process died: nothing it
+   * would do next reaches either); otherwise only that server's (an error the process lives
+   * through).
+   */
+  async function moveCrashingAt(proxy: PostgresProxy, tenantId: string, select: (trip: RoundTrip) => boolean, killed = true): Promise<RoundTrip> {
     const crashingAdmin = await crashing.admin();
-    const crashed = proxy.crashAt((trip) => isWork(trip) && select(trip));
+    const other = proxy === mainProxy ? eastProxy : mainProxy;
+    const crashed = proxy.crashAt((trip) => {
+      if (!isWork(trip) || !select(trip)) return false;
+      if (killed) other.crashNow();
+      return true;
+    });
     await crashingAdmin.request(MOVE, { id: tenantId, to: SECOND_CLUSTER }).catch(() => undefined);
     expect(proxy.crashed).toBe(true);
     const trip = await crashed;
-    proxy.disarm();
-    proxy.recover();
+    for (const each of [proxy, other]) {
+      each.disarm();
+      each.recover();
+    }
     return trip;
   }
 
@@ -388,10 +406,32 @@ describe('a move killed midway', () => {
     expect(outcomes.some((outcome) => outcome.endsWith('/COPYING'))).toBe(true);
   }, 120_000);
 
+  it('the target lost while copying (an error the process lives through): the move undoes itself at once, writes on the source again', async () => {
+    const tenant = await app.createTenant(uniqueSlug('u'), 'STANDARD', 'main');
+    await addVehicles(tenant, ['U-1']);
+    await moveCrashingAt(eastProxy, tenant.id, (round) => round.statements.some((sql) => /COPY .*"Vehicle" FROM STDIN/.test(sql)), false);
+    expect(await tenantState(tenant.slug)).toMatchObject({ cluster: 'main', readOnlySince: null, move: null });
+    await addVehicles(tenant, ['U-2']);
+    expect(await platesOf(tenant)).toEqual(['U-1', 'U-2']);
+    const { moveTenant } = await admin.request(MOVE, { id: tenant.id, to: SECOND_CLUSTER });
+    expect(moveTenant.move.tables.find((table) => table.name === 'Vehicle')?.rows).toBe(2);
+  });
+
+  it('refuses at once, changing nothing, a move to a cluster that does not answer', async () => {
+    const tenant = await app.createTenant(uniqueSlug('n'), 'STANDARD', 'main');
+    const crashingAdmin = await crashing.admin();
+    const refused = await expectErrors(crashingAdmin.request(MOVE, { id: tenant.id, to: 'dead' }));
+    expect(refused.errors[0]?.extensions).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
+    expect(JSON.stringify(refused.errors)).not.toMatch(/127\.0\.0\.1|postgres:/);
+    expect(await tenantState(tenant.slug)).toMatchObject({ cluster: 'main', readOnlySince: null, move: null });
+    await addVehicles(tenant, ['N-1']);
+  });
+
   it('killed before the switch, then cancelled: the target is dropped and the tenant writes on its source again', async () => {
     const tenant = await app.createTenant(uniqueSlug('c'), 'STANDARD', 'main');
     await addVehicles(tenant, ['C-1']);
-    await moveCrashingAt(eastProxy, tenant.id, (round) => round.statements.some((sql) => /^\s*COMMIT/i.test(sql)) && round.user === 'postgres');
+    await moveCrashingAt(eastProxy, tenant.id, (round) => round.statements.some((sql) => /COPY .*"Driver" FROM STDIN/.test(sql)));
+    expect((await tenantState(tenant.slug)).readOnlySince).not.toBeNull();
     const { cancelTenantMove } = await admin.request(CANCEL, { id: tenant.id });
     expect(cancelTenantMove.tenant).toEqual({ cluster: 'main', readOnlySince: null, move: null });
     expect(await schemaOn(east, tenant.schemaName)).toBe(false);

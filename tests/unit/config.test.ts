@@ -174,3 +174,37 @@ describe('loadConfig REDIS_CLUSTER_NODES', () => {
     );
   });
 });
+
+describe('loadConfig TENANT_CLUSTERS and TENANT_CLUSTER_STATES', () => {
+  it('lists main (DATABASE_URL) first, then the named clusters, open unless a state says otherwise', () => {
+    const config = loadConfig({
+      DATABASE_URL: 'postgres://fleet@db-main:5432/fleet',
+      TENANT_CLUSTERS: 'east=postgres://fleet:p%2Cw@db-east:5432/fleet, west=postgresql://fleet@db-west/fleet',
+      TENANT_CLUSTER_STATES: 'main=draining,west=closed',
+    });
+    expect(config.clusters).toEqual([
+      { name: 'main', url: 'postgres://fleet@db-main:5432/fleet', state: 'draining' },
+      { name: 'east', url: 'postgres://fleet:p%2Cw@db-east:5432/fleet', state: 'open' },
+      { name: 'west', url: 'postgresql://fleet@db-west/fleet', state: 'closed' },
+    ]);
+    expect(loadConfig({}).clusters).toEqual([{ name: 'main', url: undefined, state: 'open' }]);
+  });
+
+  it('refuses a reserved, repeated or malformed name, a URL that is not postgres://, a bad state and a state for an unknown cluster', () => {
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+      return [];
+    };
+    expect(problems({ TENANT_CLUSTERS: 'main=postgres://a/b' })).toEqual([expect.stringMatching(/^TENANT_CLUSTERS: "main" is DATABASE_URL's cluster/)]);
+    expect(problems({ TENANT_CLUSTERS: 'east=postgres://a/b,east=postgres://c/d' })).toEqual([expect.stringMatching(/named twice/)]);
+    expect(problems({ TENANT_CLUSTERS: 'East-1=postgres://a/b' })).toEqual([expect.stringMatching(/is not a cluster name/)]);
+    expect(problems({ TENANT_CLUSTERS: 'east=redis://a:6379' })).toEqual([expect.stringMatching(/needs a postgres:\/\/ URL/)]);
+    expect(problems({ TENANT_CLUSTER_STATES: 'main=open=closed' })).toEqual([expect.stringMatching(/is not name=open\|draining\|closed/)]);
+    expect(problems({ TENANT_CLUSTER_STATES: 'main=paused' })).toEqual([expect.stringMatching(/is not name=open\|draining\|closed/)]);
+    expect(problems({ TENANT_CLUSTER_STATES: 'east=open' })).toEqual([expect.stringMatching(/names clusters TENANT_CLUSTERS does not: east/)]);
+  });
+});
