@@ -16,6 +16,8 @@ module.exports = {
   transformIgnorePatterns: ['/node_modules/(?!@prisma/schema-engine-wasm/)'],
   globalSetup: '<rootDir>/tests/support/global-setup.ts',
   globalTeardown: '<rootDir>/tests/support/global-teardown.ts',
+  // Known-slow files first: without jest's timing cache (a fresh clone) one may otherwise start last.
+  testSequencer: '<rootDir>/tests/support/test-sequencer.js',
   // Two cores: two workers, each test file with its own database and server.
   maxWorkers: 2,
   testTimeout: 60_000,
