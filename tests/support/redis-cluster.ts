@@ -136,6 +136,9 @@ export async function startRedisCluster(masters = 3): Promise<RunningRedisCluste
           '--cluster-require-full-coverage', 'no',
           '--save', '',
           '--appendonly', 'no',
+          // A replica's first sync would otherwise wait 5 s (the default delay, for more replicas
+          // to join one transfer): every cluster start waited ~4 s longer for its replicas.
+          '--repl-diskless-sync-delay', '0',
           '--dir', dir,
         ],
         { stdio: ['ignore', 'pipe', 'pipe'] },
