@@ -112,6 +112,10 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     APQ_TTL_SECONDS: '600',
     ...(mail ? { SMTP_URL: mail.url } : {}),
     EMAIL_RETRY_DELAY_SECONDS: '1',
+    // A job queued where no idle worker of this instance is woken (in a transaction, on an
+    // instance that runs no jobs, behind a busy worker) waits for a poll: at the default 2 s,
+    // one job at a time, a suite waiting for a few emails waited many seconds for nothing.
+    JOB_POLL_INTERVAL_SECONDS: '0.5',
     ...(secondClusterUrl ? { TENANT_CLUSTERS: `${SECOND_CLUSTER}=${secondClusterUrl}` } : {}),
     ...options.env,
   });
