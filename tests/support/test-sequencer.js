@@ -12,7 +12,6 @@ const Sequencer = require('@jest/test-sequencer').default;
 /** Slowest first (seconds measured in a full run, for whoever updates this list). */
 const KNOWN_SLOW = [
   'integration/production-image.test.ts', // 65
-  'integration/clusters.test.ts', // ~60 (estimate)
   'integration/crash-recovery.test.ts', // 52
   'integration/rate-limits.test.ts', // 50
   'integration/role-matrix.test.ts', // 48
@@ -20,6 +19,7 @@ const KNOWN_SLOW = [
   'integration/auth.test.ts', // 35
   'integration/plan-quotas.test.ts', // 30
   'integration/shutdown.test.ts', // 24
+  'integration/clusters.test.ts', // 23
   'integration/password-hashing.test.ts', // 22
   'integration/cross-tenant-isolation.test.ts', // 21
   'integration/email.test.ts', // 21
