@@ -30,13 +30,19 @@ const CREATE_VEHICLE = graphql(`mutation ClustersCreateVehicle($input: CreateVeh
 const VEHICLES = graphql(`query ClustersVehicles { vehicles(first: 100) { totalCount edges { node { id plate } } } }`);
 const NODE = graphql(`query ClustersNode($id: ID!) { node(id: $id) { id } }`);
 
+/**
+ * This file creates tenant after tenant on two instances, and the test PostgreSQL's 100
+ * connections are shared with the suite running beside it: idle tenant connections go soon.
+ */
+const FEW_CONNECTIONS = { TENANT_CONNECTION_BUDGET: '12', TENANT_IDLE_TIMEOUT_MS: '1000', PLATFORM_POOL_MAX: '6' };
+
 let app: TestServer;
 let admin: GraphQLClient;
 /** The second server's test database, reached directly (as its superuser). */
 let east: pg.Pool;
 
 beforeAll(async () => {
-  app = await startTestServer({ secondCluster: true, env: { TENANT_MOVE_DRAIN_MS: '2000' } });
+  app = await startTestServer({ secondCluster: true, env: { TENANT_MOVE_DRAIN_MS: '2000', ...FEW_CONNECTIONS } });
   admin = await app.admin();
   east = openTestPool({ connectionString: app.secondClusterUrl as string, max: 2 });
 }, 60_000);
@@ -264,6 +270,7 @@ describe('a move killed midway', () => {
       secondCluster: eastProxy.urlFor(app.secondClusterUrl as string),
       env: {
         ...NO_BACKGROUND_JOBS,
+        ...FEW_CONNECTIONS,
         EMAIL_CONCURRENCY: '0',
         TENANT_MOVE_DRAIN_MS: '500',
         // And a cluster nobody listens on.
