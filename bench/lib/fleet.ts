@@ -21,6 +21,7 @@ export interface BenchTenant {
   schemaName: string;
   dbRole: string;
   cluster: string;
+  updatedAt: Date;
   ownerEmail: string;
   token: string | null;
   loaded: boolean;
@@ -54,7 +55,7 @@ export class BenchFleet {
   }
 
   /** A tenant created elsewhere (the provisioning section, over HTTP) joins the fleet. */
-  adopt(record: Pick<TenantRecord, 'id' | 'slug' | 'schemaName' | 'dbRole' | 'cluster'>, ownerEmail: string): BenchTenant {
+  adopt(record: Pick<TenantRecord, 'id' | 'slug' | 'schemaName' | 'dbRole' | 'cluster' | 'updatedAt'>, ownerEmail: string): BenchTenant {
     const tenant = benchTenant(record, ownerEmail);
     this.tenants.push(tenant);
     return tenant;
@@ -164,8 +165,8 @@ export async function analyzeTenant(app: BenchServer, tenant: Pick<BenchTenant, 
   await app.server.services.clusters.get(tenant.cluster).adminPool.query(`ANALYZE ${tables.map((table) => `${schema}."${table}"`).join(', ')}`);
 }
 
-function benchTenant(record: Pick<TenantRecord, 'id' | 'slug' | 'schemaName' | 'dbRole' | 'cluster'>, ownerEmail: string): BenchTenant {
-  return { id: record.id, slug: record.slug, schemaName: record.schemaName, dbRole: record.dbRole, cluster: record.cluster, ownerEmail, token: null, loaded: false };
+function benchTenant(record: Pick<TenantRecord, 'id' | 'slug' | 'schemaName' | 'dbRole' | 'cluster' | 'updatedAt'>, ownerEmail: string): BenchTenant {
+  return { id: record.id, slug: record.slug, schemaName: record.schemaName, dbRole: record.dbRole, cluster: record.cluster, updatedAt: record.updatedAt, ownerEmail, token: null, loaded: false };
 }
 
 /**

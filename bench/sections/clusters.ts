@@ -109,7 +109,7 @@ async function provisionOverTwo(ctx: BenchContext, app: BenchServer, run: string
     durations.set(tenant.cluster, [...(durations.get(tenant.cluster) ?? []), elapsed]);
     order.push(tenant.cluster);
     const record = await app.server.services.platform.prisma.tenant.findUniqueOrThrow({ where: { id: tenant.id } });
-    created.push({ id: record.id, slug: record.slug, schemaName: record.schemaName, dbRole: record.dbRole, cluster: record.cluster, ownerEmail: owner.email, token: null, loaded: false });
+    created.push({ id: record.id, slug: record.slug, schemaName: record.schemaName, dbRole: record.dbRole, cluster: record.cluster, updatedAt: record.updatedAt, ownerEmail: owner.email, token: null, loaded: false });
   }
   const all = [...durations.values()].flat();
   const countsBefore = before.map((cluster) => `${cluster.name} ${cluster.tenantCount}`).join(', ');
@@ -224,7 +224,7 @@ async function moves(ctx: BenchContext, app: BenchServer, run: string, empty: Be
   const owner = BenchFleet.ownerFor(slug);
   // ENTERPRISE: a STANDARD tenant may hold 500 vehicles and drivers (plan quotas).
   const record = await app.server.services.provisioner.createTenant({ slug, name: `Moved ${slug}`, plan: 'ENTERPRISE', owner, cluster: PLATFORM_CLUSTER });
-  const tenant: BenchTenant = { id: record.id, slug, schemaName: record.schemaName, dbRole: record.dbRole, cluster: record.cluster, ownerEmail: owner.email, token: null, loaded: false };
+  const tenant: BenchTenant = { id: record.id, slug, schemaName: record.schemaName, dbRole: record.dbRole, cluster: record.cluster, updatedAt: record.updatedAt, ownerEmail: owner.email, token: null, loaded: false };
   ctx.progress(`clusters: inserting ${count} vehicles and drivers into ${slug} on main (SQL)`);
   const schema = quoteIdentifier(tenant.schemaName);
   const main = app.server.services.clusters.get(PLATFORM_CLUSTER).adminPool;

@@ -117,7 +117,7 @@ export class AuditRelay implements NotificationSubscriber {
       // tenant changes that queue nothing. A tenant without a schema yet keeps its entries until
       // it has one; a purged one took them along.
       const { rows } = await this.deps.platform.pool.query<TenantDatabaseRef>(
-        `SELECT t."id", t."schemaName", t."dbRole", t."cluster" FROM ${TENANT} t
+        `SELECT t."id", t."schemaName", t."dbRole", t."cluster", t."updatedAt" FROM ${TENANT} t
           WHERE t."id" = $1 AND t."status" IN ('ACTIVE', 'SUSPENDED') AND EXISTS (SELECT 1 FROM ${OUTBOX} o WHERE o."tenantId" = t."id")`,
         [tenantId],
       );

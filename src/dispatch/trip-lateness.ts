@@ -53,7 +53,7 @@ export class TripLateness {
   async check({ tenantId, tripId }: LateCheck): Promise<void> {
     if (!isUuid(tenantId) || !isUuid(tripId)) return;
     const { rows } = await this.deps.platformPool.query<TenantDatabaseRef & { status: string }>(
-      `SELECT "id", "schemaName", "dbRole", "cluster", "status" FROM ${PLATFORM_SCHEMA}."Tenant" WHERE "id" = $1`,
+      `SELECT "id", "schemaName", "dbRole", "cluster", "updatedAt", "status" FROM ${PLATFORM_SCHEMA}."Tenant" WHERE "id" = $1`,
       [tenantId],
     );
     const tenant = rows[0];

@@ -166,7 +166,7 @@ export class DeliveryWorker implements NotificationSubscriber {
   private async tenantOf(tenantId: string): Promise<TenantRow | undefined> {
     if (!isUuid(tenantId)) return undefined;
     const { rows } = await this.options.platformPool.query<TenantRow>(
-      `SELECT "id", "slug", "name", "schemaName", "dbRole", "cluster", "status", "readOnlySince" FROM ${PLATFORM_SCHEMA}."Tenant" WHERE "id" = $1`,
+      `SELECT "id", "slug", "name", "schemaName", "dbRole", "cluster", "updatedAt", "status", "readOnlySince" FROM ${PLATFORM_SCHEMA}."Tenant" WHERE "id" = $1`,
       [tenantId],
     );
     return rows[0];

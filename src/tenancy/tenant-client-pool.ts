@@ -16,6 +16,8 @@ export interface TenantDatabaseRef {
   dbRole: string;
   /** The PostgreSQL cluster holding the schema (src/clusters). */
   cluster: string;
+  /** When the platform row last changed: of two differing refs to one tenant, the newer wins. */
+  updatedAt: Date;
 }
 
 /**
@@ -113,10 +115,15 @@ export class TenantClientPool {
   lease(tenant: TenantDatabaseRef): TenantLease {
     if (this.closed) throw new Error('tenant client pool is closed');
     let entry = this.clients.get(tenant.id);
-    // A tenant moved to another cluster (or renamed) gets a new client; the old one ends with its last lease.
+    // A tenant moved to another cluster (or renamed) gets a new client; the old one ends with its
+    // last lease. Unless the ref is the older one: a request that read the row just before a
+    // move's switch must not take the tenant back to its source from the requests that know better.
     if (entry && (entry.tenant.schemaName !== tenant.schemaName || entry.tenant.dbRole !== tenant.dbRole || entry.tenant.cluster !== tenant.cluster)) {
-      this.clients.delete(tenant.id);
-      entry = undefined;
+      const older = tenant.updatedAt < entry.tenant.updatedAt;
+      if (!older) {
+        this.clients.delete(tenant.id);
+        entry = undefined;
+      }
     }
     if (!entry) {
       entry = this.connect(tenant);

@@ -165,6 +165,31 @@ describe('isolation across clusters', () => {
   });
 });
 
+describe('tenant clients across a switch', () => {
+  it('an older view of the tenant row (read just before a switch) does not take the client back to the other cluster; a newer one does', async () => {
+    const tenant = await app.createTenant(uniqueSlug('v'), 'STANDARD', 'main');
+    const { services } = app.server;
+    const row = await services.directory.findById(tenant.id);
+    if (!row) throw new Error('no row');
+    const lease = (ref: typeof row) => {
+      const leased = services.tenantClients.lease(ref);
+      leased.release();
+      return leased.db;
+    };
+    try {
+      const current = lease(row);
+      const staleElsewhere = { ...row, cluster: SECOND_CLUSTER, updatedAt: new Date(row.updatedAt.getTime() - 60_000) };
+      // Compared as a boolean: a failed toBe would print two Prisma clients in full.
+      expect(lease(staleElsewhere) === current).toBe(true);
+      const newerElsewhere = { ...row, cluster: SECOND_CLUSTER, updatedAt: new Date(row.updatedAt.getTime() + 60_000) };
+      expect(lease(newerElsewhere) === current).toBe(false);
+    } finally {
+      services.tenantClients.forget(tenant.id);
+    }
+    expect(await platesOf(tenant)).toEqual([]);
+  });
+});
+
 describe('lifecycle on the other cluster', () => {
   it("a deleted tenant's purge drops its schema and role on its own cluster", async () => {
     const tenant = await app.createTenant(uniqueSlug('gone'), 'STANDARD', SECOND_CLUSTER);

@@ -188,7 +188,7 @@ describe("A's tenant-bound client", () => {
   });
 
   it("a client misconfigured with B's schema but A's role is still refused by the database", async () => {
-    const misbound = { id: randomUUID(), schemaName: tenantB.schemaName, dbRole: tenantA.dbRole, cluster: tenantA.cluster };
+    const misbound = { id: randomUUID(), schemaName: tenantB.schemaName, dbRole: tenantA.dbRole, cluster: tenantA.cluster, updatedAt: tenantA.updatedAt };
     const error = await withClient(misbound, ({ db }) => db.vehicle.findMany()).then(
       (rows) => new Error(`read ${JSON.stringify(rows)} from B`),
       (caught: unknown) => caught,
