@@ -118,15 +118,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   void prepareClusters(wired.clusters, logger);
   await notifications.start();
   // A tenant's transaction notifies fleet_events on its own cluster's database: the delivery
-  // worker listens there too. One that cannot connect now keeps retrying by itself.
+  // worker listens there too, before serving (as on main), but for at most 5 s: one that does
+  // not answer keeps retrying by itself without holding this instance's start-up.
   const clusterEvents = wired.clusters
     .list()
     .filter((cluster) => cluster.name !== PLATFORM_CLUSTER)
-    .map((cluster) => new PlatformNotifications(clientConfigFromUrl(cluster.url), logger, [EVENTS_CHANNEL]));
-  for (const listener of clusterEvents) {
-    listener.subscribe(wired.services.notifications);
-    await listener.start().catch(() => undefined);
-  }
+    .map((cluster) => new PlatformNotifications({ ...clientConfigFromUrl(cluster.url), connectionTimeoutMillis: 5_000 }, logger, [EVENTS_CHANNEL]));
+  for (const listener of clusterEvents) listener.subscribe(wired.services.notifications);
+  await Promise.all(clusterEvents.map((listener) => listener.start().catch(() => undefined)));
   await wired.services.jobs.start([...JOB_QUEUES, sendEmailQueue(config.email.retryDelaySeconds)]);
   await wired.services.notifications.start();
   await wired.tripLateness.start();
