@@ -155,9 +155,12 @@ export class JobQueue {
   }
 
   private executeSql(pool: pg.Pool, text: string, values: unknown[]): Promise<{ rows: unknown[] }> {
-    // A straggler past stop's bounds: it gets no answer (its job stays active, and pg-boss's
-    // expiry runs it again elsewhere) rather than an error no one would catch.
-    if (this.closed) return new Promise(() => undefined);
+    // A straggler past stop's bounds reaches no database: it is answered "no rows" (a fetch finds
+    // no job, a completion changes nothing: the job stays active, and pg-boss's expiry runs it
+    // again elsewhere). Not an error, which nothing might catch; and not silence either, which
+    // left a pg-boss worker waiting forever and its stop loop polling after the process (or a
+    // test file) was done with it.
+    if (this.closed) return Promise.resolve({ rows: [] });
     const statement = pool.query(text, values);
     this.statements.add(statement);
     void statement.finally(() => this.statements.delete(statement)).catch(() => undefined);
