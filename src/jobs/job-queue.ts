@@ -51,6 +51,11 @@ export class JobQueue {
   private readonly workers = new Map<string, string[]>();
   private started = false;
   private closed = false;
+  /** Resolved when stop closes the queue: statements still pending then are answered "no rows". */
+  private markClosed: () => void = () => undefined;
+  private readonly closing = new Promise<void>((resolve) => {
+    this.markClosed = resolve;
+  });
   /** Handlers running on this instance, and the queue's statements under way: stop waits for both. */
   private readonly running = new Set<Promise<unknown>>();
   private readonly statements = new Set<Promise<unknown>>();
@@ -151,6 +156,7 @@ export class JobQueue {
     await new Promise((resolve) => setImmediate(resolve));
     await settledWithin(this.statements, 2_000);
     this.closed = true;
+    this.markClosed();
     await this.pool.end();
   }
 
@@ -164,7 +170,9 @@ export class JobQueue {
     const statement = pool.query(text, values);
     this.statements.add(statement);
     void statement.finally(() => this.statements.delete(statement)).catch(() => undefined);
-    return statement;
+    // One still waiting when the queue closes (for a connection of a pool whose end() leaves its
+    // waiters waiting, say) is answered the same way then, so the worker that sent it can stop.
+    return Promise.race([statement, this.closing.then(() => ({ rows: [] }))]);
   }
 }
 
