@@ -123,8 +123,15 @@ export class JobQueue {
           if (!job) return;
           const run = handler(job.data, job.id);
           this.running.add(run);
+          void run.then(
+            () => this.running.delete(run),
+            () => this.running.delete(run),
+          );
           try {
-            await run;
+            // Past stop's bounds the worker stops waiting for a handler still running, or it
+            // would never stop: the completion it then sends reaches no database (the job stays
+            // active there, and pg-boss's expiry runs it again elsewhere).
+            await Promise.race([run, this.closing]);
           } catch (error) {
             // pg-boss retries it (with backoff, up to the queue's retryLimit); say why it failed.
             this.logger.warn({ err: describeError(error), queue, jobId: job.id }, 'job failed; it will be retried');
