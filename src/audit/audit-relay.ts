@@ -6,7 +6,7 @@ import { EVENTS_CHANNEL } from '../events/event-channel';
 import { isUuid } from '../database/uuid';
 import { describeError, type Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
-import type { TenantClientPool, TenantDatabaseRef } from '../tenancy/tenant-client-pool';
+import { tenantRefColumns, type TenantClientPool, type TenantDatabaseRef } from '../tenancy/tenant-client-pool';
 
 /** Entries moved per round trip pair (one insert into the tenant, one delete from the outbox). */
 const BATCH = 200;
@@ -117,7 +117,7 @@ export class AuditRelay implements NotificationSubscriber {
       // tenant changes that queue nothing. A tenant without a schema yet keeps its entries until
       // it has one; a purged one took them along.
       const { rows } = await this.deps.platform.pool.query<TenantDatabaseRef>(
-        `SELECT t."id", t."schemaName", t."dbRole", t."cluster", t."updatedAt" FROM ${TENANT} t
+        `SELECT ${tenantRefColumns('t')} FROM ${TENANT} t
           WHERE t."id" = $1 AND t."status" IN ('ACTIVE', 'SUSPENDED') AND EXISTS (SELECT 1 FROM ${OUTBOX} o WHERE o."tenantId" = t."id")`,
         [tenantId],
       );

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { PLATFORM_CLUSTER, type ClusterSpec, type ClusterState } from '../config/config';
 import { clientConfigFromUrl, databaseNameOf } from '../database/connection-url';
 import type { PlatformDatabase } from '../database/platform-database';
+import { within } from '../concurrency/within';
 import { AppError, ErrorCode, badInput } from '../errors/app-error';
 
 /** One PostgreSQL cluster tenant schemas may live on. */
@@ -165,17 +166,8 @@ export class DatabaseClusters {
 }
 
 async function answers(pool: pg.Pool): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), REACHABLE_WITHIN_MS);
-  });
-  const query = pool.query('SELECT 1').then(
+  return within(pool.query('SELECT 1'), REACHABLE_WITHIN_MS, () => new Error('timed out')).then(
     () => true,
     () => false,
   );
-  try {
-    return await Promise.race([query, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -7,7 +7,7 @@ import type { DomainEvent } from '../events/domain-event';
 import { readFleetSettings } from '../fleet/fleet-settings';
 import { Prisma } from '../generated/prisma/tenant/client';
 import type { JobQueue, QueueSpec } from '../jobs/job-queue';
-import type { TenantClientPool, TenantDatabaseRef } from '../tenancy/tenant-client-pool';
+import { tenantRefColumns, type TenantClientPool, type TenantDatabaseRef } from '../tenancy/tenant-client-pool';
 
 /*
  * TRIP_LATE: a trip on the road (DISPATCHED or IN_TRANSIT) past its planned arrival plus the
@@ -53,7 +53,7 @@ export class TripLateness {
   async check({ tenantId, tripId }: LateCheck): Promise<void> {
     if (!isUuid(tenantId) || !isUuid(tripId)) return;
     const { rows } = await this.deps.platformPool.query<TenantDatabaseRef & { status: string }>(
-      `SELECT "id", "schemaName", "dbRole", "cluster", "updatedAt", "status" FROM ${PLATFORM_SCHEMA}."Tenant" WHERE "id" = $1`,
+      `SELECT ${tenantRefColumns()}, "status" FROM ${PLATFORM_SCHEMA}."Tenant" WHERE "id" = $1`,
       [tenantId],
     );
     const tenant = rows[0];

@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Router, type RequestHandler } from 'express';
+import { within } from '../concurrency/within';
 import { AppError, ErrorCode } from '../errors/app-error';
 import type { PlatformDatabase } from '../database/platform-database';
 import type { Metrics } from '../observability/metrics';
@@ -17,15 +18,6 @@ export interface ReadinessCheck {
 
 const CHECK_TIMEOUT_MS = 2_000;
 
-function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<void>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('timed out')), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 /**
  * GET /healthz: the process is up (liveness; touches nothing), also while it shuts down.
@@ -61,7 +53,7 @@ export function createHealthRoutes(deps: {
     const results = await Promise.all(
       checks.map(async ({ name, check }) => {
         try {
-          await withTimeout(check(), CHECK_TIMEOUT_MS);
+          await within(check(), CHECK_TIMEOUT_MS, () => new Error('timed out'));
           return [name, 'ok'] as const;
         } catch {
           return [name, 'unavailable'] as const;

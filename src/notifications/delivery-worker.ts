@@ -11,7 +11,7 @@ import { Prisma } from '../generated/prisma/tenant/client';
 import type { JobQueue, QueueSpec } from '../jobs/job-queue';
 import { describeError, type Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
-import type { TenantClientPool, TenantDatabaseRef, TenantLease } from '../tenancy/tenant-client-pool';
+import { tenantRefColumns, type TenantClientPool, type TenantDatabaseRef, type TenantLease } from '../tenancy/tenant-client-pool';
 import type { ChannelKind, EventTenant, NotificationChannel } from './channel';
 import { claimDue, nextDueAt, recordOutcome, eventTypeName, type ClaimedDelivery, type Outcome, type RetryPolicy } from './deliveries';
 import { routeEvent, type Member } from './routing';
@@ -166,7 +166,7 @@ export class DeliveryWorker implements NotificationSubscriber {
   private async tenantOf(tenantId: string): Promise<TenantRow | undefined> {
     if (!isUuid(tenantId)) return undefined;
     const { rows } = await this.options.platformPool.query<TenantRow>(
-      `SELECT "id", "slug", "name", "schemaName", "dbRole", "cluster", "updatedAt", "status", "readOnlySince" FROM ${PLATFORM_SCHEMA}."Tenant" WHERE "id" = $1`,
+      `SELECT ${tenantRefColumns()}, "slug", "name", "status", "readOnlySince" FROM ${PLATFORM_SCHEMA}."Tenant" WHERE "id" = $1`,
       [tenantId],
     );
     return rows[0];

@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import type { AuditActor } from '../audit/audit-entry';
 import { queueAudit } from '../audit/audit-log';
 import type { DatabaseCluster } from '../clusters/database-clusters';
+import { within } from '../concurrency/within';
 import { withCheckedOutClient } from '../database/checked-out-client';
 import { AppError, ErrorCode, badInput, conflict, notFound } from '../errors/app-error';
 import type { TenantMove } from '../generated/prisma/platform/client';
@@ -223,19 +224,12 @@ const REACHABLE_WITHIN_MS = 3_000;
  */
 async function assertDistinctServers(source: DatabaseCluster, target: DatabaseCluster): Promise<void> {
   const identify = async (cluster: DatabaseCluster): Promise<string> => {
-    let timer: NodeJS.Timeout | undefined;
-    const unreachable = new AppError(ErrorCode.SERVICE_UNAVAILABLE, `Cluster "${cluster.name}" does not answer; nothing was changed`, { extensions: { retryAfter: 30 } });
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(unreachable), REACHABLE_WITHIN_MS);
+    const unreachable = () => new AppError(ErrorCode.SERVICE_UNAVAILABLE, `Cluster "${cluster.name}" does not answer; nothing was changed`, { extensions: { retryAfter: 30 } });
+    const query = cluster.adminPool.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()');
+    const { rows } = await within(query, REACHABLE_WITHIN_MS, unreachable).catch((error: unknown) => {
+      throw error instanceof AppError ? error : unreachable();
     });
-    try {
-      const query = cluster.adminPool.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()').catch(() => {
-        throw unreachable;
-      });
-      return (await Promise.race([query, timeout])).rows[0]?.id ?? '';
-    } finally {
-      clearTimeout(timer);
-    }
+    return rows[0]?.id ?? '';
   };
   const [from, to] = await Promise.all([identify(source), identify(target)]);
   if (from === to) throw badInput(`Clusters "${source.name}" and "${target.name}" are the same PostgreSQL server`, 'toCluster');

@@ -21,6 +21,15 @@ export interface TenantDatabaseRef {
 }
 
 /**
+ * The platform Tenant columns a TenantDatabaseRef is read from, for the jobs that read the row
+ * themselves with SQL: one list, so a field added to the ref reaches every such query.
+ */
+export function tenantRefColumns(alias?: string): string {
+  const prefix = alias ? `${alias}.` : '';
+  return ['id', 'schemaName', 'dbRole', 'cluster', 'updatedAt'].map((column) => `${prefix}"${column}"`).join(', ');
+}
+
+/**
  * A tenant-bound client, kept alive until release() even if the LRU evicts it meanwhile: Prisma
  * for writes and transactions, and SQL reads on the same connections (see TenantSql).
  */
