@@ -129,8 +129,8 @@ export class JobQueue {
           );
           try {
             // Past stop's bounds the worker stops waiting for a handler still running, or it
-            // would never stop: the completion it then sends reaches no database (the job stays
-            // active there, and pg-boss's expiry runs it again elsewhere).
+            // would never stop. pg-boss's stop has by then failed the job ("shut down while
+            // active"), so it is retried elsewhere; the completion sent here reaches no database.
             await Promise.race([run, this.closing]);
           } catch (error) {
             // pg-boss retries it (with backoff, up to the queue's retryLimit); say why it failed.
@@ -168,18 +168,21 @@ export class JobQueue {
   }
 
   private executeSql(pool: pg.Pool, text: string, values: unknown[]): Promise<{ rows: unknown[] }> {
-    // A straggler past stop's bounds reaches no database: it is answered "no rows" (a fetch finds
-    // no job, a completion changes nothing: the job stays active, and pg-boss's expiry runs it
-    // again elsewhere). Not an error, which nothing might catch; and not silence either, which
-    // left a pg-boss worker waiting forever and its stop loop polling after the process (or a
-    // test file) was done with it.
-    if (this.closed) return Promise.resolve({ rows: [] });
+    // A straggler past stop's bounds reaches no database. It is answered the way pg-boss's own
+    // Db answers once closed: with no result at all (src/db.js), which its fetch reads as "no
+    // job" and its complete/fail as "nothing changed" (pg-boss's stop already failed the job into
+    // a retry). Not "no rows": complete reads rows[0].count, and it is called
+    // without await, so that threw as an unhandled rejection. Not an error, for the same reason;
+    // and not silence, which left a pg-boss worker waiting forever. pg-boss's types.d.ts does not
+    // admit the undefined its code expects, hence the cast.
+    const closedAnswer = undefined as unknown as { rows: unknown[] };
+    if (this.closed) return Promise.resolve(closedAnswer);
     const statement = pool.query(text, values);
     this.statements.add(statement);
     void statement.finally(() => this.statements.delete(statement)).catch(() => undefined);
     // One still waiting when the queue closes (for a connection of a pool whose end() leaves its
     // waiters waiting, say) is answered the same way then, so the worker that sent it can stop.
-    return Promise.race([statement, this.closing.then(() => ({ rows: [] }))]);
+    return Promise.race([statement, this.closing.then(() => closedAnswer)]);
   }
 }
 

@@ -116,6 +116,10 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     // instance that runs no jobs, behind a busy worker) waits for a poll: at the default 2 s,
     // one job at a time, a suite waiting for a few emails waited many seconds for nothing.
     JOB_POLL_INTERVAL_SECONDS: '0.5',
+    // Two test files run at once against one PostgreSQL (max_connections 100): idle tenant
+    // sessions held for the default 10 s by every server of both files ran it out of
+    // connections (53300 at a createTenant's migrate step). Suites about idle sessions set their own.
+    TENANT_IDLE_TIMEOUT_MS: '1000',
     ...(secondClusterUrl ? { TENANT_CLUSTERS: `${SECOND_CLUSTER}=${secondClusterUrl}` } : {}),
     ...options.env,
   });
