@@ -105,6 +105,63 @@ describe('placement', () => {
     expect(refused.errors[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'cluster' });
   });
 
+  it('a draining cluster takes no new tenant (placed or named) and no move, and keeps serving its own; with none open, createTenant answers 503', async () => {
+    const onEast = await app.createTenant(uniqueSlug(), 'STANDARD', SECOND_CLUSTER);
+    await addVehicles(onEast, ['DRAIN-1']);
+    const onMain = await app.createTenant(uniqueSlug(), 'STANDARD', 'main');
+    // A second instance on the same databases, configured with the cluster draining (and, in
+    // the second, main closed too): what an operator does to empty a server.
+    const draining = await startTestServer({
+      databaseUrl: app.databaseUrl,
+      secondCluster: app.secondClusterUrl as string,
+      env: { TENANT_CLUSTER_STATES: `${SECOND_CLUSTER}=draining`, ...FEW_CONNECTIONS, ...NO_BACKGROUND_JOBS },
+    });
+    try {
+      const drainingAdmin = await draining.admin();
+      const states = (await drainingAdmin.request(CLUSTERS)).databaseClusters.map(({ name, state }) => ({ name, state }));
+      expect(states).toEqual([
+        { name: 'main', state: 'OPEN' },
+        { name: SECOND_CLUSTER, state: 'DRAINING' },
+      ]);
+      // Whatever the counts, every new tenant goes to the one open cluster.
+      for (let i = 0; i < 3; i += 1) {
+        const tenant = await draining.createTenant();
+        expect((await drainingAdmin.request(TENANT, { slug: tenant.slug })).tenant?.cluster).toBe('main');
+      }
+      const slug = uniqueSlug();
+      const named = await expectErrors(
+        drainingAdmin.request(CREATE_TENANT, { input: { slug, name: 'Drained', plan: 'STANDARD', cluster: SECOND_CLUSTER, owner: { email: `o@${slug}.test`, name: 'O', password: 'owner-password-long' } } }),
+      );
+      expect(named.errors[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'cluster' });
+      expect((await drainingAdmin.request(TENANT, { slug })).tenant).toBeNull();
+      const move = await expectErrors(drainingAdmin.request(MOVE, { id: onMain.id, to: SECOND_CLUSTER }));
+      expect(move.errors[0]?.extensions.code).toBe('BAD_USER_INPUT');
+      expect((await tenantState(onMain.slug)).cluster).toBe('main');
+      // The tenants already there are served as before, writes included.
+      const served = draining.bearer(onEast.ownerToken);
+      await served.request(CREATE_VEHICLE, { input: { plate: 'DRAIN-2', make: 'Volvo', model: 'FH', year: 2022 } });
+      expect((await served.request(VEHICLES)).vehicles.edges.map((edge) => edge.node.plate).sort()).toEqual(['DRAIN-1', 'DRAIN-2']);
+    } finally {
+      await draining.close();
+    }
+
+    const noneOpen = await startTestServer({
+      databaseUrl: app.databaseUrl,
+      secondCluster: app.secondClusterUrl as string,
+      env: { TENANT_CLUSTER_STATES: `main=closed,${SECOND_CLUSTER}=draining`, ...FEW_CONNECTIONS, ...NO_BACKGROUND_JOBS },
+    });
+    try {
+      const slug = uniqueSlug();
+      const refused = await expectErrors(
+        (await noneOpen.admin()).request(CREATE_TENANT, { input: { slug, name: 'Nowhere open', plan: 'STANDARD', owner: { email: `o@${slug}.test`, name: 'O', password: 'owner-password-long' } } }),
+      );
+      expect(refused.errors[0]?.extensions).toMatchObject({ code: 'SERVICE_UNAVAILABLE', retryAfter: 60 });
+      expect((await admin.request(TENANT, { slug })).tenant).toBeNull();
+    } finally {
+      await noneOpen.close();
+    }
+  }, 60_000);
+
   it('reports each cluster in /readyz and /metrics', async () => {
     await app.createTenant(uniqueSlug(), 'STANDARD', SECOND_CLUSTER);
     const ready = await send<{ status: string; checks: Record<string, string> }>(app.url.replace(/\/graphql$/, '/readyz'));
