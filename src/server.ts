@@ -104,7 +104,9 @@ const AUDIT_SWEEP_INTERVAL_MS = 30_000;
  * tenant-bound Prisma client -> the tenant's schema, as the tenant's role.
  */
 /** Every queue the server's jobs use; each capability adds its own. */
-const JOB_QUEUES: QueueSpec[] = [...DeliveryWorker.queues(), ...TripLateness.queues()];
+function jobQueues(config: Config): QueueSpec[] {
+  return [...DeliveryWorker.queues(), ...TripLateness.queues(), sendEmailQueue(config.email.retryDelaySeconds)];
+}
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { config, logger } = options;
@@ -126,7 +128,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     .map((cluster) => new PlatformNotifications({ ...clientConfigFromUrl(cluster.url), connectionTimeoutMillis: 5_000 }, logger, [EVENTS_CHANNEL]));
   for (const listener of clusterEvents) listener.subscribe(wired.services.notifications);
   await Promise.all(clusterEvents.map((listener) => listener.start().catch(() => undefined)));
-  await wired.services.jobs.start([...JOB_QUEUES, sendEmailQueue(config.email.retryDelaySeconds)]);
+  await wired.services.jobs.start(jobQueues(config));
   await wired.services.notifications.start();
   await wired.tripLateness.start();
   if (config.jobWorkerEnabled) {
@@ -333,7 +335,11 @@ function createServices(
   const budgets = new Map(clusters.names().map((name): [string, ConnectionBudget] => [name, new ConnectionBudget(config.tenantClients.connectionBudget, config.tenantClients.connectTimeoutMs)]));
   const tenantInFlight = new TenantInFlight(config.tenantInFlight, () => metrics.recordRateLimitRefusal('tenant_in_flight'));
   const overload = new OverloadMonitor(config.overload, logger);
-  const census = new DatabaseCensus(platform.pool, clusters);
+  const census = new DatabaseCensus(
+    platform.pool,
+    clusters,
+    jobQueues(config).map((queue) => queue.name),
+  );
   const metrics: Metrics = new Metrics({
     tenantClients: () => tenantClients.stats(),
     passwordJobs: () => passwords.stats(),
@@ -341,6 +347,7 @@ function createServices(
     overload,
     catalog: () => census.catalog(),
     auditOutboxBacklog: () => census.auditOutboxBacklog(),
+    jobQueues: () => census.jobQueues(),
     operationNamesMax: config.metrics.operationNamesMax,
   });
   const onAuthAttempt = metrics.recordAuthAttempt.bind(metrics);
@@ -384,7 +391,7 @@ function createServices(
     metrics,
     tenantStatementTimeoutMs: config.limits.maxExecutionMs,
   };
-  const mailer = createMailer(config.email, logger);
+  const mailer = createMailer(config.email, logger, (kind, outcome) => metrics.recordEmail(kind, outcome));
   // Webhooks and Slack; the delivery worker takes integrations.webhookChannel and .slackChannel.
   const integrations = createOutboundIntegrations(config, logger);
   // Every committed event goes here (the events worker: `eventBus.publish(event)`), and per-user messages (`publishToUser`).
@@ -392,6 +399,7 @@ function createServices(
   const jobs = new JobQueue(clientConfigFromUrl(config.databaseUrl), logger, {
     pollingIntervalSeconds: config.jobPollIntervalSeconds,
     fetchJobs: config.jobWorkerEnabled,
+    metrics,
   });
   const outbox = new EmailOutbox(jobs);
   const provisioner = new TenantProvisioner({ ...tenantSchemas, passwords, outbox });

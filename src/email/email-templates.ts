@@ -21,6 +21,7 @@ export function invitationEmail(input: {
       ]
     : ['You have no Fleet account yet: call joinByInvitation with this code,', 'your name and a password of your choice.'];
   return {
+    kind: 'invitation',
     to: input.to,
     subject: `You are invited to ${input.tenantName} on Fleet`,
     text: [
@@ -37,6 +38,7 @@ export function invitationEmail(input: {
 
 export function passwordResetEmail(input: { to: string; code: string; validMinutes: number }): EmailMessage {
   return {
+    kind: 'password_reset',
     to: input.to,
     subject: 'Your Fleet password reset code',
     text: [
@@ -54,6 +56,7 @@ export function passwordResetEmail(input: { to: string; code: string; validMinut
 
 export function verificationEmail(input: { to: string; code: string; validHours: number }): EmailMessage {
   return {
+    kind: 'email_verification',
     to: input.to,
     subject: 'Verify your Fleet email address',
     text: [
@@ -70,6 +73,7 @@ export function verificationEmail(input: { to: string; code: string; validHours:
 
 export function notificationEmail(input: { to: string; tenantName: string; summary: string; details: string[] }): EmailMessage {
   return {
+    kind: 'notification',
     to: input.to,
     subject: `[${input.tenantName}] ${input.summary}`,
     text: [input.summary, '', ...input.details, '', `You receive this as a member of ${input.tenantName} on Fleet.`].join('\n'),

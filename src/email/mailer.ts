@@ -1,5 +1,6 @@
 import nodemailer, { type Transporter } from 'nodemailer';
 import type { Logger } from '../observability/logger';
+import type { EmailKind, EmailOutcome } from '../observability/metrics';
 
 /*
  * The server's outgoing mail. With SMTP_URL, nodemailer speaks SMTP to that relay; without it
@@ -9,6 +10,8 @@ import type { Logger } from '../observability/logger';
  */
 
 export interface EmailMessage {
+  /** Which email this is, for metrics (a fixed set; never the address or the subject). */
+  kind: EmailKind;
   to: string;
   subject: string;
   /** Plain text; the part every client shows. */
@@ -32,8 +35,36 @@ export interface MailerConfig {
 /** Slow relays fail the job (which retries) instead of holding a worker for minutes. */
 const SMTP_TIMEOUTS = { connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 30_000 };
 
-export function createMailer(config: MailerConfig, logger: Logger): Mailer {
-  return config.smtpUrl ? new SmtpMailer(config.smtpUrl, config.from) : new LogMailer(config.from, logger);
+/** `onSend`: told of each message's outcome (fleet_emails_total), whoever sends it. */
+export function createMailer(config: MailerConfig, logger: Logger, onSend?: (kind: EmailKind, outcome: EmailOutcome) => void): Mailer {
+  const mailer = config.smtpUrl ? new SmtpMailer(config.smtpUrl, config.from) : new LogMailer(config.from, logger);
+  return onSend ? new CountedMailer(mailer, onSend) : mailer;
+}
+
+/** Counts at the one place every email goes through: account emails' jobs and the EMAIL channel alike. */
+class CountedMailer implements Mailer {
+  constructor(
+    private readonly mailer: Mailer,
+    private readonly onSend: (kind: EmailKind, outcome: EmailOutcome) => void,
+  ) {}
+
+  get kind(): Mailer['kind'] {
+    return this.mailer.kind;
+  }
+
+  async send(message: EmailMessage): Promise<void> {
+    try {
+      await this.mailer.send(message);
+    } catch (error) {
+      this.onSend(message.kind, 'failed');
+      throw error;
+    }
+    this.onSend(message.kind, 'sent');
+  }
+
+  close(): void {
+    this.mailer.close();
+  }
 }
 
 class SmtpMailer implements Mailer {

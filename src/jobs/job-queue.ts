@@ -2,12 +2,16 @@ import PgBoss from 'pg-boss';
 import pg from 'pg';
 import type { PlatformTransaction } from '../database/platform-database';
 import { describeError, type Logger } from '../observability/logger';
+import type { Metrics } from '../observability/metrics';
 
 /*
  * The server's one job queue: pg-boss in the platform database (its own `pgboss` schema, made and
  * migrated by pg-boss at start). Jobs carry ids (a tenant's id, a user's id), never tenant data:
  * what a job does to a tenant it does through that tenant's own role. docs/decisions/0018.
  */
+
+/** pg-boss's schema in the platform database (its tables: `job`, `archive`, `queue`...). */
+export const JOB_QUEUE_SCHEMA = 'pgboss';
 
 export interface SendOptions {
   /** With a `stately` queue: at most one job queued and one running per key. */
@@ -61,19 +65,21 @@ export class JobQueue {
   private readonly statements = new Set<Promise<unknown>>();
   /** False on an instance that only sends jobs (JOB_WORKER_ENABLED=false): others run them. */
   readonly fetchJobs: boolean;
+  private readonly metrics: Pick<Metrics, 'declareJobQueue' | 'recordJobRun'> | undefined;
 
   constructor(
     connection: pg.ClientConfig,
     private readonly logger: Logger,
-    options: { pollingIntervalSeconds?: number; fetchJobs?: boolean } = {},
+    options: { pollingIntervalSeconds?: number; fetchJobs?: boolean; metrics?: Pick<Metrics, 'declareJobQueue' | 'recordJobRun'> } = {},
   ) {
+    this.metrics = options.metrics;
     this.fetchJobs = options.fetchJobs ?? true;
     this.pool = new pg.Pool({ ...connection, application_name: JOBS_APPLICATION_NAME, max: 4 });
     this.pool.on('error', (error) => this.logger.warn({ err: describeError(error) }, 'job queue connection error'));
     const { pool } = this;
     this.boss = new PgBoss({
       db: { executeSql: (text, values) => this.executeSql(pool, text, values) },
-      schema: 'pgboss',
+      schema: JOB_QUEUE_SCHEMA,
       // pg-boss's maintenance archives and expires jobs (one instance at a time, by its own
       // advisory lock), on the instances that run jobs.
       supervise: options.fetchJobs ?? true,
@@ -115,17 +121,25 @@ export class JobQueue {
    */
   async work<Data extends object>(queue: string, concurrency: number, handler: JobHandler<Data>, options: { deleteOnSuccess?: boolean } = {}): Promise<void> {
     if (!this.fetchJobs) return;
+    this.metrics?.declareJobQueue(queue);
     // pg-boss 10 runs one job at a time per worker: `concurrency` workers, each its own fetch loop.
     const ids: string[] = [];
     for (let i = 0; i < concurrency; i += 1) {
       ids.push(
         await this.boss.work<Data>(queue, { batchSize: 1 }, async ([job]) => {
           if (!job) return;
+          const startedAt = performance.now();
           const run = handler(job.data, job.id);
           this.running.add(run);
+          // Measured on the handler itself, not on the race below: one still running past stop
+          // is counted when it really ends.
+          const ended = (outcome: 'ok' | 'failed') => {
+            this.running.delete(run);
+            this.metrics?.recordJobRun(queue, outcome, (performance.now() - startedAt) / 1000);
+          };
           void run.then(
-            () => this.running.delete(run),
-            () => this.running.delete(run),
+            () => ended('ok'),
+            () => ended('failed'),
           );
           try {
             // Past stop's bounds the worker stops waiting for a handler still running, or it

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PasswordJobStats } from '../auth/password-jobs';
-import type { CatalogCensus } from './database-census';
+import { COUNTED_JOB_STATES, type CatalogCensus, type JobQueueCensus } from './database-census';
 import { OperationNameLabels } from './operation-name-labels';
 import type { OverloadMonitor } from './overload-monitor';
 
@@ -32,9 +32,21 @@ export async function countedAttempt<T>(record: RecordAuthAttempt | undefined, m
  */
 export type RateLimitBucket = 'address' | 'tenant' | 'caller' | 'tenant_in_flight' | 'field';
 
+/** A job handler's end: returned (`ok`), or threw (`failed`: pg-boss retries it up to its queue's limit). */
+export type JobRunOutcome = 'ok' | 'failed';
+/** Which email: the three account emails (jobs of `send-email`) and event notifications (the EMAIL channel). */
+export type EmailKind = 'invitation' | 'password_reset' | 'email_verification' | 'notification';
+export const EMAIL_KINDS: readonly EmailKind[] = ['invitation', 'password_reset', 'email_verification', 'notification'];
+/** `sent`: the relay accepted it (or the log transport printed it); `failed`: refused or unreachable, tried again by its job or delivery. */
+export type EmailOutcome = 'sent' | 'failed';
+
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 /** Provisioning and migrations take from tens of milliseconds to minutes. */
 const SLOW_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+/** Jobs: a wake-up in milliseconds, a tenant's fan-out or an SMTP exchange in seconds, up to a job's 10-minute expiry. */
+const JOB_BUCKETS = [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600];
+/** From an event's commit to its fan-out: milliseconds when all is well, up to hours behind a stuck tenant. */
+const EVENT_DELAY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 
 export interface MetricSources {
   tenantClients: () => {
@@ -54,6 +66,8 @@ export interface MetricSources {
   catalog: () => Promise<CatalogCensus[]>;
   /** Platform audit entries queued for their tenant's log; cached by the source too. */
   auditOutboxBacklog: () => Promise<number | null>;
+  /** The server's job queues by state, from pg-boss's table; cached by the source too (null: never read). */
+  jobQueues: () => Promise<JobQueueCensus[] | null>;
   /** Distinct operation names kept as label values (METRICS_OPERATION_NAMES_MAX). */
   operationNamesMax: number;
 }
@@ -145,6 +159,36 @@ export class Metrics {
     labelNames: ['channel', 'outcome'],
     registers: [this.registry],
   });
+  private readonly jobRuns = new Counter({
+    name: 'fleet_job_runs_total',
+    help: 'Job handlers run by this instance, by queue and outcome (ok, failed: retried by pg-boss up to the queue\'s limit)',
+    labelNames: ['queue', 'outcome'],
+    registers: [this.registry],
+  });
+  private readonly jobDuration = new Histogram({
+    name: 'fleet_job_duration_seconds',
+    help: 'Job handler durations on this instance, by queue (whatever their outcome)',
+    labelNames: ['queue'],
+    buckets: JOB_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly emails = new Counter({
+    name: 'fleet_emails_total',
+    help: 'Emails handed to the relay by this instance, by kind (invitation, password_reset, email_verification, notification) and outcome (sent, failed: refused or unreachable, tried again by its job or delivery)',
+    labelNames: ['kind', 'outcome'],
+    registers: [this.registry],
+  });
+  private readonly eventsDispatched = new Counter({
+    name: 'fleet_events_dispatched_total',
+    help: 'Domain events fanned out into deliveries by this instance (each counted once, by the job that stamped it)',
+    registers: [this.registry],
+  });
+  private readonly eventDispatchDelay = new Histogram({
+    name: 'fleet_event_dispatch_delay_seconds',
+    help: "Time from an event (its audit entry's occurredAt, as its change is written) to its fan-out, by the database's clock",
+    buckets: EVENT_DELAY_BUCKETS,
+    registers: [this.registry],
+  });
   private readonly operationNames: OperationNameLabels;
 
   constructor(sources: MetricSources) {
@@ -162,6 +206,30 @@ export class Metrics {
     for (const channel of ['IN_APP', 'EMAIL', 'SLACK', 'WEBHOOK']) {
       for (const outcome of ['delivered', 'retrying', 'dead']) this.notificationAttempts.inc({ channel, outcome }, 0);
     }
+    for (const kind of EMAIL_KINDS) {
+      for (const outcome of ['sent', 'failed'] as const) this.emails.inc({ kind, outcome }, 0);
+    }
+    this.eventsDispatched.inc(0);
+    new Gauge({
+      name: 'fleet_jobs',
+      help: "Jobs in pg-boss's table by queue and state (created, retry: waiting; active: running; failed: retries spent), all instances' (counted at most every 10 s)",
+      labelNames: ['queue', 'state'],
+      registers: [this.registry],
+      async collect() {
+        for (const census of (await sources.jobQueues()) ?? []) {
+          for (const state of COUNTED_JOB_STATES) this.set({ queue: census.queue, state }, census.jobs[state]);
+        }
+      },
+    });
+    new Gauge({
+      name: 'fleet_job_queue_lag_seconds',
+      help: "How long each queue's oldest job due to run has waited for a worker, 0 when none waits (counted at most every 10 s); for tenant-events, how long a tenant's new events have waited for their fan-out",
+      labelNames: ['queue'],
+      registers: [this.registry],
+      async collect() {
+        for (const census of (await sources.jobQueues()) ?? []) this.set({ queue: census.queue }, census.lagSeconds);
+      },
+    });
     new Gauge({
       name: 'fleet_tenant_operations',
       help: 'GraphQL operations of all tenants on this instance, by state: running, or waiting for their tenant\'s turn (TENANT_MAX_IN_FLIGHT)',
@@ -368,5 +436,26 @@ export class Metrics {
 
   recordNotificationAttempt(channel: string, outcome: 'delivered' | 'retrying' | 'dead'): void {
     this.notificationAttempts.inc({ channel, outcome });
+  }
+
+  /** A queue this instance works: its series start at zero (queue names are the server's own, a fixed set). */
+  declareJobQueue(queue: string): void {
+    for (const outcome of ['ok', 'failed'] as const) this.jobRuns.inc({ queue, outcome }, 0);
+    this.jobDuration.zero({ queue });
+  }
+
+  recordJobRun(queue: string, outcome: JobRunOutcome, seconds: number): void {
+    this.jobRuns.inc({ queue, outcome });
+    this.jobDuration.observe({ queue }, seconds);
+  }
+
+  recordEmail(kind: EmailKind, outcome: EmailOutcome): void {
+    this.emails.inc({ kind, outcome });
+  }
+
+  /** Events one fan-out stamped, with each one's delay since its commit. */
+  recordEventsDispatched(delaysSeconds: readonly number[]): void {
+    this.eventsDispatched.inc(delaysSeconds.length);
+    for (const seconds of delaysSeconds) this.eventDispatchDelay.observe(Math.max(0, seconds));
   }
 }

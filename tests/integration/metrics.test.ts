@@ -1,5 +1,5 @@
 import { bearer, postJson, send } from '../support/raw-graphql';
-import { startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
+import { NO_BACKGROUND_JOBS, startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
 
 /*
  * The metric families of issue 16 §4 over HTTP: each is recorded where its event happens and
@@ -22,6 +22,18 @@ async function scrape(server: TestServer = app, headers: Record<string, string> 
   expect(response.status).toBe(200);
   return response.text;
 }
+
+/** Scrapes until `series` reaches `atLeast` (live counters; the database census stays cached meanwhile). */
+async function scrapeUntil(server: TestServer, series: string, atLeast: number, timeoutMs = 20_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = await scrape(server);
+    if ((sample(text, series) ?? 0) >= atLeast || Date.now() > deadline) return text;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+const INVITE = 'mutation MetricsInvite($input: InviteMemberInput!) { inviteMember(input: $input) { invitation { id } } }';
 
 beforeAll(async () => {
   app = await startTestServer({ env: { METRICS_OPERATION_NAMES_MAX: '3' } });
@@ -110,6 +122,97 @@ describe('metric families', () => {
     expect(text).not.toContain(tenant.id);
     expect(text).not.toContain(tenant.slug);
   });
+});
+
+describe('jobs, emails and domain events', () => {
+  // Servers of their own: the job census is read at most every 10 s, so its first reading must
+  // come after what the test sets up.
+  let jobsServer: TestServer;
+
+  beforeAll(async () => {
+    jobsServer = await startTestServer();
+  }, 60_000);
+
+  afterAll(async () => {
+    await jobsServer?.close();
+  });
+
+  it('counts emails by kind and outcome, job runs and durations by queue, and the jobs waiting', async () => {
+    const mail = jobsServer.mail!;
+    const owned = await jobsServer.createTenant();
+    await mail.take(owned.ownerEmail, 'Verify');
+    // The relay goes down: the invitation's job fails, and pg-boss keeps it for a retry.
+    await mail.stop();
+    const invitee = `invitee@${owned.slug}.test`;
+    const invited = await postJson<{ data?: { inviteMember: { invitation: { id: string } } } }>(
+      jobsServer.url,
+      { query: INVITE, variables: { input: { email: invitee, role: 'VIEWER' } } },
+      bearer(owned.ownerToken),
+    );
+    expect(invited.body?.data?.inviteMember.invitation.id).toEqual(expect.any(String));
+    const down = await scrapeUntil(jobsServer, 'fleet_emails_total{kind="invitation",outcome="failed"}', 1);
+    expect(sample(down, 'fleet_emails_total{kind="invitation",outcome="failed"}')).toBeGreaterThanOrEqual(1);
+    expect(sample(down, 'fleet_emails_total{kind="invitation",outcome="sent"}')).toBe(0);
+    expect(sample(down, 'fleet_emails_total{kind="email_verification",outcome="sent"}')).toBe(1);
+    expect(sample(down, 'fleet_emails_total{kind="password_reset",outcome="sent"}')).toBe(0);
+    expect(sample(down, 'fleet_job_runs_total{queue="send-email",outcome="ok"}')).toBe(1);
+    expect(sample(down, 'fleet_job_runs_total{queue="send-email",outcome="failed"}')).toBeGreaterThanOrEqual(1);
+    expect(sample(down, 'fleet_job_duration_seconds_count{queue="send-email"}')).toBeGreaterThanOrEqual(2);
+    // The invitation's job, waiting for its retry (or running it), counted from pg-boss's table.
+    const waiting = ['created', 'retry', 'active'].map((state) => sample(down, `fleet_jobs{queue="send-email",state="${state}"}`) ?? NaN);
+    expect(waiting.reduce((sum, jobs) => sum + jobs, 0)).toBe(1);
+    expect(sample(down, 'fleet_jobs{queue="send-email",state="failed"}')).toBe(0);
+    expect(sample(down, 'fleet_job_queue_lag_seconds{queue="send-email"}')).toEqual(expect.any(Number));
+
+    // Back up: the retry sends it.
+    await mail.start();
+    await mail.take(invitee, 'You are invited', 30_000);
+    // The run is counted as its handler returns, just after the relay accepted the message.
+    const up = await scrapeUntil(jobsServer, 'fleet_job_runs_total{queue="send-email",outcome="ok"}', 2);
+    expect(sample(up, 'fleet_emails_total{kind="invitation",outcome="sent"}')).toBe(1);
+    expect(sample(up, 'fleet_job_runs_total{queue="send-email",outcome="ok"}')).toBe(2);
+    expect(up).not.toContain(owned.id);
+    expect(up).not.toContain(owned.slug);
+  }, 60_000);
+
+  it('counts events fanned out, with their delay, and the tenant-events jobs that did it', async () => {
+    const owned = await jobsServer.createTenant();
+    const before = await scrape(jobsServer);
+    const dispatched = sample(before, 'fleet_events_dispatched_total') ?? NaN;
+    const runs = sample(before, 'fleet_job_runs_total{queue="tenant-events",outcome="ok"}') ?? NaN;
+    // API_KEY_CREATED is an event: the tenant's job fans it out.
+    const created = await postJson<{ data?: { createApiKey: { apiKey: { id: string } } } }>(
+      jobsServer.url,
+      { query: 'mutation MetricsEventKey { createApiKey(input: { name: "event", role: VIEWER }) { apiKey { id } } }' },
+      bearer(owned.ownerToken),
+    );
+    expect(created.body?.data?.createApiKey.apiKey.id).toEqual(expect.any(String));
+    const after = await scrapeUntil(jobsServer, 'fleet_events_dispatched_total', dispatched + 1);
+    expect(sample(after, 'fleet_events_dispatched_total')).toBeGreaterThan(dispatched);
+    expect(sample(after, 'fleet_event_dispatch_delay_seconds_count')).toBe(sample(after, 'fleet_events_dispatched_total'));
+    // Fanned out within the minute: the delay is measured, not left at its largest bucket.
+    expect(sample(after, 'fleet_event_dispatch_delay_seconds_bucket{le="60"}')).toBe(sample(after, 'fleet_events_dispatched_total'));
+    expect(sample(after, 'fleet_job_runs_total{queue="tenant-events",outcome="ok"}')).toBeGreaterThan(runs);
+  }, 60_000);
+
+  it('shows how long due jobs wait when no instance runs them', async () => {
+    const idle = await startTestServer({ env: NO_BACKGROUND_JOBS });
+    try {
+      // The owner's verification email is queued; nothing here fetches it.
+      const owned = await idle.createTenant();
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      const text = await scrape(idle);
+      expect(sample(text, 'fleet_jobs{queue="send-email",state="created"}')).toBe(1);
+      expect(sample(text, 'fleet_jobs{queue="send-email",state="active"}')).toBe(0);
+      expect(sample(text, 'fleet_job_queue_lag_seconds{queue="send-email"}')).toBeGreaterThanOrEqual(1);
+      // Queues nobody waits in lag 0, and an instance that runs no jobs records no runs.
+      expect(sample(text, 'fleet_job_queue_lag_seconds{queue="trip-late-check"}')).toBe(0);
+      expect(text).not.toMatch(/^fleet_job_runs_total\{/m);
+      expect(text).not.toContain(owned.id);
+    } finally {
+      await idle.close();
+    }
+  }, 60_000);
 });
 
 describe('rate-limit refusals', () => {
