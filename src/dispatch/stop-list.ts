@@ -13,15 +13,15 @@ import type { DispatchScope } from './trips';
 /** The filter with the trip id already unwrapped from its global id. */
 export type StopListFilter = Omit<StopFilter, 'tripId'> & { tripId?: string | null };
 
-const present = <T>(values: readonly T[] | null | undefined): values is readonly T[] => Boolean(values && values.length > 0);
+const nonEmpty = <T>(values: readonly T[] | null | undefined): values is readonly T[] => Boolean(values && values.length > 0);
 
 /**
- * The stop's trip is live (and, if asked, in one of these statuses). A stop outlives its trip's
- * soft delete: the trip hides, so its stops do, as they do from every read through the trip.
- * A correlated EXISTS, so a page walks the order's index and looks each trip up by its key.
+ * The stop's trip is live (and, if asked, in one of these statuses). A trip's soft delete leaves
+ * its stops' rows as they were, so the list hides them with their trip, as `trips` hides it. A
+ * correlated EXISTS, so a page walks the order's index and looks each trip up by its key.
  */
 function tripCondition(tripStatuses: StopListFilter['tripStatuses']): Prisma.Sql {
-  const statuses = present(tripStatuses) ? Prisma.sql`AND trip."status" = ANY(${[...new Set(tripStatuses)]}::"TripStatus"[])` : Prisma.empty;
+  const statuses = nonEmpty(tripStatuses) ? Prisma.sql`AND trip."status" = ANY(${[...new Set(tripStatuses)]}::"TripStatus"[])` : Prisma.empty;
   return Prisma.sql`EXISTS (SELECT 1 FROM "Trip" trip WHERE trip."id" = t."tripId" AND trip."deletedAt" IS NULL ${statuses})`;
 }
 
@@ -37,7 +37,7 @@ export const stopList: RecordList<Stop, StopListFilter, StopOrderField> = {
   conditions(filter) {
     const where = [tripCondition(filter?.tripStatuses)];
     if (filter?.tripId) where.push(Prisma.sql`t."tripId" = ${filter.tripId}::uuid`);
-    if (present(filter?.kinds)) where.push(Prisma.sql`t."kind" = ANY(${[...new Set(filter.kinds)]}::"StopKind"[])`);
+    if (nonEmpty(filter?.kinds)) where.push(Prisma.sql`t."kind" = ANY(${[...new Set(filter.kinds)]}::"StopKind"[])`);
     where.push(...recordedCondition('arrivedAt', filter?.arrived), ...recordedCondition('completedAt', filter?.completed));
     if (filter?.windowFrom) where.push(Prisma.sql`t."windowStart" >= ${filter.windowFrom}`);
     if (filter?.windowTo) where.push(Prisma.sql`t."windowStart" < ${filter.windowTo}`);
