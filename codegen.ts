@@ -62,6 +62,7 @@ const config: CodegenConfig = {
           TripNote: './prisma/tenant/client#TripNote as TripNoteModel',
           TripChange: '../subscriptions/trip-subscriptions#TripChangeModel',
           TripNoteConnection: '../graphql/pagination#ConnectionModel<TripNoteModel>',
+          StopConnection: '../graphql/pagination#ConnectionModel<StopModel>',
           RecordChange: './prisma/tenant/client#RecordChange as RecordChangeModel',
           RecordChangeConnection: '../graphql/pagination#ConnectionModel<RecordChangeModel>',
           AuditEvent: './prisma/tenant/client#AuditEvent as AuditEventModel',

@@ -1,6 +1,7 @@
 import type { Resolvers } from '../generated/graphql';
 import { expectGlobalId, toGlobalId } from '../graphql/global-id';
 import { historyOf } from '../records/record-history';
+import { listStops } from './stop-list';
 import { addTripNote, deleteTripNote, editableUntil, editTripNote, notesOfTrip } from './trip-notes';
 import { addStop, completeStop, markStopArrived, removeStop, reorderStops, stopsOfTrips, updateStop } from './trip-stops';
 
@@ -10,6 +11,13 @@ import { addStop, completeStop, markStopArrived, removeStop, reorderStops, stops
  */
 
 export const stopsResolvers: Resolvers = {
+  Query: {
+    stops: (_root, { filter, ...args }, ctx) =>
+      listStops(ctx.tenantScope(), {
+        ...args,
+        filter: filter && { ...filter, tripId: filter.tripId ? expectGlobalId(filter.tripId, 'Trip', 'filter.tripId') : null },
+      }),
+  },
   Mutation: {
     addStop: async (_root, { input }, ctx) => ({ stop: await addStop(ctx.tenantScope(), { ...input, tripId: expectGlobalId(input.tripId, 'Trip', 'tripId') }) }),
     updateStop: async (_root, { id, input }, ctx) => ({ stop: await updateStop(ctx.tenantScope(), expectGlobalId(id, 'Stop'), input) }),
@@ -57,6 +65,9 @@ export const stopsResolvers: Resolvers = {
     history: (note, args, ctx) => historyOf(ctx.tenantScope().sql, 'TripNote', note.id, args),
   },
   TripNoteConnection: {
+    totalCount: (connection) => connection.totalCount(),
+  },
+  StopConnection: {
     totalCount: (connection) => connection.totalCount(),
   },
 };

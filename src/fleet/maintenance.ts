@@ -32,6 +32,8 @@ export const maintenanceList: RecordList<MaintenanceRecord, MaintenanceListFilte
     if (filter?.open === true) where.push(Prisma.sql`t."closedAt" IS NULL`);
     if (filter?.open === false) where.push(Prisma.sql`t."closedAt" IS NOT NULL`);
     if (filter?.kind) where.push(Prisma.sql`t."kind" = ${filter.kind}::"MaintenanceKind"`);
+    if (filter?.openedFrom) where.push(Prisma.sql`t."openedAt" >= ${filter.openedFrom}`);
+    if (filter?.openedTo) where.push(Prisma.sql`t."openedAt" < ${filter.openedTo}`);
     return where;
   },
   orders: {

@@ -290,6 +290,7 @@ const UPDATE_SETTINGS = graphql(`mutation IsolationUpdateSettings($input: Update
 const MAINTENANCE_RECORDS = graphql(`query IsolationMaintenanceRecords($filter: MaintenanceFilter) { maintenanceRecords(first: 20, filter: $filter) { totalCount edges { node { id } } } }`);
 const OPEN_MAINTENANCE = graphql(`mutation IsolationOpenMaintenance($vehicleId: ID!) { openMaintenance(input: { vehicleId: $vehicleId, kind: REPAIR, description: "probe" }) { maintenanceRecord { id } } }`);
 const CLOSE_MAINTENANCE = graphql(`mutation IsolationCloseMaintenance($id: ID!) { closeMaintenance(input: { id: $id }) { maintenanceRecord { id } } }`);
+const STOPS = graphql(`query IsolationStops($filter: StopFilter) { stops(first: 20, filter: $filter) { totalCount edges { node { id trip { id } } } } }`);
 const ADD_STOP = graphql(`mutation IsolationAddStop($tripId: ID!) { addStop(input: { tripId: $tripId, kind: PICKUP, address: "probe" }) { stop { id } } }`);
 const UPDATE_STOP = graphql(`mutation IsolationUpdateStop($id: ID!) { updateStop(id: $id, input: { address: "probe" }) { stop { id } } }`);
 const REMOVE_STOP = graphql(`mutation IsolationRemoveStop($id: ID!) { removeStop(id: $id) { removedId } }`);
@@ -576,6 +577,28 @@ const isolationCases: Record<string, Attack[]> = {
       run: async () => {
         for (const id of [...B.stopIds, B.noteId]) expect((await A.owner.request(NODE, { id })).node).toBeNull();
         expect((await A.owner.request(NODE, { id: A.noteId })).node).toMatchObject({ __typename: 'TripNote', id: A.noteId });
+      },
+    },
+  ],
+  stops: [
+    {
+      name: "lists exactly A's live stops; B's trips as a filter find nothing",
+      run: async () => {
+        const live = await (await tenantSchemaPool(A)).query<{ id: string }>(
+          `SELECT s.id FROM ${quoteIdentifier(A.schemaName)}."Stop" s JOIN ${quoteIdentifier(A.schemaName)}."Trip" t ON t.id = s."tripId"
+            WHERE s."deletedAt" IS NULL AND t."deletedAt" IS NULL ORDER BY s.id`,
+        );
+        const all = await A.owner.request(STOPS, {});
+        expect(all.stops.edges.map((edge) => edge.node.id)).toEqual(live.rows.map((row) => toGlobalId('Stop', row.id)));
+        expect(all.stops.edges.map((edge) => edge.node.id)).toEqual(expect.arrayContaining(A.stopIds));
+        expect(all.stops.totalCount).toBe(all.stops.edges.length);
+        for (const filter of [{ tripId: B.trip.id }, { tripId: B.deleted.tripId }, { tripId: B.trip.id, tripStatuses: ['PLANNED' as const] }]) {
+          const found = await A.owner.request(STOPS, { filter });
+          expect({ filter, stops: found.stops }).toEqual({ filter, stops: { totalCount: 0, edges: [] } });
+        }
+        // B's stops exist (B lists them), so the empty answers above are isolation, not absence.
+        const ofB = await B.owner.request(STOPS, { filter: { tripId: B.trip.id } });
+        expect(ofB.stops.edges.map((edge) => edge.node.id).sort()).toEqual([...B.stopIds].sort());
       },
     },
   ],

@@ -62,6 +62,7 @@ const KNOWN: Record<string, Role> = {
   'Mutation.updateFleetSettings': 'ADMIN',
   'Query.tenantUsage': 'ADMIN',
   'Query.trips': 'VIEWER',
+  'Query.stops': 'VIEWER',
   'Mutation.createTrip': 'MANAGER',
   'Mutation.updateTrip': 'MANAGER',
   'Mutation.transitionTrip': 'MEMBER',
@@ -452,6 +453,11 @@ const CASES: Record<string, Case> = {
     document: `{ trips(first: 1) { totalCount } }`,
     prepare: async () => ({ id: await createTrip() }),
     check: (data) => expect((data.trips as { totalCount: number }).totalCount).toBeGreaterThan(0),
+  },
+  'Query.stops': {
+    document: `query($tripId: ID!) { stops(filter: { tripId: $tripId }) { totalCount edges { node { kind } } } }`,
+    prepare: async () => ({ tripId: (await tripWithStops(['PICKUP', 'DROP_OFF'])).tripId }),
+    check: (data) => expect(data.stops).toEqual({ totalCount: 2, edges: [{ node: { kind: 'PICKUP' } }, { node: { kind: 'DROP_OFF' } }] }),
   },
   'Mutation.createTrip': {
     document: `mutation($input: CreateTripInput!) { createTrip(input: $input) { trip { reference } } }`,

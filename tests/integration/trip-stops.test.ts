@@ -38,6 +38,11 @@ const DELETE_NOTE = graphql(`mutation StopsDeleteNote($id: ID!) { deleteTripNote
 const NOTES = graphql(`query StopsNotes($id: ID!, $first: Int, $after: String, $orderBy: TripNoteOrder) {
   trip(id: $id) { notes(first: $first, after: $after, orderBy: $orderBy) { totalCount pageInfo { hasNextPage endCursor } edges { node { id body } } } }
 }`);
+const STOPS = graphql(`query StopsAcrossTrips($first: Int, $filter: StopFilter, $orderBy: StopOrder) {
+  stops(first: $first, filter: $filter, orderBy: $orderBy) { totalCount edges { node { id sequence trip { id reference } } } }
+}`);
+const DELETE_TRIP = graphql(`mutation StopsDeleteTrip($id: ID!) { deleteTrip(id: $id) { deletedId } }`);
+const RESTORE_TRIP = graphql(`mutation StopsRestoreTrip($id: ID!) { restoreTrip(id: $id) { trip { id } } }`);
 const NODE = graphql(`query StopsNode($id: ID!) { node(id: $id) { __typename id ... on Stop { sequence } ... on TripNote { body } } }`);
 const ME = graphql(`query StopsMe { me { id } }`);
 const ADD_MEMBER = graphql(`mutation StopsAddMember($input: AddMemberInput!) { addMember(input: $input) { member { id } } }`);
@@ -379,6 +384,47 @@ describe('batching', () => {
     const two = await measure(2);
     expect(await measure(6)).toBe(two);
     expect(two).toBe(2);
+  });
+});
+
+describe("the dispatcher's list of stops across trips", () => {
+  it("leaves out removed stops and a deleted trip's stops (back once it is restored); a VIEWER reads it", async () => {
+    const kept = await newTrip();
+    const [first, removed, last] = [await addStop(kept, 'PICKUP', 'Kept 1'), await addStop(kept, 'PICKUP', 'Removed'), await addStop(kept, 'DROP_OFF', 'Kept 2')];
+    await client('MANAGER').request(REMOVE_STOP, { id: removed });
+    const deleted = await newTrip();
+    const gone = [await addStop(deleted, 'PICKUP', 'Gone 1'), await addStop(deleted, 'DROP_OFF', 'Gone 2')];
+    await tenant.owner.request(DELETE_TRIP, { id: deleted });
+
+    const ofTrip = async (tripId: string) => (await client('VIEWER').request(STOPS, { first: 10, filter: { tripId } })).stops;
+    expect((await ofTrip(kept)).edges.map((edge) => [edge.node.id, edge.node.sequence])).toEqual([
+      [first, 1],
+      [last, 2],
+    ]);
+    expect(await ofTrip(deleted)).toEqual({ totalCount: 0, edges: [] });
+    const newest = (await client('VIEWER').request(STOPS, { first: 10, orderBy: { field: 'CREATED_AT', direction: 'DESC' } })).stops.edges.map((edge) => edge.node.id);
+    expect(newest.slice(0, 2)).toEqual([last, first]);
+    expect(newest).not.toContain(removed);
+
+    await tenant.owner.request(RESTORE_TRIP, { id: deleted });
+    expect((await ofTrip(deleted)).edges.map((edge) => edge.node.id)).toEqual(gone);
+  });
+
+  it('a page of stops with their trips costs the same statements for 4 stops as for 12: the page, its count, and the trips in one batch', async () => {
+    for (let index = 0; index < 6; index += 1) {
+      const tripId = await newTrip();
+      await addStop(tripId, 'PICKUP', `Across ${index}`);
+      await addStop(tripId, 'DROP_OFF', `Across ${index} end`);
+    }
+    const measure = async (first: number) => {
+      const before = await tenantSqlStatements(app.url);
+      const read = await tenant.owner.request(STOPS, { first, orderBy: { field: 'CREATED_AT', direction: 'DESC' } });
+      expect(new Set(read.stops.edges.map((edge) => edge.node.trip.id)).size).toBe(first / 2);
+      return (await tenantSqlStatements(app.url)) - before;
+    };
+    const four = await measure(4);
+    expect(await measure(12)).toBe(four);
+    expect(four).toBe(3);
   });
 });
 
