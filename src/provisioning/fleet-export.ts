@@ -58,8 +58,15 @@ export async function exportFleet(
       // As the single-tenant export refuses it: a tenant on its way out is not taken out again.
       if (tenant.purgeAfter) return { file: null, counts: null, skipped: 'scheduled for deletion; cancelTenantDeletion first' };
       const file = archiveFileOf(options.outDir, tenant);
-      if (dryRun) return { file, counts: await countArchiveRows(deps.tenantClients, tenant), skipped: null };
-      const counts = await writeAtomically(file, (writeLine) => exportTenant(deps.tenantClients, tenant, deps.signingKey, writeLine));
+      if (dryRun) {
+        const counts = await countArchiveRows(deps.tenantClients, tenant).catch((error: unknown) => {
+          throw withDatabaseReason(error);
+        });
+        return { file, counts, skipped: null };
+      }
+      const counts = await writeAtomically(file, (writeLine) => exportTenant(deps.tenantClients, tenant, deps.signingKey, writeLine)).catch((error: unknown) => {
+        throw withDatabaseReason(error);
+      });
       // The tenant's admins see that their data was taken out, and when (as for the HTTP export).
       await deps.platform.prisma.$transaction((tx) =>
         queueAudit(tx, tenant.id, OPERATOR, { action: 'tenant.exported', targetType: 'Tenant', targetId: tenant.id, metadata: { rows: counts, by: 'tenants:export' } }),
@@ -73,6 +80,19 @@ export async function exportFleet(
     { after: options.after ?? null, dryRun: options.dryRun ?? false, concurrency: options.concurrency, ...(options.batchSize ? { batchSize: options.batchSize } : {}) },
     onResult,
   );
+}
+
+/**
+ * Prisma reports a failed raw query as "P2010" alone; the operator reading the command's line
+ * needs PostgreSQL's reason (42P01 relation does not exist, 28P01 password authentication
+ * failed, ...). An export only reads, so the message names objects, never row values.
+ */
+function withDatabaseReason(error: unknown): unknown {
+  type AdapterCause = { originalCode?: string; originalMessage?: string; kind?: string };
+  const cause = (error as { meta?: { driverAdapterError?: { cause?: AdapterCause } }; cause?: AdapterCause }).meta?.driverAdapterError?.cause ?? (error as { cause?: AdapterCause }).cause;
+  if (!cause || typeof cause !== 'object') return error;
+  const reason = [cause.originalCode, cause.originalMessage ?? cause.kind].filter(Boolean).join(': ');
+  return reason ? new Error(`${(error as { code?: string }).code ?? 'database error'} (${reason})`) : error;
 }
 
 /**

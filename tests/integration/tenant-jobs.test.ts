@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { createLogger } from '../../src/observability/logger';
+import { writeAtomically } from '../../src/provisioning/fleet-export';
 import { runTenantJob, type TenantJob, type TenantJobResult } from '../../src/tenant-jobs/tenant-jobs';
 import { DatabaseInspector } from '../support/provisioning-inspector';
 import { startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
@@ -174,7 +175,8 @@ describe('npm run tenants:export', () => {
       await db.client.query(`ALTER SCHEMA "${broken.schemaName}_away" RENAME TO "${broken.schemaName}"`);
     }
     expect(result.code).toBe(1);
-    expect(lineOf(result.stdout, broken)).toMatch(/^FAILED /);
+    // PostgreSQL's reason, not Prisma's bare P2010.
+    expect(lineOf(result.stdout, broken)).toMatch(/^FAILED .*42P01: relation "FleetSettings" does not exist/);
     for (const tenant of tenants.filter((candidate) => candidate !== broken)) {
       expect(lineOf(result.stdout, tenant)).toMatch(new RegExp(`^DONE .*-> ${path.join(first, `${tenant.slug}.ndjson`)}$`));
     }
@@ -228,6 +230,24 @@ describe('npm run tenants:export', () => {
     expect(noOut).toMatchObject({ code: 1, stderr: expect.stringContaining('tenants:export: --out <dir> is required') });
     const badAfter = await operator('export-tenants', '--out', dry, '--after', 'acme');
     expect(badAfter).toMatchObject({ code: 1, stderr: expect.stringContaining('--after takes a tenant id') });
+  });
+});
+
+describe('writeAtomically', () => {
+  it('leaves the file as it was, and no temporary file, when the archive fails part-way (after writes reached the disk)', async () => {
+    const dir = mkdtempSync(path.join(work, 'atomic-'));
+    const file = path.join(dir, 'acme.ndjson');
+    await writeAtomically(file, async (writeLine) => writeLine('old archive\n'));
+    expect(readFileSync(file, 'utf8')).toBe('old archive\n');
+    const failing = writeAtomically(file, async (writeLine) => {
+      // More than one write's worth, so part of it is in the temporary file when it fails.
+      for (let line = 0; line < 2_000; line += 1) await writeLine(`${JSON.stringify({ table: 'Vehicle', row: { line, pad: 'x'.repeat(60) } })}\n`);
+      expect(readdirSync(dir).filter((name) => name.endsWith('.partial'))).toHaveLength(1);
+      throw new Error('connection lost');
+    });
+    await expect(failing).rejects.toThrow('connection lost');
+    expect(readdirSync(dir)).toEqual(['acme.ndjson']);
+    expect(readFileSync(file, 'utf8')).toBe('old archive\n');
   });
 });
 
