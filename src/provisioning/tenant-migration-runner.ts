@@ -6,6 +6,7 @@ import { withCheckedOutClient } from '../database/checked-out-client';
 import { badInput } from '../errors/app-error';
 import { latestMigrationName, readMigrationFolder } from '../migrations/migration-files';
 import { MigrationError } from '../migrations/migrator';
+import { describeError } from '../observability/logger';
 import { runTenantJob, type TenantJob } from '../tenant-jobs/tenant-jobs';
 import { tenantConnectionConfig } from '../tenancy/tenant-credentials';
 import type { TenantRecord } from '../tenancy/tenant-directory';
@@ -90,7 +91,13 @@ export class TenantMigrationRunner {
         if (!options.force && tenant.migrationVersion === targetVersion) {
           return { ...base(tenant), status: 'UP_TO_DATE' as const, version: tenant.migrationVersion };
         }
-        if (dryRun) return this.pendingOf(tenant, folder);
+        if (dryRun) {
+          return this.pendingOf(tenant, folder).catch((error: unknown): TenantMigrationResult => {
+            // As for a real run: a class and code to the caller, the database's message to the log only.
+            this.deps.logger.error({ tenantId: tenant.id, slug: tenant.slug, err: describeError(error) }, 'tenant migration dry run failed');
+            return { ...base(tenant), status: 'FAILED', error: failureReason(error) };
+          });
+        }
         return this.migrateOne(tenant, folder, targetVersion, options.force ?? false, options.requestedBy ?? SYSTEM_ACTOR);
       },
     };
@@ -104,7 +111,7 @@ export class TenantMigrationRunner {
       { prisma: this.deps.platform.prisma, logger: this.deps.logger },
       migrate,
       { tenantIds: options.tenantIds ?? null, statuses: options.tenantIds ? null : undefined, after: options.after ?? null, concurrency, dryRun },
-      // migrateOne reports its own failures; this covers a throw anywhere else (the dry run's read).
+      // migrateOne and the dry run report their own failures; this covers a throw anywhere else.
       (result) => report(result.outcome ?? { ...base(result.tenant), status: 'FAILED', error: result.error, durationMs: result.durationMs }),
     );
     for (const id of run.missingTenantIds) report(skipped(id, null, 'tenant not found'));
@@ -120,9 +127,16 @@ export class TenantMigrationRunner {
     const startedAt = performance.now();
     const { adminPool } = this.deps.clusters.get(tenant.cluster);
     const table = `${quoteIdentifier(tenant.schemaName)}._prisma_migrations`;
-    const [present] = (await adminPool.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [table])).rows;
+    const [present] = (
+      await adminPool.query<{ schema: boolean; bookkeeping: boolean }>('SELECT to_regnamespace($1) IS NOT NULL AS schema, to_regclass($2) IS NOT NULL AS bookkeeping', [
+        quoteIdentifier(tenant.schemaName),
+        table,
+      ])
+    ).rows;
+    // A real run would fail here too (its role's search_path leads nowhere), not create the schema.
+    if (!present?.schema) return { ...base(tenant), status: 'FAILED', error: 'the tenant schema is missing', durationMs: Math.round(performance.now() - startedAt) };
     const done = new Set(
-      present?.present
+      present.bookkeeping
         ? (await adminPool.query<{ name: string }>(`SELECT migration_name AS name FROM ${table} WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`)).rows.map((row) => row.name)
         : [],
     );

@@ -234,6 +234,16 @@ describe('migrateTenants with a new migration', () => {
     expect(resumed).toMatchObject({ wouldMigrate: TENANT_COUNT - 6, resumeAfter: sorted.at(-1) });
     // Past the last tenant: nothing to do, and resumeAfter stays where it was.
     expect(await migrate(nextAdmin, { dryRun: true, after: sorted.at(-1) })).toMatchObject({ results: [], wouldMigrate: 0, resumeAfter: sorted.at(-1) });
+    // A schema gone missing is reported FAILED, as the real run would find it, not as 'would create it all'.
+    const lost = tenants[7] as TenantFixture;
+    await db.client.query(`ALTER SCHEMA "${lost.schemaName}" RENAME TO "${lost.schemaName}_away"`);
+    try {
+      const missing = await migrate(nextAdmin, { dryRun: true, tenantIds: [lost.id, (tenants[6] as TenantFixture).id] });
+      expect(missing).toMatchObject({ failed: 1, wouldMigrate: 1 });
+      expect(resultFor(missing, lost)).toMatchObject({ status: 'FAILED', error: 'the tenant schema is missing', pendingMigrations: [] });
+    } finally {
+      await db.client.query(`ALTER SCHEMA "${lost.schemaName}_away" RENAME TO "${lost.schemaName}"`);
+    }
     expect((await nextAdmin.request(MIGRATE_COUNTS, { dryRun: true, after: sorted[9] })).migrateTenants).toEqual({
       wouldMigrate: 2,
       upToDate: 0,
