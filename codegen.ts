@@ -80,7 +80,7 @@ const config: CodegenConfig = {
           Invitation: '../auth/invitation-service#InvitationModel',
           ApiKey: '../api-keys/api-key-service#ApiKeyModel',
           PersistedOperation: '../persisted-queries/operation-safelist#PersistedOperationModel',
-          MigrateTenantsPayload: '../provisioning/tenant-migration-runner#TenantMigrationReport as TenantMigrationReportModel',
+          MigrateTenantsPayload: '../provisioning/tenant-migration-runner#ListedTenantMigrationReport as TenantMigrationReportModel',
           TenantMigrationResult: '../provisioning/tenant-migration-runner#TenantMigrationResult as TenantMigrationResultModel',
         },
       },

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { mapWithConcurrency } from '../../src/concurrency/map-with-concurrency';
 import { TENANT_MIGRATIONS_DIR } from '../../src/config/paths';
+import type { TenantMigrationResult } from '../../src/provisioning/tenant-migration-runner';
 import { quoteIdentifier } from '../../src/tenancy/tenant-naming';
 import { startBenchServer } from '../lib/bench-server';
 import type { BenchContext, Row, SectionReport } from '../lib/context';
@@ -58,10 +59,11 @@ export async function upgradeSection(ctx: BenchContext): Promise<SectionReport> 
   }
 
   const startedAt = performance.now();
-  const report = await ctx.app.server.services.migrations.migrateTenants({ tenantIds: ids });
+  const results: TenantMigrationResult[] = [];
+  await ctx.app.server.services.migrations.migrateTenants({ tenantIds: ids }, (result) => results.push(result));
   const wallMs = performance.now() - startedAt;
-  const migrated = report.results.filter((result) => result.status === 'MIGRATED');
-  const failed = report.results.filter((result) => result.status !== 'MIGRATED');
+  const migrated = results.filter((result) => result.status === 'MIGRATED');
+  const failed = results.filter((result) => result.status !== 'MIGRATED');
   if (failed.length > 0) notes.push(`upgrade: ${failed.length} tenants not MIGRATED: ${JSON.stringify(failed.slice(0, 3).map((result) => ({ status: result.status, error: result.error })))}`);
   const applied = migrated[0]?.appliedMigrations.length ?? 0;
   const perTenant = migrated.map((result) => result.durationMs);

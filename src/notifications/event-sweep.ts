@@ -34,13 +34,16 @@ export async function sweepUndispatchedEvents(deps: {
     },
   };
   try {
-    const report = await runTenantJob({ prisma: deps.platform.prisma, logger: deps.logger }, job, {
-      statuses: ['ACTIVE'],
-      concurrency: deps.concurrency ?? 2,
-      dryRun: false,
-    });
-    const woken = report.results.filter((result) => result.outcome).length;
-    deps.logger.info({ tenants: report.results.length, woken, durationMs: report.durationMs }, 'swept tenants for events not yet delivered');
+    let woken = 0;
+    const report = await runTenantJob(
+      { prisma: deps.platform.prisma, logger: deps.logger },
+      job,
+      { statuses: ['ACTIVE'], concurrency: deps.concurrency ?? 2, dryRun: false },
+      (result) => {
+        if (result.outcome) woken += 1;
+      },
+    );
+    deps.logger.info({ tenants: report.visited, failed: report.failed, woken, durationMs: report.durationMs }, 'swept tenants for events not yet delivered');
     return woken;
   } catch (error) {
     deps.logger.warn({ err: describeError(error) }, 'the start-up sweep for undelivered events failed; their tenants wake with their next event');

@@ -1,7 +1,9 @@
-import type { Resolvers } from '../generated/graphql';
+import type { Resolvers, TenantPurgeResult } from '../generated/graphql';
 import { platformAdminActor } from '../graphql/context';
 import { pageRequest, toConnection } from '../graphql/pagination';
 import { effectiveLimits } from '../rate-limiting/plans';
+import { selectsPath } from '../graphql/look-ahead';
+import type { TenantMigrationResult } from './tenant-migration-runner';
 import type { MovedTable } from './tenant-mover';
 
 /** Platform-admin operations: tenants, provisioning (and purging what never finished), fleet-wide migrations, suspension. */
@@ -22,15 +24,14 @@ export const platformResolvers: Resolvers = {
   },
   Mutation: {
     createTenant: async (_root, { input }, ctx) => ({ tenant: await ctx.services.provisioner.createTenant({ ...input, requestedBy: platformAdminActor(ctx) }) }),
-    purgeDeletedRecords: async (_root, { input }, ctx) => {
+    purgeDeletedRecords: async (_root, { input }, ctx, info) => {
       const purge = ctx.services.retention;
-      const report = await purge.run({ tenantIds: input?.tenantIds ?? null, dryRun: input?.dryRun ?? false, after: input?.after ?? null });
-      return {
-        retentionDays: purge.retentionDays,
-        dryRun: report.dryRun,
-        resumeAfter: report.resumeAfter,
-        durationMs: report.durationMs,
-        results: report.results.map((result) => ({
+      // The per-tenant list is built only when the reply asks for it (see migrateTenants).
+      const results: TenantPurgeResult[] = [];
+      const listed = selectsPath(info, ['results']);
+      const report = await purge.run({ tenantIds: input?.tenantIds ?? null, dryRun: input?.dryRun ?? false, after: input?.after ?? null }, (result) => {
+        if (!listed) return;
+        results.push({
           tenantId: result.tenantId,
           slug: result.slug,
           status: result.status,
@@ -39,16 +40,31 @@ export const platformResolvers: Resolvers = {
           vehicles: result.outcome?.Vehicle ?? 0,
           error: result.error,
           durationMs: result.durationMs,
-        })),
-      };
+        });
+      });
+      return { retentionDays: purge.retentionDays, dryRun: report.dryRun, resumeAfter: report.resumeAfter, durationMs: report.durationMs, results };
     },
-    migrateTenants: (_root, { tenantIds, concurrency, force }, ctx) =>
-      ctx.services.migrations.migrateTenants({
-        tenantIds: tenantIds ?? null,
-        concurrency: concurrency ?? null,
-        force: force ?? false,
-        requestedBy: platformAdminActor(ctx),
-      }),
+    migrateTenants: async (_root, { tenantIds, concurrency, force, dryRun, after }, ctx, info) => {
+      // A reply is one JSON document: its per-tenant list is held until it is sent, so it is
+      // built only when selected. A fleet-wide list is then the caller's choice, bounded by the
+      // fleet (or by tenantIds, or by resuming with `after`); the counts need no list at all.
+      const results: TenantMigrationResult[] = [];
+      const listed = selectsPath(info, ['results']);
+      const report = await ctx.services.migrations.migrateTenants(
+        {
+          tenantIds: tenantIds ?? null,
+          concurrency: concurrency ?? null,
+          force: force ?? false,
+          dryRun: dryRun ?? false,
+          after: after ?? null,
+          requestedBy: platformAdminActor(ctx),
+        },
+        (result) => {
+          if (listed) results.push(result);
+        },
+      );
+      return { ...report, results };
+    },
     suspendTenant: async (_root, { id }, ctx) => ({ tenant: await ctx.services.lifecycle.suspend(id, platformAdminActor(ctx)) }),
     updateTenant: async (_root, { id, input }, ctx) => ({ tenant: await ctx.services.lifecycle.update(id, input, platformAdminActor(ctx)) }),
     deleteTenant: async (_root, { id }, ctx) => ({ tenant: await ctx.services.lifecycle.scheduleDeletion(id, platformAdminActor(ctx)) }),
@@ -79,10 +95,11 @@ export const platformResolvers: Resolvers = {
     totalCount: (connection) => connection.totalCount(),
   },
   MigrateTenantsPayload: {
-    migrated: (report) => report.results.filter((result) => result.status === 'MIGRATED').length,
-    upToDate: (report) => report.results.filter((result) => result.status === 'UP_TO_DATE').length,
-    failed: (report) => report.results.filter((result) => result.status === 'FAILED').length,
-    skipped: (report) => report.results.filter((result) => result.status === 'SKIPPED').length,
+    migrated: (report) => report.counts.MIGRATED,
+    upToDate: (report) => report.counts.UP_TO_DATE,
+    failed: (report) => report.counts.FAILED,
+    skipped: (report) => report.counts.SKIPPED,
+    wouldMigrate: (report) => report.counts.WOULD_MIGRATE,
   },
   TenantMigrationResult: {
     tenant: (result) => result.tenant,

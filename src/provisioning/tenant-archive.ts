@@ -101,6 +101,18 @@ export async function exportTenant(
   return counts;
 }
 
+/** Rows per table an export would write now (a dry run's answer), read as the tenant's role. */
+export async function countArchiveRows(tenantClients: TenantClientPool, tenant: TenantRecord): Promise<Record<ArchiveTable, number>> {
+  const lease = tenantClients.lease(tenant);
+  try {
+    const columns = Prisma.join(ARCHIVE_TABLES.map((name) => Prisma.sql`(SELECT count(*)::int FROM ${table(name)}) AS ${Prisma.raw(`"${name}"`)}`));
+    const [row] = await lease.db.$queryRaw<Record<ArchiveTable, number>[]>`SELECT ${columns}`;
+    return Object.fromEntries(ARCHIVE_TABLES.map((name) => [name, row?.[name] ?? 0])) as Record<ArchiveTable, number>;
+  } finally {
+    lease.release();
+  }
+}
+
 const invalid = (message: string) => new AppError(ErrorCode.BAD_REQUEST, `Not a tenant archive this server can read: ${message}`);
 
 /**

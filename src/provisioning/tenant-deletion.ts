@@ -1,6 +1,6 @@
 import type { PlatformDatabase } from '../database/platform-database';
 import type { Logger } from '../observability/logger';
-import { runTenantJob, type TenantJobReport } from '../tenant-jobs/tenant-jobs';
+import { runTenantJob, type TenantJobReport, type TenantJobResult } from '../tenant-jobs/tenant-jobs';
 import type { TenantProvisioner } from './tenant-provisioner';
 
 /**
@@ -11,7 +11,8 @@ import type { TenantProvisioner } from './tenant-provisioner';
 export class TenantDeletionPurge {
   constructor(private readonly deps: { platform: PlatformDatabase; provisioner: TenantProvisioner; logger: Logger }) {}
 
-  async run(options: { dryRun?: boolean } = {}): Promise<TenantJobReport<{ purged: boolean }>> {
+  /** `onResult` hears each tenant (purged, or in a dry run due) as its batch finishes. */
+  async run(options: { dryRun?: boolean } = {}, onResult?: (result: TenantJobResult<{ purged: boolean }>) => void): Promise<TenantJobReport<{ purged: boolean }>> {
     const report = await runTenantJob(
       { prisma: this.deps.platform.prisma, logger: this.deps.logger },
       {
@@ -23,10 +24,12 @@ export class TenantDeletionPurge {
         },
       },
       { statuses: ['SUSPENDED'], where: { purgeAfter: { lte: new Date() } }, concurrency: 1, dryRun: options.dryRun ?? false },
+      (result) => {
+        // One line per tenant, as it goes: a purge is rare and each one worth a line of its own.
+        this.deps.logger.info({ dryRun: options.dryRun ?? false, tenantId: result.tenantId, slug: result.slug, status: result.status }, 'due tenant deletion purged (or, dry, found)');
+        onResult?.(result);
+      },
     );
-    if (report.results.length > 0) {
-      this.deps.logger.info({ dryRun: report.dryRun, tenants: report.results.map((result) => ({ slug: result.slug, status: result.status })) }, 'deleted tenants purged');
-    }
     return report;
   }
 }

@@ -15,7 +15,7 @@ import { quoteIdentifier } from '../tenancy/tenant-naming';
 import { describeError } from '../observability/logger';
 import { isUuid } from '../database/uuid';
 import { dropTenantObjects } from './tenant-database-objects';
-import type { TenantMigrationRunner } from './tenant-migration-runner';
+import type { TenantMigrationResult, TenantMigrationRunner } from './tenant-migration-runner';
 import { buildTenantSchema, type TenantProvisioner, type TenantSchemaDependencies } from './tenant-provisioner';
 
 /** One table as copied: the same on source and target, or the move does not switch. */
@@ -208,8 +208,10 @@ export class TenantMover {
   /** The target is built at the newest migration: the source must be there too, or their tables differ. */
   private async bringSourceUpToDate(tenant: TenantRecord): Promise<void> {
     if (tenant.migrationVersion === latestMigrationName(readMigrationFolder(this.deps.tenantMigrationsDir))) return;
-    const report = await this.deps.migrations.migrateTenants({ tenantIds: [tenant.id] });
-    const failed = report.results.find((result) => result.status === 'FAILED' || result.status === 'SKIPPED');
+    let failed: TenantMigrationResult | undefined;
+    await this.deps.migrations.migrateTenants({ tenantIds: [tenant.id] }, (result) => {
+      if (result.status === 'FAILED' || result.status === 'SKIPPED') failed = result;
+    });
     if (failed) throw new AppError(ErrorCode.CONFLICT, `The tenant could not be migrated before its move (${failed.error ?? failed.status}); nothing was changed`);
   }
 }

@@ -2,7 +2,7 @@ import { auditRow, type AuditActor } from '../audit/audit-entry';
 import type { PlatformDatabase } from '../database/platform-database';
 import { Prisma } from '../generated/prisma/tenant/client';
 import type { Logger } from '../observability/logger';
-import { runTenantJob, type TenantJob, type TenantJobOptions, type TenantJobReport } from '../tenant-jobs/tenant-jobs';
+import { runTenantJob, type TenantJob, type TenantJobOptions, type TenantJobReport, type TenantJobResult } from '../tenant-jobs/tenant-jobs';
 import type { TenantClientPool, TenantPrisma } from '../tenancy/tenant-client-pool';
 import type { RecordTypeName } from './record-changes';
 
@@ -96,7 +96,8 @@ export class DeletedRecordPurge {
     return this.deps.retentionDays;
   }
 
-  async run(options: DeletedRecordPurgeOptions = {}): Promise<TenantJobReport<PurgeCounts>> {
+  /** `onResult` hears each tenant's counts as its batch finishes (the report keeps only totals and failures). */
+  async run(options: DeletedRecordPurgeOptions = {}, onResult?: (result: TenantJobResult<PurgeCounts>) => void): Promise<TenantJobReport<PurgeCounts>> {
     const cutoff = new Date(Date.now() - this.deps.retentionDays * 24 * 3600 * 1000);
     const job: TenantJob<PurgeCounts> = {
       name: 'purge-deleted-records',
@@ -109,13 +110,17 @@ export class DeletedRecordPurge {
         }
       },
     };
-    const report = await runTenantJob({ prisma: this.deps.platform.prisma, logger: this.deps.logger }, job, {
-      ...options,
-      concurrency: options.concurrency ?? 2,
-      dryRun: options.dryRun ?? false,
-    });
-    const purged = report.results.reduce((sum, result) => sum + (result.outcome ? result.outcome.Trip + result.outcome.Driver + result.outcome.Vehicle : 0), 0);
-    this.deps.logger.info({ dryRun: report.dryRun, tenants: report.results.length, records: purged, durationMs: report.durationMs }, 'deleted records purged');
+    let purged = 0;
+    const report = await runTenantJob(
+      { prisma: this.deps.platform.prisma, logger: this.deps.logger },
+      job,
+      { ...options, concurrency: options.concurrency ?? 2, dryRun: options.dryRun ?? false },
+      (result) => {
+        purged += result.outcome ? result.outcome.Trip + result.outcome.Driver + result.outcome.Vehicle : 0;
+        onResult?.(result);
+      },
+    );
+    this.deps.logger.info({ dryRun: report.dryRun, tenants: report.visited, failed: report.failed, records: purged, durationMs: report.durationMs }, 'deleted records purged');
     return report;
   }
 }

@@ -6,14 +6,19 @@ import { describeError, errorMessageOf, type Logger } from '../observability/log
 import type { TenantRecord } from '../tenancy/tenant-directory';
 
 /*
- * The one way work runs over every tenant (migrations, purging deleted records, ...): tenants in
- * id order, read from the platform in bounded batches (10,000 tenants are never one query's
- * answer or one array), a few at a time, each tenant's failure reported and the run going on.
- * A run reports where it got to: `resumeAfter` is the last tenant id before which every tenant
- * was done, so a run that was cut off (a deploy, a crash) resumes with `after` and does not
- * begin again. Jobs are written to be safe to run twice on a tenant, so resuming from a little
- * too early costs time, never correctness. `dryRun` is passed to the job: it reports what it
- * would do and changes nothing.
+ * The one way work runs over every tenant (migrations, exports, purging deleted records, ...):
+ * tenants in id order, read from the platform in bounded batches, a few at a time, each
+ * tenant's failure reported and the run going on. Memory is bounded by the batch, not the
+ * fleet: a tenant's result goes to the caller's `onResult` and is then let go; the report keeps
+ * counts and at most MAX_FAILURES_KEPT failures. A caller that wants a list (a GraphQL reply)
+ * builds it in `onResult`, and so bounds it itself.
+ *
+ * `onResult` hears a batch's tenants in id order once the whole batch is done, so every tenant
+ * up to the one it hears is done: its id is a valid `after`, also for a run that is cut off (a
+ * deploy, a crash) before it reports. A finished run's `resumeAfter` is its last tenant. Jobs
+ * are written to be safe to run twice on a tenant, so resuming from a little too early costs
+ * time, never correctness. `dryRun` is passed to the job: it reports what it would do and
+ * changes nothing.
  */
 
 export interface TenantJobSelection {
@@ -52,7 +57,12 @@ export interface TenantJobResult<Outcome> {
 export interface TenantJobReport<Outcome> {
   job: string;
   dryRun: boolean;
-  results: TenantJobResult<Outcome>[];
+  /** Tenants the run went through (DONE + FAILED). */
+  visited: number;
+  done: number;
+  failed: number;
+  /** The first MAX_FAILURES_KEPT failures, in id order (`failed` counts them all). */
+  failures: TenantJobResult<Outcome>[];
   /** Ids asked for that are no tenant (in `statuses`). */
   missingTenantIds: string[];
   /** The last tenant id of the run, in id order: `after` for a run that goes on from here; null if there was none. */
@@ -67,12 +77,15 @@ export interface TenantJob<Outcome> {
 }
 
 const DEFAULT_BATCH = 100;
+/** Failures a report keeps for its caller; past this a fleet-wide breakage is counted, and logged per tenant. */
+export const MAX_FAILURES_KEPT = 100;
 const DEFAULT_STATUSES: readonly TenantStatus[] = ['ACTIVE', 'SUSPENDED'];
 
 export async function runTenantJob<Outcome>(
   deps: { prisma: PlatformPrisma; logger: Logger },
   job: TenantJob<Outcome>,
   options: TenantJobOptions,
+  onResult?: (result: TenantJobResult<Outcome>) => void | Promise<void>,
 ): Promise<TenantJobReport<Outcome>> {
   const startedAt = performance.now();
   const dryRun = options.dryRun ?? false;
@@ -81,7 +94,11 @@ export async function runTenantJob<Outcome>(
   // UUIDs compare case-insensitively: one spelling per tenant, so each gets one result.
   const requested = options.tenantIds ? [...new Set(options.tenantIds.map((id) => (isUuid(id) ? id.toLowerCase() : id)))] : null;
   const lookUp = requested?.filter(isUuid) ?? null;
-  const results: TenantJobResult<Outcome>[] = [];
+  const failures: TenantJobResult<Outcome>[] = [];
+  const found = new Set<string>();
+  let visited = 0;
+  let failed = 0;
+  let lastVisited: string | null = null;
   let cursor = options.after && isUuid(options.after) ? options.after.toLowerCase() : null;
   for (;;) {
     if (lookUp !== null && lookUp.length === 0) break;
@@ -90,17 +107,30 @@ export async function runTenantJob<Outcome>(
       orderBy: { id: 'asc' },
       take: batchSize,
     });
-    results.push(...(await mapWithConcurrency(batch, options.concurrency, (tenant) => runOne(deps.logger, job, tenant, dryRun))));
+    const results = await mapWithConcurrency(batch, options.concurrency, (tenant) => runOne(deps.logger, job, tenant, dryRun));
+    for (const result of results) {
+      visited += 1;
+      lastVisited = result.tenantId;
+      // Only asked-for ids are remembered (to name the missing ones): bounded by the request.
+      if (requested) found.add(result.tenantId);
+      if (result.status === 'FAILED') {
+        failed += 1;
+        if (failures.length < MAX_FAILURES_KEPT) failures.push(result);
+      }
+      await onResult?.(result);
+    }
     if (batch.length < batchSize) break;
     cursor = batch.at(-1)?.id ?? null;
   }
-  const found = new Set(results.map((result) => result.tenantId));
   return {
     job: job.name,
     dryRun,
-    results,
+    visited,
+    done: visited - failed,
+    failed,
+    failures,
     missingTenantIds: (requested ?? []).filter((id) => !found.has(id) && !(options.after && isUuid(id) && id <= options.after.toLowerCase())),
-    resumeAfter: results.at(-1)?.tenantId ?? options.after ?? null,
+    resumeAfter: lastVisited ?? options.after ?? null,
     durationMs: Math.round(performance.now() - startedAt),
   };
 }

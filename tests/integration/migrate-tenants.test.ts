@@ -10,14 +10,19 @@ import type { MigrateMutation, MigrateMutationVariables } from '../generated/gra
  * deliberately broken on the way.
  */
 
-const MIGRATE = graphql(`mutation Migrate($tenantIds: [ID!], $concurrency: Int, $force: Boolean) {
-  migrateTenants(tenantIds: $tenantIds, concurrency: $concurrency, force: $force) {
-    targetVersion migrated upToDate failed skipped durationMs
+const MIGRATE = graphql(`mutation Migrate($tenantIds: [ID!], $concurrency: Int, $force: Boolean, $dryRun: Boolean, $after: ID) {
+  migrateTenants(tenantIds: $tenantIds, concurrency: $concurrency, force: $force, dryRun: $dryRun, after: $after) {
+    targetVersion migrated upToDate failed skipped wouldMigrate dryRun resumeAfter durationMs
     results {
-      tenantId status appliedMigrations version error durationMs
+      tenantId status appliedMigrations pendingMigrations version error durationMs
       tenant { id slug status migrationVersion lastError }
     }
   }
+}`);
+
+/** Counts only: the server builds no per-tenant list for it. */
+const MIGRATE_COUNTS = graphql(`mutation MigrateCounts($dryRun: Boolean, $after: ID) {
+  migrateTenants(dryRun: $dryRun, after: $after) { wouldMigrate upToDate migrated dryRun resumeAfter }
 }`);
 
 type MigrateReport = MigrateMutation['migrateTenants'];
@@ -197,6 +202,55 @@ describe('migrateTenants with a new migration', () => {
   afterAll(async () => {
     await next?.close();
     cleanup?.();
+  });
+
+  it('dry-runs: names per tenant the migration a run would apply, and changes no schema, _prisma_migrations row, platform row or role', async () => {
+    const sorted = tenants.map((tenant) => tenant.id).sort();
+    const rowsBefore = await migrationRowCounts();
+    const objectsBefore = await Promise.all(tenants.map((tenant) => db.objectsIn(tenant.schemaName)));
+    const platformBefore = await Promise.all(tenants.map((tenant) => db.tenantRow(tenant.slug)));
+
+    // `force` in a dry run reads every schema but re-asserts no role (which would restore LOGIN).
+    const { value: report, loginRestored } = await withTenantLoginsDisabled(() => migrate(nextAdmin, { dryRun: true, force: true, concurrency: 4 }));
+    expect(loginRestored).toEqual([]);
+    expect(report).toMatchObject({ targetVersion: NEW_MIGRATION, dryRun: true, wouldMigrate: TENANT_COUNT, migrated: 0, upToDate: 0, failed: 0, skipped: 0, resumeAfter: sorted.at(-1) });
+    expect(report.results.map((result) => result.tenantId)).toEqual(sorted);
+    for (const result of report.results) {
+      expect(result).toMatchObject({ status: 'WOULD_MIGRATE', pendingMigrations: [NEW_MIGRATION], appliedMigrations: [], version: CURRENT, error: null });
+    }
+    // Without force too: the platform rows say CURRENT, behind the target, so each schema is read.
+    expect(await migrate(nextAdmin, { dryRun: true })).toMatchObject({ wouldMigrate: TENANT_COUNT, migrated: 0 });
+
+    expect(await migrationRowCounts()).toEqual(rowsBefore);
+    expect(await Promise.all(tenants.map((tenant) => db.objectsIn(tenant.schemaName)))).toEqual(objectsBefore);
+    expect(await Promise.all(tenants.map((tenant) => db.tenantRow(tenant.slug)))).toEqual(platformBefore);
+    for (const tenant of tenants) expect(await db.columnExists(tenant.schemaName, 'Vehicle', 'vin')).toBe(false);
+  });
+
+  it('resumes with `after` (a dry run here): only the tenants after it, in id order; counts alone without the list', async () => {
+    const sorted = tenants.map((tenant) => tenant.id).sort();
+    const resumed = await migrate(nextAdmin, { dryRun: true, after: sorted[5] });
+    expect(resumed.results.map((result) => result.tenantId)).toEqual(sorted.slice(6));
+    expect(resumed).toMatchObject({ wouldMigrate: TENANT_COUNT - 6, resumeAfter: sorted.at(-1) });
+    // Past the last tenant: nothing to do, and resumeAfter stays where it was.
+    expect(await migrate(nextAdmin, { dryRun: true, after: sorted.at(-1) })).toMatchObject({ results: [], wouldMigrate: 0, resumeAfter: sorted.at(-1) });
+    // A schema gone missing is reported FAILED, as the real run would find it, not as 'would create it all'.
+    const lost = tenants[7] as TenantFixture;
+    await db.client.query(`ALTER SCHEMA "${lost.schemaName}" RENAME TO "${lost.schemaName}_away"`);
+    try {
+      const missing = await migrate(nextAdmin, { dryRun: true, tenantIds: [lost.id, (tenants[6] as TenantFixture).id] });
+      expect(missing).toMatchObject({ failed: 1, wouldMigrate: 1 });
+      expect(resultFor(missing, lost)).toMatchObject({ status: 'FAILED', error: 'the tenant schema is missing', pendingMigrations: [] });
+    } finally {
+      await db.client.query(`ALTER SCHEMA "${lost.schemaName}_away" RENAME TO "${lost.schemaName}"`);
+    }
+    expect((await nextAdmin.request(MIGRATE_COUNTS, { dryRun: true, after: sorted[9] })).migrateTenants).toEqual({
+      wouldMigrate: 2,
+      upToDate: 0,
+      migrated: 0,
+      dryRun: true,
+      resumeAfter: sorted.at(-1),
+    });
   });
 
   it('migrates every tenant but a broken one, which FAILS with a reason that is not SQL', async () => {

@@ -1,5 +1,6 @@
 import { graphql } from '../generated';
 import type { GraphQLClient } from '../support/graphql-request';
+import type { TenantJobResult } from '../../src/tenant-jobs/tenant-jobs';
 import { DatabaseInspector } from '../support/provisioning-inspector';
 import { expectErrors, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
 
@@ -99,12 +100,15 @@ describe('tenant lifecycle', () => {
 
     await admin.request(DELETE, { id: doomed.id });
     await db.client.query(`UPDATE platform."Tenant" SET "purgeAfter" = now() - interval '1 minute' WHERE "id" = $1`, [doomed.id]);
-    const dry = await app.server.services.tenantDeletion.run({ dryRun: true });
-    expect(dry.results.map((result) => result.slug)).toEqual([doomed.slug]);
+    const dry: string[] = [];
+    const dryReport = await app.server.services.tenantDeletion.run({ dryRun: true }, (result) => dry.push(result.slug));
+    expect(dry).toEqual([doomed.slug]);
+    expect(dryReport).toMatchObject({ dryRun: true, visited: 1, done: 1, failed: 0, failures: [] });
     expect(await db.tenantRow(doomed.slug)).not.toBeNull();
 
-    const done = await app.server.services.tenantDeletion.run();
-    expect(done.results).toEqual([expect.objectContaining({ slug: doomed.slug, status: 'DONE', outcome: { purged: true } })]);
+    const done: TenantJobResult<{ purged: boolean }>[] = [];
+    await app.server.services.tenantDeletion.run({}, (result) => done.push(result));
+    expect(done).toEqual([expect.objectContaining({ slug: doomed.slug, status: 'DONE', outcome: { purged: true } })]);
     expect(await db.tenantRow(doomed.slug)).toBeNull();
     expect(await db.count(`SELECT count(*) FROM pg_namespace WHERE nspname = $1`, [doomed.schemaName])).toBe(0);
     expect(await db.count(`SELECT count(*) FROM pg_roles WHERE rolname LIKE $1`, [`%${doomed.slug.replaceAll('-', '_')}`])).toBe(0);
@@ -114,7 +118,7 @@ describe('tenant lifecycle', () => {
     expect((await other.owner.request(VEHICLES)).vehicles.totalCount).toBe(1);
     expect(await app.login(other.slug, sharedEmail, 'shared-password-2')).toEqual(expect.any(String));
     // Nothing left to do; the slug provisions afresh.
-    expect((await app.server.services.tenantDeletion.run()).results).toEqual([]);
+    expect(await app.server.services.tenantDeletion.run()).toMatchObject({ visited: 0, resumeAfter: null });
     const again = await app.createTenant(doomed.slug);
     expect((await again.owner.request(VEHICLES)).vehicles.totalCount).toBe(0);
   });
