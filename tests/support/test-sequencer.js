@@ -26,6 +26,7 @@ const KNOWN_SLOW = [
   'integration/fair-share.test.ts', // 19
   'integration/persisted-operation-limits.test.ts', // 19
   'integration/redis-cluster.test.ts', // 19
+  'integration/tenant-jobs.test.ts', // 20
   'integration/migrate-tenants.test.ts', // 18
   'integration/provisioning.test.ts', // 17
   'integration/notification-retries.test.ts', // 17
