@@ -13,7 +13,7 @@ import type { EmailOutbox } from '../email/email-jobs';
 import { isUuid } from '../database/uuid';
 import { uniqueViolationFields } from '../database/prisma-errors';
 import { assertPlatformQuotaRoom } from '../quotas/quota-guard';
-import { sortValueOf, toConnection, type ConnectionModel } from '../graphql/pagination';
+import { toConnection, toSortValue, type ConnectionModel } from '../graphql/pagination';
 import { allMembersOf, memberPageOf, type MemberListArgs, type MemberOrderArg, type MemberRow } from './member-list';
 
 export interface MemberModel {
@@ -61,7 +61,7 @@ export class MemberService {
     const { pool } = this.deps.platform;
     const rows = (await pool.query<MemberRow>(statement.text, statement.values)).rows;
     const totalCount = async () => (await pool.query<{ count: number }>(count.text, count.values)).rows[0]?.count ?? 0;
-    return toConnection(rows, page, totalCount, (row) => sortValueOf(row.sortKey));
+    return toConnection(rows, page, totalCount, (row) => toSortValue(row.sortKey));
   }
 
   /** Every member of the tenant in one list (the deprecated `members`), in the same orders as `page`. */

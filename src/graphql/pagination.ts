@@ -20,7 +20,7 @@ export interface PagePosition {
 export type SortValue = string | number | boolean | null;
 
 /** A sort value as a cursor carries it, and back as SQL compares it. */
-export function sortValueOf(value: unknown): SortValue {
+export function toSortValue(value: unknown): SortValue {
   if (value instanceof Date) return value.toISOString();
   if (value === null || value === undefined) return null;
   if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return value;

@@ -1,6 +1,6 @@
 import { badInput } from '../errors/app-error';
 import { Prisma } from '../generated/prisma/tenant/client';
-import { CREATION_ORDER, pageRequest, sortValueOf, toConnection, type ConnectionModel, type PageRequest } from '../graphql/pagination';
+import { CREATION_ORDER, pageRequest, toConnection, toSortValue, type ConnectionModel, type PageRequest } from '../graphql/pagination';
 import type { TenantSql } from '../tenancy/tenant-sql';
 import { ID_ORDER, type PageOrder, type PageQuery, type TenantTable, type ToOneJoin } from '../tenancy/tenant-table';
 
@@ -79,5 +79,5 @@ export async function readList<Row extends { id: string }, Filter, OrderField ex
     rows = await list.table.page(sql, query);
   }
   const column = (query.order ?? ID_ORDER).column as keyof Row;
-  return toConnection(rows, page, () => list.table.count(sql, query.where), (row) => sortValueOf(row[column]));
+  return toConnection(rows, page, () => list.table.count(sql, query.where), (row) => toSortValue(row[column]));
 }
