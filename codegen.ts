@@ -77,6 +77,7 @@ const config: CodegenConfig = {
           DatabaseCluster: '../clusters/database-clusters#DatabaseClusterSummary',
           Viewer: '../auth/principal#Principal',
           Member: '../auth/member-service#MemberModel',
+          MemberConnection: '../graphql/pagination#ConnectionModel<MemberModel>',
           Invitation: '../auth/invitation-service#InvitationModel',
           ApiKey: '../api-keys/api-key-service#ApiKeyModel',
           PersistedOperation: '../persisted-queries/operation-safelist#PersistedOperationModel',

@@ -7,7 +7,9 @@ import { memberPrincipal, type RequestContext } from '../graphql/context';
 export const authResolvers: Resolvers = {
   Query: {
     me: (_root, _args, ctx) => ctx.principal,
-    members: (_root, { orderBy }, ctx) => ctx.services.members.list(ctx.tenantScope().principal.tenant.id, orderBy ?? undefined),
+    members: (_root, { orderBy }, ctx) => ctx.services.members.list(ctx.tenantScope().principal.tenant.id, orderBy),
+    // Platform rows of the caller's own tenant: no tenant connection to lease.
+    membersConnection: (_root, args, ctx) => ctx.services.members.page(memberPrincipal(ctx).tenant.id, args),
     invitations: (_root, _args, ctx) => ctx.services.invitations.listForTenant(memberPrincipal(ctx).tenant.id),
   },
   Mutation: {

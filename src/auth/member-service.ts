@@ -1,4 +1,3 @@
-import type { MemberOrderField } from '../generated/graphql';
 import { userActor } from '../audit/audit-entry';
 import { queueAudit } from '../audit/audit-log';
 import type { PlatformDatabase, PlatformTransaction } from '../database/platform-database';
@@ -14,6 +13,8 @@ import type { EmailOutbox } from '../email/email-jobs';
 import { isUuid } from '../database/uuid';
 import { uniqueViolationFields } from '../database/prisma-errors';
 import { assertPlatformQuotaRoom } from '../quotas/quota-guard';
+import { toConnection, toSortValue, type ConnectionModel } from '../graphql/pagination';
+import { allMembersOf, memberPageOf, type MemberListArgs, type MemberOrderArg, type MemberRow } from './member-list';
 
 export interface MemberModel {
   userId: string;
@@ -49,37 +50,24 @@ export async function lockActorMembership(tx: PlatformTransaction, actor: Member
  * than their role: demoting a member revokes the API keys and voids the invitations they made
  * above their new role, removing one revokes and voids all of theirs.
  */
-const MEMBER_ORDER: Record<MemberOrderField, (member: MemberModel) => string | number> = {
-  JOINED_AT: (member) => member.joinedAt.getTime(),
-  NAME: (member) => member.name.toLocaleLowerCase('en'),
-  EMAIL: (member) => member.email,
-  ROLE: (member) => ROLE_RANK[member.role],
-};
-
-const compare = (a: string | number, b: string | number): number => (a < b ? -1 : a > b ? 1 : 0);
-
 export class MemberService {
   constructor(
     private readonly deps: { platform: PlatformDatabase; passwords: PasswordHasher; sessionCache: SessionStateCache; apiKeys: ApiKeyService; outbox: EmailOutbox },
   ) {}
 
-  /** The tenant's members (bounded by the plan's member quota, so sorted here), ties broken by user id. */
-  async list(tenantId: string, orderBy: { field: MemberOrderField; direction?: 'ASC' | 'DESC' | null } = { field: 'JOINED_AT' }): Promise<MemberModel[]> {
-    const memberships = await this.deps.platform.prisma.membership.findMany({
-      where: { tenantId },
-      include: { user: true },
-      orderBy: { createdAt: 'asc' },
-    });
-    const members = memberships.map((membership) => ({
-      userId: membership.userId,
-      email: membership.user.email,
-      name: membership.user.name,
-      role: membership.role,
-      joinedAt: membership.createdAt,
-    }));
-    const sign = orderBy.direction === 'DESC' ? -1 : 1;
-    const key = MEMBER_ORDER[orderBy.field];
-    return members.sort((a, b) => sign * (compare(key(a), key(b)) || compare(a.userId, b.userId)));
+  /** A page of the tenant's members (membersConnection), in one statement; totalCount in a second, when asked. */
+  async page(tenantId: string, args: MemberListArgs): Promise<ConnectionModel<MemberModel>> {
+    const { page, statement, count } = memberPageOf(tenantId, args);
+    const { pool } = this.deps.platform;
+    const rows = (await pool.query<MemberRow>(statement.text, statement.values)).rows;
+    const totalCount = async () => (await pool.query<{ count: number }>(count.text, count.values)).rows[0]?.count ?? 0;
+    return toConnection(rows, page, totalCount, (row) => toSortValue(row.sortKey));
+  }
+
+  /** Every member of the tenant in one list (the deprecated `members`), in the same orders as `page`. */
+  async list(tenantId: string, orderBy?: MemberOrderArg | null): Promise<MemberModel[]> {
+    const statement = allMembersOf(tenantId, orderBy);
+    return (await this.deps.platform.pool.query<MemberRow>(statement.text, statement.values)).rows;
   }
 
   async findUser(userId: string): Promise<{ email: string; name: string } | null> {

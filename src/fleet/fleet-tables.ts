@@ -3,7 +3,8 @@ import type { DriverFilter, DriverOrderField, VehicleFilter, VehicleOrderField }
 import { conflict } from '../errors/app-error';
 import type { RecordType, TenantTransaction } from '../records/record-changes';
 import type { RecordList } from '../records/record-list';
-import { containsText, TenantTable, type ToOneJoin } from '../tenancy/tenant-table';
+import { containsText } from '../database/list-sql';
+import { TenantTable, type ToOneJoin } from '../tenancy/tenant-table';
 import { normaliseIdentifier, searchText } from './fleet-input';
 
 /** The fleet's tables as the request path reads them; columns are Prisma's generated field lists. */

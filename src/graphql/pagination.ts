@@ -19,6 +19,14 @@ export interface PagePosition {
 /** A sort column's value as a cursor carries it (timestamps as ISO strings). */
 export type SortValue = string | number | boolean | null;
 
+/** A sort value as a cursor carries it, and back as SQL compares it. */
+export function toSortValue(value: unknown): SortValue {
+  if (value instanceof Date) return value.toISOString();
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return value;
+  throw new Error(`a sort column holds a ${typeof value}; declare only scalar columns as orders`);
+}
+
 export interface PageRequest {
   take: number;
   /** The order the cursor was made for: `id` order (creation) is the empty string. */

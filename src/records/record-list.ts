@@ -1,6 +1,6 @@
 import { badInput } from '../errors/app-error';
 import { Prisma } from '../generated/prisma/tenant/client';
-import { CREATION_ORDER, pageRequest, toConnection, type ConnectionModel, type PageRequest, type SortValue } from '../graphql/pagination';
+import { CREATION_ORDER, pageRequest, toConnection, toSortValue, type ConnectionModel, type PageRequest } from '../graphql/pagination';
 import type { TenantSql } from '../tenancy/tenant-sql';
 import { ID_ORDER, type PageOrder, type PageQuery, type TenantTable, type ToOneJoin } from '../tenancy/tenant-table';
 
@@ -34,14 +34,6 @@ export interface ListArgs<Filter, OrderField extends string> {
   orderBy?: { field: OrderField; direction?: 'ASC' | 'DESC' | null } | null;
   /** Deleted rows too (the resolver has checked the caller may see them). */
   includeDeleted?: boolean | null;
-}
-
-/** A sort value as a cursor carries it, and back as SQL compares it. */
-function sortValueOf(value: unknown): SortValue {
-  if (value instanceof Date) return value.toISOString();
-  if (value === null || value === undefined) return null;
-  if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return value;
-  throw new Error(`a sort column holds a ${typeof value}; declare only scalar columns as orders`);
 }
 
 function pageOrderOf<Row extends { id: string }, OrderField extends string>(
@@ -87,5 +79,5 @@ export async function readList<Row extends { id: string }, Filter, OrderField ex
     rows = await list.table.page(sql, query);
   }
   const column = (query.order ?? ID_ORDER).column as keyof Row;
-  return toConnection(rows, page, () => list.table.count(sql, query.where), (row) => sortValueOf(row[column]));
+  return toConnection(rows, page, () => list.table.count(sql, query.where), (row) => toSortValue(row[column]));
 }

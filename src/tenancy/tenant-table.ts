@@ -1,4 +1,5 @@
 import { Prisma } from '../generated/prisma/tenant/client';
+import { keysetAfter, keysetOrderBy, type KeysetOrder } from '../database/list-sql';
 import type { TenantSql } from './tenant-sql';
 
 /*
@@ -42,29 +43,14 @@ export interface PageQuery {
   limit: number;
 }
 
-/**
- * Rows after `after` in `order` (keyset pagination): a row comparison the (column, id) index
- * answers directly, spelled out with the NULLs where the column may hold them.
- */
-function afterCondition(order: PageOrder, after: { id: string; value: unknown }): Prisma.Sql {
-  const id = Prisma.sql`${after.id}::uuid`;
-  if (order.column === 'id') return order.direction === 'ASC' ? Prisma.sql`t."id" > ${id}` : Prisma.sql`t."id" < ${id}`;
-  const column = Prisma.raw(`t.${quote(order.column)}`);
-  const beyond = Prisma.raw(order.direction === 'ASC' ? '>' : '<');
-  if (!order.nullable) return Prisma.sql`(${column}, t."id") ${beyond} (${after.value}, ${id})`;
-  if (after.value === null) {
-    // Ascending, NULLs come last: only NULLs with a later id. Descending, first: those, then every value.
-    return order.direction === 'ASC'
-      ? Prisma.sql`(${column} IS NULL AND t."id" > ${id})`
-      : Prisma.sql`((${column} IS NULL AND t."id" < ${id}) OR ${column} IS NOT NULL)`;
-  }
-  const past = Prisma.sql`(${column} ${beyond} ${after.value} OR (${column} = ${after.value} AND t."id" ${beyond} ${id}))`;
-  return order.direction === 'ASC' ? Prisma.sql`(${past} OR ${column} IS NULL)` : past;
-}
-
-function orderClause(order: PageOrder): Prisma.Sql {
-  if (order.column === 'id') return Prisma.raw(`ORDER BY t."id" ${order.direction}`);
-  return Prisma.raw(`ORDER BY t.${quote(order.column)} ${order.direction}, t."id" ${order.direction}`);
+/** A page order as the shared keyset SQL takes it: the column and the id of the alias `t`. */
+function keysetOf(order: PageOrder): KeysetOrder {
+  return {
+    key: order.column === 'id' ? null : Prisma.raw(`t.${quote(order.column)}`),
+    tieBreaker: Prisma.raw('t."id"'),
+    direction: order.direction,
+    nullable: order.nullable,
+  };
 }
 
 export class TenantTable<Row extends { id: string }> {
@@ -105,15 +91,15 @@ export class TenantTable<Row extends { id: string }> {
 
   /** The statement `page` sends (public so that a test can EXPLAIN exactly it). */
   pageStatement<Related extends { id: string }>(query: PageQuery, join?: ToOneJoin<Row, Related>): Prisma.Sql {
-    const order = query.order ?? ID_ORDER;
-    const conditions = whereClause(query.after === undefined ? query.where : [...query.where, afterCondition(order, query.after)]);
+    const order = keysetOf(query.order ?? ID_ORDER);
+    const conditions = whereClause(query.after === undefined ? query.where : [...query.where, keysetAfter(order, query.after)]);
     if (!join) {
-      return Prisma.sql`SELECT ${Prisma.raw(this.columnList)} FROM ${Prisma.raw(quote(this.name))} t ${conditions} ${orderClause(order)} LIMIT ${query.limit}`;
+      return Prisma.sql`SELECT ${Prisma.raw(this.columnList)} FROM ${Prisma.raw(quote(this.name))} t ${conditions} ${keysetOrderBy(order)} LIMIT ${query.limit}`;
     }
     return Prisma.sql`SELECT ${Prisma.raw(this.columnList)}, ${Prisma.raw(join.table.joinedColumnList)}
         FROM ${Prisma.raw(quote(this.name))} t
         LEFT JOIN ${Prisma.raw(quote(join.table.name))} r ON r.${Prisma.raw(quote(join.relatedKey))} = t.${Prisma.raw(quote(join.localKey))}
-        ${conditions} ${orderClause(order)} LIMIT ${query.limit}`;
+        ${conditions} ${keysetOrderBy(order)} LIMIT ${query.limit}`;
   }
 
   /** Rows whose `column` is one of `keys` (a uuid column), in no particular order. */
@@ -149,12 +135,4 @@ export class TenantTable<Row extends { id: string }> {
     for (let index = 0; index < keys.length; index += 1) row[this.columns[index] as string] = flat[keys[index] as string];
     return row as Row;
   }
-}
-
-/**
- * `column` contains `text` as a literal, case-insensitive substring: `%`, `_` and `\` in the text
- * are escaped with backslash, PostgreSQL's default LIKE escape character.
- */
-export function containsText(column: Prisma.Sql, text: string): Prisma.Sql {
-  return Prisma.sql`${column} ILIKE ${`%${text.replace(/[\\%_]/g, '\\$&')}%`}`;
 }

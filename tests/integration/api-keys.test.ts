@@ -349,6 +349,7 @@ describe("a key's role is its ceiling", () => {
       // ...people and credentials are not.
       const refused: [string, Promise<unknown>][] = [
         ['members', key.request(graphql(`query ApiKeysMembers2 { members { id } }`))],
+        ['membersConnection', key.request(graphql(`query ApiKeysMembersConnection { membersConnection { totalCount } }`))],
         ['addMember', key.request(ADD_MEMBER, { input: { email: `sneaky-${how}@evil.test`, name: 'S', password: 'sneaky-password', role: 'OWNER' } })],
         ['updateMemberRole', key.request(graphql(`mutation ApiKeysUpdateMemberRole($u: ID!) { updateMemberRole(userId: $u, role: VIEWER) { member { id } } }`), { u: ownerId })],
         ['removeMember', key.request(graphql(`mutation ApiKeysRemoveMember($u: ID!) { removeMember(userId: $u) { removedUserId } }`), { u: ownerId })],

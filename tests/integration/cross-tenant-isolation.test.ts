@@ -305,6 +305,9 @@ const RESTORE_TRIP = graphql(`mutation IsolationRestoreTrip($id: ID!) { restoreT
 const RESTORE_VEHICLE = graphql(`mutation IsolationRestoreVehicle($id: ID!) { restoreVehicle(id: $id) { vehicle { id } } }`);
 const RESTORE_DRIVER = graphql(`mutation IsolationRestoreDriver($id: ID!) { restoreDriver(id: $id) { driver { id } } }`);
 const MEMBERS = graphql(`query IsolationMembers { members { id email role } }`);
+const MEMBERS_PAGE = graphql(`query IsolationMembersPage($first: Int, $after: String, $filter: MemberFilter, $orderBy: MemberOrder) {
+  membersConnection(first: $first, after: $after, filter: $filter, orderBy: $orderBy) { totalCount pageInfo { endCursor } edges { node { id email } } }
+}`);
 const TENANT_USAGE = graphql(`query IsolationTenantUsage { tenantUsage { quotas { quota usage limit } } }`);
 const UPDATE_ROLE = graphql(`mutation IsolationUpdateRole($userId: ID!, $role: Role!) { updateMemberRole(userId: $userId, role: $role) { member { id role } } }`);
 const REMOVE_MEMBER = graphql(`mutation IsolationRemoveMember($userId: ID!) { removeMember(userId: $userId) { removedUserId } }`);
@@ -1135,6 +1138,37 @@ const isolationCases: Record<string, Attack[]> = {
           [A.id],
         );
         expect(new Set(ids)).toEqual(new Set(inA.rows.map((row) => row.userId)));
+      },
+    },
+  ],
+  membersConnection: [
+    {
+      name: "lists A's members only, in every order and by B's emails; B's cursors continue A's list, never B's",
+      run: async () => {
+        const inA = await app.server.services.platform.pool.query<{ userId: string }>(`SELECT "userId" FROM platform."Membership" WHERE "tenantId" = $1`, [A.id]);
+        const aIds = new Set(inA.rows.map((row) => row.userId));
+        const bIds = [B.ownerId, B.admin.id];
+        for (const field of ['JOINED_AT', 'NAME', 'EMAIL', 'ROLE'] as const) {
+          const { membersConnection } = await A.owner.request(MEMBERS_PAGE, { first: 100, orderBy: { field, direction: 'DESC' } });
+          expect(new Set(membersConnection.edges.map((edge) => edge.node.id))).toEqual(aIds);
+          expect(membersConnection.totalCount).toBe(aIds.size);
+          // B's last member in this order: A, continuing from it, gets A's members past that point and none of B's.
+          const fromB = (await B.owner.request(MEMBERS_PAGE, { first: 1, orderBy: { field, direction: 'DESC' } })).membersConnection.pageInfo.endCursor;
+          expect(fromB).toEqual(expect.any(String));
+          const continued = (await A.owner.request(MEMBERS_PAGE, { first: 100, after: fromB, orderBy: { field, direction: 'DESC' } })).membersConnection;
+          const continuedIds = continued.edges.map((edge) => edge.node.id);
+          expect(continuedIds.filter((id) => !aIds.has(id) || bIds.includes(id))).toEqual([]);
+        }
+        for (const search of [B.ownerEmail, B.admin.email]) {
+          expect((await A.owner.request(MEMBERS_PAGE, { filter: { search } })).membersConnection).toEqual({ totalCount: 0, pageInfo: { endCursor: null }, edges: [] });
+        }
+        const admins = (await A.owner.request(MEMBERS_PAGE, { first: 100, filter: { roles: ['ADMIN', 'OWNER'] } })).membersConnection.edges.map((edge) => edge.node.id);
+        const aAdmins = await app.server.services.platform.pool.query<{ userId: string }>(
+          `SELECT "userId" FROM platform."Membership" WHERE "tenantId" = $1 AND "role" IN ('ADMIN', 'OWNER')`,
+          [A.id],
+        );
+        expect(new Set(admins)).toEqual(new Set(aAdmins.rows.map((row) => row.userId)));
+        expect(admins).not.toContain(B.ownerId);
       },
     },
   ],

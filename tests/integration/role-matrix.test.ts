@@ -40,6 +40,7 @@ const POLICIES = tenantPolicies(buildSchema());
 const KNOWN: Record<string, Role> = {
   'Query.me': 'VIEWER',
   'Query.members': 'VIEWER',
+  'Query.membersConnection': 'VIEWER',
   'Query.node': 'VIEWER',
   'Query.vehicle': 'VIEWER',
   'Query.vehicles': 'VIEWER',
@@ -359,6 +360,14 @@ const CASES: Record<string, Case> = {
   'Query.members': {
     document: `{ members { id role } }`,
     check: (data) => expect((data.members as unknown[]).length).toBeGreaterThanOrEqual(ROLES.length),
+  },
+  'Query.membersConnection': {
+    document: `{ membersConnection(first: 2, orderBy: { field: ROLE, direction: DESC }) { totalCount edges { node { role } } } }`,
+    check: (data) => {
+      const { totalCount, edges } = data.membersConnection as { totalCount: number; edges: { node: { role: Role } }[] };
+      expect(totalCount).toBeGreaterThanOrEqual(ROLES.length);
+      expect(edges.map((edge) => edge.node.role)).toEqual(['OWNER', expect.stringMatching(/^(OWNER|ADMIN)$/)]);
+    },
   },
   'Query.node': {
     document: `query($id: ID!) { node(id: $id) { __typename id } }`,
