@@ -403,7 +403,7 @@ describe('changePassword', () => {
     const newHash = await bcrypt.hash(NEW_PASSWORD, 4);
     const { signingIn } = await withRowLocked(platformPool(), LOCK_USER, [user.id], async (lock) => {
       const pending = failure(login(tenant.slug, user.email, PASSWORD));
-      await lock.untilSomeoneWaits();
+      await lock.untilSomeoneWaits(1, pending);
       await lock.query('UPDATE platform."User" SET "passwordHash" = $2 WHERE id = $1', [user.id, newHash]);
       return { signingIn: pending };
     });

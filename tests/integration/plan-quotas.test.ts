@@ -374,7 +374,7 @@ describe('concurrent creates cannot overshoot a quota', () => {
             async (error: unknown) => (await expectErrors(Promise.reject(error))).errors.map((each) => each.extensions.code).join(','),
           ),
         );
-        await lock.untilSomeoneWaits(count);
+        await lock.untilSomeoneWaits(count, outcomes);
         return outcomes;
       },
     );
