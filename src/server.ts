@@ -463,7 +463,7 @@ function createServices(
     mover: new TenantMover({ ...tenantSchemas, provisioner, migrations, tenantClients, sessionDrainMs: config.tenantMoveDrainMs }),
     clusters,
     lifecycle: new TenantLifecycle({ platform, directory, tenantClients, deletionGraceDays: config.retention.tenantDeletionGraceDays }),
-    retention: new DeletedRecordPurge({ platform, tenantClients, logger, retentionDays: config.retention.deletedRecordDays }),
+    retention: new DeletedRecordPurge({ platform, tenantClients, logger, retentionDays: config.retention.deletedRecordDays, eventRetentionDays: config.retention.eventDays }),
     jobs,
     notifications: deliveryWorker,
     auditRelay: new AuditRelay({ platform, tenantClients, logger, notifications, sweepIntervalMs: AUDIT_SWEEP_INTERVAL_MS, metrics }),

@@ -203,6 +203,8 @@ const environmentSchema = z.object({
   MIGRATE_CONCURRENCY: positiveInt.max(MAX_MIGRATION_CONCURRENCY).default(4),
   /** Soft-deleted vehicles, drivers and trips are purged for good after this many days. */
   DELETED_RECORD_RETENTION_DAYS: positiveInt.max(3650).default(30),
+  /** Events fanned out and finished (every delivery DELIVERED or DEAD) go, with their deliveries, after this many days. */
+  EVENT_RETENTION_DAYS: positiveInt.max(3650).default(30),
   /** deleteTenant: days between the request (the tenant stops serving at once) and its data going for good. */
   /** The largest tenant archive POST /admin/tenants/:slug/import reads. */
   TENANT_IMPORT_MAX_BYTES: positiveInt.default(256 * 1024 * 1024),
@@ -349,7 +351,7 @@ export interface Config {
   tenantCacheMax: number;
   migrator: 'in-process' | 'cli';
   migrateConcurrency: number;
-  retention: { deletedRecordDays: number; purgeIntervalMs: number; tenantDeletionGraceDays: number };
+  retention: { deletedRecordDays: number; eventDays: number; purgeIntervalMs: number; tenantDeletionGraceDays: number };
   tenantImportMaxBytes: number;
   notifications: { maxAttempts: number; retryBaseMs: number; retryMaxMs: number; workerConcurrency: number };
   jobPollIntervalSeconds: number;
@@ -552,6 +554,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     tenantImportMaxBytes: env.TENANT_IMPORT_MAX_BYTES,
     retention: {
       deletedRecordDays: env.DELETED_RECORD_RETENTION_DAYS,
+      eventDays: env.EVENT_RETENTION_DAYS,
       purgeIntervalMs: env.RETENTION_PURGE_INTERVAL_MS,
       tenantDeletionGraceDays: env.TENANT_DELETION_GRACE_DAYS,
     },

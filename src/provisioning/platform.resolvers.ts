@@ -38,11 +38,12 @@ export const platformResolvers: Resolvers = {
           trips: result.outcome?.Trip ?? 0,
           drivers: result.outcome?.Driver ?? 0,
           vehicles: result.outcome?.Vehicle ?? 0,
+          events: result.outcome?.events ?? 0,
           error: result.error,
           durationMs: result.durationMs,
         });
       });
-      return { retentionDays: purge.retentionDays, dryRun: report.dryRun, resumeAfter: report.resumeAfter, durationMs: report.durationMs, results };
+      return { retentionDays: purge.retentionDays, eventRetentionDays: purge.eventRetentionDays, dryRun: report.dryRun, resumeAfter: report.resumeAfter, durationMs: report.durationMs, results };
     },
     migrateTenants: async (_root, { tenantIds, concurrency, force, dryRun, after }, ctx, info) => {
       // A reply is one JSON document: its per-tenant list is held until it is sent, so it is

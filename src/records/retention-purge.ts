@@ -12,9 +12,16 @@ import type { RecordTypeName } from './record-changes';
  * per record, by SYSTEM, naming only its id. Batches of PURGE_BATCH rows, each one transaction,
  * so a purge cut anywhere leaves whole records or none and the next run goes on. Rows locked by
  * a request (a restore under way) are skipped until the next run.
+ *
+ * The same run empties the event outbox of what is finished: an event fanned out before the
+ * event retention whose every delivery ended (DELIVERED or DEAD) goes with its deliveries, so
+ * the outbox and the delivery log do not grow for ever. The audit entry the event was made
+ * from stays (the audit log is append-only), and so do members' in-app notifications (their
+ * inbox). An event with a delivery still PENDING or RETRYING stays until it ends.
  */
 
 const PURGE_BATCH = 500;
+const DAY_MS = 24 * 3600 * 1000;
 const SYSTEM: AuditActor = { actorKind: 'SYSTEM', actorId: null, requestId: null };
 
 interface PurgedType {
@@ -44,11 +51,11 @@ const PURGED: readonly PurgedType[] = [
   },
 ];
 
-export type PurgeCounts = Record<PurgedType['type'], number>;
+export type PurgeCounts = Record<PurgedType['type'], number> & { events: number };
 
-/** Purges (or, dry, counts) the tenant's records deleted before `cutoff`. */
-export async function purgeDeletedRecords(db: TenantPrisma, cutoff: Date, dryRun: boolean): Promise<PurgeCounts> {
-  const counts: PurgeCounts = { Trip: 0, Driver: 0, Vehicle: 0 };
+/** Purges (or, dry, counts) the tenant's records deleted before `cutoff`, then its finished events dispatched before `eventCutoff`. */
+export async function purgeDeletedRecords(db: TenantPrisma, cutoff: Date, dryRun: boolean, eventCutoff: Date): Promise<PurgeCounts> {
+  const counts: PurgeCounts = { Trip: 0, Driver: 0, Vehicle: 0, events: 0 };
   for (const purged of PURGED) {
     const table = Prisma.raw(`"${purged.type}"`);
     const due = Prisma.sql`t."deletedAt" < ${cutoff} AND NOT (${purged.keptWhile})`;
@@ -73,7 +80,26 @@ export async function purgeDeletedRecords(db: TenantPrisma, cutoff: Date, dryRun
       if (removed < PURGE_BATCH) break;
     }
   }
+  counts.events = await purgeFinishedEvents(db, eventCutoff, dryRun);
   return counts;
+}
+
+async function purgeFinishedEvents(db: TenantPrisma, cutoff: Date, dryRun: boolean): Promise<number> {
+  // The (dispatchedAt, occurredAt) index finds them; a fan-out under way holds its event's row.
+  const due = Prisma.sql`e."dispatchedAt" < ${cutoff}
+    AND NOT EXISTS (SELECT 1 FROM "NotificationDelivery" d WHERE d."eventId" = e."id" AND d."status" IN ('PENDING', 'RETRYING'))`;
+  if (dryRun) {
+    const [row] = await db.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM "DomainEvent" e WHERE ${due}`;
+    return row?.n ?? 0;
+  }
+  let total = 0;
+  for (;;) {
+    // Deliveries go with their event (ON DELETE CASCADE); one batch, one statement.
+    const removed = await db.$executeRaw`DELETE FROM "DomainEvent" WHERE "id" IN (
+      SELECT e."id" FROM "DomainEvent" e WHERE ${due} ORDER BY e."dispatchedAt" LIMIT ${PURGE_BATCH} FOR UPDATE SKIP LOCKED)`;
+    total += removed;
+    if (removed < PURGE_BATCH) return total;
+  }
 }
 
 export interface DeletedRecordPurgeOptions extends Omit<TenantJobOptions, 'concurrency' | 'dryRun' | 'statuses'> {
@@ -89,6 +115,8 @@ export class DeletedRecordPurge {
       tenantClients: TenantClientPool;
       logger: Logger;
       retentionDays: number;
+      /** Days a finished event (and its deliveries) is kept after its fan-out. */
+      eventRetentionDays: number;
     },
   ) {}
 
@@ -96,31 +124,38 @@ export class DeletedRecordPurge {
     return this.deps.retentionDays;
   }
 
+  get eventRetentionDays(): number {
+    return this.deps.eventRetentionDays;
+  }
+
   /** `onResult` hears each tenant's counts as its batch finishes (the report keeps only totals and failures). */
   async run(options: DeletedRecordPurgeOptions = {}, onResult?: (result: TenantJobResult<PurgeCounts>) => void): Promise<TenantJobReport<PurgeCounts>> {
-    const cutoff = new Date(Date.now() - this.deps.retentionDays * 24 * 3600 * 1000);
+    const cutoff = new Date(Date.now() - this.deps.retentionDays * DAY_MS);
+    const eventCutoff = new Date(Date.now() - this.deps.eventRetentionDays * DAY_MS);
     const job: TenantJob<PurgeCounts> = {
       name: 'purge-deleted-records',
       run: async (tenant, { dryRun }) => {
         const lease = this.deps.tenantClients.lease(tenant);
         try {
-          return await purgeDeletedRecords(lease.db, cutoff, dryRun);
+          return await purgeDeletedRecords(lease.db, cutoff, dryRun, eventCutoff);
         } finally {
           lease.release();
         }
       },
     };
     let purged = 0;
+    let events = 0;
     const report = await runTenantJob(
       { prisma: this.deps.platform.prisma, logger: this.deps.logger },
       job,
       { ...options, concurrency: options.concurrency ?? 2, dryRun: options.dryRun ?? false },
       (result) => {
         purged += result.outcome ? result.outcome.Trip + result.outcome.Driver + result.outcome.Vehicle : 0;
+        events += result.outcome?.events ?? 0;
         onResult?.(result);
       },
     );
-    this.deps.logger.info({ dryRun: report.dryRun, tenants: report.visited, failed: report.failed, records: purged, durationMs: report.durationMs }, 'deleted records purged');
+    this.deps.logger.info({ dryRun: report.dryRun, tenants: report.visited, failed: report.failed, records: purged, events, durationMs: report.durationMs }, 'deleted records purged');
     return report;
   }
 }

@@ -4,6 +4,7 @@ import { PeriodicJob } from '../../src/tenant-jobs/periodic-job';
 import { quoteIdentifier } from '../../src/tenancy/tenant-naming';
 import { graphql } from '../generated';
 import type { GraphQLClient } from '../support/graphql-request';
+import { eventually } from '../support/raw-graphql';
 import { startTestServer, type TenantFixture, type TestServer } from '../support/test-server';
 
 /*
@@ -115,6 +116,60 @@ describe('retention purge', () => {
     expect(next.results[0]).toMatchObject({ trips: 1, vehicles: 1 });
     // Nothing left to purge: a second run is a no-op.
     expect((await admin.request(PURGE, { input: { tenantIds: [A.id] } })).purgeDeletedRecords.results[0]).toMatchObject({ trips: 0, drivers: 0, vehicles: 0 });
+  });
+
+  it('removes finished events fanned out before the event retention with their deliveries; unfinished or younger ones, audit entries and in-app notifications stay', async () => {
+    const C = await app.createTenant();
+    const vehicles = [await vehicle(C), await vehicle(C), await vehicle(C)];
+    const [finished, unfinished, young] = vehicles.map(rawId) as [string, string, string];
+    // vehicle.created is an event whose id is its audit entry's; wait for the fan-out to stamp all three.
+    const schema = quoteIdentifier(C.schemaName);
+    const pool = app.server.services.platform.pool;
+    const eventOf = async (vehicleId: string): Promise<string> => {
+      const row = await pool.query<{ id: string }>(`SELECT e."id" FROM ${schema}."DomainEvent" e JOIN ${schema}."AuditEvent" a ON a."id" = e."id" WHERE a."targetId" = $1 AND e."dispatchedAt" IS NOT NULL`, [vehicleId]);
+      return row.rows[0]?.id as string;
+    };
+    const events = await eventually(async () => {
+      const ids = await Promise.all([finished, unfinished, young].map(eventOf));
+      return ids.every(Boolean) ? ids : undefined;
+    }, 10_000, 100);
+    const [finishedEvent, unfinishedEvent, youngEvent] = events as [string, string, string];
+    await pool.query(`UPDATE ${schema}."DomainEvent" SET "dispatchedAt" = now() - interval '31 days' WHERE "id" = ANY($1::uuid[])`, [[finishedEvent, unfinishedEvent]]);
+    // One delivery that ended, one still being retried (a webhook that keeps failing), one on the young event.
+    const delivery = (eventId: string, status: string, target: string) =>
+      pool.query(`INSERT INTO ${schema}."NotificationDelivery" ("id", "eventId", "channel", "target", "status", "updatedAt") VALUES (gen_random_uuid(), $1, 'WEBHOOK', $3, $2::${schema}."DeliveryStatus", now())`, [eventId, status, target]);
+    await delivery(finishedEvent, 'DELIVERED', 'endpoint-1');
+    await delivery(finishedEvent, 'DEAD', 'endpoint-2');
+    await delivery(unfinishedEvent, 'RETRYING', 'endpoint-1');
+    await delivery(youngEvent, 'DELIVERED', 'endpoint-1');
+    // A member's in-app notification of the finished event: their inbox, not the outbox.
+    await pool.query(
+      `INSERT INTO ${schema}."Notification" ("id", "userId", "eventId", "type", "title", "body", "subjectType", "subjectId", "occurredAt") VALUES (gen_random_uuid(), gen_random_uuid(), $1, 'vehicle.created', 'Vehicle added', 'A vehicle was added', 'Vehicle', $2, now())`,
+      [finishedEvent, finished],
+    );
+    const count = (table: string, eventId: string, column = 'eventId') => rowCount(C, `SELECT count(*)::int AS n FROM $schema."${table}" WHERE "${column}" = $1`, [eventId]);
+
+    const PURGE_EVENTS = graphql(`mutation PurgeEvents($input: PurgeDeletedRecordsInput) {
+      purgeDeletedRecords(input: $input) { eventRetentionDays results { tenantId status events vehicles } }
+    }`);
+    const dry = (await admin.request(PURGE_EVENTS, { input: { tenantIds: [C.id], dryRun: true } })).purgeDeletedRecords;
+    expect(dry).toEqual({ eventRetentionDays: 30, results: [{ tenantId: C.id, status: 'DONE', events: 1, vehicles: 0 }] });
+    expect(await count('DomainEvent', finishedEvent, 'id')).toBe(1);
+
+    const done = (await admin.request(PURGE_EVENTS, { input: { tenantIds: [C.id] } })).purgeDeletedRecords;
+    expect(done.results).toEqual([{ tenantId: C.id, status: 'DONE', events: 1, vehicles: 0 }]);
+    expect(await count('DomainEvent', finishedEvent, 'id')).toBe(0);
+    expect(await count('NotificationDelivery', finishedEvent)).toBe(0);
+    // Still being delivered, or not old enough: kept, deliveries and all.
+    expect(await count('DomainEvent', unfinishedEvent, 'id')).toBe(1);
+    expect(await count('NotificationDelivery', unfinishedEvent)).toBe(1);
+    expect(await count('DomainEvent', youngEvent, 'id')).toBe(1);
+    expect(await count('NotificationDelivery', youngEvent)).toBe(1);
+    // The audit entry the event was made from stays: the audit log is append-only.
+    expect(await count('AuditEvent', finishedEvent, 'id')).toBe(1);
+    expect(await count('Notification', finishedEvent)).toBe(1);
+    // Nothing else is due: a second run removes nothing.
+    expect((await admin.request(PURGE_EVENTS, { input: { tenantIds: [C.id] } })).purgeDeletedRecords.results[0]?.events).toBe(0);
   });
 
   it('walks every tenant in id order and resumes after a given tenant', async () => {
