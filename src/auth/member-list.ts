@@ -1,9 +1,8 @@
 import { Prisma } from '../generated/prisma/platform/client';
 import type { MemberFilter, MemberOrderField } from '../generated/graphql';
 import { containsText, keysetAfter, keysetOrderBy, type KeysetOrder } from '../database/list-sql';
-import { badInput } from '../errors/app-error';
 import { searchText } from '../fleet/fleet-input';
-import { pageRequest, type PageRequest } from '../graphql/pagination';
+import { assertSortValue, pageRequest, type PageRequest, type SortKind } from '../graphql/pagination';
 import { ROLE_RANK, type MemberRole } from './principal';
 
 /*
@@ -27,21 +26,19 @@ const RANK = Prisma.raw(
     .join(' ')} END`,
 );
 
-/** What a cursor's value must be in an order, checked before SQL compares it (a forged one is BAD_USER_INPUT, not a database error). */
-type KeyKind = 'timestamp' | 'rank' | 'text';
-
 interface MemberOrderSql {
   key: Prisma.Sql;
   tieBreaker: Prisma.Sql;
-  kind: KeyKind;
+  /** What the key holds: a cursor's value is checked against it before SQL compares it. */
+  sort: SortKind;
 }
 
 /** Each order's key, tie-broken by the user id of the table whose index serves it (the join makes them equal). */
 export const MEMBER_ORDERS: Record<MemberOrderField, MemberOrderSql> = {
-  JOINED_AT: { key: Prisma.raw('m."createdAt"'), tieBreaker: Prisma.raw('m."userId"'), kind: 'timestamp' },
-  ROLE: { key: RANK, tieBreaker: Prisma.raw('m."userId"'), kind: 'rank' },
-  NAME: { key: Prisma.raw('lower(u."name")'), tieBreaker: Prisma.raw('u."id"'), kind: 'text' },
-  EMAIL: { key: Prisma.raw('u."email"'), tieBreaker: Prisma.raw('u."id"'), kind: 'text' },
+  JOINED_AT: { key: Prisma.raw('m."createdAt"'), tieBreaker: Prisma.raw('m."userId"'), sort: { kind: 'timestamp' } },
+  ROLE: { key: RANK, tieBreaker: Prisma.raw('m."userId"'), sort: { kind: 'enum', values: Object.values(ROLE_RANK) } },
+  NAME: { key: Prisma.raw('lower(u."name")'), tieBreaker: Prisma.raw('u."id"'), sort: { kind: 'text' } },
+  EMAIL: { key: Prisma.raw('u."email"'), tieBreaker: Prisma.raw('u."id"'), sort: { kind: 'text' } },
 };
 
 export interface MemberOrderArg {
@@ -67,23 +64,12 @@ export interface MemberRow {
   sortKey: unknown;
 }
 
-function keysetOf(orderBy: MemberOrderArg | null | undefined): { name: string; order: KeysetOrder; kind: KeyKind } {
+function keysetOf(orderBy: MemberOrderArg | null | undefined): { name: string; order: KeysetOrder; sort: SortKind } {
   const field = orderBy?.field ?? 'JOINED_AT';
   const direction = orderBy?.direction ?? 'ASC';
   const declared = MEMBER_ORDERS[field];
   // Named apart from every other list's orders, so another list's cursor is refused here (drivers have a NAME order too).
-  return { name: `member ${field} ${direction}`, order: { key: declared.key, tieBreaker: declared.tieBreaker, direction, nullable: false }, kind: declared.kind };
-}
-
-/** A timestamp as a cursor carries it: what Date.toISOString() wrote (PostgreSQL would refuse some of what Date.parse accepts). */
-const ISO_TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-
-function assertCursorValue(kind: KeyKind, value: unknown): void {
-  const valid =
-    kind === 'rank'
-      ? Number.isInteger(value) && Object.values(ROLE_RANK).includes(value as number)
-      : typeof value === 'string' && !value.includes('\0') && (kind === 'text' || (ISO_TIMESTAMP.test(value) && !Number.isNaN(Date.parse(value))));
-  if (!valid) throw badInput('after is not a valid cursor', 'after');
+  return { name: `member ${field} ${direction}`, order: { key: declared.key, tieBreaker: declared.tieBreaker, direction, nullable: false }, sort: declared.sort };
 }
 
 /** The filter as conditions; `readsUser` when they name the user's columns. */
@@ -107,12 +93,12 @@ function selectMembers(where: Prisma.Sql[], order: KeysetOrder, limit: number | 
  * request, the statement reading up to take+1 rows, and the statement counting the matches.
  */
 export function memberPageOf(tenantId: string, args: MemberListArgs): { page: PageRequest; statement: Prisma.Sql; count: Prisma.Sql } {
-  const { name, order, kind } = keysetOf(args.orderBy);
+  const { name, order, sort } = keysetOf(args.orderBy);
   const page = pageRequest(args.first, args.after, name);
   const { where, readsUser } = conditionsOf(tenantId, args.filter);
   const count = Prisma.sql`SELECT count(*)::int AS "count" FROM platform."Membership" m
     ${readsUser ? Prisma.sql`JOIN platform."User" u ON u."id" = m."userId"` : Prisma.empty} WHERE ${Prisma.join(where, ' AND ')}`;
-  if (page.after) assertCursorValue(kind, page.after.value);
+  if (page.after) assertSortValue(sort, page.after, false);
   const statement = selectMembers(page.after ? [...where, keysetAfter(order, page.after)] : where, order, page.take + 1);
   return { page, statement, count };
 }

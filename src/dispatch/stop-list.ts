@@ -46,10 +46,10 @@ export const stopList: RecordList<Stop, StopListFilter, StopOrderField> = {
   // Each backed by a (column, id) index (migrations/tenant/*_stop_list_orders).
   orders: {
     CREATED_AT: { column: 'id' },
-    UPDATED_AT: { column: 'updatedAt' },
-    WINDOW_START: { column: 'windowStart', nullable: true },
-    WINDOW_END: { column: 'windowEnd', nullable: true },
-    COMPLETED_AT: { column: 'completedAt', nullable: true },
+    UPDATED_AT: { column: 'updatedAt', kind: 'timestamp' },
+    WINDOW_START: { column: 'windowStart', nullable: true, kind: 'timestamp' },
+    WINDOW_END: { column: 'windowEnd', nullable: true, kind: 'timestamp' },
+    COMPLETED_AT: { column: 'completedAt', nullable: true, kind: 'timestamp' },
   },
 };
 

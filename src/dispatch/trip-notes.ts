@@ -30,7 +30,7 @@ export const tripNoteList: RecordList<TripNote, { tripId: string }, TripNoteOrde
   // Each backed by a (tripId, column, id) index: notes are only ever listed per trip.
   orders: {
     CREATED_AT: { column: 'id' },
-    UPDATED_AT: { column: 'updatedAt' },
+    UPDATED_AT: { column: 'updatedAt', kind: 'timestamp' },
   },
 };
 

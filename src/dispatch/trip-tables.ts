@@ -1,7 +1,7 @@
 import DataLoader from 'dataloader';
 import { searchCondition } from '../fleet/fleet-tables';
 import type { TripOrderField } from '../generated/graphql';
-import { Prisma, type Trip, type TripStatus, type TripTransition } from '../generated/prisma/tenant/client';
+import { Prisma, TripStatus, type Trip, type TripTransition } from '../generated/prisma/tenant/client';
 import type { RecordType } from '../records/record-changes';
 import type { RecordList } from '../records/record-list';
 import type { TenantSql } from '../tenancy/tenant-sql';
@@ -90,9 +90,9 @@ export const tripList: RecordList<Trip, TripFilter, TripOrderField> = {
   },
   orders: {
     CREATED_AT: { column: 'id' },
-    UPDATED_AT: { column: 'updatedAt' },
+    UPDATED_AT: { column: 'updatedAt', kind: 'timestamp' },
     REFERENCE: { column: 'reference' },
-    PLANNED_DEPARTURE_AT: { column: 'plannedDepartureAt', nullable: true },
-    STATUS: { column: 'status' },
+    PLANNED_DEPARTURE_AT: { column: 'plannedDepartureAt', nullable: true, kind: 'timestamp' },
+    STATUS: { column: 'status', kind: 'enum', values: Object.values(TripStatus) },
   },
 };

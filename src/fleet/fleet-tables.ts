@@ -1,4 +1,4 @@
-import { Prisma, type Driver, type Vehicle } from '../generated/prisma/tenant/client';
+import { DriverStatus, Prisma, VehicleStatus, type Driver, type Vehicle } from '../generated/prisma/tenant/client';
 import type { DriverFilter, DriverOrderField, VehicleFilter, VehicleOrderField } from '../generated/graphql';
 import { conflict } from '../errors/app-error';
 import type { RecordType, TenantTransaction } from '../records/record-changes';
@@ -77,11 +77,11 @@ export const vehicleList: RecordList<Vehicle, VehicleFilter, VehicleOrderField> 
   },
   orders: {
     CREATED_AT: { column: 'id' },
-    UPDATED_AT: { column: 'updatedAt' },
+    UPDATED_AT: { column: 'updatedAt', kind: 'timestamp' },
     PLATE: { column: 'plate' },
-    YEAR: { column: 'year' },
-    ODOMETER_KM: { column: 'odometerKm' },
-    STATUS: { column: 'status' },
+    YEAR: { column: 'year', kind: 'number' },
+    ODOMETER_KM: { column: 'odometerKm', kind: 'number' },
+    STATUS: { column: 'status', kind: 'enum', values: Object.values(VehicleStatus) },
   },
 };
 
@@ -99,9 +99,9 @@ export const driverList: RecordList<Driver, DriverFilter, DriverOrderField> = {
   },
   orders: {
     CREATED_AT: { column: 'id' },
-    UPDATED_AT: { column: 'updatedAt' },
+    UPDATED_AT: { column: 'updatedAt', kind: 'timestamp' },
     NAME: { column: 'name' },
     LICENSE_NUMBER: { column: 'licenseNumber' },
-    STATUS: { column: 'status' },
+    STATUS: { column: 'status', kind: 'enum', values: Object.values(DriverStatus) },
   },
 };

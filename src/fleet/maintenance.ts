@@ -38,8 +38,8 @@ export const maintenanceList: RecordList<MaintenanceRecord, MaintenanceListFilte
   },
   orders: {
     CREATED_AT: { column: 'id' },
-    OPENED_AT: { column: 'openedAt' },
-    UPDATED_AT: { column: 'updatedAt' },
+    OPENED_AT: { column: 'openedAt', kind: 'timestamp' },
+    UPDATED_AT: { column: 'updatedAt', kind: 'timestamp' },
   },
 };
 

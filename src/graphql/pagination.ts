@@ -19,6 +19,31 @@ export interface PagePosition {
 /** A sort column's value as a cursor carries it (timestamps as ISO strings). */
 export type SortValue = string | number | boolean | null;
 
+/**
+ * What an order's key holds, so that a cursor's value is checked before SQL compares it with the
+ * column: a forged cursor is BAD_USER_INPUT, never a database error (a 500 anyone could cause).
+ */
+export type SortKind = { kind: 'timestamp' } | { kind: 'number' } | { kind: 'text' } | { kind: 'enum'; values: readonly unknown[] };
+
+/** A timestamp as a cursor carries it: exactly what Date.toISOString() wrote, in a year PostgreSQL has (1 and on). */
+function isCursorTimestamp(value: string): boolean {
+  const parsed = new Date(value);
+  return !Number.isNaN(parsed.getTime()) && parsed.toISOString() === value && parsed.getUTCFullYear() >= 1;
+}
+
+export function isSortValueOf(sort: SortKind, value: SortValue, nullable: boolean): boolean {
+  if (value === null) return nullable;
+  if (sort.kind === 'number') return typeof value === 'number' && Number.isFinite(value);
+  if (sort.kind === 'enum') return sort.values.includes(value);
+  if (typeof value !== 'string' || value.includes('\0')) return false;
+  return sort.kind === 'text' || isCursorTimestamp(value);
+}
+
+/** Refuses a cursor whose value `sort`'s column could not hold. */
+export function assertSortValue(sort: SortKind, position: PagePosition, nullable: boolean): void {
+  if (!isSortValueOf(sort, position.value, nullable)) throw badInput('after is not a valid cursor', 'after');
+}
+
 /** A sort value as a cursor carries it, and back as SQL compares it. */
 export function toSortValue(value: unknown): SortValue {
   if (value instanceof Date) return value.toISOString();

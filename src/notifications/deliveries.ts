@@ -112,7 +112,7 @@ const deliveryList: RecordList<NotificationDelivery, NotificationDeliveryFilter,
     return where;
   },
   // Delivery ids are random (written in bulk by the fan-out): newest first is by createdAt, ties by id.
-  orders: { CREATED_AT: { column: 'createdAt' } },
+  orders: { CREATED_AT: { column: 'createdAt', kind: 'timestamp' } },
 };
 
 /** Newest first, each with its event's type and time (joined in the same statement). */

@@ -48,7 +48,7 @@ const notificationList = (userId: string): RecordList<Notification, { unreadOnly
     if (filter?.unreadOnly) where.push(Prisma.sql`t."readAt" IS NULL`);
     return where;
   },
-  orders: { OCCURRED_AT: { column: 'createdAt' } },
+  orders: { OCCURRED_AT: { column: 'createdAt', kind: 'timestamp' } },
 });
 
 type TenantData = Pick<TenantLease, 'db' | 'sql'>;

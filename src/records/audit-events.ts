@@ -28,7 +28,7 @@ const auditList: RecordList<AuditEvent, AuditEventFilter, AuditEventOrderField> 
   },
   orders: {
     CREATED_AT: { column: 'id' },
-    OCCURRED_AT: { column: 'occurredAt' },
+    OCCURRED_AT: { column: 'occurredAt', kind: 'timestamp' },
   },
 };
 

@@ -1,6 +1,6 @@
 import { badInput } from '../errors/app-error';
 import { Prisma } from '../generated/prisma/tenant/client';
-import { CREATION_ORDER, pageRequest, toConnection, toSortValue, type ConnectionModel, type PageRequest } from '../graphql/pagination';
+import { assertSortValue, CREATION_ORDER, pageRequest, toConnection, toSortValue, type ConnectionModel, type PageRequest, type SortKind } from '../graphql/pagination';
 import type { TenantSql } from '../tenancy/tenant-sql';
 import { ID_ORDER, type PageOrder, type PageQuery, type TenantTable, type ToOneJoin } from '../tenancy/tenant-table';
 
@@ -11,10 +11,34 @@ import { ID_ORDER, type PageOrder, type PageQuery, type TenantTable, type ToOneJ
  * with cursors that stay stable under that order (ties broken by id).
  */
 
-/** An order a type offers: its column and whether it may hold NULLs. */
-export interface OrderColumn<Row> {
-  column: keyof Row & string;
-  nullable?: boolean;
+/**
+ * What a column's values are, as an order declares it: the compiler asks for `kind` where the
+ * column holds timestamps, numbers or an enum's values, so a cursor's value is checked against
+ * it (a plain text column needs nothing).
+ */
+type SortKindOf<Value> = [NonNullable<Value>] extends [Date]
+  ? { kind: 'timestamp' }
+  : [NonNullable<Value>] extends [number]
+    ? { kind: 'number' }
+    : string extends NonNullable<Value>
+      ? { kind?: 'text' }
+      : { kind: 'enum'; values: readonly NonNullable<Value>[] };
+
+/** An order a type offers: its column, whether it may hold NULLs, and what it holds. */
+export type OrderColumn<Row> = {
+  [Column in keyof Row & string]: { column: Column; nullable?: boolean } & SortKindOf<Row[Column]>;
+}[keyof Row & string];
+
+function sortKindOf(declared: { kind?: SortKind['kind']; values?: readonly unknown[] }): SortKind {
+  switch (declared.kind) {
+    case 'enum':
+      return { kind: 'enum', values: declared.values ?? [] };
+    case 'timestamp':
+    case 'number':
+      return { kind: declared.kind };
+    default:
+      return { kind: 'text' };
+  }
 }
 
 export interface RecordList<Row extends { id: string }, Filter, OrderField extends string> {
@@ -39,12 +63,13 @@ export interface ListArgs<Filter, OrderField extends string> {
 function pageOrderOf<Row extends { id: string }, OrderField extends string>(
   list: RecordList<Row, unknown, OrderField>,
   orderBy: ListArgs<unknown, OrderField>['orderBy'],
-): { name: string; order: PageOrder } {
+): { name: string; order: PageOrder; sort: SortKind | null } {
   const direction = orderBy?.direction ?? 'ASC';
-  if (!orderBy || (orderBy.field === 'CREATED_AT' && direction === 'ASC')) return { name: CREATION_ORDER, order: ID_ORDER };
+  if (!orderBy || (orderBy.field === 'CREATED_AT' && direction === 'ASC')) return { name: CREATION_ORDER, order: ID_ORDER, sort: null };
   const declared: OrderColumn<Row> | undefined = list.orders[orderBy.field];
   if (!declared) throw badInput(`orderBy.field ${orderBy.field} is not an order of this list`, 'orderBy.field');
-  return { name: `${orderBy.field} ${direction}`, order: { column: declared.column, direction, nullable: declared.nullable ?? false } };
+  const sort = declared.column === 'id' ? null : sortKindOf(declared);
+  return { name: `${orderBy.field} ${direction}`, order: { column: declared.column, direction, nullable: declared.nullable ?? false }, sort };
 }
 
 /** What one page of `list` asks the table for, and the page request it answers (public so that a test can EXPLAIN it). */
@@ -52,8 +77,9 @@ export function pageQueryOf<Row extends { id: string }, Filter, OrderField exten
   list: RecordList<Row, Filter, OrderField>,
   args: ListArgs<Filter, OrderField>,
 ): { page: PageRequest; query: PageQuery } {
-  const { name, order } = pageOrderOf(list, args.orderBy);
+  const { name, order, sort } = pageOrderOf(list, args.orderBy);
   const page = pageRequest(args.first, args.after, name);
+  if (page.after && sort) assertSortValue(sort, page.after, order.nullable);
   const where = list.conditions(args.filter);
   if (list.softDeleted && !args.includeDeleted) where.push(Prisma.sql`t."deletedAt" IS NULL`);
   return { page, query: { where, order, after: page.after, limit: page.take + 1 } };

@@ -184,6 +184,28 @@ describe('cursors and filters', () => {
     expect(next.vehicles.edges).toHaveLength(2);
   });
 
+  it('a cursor whose value its column could not hold answers BAD_USER_INPUT, never a database error', async () => {
+    const id = '0190a000-0000-7000-8000-000000000000';
+    const forged = (order: string, value: string) => Buffer.from(`cursor:${order}|${value}|${id}`).toString('base64url');
+    const refused = async (request: Promise<unknown>) => (await expectErrors(request)).errors.map((error) => [error.extensions.code, error.extensions.field]);
+    // Timestamps (nullable or not), numbers and enums, each with values of the wrong shape.
+    for (const value of ['"garbage"', '5', 'true', '"0000-01-01T00:00:00.000Z"', '"2026-02-30T00:00:00.000Z"', '"2026-12-05T09:00:00Z"']) {
+      expect(await refused(tenant.owner.request(STOPS, { first: 2, after: forged('WINDOW_START ASC', value), orderBy: { field: 'WINDOW_START', direction: 'ASC' } }))).toEqual([['BAD_USER_INPUT', 'after']]);
+      expect(await refused(tenant.owner.request(MAINTENANCE, { first: 2, after: forged('OPENED_AT DESC', value), orderBy: { field: 'OPENED_AT', direction: 'DESC' } }))).toEqual([['BAD_USER_INPUT', 'after']]);
+    }
+    for (const value of ['"garbage"', '"2019"', 'true', 'null', '1e999']) {
+      expect(await refused(tenant.owner.request(VEHICLES, { first: 2, after: forged('YEAR ASC', value), orderBy: { field: 'YEAR', direction: 'ASC' } }))).toEqual([['BAD_USER_INPUT', 'after']]);
+    }
+    for (const value of ['"garbage"', '"active"', '3', 'null']) {
+      expect(await refused(tenant.owner.request(TRIPS, { first: 2, after: forged('STATUS DESC', value), orderBy: { field: 'STATUS', direction: 'DESC' } }))).toEqual([['BAD_USER_INPUT', 'after']]);
+    }
+    // Well-formed values of the right kind still page (a request with errors would throw here).
+    await tenant.owner.request(STOPS, { first: 2, after: forged('WINDOW_START ASC', 'null'), orderBy: { field: 'WINDOW_START', direction: 'ASC' } });
+    expect((await tenant.owner.request(VEHICLES, { first: 2, after: forged('YEAR ASC', '2019'), orderBy: { field: 'YEAR', direction: 'ASC' } })).vehicles.edges.length).toBeGreaterThan(0);
+    await tenant.owner.request(TRIPS, { first: 2, after: forged('STATUS DESC', '"PLANNED"'), orderBy: { field: 'STATUS', direction: 'DESC' } });
+    expect((await tenant.owner.request(MAINTENANCE, { first: 2, after: forged('OPENED_AT DESC', '"2099-01-01T00:00:00.000Z"'), orderBy: { field: 'OPENED_AT', direction: 'DESC' } })).maintenanceRecords.edges.length).toBeGreaterThan(0);
+  });
+
   it('several statuses at once, a single status as before, ranges on year and odometer', async () => {
     const count = async (filter: object) => (await tenant.owner.request(VEHICLES, { first: 100, filter })).vehicles.totalCount;
     const all = await count({});
