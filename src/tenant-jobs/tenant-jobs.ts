@@ -1,5 +1,6 @@
 import type { PlatformPrisma } from '../database/platform-database';
 import { isUuid } from '../database/uuid';
+import { badInput } from '../errors/app-error';
 import type { Prisma, TenantStatus } from '../generated/prisma/platform/client';
 import { mapWithConcurrency } from '../concurrency/map-with-concurrency';
 import { describeError, errorMessageOf, type Logger } from '../observability/logger';
@@ -99,7 +100,10 @@ export async function runTenantJob<Outcome>(
   let visited = 0;
   let failed = 0;
   let lastVisited: string | null = null;
-  let cursor = options.after && isUuid(options.after) ? options.after.toLowerCase() : null;
+  // A resume point that is no tenant id is refused: ignored, a typo would restart the run from
+  // the first tenant (the CLIs refuse it the same way before they start).
+  if (options.after != null && !isUuid(options.after)) throw badInput('after must be a tenant id (a report\'s resumeAfter)', 'after');
+  let cursor = options.after ? options.after.toLowerCase() : null;
   for (;;) {
     if (lookUp !== null && lookUp.length === 0) break;
     const batch = await deps.prisma.tenant.findMany({

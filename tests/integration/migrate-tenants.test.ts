@@ -234,6 +234,11 @@ describe('migrateTenants with a new migration', () => {
     expect(resumed).toMatchObject({ wouldMigrate: TENANT_COUNT - 6, resumeAfter: sorted.at(-1) });
     // Past the last tenant: nothing to do, and resumeAfter stays where it was.
     expect(await migrate(nextAdmin, { dryRun: true, after: sorted.at(-1) })).toMatchObject({ results: [], wouldMigrate: 0, resumeAfter: sorted.at(-1) });
+    // A resume point that is no tenant id is refused, not read as 'from the start'.
+    for (const after of ['garbage', '', `${sorted[5]}x`]) {
+      const { errors } = await expectErrors(migrate(nextAdmin, { dryRun: true, after }));
+      expect(errors.map((error) => [error.extensions.code, error.extensions.field])).toEqual([['BAD_USER_INPUT', 'after']]);
+    }
     // A schema gone missing is reported FAILED, as the real run would find it, not as 'would create it all'.
     const lost = tenants[7] as TenantFixture;
     await db.client.query(`ALTER SCHEMA "${lost.schemaName}" RENAME TO "${lost.schemaName}_away"`);
