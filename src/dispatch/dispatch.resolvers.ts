@@ -1,6 +1,6 @@
 import { badInput } from '../errors/app-error';
 import type { Resolvers } from '../generated/graphql';
-import { expectGlobalId, toGlobalId } from '../graphql/global-id';
+import { expectGlobalId, optionalGlobalId, toGlobalId } from '../graphql/global-id';
 import type { TripStatus } from '../generated/prisma/tenant/client';
 import { fleetSummary } from './fleet-summary';
 import { MAX_TRIPS_PER_PARENT, type RecentTripsQuery } from './trip-tables';
@@ -13,12 +13,8 @@ import { createTrip, deleteTrip, listTrips, restoreTrip, transitionTrip, updateT
  */
 
 /** A vehicle or driver global id of the input as its row id; null and absent pass through. */
-function rowIdOf(value: string | null | undefined, type: 'Vehicle' | 'Driver', field: string): string | null | undefined {
-  return value === null || value === undefined ? value : expectGlobalId(value, type, field);
-}
-
 function withRowIds<T extends TripInput>(input: T): T {
-  return { ...input, vehicleId: rowIdOf(input.vehicleId, 'Vehicle', 'vehicleId'), driverId: rowIdOf(input.driverId, 'Driver', 'driverId') };
+  return { ...input, vehicleId: optionalGlobalId(input.vehicleId, 'Vehicle', 'vehicleId'), driverId: optionalGlobalId(input.driverId, 'Driver', 'driverId') };
 }
 
 function recentTripsQuery(args: { first?: number | null; status?: readonly TripStatus[] | null }): RecentTripsQuery {
@@ -42,8 +38,8 @@ export const dispatchResolvers: Resolvers = {
         includeDeleted: includeDeletedFor(ctx.tenantScope().principal, includeDeleted),
         filter: filter && {
           ...filter,
-          vehicleId: rowIdOf(filter.vehicleId, 'Vehicle', 'filter.vehicleId'),
-          driverId: rowIdOf(filter.driverId, 'Driver', 'filter.driverId'),
+          vehicleId: optionalGlobalId(filter.vehicleId, 'Vehicle', 'filter.vehicleId'),
+          driverId: optionalGlobalId(filter.driverId, 'Driver', 'filter.driverId'),
         },
       }),
   },

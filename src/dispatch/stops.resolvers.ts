@@ -1,5 +1,5 @@
 import type { Resolvers } from '../generated/graphql';
-import { expectGlobalId, toGlobalId } from '../graphql/global-id';
+import { expectGlobalId, optionalGlobalId, toGlobalId } from '../graphql/global-id';
 import { historyOf } from '../records/record-history';
 import { listStops } from './stop-list';
 import { addTripNote, deleteTripNote, editableUntil, editTripNote, notesOfTrip } from './trip-notes';
@@ -15,7 +15,7 @@ export const stopsResolvers: Resolvers = {
     stops: (_root, { filter, ...args }, ctx) =>
       listStops(ctx.tenantScope(), {
         ...args,
-        filter: filter && { ...filter, tripId: filter.tripId ? expectGlobalId(filter.tripId, 'Trip', 'filter.tripId') : null },
+        filter: filter && { ...filter, tripId: optionalGlobalId(filter.tripId, 'Trip', 'filter.tripId') },
       }),
   },
   Mutation: {

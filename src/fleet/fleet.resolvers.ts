@@ -1,5 +1,5 @@
 import type { Resolvers } from '../generated/graphql';
-import { expectGlobalId, parseGlobalId, toGlobalId } from '../graphql/global-id';
+import { expectGlobalId, optionalGlobalId, parseGlobalId, toGlobalId } from '../graphql/global-id';
 import { selectsPath } from '../graphql/look-ahead';
 import { includeDeletedFor } from '../records/records.resolvers';
 import { badInput } from '../errors/app-error';
@@ -22,7 +22,7 @@ export const fleetResolvers: Resolvers = {
     maintenanceRecords: (_root, { filter, ...args }, ctx) =>
       listMaintenance(ctx.tenantScope(), {
         ...args,
-        filter: filter && { ...filter, vehicleId: filter.vehicleId ? expectGlobalId(filter.vehicleId, 'Vehicle', 'filter.vehicleId') : null },
+        filter: filter && { ...filter, vehicleId: optionalGlobalId(filter.vehicleId, 'Vehicle', 'filter.vehicleId') },
       }),
     node: async (_root, { id }, ctx) => {
       const parsed = parseGlobalId(id);

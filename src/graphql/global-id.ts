@@ -28,3 +28,11 @@ export function expectGlobalId(globalId: string, type: NodeType, field = 'id'): 
   if (!parsed || parsed.type !== type) throw badInput(`${field} is not a ${type} id`, field);
   return parsed.id;
 }
+
+/**
+ * An optional id argument: absent or null stays so (no filter, or "unset" in an update); any
+ * string, the empty one included, must be an id of `type`.
+ */
+export function optionalGlobalId<Absent extends null | undefined>(globalId: string | Absent, type: NodeType, field: string): string | Absent {
+  return globalId === null || globalId === undefined ? globalId : expectGlobalId(globalId, type, field);
+}

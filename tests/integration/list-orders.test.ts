@@ -262,6 +262,11 @@ describe('cursors and filters', () => {
 
     const vehicleAsTrip = await expectErrors(tenant.owner.request(STOPS, { first: 5, filter: { tripId: vehicleIds[0] } }));
     expect(vehicleAsTrip.errors.map((error) => [error.extensions.code, error.extensions.field])).toEqual([['BAD_USER_INPUT', 'filter.tripId']]);
+    // An empty id is no id: refused, not read as "no filter" (which listed every stop).
+    const emptyTrip = await expectErrors(tenant.owner.request(STOPS, { first: 5, filter: { tripId: '' } }));
+    expect(emptyTrip.errors.map((error) => [error.extensions.code, error.extensions.field])).toEqual([['BAD_USER_INPUT', 'filter.tripId']]);
+    const emptyVehicle = await expectErrors(tenant.owner.request(MAINTENANCE, { first: 5, filter: { vehicleId: '' } }));
+    expect(emptyVehicle.errors.map((error) => [error.extensions.code, error.extensions.field])).toEqual([['BAD_USER_INPUT', 'filter.vehicleId']]);
     const byCompletion = (await tenant.owner.request(STOPS, { first: 2, orderBy: { field: 'COMPLETED_AT', direction: 'DESC' } })).stops;
     const otherOrder = await expectErrors(tenant.owner.request(STOPS, { first: 2, after: byCompletion.pageInfo.endCursor ?? undefined, orderBy: { field: 'WINDOW_END', direction: 'DESC' } }));
     expect(otherOrder.errors.map((error) => [error.extensions.code, error.extensions.field])).toEqual([['BAD_USER_INPUT', 'after']]);
