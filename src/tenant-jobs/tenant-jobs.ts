@@ -102,7 +102,7 @@ export async function runTenantJob<Outcome>(
   let lastVisited: string | null = null;
   // A resume point that is no tenant id is refused: ignored, a typo would restart the run from
   // the first tenant (the CLIs refuse it the same way before they start).
-  if (options.after != null && !isUuid(options.after)) throw badInput('after must be a tenant id (a report\'s resumeAfter)', 'after');
+  if (options.after !== null && options.after !== undefined && !isUuid(options.after)) throw badInput('after must be a tenant id (a report\'s resumeAfter)', 'after');
   let cursor = options.after ? options.after.toLowerCase() : null;
   for (;;) {
     if (lookUp !== null && lookUp.length === 0) break;
