@@ -6,8 +6,10 @@ import type pg from 'pg';
  * one when the connection drops between two statements: unheard, it would end the process (a
  * database restart during provisioning would take the server down). Here the loss fails the
  * next statement instead, and the dead client is discarded rather than returned to the pool.
+ * `work` may discard it too (`discard`), when it left the connection in a state no statement
+ * can follow: it is then closed, never reused.
  */
-export async function withCheckedOutClient<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+export async function withCheckedOutClient<T>(pool: pg.Pool, work: (client: pg.PoolClient, discard: (reason: Error) => void) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let lost: Error | undefined;
   const onError = (error: Error) => {
@@ -15,7 +17,9 @@ export async function withCheckedOutClient<T>(pool: pg.Pool, work: (client: pg.P
   };
   client.on('error', onError);
   try {
-    return await work(client);
+    return await work(client, (reason) => {
+      lost ??= reason;
+    });
   } catch (error) {
     // pg gave up waiting (query_timeout) while the statement may still run there: not reusable.
     if (error instanceof Error && error.message === 'Query read timeout') lost ??= error;

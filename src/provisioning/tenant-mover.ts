@@ -298,8 +298,9 @@ async function endSessionsOpenedBefore(client: pg.PoolClient, roleName: string, 
  */
 async function copyTenantData(source: DatabaseCluster, target: DatabaseCluster, schemaName: string): Promise<MovedTable[]> {
   const schema = quoteIdentifier(schemaName);
-  return withCheckedOutClient(source.adminPool, (from) =>
+  return withCheckedOutClient(source.adminPool, (from, discardSource) =>
     withCheckedOutClient(target.adminPool, async (to) => {
+      let sourceDiscarded = false;
       await from.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       await to.query('BEGIN');
       try {
@@ -314,7 +315,18 @@ async function copyTenantData(source: DatabaseCluster, target: DatabaseCluster, 
         const moved: MovedTable[] = [];
         for (const name of tables) {
           const table = `${schema}.${to.escapeIdentifier(name)}`;
-          await pipeline(from.query(copyTo(`COPY ${table} TO STDOUT`)), to.query(copyFrom(`COPY ${table} FROM STDIN`)));
+          try {
+            await pipeline(from.query(copyTo(`COPY ${table} TO STDOUT`)), to.query(copyFrom(`COPY ${table} FROM STDIN`)));
+          } catch (error) {
+            // A COPY TO cut midway (the target gone, say) leaves the source connection in COPY OUT
+            // with nobody reading it: pg-copy-streams does not end it, so the ROLLBACK below
+            // would wait behind it for ever, and the source's backend would sit in ClientWrite
+            // (holding its snapshot, and stalling every DROP DATABASE on that server, whose
+            // barrier it never answers). The connection is closed instead; its backend ends.
+            sourceDiscarded = true;
+            discardSource(error instanceof Error ? error : new Error(String(error)));
+            throw error;
+          }
           const [expected, copied] = await Promise.all([tableFingerprint(from, table), tableFingerprint(to, table)]);
           if (expected.rows !== copied.rows || expected.checksum !== copied.checksum) {
             throw new AppError(ErrorCode.SERVICE_UNAVAILABLE, `Table ${name} differs after the copy (${expected.rows} rows at the source, ${copied.rows} at the target); nothing was switched, retry the move`, {
@@ -330,7 +342,7 @@ async function copyTenantData(source: DatabaseCluster, target: DatabaseCluster, 
         await to.query('ROLLBACK').catch(() => undefined);
         throw error;
       } finally {
-        await from.query('ROLLBACK').catch(() => undefined);
+        if (!sourceDiscarded) await from.query('ROLLBACK').catch(() => undefined);
       }
     }),
   );

@@ -4,7 +4,7 @@ import { tenantConnectionConfig } from '../../src/tenancy/tenant-credentials';
 import { graphql } from '../generated';
 import type { GraphQLClient } from '../support/graphql-request';
 import { startPostgresProxy, type PostgresProxy, type RoundTrip } from '../support/postgres-proxy';
-import { bearer, postJson, send } from '../support/raw-graphql';
+import { bearer, eventually, postJson, send } from '../support/raw-graphql';
 import { openTestPool } from '../support/test-database';
 import { expectErrors, NO_BACKGROUND_JOBS, SECOND_CLUSTER, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
 
@@ -505,6 +505,38 @@ describe('a move killed midway', () => {
     const { moveTenant } = await admin.request(MOVE, { id: tenant.id, to: SECOND_CLUSTER });
     expect(moveTenant.move.tables.find((table) => table.name === 'Vehicle')?.rows).toBe(2);
   });
+
+  it('the target lost in the middle of a large table: the move answers, and the source connection is closed, not left in COPY OUT with its backend writing to nobody', async () => {
+    const tenant = await app.createTenant(uniqueSlug('b'), 'STANDARD', 'main');
+    const main = openTestPool({ connectionString: app.databaseUrl, max: 1 });
+    try {
+      // About 30 MB of COPY text in one table: far more than the sockets between the source and
+      // the server hold, so the source is still sending when the target goes.
+      await main.query(
+        `INSERT INTO "${tenant.schemaName}"."Vehicle" ("id", "plate", "make", "model", "year", "updatedAt")
+         SELECT gen_random_uuid(), 'BIG-' || n, repeat('m', 100), repeat('x', 100), 2020, now() FROM generate_series(1, 150000) n`,
+      );
+      const copyingFromSource = async () =>
+        Number((await main.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'COPY %"Vehicle" TO STDOUT'`)).rows[0].n);
+      // The target's COPY session ends mid-stream, as a server shut down or a connection cut would end it.
+      const move = expectErrors(admin.request(MOVE, { id: tenant.id, to: SECOND_CLUSTER }));
+      await eventually(
+        async () => {
+          const cut = await east.query(`SELECT pg_terminate_backend(pid) AS cut FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'COPY %"Vehicle" FROM STDIN'`);
+          return cut.rows.some((row: { cut: boolean }) => row.cut) ? true : undefined;
+        },
+        20_000,
+        5,
+      );
+      // Before, the move never answered (its ROLLBACK waited behind a COPY nobody read) and the
+      // source's backend sat in ClientWrite.
+      expect((await move).errors[0]?.extensions.code).toBeDefined();
+      await eventually(async () => ((await copyingFromSource()) === 0 ? true : undefined), 5_000, 100);
+      expect(await tenantState(tenant.slug)).toMatchObject({ cluster: 'main', readOnlySince: null, move: null });
+    } finally {
+      await main.end();
+    }
+  }, 60_000);
 
   it('refuses at once, changing nothing, a move to a cluster that does not answer', async () => {
     const tenant = await app.createTenant(uniqueSlug('n'), 'STANDARD', 'main');
