@@ -117,7 +117,8 @@ export class DatabaseClusters {
   /** A cluster that may receive a tenant (placement or a move): one that exists and is open. */
   assertOpen(name: string, field: string): DatabaseCluster {
     const cluster = this.byName.get(name);
-    if (!cluster) throw badInput(`No cluster named "${name}"; configured: ${this.names().join(', ')}`, field);
+    // The name is the caller's: echoed only as far as a cluster name can go.
+    if (!cluster) throw badInput(`No cluster named "${name.length > 31 ? `${name.slice(0, 31)}...` : name}"; configured: ${this.names().join(', ')}`, field);
     if (cluster.state !== 'open') throw badInput(`Cluster "${name}" is ${cluster.state}: it takes no new tenants`, field);
     return cluster;
   }

@@ -7,7 +7,7 @@ import type { DatabaseCluster } from '../clusters/database-clusters';
 import { within } from '../concurrency/within';
 import { withCheckedOutClient } from '../database/checked-out-client';
 import { AppError, ErrorCode, badInput, conflict, notFound } from '../errors/app-error';
-import type { TenantMove } from '../generated/prisma/platform/client';
+import { Prisma, type TenantMove } from '../generated/prisma/platform/client';
 import { latestMigrationName, readMigrationFolder } from '../migrations/migration-files';
 import type { TenantClientPool } from '../tenancy/tenant-client-pool';
 import type { TenantRecord } from '../tenancy/tenant-directory';
@@ -86,12 +86,30 @@ export class TenantMover {
     const { prisma } = this.deps.platform;
     let tenant = await this.findTenant(tenantId);
     let move = await prisma.tenantMove.findUnique({ where: { tenantId } });
+    if (move?.phase === 'SWITCHED' && toCluster === move.fromCluster && toCluster !== move.toCluster) {
+      // Going back before confirming: the copy kept on the old cluster becomes the target, emptied
+      // and filled again from where the tenant serves now. The row turns round in one statement,
+      // so a cut from here on is a move back like any other: moveTenant finishes it,
+      // cancelTenantMove undoes it (and drops the old copy, as it drops any target).
+      move = await prisma.tenantMove.update({
+        where: { tenantId },
+        data: { fromCluster: move.toCluster, toCluster: move.fromCluster, phase: 'COPYING', switchedAt: null, verification: Prisma.DbNull },
+      });
+      this.deps.logger.info({ tenantId, from: move.fromCluster, to: move.toCluster }, 'tenant move turned back before its confirmation');
+    }
     if (move && move.toCluster !== toCluster) {
-      throw conflict(`A move of this tenant to "${move.toCluster}" is under way: call moveTenant with that cluster to finish it, or cancelTenantMove`, 'toCluster');
+      throw conflict(
+        move.phase === 'SWITCHED'
+          ? `This tenant moved to "${move.toCluster}" and its old copy waits on "${move.fromCluster}": confirmTenantMove before moving it elsewhere, or moveTenant to "${move.fromCluster}" to go back`
+          : `A move of this tenant to "${move.toCluster}" is under way: call moveTenant with that cluster to finish it, or cancelTenantMove`,
+        'toCluster',
+      );
     }
     if (move?.phase === 'SWITCHED') return { tenant, move, readOnlyMs: 0, durationMs: Math.round(performance.now() - startedAt) };
     if (!move) {
       if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') throw conflict(`Only a provisioned tenant can move; this one is ${tenant.status}`, 'id');
+      // Its data is on its way out: moving it would only make the purge reach for it elsewhere.
+      if (tenant.purgeAfter) throw conflict('This tenant is scheduled for deletion; cancelTenantDeletion before moving it', 'id');
       if (tenant.cluster === toCluster) throw badInput(`The tenant is on "${toCluster}" already`, 'toCluster');
       this.deps.clusters.assertOpen(toCluster, 'toCluster');
     }
@@ -108,6 +126,9 @@ export class TenantMover {
     tenant = await this.findTenant(tenantId);
     // The target's role, schema and tables need none of the data: built while writes go on.
     await buildTenantSchema(this.deps, tenant, target.name, readMigrationFolder(this.deps.tenantMigrationsDir));
+    // A copy kept by an earlier move (going back before confirming) kept its role read-only
+    // there: the target takes writes once switched. A new role has nothing to reset.
+    await withCheckedOutClient(target.adminPool, (client) => allowWrites(client, tenant.dbRole, target.databaseName));
     const readOnlyFrom = performance.now();
     let tables: MovedTable[];
     try {
@@ -176,7 +197,9 @@ export class TenantMover {
     return this.deps.provisioner.withSlugLock(first.slug, 'fail', async () => {
       const move = await this.deps.platform.prisma.tenantMove.findUnique({ where: { tenantId } });
       if (!move) throw conflict('This tenant has no move to cancel', 'id');
-      if (move.phase === 'SWITCHED') throw conflict('The move has switched: the tenant serves from its target; confirmTenantMove, or move it back', 'id');
+      if (move.phase === 'SWITCHED') {
+        throw conflict(`The move has switched: the tenant serves from "${move.toCluster}". confirmTenantMove drops its old copy; moveTenant to "${move.fromCluster}" goes back`, 'id');
+      }
       await this.rollBack(await this.findTenant(tenantId), move.fromCluster, move.toCluster);
       return this.findTenant(tenantId);
     });
@@ -254,9 +277,13 @@ async function stopWrites(source: DatabaseCluster, roleName: string, drainMs: nu
 }
 
 /** Cancelling: new sessions may write again, then (`after`) the row says so, then the read-only sessions go. */
+async function allowWrites(client: pg.PoolClient, roleName: string, databaseName: string): Promise<void> {
+  await client.query(`ALTER ROLE ${quoteIdentifier(roleName)} IN DATABASE ${client.escapeIdentifier(databaseName)} RESET default_transaction_read_only`);
+}
+
 async function resumeWrites(source: DatabaseCluster, roleName: string, drainMs: number, after: () => Promise<void>): Promise<void> {
   await withCheckedOutClient(source.adminPool, async (client) => {
-    await client.query(`ALTER ROLE ${quoteIdentifier(roleName)} IN DATABASE ${client.escapeIdentifier(source.databaseName)} RESET default_transaction_read_only`);
+    await allowWrites(client, roleName, source.databaseName);
     const since = await serverTime(client);
     await after();
     await endSessionsOpenedBefore(client, roleName, source.databaseName, since, drainMs);

@@ -326,6 +326,36 @@ describe('moveTenant', () => {
     expect(await platesOf(tenant)).toContain('AFTER-1');
   });
 
+  it('goes back before confirming: moveTenant to the old cluster refills the kept copy from the new one; elsewhere, or cancel, says how', async () => {
+    const tenant = await app.createTenant(uniqueSlug('back'), 'STANDARD', 'main');
+    await addVehicles(tenant, ['BACK-1']);
+    await admin.request(MOVE, { id: tenant.id, to: SECOND_CLUSTER });
+    // Written on the new cluster after the switch: the old copy does not have it.
+    await addVehicles(tenant, ['BACK-2']);
+    const cancel = await expectErrors(admin.request(CANCEL, { id: tenant.id }));
+    expect(cancel.errors[0]?.extensions.code).toBe('CONFLICT');
+    expect(cancel.errors[0]?.message).toContain('moveTenant to "main" goes back');
+
+    const { moveTenant } = await admin.request(MOVE, { id: tenant.id, to: 'main' });
+    expect(moveTenant.tenant).toEqual({ cluster: 'main', readOnlySince: null });
+    expect(moveTenant.move).toMatchObject({ phase: 'SWITCHED', fromCluster: SECOND_CLUSTER, toCluster: 'main' });
+    expect(moveTenant.move.tables.find((table) => table.name === 'Vehicle')?.rows).toBe(2);
+    expect(await platesOf(tenant)).toEqual(['BACK-1', 'BACK-2']);
+    await addVehicles(tenant, ['BACK-3']);
+    expect(await platesOf(tenant)).toEqual(['BACK-1', 'BACK-2', 'BACK-3']);
+    // Confirming now drops the copy on the cluster it came back from.
+    await admin.request(CONFIRM, { id: tenant.id });
+    expect(await schemaOn(east, tenant.schemaName)).toBe(false);
+    expect((await tenantState(tenant.slug)).move).toBeNull();
+
+    // A tenant scheduled for deletion does not move.
+    const leaving = await app.createTenant(uniqueSlug('leaving'), 'STANDARD', 'main');
+    await admin.request(graphql(`mutation ClustersDeleteLeaving($id: ID!) { deleteTenant(id: $id) { tenant { status } } }`), { id: leaving.id });
+    const refused = await expectErrors(admin.request(MOVE, { id: leaving.id, to: SECOND_CLUSTER }));
+    expect(refused.errors[0]?.extensions.code).toBe('CONFLICT');
+    expect((await tenantState(leaving.slug)).cluster).toBe('main');
+  });
+
   it('refuses a move to the cluster the tenant is on, to one that does not exist, and confirm or cancel without a move', async () => {
     const tenant = await app.createTenant(uniqueSlug('r'), 'STANDARD', 'main');
     expect((await expectErrors(admin.request(MOVE, { id: tenant.id, to: 'main' }))).errors[0]?.extensions.code).toBe('BAD_USER_INPUT');
