@@ -129,11 +129,19 @@ export class DatabaseClusters {
    * counts even out over the next ones.
    */
   async placeNewTenant(requested: string | null | undefined): Promise<DatabaseCluster> {
-    if (requested) return this.assertOpen(requested, 'cluster');
+    if (requested) {
+      const named = this.assertOpen(requested, 'cluster');
+      // Checked before the tenant's row exists: a cluster that is down would leave a FAILED tenant behind.
+      if (!(await answers(named.adminPool))) throw clusterUnreachable(named.name);
+      return named;
+    }
     const open = this.list().filter((cluster) => cluster.state === 'open');
     if (open.length === 0) throw new AppError(ErrorCode.SERVICE_UNAVAILABLE, 'No database cluster is open for new tenants', { extensions: { retryAfter: 60 } });
     const counts = await this.tenantCounts();
-    return open.reduce((best, cluster) => ((counts.get(cluster.name) ?? 0) < (counts.get(best.name) ?? 0) ? cluster : best));
+    // The fewest tenants first (ties: the first configured); one that does not answer is passed over.
+    const byLoad = [...open].sort((a, b) => (counts.get(a.name) ?? 0) - (counts.get(b.name) ?? 0));
+    for (const cluster of byLoad) if (await answers(cluster.adminPool)) return cluster;
+    throw new AppError(ErrorCode.SERVICE_UNAVAILABLE, 'No database cluster open for new tenants answers now', { extensions: { retryAfter: 30 } });
   }
 
   /** Tenants per cluster, from the platform rows (any status: a provisioning tenant holds a schema too). */
@@ -164,6 +172,10 @@ export class DatabaseClusters {
   async close(): Promise<void> {
     await Promise.all(this.list().filter((cluster) => cluster.name !== PLATFORM_CLUSTER).map((cluster) => cluster.adminPool.end().catch(() => undefined)));
   }
+}
+
+function clusterUnreachable(name: string): AppError {
+  return new AppError(ErrorCode.SERVICE_UNAVAILABLE, `Cluster "${name}" does not answer now; retry, or name another`, { extensions: { retryAfter: 30 } });
 }
 
 async function answers(pool: pg.Pool): Promise<boolean> {

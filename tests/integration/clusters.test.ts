@@ -568,6 +568,21 @@ describe('a move killed midway', () => {
     }
   }, 60_000);
 
+  it('places no tenant on a cluster that does not answer: passed over when the server picks, refused (503, no tenant row) when named', async () => {
+    const crashingAdmin = await crashing.admin();
+    const dead = (await crashingAdmin.request(CLUSTERS)).databaseClusters.find((cluster) => cluster.name === 'dead');
+    // It holds the fewest tenants (none), so it would be picked first.
+    expect(dead).toMatchObject({ state: 'OPEN', tenantCount: 0, reachable: false });
+    const placed = await crashing.createTenant(uniqueSlug('p'));
+    expect(['main', SECOND_CLUSTER]).toContain((await tenantState(placed.slug)).cluster);
+    const slug = uniqueSlug('p');
+    const refused = await expectErrors(
+      crashingAdmin.request(CREATE_TENANT, { input: { slug, name: 'Dead', plan: 'STANDARD', cluster: 'dead', owner: { email: `o@${slug}.test`, name: 'O', password: 'owner-password-long' } } }),
+    );
+    expect(refused.errors[0]?.extensions).toMatchObject({ code: 'SERVICE_UNAVAILABLE', retryAfter: 30 });
+    expect((await admin.request(TENANT, { slug })).tenant).toBeNull();
+  });
+
   it('refuses at once, changing nothing, a move to a cluster that does not answer', async () => {
     const tenant = await app.createTenant(uniqueSlug('n'), 'STANDARD', 'main');
     const crashingAdmin = await crashing.admin();
