@@ -125,7 +125,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const clusterEvents = wired.clusters
     .list()
     .filter((cluster) => cluster.name !== PLATFORM_CLUSTER)
-    .map((cluster) => new PlatformNotifications({ ...clientConfigFromUrl(cluster.url), connectionTimeoutMillis: 5_000 }, logger, [EVENTS_CHANNEL]));
+    .map((cluster) => new PlatformNotifications({ ...clientConfigFromUrl(cluster.url), connectionTimeoutMillis: 5_000 }, logger, [EVENTS_CHANNEL], `cluster ${cluster.name}'s event notifications`));
   for (const listener of clusterEvents) listener.subscribe(wired.services.notifications);
   await Promise.all(clusterEvents.map((listener) => listener.start().catch(() => undefined)));
   await wired.services.jobs.start(jobQueues(config));

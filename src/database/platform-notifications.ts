@@ -40,7 +40,12 @@ export class PlatformNotifications {
     private readonly connection: pg.ClientConfig,
     private readonly logger: Logger,
     private readonly channels: readonly PlatformChannel[] = PLATFORM_CHANNELS,
+    /** Whose notifications these are, in the log: the platform's, or a tenant cluster's events. */
+    private readonly source = 'platform change notifications',
   ) {}
+
+  /** Set while the listener is lost: reconnecting every second logs once, not once a try. */
+  private outage = false;
 
   subscribe(subscriber: NotificationSubscriber): void {
     this.subscribers.push(subscriber);
@@ -71,7 +76,8 @@ export class PlatformNotifications {
       this.listening = false;
       for (const subscriber of this.subscribers) subscriber.onReset();
       if (!this.closed) {
-        this.logger.warn('platform change notifications lost; caches bypassed until reconnected');
+        if (!this.outage) this.logger.warn({ channels: this.channels }, `${this.source} lost; caches bypassed until reconnected (retrying every second)`);
+        this.outage = true;
         this.reconnectTimer = setTimeout(() => void this.listen().catch(() => undefined), RECONNECT_DELAY_MS);
         this.reconnectTimer.unref();
       }
@@ -98,5 +104,7 @@ export class PlatformNotifications {
     // Anything cached before this point may have missed a notification.
     for (const subscriber of this.subscribers) subscriber.onReset();
     this.listening = true;
+    if (this.outage) this.logger.info({ channels: this.channels }, `${this.source} listened to again`);
+    this.outage = false;
   }
 }
