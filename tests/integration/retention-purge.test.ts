@@ -135,9 +135,15 @@ describe('retention purge', () => {
     }, 10_000, 100);
     const [finishedEvent, unfinishedEvent, youngEvent] = events as [string, string, string];
     await pool.query(`UPDATE ${schema}."DomainEvent" SET "dispatchedAt" = now() - interval '31 days' WHERE "id" = ANY($1::uuid[])`, [[finishedEvent, unfinishedEvent]]);
-    // One delivery that ended, one still being retried (a webhook that keeps failing), one on the young event.
+    // One delivery that ended, one still being retried (a webhook that keeps failing), one on the
+    // young event. The retry is due in an hour: the server's own delivery worker, running beside
+    // this test, would otherwise take it now and end it (its endpoint does not exist).
     const delivery = (eventId: string, status: string, target: string) =>
-      pool.query(`INSERT INTO ${schema}."NotificationDelivery" ("id", "eventId", "channel", "target", "status", "updatedAt") VALUES (gen_random_uuid(), $1, 'WEBHOOK', $3, $2::${schema}."DeliveryStatus", now())`, [eventId, status, target]);
+      pool.query(
+        `INSERT INTO ${schema}."NotificationDelivery" ("id", "eventId", "channel", "target", "status", "nextAttemptAt", "updatedAt")
+         VALUES (gen_random_uuid(), $1, 'WEBHOOK', $3, $2::${schema}."DeliveryStatus", now() + interval '1 hour', now())`,
+        [eventId, status, target],
+      );
     await delivery(finishedEvent, 'DELIVERED', 'endpoint-1');
     await delivery(finishedEvent, 'DEAD', 'endpoint-2');
     await delivery(unfinishedEvent, 'RETRYING', 'endpoint-1');
