@@ -9,7 +9,7 @@ import type pg from 'pg';
  * `work` may discard it too (`discard`), when it left the connection in a state no statement
  * can follow: it is then closed, never reused.
  */
-export async function withCheckedOutClient<T>(pool: pg.Pool, work: (client: pg.PoolClient, discard: (reason: Error) => void) => Promise<T>): Promise<T> {
+export async function withCheckedOutClient<T>(pool: pg.Pool, work: (client: pg.PoolClient, discard: (reason: unknown) => void) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let lost: Error | undefined;
   const onError = (error: Error) => {
@@ -18,7 +18,7 @@ export async function withCheckedOutClient<T>(pool: pg.Pool, work: (client: pg.P
   client.on('error', onError);
   try {
     return await work(client, (reason) => {
-      lost ??= reason;
+      lost ??= reason instanceof Error ? reason : new Error(String(reason));
     });
   } catch (error) {
     // pg gave up waiting (query_timeout) while the statement may still run there: not reusable.

@@ -18,7 +18,6 @@ export interface ReadinessCheck {
 
 const CHECK_TIMEOUT_MS = 2_000;
 
-
 /**
  * GET /healthz: the process is up (liveness; touches nothing), also while it shuts down.
  * GET /readyz: PostgreSQL answers (and Redis, when configured); 503 with the failing checks

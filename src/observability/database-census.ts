@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { DatabaseClusters } from '../clusters/database-clusters';
+import { withCheckedOutClient } from '../database/checked-out-client';
 import { PLATFORM_SCHEMA } from '../database/platform-database';
 import { JOB_QUEUE_SCHEMA } from '../jobs/job-queue';
 
@@ -94,26 +95,26 @@ async function countJobs(pool: pg.Pool, queues: readonly string[]): Promise<JobQ
   const census = new Map<string, JobQueueCensus>(
     queues.map((queue) => [queue, { queue, jobs: { created: 0, retry: 0, active: 0, failed: 0 }, lagSeconds: 0 }]),
   );
-  const client = await pool.connect();
-  let rows: { queue: string; state: CountedJobState; jobs: number; lag_seconds: number | null }[];
-  try {
-    await client.query('BEGIN READ ONLY');
-    await client.query(`SET LOCAL statement_timeout = ${JOBS_STATEMENT_TIMEOUT_MS}`);
-    ({ rows } = await client.query(
-      `SELECT name AS queue, state::text AS state, count(*)::int AS jobs,
-              extract(epoch FROM now() - min(start_after) FILTER (WHERE state < 'active' AND start_after <= now()))::float8 AS lag_seconds
-         FROM ${JOB_QUEUE_SCHEMA}.job
-        WHERE name = ANY($1::text[]) AND state = ANY($2::${JOB_QUEUE_SCHEMA}.job_state[])
-        GROUP BY name, state`,
-      [queues, COUNTED_JOB_STATES],
-    ));
-    await client.query('COMMIT');
-  } catch (error) {
-    // Not back to the pool in an unknown state (a transaction left open): closed instead.
-    client.release(true);
-    throw error;
-  }
-  client.release();
+  const rows = await withCheckedOutClient(pool, async (client, discard) => {
+    try {
+      await client.query('BEGIN READ ONLY');
+      await client.query(`SET LOCAL statement_timeout = ${JOBS_STATEMENT_TIMEOUT_MS}`);
+      const counted = await client.query<{ queue: string; state: CountedJobState; jobs: number; lag_seconds: number | null }>(
+        `SELECT name AS queue, state::text AS state, count(*)::int AS jobs,
+                extract(epoch FROM now() - min(start_after) FILTER (WHERE state < 'active' AND start_after <= now()))::float8 AS lag_seconds
+           FROM ${JOB_QUEUE_SCHEMA}.job
+          WHERE name = ANY($1::text[]) AND state = ANY($2::${JOB_QUEUE_SCHEMA}.job_state[])
+          GROUP BY name, state`,
+        [queues, COUNTED_JOB_STATES],
+      );
+      await client.query('COMMIT');
+      return counted.rows;
+    } catch (error) {
+      // Not back to the pool in an unknown state (a transaction left open): closed instead.
+      discard(error);
+      throw error;
+    }
+  });
   for (const row of rows) {
     const entry = census.get(row.queue);
     if (!entry) continue;

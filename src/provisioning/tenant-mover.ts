@@ -351,7 +351,7 @@ async function copyTenantData(source: DatabaseCluster, target: DatabaseCluster, 
             // (holding its snapshot, and stalling every DROP DATABASE on that server, whose
             // barrier it never answers). The connection is closed instead; its backend ends.
             sourceDiscarded = true;
-            discardSource(error instanceof Error ? error : new Error(String(error)));
+            discardSource(error);
             throw error;
           }
           const [expected, copied] = await Promise.all([tableFingerprint(from, table), tableFingerprint(to, table)]);
