@@ -3,6 +3,7 @@ import { startPostgresProxy, type PostgresProxy, type RoundTrip } from '../suppo
 import { DatabaseInspector, shippedTenantMigrations, tenantMigrationsWith } from '../support/provisioning-inspector';
 import { expectErrors, NO_BACKGROUND_JOBS, startTestServer, uniqueSlug, type TenantFixture, type TestServer } from '../support/test-server';
 import { JOBS_APPLICATION_NAME } from '../../src/jobs/job-queue';
+import { PROVISIONING_LOCK_CLASS } from '../../src/provisioning/tenant-provisioner';
 import { graphql } from '../generated';
 import type { CreateTenantInput, CrashTenantsPageQuery } from '../generated/graphql';
 
@@ -287,7 +288,26 @@ async function abandonedTenant(prefix: string): Promise<{ input: CreateTenantInp
   expect(trip).not.toBeNull();
   const state = await tenantState(input.slug);
   expect(state).toMatchObject({ status: 'PROVISIONING', lastError: null });
+  await untilSlugUnlocked(input.slug);
   return { input, id: state?.id ?? '' };
+}
+
+/**
+ * The killed run's backend may still be finishing its last statement while it holds the slug's
+ * session lock (see purgeOnceUnlocked): a purge counted or killed round trip by round trip must
+ * not meet "busy" there, which ends it early (a CI run once saw k=4 never reached).
+ */
+async function untilSlugUnlocked(slug: string): Promise<void> {
+  const held = () =>
+    db.count(
+      `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted AND classid = ($1::int)::oid AND objid = hashtext($2)::oid`,
+      [PROVISIONING_LOCK_CLASS, slug],
+    );
+  const deadline = Date.now() + 15_000;
+  while ((await held()) > 0) {
+    if (Date.now() > deadline) throw new Error(`the slug ${slug} stayed locked by the killed run`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 async function crashAfterFirst(select: (trip: RoundTrip) => boolean, work: () => Promise<unknown>): Promise<RoundTrip | null> {
